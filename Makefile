@@ -1,0 +1,67 @@
+# Two commands set everything up on a fresh clone:
+#   make run    install (pinned, into .venv/) and run the training flow on the built-in data
+#   make test   install and run the tests
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV    := .venv
+PY      := $(VENV)/bin/python
+UV      := $(VENV)/bin/uv
+STAMP   := $(VENV)/.installed
+PYTHON  ?= python3
+
+# No telemetry: the servers would try to phone home and log errors offline.
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export GX_ANALYTICS_ENABLED := false
+export DVC_NO_ANALYTICS := 1
+# Prefect keeps its settings and local database in the project (not ~/.prefect).
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+PREFECT_PORT ?= 4200
+PREFECT_URL  := http://127.0.0.1:$(PREFECT_PORT)/api
+# Use the local Prefect server when one is up (make server); else Prefect starts a temporary one.
+USE_SERVER   = $(PY) -c "import urllib.request,sys; urllib.request.urlopen('$(PREFECT_URL)/health', timeout=1)" 2>/dev/null && export PREFECT_API_URL=$(PREFECT_URL) && echo "using the Prefect server at http://127.0.0.1:$(PREFECT_PORT)";
+
+.PHONY: help install setup run reproduce server test test-fast lock clean-venv
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.lock
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv==0.9.30
+	$(UV) pip sync --quiet --python $(PY) requirements.lock
+	@touch $@
+
+install: $(STAMP) ## install the pinned environment into .venv/
+
+setup: install ## install, and prepare git and DVC for recording runs
+	@git rev-parse --git-dir >/dev/null 2>&1 || { echo "not a git checkout: clone the repository with git"; exit 1; }
+	@git config user.name >/dev/null || git config user.name "churn-workflow"
+	@git config user.email >/dev/null || git config user.email "churn-workflow@localhost"
+	@mkdir -p data/external
+
+run: setup ## run the training flow (all dvc.yaml stages) on the built-in simulator
+	@$(USE_SERVER) $(PY) -m flows.training
+
+reproduce: setup ## restore a recorded run and recompute it: make reproduce RUN=<experiment>
+	@test -n "$(RUN)" || { echo "usage: make reproduce RUN=<experiment name from dvc exp show>"; exit 2; }
+	$(PY) -m flows.reproduce "$(RUN)"
+
+server: install ## start the Prefect server and UI on http://127.0.0.1:4200 (Ctrl-C stops it)
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+test: setup ## run the test suite (slow tests included)
+	$(PY) -m pytest
+
+test-fast: setup ## run the tests not marked slow
+	$(PY) -m pytest -m "not slow"
+
+lock: ## re-resolve requirements.lock from pyproject.toml (needs the package index)
+	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv==0.9.30; }
+	$(UV) pip compile pyproject.toml --extra test -o requirements.lock --python-version 3.11 --generate-hashes --quiet
+
+clean-venv: ## remove the virtual environment
+	rm -rf $(VENV)
