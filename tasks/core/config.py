@@ -1,0 +1,233 @@
+"""Typed view of ``params.yaml``: one Pydantic model per workflow step.
+
+``load_params`` reads the file once; each step receives only its own section. Unknown keys
+and values of the wrong type fail with the dotted name of the key, so a typo in
+``params.yaml`` is caught before any work starts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+METRICS = ("roc_auc", "pr_auc", "f1", "recall_at_precision", "brier")
+"""Primary metrics the workflow knows how to compute and compare."""
+
+
+class Section(BaseModel):
+    """Base of every params section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- step 1
+class Kpis(Section):
+    """Thresholds the model must meet to be useful (checked at evaluation and in monitoring)."""
+
+    roc_auc_min: float = Field(0.75, ge=0, le=1)
+    pr_auc_min: float = Field(0.4, ge=0, le=1)
+    target_precision: float = Field(0.5, gt=0, le=1)
+    recall_at_target_precision_min: float = Field(0.3, ge=0, le=1)
+
+
+class RuleBaseline(Section):
+    """A one-column rule: rank rows by ``column`` (reversed if ``higher_is_positive`` is false)."""
+
+    column: str
+    higher_is_positive: bool = True
+
+
+class Baseline(Section):
+    """The baselines a model has to beat: the majority class and a simple rule."""
+
+    majority_class: bool = True
+    rule: RuleBaseline | None = None
+
+
+class ProblemParams(Section):
+    """Step 1: what is predicted, for whom, and how success is measured."""
+
+    name: str = "prediction-problem"
+    question: str = ""
+    target: str
+    positive_label: str | int | bool
+    id_column: str
+    time_column: str | None = None
+    post_outcome_columns: list[str] = Field(default_factory=list)
+    primary_metric: Literal["roc_auc", "pr_auc", "f1", "recall_at_precision", "brier"] = "roc_auc"
+    metric_reason: str = ""
+    horizon_days: int = Field(30, gt=0)
+    label_delay_days: int = Field(30, ge=0)
+    kpis: Kpis = Kpis()
+    baseline: Baseline = Baseline()
+
+
+# --------------------------------------------------------------------------- step 2
+class FeasibilityParams(Section):
+    """Step 2: go/no-go thresholds."""
+
+    min_labelled_rows: int = Field(500, ge=1)
+    min_minority_rows: int = Field(50, ge=1)
+    max_missing_label_share: float = Field(0.2, ge=0, le=1)
+    cv_folds: int = Field(3, ge=2)
+    sample_rows: int = Field(20000, ge=100)
+    n_permutations: int = Field(19, ge=1)
+    max_permutation_p_value: float = Field(0.05, gt=0, le=1)
+    min_auc_lift: float = Field(0.02, ge=0, le=0.5)
+    random_state: int = 42
+
+
+# --------------------------------------------------------------------------- step 3
+class Window(Section):
+    """A closed date window ``[start, end]``."""
+
+    start: dt.date
+    end: dt.date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Window":
+        if self.end < self.start:
+            raise ValueError(f"end ({self.end}) is before start ({self.start})")
+        return self
+
+
+class Drift(Section):
+    """Drift the simulator injects from ``start`` on (``kind: none`` for none)."""
+
+    kind: Literal["none", "covariate", "new_category", "concept"] = "none"
+    start: dt.date | None = None
+    strength: float = Field(1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _start_needed(self) -> "Drift":
+        if self.kind != "none" and self.start is None:
+            raise ValueError(f"drift kind '{self.kind}' needs a start date")
+        return self
+
+
+class SimulatorParams(Section):
+    """The built-in data source."""
+
+    seed: int = 7
+    customers_per_day: int = Field(100, ge=1)
+    drift: Drift = Drift()
+
+
+class CsvParams(Section):
+    """How to read a CSV source."""
+
+    sep: str = ","
+    encoding: str = "utf-8"
+
+
+class SqlParams(Section):
+    """A SQL source: the URL comes from an environment variable, never from this file."""
+
+    url_env: str = "CHURN_SQL_URL"
+    query: str = ""
+
+
+class CollectParams(Section):
+    """Step 3: where the data comes from."""
+
+    source: Literal["simulator", "csv", "parquet", "sql"] = "simulator"
+    path: str | None = None
+    data_dir: str = "data"
+    allow_outside_data_dir: bool = False
+    max_file_mb: float = Field(2048, gt=0)
+    window: Window | None = None
+    csv: CsvParams = CsvParams()
+    sql: SqlParams = SqlParams()
+    simulator: SimulatorParams = SimulatorParams()
+
+    @model_validator(mode="after")
+    def _source_needs(self) -> "CollectParams":
+        if self.source in ("csv", "parquet") and not self.path:
+            raise ValueError(f"source '{self.source}' needs collect.path (a file under data/)")
+        if self.source == "simulator" and self.window is None:
+            raise ValueError("source 'simulator' needs collect.window with start and end dates")
+        if self.source == "sql" and not self.sql.query.strip():
+            raise ValueError("source 'sql' needs collect.sql.query")
+        return self
+
+
+# --------------------------------------------------------------------------- all
+class Params(Section):
+    """All of ``params.yaml``, one typed section per step."""
+
+    problem: ProblemParams
+    feasibility: FeasibilityParams = FeasibilityParams()
+    collect: CollectParams
+
+
+class ParamsError(ValueError):
+    """``params.yaml`` is missing, unreadable or does not match the typed models."""
+
+
+def _describe(err: dict[str, Any], known: dict[str, list[str]]) -> str:
+    loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+    if err["type"] == "extra_forbidden":
+        parent, _, key = loc.rpartition(".")
+        hint = difflib.get_close_matches(key, known.get(parent, []), n=1)
+        suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+        return f"{loc}: unknown key{suggestion}"
+    if err["type"] == "missing":
+        return f"{loc}: required key is missing"
+    value = err.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    return f"{loc}: {err['msg']}{shown}"
+
+
+def _known_keys(model: type[BaseModel], prefix: str = "") -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {prefix: list(model.model_fields)}
+    for name, field in model.model_fields.items():
+        for arg in (field.annotation, *getattr(field.annotation, "__args__", ())):
+            if isinstance(arg, type) and issubclass(arg, BaseModel):
+                out.update(_known_keys(arg, f"{prefix}.{name}" if prefix else name))
+    return out
+
+
+def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
+    """Validate a params mapping.
+
+    Parameters
+    ----------
+    raw : dict
+        The parsed YAML.
+    source : str
+        Name used in error messages.
+
+    Returns
+    -------
+    Params
+
+    Raises
+    ------
+    ParamsError
+        Listing every bad key by its dotted name.
+    """
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        known = _known_keys(Params)
+        lines = [_describe(e, known) for e in exc.errors()]
+        raise ParamsError(f"{source} is invalid:\n  " + "\n  ".join(lines)) from None
+
+
+def load_params(path: Path | str = "params.yaml") -> Params:
+    """Read and validate ``params.yaml`` once."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path} not found: run from the project folder, or copy params.yaml")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path} is not valid YAML: {exc}") from None
+    return parse_params(raw, str(path))

@@ -1,0 +1,86 @@
+"""Every path the workflow reads or writes, defined once.
+
+All paths are relative to the project root so that ``dvc.yaml`` can name the very same
+strings; ``tests/code/test_paths.py`` checks that it does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Named project paths (relative strings, POSIX style)."""
+
+    params: str = "params.yaml"
+    dvc_yaml: str = "dvc.yaml"
+
+    # data layers
+    external_dir: str = "data/external"
+    raw_dir: str = "data/01_raw"
+    raw_current: str = "data/01_raw/current.json"
+    interim_dir: str = "data/02_interim"
+    features_dir: str = "data/03_features"
+    splits_dir: str = "data/04_splits"
+    model_input_dir: str = "data/05_model_input"
+    models_dir: str = "models"
+
+    # reports
+    reports_dir: str = "reports"
+    problem_brief: str = "reports/problem_brief.md"
+    problem_json: str = "reports/problem.json"
+    feasibility_md: str = "reports/feasibility.md"
+    feasibility_json: str = "reports/feasibility.json"
+    collect_json: str = "reports/collect.json"
+
+    def under(self, root: Path | str) -> "RootedPaths":
+        """Bind the paths to a project root."""
+        return RootedPaths(Path(root), self)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """Names of all defined paths."""
+        return [f.name for f in fields(cls)]
+
+
+class RootedPaths:
+    """The same names as :class:`Paths`, resolved under a project root."""
+
+    def __init__(self, root: Path, paths: Paths) -> None:
+        self.root = root
+        self._paths = paths
+
+    def __getattr__(self, name: str) -> Path:
+        rel = getattr(self._paths, name)
+        return self.root / rel
+
+    def rel(self, name: str) -> str:
+        """The relative string for ``name``, as written in ``dvc.yaml``."""
+        return getattr(self._paths, name)
+
+
+PATHS = Paths()
+
+
+def snapshot_dir(raw_dir: Path, snapshot_id: str) -> Path:
+    """Directory of one immutable raw snapshot."""
+    return raw_dir / snapshot_id
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """Walk up from ``start`` (default: cwd) to the folder holding ``dvc.yaml``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If no parent folder holds a ``dvc.yaml``.
+    """
+    here = (start or Path.cwd()).resolve()
+    for candidate in (here, *here.parents):
+        if (candidate / PATHS.dvc_yaml).is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"no {PATHS.dvc_yaml} found in {here} or its parents: run this from the project folder"
+    )

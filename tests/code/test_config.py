@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import pytest
+
+from tasks.core.config import ParamsError, load_params, parse_params
+from tests.conftest import REPO, deep_merge, default_params_dict
+
+
+def test_repository_params_load_into_typed_sections():
+    params = load_params(REPO / "params.yaml")
+    assert params.problem.target == "churned_30d"
+    assert params.collect.source == "simulator"
+    assert params.collect.window.start.year == 2024
+    assert params.feasibility.cv_folds >= 2
+
+
+def test_unknown_key_is_named_with_a_suggestion():
+    raw = deep_merge(default_params_dict(), {"problem": {"targt": "x"}})
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    assert "problem.targt: unknown key (did you mean 'target'?)" in str(err.value)
+
+
+def test_nested_unknown_key_and_wrong_type_are_both_named():
+    raw = deep_merge(default_params_dict(), {"feasibility": {"cv_folds": "many"},
+                                             "collect": {"simulator": {"sead": 1}}})
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    text = str(err.value)
+    assert "feasibility.cv_folds" in text and "'many'" in text
+    assert "collect.simulator.sead: unknown key (did you mean 'seed'?)" in text
+
+
+def test_unknown_metric_is_refused_with_the_allowed_ones():
+    raw = deep_merge(default_params_dict(), {"problem": {"primary_metric": "accuracy"}})
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    assert "problem.primary_metric" in str(err.value) and "roc_auc" in str(err.value)
+
+
+def test_missing_required_key_and_source_rules():
+    raw = default_params_dict()
+    del raw["problem"]["target"]
+    with pytest.raises(ParamsError, match="problem.target: required key is missing"):
+        parse_params(raw)
+    csv_without_path = deep_merge(default_params_dict(), {"collect": {"source": "csv", "path": None}})
+    with pytest.raises(ParamsError, match="needs collect.path"):
+        parse_params(csv_without_path)
+
+
+def test_unknown_section_is_refused():
+    raw = deep_merge(default_params_dict(), {"colect": {}})
+    with pytest.raises(ParamsError, match="colect: unknown key \\(did you mean 'collect'\\?\\)"):
+        parse_params(raw)
+
+
+def test_missing_file_and_bad_yaml(tmp_path):
+    with pytest.raises(ParamsError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("problem: [unclosed")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_params(bad)

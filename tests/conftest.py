@@ -1,0 +1,107 @@
+"""Shared fixtures: the small test profile and throw-away project copies."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tasks.core.config import Params, parse_params
+
+REPO = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("tasks", "flows", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", ".gitignore",
+                 "data/external/.gitkeep", "pyproject.toml", "expectations")
+
+# The small profile: a few thousand rows so a whole pipeline run takes seconds.
+SMALL = {
+    "collect": {
+        "window": {"start": "2024-01-01", "end": "2024-02-29"},
+        "simulator": {"customers_per_day": 40},
+    },
+    "feasibility": {"min_labelled_rows": 300, "min_minority_rows": 50, "sample_rows": 2000, "n_permutations": 9,
+                    "max_permutation_p_value": 0.1},
+}
+
+os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in, recursively (neither is changed)."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def default_params_dict() -> dict[str, Any]:
+    """The repository's params.yaml, parsed."""
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+@pytest.fixture
+def small_params() -> Params:
+    """Typed params of the small profile."""
+    return parse_params(deep_merge(default_params_dict(), SMALL))
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in ``cwd`` and return its stdout."""
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+
+
+def make_project(dest: Path, overrides: dict[str, Any] | None = None, commit: bool = True) -> Path:
+    """Copy the project's code and pipeline into ``dest`` as a fresh git repository.
+
+    Parameters
+    ----------
+    dest : Path
+        Empty folder.
+    overrides : dict, optional
+        Merged into params.yaml on top of the small profile.
+    commit : bool
+        Make an initial commit (experiments need one).
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in PROJECT_FILES:
+        src = REPO / name
+        if not src.exists():
+            continue
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_dir():
+            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, target)
+    (dest / ".dvc" / "tmp").mkdir(exist_ok=True)
+    params = deep_merge(deep_merge(default_params_dict(), SMALL), overrides or {})
+    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "config", "user.name", "test")
+    git(dest, "config", "user.email", "test@localhost")
+    if commit:
+        git(dest, "add", "-A")
+        git(dest, "commit", "-q", "-m", "project")
+    return dest
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Callable[..., Path]:
+    """Factory: ``project(overrides=None)`` makes a throw-away project copy."""
+
+    def factory(overrides: dict[str, Any] | None = None, name: str = "proj", commit: bool = True) -> Path:
+        return make_project(tmp_path / name, overrides, commit)
+
+    return factory
