@@ -1,0 +1,177 @@
+"""Immutable raw snapshots under ``data/01_raw/<snapshot id>/``.
+
+A snapshot is a folder holding ``data.parquet`` (the batch as the source delivered it),
+``provenance.json`` and, for the simulator, ``oracle.parquet``. It is written to a hidden
+temporary folder and renamed into place in one step; an existing snapshot is never
+written again. ``current.json`` names the snapshot the rest of the pipeline reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tasks.core.errors import StepError
+from tasks.core.io import TMP_PREFIX, _umask, file_sha256, frame_sha256, write_json, write_parquet
+
+DATA_FILE = "data.parquet"
+ORACLE_FILE = "oracle.parquet"
+PROVENANCE_FILE = "provenance.json"
+CURRENT_FILE = "current.json"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A stored raw snapshot."""
+
+    folder: Path
+    provenance: dict[str, Any]
+
+    @property
+    def snapshot_id(self) -> str:
+        """The folder name."""
+        return self.folder.name
+
+    @property
+    def data_path(self) -> Path:
+        """The batch as delivered."""
+        return self.folder / DATA_FILE
+
+    @property
+    def oracle_path(self) -> Path | None:
+        """Simulator only: true probabilities by id."""
+        path = self.folder / ORACLE_FILE
+        return path if path.exists() else None
+
+    def read(self) -> pd.DataFrame:
+        """Load the batch, after checking the file still has its recorded hash."""
+        actual = file_sha256(self.data_path)
+        expected = self.provenance["file_sha256"]
+        if actual != expected:
+            raise StepError(
+                "snapshot",
+                "integrity",
+                f"{self.data_path} has sha256 {actual[:12]}..., provenance records "
+                f"{expected[:12]}...: the snapshot was modified; restore it with `dvc checkout`",
+            )
+        return pd.read_parquet(self.data_path)
+
+
+def list_snapshots(raw_dir: Path) -> list[Snapshot]:
+    """All complete snapshots, oldest first."""
+    if not raw_dir.is_dir():
+        return []
+    found = []
+    for folder in sorted(raw_dir.iterdir()):
+        prov = folder / PROVENANCE_FILE
+        if folder.is_dir() and not folder.name.startswith(TMP_PREFIX) and prov.is_file():
+            found.append(Snapshot(folder, json.loads(prov.read_text())))
+    return found
+
+
+def schema_of(frame: pd.DataFrame) -> dict[str, str]:
+    """Column name to dtype name."""
+    return {str(c): str(t) for c, t in frame.dtypes.items()}
+
+
+def write_snapshot(
+    raw_dir: Path,
+    data: pd.DataFrame,
+    provenance: dict[str, Any],
+    oracle: pd.DataFrame | None = None,
+    now: dt.datetime | None = None,
+) -> tuple[Snapshot, bool]:
+    """Store a new immutable snapshot, or find the existing one with identical content.
+
+    Parameters
+    ----------
+    raw_dir : Path
+        ``data/01_raw``.
+    data : DataFrame
+        The batch as delivered.
+    provenance : dict
+        Source, window and code version; rows, hash, schema and time are added here.
+    oracle : DataFrame, optional
+        Simulator oracle probabilities, stored beside the data.
+    now : datetime, optional
+        Collection time (UTC); default now.
+
+    Returns
+    -------
+    (Snapshot, bool)
+        The snapshot, and whether it was newly written (False: identical content existed).
+    """
+    content = frame_sha256(data)
+    for existing in list_snapshots(raw_dir):
+        if existing.provenance.get("content_sha256") == content:
+            return existing, False
+    now = now or dt.datetime.now(dt.timezone.utc)
+    snapshot_id = f"{now:%Y%m%dT%H%M%S}Z-{content[:10]}"
+    target = raw_dir / snapshot_id
+    if target.exists():
+        raise StepError("collect", "immutable snapshot", f"{target} exists already; not overwriting")
+    raw_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + snapshot_id + ".", dir=raw_dir))
+    try:
+        write_parquet(staging / DATA_FILE, data)
+        if oracle is not None:
+            write_parquet(staging / ORACLE_FILE, oracle)
+        record = {
+            **provenance,
+            "snapshot_id": snapshot_id,
+            "rows": int(len(data)),
+            "columns": int(data.shape[1]),
+            "schema": schema_of(data),
+            "content_sha256": content,
+            "file_sha256": file_sha256(staging / DATA_FILE),
+            "collected_at": now.isoformat(),
+            "has_oracle": oracle is not None,
+        }
+        write_json(staging / PROVENANCE_FILE, record)
+        os.chmod(staging, 0o777 & ~_umask())
+        os.rename(staging, target)  # atomic; fails rather than replace an existing folder
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    for path in target.iterdir():  # files read-only; the folder stays writable for `dvc checkout`
+        os.chmod(path, 0o444)
+    return Snapshot(target, record), True
+
+
+def set_current(raw_dir: Path, snapshot: Snapshot) -> None:
+    """Point ``current.json`` at ``snapshot`` (atomic replace)."""
+    write_json(
+        raw_dir / CURRENT_FILE,
+        {"snapshot_id": snapshot.snapshot_id, "content_sha256": snapshot.provenance["content_sha256"]},
+    )
+
+
+def current_snapshot(raw_dir: Path) -> Snapshot:
+    """The snapshot ``current.json`` names.
+
+    Raises
+    ------
+    StepError
+        If nothing was collected yet or the named snapshot is missing.
+    """
+    pointer = raw_dir / CURRENT_FILE
+    if not pointer.is_file():
+        raise StepError(
+            "snapshot", "no data", f"{pointer} not found: run the collect stage first (dvc repro collect)"
+        )
+    snapshot_id = json.loads(pointer.read_text())["snapshot_id"]
+    folder = raw_dir / snapshot_id
+    prov = folder / PROVENANCE_FILE
+    if not prov.is_file():
+        raise StepError(
+            "snapshot", "missing", f"{pointer} names {snapshot_id}, but {folder} is incomplete or gone"
+        )
+    return Snapshot(folder, json.loads(prov.read_text()))

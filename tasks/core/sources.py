@@ -1,0 +1,173 @@
+"""Data sources: the built-in simulator, CSV, Parquet and SQL.
+
+Each reader returns the data as the source delivers it (CSV cells stay text, so cleaning
+sees exactly what was exported) plus, for the simulator, the oracle probabilities.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tasks.core.config import CollectParams
+from tasks.core.errors import StepError
+from tasks.core.simulator import simulate
+
+STEP = "collect"
+
+
+@dataclass(frozen=True)
+class Collected:
+    """A batch read from a source, with what is needed to record its provenance."""
+
+    data: pd.DataFrame
+    source: dict[str, Any]
+    oracle: pd.DataFrame | None = None
+    window: dict[str, str] | None = field(default=None)
+
+
+def safe_source_path(path: str, root: Path, params: CollectParams) -> Path:
+    """Resolve ``path`` (links followed) and refuse it outside the configured data folder.
+
+    Parameters
+    ----------
+    path : str
+        ``collect.path`` as written in params (relative to the project root, or absolute).
+    root : Path
+        Project root.
+    params : CollectParams
+
+    Returns
+    -------
+    Path
+        The resolved file.
+
+    Raises
+    ------
+    StepError
+        If the file is missing, too large, or outside ``collect.data_dir`` while
+        ``collect.allow_outside_data_dir`` is false.
+    """
+    data_dir = (root / params.data_dir).resolve()
+    resolved = (root / path).resolve()
+    if not params.allow_outside_data_dir and not resolved.is_relative_to(data_dir):
+        raise StepError(
+            STEP,
+            "source path",
+            f"collect.path '{path}' resolves to {resolved}, outside the data folder {data_dir}. "
+            "Move the file under data/ (for example data/external/), or set "
+            "collect.allow_outside_data_dir: true if you trust that location.",
+        )
+    if not resolved.is_file():
+        raise StepError(STEP, "source path", f"collect.path '{path}' ({resolved}) is not a file")
+    size_mb = resolved.stat().st_size / 1e6
+    if size_mb > params.max_file_mb:
+        raise StepError(
+            STEP,
+            "source size",
+            f"{resolved.name} is {size_mb:.0f} MB, above collect.max_file_mb={params.max_file_mb}",
+        )
+    return resolved
+
+
+def read_csv(path: Path, params: CollectParams) -> pd.DataFrame:
+    """Read a CSV keeping every cell as text, exactly as exported (blank cells stay blank)."""
+    try:
+        frame = pd.read_csv(
+            path,
+            sep=params.csv.sep,
+            encoding=params.csv.encoding,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+        )
+    except UnicodeDecodeError as exc:
+        raise StepError(
+            STEP,
+            "encoding",
+            f"{path.name} is not valid {params.csv.encoding} (byte {exc.start}): "
+            "set collect.csv.encoding to the file's encoding (for example latin-1)",
+        ) from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        raise StepError(STEP, "parse", f"{path.name} could not be read as CSV: {exc}") from None
+    return frame.astype("string")
+
+
+def read_parquet(path: Path) -> pd.DataFrame:
+    """Read a Parquet file."""
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        raise StepError(STEP, "parse", f"{path.name} could not be read as Parquet: {exc}") from None
+
+
+def read_sql(params: CollectParams) -> pd.DataFrame:
+    """Run ``collect.sql.query`` with the window bound as parameters ``:start`` and ``:end``.
+
+    The connection URL comes from the environment variable named by ``collect.sql.url_env``;
+    values only ever reach the database as bound parameters.
+    """
+    import sqlalchemy as sa
+
+    url = os.environ.get(params.sql.url_env)
+    if not url:
+        raise StepError(
+            STEP,
+            "sql url",
+            f"environment variable {params.sql.url_env} is not set: export it (or put it in .env) "
+            "with a SQLAlchemy URL such as postgresql+psycopg://user@host/db",
+        )
+    bind: dict[str, Any] = {}
+    if params.window is not None:
+        bind = {"start": params.window.start, "end": params.window.end}
+    statement = sa.text(params.sql.query)
+    names = set(statement.compile().params)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return pd.read_sql(statement, conn, params={k: v for k, v in bind.items() if k in names})
+    except sa.exc.SQLAlchemyError as exc:
+        raise StepError(STEP, "sql", f"query failed: {exc.__class__.__name__}: {exc.orig or exc}") from None
+    finally:
+        engine.dispose()
+
+
+def collect_from_source(params: CollectParams, root: Path) -> Collected:
+    """Read one batch from the configured source.
+
+    Parameters
+    ----------
+    params : CollectParams
+    root : Path
+        Project root (file paths are relative to it).
+
+    Returns
+    -------
+    Collected
+    """
+    window = None
+    if params.window is not None:
+        window = {"start": params.window.start.isoformat(), "end": params.window.end.isoformat()}
+    if params.source == "simulator":
+        sim = params.simulator
+        batch = simulate(
+            params.window.start,
+            params.window.end,
+            sim.customers_per_day,
+            sim.seed,
+            sim.drift.kind,
+            sim.drift.start,
+            sim.drift.strength,
+        )
+        source = {"kind": "simulator", **sim.model_dump(mode="json")}
+        return Collected(batch.data, source, batch.oracle, window)
+    if params.source == "sql":
+        source = {"kind": "sql", "url_env": params.sql.url_env, "query": params.sql.query}
+        return Collected(read_sql(params), source, None, window)
+    path = safe_source_path(params.path or "", root, params)
+    frame = read_csv(path, params) if params.source == "csv" else read_parquet(path)
+    return Collected(frame, {"kind": params.source, "path": params.path}, None, None)

@@ -1,0 +1,195 @@
+"""Step 2, feasibility: a go/no-go decision before any modelling effort.
+
+Checks that there are enough labelled and minority-class rows, that few labels are
+missing, and that the features carry signal: a quick cross-validated model must beat the
+dummy baseline, and a label-permutation test must show the lift is not chance. Writes
+``reports/feasibility.md`` and ``reports/feasibility.json``; a no-go fails the stage, which
+stops the flow.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.model_selection import StratifiedKFold, permutation_test_score
+
+from tasks.core.config import FeasibilityParams, Params, ProblemParams
+from tasks.core.errors import StepError
+from tasks.core.io import write_json, write_text
+from tasks.core.labels import binarize_target
+from tasks.core.paths import PATHS
+from tasks.core.snapshots import current_snapshot
+from tasks.core.step import run_step
+
+log = logging.getLogger("churn.feasibility")
+STEP = "feasibility"
+MAX_CATEGORIES = 30
+
+
+def quick_matrix(data: pd.DataFrame, problem: ProblemParams) -> pd.DataFrame:
+    """A rough numeric matrix for the signal check (no cleaning; just enough to learn from).
+
+    Text columns that mostly parse as numbers become numbers; other text columns become
+    codes of their ``MAX_CATEGORIES`` most frequent values. The id, target, time and
+    post-outcome columns are left out.
+    """
+    drop = {problem.target, problem.id_column, problem.time_column, *problem.post_outcome_columns}
+    out = {}
+    for column in data.columns:
+        if column in drop:
+            continue
+        values = data[column]
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            out[column] = values.astype(float)
+            continue
+        text = values.astype("string").str.strip().str.lower()
+        numbers = pd.to_numeric(text, errors="coerce")
+        present = text.notna() & (text != "")
+        if present.any() and numbers[present].notna().mean() >= 0.9:
+            out[column] = numbers.astype(float)
+            continue
+        top = text.value_counts().index[:MAX_CATEGORIES]
+        codes = pd.Categorical(text.where(text.isin(top)), categories=top).codes.astype(float)
+        out[column] = np.where(codes < 0, np.nan, codes)
+    return pd.DataFrame(out, index=data.index)
+
+
+def label_checks(y: pd.Series, cfg: FeasibilityParams) -> list[dict[str, Any]]:
+    """Enough labelled rows, enough of the minority class, few missing labels."""
+    labelled = int(y.notna().sum())
+    minority = int(min((y == 1).sum(), (y == 0).sum()))
+    missing_share = float(y.isna().mean())
+    return [
+        {"check": "labelled rows", "value": labelled, "threshold": cfg.min_labelled_rows,
+         "passed": labelled >= cfg.min_labelled_rows, "rule": ">="},
+        {"check": "minority-class rows", "value": minority, "threshold": cfg.min_minority_rows,
+         "passed": minority >= cfg.min_minority_rows, "rule": ">="},
+        {"check": "missing-label share", "value": round(missing_share, 4),
+         "threshold": cfg.max_missing_label_share,
+         "passed": missing_share <= cfg.max_missing_label_share, "rule": "<="},
+    ]
+
+
+def signal_check(X: pd.DataFrame, y: np.ndarray, cfg: FeasibilityParams) -> dict[str, Any]:
+    """Cross-validated ROC-AUC of a quick model, with a label-permutation p-value.
+
+    Parameters
+    ----------
+    X : DataFrame
+        Numeric matrix (NaN allowed).
+    y : ndarray of int
+        Labels.
+    cfg : FeasibilityParams
+
+    Returns
+    -------
+    dict
+        ``cv_roc_auc``, ``dummy_roc_auc``, ``lift``, ``permutation_p_value`` and the sample size.
+    """
+    rng = np.random.default_rng(cfg.random_state)
+    if len(y) > cfg.sample_rows:
+        keep = np.sort(rng.choice(len(y), cfg.sample_rows, replace=False))
+        X, y = X.iloc[keep], y[keep]
+    model = HistGradientBoostingClassifier(max_iter=50, learning_rate=0.15, random_state=cfg.random_state)
+    cv = StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state)
+    score, _, p_value = permutation_test_score(
+        model, X, y, cv=cv, n_permutations=cfg.n_permutations, scoring="roc_auc",
+        random_state=cfg.random_state, n_jobs=1,
+    )
+    dummy = 0.5  # a constant score (the majority-class dummy) has ROC-AUC 0.5 by definition
+    return {
+        "sample_rows": int(len(y)),
+        "cv_roc_auc": float(score),
+        "dummy_roc_auc": dummy,
+        "lift": float(score - dummy),
+        "permutation_p_value": float(p_value),
+        "n_permutations": cfg.n_permutations,
+    }
+
+
+def decide(data: pd.DataFrame, problem: ProblemParams, cfg: FeasibilityParams) -> dict[str, Any]:
+    """Run every check and return the verdict with its reasons and risks."""
+    y = binarize_target(data[problem.target], problem.positive_label)
+    checks = label_checks(y, cfg)
+    signal: dict[str, Any] | None = None
+    if all(c["passed"] for c in checks):
+        labelled = y.notna().to_numpy()
+        X = quick_matrix(data.loc[labelled], problem)
+        signal = signal_check(X, y[labelled].to_numpy(int), cfg)
+        checks += [
+            {"check": "ROC-AUC lift over dummy", "value": round(signal["lift"], 4),
+             "threshold": cfg.min_auc_lift, "passed": signal["lift"] >= cfg.min_auc_lift, "rule": ">="},
+            {"check": "permutation p-value", "value": round(signal["permutation_p_value"], 4),
+             "threshold": cfg.max_permutation_p_value,
+             "passed": signal["permutation_p_value"] <= cfg.max_permutation_p_value, "rule": "<="},
+        ]
+    risks = []
+    positive_rate = float((y == 1).sum() / max(int(y.notna().sum()), 1))
+    if positive_rate < 0.05 or positive_rate > 0.95:
+        risks.append(f"strong class imbalance ({positive_rate:.1%} positive): watch PR-AUC and calibration")
+    if signal and signal["cv_roc_auc"] > 0.99:
+        risks.append("near-perfect quick model: look for a leaking column before trusting any score")
+    if int(y.notna().sum()) < 5 * cfg.min_labelled_rows:
+        risks.append("small data: expect wide confidence intervals at evaluation")
+    return {
+        "go": all(c["passed"] for c in checks),
+        "checks": checks,
+        "signal": signal,
+        "positive_rate": positive_rate,
+        "risks": risks,
+    }
+
+
+def render(verdict: dict[str, Any]) -> str:
+    """``reports/feasibility.md``."""
+    rows = "\n".join(
+        f"| {c['check']} | {c['value']} | {c['rule']} {c['threshold']} | {'pass' if c['passed'] else '**FAIL**'} |"
+        for c in verdict["checks"]
+    )
+    risks = "\n".join(f"- {r}" for r in verdict["risks"]) or "- none found"
+    head = "GO" if verdict["go"] else "NO-GO"
+    return f"""# Feasibility: {head}
+
+| check | value | threshold | result |
+|---|---|---|---|
+{rows}
+
+## Risks
+{risks}
+"""
+
+
+def main(root: Path, params: Params) -> None:
+    """Decide go/no-go on the current snapshot."""
+    data = current_snapshot(root / PATHS.raw_dir).read()
+    verdict = decide(data, params.problem, params.feasibility)
+    signal = verdict["signal"] or {}
+    write_json(
+        root / PATHS.feasibility_json,
+        {
+            "go": verdict["go"],
+            "positive_rate": round(verdict["positive_rate"], 6),
+            "cv_roc_auc": round(signal.get("cv_roc_auc", float("nan")), 6),
+            "permutation_p_value": signal.get("permutation_p_value"),
+            "failed_checks": [c["check"] for c in verdict["checks"] if not c["passed"]],
+        },
+    )
+    write_text(root / PATHS.feasibility_md, render(verdict))
+    for c in verdict["checks"]:
+        log.info("%-26s %-10s %s %s  %s", c["check"], c["value"], c["rule"], c["threshold"],
+                 "pass" if c["passed"] else "FAIL")
+    if not verdict["go"]:
+        failed = [c for c in verdict["checks"] if not c["passed"]]
+        detail = "; ".join(f"{c['check']} = {c['value']} (needs {c['rule']} {c['threshold']})" for c in failed)
+        raise StepError(STEP, "no-go", f"{detail}. See {PATHS.feasibility_md}; thresholds are in params.yaml 'feasibility'")
+    log.info("verdict: GO (%s)", PATHS.feasibility_md)
+
+
+if __name__ == "__main__":
+    sys.exit(run_step(STEP, main))

@@ -1,0 +1,187 @@
+"""Step 1, problem & KPIs: state what is predicted and how success is judged, and check it.
+
+Reads the ``problem`` section, validates it against the current raw snapshot (target and
+id present, the positive label seen, two classes, a known metric, baseline columns
+present) and writes a one-page brief, ``reports/problem_brief.md``, with the baselines a
+model has to beat scored on the data.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from tasks.core.config import ProblemParams, Params
+from tasks.core.errors import StepError
+from tasks.core.io import write_json, write_text
+from tasks.core.labels import binarize_target, observed_labels
+from tasks.core.paths import PATHS
+from tasks.core.snapshots import current_snapshot
+from tasks.core.step import run_step
+
+log = logging.getLogger("churn.problem")
+STEP = "problem"
+
+
+def to_number(values: pd.Series) -> pd.Series:
+    """Coerce a column to float; text that does not parse becomes NaN."""
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype(float)
+    return pd.to_numeric(values.astype("string").str.strip(), errors="coerce").astype(float)
+
+
+def validate_problem(data: pd.DataFrame, cfg: ProblemParams) -> pd.Series:
+    """Check the problem definition against the data and return the 0/1 target.
+
+    Parameters
+    ----------
+    data : DataFrame
+        The raw snapshot.
+    cfg : ProblemParams
+
+    Returns
+    -------
+    Series of float
+        1.0 positive, 0.0 negative, NaN unlabelled.
+
+    Raises
+    ------
+    StepError
+        Naming the key in ``params.yaml`` to fix.
+    """
+    columns = list(map(str, data.columns))
+    for key, column in (("problem.target", cfg.target), ("problem.id_column", cfg.id_column)):
+        if column not in columns:
+            raise StepError(
+                STEP, "column exists", f"{key} '{column}' is not a column of the data; columns are: {columns}"
+            )
+    if cfg.time_column and cfg.time_column not in columns:
+        raise StepError(
+            STEP, "column exists", f"problem.time_column '{cfg.time_column}' is not a column; set it or null"
+        )
+    rule = cfg.baseline.rule
+    if rule is not None and rule.column not in columns:
+        raise StepError(
+            STEP, "column exists", f"problem.baseline.rule.column '{rule.column}' is not a column"
+        )
+    y = binarize_target(data[cfg.target], cfg.positive_label)
+    labels = observed_labels(data[cfg.target])
+    if len(labels) < 2:
+        raise StepError(
+            STEP, "two classes", f"'{cfg.target}' holds one class only ({labels[:10]}): nothing to predict"
+        )
+    if not (y == 1).any():
+        raise StepError(
+            STEP,
+            "positive label",
+            f"problem.positive_label {cfg.positive_label!r} never occurs in '{cfg.target}'; "
+            f"labels seen: {labels[:10]}",
+        )
+    if not (y == 0).any():
+        raise StepError(
+            STEP, "two classes", f"'{cfg.target}' holds one class only ({labels[:10]}): nothing to predict"
+        )
+    return y
+
+
+def baseline_scores(data: pd.DataFrame, y: pd.Series, cfg: ProblemParams) -> dict[str, dict[str, float]]:
+    """Score the configured baselines on the labelled rows (ROC-AUC and PR-AUC)."""
+    labelled = y.notna().to_numpy()
+    y_true = y[labelled].to_numpy(int)
+    prevalence = float(y_true.mean())
+    out: dict[str, dict[str, float]] = {}
+    if cfg.baseline.majority_class:
+        out["majority_class"] = {"roc_auc": 0.5, "pr_auc": prevalence}
+    rule = cfg.baseline.rule
+    if rule is not None:
+        score = to_number(data[rule.column])[labelled]
+        score = score.fillna(score.median() if score.notna().any() else 0.0).to_numpy()
+        if not rule.higher_is_positive:
+            score = -score
+        out[f"rule:{rule.column}"] = {
+            "roc_auc": float(roc_auc_score(y_true, score)),
+            "pr_auc": float(average_precision_score(y_true, score)),
+        }
+    return out
+
+
+def summarise(data: pd.DataFrame, y: pd.Series, cfg: ProblemParams, snapshot_id: str) -> dict[str, Any]:
+    """Facts about the problem on this snapshot, for the brief and later steps."""
+    labelled = int(y.notna().sum())
+    return {
+        "name": cfg.name,
+        "snapshot_id": snapshot_id,
+        "rows": int(len(data)),
+        "labelled_rows": labelled,
+        "positive_rows": int((y == 1).sum()),
+        "positive_rate": float((y == 1).sum() / labelled),
+        "primary_metric": cfg.primary_metric,
+        "kpis": cfg.kpis.model_dump(),
+        "baselines": baseline_scores(data, y, cfg),
+    }
+
+
+def render_brief(cfg: ProblemParams, summary: dict[str, Any]) -> str:
+    """The one-page problem brief (Markdown)."""
+    k = cfg.kpis
+    rows = "\n".join(
+        f"| {name} | {s['roc_auc']:.3f} | {s['pr_auc']:.3f} |" for name, s in summary["baselines"].items()
+    )
+    excluded = ", ".join(f"`{c}`" for c in cfg.post_outcome_columns) or "none declared"
+    return f"""# Problem brief: {cfg.name}
+
+**Question.** {cfg.question or '(set problem.question in params.yaml)'}
+
+| | |
+|---|---|
+| Target | `{cfg.target}` (positive label `{cfg.positive_label}`) |
+| Unit | one row per `{cfg.id_column}` |
+| Time column | {f'`{cfg.time_column}`' if cfg.time_column else 'none (random or grouped split)'} |
+| Horizon | {cfg.horizon_days} days; labels arrive after about {cfg.label_delay_days} days |
+| Post-outcome columns (never features) | {excluded} |
+| Data | snapshot `{summary['snapshot_id']}`: {summary['rows']:,} rows, {summary['labelled_rows']:,} labelled, {summary['positive_rate']:.1%} positive |
+
+## How success is measured
+Primary metric: **{cfg.primary_metric}**. {cfg.metric_reason}
+
+KPI floors a model must meet on the sealed test set (and, live, in monitoring):
+
+| KPI | floor |
+|---|---|
+| ROC-AUC | >= {k.roc_auc_min} |
+| PR-AUC | >= {k.pr_auc_min} |
+| recall at precision {k.target_precision} | >= {k.recall_at_target_precision_min} |
+
+## Baselines to beat (scored on all labelled rows of this snapshot)
+
+| baseline | ROC-AUC | PR-AUC |
+|---|---|---|
+{rows}
+"""
+
+
+def main(root: Path, params: Params) -> None:
+    """Validate the problem against the current snapshot and write the brief."""
+    cfg = params.problem
+    snapshot = current_snapshot(root / PATHS.raw_dir)
+    data = snapshot.read()
+    y = validate_problem(data, cfg)
+    summary = summarise(data, y, cfg, snapshot.snapshot_id)
+    write_json(root / PATHS.problem_json, summary)
+    write_text(root / PATHS.problem_brief, render_brief(cfg, summary))
+    log.info(
+        "target '%s': %d labelled rows, %.1f%% positive; brief at %s",
+        cfg.target,
+        summary["labelled_rows"],
+        100 * summary["positive_rate"],
+        PATHS.problem_brief,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(run_step(STEP, main))

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+
+import pandas as pd
+import pytest
+
+from tasks.collect import check_batch
+from tasks.core.config import parse_params
+from tasks.core.errors import StepError
+from tasks.core.io import file_sha256
+from tasks.core.snapshots import current_snapshot, list_snapshots, set_current, write_snapshot
+from tasks.core.sources import collect_from_source, safe_source_path
+from tests.conftest import SMALL, deep_merge, default_params_dict
+
+
+def params_with(**collect):
+    return parse_params(deep_merge(deep_merge(default_params_dict(), SMALL), {"collect": collect}))
+
+
+def store(raw_dir, cfg, root, when):
+    got = collect_from_source(cfg, root)
+    snap, created = write_snapshot(raw_dir, got.data, {"source": got.source}, got.oracle, now=when)
+    set_current(raw_dir, snap)
+    return snap, created
+
+
+def test_a_second_collection_keeps_the_first_byte_for_byte(tmp_path):
+    raw = tmp_path / "data" / "01_raw"
+    first, created = store(raw, params_with(window={"start": "2024-01-01", "end": "2024-01-05"}).collect,
+                           tmp_path, dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc))
+    assert created and first.oracle_path is not None
+    before = {p.name: file_sha256(p) for p in first.folder.iterdir()}
+    second, created = store(raw, params_with(window={"start": "2024-01-06", "end": "2024-01-09"}).collect,
+                            tmp_path, dt.datetime(2025, 1, 2, tzinfo=dt.timezone.utc))
+    assert created and second.snapshot_id != first.snapshot_id
+    assert {p.name: file_sha256(p) for p in first.folder.iterdir()} == before
+    assert [s.snapshot_id for s in list_snapshots(raw)] == [first.snapshot_id, second.snapshot_id]
+    assert current_snapshot(raw).snapshot_id == second.snapshot_id
+    prov = second.provenance
+    assert prov["rows"] == len(second.read()) and prov["schema"]["customer_id"] == "string"
+    assert prov["source"]["kind"] == "simulator" and prov["content_sha256"]
+
+
+def test_identical_content_reuses_the_snapshot_and_files_are_read_only(tmp_path):
+    raw = tmp_path / "raw"
+    cfg = params_with(window={"start": "2024-01-01", "end": "2024-01-03"}).collect
+    a, _ = store(raw, cfg, tmp_path, dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc))
+    b, created = store(raw, cfg, tmp_path, dt.datetime(2025, 1, 2, tzinfo=dt.timezone.utc))
+    assert not created and a.snapshot_id == b.snapshot_id
+    assert len(list_snapshots(raw)) == 1
+    assert not os.access(a.data_path, os.W_OK) or os.geteuid() == 0
+    assert oct(a.data_path.stat().st_mode & 0o777) == "0o444"
+
+
+def test_a_tampered_snapshot_is_refused_on_read(tmp_path):
+    raw = tmp_path / "raw"
+    snap, _ = store(raw, params_with(window={"start": "2024-01-01", "end": "2024-01-02"}).collect,
+                    tmp_path, dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc))
+    os.chmod(snap.data_path, 0o644)
+    pd.DataFrame({"x": [1]}).to_parquet(snap.data_path)
+    with pytest.raises(StepError, match="was modified"):
+        snap.read()
+
+
+def test_csv_cells_stay_text_as_exported(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "in.csv").write_text("id,charges,label\n1, 12.5,Yes\n2, ,No\n")
+    got = collect_from_source(params_with(source="csv", path="data/in.csv").collect, tmp_path)
+    assert got.data["charges"].tolist() == [" 12.5", " "]
+    assert got.source == {"kind": "csv", "path": "data/in.csv"} and got.oracle is None
+
+
+def test_wrong_encoding_gets_a_clear_error(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "latin.csv").write_bytes("id,name\n1,Jos\xe9\n".encode("latin-1"))
+    with pytest.raises(StepError, match="encoding"):
+        collect_from_source(params_with(source="csv", path="data/latin.csv").collect, tmp_path)
+
+
+def test_a_path_outside_the_data_folder_is_refused_even_through_a_link(tmp_path):
+    (tmp_path / "data").mkdir()
+    secret = tmp_path / "secret.csv"
+    secret.write_text("a\n1\n")
+    (tmp_path / "data" / "link.csv").symlink_to(secret)
+    cfg = params_with(source="csv", path="data/link.csv").collect
+    with pytest.raises(StepError, match="outside the data folder"):
+        safe_source_path("data/link.csv", tmp_path, cfg)
+    with pytest.raises(StepError, match="outside the data folder"):
+        safe_source_path("data/../secret.csv", tmp_path, cfg)
+    allowed = params_with(source="csv", path="secret.csv", allow_outside_data_dir=True).collect
+    assert safe_source_path("secret.csv", tmp_path, allowed) == secret.resolve()
+
+
+def test_sql_source_binds_the_window_as_parameters(tmp_path, monkeypatch):
+    db = tmp_path / "crm.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("create table c (customer_id text, snapshot_date text, churned_30d text)")
+        conn.executemany("insert into c values (?,?,?)", [
+            ("a", "2024-01-01", "no"), ("b", "2024-01-15", "yes"), ("x'); drop table c; --", "2024-03-01", "no")])
+    monkeypatch.setenv("CHURN_SQL_URL", f"sqlite:///{db}")
+    cfg = params_with(source="sql", window={"start": "2024-01-01", "end": "2024-01-31"},
+                      sql={"query": "select * from c where snapshot_date between :start and :end"}).collect
+    got = collect_from_source(cfg, tmp_path)
+    assert sorted(got.data["customer_id"]) == ["a", "b"]
+    assert got.source["kind"] == "sql" and "sqlite" not in str(got.source), "the URL (a secret) is not recorded"
+    monkeypatch.delenv("CHURN_SQL_URL")
+    with pytest.raises(StepError, match="CHURN_SQL_URL is not set"):
+        collect_from_source(cfg, tmp_path)
+
+
+def test_batch_checks_name_the_missing_column():
+    with pytest.raises(StepError, match="empty batch"):
+        check_batch(pd.DataFrame({"id": [], "y": []}), "id", "y")
+    with pytest.raises(StepError, match=r"\['y'\].*problem.target"):
+        check_batch(pd.DataFrame({"id": [1]}), "id", "y")
