@@ -1,0 +1,1 @@
+"""Prefect flows: they wire the steps in ``tasks/`` into runs, schedules and deployments."""

@@ -1,0 +1,164 @@
+"""The training flow: every stage of ``dvc.yaml`` as one Prefect task, in DAG order.
+
+The flow holds no copy of the pipeline: it reads the stages from ``dvc.yaml`` at run time
+(``tasks.core.pipeline``) and runs each through DVC, so ``dvc repro`` and this flow do the
+same work. Afterwards the run is recorded as a DVC experiment named
+``<flow-run-name>-<short id>`` and its data pushed to the DVC remote.
+
+Run it with ``make run`` or ``python -m flows.training``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from tasks.core.dvc_runner import (
+    PipelineBusy,
+    StageFailed,
+    experiment_name,
+    push_data,
+    repro_stage,
+    save_experiment,
+    workspace_lock,
+)
+from tasks.core.paths import find_project_root
+from tasks.core.pipeline import Stage, load_stages
+
+
+def _log_line(line: str) -> None:
+    logger = get_run_logger()
+    if not line.strip():
+        return
+    if "ERROR" in line or line.startswith("FAILED"):
+        logger.error(line)
+    elif "WARNING" in line:
+        logger.warning(line)
+    else:
+        logger.info(line)
+
+
+def run_stage(stage: Stage, root: str) -> dict[str, Any]:
+    """Prefect task body: bring one DVC stage up to date, streaming its log."""
+    outcome = repro_stage(Path(root), stage.name, on_line=_log_line)
+    get_run_logger().info(
+        "stage '%s' %s in %.1f s", stage.name, "ran" if outcome.ran else "was up to date", outcome.seconds
+    )
+    return {"stage": stage.name, "ran": outcome.ran, "seconds": round(outcome.seconds, 2)}
+
+
+def stage_task(stage: Stage):  # noqa: ANN201 - a prefect Task
+    """The Prefect task for one stage (named after it; retries from ``meta.retries``)."""
+    return task(
+        run_stage,
+        name=stage.name,
+        task_run_name=stage.name,
+        description=stage.description or stage.cmd,
+        retries=stage.retries,
+        retry_delay_seconds=5,
+        cache_policy=NO_CACHE,
+    )
+
+
+@task(name="record-experiment", cache_policy=NO_CACHE)
+def record_experiment(root: str, name: str) -> str:
+    """Save the workspace as a DVC experiment."""
+    return save_experiment(Path(root), name, on_line=_log_line)
+
+
+@task(name="push-data", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+def push(root: str) -> None:
+    """Push the run's data to the DVC remote."""
+    push_data(Path(root), on_line=_log_line)
+
+
+def _summary_markdown(result: dict[str, Any]) -> str:
+    rows = "\n".join(
+        f"| {s['stage']} | {'ran' if s['ran'] else 'up to date'} | {s['seconds']} |" for s in result["stages"]
+    )
+    return (
+        f"# Training run `{result['experiment'] or '(not recorded)'}`\n\n"
+        f"| stage | result | seconds |\n|---|---|---|\n{rows}\n\n"
+        f"Reproduce it: `dvc exp apply {result['experiment']}` then `dvc pull` and `dvc repro`.\n"
+    )
+
+
+@flow(name="training", task_runner=ThreadPoolTaskRunner(max_workers=1), log_prints=True)
+def training(
+    project_dir: str | None = None,
+    record: bool = True,
+    push_to_remote: bool = True,
+    lock_timeout_s: float = 600.0,
+) -> dict[str, Any]:
+    """Run the DVC pipeline stage by stage, then record and push the run.
+
+    Parameters
+    ----------
+    project_dir : str, optional
+        Project root (default: the folder holding ``dvc.yaml`` above the working directory).
+    record : bool
+        Save the run as a DVC experiment named ``<flow-run-name>-<short id>``.
+    push_to_remote : bool
+        Push the run's data to the DVC remote.
+    lock_timeout_s : float
+        How long to wait for another pipeline run in this workspace before giving up.
+
+    Returns
+    -------
+    dict
+        ``stages`` (what each did), ``experiment`` (name or None).
+    """
+    logger = get_run_logger()
+    root = Path(project_dir).resolve() if project_dir else find_project_root()
+    stages = load_stages(root / "dvc.yaml")
+    logger.info("pipeline from dvc.yaml: %s", " -> ".join(s.name for s in stages))
+    run_name = flow_run.get_name() or "training"
+    run_id = flow_run.get_id() or "local"
+    result: dict[str, Any] = {"stages": [], "experiment": None, "project_dir": str(root)}
+    with workspace_lock(root, holder=f"flow run {run_name} ({run_id})", timeout_s=lock_timeout_s,
+                        on_wait=logger.warning):
+        futures: dict[str, Any] = {}
+        for stage in stages:
+            upstream = [futures[u] for u in stage.upstream if u in futures]
+            futures[stage.name] = stage_task(stage).submit(stage, str(root), wait_for=upstream)
+            result["stages"].append(futures[stage.name].result())
+        if record:
+            result["experiment"] = record_experiment(str(root), experiment_name(run_name, run_id))
+        if push_to_remote:
+            push(str(root))
+    create_markdown_artifact(markdown=_summary_markdown(result), key="training-run",
+                             description="Stages run and the DVC experiment recorded")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: run the training flow and print a short summary."""
+    for key, value in (("PREFECT_SERVER_ANALYTICS_ENABLED", "false"), ("DO_NOT_TRACK", "1"),
+                       ("GX_ANALYTICS_ENABLED", "false"), ("DVC_NO_ANALYTICS", "1")):
+        os.environ.setdefault(key, value)
+    logging.getLogger("prefect").setLevel(logging.INFO)
+    try:
+        result = training()
+    except (StageFailed, PipelineBusy, RuntimeError, ValueError) as exc:
+        print(f"\ntraining flow FAILED: {exc}", file=sys.stderr)
+        return 1
+    print("\n=== training run summary ===")
+    for s in result["stages"]:
+        print(f"  {s['stage']:<14} {'ran' if s['ran'] else 'up to date':<11} {s['seconds']:>7.1f} s")
+    if result["experiment"]:
+        print(f"  recorded as DVC experiment '{result['experiment']}' (dvc exp show)")
+    print("  reports: reports/problem_brief.md, reports/feasibility.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,278 @@
+"""Running DVC from Python: one stage at a time, one pipeline run per workspace.
+
+Used by the Prefect flows. Each stage runs as ``dvc repro --single-item <stage>`` in a
+subprocess whose output is streamed line by line to a callback (the Prefect logger), so
+DVC keeps deciding what is stale and keeps ``dvc.lock`` and the cache right.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+LOCK_NAME = "churn-pipeline.lock"
+BUSY_PATTERNS = ("is busy", "Unable to acquire lock")
+EXP_NAME_MAX = 60
+
+
+class PipelineBusy(RuntimeError):
+    """Another pipeline run holds this workspace."""
+
+
+class StageFailed(RuntimeError):
+    """A DVC stage exited non-zero."""
+
+    def __init__(self, stage: str, returncode: int, tail: list[str]) -> None:
+        self.stage = stage
+        self.returncode = returncode
+        self.tail = tail
+        reason = next((ln.strip() for ln in reversed(tail) if ln.strip().startswith(("FAILED", "ERROR"))), "")
+        detail = "\n".join(tail[-12:])
+        super().__init__(
+            f"stage '{stage}' failed (exit {returncode}){': ' + reason if reason else ''}\n{detail}"
+        )
+
+
+@dataclass(frozen=True)
+class StageOutcome:
+    """What running one stage did."""
+
+    stage: str
+    ran: bool
+    seconds: float
+
+
+def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment for DVC and step subprocesses: this interpreter's tools first, no telemetry."""
+    env = dict(os.environ)
+    bindir = str(Path(sys.executable).parent)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
+    env.setdefault("DVC_NO_ANALYTICS", "1")
+    env.setdefault("GX_ANALYTICS_ENABLED", "false")
+    env.setdefault("DO_NOT_TRACK", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def dvc_executable() -> str:
+    """The ``dvc`` installed beside this interpreter, else the one on PATH."""
+    beside = Path(sys.executable).parent / "dvc"
+    return str(beside) if beside.exists() else "dvc"
+
+
+def run_streaming(
+    args: list[str], cwd: Path, on_line: Callable[[str], None], env: dict[str, str] | None = None
+) -> tuple[int, list[str]]:
+    """Run a command, calling ``on_line`` for each output line (stdout and stderr merged)."""
+    lines: list[str] = []
+    with subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env or tool_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        start_new_session=True,
+    ) as proc:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.rstrip("\n")
+            lines.append(line)
+            on_line(line)
+        returncode = proc.wait()
+    return returncode, lines
+
+
+def repro_stage(
+    root: Path,
+    stage: str,
+    on_line: Callable[[str], None] = print,
+    busy_timeout_s: float = 600.0,
+    poll_s: float = 2.0,
+) -> StageOutcome:
+    """Bring one stage up to date with ``dvc repro --single-item``.
+
+    If DVC reports the workspace busy (someone runs ``dvc repro`` by hand), wait and try
+    again for up to ``busy_timeout_s`` seconds instead of failing.
+
+    Raises
+    ------
+    StageFailed
+        When the stage command fails.
+    PipelineBusy
+        When DVC stays busy past the timeout.
+    """
+    started = time.perf_counter()
+    deadline = time.monotonic() + busy_timeout_s
+    while True:
+        code, lines = run_streaming([dvc_executable(), "repro", "--single-item", stage], root, on_line)
+        text = "\n".join(lines)
+        if code != 0 and any(p in text for p in BUSY_PATTERNS):
+            if time.monotonic() >= deadline:
+                raise PipelineBusy(
+                    f"DVC stayed busy for {busy_timeout_s:.0f} s (another `dvc repro` or `dvc exp` "
+                    "runs in this workspace); try again when it has finished"
+                )
+            on_line(f"DVC is busy with another command in this workspace; retrying in {poll_s:.0f} s")
+            time.sleep(poll_s)
+            continue
+        if code != 0:
+            raise StageFailed(stage, code, lines)
+        ran = f"Running stage '{stage}'" in text
+        return StageOutcome(stage, ran, time.perf_counter() - started)
+
+
+@contextlib.contextmanager
+def workspace_lock(
+    root: Path, holder: str, timeout_s: float = 600.0, on_wait: Callable[[str], None] = print
+) -> Iterator[None]:
+    """Hold the workspace's pipeline lock: one pipeline run at a time.
+
+    The lock is an OS file lock (released by the kernel if the holder dies, so a killed
+    run never leaves it stuck). A second run waits up to ``timeout_s`` seconds, then is
+    refused naming the holder.
+    """
+    folder = root / ".dvc" / "tmp"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK_NAME
+    with open(path, "a+") as fh:
+        deadline = time.monotonic() + timeout_s
+        announced = False
+        while True:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                fh.seek(0)
+                current = fh.read().strip() or "unknown"
+                if time.monotonic() >= deadline:
+                    raise PipelineBusy(
+                        f"another pipeline run holds this workspace ({current}); it was not "
+                        f"released within {timeout_s:.0f} s. Wait for it to finish, or run from "
+                        "another clone."
+                    ) from None
+                if not announced:
+                    on_wait(f"waiting for the pipeline lock held by {current}")
+                    announced = True
+                time.sleep(1.0)
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(json.dumps({"holder": holder, "pid": os.getpid(), "since": time.strftime("%FT%T")}))
+            fh.flush()
+            yield
+        finally:
+            fh.seek(0)
+            fh.truncate()
+            fh.flush()
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def experiment_name(run_name: str, run_id: str) -> str:
+    """``<flow-run-name>-<short id>``, reduced to characters valid in a git ref."""
+    base = re.sub(r"[^a-z0-9]+", "-", run_name.lower()).strip("-") or "run"
+    short = re.sub(r"[^a-z0-9]", "", run_id.lower())[:8] or "0"
+    return f"{base[: EXP_NAME_MAX - len(short) - 1]}-{short}"
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+
+
+def check_git_ready(root: Path) -> None:
+    """Experiments are git commits: need a repository with a commit and an identity."""
+    if _git(root, "rev-parse", "--verify", "HEAD").returncode != 0:
+        raise RuntimeError(f"{root} is not a git repository with a commit; experiments need one")
+    for key in ("user.name", "user.email"):
+        if not _git(root, "config", key).stdout.strip():
+            raise RuntimeError(
+                f"git {key} is not set, and DVC experiments are git commits: run "
+                f"`git config {key} \"...\"` (make setup sets a local one)"
+            )
+
+
+def save_experiment(root: Path, name: str, on_line: Callable[[str], None] = print) -> str:
+    """Record the workspace as DVC experiment ``name`` (``dvc exp save``); return the name."""
+    check_git_ready(root)
+    if _git(root, "check-ref-format", f"refs/exps/x/{name}").returncode != 0:
+        raise ValueError(f"'{name}' is not a valid experiment name (git ref)")
+    args = [dvc_executable(), "exp", "save", "-n", name]
+    if _git(root, "ls-files", "--error-unmatch", "dvc.lock").returncode != 0:
+        args += ["-I", "dvc.lock"]
+    code, lines = run_streaming(args, root, on_line)
+    if code != 0:
+        raise RuntimeError(f"dvc exp save failed (exit {code}): " + " ".join(lines[-3:]))
+    return name
+
+
+def push_data(root: Path, on_line: Callable[[str], None] = print) -> None:
+    """Send the workspace's DVC-tracked data to the default remote (``dvc push``)."""
+    code, lines = run_streaming([dvc_executable(), "push"], root, on_line)
+    if code != 0:
+        raise RuntimeError(f"dvc push failed (exit {code}): " + " ".join(lines[-3:]))
+
+
+def locked_output_hashes(dvc_lock: Path) -> dict[str, str]:
+    """``{path: md5}`` of every stage output recorded in ``dvc.lock``."""
+    import yaml
+
+    spec = yaml.safe_load(dvc_lock.read_text(encoding="utf-8")) or {}
+    hashes = {}
+    for body in (spec.get("stages") or {}).values():
+        for out in body.get("outs") or []:
+            hashes[out["path"]] = out.get("md5") or out.get("hash", "")
+    return hashes
+
+
+def _must(args: list[str], root: Path, on_line: Callable[[str], None]) -> None:
+    code, lines = run_streaming(args, root, on_line)
+    if code != 0:
+        raise RuntimeError(f"`{' '.join(args[1:])}` failed (exit {code}): " + " ".join(lines[-3:]))
+
+
+def reproduce_run(
+    root: Path,
+    name: str,
+    source_stages: tuple[str, ...],
+    stages: list[str],
+    on_line: Callable[[str], None] = print,
+    git_remote: str | None = "origin",
+) -> dict[str, tuple[str, str]]:
+    """Restore experiment ``name`` and recompute every stage from its recorded snapshot.
+
+    Fetches the experiment if it is not here (``dvc exp pull``), applies it, pulls its
+    data, then forces every stage except the collection stages (``source_stages``) to
+    run again: the snapshot is reused, never collected again.
+
+    Returns
+    -------
+    dict
+        ``{path: (recorded md5, recomputed md5)}`` for every output that differs (empty
+        when the run reproduced exactly).
+    """
+    dvc = dvc_executable()
+    local = _git(root, "rev-parse", "--verify", "--quiet", f"refs/exps/*/{name}").returncode == 0
+    listed = _git(root, "for-each-ref", "--format=%(refname)", "refs/exps").stdout
+    if not local and f"/{name}\n" not in listed + "\n" and git_remote:
+        _must([dvc, "exp", "pull", git_remote, name], root, on_line)
+    _must([dvc, "exp", "apply", name], root, on_line)
+    _must([dvc, "pull"], root, on_line)
+    recorded = locked_output_hashes(root / "dvc.lock")
+    for stage in stages:
+        if stage in source_stages:
+            on_line(f"keeping the recorded snapshot of stage '{stage}' (not collecting again)")
+            continue
+        _must([dvc, "repro", "--force", "--single-item", stage], root, on_line)
+    recomputed = locked_output_hashes(root / "dvc.lock")
+    return {p: (h, recomputed.get(p, "")) for p, h in recorded.items() if recomputed.get(p) != h}

@@ -1,0 +1,99 @@
+"""End to end: the Prefect flow generated from dvc.yaml, experiments, and reproduction."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from prefect.client.orchestration import get_client
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.training import training
+from tasks.core.dvc_runner import dvc_executable, locked_output_hashes, tool_env
+from tests.conftest import REPO, git
+
+pytestmark = pytest.mark.slow
+
+
+def dvc(root, *args, check=True):
+    proc = subprocess.run([dvc_executable(), *args], cwd=root, capture_output=True, text=True, env=tool_env())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+async def task_run_names(flow_run_id):
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async with get_client() as client:
+        runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {r.name for r in runs}
+
+
+def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_it(project, tmp_path, harness):
+    root = project(commit=False)
+    spec = yaml.safe_load((root / "dvc.yaml").read_text())
+    # a stage added to dvc.yaml becomes a Prefect task with no change to flow code
+    spec["stages"]["summary"] = {
+        "cmd": "python -c \"import json; d=json.load(open('reports/feasibility.json')); "
+               "open('reports/summary.txt','w').write(str(d['go']))\"",
+        "deps": ["reports/feasibility.json"], "outs": ["reports/summary.txt"]}
+    (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "project")
+
+    state = training(project_dir=str(root), return_state=True)
+    assert state.is_completed(), state
+    result = state.result()
+    assert [s["stage"] for s in result["stages"]] == ["collect", "problem", "feasibility", "summary"]
+    assert all(s["ran"] for s in result["stages"])
+    assert (root / "reports" / "summary.txt").read_text() == "True"
+    import asyncio
+    names = asyncio.run(task_run_names(state.state_details.flow_run_id))
+    assert {"collect", "problem", "feasibility", "summary"} <= names
+
+    name = result["experiment"]
+    assert name and name.count("-") >= 1
+    shown = json.loads(dvc(root, "exp", "show", "--json").stdout)
+    exps = [e for rev in shown for e in (rev.get("experiments") or [])]
+    recorded = [r for e in exps for r in e["revs"] if r.get("name") == name]
+    assert recorded, f"{name} not in dvc exp show"
+    data = recorded[0]["data"]
+    assert data["params"]["params.yaml"]["data"]["collect"]["simulator"]["customers_per_day"] == 40
+    assert data["metrics"]["reports/feasibility.json"]["data"]["go"] is True
+    assert any((root / ".dvc-storage").rglob("*")), "data pushed to the local DVC remote"
+
+    # a second dvc repro right after is a no-op, in a few seconds
+    started = time.monotonic()
+    again = dvc(root, "repro")
+    assert "Running stage" not in again.stdout and time.monotonic() - started < 15
+
+    # a second run of the flow records another, differently named experiment
+    second = training(project_dir=str(root))
+    assert second["experiment"] != name and not any(s["ran"] for s in second["stages"])
+
+    # reproduction: a fresh clone with an empty cache pulls the run and recomputes it
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(root), str(clone)], check=True)
+    git(clone, "config", "user.name", "test")
+    git(clone, "config", "user.email", "test@localhost")
+    dvc(clone, "remote", "modify", "--local", "storage", "url", str(root / ".dvc-storage"))
+    assert not (clone / ".dvc" / "cache").exists()
+    proc = subprocess.run([sys.executable, "-m", "flows.reproduce", name], cwd=clone, capture_output=True,
+                          text=True, env=tool_env())
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "reproduced: every output has its recorded hash" in proc.stdout
+    assert "not collecting again" in proc.stdout
+    assert locked_output_hashes(clone / "dvc.lock") == locked_output_hashes(root / "dvc.lock")
+    snapshots = [p for p in (clone / "data" / "01_raw").iterdir() if p.is_dir()]
+    assert len(snapshots) == 1, "no new snapshot was collected"
