@@ -156,6 +156,62 @@ class CollectParams(Section):
         return self
 
 
+# --------------------------------------------------------------------------- step 4
+class UnitFix(Section):
+    """A declared unit bug: values of ``column`` above ``above`` are divided by ``divide_by``."""
+
+    column: str
+    above: float
+    divide_by: float = Field(gt=0)
+
+
+class SuiteProposal(Section):
+    """How a suite is proposed from the first snapshot of a new source."""
+
+    null_margin: float = Field(0.05, ge=0, le=1)
+    mostly: float = Field(0.99, gt=0, le=1)
+
+
+class CleanParams(Section):
+    """Step 4: data-quality suite, type coercion, standardisation, EDA."""
+
+    suite: str | None = None
+    min_parse_share: float = Field(0.9, gt=0, le=1)
+    max_categories: int = Field(50, ge=2)
+    date_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d", "%m/%d/%Y", "%b %d, %Y"])
+    category_aliases: dict[str, dict[str, str]] = Field(default_factory=dict)
+    unit_fixes: list[UnitFix] = Field(default_factory=list)
+    proposal: SuiteProposal = SuiteProposal()
+
+
+# --------------------------------------------------------------------------- step 5
+class FeaturesParams(Section):
+    """Step 5: row-wise engineered features."""
+
+    drop_columns: list[str] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- step 6
+class SplitParams(Section):
+    """Step 6: split and leakage audit."""
+
+    strategy: Literal["auto", "stratified", "time", "group"] = "auto"
+    group_column: str | None = None
+    valid_size: float = Field(0.15, gt=0, lt=0.5)
+    test_size: float = Field(0.15, gt=0, lt=0.5)
+    random_state: int = 42
+    max_single_feature_auc: float = Field(0.9, gt=0.5, le=1)
+    max_cross_split_duplicate_share: float = Field(0.002, ge=0, lt=1)
+    audit_sample_rows: int = Field(50000, ge=100)
+    suite: str = "expectations/leakage.json"
+
+    @model_validator(mode="after")
+    def _group_needs_column(self) -> "SplitParams":
+        if self.strategy == "group" and not self.group_column:
+            raise ValueError("strategy 'group' needs split.group_column")
+        return self
+
+
 # --------------------------------------------------------------------------- all
 class Params(Section):
     """All of ``params.yaml``, one typed section per step."""
@@ -163,6 +219,9 @@ class Params(Section):
     problem: ProblemParams
     feasibility: FeasibilityParams = FeasibilityParams()
     collect: CollectParams
+    clean: CleanParams = CleanParams()
+    features: FeaturesParams = FeaturesParams()
+    split: SplitParams = SplitParams()
 
 
 class ParamsError(ValueError):

@@ -43,6 +43,8 @@ def configure_logging() -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    for noisy in ("great_expectations", "matplotlib", "numexpr"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def run_step(step: str, body: Callable[[Path, Params], None]) -> int:

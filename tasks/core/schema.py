@@ -1,0 +1,192 @@
+"""Column kinds and standardisation: turning an export into typed columns.
+
+A column's kind (numeric, datetime, categorical, text, or a role: id, target) is inferred
+once, from the first snapshot of a source, and then stored with that source's Great
+Expectations suite, so later snapshots are read the same way and a change of type shows up
+as a schema break instead of silently becoming a different column.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.core.labels import binarize_target
+
+KINDS = ("id", "target", "numeric", "datetime", "categorical", "text")
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+def normalise_category(values: pd.Series, aliases: dict[str, str] | None = None) -> pd.Series:
+    """Lower-case, join words with ``-``, apply aliases; blank cells become missing.
+
+    ``"Month to Month "``, ``"MONTH-TO-MONTH"`` and ``"month_to_month"`` all become
+    ``"month-to-month"``.
+    """
+    text = values.astype("string").str.lower().str.replace(_NON_ALNUM, "-", regex=True).str.strip("-")
+    text = text.mask(text == "")
+    if aliases:
+        text = text.replace(aliases)
+    return text.astype("string")
+
+
+def _blank(values: pd.Series) -> pd.Series:
+    return values.isna() | (values.astype("string").str.strip() == "")
+
+
+def parse_numbers(values: pd.Series) -> tuple[pd.Series, int]:
+    """Numbers from numbers-as-text (blank cells and thousands separators allowed).
+
+    Returns
+    -------
+    (Series of float, int)
+        The numbers, and how many non-blank cells did not parse (now missing).
+    """
+    if pd.api.types.is_bool_dtype(values):
+        return values.astype(float), 0
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype(float), 0
+    text = values.astype("string").str.strip().str.replace(r"(?<=\d),(?=\d{3}\b)", "", regex=True)
+    numbers = pd.to_numeric(text, errors="coerce").astype(float)
+    failed = int((numbers.isna() & ~_blank(values)).sum())
+    return numbers, failed
+
+
+def parse_dates(values: pd.Series, formats: list[str]) -> tuple[pd.Series, int]:
+    """Dates written in any of ``formats`` (tried in order).
+
+    Returns
+    -------
+    (Series of datetime64, int)
+        The dates, and how many non-blank cells matched no format (now missing).
+    """
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.astype("datetime64[ns]"), 0
+    text = values.astype("string").str.strip()
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    for fmt in formats:
+        todo = out.isna() & text.notna()
+        if not todo.any():
+            break
+        out[todo] = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+    failed = int((out.isna() & ~_blank(values)).sum())
+    return out, failed
+
+
+def infer_kinds(
+    data: pd.DataFrame,
+    id_column: str,
+    target: str,
+    time_column: str | None,
+    date_formats: list[str],
+    min_parse_share: float,
+    max_categories: int,
+) -> dict[str, str]:
+    """Infer each column's kind from a snapshot (see the module docstring)."""
+    kinds: dict[str, str] = {}
+    for column in data.columns:
+        values = data[column]
+        present = ~_blank(values)
+        n_present = max(int(present.sum()), 1)
+        if column == id_column:
+            kinds[column] = "id"
+        elif column == target:
+            kinds[column] = "target"
+        elif column == time_column:
+            kinds[column] = "datetime"
+        elif pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            kinds[column] = "numeric"
+        elif pd.api.types.is_datetime64_any_dtype(values):
+            kinds[column] = "datetime"
+        elif (n_present - parse_numbers(values)[1]) / n_present >= min_parse_share and present.any():
+            kinds[column] = "numeric"
+        elif present.any() and (n_present - parse_dates(values, date_formats)[1]) / n_present >= min_parse_share:
+            kinds[column] = "datetime"
+        elif normalise_category(values).nunique() <= max_categories:
+            kinds[column] = "categorical"
+        else:
+            kinds[column] = "text"
+    return kinds
+
+
+@dataclass
+class Standardised:
+    """A typed frame and what it took to get there."""
+
+    frame: pd.DataFrame
+    unparsed: dict[str, int] = field(default_factory=dict)
+    parse_share: dict[str, float] = field(default_factory=dict)
+    unit_fixed: dict[str, int] = field(default_factory=dict)
+
+
+def standardise(
+    data: pd.DataFrame,
+    kinds: dict[str, str],
+    positive_label: Any,
+    date_formats: list[str],
+    aliases: dict[str, dict[str, str]] | None = None,
+    unit_fixes: list[dict[str, Any]] | None = None,
+) -> Standardised:
+    """Give every column the type its kind says; never changes ``data``.
+
+    Numbers stored as text become floats (blank cells missing), dates in any of the
+    formats become datetimes, categories are normalised (:func:`normalise_category`), the
+    target becomes 0/1 with missing labels missing, and declared unit bugs are fixed
+    (values above ``above`` divided by ``divide_by``). Cells that do not parse become
+    missing and are counted.
+    """
+    out: dict[str, pd.Series] = {}
+    result = Standardised(frame=pd.DataFrame())
+    for column in data.columns:
+        kind = kinds.get(column, "text")
+        values = data[column]
+        present = int((~_blank(values)).sum())
+        failed = 0
+        if kind == "numeric":
+            out[column], failed = parse_numbers(values)
+        elif kind == "datetime":
+            out[column], failed = parse_dates(values, date_formats)
+        elif kind == "categorical":
+            out[column] = normalise_category(values, (aliases or {}).get(column))
+        elif kind == "target":
+            out[column] = binarize_target(values, positive_label)
+        else:
+            out[column] = values.astype("string").str.strip()
+        if kind in ("numeric", "datetime"):
+            result.unparsed[column] = failed
+            result.parse_share[column] = 1.0 if present == 0 else (present - failed) / present
+    frame = pd.DataFrame(out, index=data.index)
+    for fix in unit_fixes or []:
+        column = fix["column"]
+        if column in frame and kinds.get(column) == "numeric":
+            wrong = frame[column] > float(fix["above"])
+            frame.loc[wrong, column] = frame.loc[wrong, column] / float(fix["divide_by"])
+            result.unit_fixed[column] = int(wrong.sum())
+    result.frame = frame
+    return result
+
+
+def dedupe(frame: pd.DataFrame, id_column: str) -> tuple[pd.DataFrame, int, int]:
+    """Drop exact duplicate rows, then later rows of a repeated id.
+
+    Returns
+    -------
+    (DataFrame, int, int)
+        The frame, exact duplicates removed, and conflicting id repeats removed.
+    """
+    exact = frame.duplicated(keep="first")
+    once = frame[~exact]
+    repeat = once[id_column].duplicated(keep="first")
+    return once[~repeat].reset_index(drop=True), int(exact.sum()), int(repeat.sum())
+
+
+def numeric_range(values: pd.Series) -> tuple[float, float] | None:
+    """Observed min and max, or None for an all-missing column."""
+    clean = values.dropna()
+    if clean.empty:
+        return None
+    return float(np.min(clean)), float(np.max(clean))
