@@ -156,7 +156,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {s['stage']:<14} {'ran' if s['ran'] else 'up to date':<11} {s['seconds']:>7.1f} s")
     if result["experiment"]:
         print(f"  recorded as DVC experiment '{result['experiment']}' (dvc exp show)")
-    print("  reports: reports/problem_brief.md, reports/feasibility.md")
+    reports = sorted(p.relative_to(Path(result["project_dir"])).as_posix()
+                     for p in (Path(result["project_dir"]) / "reports").glob("*.*") if p.suffix in (".md", ".html"))
+    print("  reports: " + (", ".join(reports) or "none"))
+    docs = Path(result["project_dir"]) / "reports" / "data_docs" / "index.html"
+    if docs.exists():
+        print(f"  Great Expectations Data Docs: {docs.relative_to(Path(result['project_dir']))}")
     return 0
 
 

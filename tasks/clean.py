@@ -1,0 +1,136 @@
+"""Step 4, clean & explore: check the snapshot with Great Expectations, then clean it.
+
+The source's suite (``expectations/<source>.raw.json``) holds each column's kind and the
+checks: columns present, null ceilings, value ranges, allowed sets, id uniqueness. For a
+new source with no suite yet, one is proposed from its first snapshot and written there to
+review and commit; later snapshots are checked against it.
+
+Cleaning coerces types (numbers stored as text, blank cells, dates in mixed formats),
+normalises category spellings, fixes declared unit bugs, removes duplicates and unlabelled
+rows. No statistical imputation: that is fitted on the training split, in the model.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tasks.core.config import CleanParams, CollectParams, Params, ProblemParams
+from tasks.core.eda import eda_html
+from tasks.core.errors import StepError
+from tasks.core.io import write_json, write_parquet, write_text
+from tasks.core.paths import PATHS
+from tasks.core.schema import Standardised, dedupe, infer_kinds, standardise
+from tasks.core.snapshots import current_snapshot
+from tasks.core.step import run_step
+from tasks.core.validation import failures_message, propose_suite, read_suite_file, save_suite, validate_frame
+
+log = logging.getLogger("churn.clean")
+STEP = "clean"
+
+
+def suite_path_for(clean: CleanParams, collect: CollectParams) -> str:
+    """``clean.suite``, or ``expectations/<source name>.raw.json`` derived from the source."""
+    if clean.suite:
+        return clean.suite
+    if collect.source == "simulator":
+        stem = "simulator"
+    elif collect.path:
+        stem = re.sub(r"[^a-z0-9]+", "-", Path(collect.path).stem.lower()).strip("-") or collect.source
+    else:
+        stem = collect.source
+    return f"{PATHS.expectations_dir}/{stem}.raw.json"
+
+
+def check_schema(data: pd.DataFrame, kinds: dict[str, str], suite_path: str) -> None:
+    """Every column the suite knows must still be there."""
+    gone = [c for c in kinds if c not in data.columns]
+    if gone:
+        raise StepError(
+            STEP,
+            "schema: column gone",
+            f"column(s) {gone} of {suite_path} are not in this snapshot. If the source changed on "
+            f"purpose, update or delete {suite_path} (a new one is proposed from the next run).",
+        )
+
+
+def check_parsing(std: Standardised, min_parse_share: float) -> None:
+    """A numeric or date column where many cells do not parse is a schema break."""
+    broken = {c: s for c, s in std.parse_share.items() if s < min_parse_share}
+    if broken:
+        detail = ", ".join(f"'{c}' ({s:.0%} parse, {std.unparsed[c]} cells did not)" for c, s in broken.items())
+        raise StepError(
+            STEP,
+            "schema: type changed",
+            f"{detail}; clean.min_parse_share is {min_parse_share}. The column's type changed in the source.",
+        )
+
+
+def clean_frame(std: pd.DataFrame, problem: ProblemParams) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Remove duplicates and unlabelled rows from a standardised frame (returns a new frame)."""
+    deduped, exact, repeats = dedupe(std, problem.id_column)
+    labelled = deduped[deduped[problem.target].notna()].reset_index(drop=True)
+    labelled[problem.target] = labelled[problem.target].astype("int8")
+    counts = {"duplicate_rows_removed": exact, "repeated_ids_removed": repeats,
+              "unlabelled_rows_removed": int(len(deduped) - len(labelled))}
+    return labelled, counts
+
+
+def main(root: Path, params: Params) -> None:
+    """Validate, clean and explore the current snapshot."""
+    cfg, problem = params.clean, params.problem
+    snapshot = current_snapshot(root / PATHS.raw_dir)
+    raw = snapshot.read()
+    suite_rel = suite_path_for(cfg, params.collect)
+    suite_file = root / suite_rel
+    proposed = not suite_file.exists()
+    if proposed:
+        kinds = infer_kinds(raw, problem.id_column, problem.target, problem.time_column, cfg.date_formats,
+                            cfg.min_parse_share, cfg.max_categories)
+    else:
+        spec = read_suite_file(suite_file)
+        kinds = (spec.get("meta") or {}).get("column_kinds") or {}
+        if not kinds:
+            raise StepError(STEP, "suite", f"{suite_rel} has no meta.column_kinds; delete it to propose a new one")
+        check_schema(raw, kinds, suite_rel)
+    std = standardise(raw, kinds, problem.positive_label, cfg.date_formats, cfg.category_aliases,
+                      [f.model_dump() for f in cfg.unit_fixes])
+    check_parsing(std, cfg.min_parse_share)
+    if proposed:
+        spec = propose_suite(std.frame, kinds, Path(suite_rel).stem, cfg.proposal.null_margin, cfg.proposal.mostly,
+                             {"snapshot_id": snapshot.snapshot_id, "source": snapshot.provenance.get("source")})
+        save_suite(suite_file, spec)
+        log.warning("no suite for this source yet: proposed %s from snapshot %s - review it and commit it",
+                    suite_rel, snapshot.snapshot_id)
+    results = validate_frame(std.frame, spec, "raw", root / PATHS.data_docs_dir)
+    if not all(r.success for r in results):
+        raise StepError(STEP, "data quality", failures_message(results, suite_rel))
+    log.info("data quality: all %d checks of %s passed", len(results), suite_rel)
+    clean, counts = clean_frame(std.frame, problem)
+    facts: dict[str, Any] = {
+        "snapshot_id": snapshot.snapshot_id,
+        "suite": suite_rel,
+        "suite_proposed_now": proposed,
+        "checks_passed": len(results),
+        "rows_in": int(len(raw)),
+        **counts,
+        "rows_out": int(len(clean)),
+        "unparsed_cells": {c: n for c, n in std.unparsed.items() if n},
+        "unit_fixed_rows": std.unit_fixed,
+        "positive_rate": round(float(clean[problem.target].mean()), 6),
+    }
+    write_parquet(root / PATHS.interim_clean, clean)
+    write_json(root / PATHS.clean_json, facts)
+    write_text(root / PATHS.eda_html, eda_html(std.frame, kinds, problem.target, problem.time_column,
+                                               facts, f"EDA: {problem.name}"))
+    log.info("cleaned %d -> %d rows (%s); EDA at %s, Data Docs at %s/index.html", facts["rows_in"],
+             facts["rows_out"], ", ".join(f"{k}={v}" for k, v in counts.items()), PATHS.eda_html, PATHS.data_docs_dir)
+
+
+if __name__ == "__main__":
+    sys.exit(run_step(STEP, main))

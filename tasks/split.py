@@ -1,0 +1,218 @@
+"""Step 6, split & leakage audit: train/validation/test, checked for leaks before anything trains.
+
+The split is random stratified, time-based (on ``problem.time_column``) or grouped, per
+``split.strategy``. The leakage audit runs here, so the test split is an output of this
+stage and no later stage before evaluation needs to read it. It checks, with Great
+Expectations over a derived audit frame (``expectations/leakage.json``): no id in two
+splits, no duplicate rows across splits, time order for time splits, post-outcome columns
+absent, and no single feature that alone predicts the label suspiciously well. A failed
+check stops the run naming the column and the check, and no split file is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+from tasks.core.config import Params, ProblemParams, SplitParams
+from tasks.core.errors import StepError
+from tasks.core.io import file_sha256, write_json, write_parquet, write_text
+from tasks.core.paths import PATHS
+from tasks.core.step import run_step
+from tasks.core.validation import read_suite_file, validate_frame
+
+log = logging.getLogger("churn.split")
+STEP = "split"
+SPLITS = ("train", "valid", "test")
+CHECK_NAMES = {
+    "expect_ids_in_one_split": ("id in two splits", "id_n_splits"),
+    "expect_rows_in_one_split": ("duplicate rows across splits", "row_n_splits"),
+    "expect_splits_in_time_order": ("time order of splits", "split_time_ordered"),
+    "expect_column_values_to_be_in_set": ("post-outcome columns absent", "post_outcome_present"),
+    "expect_single_feature_auc_below": ("single-feature ROC-AUC", "feature_auc"),
+}
+
+
+def resolve_strategy(cfg: SplitParams, problem: ProblemParams) -> str:
+    """``auto`` means time when there is a time column, else stratified."""
+    if cfg.strategy == "auto":
+        return "time" if problem.time_column else "stratified"
+    if cfg.strategy == "time" and not problem.time_column:
+        raise StepError(STEP, "time split", "split.strategy is 'time' but problem.time_column is not set")
+    return cfg.strategy
+
+
+def assign_splits(frame: pd.DataFrame, cfg: SplitParams, problem: ProblemParams) -> pd.Series:
+    """Split label (``train``/``valid``/``test``) for every row.
+
+    Time splits cut on distinct timestamps, so rows of one day never straddle two splits.
+    """
+    strategy = resolve_strategy(cfg, problem)
+    n = len(frame)
+    labels = pd.Series("train", index=frame.index, dtype=object)
+    if strategy == "time":
+        times = frame[problem.time_column]
+        ordered = np.sort(times.dropna().unique())
+        counts = times.value_counts().reindex(ordered).to_numpy()
+        share = np.cumsum(counts) / counts.sum()
+        t_valid = ordered[min(np.searchsorted(share, 1 - cfg.valid_size - cfg.test_size), len(ordered) - 1)]
+        t_test = ordered[min(np.searchsorted(share, 1 - cfg.test_size), len(ordered) - 1)]
+        labels[times > t_valid] = "valid"
+        labels[times > t_test] = "test"
+        return labels
+    positions = np.arange(n)
+    holdout = cfg.valid_size + cfg.test_size
+    if strategy == "group":
+        groups = frame[cfg.group_column].to_numpy()
+        first = GroupShuffleSplit(1, test_size=holdout, random_state=cfg.random_state)
+        _, rest = next(first.split(positions, groups=groups))
+        second = GroupShuffleSplit(1, test_size=cfg.test_size / holdout, random_state=cfg.random_state)
+        valid_idx, test_idx = next(second.split(rest, groups=groups[rest]))
+        labels.iloc[rest[valid_idx]] = "valid"
+        labels.iloc[rest[test_idx]] = "test"
+        return labels
+    y = frame[problem.target].to_numpy()
+    _, rest = train_test_split(positions, test_size=holdout, stratify=y, random_state=cfg.random_state)
+    valid_idx, test_idx = train_test_split(rest, test_size=cfg.test_size / holdout, stratify=y[rest],
+                                           random_state=cfg.random_state)
+    labels.iloc[valid_idx] = "valid"
+    labels.iloc[test_idx] = "test"
+    return labels
+
+
+def single_feature_auc(values: pd.Series, y: np.ndarray, seed: int) -> float:
+    """ROC-AUC of one feature alone, folded to >= 0.5 (categories: out-of-fold label rate)."""
+    if pd.api.types.is_numeric_dtype(values):
+        x = values.astype(float)
+        x = x.fillna(x.median() if x.notna().any() else 0.0).to_numpy()
+    else:
+        text = values.astype("string").fillna("<missing>").to_numpy()
+        fold = np.random.default_rng(seed).integers(0, 2, len(text))
+        x = np.empty(len(text))
+        prior = y.mean()
+        for k in (0, 1):
+            rates = pd.Series(y[fold != k]).groupby(text[fold != k]).mean()
+            x[fold == k] = pd.Series(text[fold == k]).map(rates).fillna(prior).to_numpy()
+    if np.unique(x).size < 2:
+        return 0.5
+    auc = float(roc_auc_score(y, x))
+    return max(auc, 1.0 - auc)
+
+
+def _row_hashes(frame: pd.DataFrame, skip: set[str]) -> pd.Series:
+    cols = [c for c in frame.columns if c not in skip]
+    return pd.util.hash_pandas_object(frame[cols], index=False)
+
+
+def audit_frame(frame: pd.DataFrame, splits: pd.Series, problem: ProblemParams, cfg: SplitParams,
+                strategy: str) -> pd.DataFrame:
+    """The derived frame the leakage suite checks: one block of rows per check.
+
+    Columns: ``subject`` (what a row is about), ``id_n_splits``, ``row_n_splits``,
+    ``split_time_ordered``, ``post_outcome_present``, ``feature_auc``.
+    """
+    blocks = []
+    group_key = cfg.group_column if strategy == "group" else problem.id_column
+    per_id = pd.DataFrame({"key": frame[group_key].astype(str), "split": splits}).groupby("key")["split"].nunique()
+    blocks.append(pd.DataFrame({"subject": "id:" + per_id.index, "id_n_splits": per_id.to_numpy(float)}))
+    skip = {problem.id_column, problem.time_column}
+    hashes = pd.DataFrame({"h": _row_hashes(frame, skip).to_numpy(), "split": splits.to_numpy()})
+    per_row = hashes.groupby("h")["split"].nunique()
+    per_row = per_row[per_row > 1]
+    blocks.append(pd.DataFrame({"subject": "row:" + per_row.index.astype(str), "row_n_splits": per_row.to_numpy(float)}))
+    if strategy == "time":
+        times = frame[problem.time_column]
+        for prev, cur in (("train", "valid"), ("valid", "test")):
+            ok = times[splits == cur].min() > times[splits == prev].max()
+            blocks.append(pd.DataFrame({"subject": [f"split:{cur} after {prev}"], "split_time_ordered": [float(ok)]}))
+    features = [c for c in frame.columns if c not in {problem.id_column, problem.target, problem.time_column}]
+    post = set(problem.post_outcome_columns)
+    train = frame[splits == "train"]
+    if len(train) > cfg.audit_sample_rows:
+        train = train.sample(cfg.audit_sample_rows, random_state=cfg.random_state)
+    y = train[problem.target].to_numpy(int)
+    aucs = [single_feature_auc(train[c], y, cfg.random_state) for c in features]
+    blocks.append(pd.DataFrame({"subject": [f"feature:{c}" for c in features],
+                                "post_outcome_present": [float(c in post) for c in features],
+                                "feature_auc": aucs}))
+    audit = pd.concat(blocks, ignore_index=True)
+    for column in ("id_n_splits", "row_n_splits", "split_time_ordered", "post_outcome_present", "feature_auc"):
+        if column not in audit:
+            audit[column] = np.nan
+    return audit
+
+
+def run_audit(audit: pd.DataFrame, cfg: SplitParams, suite: dict[str, Any], docs_dir: Path | None) -> list[dict[str, Any]]:
+    """Validate the audit frame with the leakage suite; one record per check."""
+    results = validate_frame(audit, suite, "leakage", docs_dir, index_column="subject",
+                             parameters={"max_single_feature_auc": cfg.max_single_feature_auc,
+                                         "row_mostly": 1.0 - cfg.max_cross_split_duplicate_share})
+    out = []
+    for r in results:
+        check, column = CHECK_NAMES.get(r.expectation, (r.expectation, r.column))
+        applies = audit[r.column].notna().sum() if r.column in audit else 0
+        out.append({"check": check, "column": column, "passed": r.success,
+                    "applies_to": int(applies), "observed": r.observed})
+    return out
+
+
+def audit_markdown(checks: list[dict[str, Any]], strategy: str, counts: dict[str, int], top: pd.DataFrame) -> str:
+    """``reports/leakage_audit.md``: the checklist."""
+    lines = [f"# Leakage audit\n\nSplit: **{strategy}**; rows: " +
+             ", ".join(f"{k} {v:,}" for k, v in counts.items()) + "\n", "| | check | rows checked | observed |",
+             "|---|---|---|---|"]
+    for c in checks:
+        mark = "[x]" if c["passed"] else "**[ ] FAILED**"
+        lines.append(f"| {mark} | {c['check']} | {c['applies_to']} | {c['observed']} |")
+    lines += ["", "## Strongest single features (ROC-AUC alone, on the training split)", "",
+              "| feature | ROC-AUC |", "|---|---|"]
+    lines += [f"| {s.removeprefix('feature:')} | {a:.3f} |" for s, a in zip(top["subject"], top["feature_auc"])]
+    return "\n".join(lines) + "\n"
+
+
+def _sha(frame: pd.DataFrame) -> str:
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+
+
+def main(root: Path, params: Params) -> None:
+    """Split, audit, and (only if the audit passes) write the splits."""
+    cfg, problem = params.split, params.problem
+    frame = pd.read_parquet(root / PATHS.features_table)
+    strategy = resolve_strategy(cfg, problem)
+    splits = assign_splits(frame, cfg, problem)
+    counts = {s: int((splits == s).sum()) for s in SPLITS}
+    if min(counts.values()) == 0:
+        raise StepError(STEP, "split sizes", f"a split is empty: {counts}; adjust split.valid_size/test_size")
+    audit = audit_frame(frame, splits, problem, cfg, strategy)
+    checks = run_audit(audit, cfg, read_suite_file(root / cfg.suite), root / PATHS.data_docs_dir)
+    top = audit.dropna(subset=["feature_auc"]).nlargest(8, "feature_auc")
+    write_text(root / PATHS.leakage_md, audit_markdown(checks, strategy, counts, top))
+    failed = [c for c in checks if not c["passed"]]
+    write_json(root / PATHS.leakage_json, {"passed": not failed, "strategy": strategy, **{f"rows_{k}": v for k, v in counts.items()},
+                                           "failed_checks": [c["check"] for c in failed],
+                                           "max_single_feature_auc": round(float(top["feature_auc"].max()), 6)})
+    if failed:
+        detail = "; ".join(f"{c['check']} (column {c['column']}): {c['observed']}" for c in failed)
+        raise StepError(STEP, "leakage audit", f"{detail}. See {PATHS.leakage_md}; no split was written.")
+    write_parquet(root / PATHS.split_indices, pd.DataFrame({problem.id_column: frame[problem.id_column],
+                                                            "split": splits.astype(str)}))
+    manifest: dict[str, Any] = {"strategy": strategy, "rows": counts}
+    for name in SPLITS:
+        part = frame[splits == name].reset_index(drop=True)
+        path = root / getattr(PATHS, name)
+        write_parquet(path, part)
+        manifest[name] = {"path": getattr(PATHS, name), "sha256": file_sha256(path), "content_sha256": _sha(part)}
+    write_json(root / PATHS.split_manifest, manifest)
+    log.info("%s split: %s; leakage audit passed (%d checks); %s", strategy, counts, len(checks), PATHS.leakage_md)
+
+
+if __name__ == "__main__":
+    sys.exit(run_step(STEP, main))
