@@ -212,6 +212,74 @@ class SplitParams(Section):
         return self
 
 
+# --------------------------------------------------------------------------- step 7
+ModelKind = Literal["logistic_regression", "random_forest", "xgboost"]
+
+
+class ChooseParams(Section):
+    """Step 7: candidates compared by cross-validation on the training split."""
+
+    candidates: list[ModelKind] = Field(default_factory=lambda: ["logistic_regression", "random_forest", "xgboost"])
+    cv_folds: int = Field(5, ge=2)
+    sample_rows: int = Field(30000, ge=100)
+    random_state: int = 42
+    params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _some(self) -> "ChooseParams":
+        if not self.candidates:
+            raise ValueError("choose.candidates needs at least one model")
+        unknown = set(self.params) - set(self.candidates)
+        if unknown:
+            raise ValueError(f"choose.params names models that are not candidates: {sorted(unknown)}")
+        return self
+
+
+# --------------------------------------------------------------------------- step 8
+class TrainParams(Section):
+    """Step 8: random search on the validation split, with a fixed trial budget."""
+
+    n_trials: int = Field(20, ge=1)
+    early_stopping_rounds: int = Field(50, ge=0)
+    random_state: int = 42
+
+
+# --------------------------------------------------------------------------- step 9
+class CostMatrix(Section):
+    """Cost of each kind of decision error (and of a correct retention offer)."""
+
+    false_positive: float = Field(1.0, ge=0)
+    false_negative: float = Field(5.0, ge=0)
+    true_positive: float = Field(1.0, ge=0)
+    true_negative: float = Field(0.0, ge=0)
+
+
+class FairnessLimits(Section):
+    """Largest acceptable gaps across groups of a sensitive column."""
+
+    max_tpr_gap: float = Field(0.1, ge=0, le=1)
+    max_fpr_gap: float = Field(0.1, ge=0, le=1)
+    min_selection_rate_ratio: float = Field(0.8, ge=0, le=1)
+    min_group_rows: int = Field(100, ge=1)
+
+
+class EvaluateParams(Section):
+    """Step 9: the sealed test set and the blessing gate."""
+
+    cost: CostMatrix = CostMatrix()
+    bootstrap_samples: int = Field(500, ge=50)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    min_lift_over_baseline: float = Field(0.02, ge=0)
+    slices: list[str] = Field(default_factory=list)
+    slice_min_rows: int = Field(200, ge=1)
+    slice_roc_auc_floor: float = Field(0.6, ge=0, le=1)
+    sensitive: list[str] = Field(default_factory=list)
+    fairness: FairnessLimits = FairnessLimits()
+    top_features: int = Field(10, ge=1)
+    importance_rows: int = Field(5000, ge=100)
+    random_state: int = 42
+
+
 # --------------------------------------------------------------------------- all
 class Params(Section):
     """All of ``params.yaml``, one typed section per step."""
@@ -222,6 +290,9 @@ class Params(Section):
     clean: CleanParams = CleanParams()
     features: FeaturesParams = FeaturesParams()
     split: SplitParams = SplitParams()
+    choose: ChooseParams = ChooseParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
 
 
 class ParamsError(ValueError):
