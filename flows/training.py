@@ -10,6 +10,7 @@ Run it with ``make run`` or ``python -m flows.training``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -140,6 +141,20 @@ def training(
     return result
 
 
+def _print_model_summary(root: Path) -> None:
+    metrics_file = root / "reports" / "metrics.json"
+    if not metrics_file.exists():
+        return
+    m = json.loads(metrics_file.read_text())
+    t = m["test"]
+    best = max(m["baseline"].items(), key=lambda kv: kv[1]["roc_auc"])
+    oracle = t.get("oracle_roc_auc")
+    print(f"  model: {m['model']}, test ROC-AUC {t['roc_auc']:.4f}, PR-AUC {t['pr_auc']:.4f}"
+          + (f" (oracle {oracle:.4f}, {t['roc_auc'] / oracle:.1%} of it)" if oracle else ""))
+    print(f"  best baseline: {best[0]} ROC-AUC {best[1]['roc_auc']:.4f}; lift lower bound {m['lift_lower_bound']:.4f}")
+    print(f"  {'BLESSED' if m['blessed'] else 'NOT BLESSED'}: see reports/model_card.md")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: run the training flow and print a short summary."""
     for key, value in (("PREFECT_SERVER_ANALYTICS_ENABLED", "false"), ("DO_NOT_TRACK", "1"),
@@ -156,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {s['stage']:<14} {'ran' if s['ran'] else 'up to date':<11} {s['seconds']:>7.1f} s")
     if result["experiment"]:
         print(f"  recorded as DVC experiment '{result['experiment']}' (dvc exp show)")
+    _print_model_summary(Path(result["project_dir"]))
     reports = sorted(p.relative_to(Path(result["project_dir"])).as_posix()
                      for p in (Path(result["project_dir"]) / "reports").glob("*.*") if p.suffix in (".md", ".html"))
     print("  reports: " + (", ".join(reports) or "none"))
