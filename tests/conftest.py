@@ -16,8 +16,8 @@ import yaml
 from tasks.core.config import Params, parse_params
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("tasks", "flows", "dvc.yaml", "params.yaml", ".dvc/config", ".dvcignore", ".gitignore",
-                 "data/external/.gitkeep", "pyproject.toml", "expectations")
+PROJECT_FILES = ("tasks", "flows", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore",
+                 "data/external/.gitkeep", "pyproject.toml", "requirements.lock", "expectations")
 
 # The small profile: a few thousand rows so a whole pipeline run takes seconds.
 SMALL = {
@@ -27,6 +27,9 @@ SMALL = {
     },
     "feasibility": {"min_labelled_rows": 300, "min_minority_rows": 50, "sample_rows": 2000, "n_permutations": 9,
                     "max_permutation_p_value": 0.1},
+    "choose": {"cv_folds": 3, "params": {"random_forest": {"n_estimators": 60, "min_samples_leaf": 5}}},
+    "train": {"n_trials": 3},
+    "evaluate": {"bootstrap_samples": 100, "importance_rows": 500, "slice_min_rows": 50},
 }
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")

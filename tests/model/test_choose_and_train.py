@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tasks.choose_model import cross_validate, model_inputs, pick_simplest
+from tasks.core.config import CostMatrix
+from tasks.core.models import build_pipeline
+from tasks.train import best_threshold, expected_cost, tune
+
+
+def test_the_simplest_candidate_within_one_standard_error_wins():
+    rows = [{"model": "logistic_regression", "complexity": 1, "mean": 0.830, "se": 0.002},
+            {"model": "random_forest", "complexity": 2, "mean": 0.829, "se": 0.002},
+            {"model": "xgboost", "complexity": 3, "mean": 0.831, "se": 0.002}]
+    chosen, reason = pick_simplest(rows, "roc_auc")
+    assert chosen == "logistic_regression" and "within one standard error" in reason
+    rows[2]["mean"] = 0.850
+    assert pick_simplest(rows, "roc_auc")[0] == "xgboost"
+    brier = [{"model": "logistic_regression", "complexity": 1, "mean": 0.20, "se": 0.001},
+             {"model": "xgboost", "complexity": 3, "mean": 0.10, "se": 0.001}]
+    assert pick_simplest(brier, "brier")[0] == "xgboost", "lower Brier is better"
+
+
+def test_cross_validation_scores_every_candidate(splits, params):
+    rows = cross_validate(splits["train"], params.problem, params.choose)
+    assert [r["model"] for r in rows] == ["logistic_regression", "random_forest", "xgboost"]
+    for r in rows:
+        assert 0.6 < r["mean"] < 1 and len(r["folds"]) == 3 and r["se"] > 0
+
+
+def test_preprocessing_is_fitted_on_the_training_split_only(splits, params):
+    X_train, y_train, numeric, categorical = model_inputs(splits["train"], params.problem)
+    pipeline = build_pipeline("logistic_regression", numeric, categorical, {}, 0).fit(X_train, y_train)
+    imputer = pipeline.named_steps["prep"].named_transformers_["num"].named_steps["impute"]
+    np.testing.assert_allclose(imputer.statistics_, X_train[numeric].median().to_numpy())
+    both = pd.concat([X_train, model_inputs(splits["test"], params.problem)[0]])
+    assert not np.allclose(imputer.statistics_, both[numeric].median().to_numpy())
+
+
+def test_tuning_is_reproducible_and_logs_every_trial(splits, params):
+    hashes = {"train": "a" * 64, "valid": "b" * 64}
+    first, (config, _, proba) = tune("xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], params, hashes)
+    second, _ = tune("xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], params, hashes)
+    strip = [{k: v for k, v in t.items() if k != "seconds"} for t in first]
+    assert strip == [{k: v for k, v in t.items() if k != "seconds"} for t in second]
+    assert len(first) == params.train.n_trials
+    assert {"config", "roc_auc", "seconds", "train_sha256", "valid_sha256", "best_iteration"} <= set(first[0])
+    assert all(t["seconds"] > 0 for t in first), "runtime of every trial"
+    assert any(t["best_iteration"] is not None and t["best_iteration"] < 1999 for t in first[1:]), "early stopping"
+
+
+def test_threshold_minimises_the_expected_cost():
+    y = np.array([0, 0, 0, 1, 1])
+    p = np.array([0.1, 0.2, 0.6, 0.55, 0.9])
+    cost = CostMatrix(false_positive=1, false_negative=5, true_positive=1, true_negative=0)
+    threshold, best = best_threshold(y, p, cost)
+    assert best == min(expected_cost(y, p, t, cost) for t in np.arange(0.01, 1, 0.01))
+    assert expected_cost(y, p, 0.5, cost) == (1 + 1 + 1) / 5
+    assert threshold <= 0.55

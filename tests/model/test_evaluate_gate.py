@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.choose_model import model_inputs
+from tasks.core.config import parse_params
+from tasks.core.errors import StepError
+from tasks.core.models import UntrustedModel, build_pipeline, load_model, save_model
+from tasks.core.paths import PATHS
+from tasks.evaluate import fairness, gate, headline, paired_bootstrap_lift, read_sealed_test, slice_metrics
+from tests.conftest import REPO, deep_merge, default_params_dict
+from tasks.core.pipeline import load_stages
+
+
+def good_and_weak(splits, params):
+    X_train, y_train, numeric, categorical = model_inputs(splits["train"], params.problem)
+    X_test, y_test, _, _ = model_inputs(splits["test"], params.problem)
+    model = build_pipeline("xgboost", numeric, categorical, {"n_estimators": 150, "max_depth": 3}, 0)
+    good = model.fit(X_train, y_train).predict_proba(X_test)[:, 1]
+    weak = np.random.default_rng(0).random(len(y_test))
+    return y_test, good, weak
+
+
+def decide(splits, params, proba, y):
+    test = splits["test"]
+    rule = -pd.to_numeric(test["tenure_months"]).to_numpy(float)
+    lift = {"baseline": "rule", "metric": "roc_auc", **paired_bootstrap_lift(y, proba, rule, "roc_auc", 200, 0.95, 0)}
+    metrics = headline(y, proba, 0.3, params)
+    return gate(metrics, lift, slice_metrics(test, y, proba, params.evaluate),
+                fairness(test, y, (proba >= 0.3).astype(int), params.evaluate), params)
+
+
+def test_a_good_model_is_blessed_and_says_why(splits, params):
+    y, good, _ = good_and_weak(splits, params)
+    lenient = parse_params(deep_merge(default_params_dict(), {"problem": {"kpis": {"pr_auc_min": 0.3}},
+                                                              "evaluate": {"slices": [], "sensitive": []}}))
+    blessed, reasons = decide(splits, lenient, good, y)
+    assert blessed, reasons
+    assert reasons[0].startswith("PASS beats rule on roc_auc")
+
+
+def test_a_deliberately_weak_model_is_refused_with_reasons(splits, params):
+    y, _, weak = good_and_weak(splits, params)
+    blessed, reasons = decide(splits, params, weak, y)
+    assert not blessed
+    failed = [r for r in reasons if r.startswith("FAIL")]
+    assert any("beats rule" in r and "lower bound" in r for r in failed)
+    assert any(r.startswith("FAIL ROC-AUC") for r in failed)
+
+
+def test_a_slice_below_its_floor_or_a_fairness_gap_refuses(splits, params):
+    y, good, _ = good_and_weak(splits, params)
+    test = splits["test"]
+    hurt = good.copy()
+    mask = (test["plan"] == "premium").to_numpy()
+    hurt[mask] = np.random.default_rng(1).random(mask.sum())
+    strict = parse_params(deep_merge(default_params_dict(), {"evaluate": {"slices": ["plan"], "slice_min_rows": 30,
+                                                                          "slice_roc_auc_floor": 0.65}}))
+    blessed, reasons = decide(splits, strict, hurt, y)
+    assert not blessed and any(r.startswith("FAIL slice plan=premium") for r in reasons)
+    unfair = good.copy()
+    unfair[(test["gender"] == "female").to_numpy()] *= 0.2
+    blessed, reasons = decide(splits, params, unfair, y)
+    assert not blessed and any("FAIL gender: " in r for r in reasons)
+
+
+def test_bootstrap_interval_brackets_the_lift(splits, params):
+    y, good, _ = good_and_weak(splits, params)
+    rule = -pd.to_numeric(splits["test"]["tenure_months"]).to_numpy(float)
+    lift = paired_bootstrap_lift(y, good, rule, "roc_auc", 200, 0.95, 0)
+    assert lift["lower"] < lift["lift"] < lift["upper"] and lift["lower"] > 0
+
+
+def test_only_the_evaluate_stage_depends_on_the_test_split():
+    readers = [s.name for s in load_stages(REPO / "dvc.yaml") if any(
+        d == PATHS.test or PATHS.test.startswith(d.rstrip("/") + "/") for d in s.deps)]
+    assert readers == ["evaluate"]
+
+
+def test_a_changed_test_file_is_refused_before_it_is_read(tmp_path):
+    (tmp_path / "data/05_model_input").mkdir(parents=True)
+    (tmp_path / "data/04_splits").mkdir(parents=True)
+    (tmp_path / PATHS.test).write_bytes(b"not the recorded test set")
+    (tmp_path / PATHS.split_manifest).write_text('{"test": {"sha256": "' + "0" * 64 + '"}}')
+    with pytest.raises(StepError, match="sealed test"):
+        read_sealed_test(tmp_path)
+
+
+def test_a_model_file_holding_an_extra_type_is_refused(tmp_path, splits, params):
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    X, y, numeric, categorical = model_inputs(splits["train"], params.problem)
+    good = build_pipeline("logistic_regression", numeric, categorical, {}, 0).fit(X, y)
+    save_model(good, tmp_path / "ok.skops")
+    assert load_model(tmp_path / "ok.skops") is not None
+    sneaky = Pipeline([("f", FunctionTransformer(np.log1p)), ("m", good)])
+    save_model(sneaky, tmp_path / "extra.skops")
+    with pytest.raises(UntrustedModel, match="FunctionTransformer|log1p"):
+        load_model(tmp_path / "extra.skops")
