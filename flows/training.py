@@ -36,9 +36,14 @@ from tasks.core.paths import find_project_root
 from tasks.core.pipeline import Stage, load_stages
 
 
+# DVC's advice after each stage; the flow records and pushes the run itself.
+DVC_HINTS = ("To track the changes with git", "git add dvc.lock", "To enable auto staging",
+             "dvc config core.autostage", "Use `dvc push` to send")
+
+
 def _log_line(line: str) -> None:
     logger = get_run_logger()
-    if not line.strip():
+    if not line.strip() or line.strip().startswith(DVC_HINTS):
         return
     if "ERROR" in line or line.startswith("FAILED"):
         logger.error(line)

@@ -27,7 +27,7 @@ from tasks.choose_model import model_inputs
 from tasks.core.config import EvaluateParams, Params, ProblemParams
 from tasks.core.errors import StepError
 from tasks.core.io import atomic_path, file_sha256, read_json, write_json, write_text
-from tasks.core.models import load_model, metric_fn, oriented
+from tasks.core.models import UntrustedModel, load_model, metric_fn, oriented
 from tasks.core.paths import PATHS
 from tasks.core.snapshots import current_snapshot
 from tasks.core.step import code_version, run_step
@@ -268,7 +268,10 @@ def main(root: Path, params: Params) -> None:
     """Evaluate the trained model on the sealed test set and decide the blessing."""
     problem, cfg = params.problem, params.evaluate
     meta = read_json(root / PATHS.model_meta)
-    pipeline = load_model(root / PATHS.model_file)
+    try:
+        pipeline = load_model(root / PATHS.model_file)
+    except UntrustedModel as exc:
+        raise StepError(STEP, "model file", str(exc)) from None
     test = read_sealed_test(root)
     X, y, _, _ = model_inputs(test, problem)
     proba = pipeline.predict_proba(X)[:, 1]

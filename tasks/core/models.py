@@ -145,7 +145,7 @@ def oriented(name: str, value: float) -> float:
 # ----------------------------------------------------------------------------- persistence
 TRUSTED_TYPES = frozenset({
     "builtins.bytearray", "builtins.dict", "builtins.list", "builtins.slice", "builtins.str", "builtins.tuple",
-    "builtins.int", "builtins.float", "builtins.bool", "builtins.NoneType",
+    "builtins.int", "builtins.float", "builtins.bool", "builtins.NoneType", "collections.OrderedDict",
     "numpy.dtype", "numpy.float64", "numpy.int64", "numpy.ndarray",
     "sklearn.compose._column_transformer.ColumnTransformer",
     "sklearn.ensemble._forest.RandomForestClassifier",

@@ -5,7 +5,7 @@ import pandas as pd
 
 from tasks.choose_model import cross_validate, model_inputs, pick_simplest
 from tasks.core.config import CostMatrix
-from tasks.core.models import build_pipeline
+from tasks.core.models import build_pipeline, load_model, save_model
 from tasks.train import best_threshold, expected_cost, tune
 
 
@@ -36,6 +36,14 @@ def test_preprocessing_is_fitted_on_the_training_split_only(splits, params):
     np.testing.assert_allclose(imputer.statistics_, X_train[numeric].median().to_numpy())
     both = pd.concat([X_train, model_inputs(splits["test"], params.problem)[0]])
     assert not np.allclose(imputer.statistics_, both[numeric].median().to_numpy())
+
+
+def test_an_early_stopped_xgboost_round_trips_through_the_safe_format(tmp_path, splits, params):
+    hashes = {"train": "a" * 64, "valid": "b" * 64}
+    _, (_, pipeline, proba) = tune("xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], params, hashes)
+    save_model(pipeline, tmp_path / "m.skops")
+    X_valid = model_inputs(splits["valid"], params.problem)[0]
+    np.testing.assert_array_equal(load_model(tmp_path / "m.skops").predict_proba(X_valid)[:, 1], proba)
 
 
 def test_tuning_is_reproducible_and_logs_every_trial(splits, params):
