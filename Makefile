@@ -24,7 +24,7 @@ PREFECT_URL  := http://127.0.0.1:$(PREFECT_PORT)/api
 # Use the local Prefect server when one is up (make server); else Prefect starts a temporary one.
 USE_SERVER   = $(PY) -c "import urllib.request,sys; urllib.request.urlopen('$(PREFECT_URL)/health', timeout=1)" 2>/dev/null && export PREFECT_API_URL=$(PREFECT_URL) && echo "using the Prefect server at http://127.0.0.1:$(PREFECT_PORT)";
 
-.PHONY: help install setup run reproduce server test test-fast lock clean-venv
+.PHONY: help install setup run reproduce rollback models server test test-fast lock clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,12 @@ run: setup ## run the training flow (all dvc.yaml stages) on the built-in simula
 reproduce: setup ## restore a recorded run and recompute it: make reproduce RUN=<experiment>
 	@test -n "$(RUN)" || { echo "usage: make reproduce RUN=<experiment name from dvc exp show>"; exit 2; }
 	$(PY) -m flows.reproduce "$(RUN)"
+
+rollback: install ## point the champion back at the previous one (or TO=v0002)
+	$(PY) -m tasks.deploy rollback $(if $(TO),--to $(TO))
+
+models: install ## list registered model versions and which is champion
+	$(PY) -m tasks.deploy show
 
 server: install ## start the Prefect server and UI on http://127.0.0.1:4200 (Ctrl-C stops it)
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)

@@ -33,6 +33,7 @@ from tasks.core.dvc_runner import (
     workspace_lock,
 )
 from tasks.core.paths import find_project_root
+from tasks.core.step import code_version
 from tasks.core.pipeline import Stage, load_stages
 
 
@@ -81,6 +82,29 @@ def record_experiment(root: str, name: str) -> str:
     return save_experiment(Path(root), name, on_line=_log_line)
 
 
+@task(name="register-and-promote", cache_policy=NO_CACHE)
+def register(root: str, run: dict[str, Any]) -> dict[str, Any]:
+    """Register a blessed model; promote it only if it beats the champion (step 10)."""
+    from tasks.core.config import load_params
+    from tasks.core.registry import Registry
+    from tasks.deploy import register_and_promote
+
+    params = load_params(Path(root) / "params.yaml")
+    decision = register_and_promote(Path(root), params, Registry(Path(root) / params.deploy.registry_dir), run)
+    logger = get_run_logger()
+    verdict = ("promoted to champion" if decision["promoted"] else
+               "registered, not promoted" if decision["registered"] else "not registered")
+    logger.info("model %s: %s", decision["registered"] or "-", verdict)
+    for reason in decision["reasons"]:
+        logger.info("  %s", reason)
+    lines = [f"# Deployment decision: {verdict}", "",
+             f"- registered version: `{decision['registered']}`", f"- champion now: `{decision['champion']}`"]
+    lines += [f"- {r}" for r in decision["reasons"]]
+    create_markdown_artifact(markdown="\n".join(lines), key="deployment-decision",
+                             description="Registry version and champion/challenger decision")
+    return decision
+
+
 @task(name="push-data", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def push(root: str) -> None:
     """Push the run's data to the DVC remote."""
@@ -104,6 +128,7 @@ def training(
     record: bool = True,
     push_to_remote: bool = True,
     lock_timeout_s: float = 600.0,
+    deploy: bool = True,
 ) -> dict[str, Any]:
     """Run the DVC pipeline stage by stage, then record and push the run.
 
@@ -117,6 +142,8 @@ def training(
         Push the run's data to the DVC remote.
     lock_timeout_s : float
         How long to wait for another pipeline run in this workspace before giving up.
+    deploy : bool
+        Register a blessed model and promote it if it beats the champion (step 10).
 
     Returns
     -------
@@ -141,6 +168,10 @@ def training(
             result["experiment"] = record_experiment(str(root), experiment_name(run_name, run_id))
         if push_to_remote:
             push(str(root))
+        if deploy and (root / "reports" / "metrics.json").exists():
+            run_info = {"flow_run_id": str(run_id), "flow_run_name": run_name, "experiment": result["experiment"],
+                        "code_version": code_version(root)}
+            result["deployment"] = register(str(root), run_info)
     create_markdown_artifact(markdown=_summary_markdown(result), key="training-run",
                              description="Stages run and the DVC experiment recorded")
     return result
@@ -160,6 +191,16 @@ def _print_model_summary(root: Path) -> None:
     print(f"  {'BLESSED' if m['blessed'] else 'NOT BLESSED'}: see reports/model_card.md")
 
 
+def _print_deployment(decision: dict[str, Any] | None) -> None:
+    if not decision:
+        return
+    state = ("promoted to champion" if decision["promoted"] else
+             "registered, not promoted" if decision["registered"] else "not registered")
+    print(f"  registry: {decision['registered'] or '-'} {state}; champion is {decision['champion']}")
+    for reason in decision["reasons"]:
+        print(f"    {reason}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: run the training flow and print a short summary."""
     for key, value in (("PREFECT_SERVER_ANALYTICS_ENABLED", "false"), ("DO_NOT_TRACK", "1"),
@@ -177,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     if result["experiment"]:
         print(f"  recorded as DVC experiment '{result['experiment']}' (dvc exp show)")
     _print_model_summary(Path(result["project_dir"]))
+    _print_deployment(result.get("deployment"))
     reports = sorted(p.relative_to(Path(result["project_dir"])).as_posix()
                      for p in (Path(result["project_dir"]) / "reports").glob("*.*") if p.suffix in (".md", ".html"))
     print("  reports: " + (", ".join(reports) or "none"))

@@ -280,6 +280,19 @@ class EvaluateParams(Section):
     random_state: int = 42
 
 
+# --------------------------------------------------------------------------- step 10
+class DeployParams(Section):
+    """Step 10: the registry and the champion/challenger gate."""
+
+    registry_dir: str = "registry"
+    promotion_margin: float = Field(0.0, ge=0)
+    slice_tolerance: float = Field(0.03, ge=0, le=1)
+    bootstrap_samples: int = Field(500, ge=50)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    reference_rows: int = Field(5000, ge=100)
+    random_state: int = 42
+
+
 # --------------------------------------------------------------------------- all
 class Params(Section):
     """All of ``params.yaml``, one typed section per step."""
@@ -293,6 +306,7 @@ class Params(Section):
     choose: ChooseParams = ChooseParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    deploy: DeployParams = DeployParams()
 
 
 class ParamsError(ValueError):

@@ -38,7 +38,9 @@ def _context(docs_dir: Path | None):  # noqa: ANN202 - a GX context
 
     import tasks.core.gx_expectations  # noqa: F401 - registers the custom expectations
 
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    for name in ["great_expectations", *logging.root.manager.loggerDict]:
+        if name.startswith("great_expectations"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False, "metric_calculations": False}
     if docs_dir is not None:

@@ -1,0 +1,191 @@
+"""Step 10, deploy: register a blessed model and promote it only if it beats the champion.
+
+The training flow calls :func:`register_and_promote` after the DVC pipeline. A blessed
+run becomes a new registry version with its card, training schema and a reference sample
+for drift checks. It becomes champion only if, on the same recent labelled rows (this
+run's sealed test split, the most recent period for a time split), the lower bound of a
+paired bootstrap interval of its gain in the primary metric over the champion clears
+``deploy.promotion_margin`` and no slice loses more than ``deploy.slice_tolerance``.
+Otherwise it stays registered, not promoted, and the decision says why, with figures.
+
+Command line (``make rollback``)::
+
+    python -m tasks.deploy show
+    python -m tasks.deploy rollback [--to v0002]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.choose_model import model_inputs
+from tasks.core.config import Params, load_params
+from tasks.core.io import file_sha256, read_json
+from tasks.core.models import feature_columns, metric_fn, model_matrix, oriented
+from tasks.core.paths import PATHS, find_project_root
+from tasks.core.registry import ModelVersion, Registry, RegistryError
+from tasks.evaluate import paired_bootstrap_lift
+
+log = logging.getLogger("churn.deploy")
+
+
+def training_schema(train: pd.DataFrame, params: Params) -> dict[str, Any]:
+    """Columns, types, category sets and value ranges of the training inputs."""
+    p = params.problem
+    numeric, categorical = feature_columns(train, {p.id_column, p.target, p.time_column})
+    columns = {}
+    for c in numeric:
+        values = train[c].dropna()
+        columns[c] = {"kind": "numeric", "dtype": str(train[c].dtype),
+                      "min": float(values.min()) if len(values) else None,
+                      "max": float(values.max()) if len(values) else None,
+                      "missing_share": float(train[c].isna().mean())}
+    for c in categorical:
+        columns[c] = {"kind": "categorical", "dtype": str(train[c].dtype),
+                      "categories": sorted(str(v) for v in train[c].dropna().unique()),
+                      "missing_share": float(train[c].isna().mean())}
+    return {"id_column": p.id_column, "target": p.target, "time_column": p.time_column,
+            "numeric": numeric, "categorical": categorical, "columns": columns}
+
+
+def reference_sample(train: pd.DataFrame, model: Any, params: Params) -> pd.DataFrame:
+    """Training rows with the model's score, for drift checks."""
+    cfg = params.deploy
+    sample = train.sample(min(len(train), cfg.reference_rows), random_state=cfg.random_state)
+    X, _, _, _ = model_inputs(sample, params.problem)
+    return sample.assign(prediction=model.predict_proba(X)[:, 1]).reset_index(drop=True)
+
+
+def score_version(model: Any, card: dict[str, Any], frame: pd.DataFrame) -> np.ndarray:
+    """Probabilities of a registered model on raw feature rows (its own input columns)."""
+    X = model_matrix(frame, card["numeric_features"], card["categorical_features"])
+    return model.predict_proba(X)[:, 1]
+
+
+def compare(y: np.ndarray, challenger: np.ndarray, champion: np.ndarray, frame: pd.DataFrame,
+            params: Params) -> dict[str, Any]:
+    """Challenger against champion on the same rows: paired bootstrap gain and slice regressions."""
+    cfg, metric = params.deploy, params.problem.primary_metric
+    gain = paired_bootstrap_lift(y, challenger, champion, metric, cfg.bootstrap_samples, cfg.confidence,
+                                 cfg.random_state)
+    score = metric_fn(metric, params.problem.kpis.target_precision)
+    regressions = []
+    for column in params.evaluate.slices:
+        if column not in frame:
+            continue
+        for value, idx in frame.groupby(frame[column].astype("string").fillna("<missing>")).indices.items():
+            ys = y[idx]
+            if len(idx) < params.evaluate.slice_min_rows or ys.min() == ys.max():
+                continue
+            loss = oriented(metric, score(ys, champion[idx])) - oriented(metric, score(ys, challenger[idx]))
+            if loss > cfg.slice_tolerance:
+                regressions.append({"slice": f"{column}={value}", "rows": int(len(idx)), "loss": round(loss, 4)})
+    promote = gain["lower"] > cfg.promotion_margin and not regressions
+    reasons = [f"{metric} gain over the champion {gain['lift']:+.4f}, {cfg.confidence:.0%} interval "
+               f"[{gain['lower']:+.4f}, {gain['upper']:+.4f}], margin {cfg.promotion_margin}: "
+               + ("clears it" if gain["lower"] > cfg.promotion_margin else "does not clear it")]
+    reasons += [f"slice {r['slice']} ({r['rows']} rows) loses {r['loss']} > tolerance {cfg.slice_tolerance}"
+                for r in regressions]
+    return {"promote": promote, "metric": metric, "gain": gain, "slice_regressions": regressions,
+            "rows": int(len(y)), "reasons": reasons}
+
+
+def register_and_promote(root: Path, params: Params, registry: Registry, run: dict[str, Any]) -> dict[str, Any]:
+    """Register this run's model if blessed, then promote it if it beats the champion.
+
+    Parameters
+    ----------
+    root : Path
+        Project root holding this run's outputs.
+    params : Params
+    registry : Registry
+    run : dict
+        ``flow_run_id``, ``flow_run_name``, ``experiment``, ``code_version``.
+
+    Returns
+    -------
+    dict
+        ``registered`` (version or None), ``promoted``, ``champion``, ``reasons`` and figures.
+    """
+    metrics = read_json(root / PATHS.metrics_json)
+    if not metrics["blessed"]:
+        return {"registered": None, "promoted": False, "champion": (registry.aliases() or {}).get("champion"),
+                "reasons": ["the model was not blessed at evaluation: see reports/model_card.md"]}
+    meta = read_json(root / PATHS.model_meta)
+    train, test = pd.read_parquet(root / PATHS.train), pd.read_parquet(root / PATHS.test)
+    from tasks.core.models import load_model
+
+    model = load_model(root / PATHS.model_file)
+    evaluation = read_json(root / PATHS.evaluation_json)
+    card = {"model": meta["model"], "config": meta["config"], "threshold": meta["threshold"],
+            "numeric_features": meta["numeric_features"], "categorical_features": meta["categorical_features"],
+            "metrics": metrics, "gate": evaluation["gate_reasons"], "data": {
+                **evaluation["data"], "split_manifest": read_json(root / PATHS.split_manifest),
+                "dvc_lock_sha256": file_sha256(root / "dvc.lock") if (root / "dvc.lock").exists() else None},
+            "params": params.model_dump(mode="json"), "environment_sha256": evaluation["environment_sha256"], **run}
+    version = registry.register(root / PATHS.model_file, card, training_schema(train, params),
+                                reference_sample(train, model, params))
+    log.info("registered %s (%s, test %s %.4f)", version.version, meta["model"], params.problem.primary_metric,
+             metrics["test"].get(params.problem.primary_metric, float("nan")))
+    champion = registry.champion()
+    if champion is None:
+        registry.promote(version.version, "first blessed model")
+        return {"registered": version.version, "promoted": True, "champion": version.version,
+                "reasons": ["no champion yet: the first blessed model becomes champion"]}
+    y = test[params.problem.target].to_numpy(int)
+    decision = compare(y, score_version(model, card, test), score_version(registry.load(champion), champion.card, test),
+                       test, params)
+    if decision["promote"]:
+        registry.promote(version.version, "; ".join(decision["reasons"]))
+    return {"registered": version.version, "promoted": decision["promote"],
+            "champion": registry.aliases()["champion"], "previous": champion.version, **decision}
+
+
+def describe(version: ModelVersion | None) -> str:
+    """One line about a version."""
+    if version is None:
+        return "none"
+    m = version.card.get("metrics", {}).get("test", {})
+    return (f"{version.version} {version.card.get('model')} test ROC-AUC {m.get('roc_auc', float('nan')):.4f} "
+            f"(run {version.card.get('flow_run_name')}, experiment {version.card.get('experiment')})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``show`` the registry or ``rollback`` the champion."""
+    parser = argparse.ArgumentParser(prog="python -m tasks.deploy", description="model registry")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("show", help="versions and aliases")
+    back = sub.add_parser("rollback", help="point the champion back at the previous champion or a version")
+    back.add_argument("--to", default=None, help="version to roll back to (default: the previous champion)")
+    back.add_argument("--reason", default="manual rollback")
+    args = parser.parse_args(argv)
+    root = find_project_root()
+    params = load_params(root / PATHS.params)
+    registry = Registry(root / params.deploy.registry_dir)
+    try:
+        if args.command == "rollback":
+            before = registry.aliases().get("champion")
+            target = registry.rollback(args.to, args.reason)
+            print(f"champion: {before} -> {target}")
+            return 0
+    except RegistryError as exc:
+        print(f"rollback refused: {exc}", file=sys.stderr)
+        return 1
+    aliases = registry.aliases()
+    for v in registry.versions():
+        tags = [a for a, n in aliases.items() if n == v.version]
+        print(f"  {describe(v)}{'  <- ' + ', '.join(tags) if tags else ''}")
+    if not aliases:
+        print("  no champion yet (run `make run`; a blessed model is registered and promoted)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
