@@ -27,6 +27,8 @@ SMALL = {
     },
     "feasibility": {"min_labelled_rows": 300, "min_minority_rows": 50, "sample_rows": 2000, "n_permutations": 9,
                     "max_permutation_p_value": 0.1},
+    # floors suited to a 300-row test set, so the end-to-end run goes through registration
+    "problem": {"kpis": {"pr_auc_min": 0.35, "recall_at_target_precision_min": 0.3}},
     "choose": {"cv_folds": 3, "params": {"random_forest": {"n_estimators": 60, "min_samples_leaf": 5}}},
     "train": {"n_trials": 3},
     "evaluate": {"bootstrap_samples": 100, "importance_rows": 500, "slice_min_rows": 50},

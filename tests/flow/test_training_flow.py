@@ -82,20 +82,19 @@ def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_i
     assert "Running stage" not in again.stdout and time.monotonic() - started < 15
 
     # step 10: a blessed model is registered and, with no champion yet, promoted
-    blessed = json.loads((root / "reports" / "metrics.json").read_text())["blessed"]
+    assert json.loads((root / "reports" / "metrics.json").read_text())["blessed"]
     first = result["deployment"]
-    if blessed:
-        assert first["registered"] == "v0001" and first["promoted"] and first["champion"] == "v0001"
-    else:
-        assert first["registered"] is None and "not blessed" in first["reasons"][0]
+    assert first["registered"] == "v0001" and first["promoted"] and first["champion"] == "v0001"
+    card = json.loads((root / "registry" / "versions" / "v0001" / "card.json").read_text())
+    assert card["experiment"] == name and card["flow_run_id"] == str(state.state_details.flow_run_id)
+    assert card["data"]["snapshot_id"] and card["code_version"] and card["params"]["problem"]["target"]
 
     # a second run of the flow records another, differently named experiment
     second = training(project_dir=str(root))
     assert second["experiment"] != name and not any(s["ran"] for s in second["stages"])
-    if blessed:  # the same model again: registered, but no proven gain, so not promoted
-        again_decision = second["deployment"]
-        assert again_decision["registered"] == "v0002" and not again_decision["promoted"]
-        assert again_decision["champion"] == "v0001" and "does not clear it" in again_decision["reasons"][0]
+    refused = second["deployment"]  # the same model again: registered, but no proven gain, so not promoted
+    assert refused["registered"] == "v0002" and not refused["promoted"]
+    assert refused["champion"] == "v0001" and "does not clear it" in refused["reasons"][0]
 
     # reproduction: a fresh clone with an empty cache pulls the run and recomputes it
     clone = tmp_path / "clone"
