@@ -55,6 +55,15 @@ def training_schema(train: pd.DataFrame, params: Params) -> dict[str, Any]:
             "numeric": numeric, "categorical": categorical, "columns": columns}
 
 
+def raw_column_kinds(root: Path, params: Params) -> dict[str, str]:
+    """The column kinds the clean step used (from the source's suite), so serving cleans the same way."""
+    from tasks.clean import suite_path_for
+    from tasks.core.validation import read_suite_file
+
+    spec = read_suite_file(root / suite_path_for(params.clean, params.collect))
+    return dict((spec.get("meta") or {}).get("column_kinds") or {})
+
+
 def reference_sample(train: pd.DataFrame, model: Any, params: Params) -> pd.DataFrame:
     """Training rows with the model's score, for drift checks."""
     cfg = params.deploy
@@ -129,7 +138,10 @@ def register_and_promote(root: Path, params: Params, registry: Registry, run: di
             "metrics": metrics, "gate": evaluation["gate_reasons"], "data": {
                 **evaluation["data"], "split_manifest": read_json(root / PATHS.split_manifest),
                 "dvc_lock_sha256": file_sha256(root / "dvc.lock") if (root / "dvc.lock").exists() else None},
-            "params": params.model_dump(mode="json"), "environment_sha256": evaluation["environment_sha256"], **run}
+            "params": params.model_dump(mode="json"), "environment_sha256": evaluation["environment_sha256"],
+            "column_kinds": raw_column_kinds(root, params),
+            "validation": {"data_quality": read_json(root / PATHS.clean_json),
+                           "leakage_audit": read_json(root / PATHS.leakage_json)}, **run}
     version = registry.register(root / PATHS.model_file, card, training_schema(train, params),
                                 reference_sample(train, model, params))
     log.info("registered %s (%s, test %s %.4f)", version.version, meta["model"], params.problem.primary_metric,

@@ -1,0 +1,112 @@
+"""Scoring raw records with a registered model, through the very same code as training.
+
+A record goes through the clean step's standardisation (with the column kinds and clean
+params recorded on the model's card), the features step, and the model's own input
+columns; there is no second implementation to drift from training.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.core.config import CleanParams, ProblemParams
+from tasks.core.models import model_matrix
+from tasks.core.registry import ModelVersion, Registry
+from tasks.core.schema import parse_dates, parse_numbers, standardise
+from tasks.features import build_features
+
+
+class RecordError(ValueError):
+    """A record field that cannot be used, with where and why."""
+
+    def __init__(self, index: int, field: str, reason: str) -> None:
+        self.index, self.field, self.reason = index, field, reason
+        super().__init__(f"record {index}, field '{field}': {reason}")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A registered version, ready to score."""
+
+    version: ModelVersion
+    model: Any
+    problem: ProblemParams
+    clean: CleanParams
+    kinds: dict[str, str]
+
+    @classmethod
+    def load(cls, registry: Registry, version: ModelVersion) -> "LoadedModel":
+        """Load after the hash check; read the params the model was trained with from its card."""
+        params = version.card["params"]
+        return cls(version, registry.load(version), ProblemParams.model_validate(params["problem"]),
+                   CleanParams.model_validate(params["clean"]), dict(version.card.get("column_kinds") or {}))
+
+    @property
+    def threshold(self) -> float:
+        """Decision threshold chosen on validation."""
+        return float(self.version.card["threshold"])
+
+    def validate(self, records: list[dict[str, Any]]) -> None:
+        """Refuse fields the training schema cannot read (numbers that are not numbers...)."""
+        for i, record in enumerate(records):
+            if not isinstance(record, dict):
+                raise RecordError(i, "*", "a record must be a JSON object")
+            if record.get(self.problem.id_column) in (None, ""):
+                raise RecordError(i, self.problem.id_column, "the id is required")
+            for field, value in record.items():
+                kind = self.kinds.get(field)
+                if value is None or kind is None or (isinstance(value, str) and not value.strip()):
+                    continue
+                if isinstance(value, (dict, list)):
+                    raise RecordError(i, field, "must be a single value, not an object or a list")
+                if kind == "numeric":
+                    if isinstance(value, bool) or parse_numbers(pd.Series([value], dtype=object))[1]:
+                        raise RecordError(i, field, f"expected a number, got {value!r}")
+                    if not np.isfinite(float(parse_numbers(pd.Series([value], dtype=object))[0].iloc[0])):
+                        raise RecordError(i, field, f"expected a finite number, got {value!r}")
+                elif kind == "datetime" and parse_dates(pd.Series([str(value)]), self.clean.date_formats)[1]:
+                    raise RecordError(i, field, f"expected a date in one of {self.clean.date_formats}, got {value!r}")
+
+    def prepare(self, records: list[dict[str, Any]]) -> pd.DataFrame:
+        """Raw records to the model's input rows, with the training code (standardise, features)."""
+        raw = pd.DataFrame.from_records(records)
+        for column in self.kinds:
+            if column not in raw:
+                raw[column] = None
+        raw = raw[[c for c in self.kinds if c != self.problem.target] +
+                  [c for c in raw.columns if c not in self.kinds]].astype(object)
+        kinds = {c: k for c, k in self.kinds.items() if c != self.problem.target}
+        std = standardise(raw, kinds, self.problem.positive_label, self.clean.date_formats,
+                          self.clean.category_aliases, [f.model_dump() for f in self.clean.unit_fixes]).frame
+        features, _ = build_features(std, self.problem, [])
+        card = self.version.card
+        return model_matrix(features, card["numeric_features"], card["categorical_features"])
+
+    def score(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, pd.DataFrame]:
+        """Probabilities for raw records, and the model inputs they were computed from."""
+        self.validate(records)
+        X = self.prepare(records)
+        return self.model.predict_proba(X)[:, 1], X
+
+    def contributions(self, X: pd.DataFrame, top: int) -> list[list[dict[str, float]]]:
+        """Top feature contributions per row (XGBoost SHAP values; else |coef x value| for a linear model)."""
+        prep, model = self.model.named_steps["prep"], self.model.named_steps["model"]
+        Z = prep.transform(X)
+        names = list(prep.get_feature_names_out())
+        if type(model).__name__ == "XGBClassifier":
+            import xgboost as xgb
+
+            values = model.get_booster().predict(xgb.DMatrix(np.asarray(Z, dtype=float)), pred_contribs=True)[:, :-1]
+        elif hasattr(model, "coef_"):
+            values = np.asarray(Z, dtype=float) * model.coef_[0]
+        else:
+            return [[] for _ in range(len(X))]
+        out = []
+        for row in values:
+            order = np.argsort(-np.abs(row))[:top]
+            out.append([{"feature": names[k], "contribution": round(float(row[k]), 6)} for k in order])
+        return out

@@ -1,0 +1,113 @@
+"""The prediction store: every prediction, and the ground truth that arrives later.
+
+SQLite by default (``predictions.db`` beside the registry); PostgreSQL (or any SQLAlchemy
+database) when ``DATABASE_URL`` says so. Only parameterised statements are used. Rows are
+written by a background thread in batches, so logging adds almost nothing to a request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import queue
+import threading
+from typing import Any
+
+import sqlalchemy as sa
+
+log = logging.getLogger("churn.store")
+METADATA = sa.MetaData()
+PREDICTIONS = sa.Table(
+    "predictions", METADATA,
+    sa.Column("request_id", sa.String(64), primary_key=True),
+    sa.Column("row", sa.Integer, primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("model_version", sa.String(32), nullable=False, index=True),
+    sa.Column("record_id", sa.String(256)),
+    sa.Column("features", sa.Text, nullable=False),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("decision", sa.Integer, nullable=False),
+    sa.Column("shadow_version", sa.String(32)),
+    sa.Column("shadow_score", sa.Float),
+    sa.Column("label", sa.Integer),
+    sa.Column("labelled_at", sa.DateTime(timezone=True)),
+)
+
+
+class PredictionStore:
+    """Write predictions in the background; record labels; read windows back."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        METADATA.create_all(self.engine)
+        self._queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
+        self._writer = threading.Thread(target=self._drain, name="prediction-store", daemon=True)
+        self._writer.start()
+
+    def _drain(self) -> None:
+        while True:
+            batch = self._queue.get()
+            try:
+                if batch is None:
+                    return
+                rows = list(batch)
+                while not self._queue.empty():
+                    more = self._queue.get_nowait()
+                    if more is None:
+                        self._queue.put(None)
+                        self._queue.task_done()
+                        break
+                    rows.extend(more)
+                    self._queue.task_done()
+                with self.engine.begin() as conn:
+                    conn.execute(PREDICTIONS.insert(), rows)
+            except Exception:  # keep serving even if the store is briefly unavailable
+                log.exception("could not write %d prediction rows", len(batch or []))
+            finally:
+                self._queue.task_done()
+
+    def log(self, request_id: str, model_version: str, record_ids: list[str], features: list[dict[str, Any]],
+            scores: list[float], decisions: list[int], shadow_version: str | None = None,
+            shadow_scores: list[float] | None = None) -> None:
+        """Queue one request's predictions for writing."""
+        now = dt.datetime.now(dt.timezone.utc)
+        self._queue.put([
+            {"request_id": request_id, "row": i, "created_at": now, "model_version": model_version,
+             "record_id": record_ids[i], "features": json.dumps(features[i], default=str), "score": float(scores[i]),
+             "decision": int(decisions[i]), "shadow_version": shadow_version,
+             "shadow_score": float(shadow_scores[i]) if shadow_scores is not None else None}
+            for i in range(len(scores))])
+
+    def flush(self) -> None:
+        """Wait until every queued prediction is written."""
+        self._queue.join()
+
+    def add_label(self, request_id: str, label: int, row: int | None = None) -> int:
+        """Record ground truth for an earlier request (all its rows, or one); returns rows updated."""
+        self.flush()
+        condition = PREDICTIONS.c.request_id == request_id
+        if row is not None:
+            condition = condition & (PREDICTIONS.c.row == row)
+        with self.engine.begin() as conn:
+            result = conn.execute(PREDICTIONS.update().where(condition).values(
+                label=int(label), labelled_at=dt.datetime.now(dt.timezone.utc)))
+        return int(result.rowcount)
+
+    def get(self, request_id: str) -> list[dict[str, Any]]:
+        """The stored rows of one request."""
+        self.flush()
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(PREDICTIONS).where(PREDICTIONS.c.request_id == request_id)
+                                .order_by(PREDICTIONS.c.row)).mappings().all()
+        return [dict(r) for r in rows]
+
+    def close(self) -> None:
+        """Flush and stop the writer."""
+        self.flush()
+        self._queue.put(None)
+        self._writer.join(timeout=10)
+        self.engine.dispose()
