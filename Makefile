@@ -24,7 +24,7 @@ PREFECT_URL  := http://127.0.0.1:$(PREFECT_PORT)/api
 # Use the local Prefect server when one is up (make server); else Prefect starts a temporary one.
 USE_SERVER   = $(PY) -c "import urllib.request,sys; urllib.request.urlopen('$(PREFECT_URL)/health', timeout=1)" 2>/dev/null && export PREFECT_API_URL=$(PREFECT_URL) && echo "using the Prefect server at http://127.0.0.1:$(PREFECT_PORT)";
 
-.PHONY: help install setup run reproduce rollback models server test test-fast lock clean-venv
+.PHONY: help install setup run reproduce rollback models serve lineage score server test test-fast lock clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,17 @@ rollback: install ## point the champion back at the previous one (or TO=v0002)
 
 models: install ## list registered model versions and which is champion
 	$(PY) -m tasks.deploy show
+
+serve: install ## the prediction API on http://127.0.0.1:8000 (docs at /docs)
+	$(PY) -m uvicorn service.app:app_from_env --factory --host 127.0.0.1 --port 8000
+
+lineage: install ## the chain behind a prediction: make lineage ID=<request id>
+	@test -n "$(ID)" || { echo "usage: make lineage ID=<request id from /predict>"; exit 2; }
+	$(PY) -m service.lineage "$(ID)"
+
+score: install ## batch-score a file with the champion: make score IN=data/external/new.csv
+	@test -n "$(IN)" || { echo "usage: make score IN=<csv or parquet under data/>"; exit 2; }
+	$(PY) -m flows.batch_scoring "$(IN)"
 
 server: install ## start the Prefect server and UI on http://127.0.0.1:4200 (Ctrl-C stops it)
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)

@@ -1,0 +1,1 @@
+"""The HTTP service: scores raw records with the champion model (``make serve``)."""

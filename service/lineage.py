@@ -1,0 +1,36 @@
+"""``make lineage ID=<request id>``: the chain behind one prediction, from the prediction store."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from service.app import lineage_of
+from tasks.core.store import PredictionStore
+from tasks.core.config import load_params
+from tasks.core.paths import find_project_root
+from tasks.core.registry import Registry
+
+
+def main(argv: list[str]) -> int:
+    """Print the lineage of a request id as JSON."""
+    if len(argv) != 1:
+        print("usage: python -m service.lineage <request id>", file=sys.stderr)
+        return 2
+    root = find_project_root()
+    registry_dir = root / load_params(root / "params.yaml").deploy.registry_dir
+    store = PredictionStore(os.environ.get("DATABASE_URL") or f"sqlite:///{registry_dir.resolve() / 'predictions.db'}")
+    try:
+        rows = store.get(argv[0])
+        if not rows:
+            print(f"no prediction with request id '{argv[0]}'", file=sys.stderr)
+            return 1
+        print(json.dumps(lineage_of(Registry(registry_dir), rows), indent=2, default=str))
+        return 0
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
