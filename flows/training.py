@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from tasks.core.dvc_runner import (
     workspace_lock,
 )
 from tasks.core.paths import find_project_root
-from tasks.core.step import code_version
+from tasks.core.step import code_version, telemetry_off
 from tasks.core.pipeline import Stage, load_stages
 
 
@@ -203,9 +202,7 @@ def _print_deployment(decision: dict[str, Any] | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run the training flow and print a short summary."""
-    for key, value in (("PREFECT_SERVER_ANALYTICS_ENABLED", "false"), ("DO_NOT_TRACK", "1"),
-                       ("GX_ANALYTICS_ENABLED", "false"), ("DVC_NO_ANALYTICS", "1")):
-        os.environ.setdefault(key, value)
+    telemetry_off()
     logging.getLogger("prefect").setLevel(logging.INFO)
     try:
         result = training()
