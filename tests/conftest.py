@@ -16,7 +16,7 @@ import yaml
 from tasks.core.config import Params, parse_params
 
 REPO = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("tasks", "flows", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore",
+PROJECT_FILES = ("tasks", "flows", "service", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore",
                  "data/external/.gitkeep", "pyproject.toml", "requirements.lock", "expectations")
 
 # The small profile: a few thousand rows so a whole pipeline run takes seconds.

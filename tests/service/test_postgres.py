@@ -1,0 +1,86 @@
+"""The prediction store and the API on a real PostgreSQL server, started here on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from service.app import create_app
+from tasks.core.paths import PATHS
+from tasks.core.snapshots import current_snapshot
+from tasks.core.store import PredictionStore
+
+pytestmark = pytest.mark.slow
+
+
+def pg_bindir() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
+    return found[0].parent if found else None
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    bindir = pg_bindir()
+    if bindir is None:
+        message = "PostgreSQL server binaries not found (.ci/run installs Debian's postgresql package)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    base = Path(tempfile.mkdtemp(prefix="churn-pg-", dir="/tmp"))
+    os.chmod(base, 0o755)
+    if as_postgres:
+        shutil.chown(base, "postgres", "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    data = base / "data"
+    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                    "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"), "-o",
+                    f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+                       capture_output=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_store_writes_labels_and_reads_back_with_parameterised_queries(postgres_url):
+    store = PredictionStore(postgres_url)
+    try:
+        store.log("req-1", "v0001", ["a", "b"], [{"x": 1.0}, {"x": 2.0}], [0.1, 0.9], [0, 1])
+        hostile = "x'); DROP TABLE predictions; --"
+        store.log(hostile, "v0001", [hostile], [{"x": hostile}], [0.5], [1])
+        assert store.add_label("req-1", 1, row=1) == 1
+        rows = store.get("req-1")
+        assert [(r["record_id"], r["label"]) for r in rows] == [("a", None), ("b", 1)]
+        assert store.get(hostile)[0]["record_id"] == hostile, "stored as data, not run as SQL"
+        with sa.create_engine(postgres_url).connect() as conn:
+            assert conn.execute(sa.text("select count(*) from predictions")).scalar() == 3
+    finally:
+        store.close()
+
+
+def test_the_api_logs_to_postgres_when_database_url_says_so(postgres_url, trained_project):
+    raw = current_snapshot(trained_project / PATHS.raw_dir).read().drop_duplicates("customer_id").head(3)
+    records = json.loads(raw.drop(columns=["churned_30d"]).to_json(orient="records"))
+    with TestClient(create_app(trained_project / "registry", database_url=postgres_url)) as client:
+        request_id = client.post("/predict", json={"records": records}).json()["request_id"]
+        assert client.post("/feedback", json={"labels": [{"request_id": request_id, "label": 0}]}).json()[
+            "labelled_rows"] == 3
+        assert client.get(f"/lineage/{request_id}").json()["model"]["version"] == "v0001"
+    with sa.create_engine(postgres_url).connect() as conn:
+        stored = pd.read_sql(sa.text("select * from predictions where request_id = :r"), conn, params={"r": request_id})
+    assert len(stored) == 3 and set(stored["label"]) == {0} and set(stored["model_version"]) == {"v0001"}
