@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold, permutation_test_score
+from threadpoolctl import threadpool_limits
 
 from tasks.core.config import FeasibilityParams, Params, ProblemParams
 from tasks.core.errors import StepError
@@ -98,10 +99,14 @@ def signal_check(X: pd.DataFrame, y: np.ndarray, cfg: FeasibilityParams) -> dict
         X, y = X.iloc[keep], y[keep]
     model = HistGradientBoostingClassifier(max_iter=50, learning_rate=0.15, random_state=cfg.random_state)
     cv = StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state)
-    score, _, p_value = permutation_test_score(
-        model, X, y, cv=cv, n_permutations=cfg.n_permutations, scoring="roc_auc",
-        random_state=cfg.random_state, n_jobs=1,
-    )
+    # One OpenMP thread: on a sample this size it is as fast as two, and a second busy
+    # process on the machine (a deployment run beside `dvc repro`) would otherwise stall
+    # every one of the model's many small parallel regions (measured: 6 s alone, >120 s).
+    with threadpool_limits(limits=1, user_api="openmp"):
+        score, _, p_value = permutation_test_score(
+            model, X, y, cv=cv, n_permutations=cfg.n_permutations, scoring="roc_auc",
+            random_state=cfg.random_state, n_jobs=1,
+        )
     dummy = 0.5  # a constant score (the majority-class dummy) has ROC-AUC 0.5 by definition
     return {
         "sample_rows": int(len(y)),
