@@ -82,14 +82,15 @@ def record_experiment(root: str, name: str) -> str:
 
 
 @task(name="register-and-promote", cache_policy=NO_CACHE)
-def register(root: str, run: dict[str, Any]) -> dict[str, Any]:
+def register(root: str, run: dict[str, Any], registry_dir: str | None = None) -> dict[str, Any]:
     """Register a blessed model; promote it only if it beats the champion (step 10)."""
     from tasks.core.config import load_params
     from tasks.core.registry import Registry
     from tasks.deploy import register_and_promote
 
     params = load_params(Path(root) / "params.yaml")
-    decision = register_and_promote(Path(root), params, Registry(Path(root) / params.deploy.registry_dir), run)
+    registry = Registry(Path(registry_dir) if registry_dir else Path(root) / params.deploy.registry_dir)
+    decision = register_and_promote(Path(root), params, registry, run)
     logger = get_run_logger()
     verdict = ("promoted to champion" if decision["promoted"] else
                "registered, not promoted" if decision["registered"] else "not registered")
@@ -128,6 +129,8 @@ def training(
     push_to_remote: bool = True,
     lock_timeout_s: float = 600.0,
     deploy: bool = True,
+    registry_dir: str | None = None,
+    experiment: str | None = None,
 ) -> dict[str, Any]:
     """Run the DVC pipeline stage by stage, then record and push the run.
 
@@ -143,6 +146,11 @@ def training(
         How long to wait for another pipeline run in this workspace before giving up.
     deploy : bool
         Register a blessed model and promote it if it beats the champion (step 10).
+    registry_dir : str, optional
+        The model registry (default: ``deploy.registry_dir`` under the project). Isolated
+        runs pass the main checkout's registry, which the API serves from.
+    experiment : str, optional
+        Name of the DVC experiment (default: ``<flow-run-name>-<short id>``).
 
     Returns
     -------
@@ -164,13 +172,13 @@ def training(
             futures[stage.name] = stage_task(stage).submit(stage, str(root), wait_for=upstream)
             result["stages"].append(futures[stage.name].result())
         if record:
-            result["experiment"] = record_experiment(str(root), experiment_name(run_name, run_id))
+            result["experiment"] = record_experiment(str(root), experiment or experiment_name(run_name, run_id))
         if push_to_remote:
             push(str(root))
         if deploy and (root / "reports" / "metrics.json").exists():
             run_info = {"flow_run_id": str(run_id), "flow_run_name": run_name, "experiment": result["experiment"],
                         "code_version": code_version(root)}
-            result["deployment"] = register(str(root), run_info)
+            result["deployment"] = register(str(root), run_info, registry_dir)
     create_markdown_artifact(markdown=_summary_markdown(result), key="training-run",
                              description="Stages run and the DVC experiment recorded")
     return result

@@ -66,6 +66,10 @@ class Paths:
     timings_dir: str = "reports/timings"
     env_lock: str = "requirements.lock"
 
+    # runs started by deployments: isolated worktrees, and the reports each one keeps
+    workspaces_dir: str = ".runs"
+    runs_dir: str = "runs"
+
     def under(self, root: Path | str) -> "RootedPaths":
         """Bind the paths to a project root."""
         return RootedPaths(Path(root), self)

@@ -1,0 +1,44 @@
+"""Isolated workspaces for deployment runs: a worktree sharing DVC storage, validated overrides."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from tasks.core import workspace
+from tasks.core.config import ParamsError
+from tests.conftest import git
+
+
+def test_overrides_are_validated_before_the_file_changes(project):
+    root = project()
+    params = root / "params.yaml"
+    original = params.read_text()
+    with pytest.raises(ParamsError, match=r"train\.n_trails: unknown key \(did you mean 'n_trials'\?\)"):
+        workspace.apply_overrides(params, {"train.n_trails": 5})
+    with pytest.raises(ParamsError, match=r"train\.n_trials"):
+        workspace.apply_overrides(params, {"train.n_trials": "many"})
+    assert params.read_text() == original
+    assert workspace.apply_overrides(params, {"train.n_trials": 5, "deploy.retrain_cron": "0 4 * * *"}) == [
+        "train.n_trials=5", "deploy.retrain_cron='0 4 * * *'"]
+    raw = yaml.safe_load(params.read_text())
+    assert raw["train"]["n_trials"] == 5 and raw["deploy"]["retrain_cron"] == "0 4 * * *"
+
+
+def test_a_workspace_is_a_worktree_of_a_commit_that_shares_the_dvc_cache_and_remote(project):
+    main = project()
+    (main / "params.yaml").write_text((main / "params.yaml").read_text() + "\n# uncommitted edit\n")
+    ws = workspace.create(main, "run-1", on_line=lambda _: None)
+    try:
+        assert ws.root == main / ".runs" / "run-1"
+        assert "uncommitted edit" not in (ws.root / "params.yaml").read_text(), "committed code only"
+        local = (ws.root / ".dvc" / "config.local").read_text()
+        assert str(main / ".dvc" / "cache") in local and str(main / ".dvc-storage") in local
+        assert git(main, "status", "--porcelain") == " M params.yaml\n", "the main checkout is unchanged"
+        with pytest.raises(workspace.WorkspaceError, match="exists already"):
+            workspace.create(main, "run-1", on_line=lambda _: None)
+    finally:
+        workspace.remove(ws, on_line=lambda _: None)
+    assert not ws.root.exists() and git(main, "worktree", "list").count("\n") == 1
+    with pytest.raises(workspace.WorkspaceError, match="revision 'no-such-branch' is not a commit"):
+        workspace.create(main, "run-2", "no-such-branch", on_line=lambda _: None)
