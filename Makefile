@@ -24,7 +24,7 @@ PREFECT_URL  := http://127.0.0.1:$(PREFECT_PORT)/api
 # Use the local Prefect server when one is up (make server); else Prefect starts a temporary one.
 USE_SERVER   = $(PY) -c "import urllib.request,sys; urllib.request.urlopen('$(PREFECT_URL)/health', timeout=1)" 2>/dev/null && export PREFECT_API_URL=$(PREFECT_URL) && echo "using the Prefect server at http://127.0.0.1:$(PREFECT_PORT)";
 
-.PHONY: help install setup run reproduce rollback models serve lineage score server test test-fast lock clean-venv
+.PHONY: help install setup run reproduce rollback models serve lineage score server deploy monitor monitor-ui test test-fast lock clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -69,6 +69,16 @@ score: install ## batch-score a file with the champion: make score IN=data/exter
 
 server: install ## start the Prefect server and UI on http://127.0.0.1:4200 (Ctrl-C stops it)
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+deploy: setup ## serve the deployments (training, batch scoring, monitoring) to the server of `make server`
+	PREFECT_API_URL=$(PREFECT_URL) $(PY) -m flows.deploy
+
+monitor: install ## run the monitoring flow once now (drift, live KPIs, input quality; may alert)
+	@$(USE_SERVER) $(PY) -m flows.monitoring
+
+monitor-ui: install ## the Evidently UI with the monitoring dashboard on http://127.0.0.1:8001
+	@mkdir -p monitoring/evidently
+	$(VENV)/bin/evidently ui --workspace monitoring/evidently --host 127.0.0.1 --port 8001
 
 test: setup ## run the test suite (slow tests included)
 	$(PY) -m pytest

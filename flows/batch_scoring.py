@@ -49,8 +49,12 @@ def score_chunk(model: LoadedModel, chunk: pd.DataFrame, store: PredictionStore,
 
 
 @flow(name="batch_scoring")
-def batch_scoring(input_path: str, project_dir: str | None = None, chunk_rows: int = 10000) -> dict[str, Any]:
+def batch_scoring(input_path: str, project_dir: str | None = None, chunk_rows: int = 10000,
+                  output_dir: str = OUTPUT_DIR) -> dict[str, Any]:
     """Score ``input_path`` with the champion and write the predictions.
+
+    ``output_dir`` is relative to the project (the deployment writes to ``runs/predictions``
+    so that runs started from the UI leave ``data/`` alone).
 
     Returns
     -------
@@ -59,6 +63,9 @@ def batch_scoring(input_path: str, project_dir: str | None = None, chunk_rows: i
     """
     logger = get_run_logger()
     root = Path(project_dir).resolve() if project_dir else find_project_root()
+    out_dir = (root / output_dir).resolve()
+    if not out_dir.is_relative_to(root):
+        raise ValueError(f"output_dir '{output_dir}' leaves the project folder; give a folder inside it")
     params = load_params(root / "params.yaml")
     registry = Registry(root / params.deploy.registry_dir)
     champion = registry.champion()
@@ -76,7 +83,7 @@ def batch_scoring(input_path: str, project_dir: str | None = None, chunk_rows: i
     finally:
         store.close()
     out = pd.concat(parts, ignore_index=True)
-    target = root / OUTPUT_DIR / f"{path.stem}.{champion.version}.parquet"
+    target = out_dir / f"{path.stem}.{champion.version}.parquet"
     write_parquet(target, out)
     logger.info("scored %d rows of %s with %s -> %s", len(out), input_path, champion.version, target)
     create_markdown_artifact(key="batch-scoring", markdown=(

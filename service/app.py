@@ -56,6 +56,8 @@ class Champion:
     def __init__(self, registry: Registry, poll_s: float = 0.5) -> None:
         self.registry = registry
         self.current: LoadedModel | None = None
+        # after a promotion, the previous champion scores every request in shadow (not served)
+        self.shadow: LoadedModel | None = None
         self._alias_stamp: tuple[float, int] | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -88,7 +90,20 @@ class Champion:
             self.current = loaded  # one reference assignment: requests see the old or the new model
             self._alias_stamp = stamp
             log.info("serving model %s", version.version)
+            self.shadow = self._load_shadow(version.version)
             return True
+
+    def _load_shadow(self, serving: str) -> LoadedModel | None:
+        previous = self.registry.alias("previous_champion")
+        if previous is None or previous.version == serving:
+            return None
+        try:
+            shadow = LoadedModel.load(self.registry, previous)
+        except Exception:  # the shadow is optional: never let it stop serving
+            log.exception("could not load %s for shadow scoring; serving without a shadow", previous.version)
+            return None
+        log.info("scoring in shadow with the previous champion %s", previous.version)
+        return shadow
 
     def _watch(self, poll_s: float) -> None:
         while not self._stop.wait(poll_s):
@@ -212,7 +227,16 @@ def create_app(registry_dir: Path, database_url: str | None = None, admin_token:
         decisions = (proba >= model.threshold).astype(int)
         request_id = uuid.uuid4().hex
         ids = [str(r.get(model.problem.id_column)) for r in records]
-        state["store"].log(request_id, version, ids, X.to_dict(orient="records"), proba.tolist(), decisions.tolist())
+        shadow = state["champion"].shadow
+        shadow_scores = None
+        if shadow is not None:
+            try:
+                shadow_scores = shadow.score(records)[0].tolist()
+            except Exception:  # noqa: BLE001 - the shadow never fails a request
+                log.warning("shadow model %s could not score request %s", shadow.version.version, request_id)
+                shadow = None
+        state["store"].log(request_id, version, ids, X.to_dict(orient="records"), proba.tolist(), decisions.tolist(),
+                           shadow.version.version if shadow is not None and shadow_scores else None, shadow_scores)
         out = [{"id": ids[i], "probability": round(float(proba[i]), 6), "decision": int(decisions[i])}
                for i in range(len(records))]
         if explain:

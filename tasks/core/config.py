@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 METRICS = ("roc_auc", "pr_auc", "f1", "recall_at_precision", "brier")
 """Primary metrics the workflow knows how to compute and compare."""
@@ -291,6 +291,39 @@ class DeployParams(Section):
     confidence: float = Field(0.95, gt=0.5, lt=1)
     reference_rows: int = Field(5000, ge=100)
     random_state: int = 42
+    # the training deployment's schedule (make deploy); change it here or in the Prefect UI
+    retrain_cron: str | None = "0 3 * * 1"
+    retrain_schedule_active: bool = False
+    timezone: str = "UTC"
+
+    @field_validator("retrain_cron")
+    @classmethod
+    def _cron_has_five_fields(cls, value: str | None) -> str | None:
+        if value is not None and len(value.split()) != 5:
+            raise ValueError(f"'{value}' is not a cron expression of five fields (minute hour day month weekday)")
+        return value
+
+
+# --------------------------------------------------------------------------- step 10: monitoring
+class MonitorParams(Section):
+    """Step 10: drift and live-performance checks of the serving model, and when to alert."""
+
+    window_hours: float = Field(24.0, gt=0)
+    min_window_rows: int = Field(500, ge=1)
+    # windows above this many rows are sampled: distance-based drift needs no more, and
+    # p-value tests are not used because on big samples they flag tiny, harmless shifts
+    max_window_rows: int = Field(50000, ge=1000)
+    num_method: Literal["wasserstein", "psi", "hellinger", "kl_div", "jensenshannon"] = "wasserstein"
+    cat_method: Literal["jensenshannon", "psi", "hellinger", "kl_div"] = "jensenshannon"
+    drift_threshold: float = Field(0.1, gt=0)
+    drift_share_alert: float = Field(0.3, gt=0, le=1)
+    prediction_drift_threshold: float = Field(0.1, gt=0)
+    min_labelled_rows: int = Field(200, ge=1)
+    cooldown_hours: float = Field(24.0, ge=0)
+    rollback_margin: float = Field(0.02, ge=0)
+    cron: str = "0 * * * *"
+    workspace_dir: str = "monitoring"
+    random_state: int = 42
 
 
 # --------------------------------------------------------------------------- all
@@ -307,6 +340,7 @@ class Params(Section):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     deploy: DeployParams = DeployParams()
+    monitor: MonitorParams = MonitorParams()
 
 
 class ParamsError(ValueError):

@@ -105,6 +105,22 @@ class PredictionStore:
                                 .order_by(PREDICTIONS.c.row)).mappings().all()
         return [dict(r) for r in rows]
 
+    def window(self, since: dt.datetime, until: dt.datetime | None = None,
+               by: str = "created_at") -> list[dict[str, Any]]:
+        """Every stored prediction made (``by="created_at"``) or labelled (``by="labelled_at"``)
+        in ``[since, until)``, oldest first."""
+        self.flush()
+        if by not in ("created_at", "labelled_at"):
+            raise ValueError(f"window by 'created_at' or 'labelled_at', not {by!r}")
+        column = PREDICTIONS.c[by]
+        condition = column >= since
+        if until is not None:
+            condition = condition & (column < until)
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(PREDICTIONS).where(condition)
+                                .order_by(PREDICTIONS.c.created_at, PREDICTIONS.c.request_id, PREDICTIONS.c.row))
+            return [dict(r) for r in rows.mappings()]
+
     def close(self) -> None:
         """Flush and stop the writer."""
         self.flush()

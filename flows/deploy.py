@@ -1,0 +1,138 @@
+"""Serve the deployments to a Prefect server: ``make deploy`` (needs ``make server`` running).
+
+- ``retrain/training``: the whole training flow in an isolated worktree; parameters
+  (reason, params overrides, revision) editable in the UI; a cron schedule from
+  ``params.yaml`` (``deploy.retrain_cron``, off until ``deploy.retrain_schedule_active`` or
+  the UI's toggle turns it on).
+- ``batch_scoring/batch-scoring``: score a file under ``data/`` with the champion; the output
+  goes to ``runs/predictions/``.
+- ``monitoring/scheduled``: drift, live performance and input quality, on ``monitor.cron``.
+  Its alert event (``churn.monitoring.alert``) triggers ``retrain/training`` with the alert's
+  reason as the ``reason`` parameter; with ``CHURN_ALERT_WEBHOOK_URL`` set, an automation
+  also posts each alert to that URL.
+
+This process stays in the foreground and runs the flows the server schedules for these
+deployments; while it is not running, runs started in the UI wait in the state "Late".
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import urllib.request
+from typing import Any
+
+from prefect import serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.schedules import Cron
+
+from prefect.events import DeploymentEventTrigger
+
+from flows.batch_scoring import batch_scoring
+from flows.common import PIPELINE_LIMIT, ensure_pipeline_limit
+from flows.monitoring import ALERT_EVENT, monitoring
+from flows.retrain import retrain
+from tasks.core.config import Params, load_params
+from tasks.core.paths import PATHS, find_project_root
+from tasks.core.step import telemetry_off
+
+TAGS = ["churn"]
+WEBHOOK_BLOCK = "churn-alert-webhook"
+WEBHOOK_AUTOMATION = "churn alert to webhook"
+
+
+def deployments(params: Params) -> list[RunnerDeployment]:
+    """The project's deployments, as ``serve`` takes them."""
+    d = params.deploy
+    schedules = [Cron(d.retrain_cron, timezone=d.timezone, active=d.retrain_schedule_active)] if d.retrain_cron else []
+    return [
+        retrain.to_deployment(
+            name="training",
+            description="Train in an isolated worktree; register the model, promote it if it beats the champion.",
+            parameters={"reason": "manual"},
+            schedules=schedules,
+            tags=[*TAGS, PIPELINE_LIMIT],
+            # one run of this deployment at a time (others wait, "AwaitingConcurrencySlot");
+            # the flow also holds the pipeline slot shared with every deployment that runs DVC
+            concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
+            triggers=[DeploymentEventTrigger(
+                name="retrain on a monitoring alert", expect={ALERT_EVENT},
+                parameters={"reason": "monitoring alert: {{ event.payload.reason }}"})],
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
+        batch_scoring.to_deployment(
+            name="batch-scoring",
+            description="Score a CSV or Parquet file under data/ with the champion model.",
+            parameters={"output_dir": f"{PATHS.runs_dir}/predictions"},
+            tags=TAGS,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
+        monitoring.to_deployment(
+            name="scheduled",
+            description="Drift, live performance and input quality of the champion; alerts start retraining.",
+            schedules=[Cron(params.monitor.cron, timezone=d.timezone)],
+            tags=TAGS,
+            concurrency_limit=1,
+            entrypoint_type=EntrypointType.MODULE_PATH,
+        ),
+    ]
+
+
+def alert_webhook(url: str) -> str:
+    """Create or update the automation that posts every monitoring alert to ``url``."""
+    from prefect.automations import Automation
+    from prefect.blocks.webhook import Webhook
+    from prefect.events.actions import CallWebhook
+    from prefect.events.schemas.automations import EventTrigger, Posture
+
+    block_id = Webhook(method="POST", url=url, allow_private_urls=True).save(WEBHOOK_BLOCK, overwrite=True)
+    payload = ('{"event": "{{ event.event }}", "model_version": "{{ event.payload.model_version }}", '
+               '"reason": "{{ event.payload.reason }}", "window_end": "{{ event.payload.window_end }}"}')
+    automation = Automation(
+        name=WEBHOOK_AUTOMATION, description="Post each churn monitoring alert to CHURN_ALERT_WEBHOOK_URL",
+        trigger=EventTrigger(expect={ALERT_EVENT}, posture=Posture.Reactive, threshold=1),
+        actions=[CallWebhook(block_document_id=block_id, payload=payload)])
+    try:
+        existing = Automation.read(name=WEBHOOK_AUTOMATION)
+    except ValueError:  # not found
+        existing = None
+    if existing is not None:
+        existing.delete()
+    automation.create()
+    return WEBHOOK_AUTOMATION
+
+
+def server_is_up(api_url: str) -> bool:
+    """True when the Prefect API at ``api_url`` answers its health check."""
+    try:
+        with urllib.request.urlopen(api_url.rstrip("/") + "/health", timeout=3) as resp:  # noqa: S310 - local URL
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Check the server, create the pipeline's concurrency limit, serve the deployments."""
+    telemetry_off()
+    api_url = os.environ.get("PREFECT_API_URL", "")
+    if not api_url or not server_is_up(api_url):
+        print(f"no Prefect server answers at {api_url or '(PREFECT_API_URL is not set)'}: start one with "
+              "`make server` in another terminal, then run `make deploy` again", file=sys.stderr)
+        return 1
+    root = find_project_root()
+    os.chdir(root)  # the served flows find the project from the working directory
+    params = load_params(root / PATHS.params)
+    limit: dict[str, Any] = ensure_pipeline_limit()
+    print(f"global concurrency limit '{PIPELINE_LIMIT}': {limit['limit']} slot(s), {limit['active_slots']} in use")
+    webhook = os.environ.get("CHURN_ALERT_WEBHOOK_URL")
+    if webhook:
+        print(f"automation '{alert_webhook(webhook)}': monitoring alerts are posted to the webhook")
+    ui = api_url.rsplit("/api", 1)[0]
+    print(f"serving the deployments; open {ui}/deployments to run them (Ctrl-C stops serving)")
+    serve(*deployments(params))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
