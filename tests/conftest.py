@@ -6,7 +6,7 @@ import copy
 import os
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from tasks.core.config import Params, parse_params
+from tests.prefect_server import Server, start_server, stop
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("tasks", "flows", "service", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore",
@@ -110,3 +111,53 @@ def project(tmp_path: Path) -> Callable[..., Path]:
         return make_project(tmp_path / name, overrides, commit)
 
     return factory
+
+
+# --------------------------------------------------------------------------- a trained project
+@pytest.fixture(scope="session")
+def trained_project(tmp_path_factory) -> Path:
+    """A project that has run every step once, its model registered as champion v0001."""
+    from tasks import choose_model, clean, collect, evaluate, features, feasibility, problem, split, train
+    from tasks.core.config import load_params
+    from tasks.core.registry import Registry
+    from tasks.core.step import run_step
+    from tasks.deploy import register_and_promote
+
+    steps = (("collect", collect), ("problem", problem), ("feasibility", feasibility), ("clean", clean),
+             ("features", features), ("split", split), ("choose", choose_model), ("train", train),
+             ("evaluate", evaluate))
+    root = make_project(tmp_path_factory.mktemp("served") / "proj")
+    before = Path.cwd()
+    os.chdir(root)
+    try:
+        for name, module in steps:
+            assert run_step(name, module.main) == 0, f"step {name} failed"
+    finally:
+        os.chdir(before)
+    params = load_params(root / "params.yaml")
+    registry = Registry(root / "registry")
+    decision = register_and_promote(root, params, registry, {"flow_run_id": "test", "flow_run_name": "test",
+                                                             "experiment": "test-exp", "code_version": "test"})
+    assert decision["promoted"], decision
+    return root
+
+
+# --------------------------------------------------------------------------- a Prefect server
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory) -> Iterator[Server]:
+    """One real Prefect server for the session's flow tests; this process's client talks to it.
+
+    The same ``prefect server start`` a user runs (``make server``), without the UI, with its own
+    home and SQLite database; if it dies, ``Server.check_alive`` shows its log.
+    """
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    server = start_server(tmp_path_factory.mktemp("prefect-api"), ui=False)
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield server
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.instance().drain()  # the flows' last log lines, before the server goes
+    finally:
+        stop(server.proc)

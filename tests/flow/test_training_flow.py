@@ -10,7 +10,6 @@ import time
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.training import training
 from tasks.core.dvc_runner import dvc_executable, locked_output_hashes, tool_env
@@ -26,10 +25,11 @@ def dvc(root, *args, check=True):
     return proc
 
 
-@pytest.fixture(scope="module")
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+@pytest.fixture
+def harness(prefect_api):
+    """The session's Prefect server, checked to be still up after the test."""
+    yield prefect_api
+    prefect_api.check_alive()
 
 
 async def task_run_names(flow_run_id):
@@ -62,8 +62,11 @@ def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_i
     assert all(s["ran"] for s in result["stages"])
     assert (root / "reports" / "summary.txt").read_text() == "True"
     import asyncio
-    names = asyncio.run(task_run_names(state.state_details.flow_run_id))
-    assert set(order) <= names
+    # task runs reach the server as events, recorded asynchronously: give it a moment
+    deadline = time.monotonic() + 60
+    while not set(order) <= (names := asyncio.run(task_run_names(state.state_details.flow_run_id))):
+        assert time.monotonic() < deadline, f"task runs on the server: {sorted(names)}"
+        time.sleep(2)
 
     name = result["experiment"]
     assert name and name.count("-") >= 1

@@ -9,7 +9,6 @@ import sys
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
-from prefect.testing.utilities import prefect_test_harness
 
 from flows.batch_scoring import batch_scoring
 from service.app import create_app
@@ -19,13 +18,12 @@ from tasks.core.snapshots import current_snapshot
 pytestmark = pytest.mark.slow
 
 
-def test_batch_scoring_writes_versioned_predictions_equal_to_the_api_and_logs_them(trained_project):
+def test_batch_scoring_writes_versioned_predictions_equal_to_the_api_and_logs_them(trained_project, prefect_api):
     raw = current_snapshot(trained_project / PATHS.raw_dir).read().drop_duplicates("customer_id").head(300)
     raw = raw.drop(columns=["churned_30d", "cancellation_reason"])
     (trained_project / "data/external").mkdir(parents=True, exist_ok=True)
     raw.to_csv(trained_project / "data/external/to_score.csv", index=False)
-    with prefect_test_harness(server_startup_timeout=120):
-        result = batch_scoring("data/external/to_score.csv", project_dir=str(trained_project), chunk_rows=128)
+    result = batch_scoring("data/external/to_score.csv", project_dir=str(trained_project), chunk_rows=128)
     out = pd.read_parquet(result["output"])
     assert len(out) == 300 and set(out["model_version"]) == {"v0001"} and result["output"].endswith(".v0001.parquet")
     app = create_app(trained_project / "registry")

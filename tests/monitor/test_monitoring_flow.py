@@ -1,0 +1,170 @@
+"""The monitoring flow on a served model: reports, Evidently workspace, alerts, cooldown, rollback."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from flows.monitoring import monitoring, store_url
+from service.app import create_app
+from tasks.core.config import load_params
+from tasks.core.labels import binarize_target
+from tasks.core.paths import PATHS
+from tasks.core.registry import Registry
+from tasks.core.snapshots import current_snapshot
+from tasks.core.store import PredictionStore
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def harness(prefect_api):
+    """The session's Prefect server, checked to be still up after the test."""
+    yield prefect_api
+    prefect_api.check_alive()
+
+
+@pytest.fixture
+def monitored(trained_project, tmp_path):
+    root = tmp_path / "proj"
+    shutil.copytree(trained_project, root, ignore=shutil.ignore_patterns("predictions.db*", ".git"))
+    return root
+
+
+def raw_rows(root):
+    """Raw rows as the source delivers them, with their label as 0/1 in ``label``."""
+    raw = current_snapshot(root / PATHS.raw_dir).read().drop_duplicates("customer_id")
+    problem = load_params(root / "params.yaml").problem
+    raw["label"] = binarize_target(raw[problem.target], problem.positive_label)
+    return raw[raw["label"].notna()].reset_index(drop=True)
+
+
+def serve(root, raw, change=None, label=True):
+    """Send ``raw`` through the API (optionally changed), then its true labels as feedback."""
+    records = json.loads(raw.drop(columns=["churned_30d", "cancellation_reason", "label"]).to_json(orient="records"))
+    for r in records:
+        r.update(change or {})
+    with TestClient(create_app(root / "registry", poll_s=0.1)) as client:
+        for start in range(0, len(records), 200):
+            body = client.post("/predict", json={"records": records[start:start + 200]}).json()
+            if label:
+                truth = raw["label"].iloc[start:start + 200].astype(int).tolist()
+                feedback = [{"request_id": body["request_id"], "row": i, "label": y} for i, y in enumerate(truth)]
+                assert client.post("/feedback", json={"labels": feedback}).status_code == 200
+
+
+def later(hours=1):
+    return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=hours)).isoformat()
+
+
+def test_an_undrifted_window_is_ok_with_reports_and_a_dashboard_run(monitored, harness):
+    raw = raw_rows(monitored)
+    serve(monitored, raw.head(900))
+    summary = monitoring(project_dir=str(monitored), now=later())
+    assert summary["window"]["rows"] == 900 and not summary["alert"], summary["reasons"]
+    assert summary["verdict"].startswith("ok"), summary["verdict"]
+    assert summary["drift"]["drifted_columns"] == [] and summary["input_quality"]["failed"] == []
+    perf = summary["live_performance"]
+    assert perf["labelled_rows"] == 900 and perf["evaluated"] and perf["roc_auc"] > 0.7
+    html = monitored / summary["report_html"]
+    assert html.exists() and "monthly_charges" in html.read_text()
+    assert (html.with_suffix(".json")).exists()
+    from evidently.ui.workspace import Workspace
+
+    ws = Workspace(str(monitored / "monitoring" / "evidently"))
+    project = ws.search_project("churn monitoring")[0]
+    assert len(ws.list_runs(project.id)) == 2, "the drift run and the live-performance run"
+
+
+def test_a_drifted_window_alerts_once_and_the_cooldown_holds_the_next(monitored, harness):
+    from prefect.events.clients import get_events_subscriber  # noqa: F401 - the harness server records events
+
+    raw = raw_rows(monitored).head(900).copy()
+    raw["monthly_charges"] = raw["monthly_charges"] * 2.5
+    serve(monitored, raw, change={"plan": "premium", "contract": "two-year"}, label=False)
+    first = monitoring(project_dir=str(monitored), now=later())
+    assert first["alert"] and first["verdict"] == "ALERT: retraining requested"
+    assert {"monthly_charges", "plan", "contract"} <= set(first["drift"]["drifted_columns"])
+    assert first["drift"]["drift_share"] == round(len(first["drift"]["drifted_columns"]) / 21, 4)
+    assert any(r.startswith("prediction drift") for r in first["reasons"]), first["reasons"]
+    assert "not judged" in first["live_performance"]["note"]
+    state = json.loads((monitored / "monitoring" / "alert_state.json").read_text())
+    assert state["reasons"] == first["reasons"]
+    second = monitoring(project_dir=str(monitored), now=later(2))
+    assert not second["alert"] and second["verdict"].startswith("alert suppressed: cooldown")
+
+
+def test_input_quality_failures_are_named(monitored, harness):
+    raw = raw_rows(monitored).head(600).copy()
+    raw["region"] = "atlantis"
+    serve(monitored, raw, label=False)
+    summary = monitoring(project_dir=str(monitored), now=later())
+    assert any("region" in f and "in_set" in f for f in summary["input_quality"]["failed"]), summary["input_quality"]
+
+
+def test_labels_showing_the_new_champion_behind_the_previous_roll_it_back(monitored, harness):
+    registry = Registry(monitored / "registry")
+    v1 = registry.get("v0001")
+    card = {k: v for k, v in v1.card.items() if k not in ("version", "model_sha256", "registered_at")}
+    v2 = registry.register(v1.model_path, card, v1.schema(), v1.reference())
+    registry.promote(v2.version, "test: a challenger")
+    # the champion's logged scores are noise; the previous champion, in shadow, ranks well
+    rng = np.random.default_rng(0)
+    n = 600
+    y = rng.integers(0, 2, n)
+    store = PredictionStore(store_url(monitored, load_params(monitored / "params.yaml")))
+    features = [{"tenure_months": 10.0}] * n
+    store.log("req-shadow", v2.version, [str(i) for i in range(n)], features, rng.random(n).tolist(), [0] * n,
+              shadow_version="v0001", shadow_scores=np.clip(y * 0.5 + rng.random(n) * 0.5, 0, 1).tolist())
+    for i, label in enumerate(y):
+        store.add_label("req-shadow", int(label), row=i)
+    store.close()
+    summary = monitoring(project_dir=str(monitored), now=later())
+    shadow = summary["shadow"]
+    assert shadow["labelled_rows"] == n and shadow["rollback"], shadow
+    assert summary["rolled_back_to"] == "v0001" and registry.champion().version == "v0001"
+    assert "monitoring: live ROC-AUC" in registry.history()[-1]["reason"]
+
+
+def test_after_a_promotion_the_api_scores_each_request_with_the_previous_champion_in_shadow(monitored):
+    registry = Registry(monitored / "registry")
+    v1 = registry.get("v0001")
+    card = {k: v for k, v in v1.card.items() if k not in ("version", "model_sha256", "registered_at")}
+    v2 = registry.register(v1.model_path, card, v1.schema(), v1.reference())
+    registry.promote(v2.version, "test: a challenger")
+    serve(monitored, raw_rows(monitored).head(50), label=False)
+    store = PredictionStore(store_url(monitored, load_params(monitored / "params.yaml")))
+    rows = store.window(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
+    store.close()
+    assert len(rows) == 50 and {r["model_version"] for r in rows} == {"v0002"}
+    assert {r["shadow_version"] for r in rows} == {"v0001"}
+    np.testing.assert_allclose([r["shadow_score"] for r in rows], [r["score"] for r in rows], atol=1e-9)
+
+
+def test_live_performance_uses_the_labels_that_arrived_in_the_window_for_older_predictions(monitored, harness):
+    import sqlalchemy as sa
+
+    from tasks.core.store import PREDICTIONS
+
+    raw = raw_rows(monitored).head(600)
+    serve(monitored, raw, label=False)
+    store = PredictionStore(store_url(monitored, load_params(monitored / "params.yaml")))
+    store.flush()
+    month_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=31)
+    with store.engine.begin() as conn:  # the predictions were made a month ago ...
+        conn.execute(PREDICTIONS.update().values(created_at=month_ago))
+    rows = store.window(month_ago - dt.timedelta(hours=1))
+    truth = dict(zip(raw["customer_id"].astype(str), raw["label"].astype(int)))
+    for r in rows:  # ... and their ground truth arrives now
+        store.add_label(r["request_id"], truth[r["record_id"]], row=r["row"])
+    store.close()
+    summary = monitoring(project_dir=str(monitored), now=later(), window_hours=2)
+    assert summary["window"]["rows"] == 0 and summary["drift"] is None, "no new predictions in the window"
+    perf = summary["live_performance"]
+    assert perf["labelled_rows"] == 600 and perf["evaluated"] and perf["roc_auc"] > 0.7, perf
+    assert summary["verdict"].startswith("ok so far: window too small to judge drift"), summary["verdict"]
