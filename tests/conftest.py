@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tasks.core.config import Params, parse_params
-from tests.prefect_server import Server, start_server, stop
+from tests.prefect_server import Server, reset_client_services, start_server, stop
 
 REPO = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ("tasks", "flows", "service", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore",
@@ -153,11 +153,13 @@ def prefect_api(tmp_path_factory) -> Iterator[Server]:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     server = start_server(tmp_path_factory.mktemp("prefect-api"), ui=False)
+    reset_client_services()  # none may still point at another test's server
     try:
         with temporary_settings({PREFECT_API_URL: server.api_url}):
             yield server
             from prefect.logging.handlers import APILogWorker
 
             APILogWorker.instance().drain()  # the flows' last log lines, before the server goes
+            reset_client_services()
     finally:
         stop(server.proc)

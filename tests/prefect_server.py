@@ -1,99 +1,17 @@
-"""A real ``prefect server start`` on 127.0.0.1 for the tests, with its own home, database and log."""
+"""A real ``prefect server start`` on 127.0.0.1 for the tests (shared with ``make demo``)."""
 
-from __future__ import annotations
+from demo.services import Server, free_port, start_server, stop, wait_for
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import httpx
-
-from tasks.core.step import TELEMETRY_OFF
+__all__ = ["Server", "free_port", "reset_client_services", "start_server", "stop", "wait_for"]
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def reset_client_services(timeout_s: float = 10) -> None:
+    """Stop this process's Prefect client services (events, logs, concurrency leases).
 
-
-def wait_for(check: Callable[[], Any], timeout_s: float, what: str, proc: subprocess.Popen | None = None,
-             log: Path | None = None) -> Any:
-    """Poll ``check`` every second until it returns something true; fail with the process log."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"{what}: process exited {proc.returncode}\n{log.read_text() if log else ''}")
-        try:
-            value = check()
-        except (httpx.HTTPError, OSError):
-            value = None
-        if value:
-            return value
-        time.sleep(1)
-    raise AssertionError(f"{what} not ready after {timeout_s:.0f} s\n{log.read_text()[-3000:] if log else ''}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """Stop a process started with ``start_new_session=True`` and everything it started."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-@dataclass
-class Server:
-    """A running Prefect server."""
-
-    api_url: str
-    ui_url: str
-    env: dict[str, str]
-    auth: tuple[str, str] | None
-    log: Path
-    proc: subprocess.Popen
-
-    def get(self, path: str) -> httpx.Response:
-        """GET ``path`` of the API (authenticated when auth is on)."""
-        return httpx.get(self.api_url + path, auth=self.auth, timeout=5)
-
-    def check_alive(self) -> None:
-        """Fail with the server's log if it has exited."""
-        if self.proc.poll() is not None:
-            raise AssertionError(f"the Prefect server exited {self.proc.returncode}:\n{self.log.read_text()[-5000:]}")
-
-
-def start_server(home: Path, auth: tuple[str, str] | None = None, ui: bool = True) -> Server:
-    """``prefect server start`` on a free port with ``home`` as PREFECT_HOME (SQLite database there).
-
-    With ``auth``, the server checks the API auth string and ``Server.env`` makes clients send it,
-    as in docker-compose.yml.
+    They are process-wide and keep the API they first talked to: after a test module's
+    server stops, they would go on sending to it (every event lost, every concurrency slot
+    refused with ConnectError). Stopped, they start afresh on the current settings.
     """
-    port = free_port()
-    env = {**os.environ, **TELEMETRY_OFF, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-           "PREFECT_UI_ENABLED": "true" if ui else "false"}
-    if auth:
-        env |= {"PREFECT_SERVER_API_AUTH_STRING": ":".join(auth), "PREFECT_API_AUTH_STRING": ":".join(auth)}
-    log = home / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                 "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    server = Server(f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}", env, auth, log, proc)
-    try:
-        wait_for(lambda: server.get("/health").status_code == 200, 180, "Prefect server", proc, log)
-    except BaseException:
-        stop(proc)
-        raise
-    return server
+    from prefect._internal.concurrency.services import _QueueServiceBase
+
+    _QueueServiceBase.drain_all(timeout=timeout_s, at_exit=False)

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.prefect_server import Server, start_server, stop, wait_for
+from tests.prefect_server import Server, reset_client_services, start_server, stop, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,13 @@ def prefect_server(tmp_path_factory) -> Iterator[Server]:
     API auth is on, as in docker-compose.yml: the server checks the auth string, clients send it.
     """
     server = start_server(tmp_path_factory.mktemp("prefect-home"), auth=("admin", secrets.token_urlsafe(12)))
+    reset_client_services()  # none may still point at another test's server
     try:
         assert httpx.get(server.api_url + "/deployments/filter", timeout=5).status_code == 401 or \
             httpx.post(server.api_url + "/deployments/filter", timeout=5).status_code == 401
         yield server
     finally:
+        reset_client_services()  # before the server goes: they would keep talking to it
         stop(server.proc)
 
 
