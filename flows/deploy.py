@@ -7,9 +7,10 @@
 - ``batch_scoring/batch-scoring``: score a file under ``data/`` with the champion; the output
   goes to ``runs/predictions/``.
 - ``monitoring/scheduled``: drift, live performance and input quality, on ``monitor.cron``.
-  Its alert event (``churn.monitoring.alert``) triggers ``retrain/training`` with the alert's
-  reason as the ``reason`` parameter; with ``CHURN_ALERT_WEBHOOK_URL`` set, an automation
-  also posts each alert to that URL.
+  Its retraining request (event ``churn.retrain.requested``) triggers ``retrain/training``
+  with the alert's reason and the collect window as parameters; with
+  ``CHURN_ALERT_WEBHOOK_URL`` set, an automation posts each alert
+  (``churn.monitoring.alert``) to that URL.
 
 This process stays in the foreground and runs the flows the server schedules for these
 deployments; while it is not running, runs started in the UI wait in the state "Late".
@@ -31,7 +32,7 @@ from prefect.events import DeploymentEventTrigger
 
 from flows.batch_scoring import batch_scoring
 from flows.common import PIPELINE_LIMIT, ensure_pipeline_limit
-from flows.monitoring import ALERT_EVENT, monitoring
+from flows.monitoring import ALERT_EVENT, RETRAIN_EVENT, monitoring
 from flows.retrain import retrain
 from tasks.core.config import Params, load_params
 from tasks.core.paths import PATHS, find_project_root
@@ -56,9 +57,12 @@ def deployments(params: Params) -> list[RunnerDeployment]:
             # one run of this deployment at a time (others wait, "AwaitingConcurrencySlot");
             # the flow also holds the pipeline slot shared with every deployment that runs DVC
             concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
+            # the monitoring flow asks for retraining (once the labels of the alerting period
+            # have arrived) with the collect window to use
             triggers=[DeploymentEventTrigger(
-                name="retrain on a monitoring alert", expect={ALERT_EVENT},
-                parameters={"reason": "monitoring alert: {{ event.payload.reason }}"})],
+                name="retrain on a monitoring request", expect={RETRAIN_EVENT},
+                parameters={"reason": "monitoring alert: {{ event.payload.reason }}",
+                            "params": "{{ event.payload.params }}"})],
             entrypoint_type=EntrypointType.MODULE_PATH,
         ),
         batch_scoring.to_deployment(

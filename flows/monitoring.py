@@ -9,8 +9,11 @@ scored in shadow. It writes ``monitoring/reports/<time>.html`` and ``.json``, ad
 to the Evidently workspace (``make monitor-ui``), and links both as Prefect artifacts.
 
 On an alert (policy in ``params.yaml`` section ``monitor``) it emits the Prefect event
-``churn.monitoring.alert``; the training deployment is triggered by that event. Alerts within
-the cooldown are logged, not emitted. When the labels show the champion behind the previous
+``churn.monitoring.alert`` (the webhook automation sends it on); alerts within the cooldown
+are logged, not emitted. Labels arrive ``problem.label_delay_days`` late, so retraining is
+requested (event ``churn.retrain.requested``, which triggers the training deployment with
+the collect window to use) once ``monitor.min_drifted_label_days`` of labels from the
+alerting period exist, and again each time as many more have arrived. When the labels show the champion behind the previous
 one by ``monitor.rollback_margin``, it rolls back and emits ``churn.model.rolled-back``.
 """
 
@@ -38,6 +41,7 @@ from tasks.core.store import PredictionStore
 
 ALERT_EVENT = "churn.monitoring.alert"
 ROLLBACK_EVENT = "churn.model.rolled-back"
+RETRAIN_EVENT = "churn.retrain.requested"
 EVIDENTLY_PROJECT = "churn monitoring"
 
 
@@ -69,13 +73,21 @@ def evidently_project(workspace_dir: Path) -> tuple[Any, Any]:
     return ws, project
 
 
-def _cooldown(state_file: Path, now: dt.datetime, hours: float) -> dt.datetime | None:
+def _cooldown(state: dict[str, Any], now: dt.datetime, hours: float) -> dt.datetime | None:
     """When the cooldown of the last alert ends, if it has not ended yet."""
-    if not state_file.exists():
+    if not state.get("last_alert_at"):
         return None
-    last = dt.datetime.fromisoformat(read_json(state_file)["last_alert_at"])
-    until = last + dt.timedelta(hours=hours)
+    until = dt.datetime.fromisoformat(state["last_alert_at"]) + dt.timedelta(hours=hours)
     return until if now < until else None
+
+
+def _onset(reasons: list[str], window_start: dt.datetime, labelled: pd.DataFrame) -> dt.datetime:
+    """When the trouble shows in the predictions: the window's start for drift or input
+    quality; for live performance alone, when the labelled predictions were made."""
+    if any(not r.startswith("live performance") for r in reasons) or labelled.empty:
+        return window_start
+    made = pd.to_datetime(labelled["created_at"], utc=True).min()
+    return made.to_pydatetime()
 
 
 def _markdown(summary: dict[str, Any]) -> str:
@@ -96,6 +108,8 @@ def _markdown(summary: dict[str, Any]) -> str:
              f"- shadow: {summary['shadow'].get('note') or summary['shadow']}",
              f"- report: `{summary['report_html']}`"]
     lines += [f"- reason: {r}" for r in summary["reasons"]]
+    if summary.get("retraining"):
+        lines.append(f"- {summary['retraining']['note']}")
     return "\n".join(lines)
 
 
@@ -166,7 +180,7 @@ def monitoring(project_dir: str | None = None, now: str | None = None,
         "model_version": champion.version, "checked_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         "window": {"start": start.isoformat(), "end": end.isoformat(), "rows": int(len(window))},
         "policy": cfg.model_dump(), "drift": drift, "live_performance": perf, "input_quality": quality,
-        "shadow": shadow, "reasons": reasons, "alert": False, "rolled_back_to": None,
+        "shadow": shadow, "reasons": reasons, "alert": False, "retraining": None, "rolled_back_to": None,
         "report_html": str(html.relative_to(root)) if drift_result is not None else None,
     }
 
@@ -180,19 +194,36 @@ def monitoring(project_dir: str | None = None, now: str | None = None,
                    payload={"from": champion.version, "to": target, "shadow": shadow})
 
     state_file = out_dir / "alert_state.json"
+    state = read_json(state_file) if state_file.exists() else {}
     small = len(window) < cfg.min_window_rows
     if reasons:
-        until = _cooldown(state_file, end, cfg.cooldown_hours)
+        until = _cooldown(state, end, cfg.cooldown_hours)
         if until is not None:
             summary["verdict"] = f"alert suppressed: cooldown of the last alert until {until.isoformat()}"
             logger.warning("%s; reasons: %s", summary["verdict"], "; ".join(reasons))
         else:
-            summary.update(alert=True, verdict="ALERT: retraining requested")
-            write_json(state_file, {"last_alert_at": end.isoformat(), "reasons": reasons})
-            emit_event(ALERT_EVENT, resource={"prefect.resource.id": f"churn.model.{champion.version}"},
-                       payload={"reason": "; ".join(reasons)[:500], "model_version": champion.version,
-                                "window_end": end.isoformat()})
+            onset = _onset(reasons, start, served)
+            episode, decision = monitor.retrain_request(state.get("episode"), champion.version, onset, end,
+                                                        params.problem.label_delay_days, cfg)
+            overrides = ({"collect.window.start": decision["window"]["start"],
+                          "collect.window.end": decision["window"]["end"]}
+                         if params.collect.window is not None else {})
+            summary.update(alert=True, retraining=decision,
+                           verdict="ALERT: " + ("retraining requested" if decision["request"]
+                                                else "retraining waits for labels"))
+            write_json(state_file, {"last_alert_at": end.isoformat(), "reasons": reasons, "episode": episode})
+            resource = {"prefect.resource.id": f"churn.model.{champion.version}"}
+            reason = "; ".join(reasons)[:500]
+            emit_event(ALERT_EVENT, resource=resource,
+                       payload={"reason": reason, "model_version": champion.version, "window_end": end.isoformat(),
+                                "retraining": decision["note"]})
             logger.warning("ALERT (event %s): %s", ALERT_EVENT, "; ".join(reasons))
+            if decision["request"]:
+                emit_event(RETRAIN_EVENT, resource=resource,
+                           payload={"reason": reason, "model_version": champion.version, "params": overrides})
+                logger.warning("%s (event %s)", decision["note"], RETRAIN_EVENT)
+            else:
+                logger.warning("%s", decision["note"])
     elif small:
         summary["verdict"] = (f"ok so far: window too small to judge drift ({len(window)} < "
                               f"{cfg.min_window_rows} predictions)"

@@ -152,6 +152,49 @@ def alert_reasons(drift: dict[str, Any] | None, performance: dict[str, Any], win
     return reasons
 
 
+def retrain_request(episode: dict[str, Any] | None, champion: str, onset: dt.datetime, now: dt.datetime,
+                    label_delay_days: float, cfg: MonitorParams) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Whether an alert should start a retraining now, given how late the labels come.
+
+    An *episode* is the run of alerts on one champion; ``onset`` is when the trouble shows
+    in its predictions (the window's start for drift, the labelled predictions' time for
+    live performance). Labels of time ``t`` arrive at ``t + label_delay_days``, so a
+    retraining learns nothing about the alerting period before then: it is requested once
+    ``monitor.min_drifted_label_days`` of them exist, and again each time as many more have
+    arrived while the alerts go on. It collects ``monitor.retrain_window_days`` of labelled
+    data ending at the newest label.
+
+    Returns
+    -------
+    (episode, decision)
+        The updated episode to store, and ``request`` (bool), ``labelled_days``,
+        ``window`` (ISO dates) and ``note``.
+    """
+    if not episode or episode.get("model_version") != champion:
+        episode = {"model_version": champion, "onset": onset.isoformat(), "last_request_through": None}
+    start = dt.datetime.fromisoformat(episode["onset"])
+    through = now - dt.timedelta(days=label_delay_days)
+    need = cfg.min_drifted_label_days
+    labelled_days = max((through - start).total_seconds() / 86400, 0.0)
+    last = episode.get("last_request_through")
+    due = start + dt.timedelta(days=need) if last is None else \
+        dt.datetime.fromisoformat(last) + dt.timedelta(days=need)
+    request = through >= due
+    window = {"start": (through - dt.timedelta(days=cfg.retrain_window_days - 1)).date().isoformat(),
+              "end": through.date().isoformat()}
+    if request:
+        episode = {**episode, "last_request_through": through.isoformat()}
+        note = (f"retraining requested: labels cover {labelled_days:.1f} day(s) of the alerting period "
+                f"(since {start.date()}); it collects {window['start']} to {window['end']}")
+    else:
+        note = (f"retraining waits for labels: they cover {labelled_days:.1f} of the "
+                f"{need:g} day(s) of the alerting period it needs (since {start.date()}); "
+                f"due when labels through {due.date()} have arrived, around "
+                f"{(due + dt.timedelta(days=label_delay_days)).date()}")
+    return episode, {"request": bool(request), "labelled_days": round(labelled_days, 2), "window": window,
+                     "note": note}
+
+
 def performance_snapshot(labelled: pd.DataFrame, timestamp: dt.datetime | None = None) -> Any:
     """An Evidently snapshot of live ROC-AUC on the labelled requests (for the dashboard)."""
     from evidently import BinaryClassification, DataDefinition, Dataset, Report

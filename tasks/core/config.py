@@ -320,6 +320,11 @@ class MonitorParams(Section):
     prediction_drift_threshold: float = Field(0.1, gt=0)
     min_labelled_rows: int = Field(200, ge=1)
     cooldown_hours: float = Field(24.0, ge=0)
+    # labels come problem.label_delay_days late: a retraining can only learn a drifted period
+    # once its labels have arrived, so it is requested when this many days of them exist
+    # (and again each time as many more have arrived while the alerts go on)
+    min_drifted_label_days: float = Field(7.0, ge=0)
+    retrain_window_days: int = Field(90, ge=1)
     rollback_margin: float = Field(0.02, ge=0)
     cron: str = "0 * * * *"
     workspace_dir: str = "monitoring"

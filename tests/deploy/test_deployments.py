@@ -140,7 +140,7 @@ def test_the_prefect_ui_lists_the_deployments(served, tmp_path):
     assert "retrain" in text and "batch_scoring" in text and "monitoring" in text
 
 
-def test_a_monitoring_alert_event_starts_retraining_with_its_reason_and_reaches_the_webhook(served):
+def test_a_retraining_request_starts_the_deployment_and_an_alert_reaches_the_webhook(served):
     """Last in this file: the retraining it starts is cancelled, not run (other tests run one)."""
     import asyncio
     import time
@@ -150,7 +150,7 @@ def test_a_monitoring_alert_event_starts_retraining_with_its_reason_and_reaches_
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
     from prefect.states import Cancelled
 
-    from flows.monitoring import ALERT_EVENT
+    from flows.monitoring import ALERT_EVENT, RETRAIN_EVENT
 
     settings = {PREFECT_API_URL: served.server.api_url, PREFECT_API_AUTH_STRING: ":".join(served.server.auth)}
     deployment = served.server.get("/deployments/name/retrain/training").json()
@@ -160,7 +160,11 @@ def test_a_monitoring_alert_event_starts_retraining_with_its_reason_and_reaches_
     with temporary_settings(settings):
         emit_event(ALERT_EVENT, resource={"prefect.resource.id": "churn.model.v0001"},
                    payload={"reason": "data drift: 40% of features drifted", "model_version": "v0001",
-                            "window_end": "2026-11-23T00:00:00+00:00"})
+                            "window_end": "2026-11-23T00:00:00+00:00", "retraining": "waits for labels"})
+        window = {"collect.window.start": "2024-01-01", "collect.window.end": "2024-02-29"}
+        emit_event(RETRAIN_EVENT, resource={"prefect.resource.id": "churn.model.v0001"},
+                   payload={"reason": "data drift: 40% of features drifted", "model_version": "v0001",
+                            "params": window})
 
         async def triggered():
             async with get_client() as client:
@@ -170,9 +174,11 @@ def test_a_monitoring_alert_event_starts_retraining_with_its_reason_and_reaches_
 
         deadline = time.monotonic() + 90
         while not (runs := asyncio.run(triggered())):
-            assert time.monotonic() < deadline, "the alert event started no retraining run"
+            assert time.monotonic() < deadline, "the retraining request started no retraining run"
             time.sleep(2)
+        assert len(runs) == 1, "the alert itself starts no run; the request starts one"
         assert runs[0].parameters["reason"] == "monitoring alert: data drift: 40% of features drifted"
+        assert runs[0].parameters["params"] == window, "the collect window reaches the run as overrides"
 
         async def cancel(run_id):
             async with get_client() as client:

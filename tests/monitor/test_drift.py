@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import numpy as np
 import pandas as pd
 
 from tasks.core.config import MonitorParams
-from tasks.monitor import alert_reasons, drift_check, live_performance
+from tasks.monitor import alert_reasons, drift_check, live_performance, retrain_request
 
 NUMERIC = ["tenure_months", "monthly_charges", "support_tickets"]
 CATEGORICAL = ["plan", "region"]
@@ -101,3 +102,30 @@ def test_the_alert_policy_judges_drift_on_big_enough_windows_and_kpis_on_enough_
     assert alert_reasons({**drifted, "drift_share": 0.29}, not_judged, 10_000, CFG) == [], "below the share"
     quality = {"failed": ["expect_column_values_to_be_in_set(region): 600 unexpected"]}
     assert alert_reasons(None, not_judged, 600, CFG, quality) == [f"input quality: {quality['failed'][0]}"]
+
+
+def test_retraining_is_requested_once_the_labels_of_the_alerting_period_have_arrived():
+    cfg = MonitorParams(min_drifted_label_days=7, retrain_window_days=28)
+    onset = dt.datetime(2025, 3, 1, tzinfo=dt.timezone.utc)
+
+    def day(n):
+        return onset + dt.timedelta(days=n)
+
+    # the first alert: labels of the drifted period come 30 days later
+    episode, first = retrain_request(None, "v0001", onset, day(1), 30, cfg)
+    assert not first["request"] and "waits for labels" in first["note"] and "2025-04-07" in first["note"]
+    episode, early = retrain_request(episode, "v0001", day(36), day(36), 30, cfg)
+    assert not early["request"] and early["labelled_days"] == 6, "the onset stays the episode's first"
+    episode, due = retrain_request(episode, "v0001", day(37), day(37), 30, cfg)
+    assert due["request"] and due["labelled_days"] == 7
+    assert due["window"] == {"start": "2025-02-09", "end": "2025-03-08"}, "28 days of labels (both ends in), the newest last"
+    episode, again = retrain_request(episode, "v0001", day(38), day(38), 30, cfg)
+    assert not again["request"], "the next request waits for 7 more days of labels"
+    episode, later = retrain_request(episode, "v0001", day(44), day(44), 30, cfg)
+    assert later["request"]
+    # a new champion starts a new episode
+    fresh, decision = retrain_request(episode, "v0002", day(45), day(45), 30, cfg)
+    assert fresh["onset"] == day(45).isoformat() and not decision["request"]
+    # without a label delay to wait for, the first alert requests retraining
+    _, now = retrain_request(None, "v0001", onset, onset, 0, MonitorParams(min_drifted_label_days=0))
+    assert now["request"]

@@ -88,13 +88,15 @@ def test_a_drifted_window_alerts_once_and_the_cooldown_holds_the_next(monitored,
     raw["monthly_charges"] = raw["monthly_charges"] * 2.5
     serve(monitored, raw, change={"plan": "premium", "contract": "two-year"}, label=False)
     first = monitoring(project_dir=str(monitored), now=later())
-    assert first["alert"] and first["verdict"] == "ALERT: retraining requested"
+    # labels of this window arrive 30 days later: the alert goes out, the retraining waits for them
+    assert first["alert"] and first["verdict"] == "ALERT: retraining waits for labels", first["verdict"]
+    assert "waits for labels" in first["retraining"]["note"] and not first["retraining"]["request"]
     assert {"monthly_charges", "plan", "contract"} <= set(first["drift"]["drifted_columns"])
     assert first["drift"]["drift_share"] == round(len(first["drift"]["drifted_columns"]) / 21, 4)
     assert any(r.startswith("prediction drift") for r in first["reasons"]), first["reasons"]
     assert "not judged" in first["live_performance"]["note"]
     state = json.loads((monitored / "monitoring" / "alert_state.json").read_text())
-    assert state["reasons"] == first["reasons"]
+    assert state["reasons"] == first["reasons"] and state["episode"]["model_version"] == "v0001"
     second = monitoring(project_dir=str(monitored), now=later(2))
     assert not second["alert"] and second["verdict"].startswith("alert suppressed: cooldown")
 
