@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
 from tasks.core.scoring import LoadedModel, RecordError
-from tasks.core.store import PredictionStore
+from tasks.core.store import Clock, PredictionStore, file_clock, utc_now
 from tasks.core.registry import Registry
 
 log = logging.getLogger("churn.service")
@@ -158,7 +158,8 @@ class Metrics:
 
 
 def create_app(registry_dir: Path, database_url: str | None = None, admin_token: str | None = None,
-               max_records: int = 1000, max_body_bytes: int = 2_000_000, poll_s: float = 0.5) -> FastAPI:
+               max_records: int = 1000, max_body_bytes: int = 2_000_000, poll_s: float = 0.5,
+               clock: Clock = utc_now) -> FastAPI:
     """Build the API over a registry and a prediction store.
 
     Parameters
@@ -173,6 +174,9 @@ def create_app(registry_dir: Path, database_url: str | None = None, admin_token:
         Request size bounds.
     poll_s : float
         How often the champion alias is checked.
+    clock : callable
+        Stamps logged predictions and labels (default: the real time; ``make demo`` runs the
+        API on a simulated clock, ``CHURN_CLOCK_FILE``).
     """
     registry = Registry(Path(registry_dir))
     url = database_url or f"sqlite:///{Path(registry_dir).resolve() / 'predictions.db'}"
@@ -182,7 +186,7 @@ def create_app(registry_dir: Path, database_url: str | None = None, admin_token:
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
         Path(registry_dir).mkdir(parents=True, exist_ok=True)
-        state["store"] = PredictionStore(url)
+        state["store"] = PredictionStore(url, clock)
         state["champion"] = Champion(registry, poll_s)
         state["metrics"] = Metrics()
         yield
@@ -313,4 +317,8 @@ def app_from_env() -> FastAPI:
 
     root = find_project_root()
     params = load_params(root / "params.yaml")
-    return create_app(root / params.deploy.registry_dir, os.environ.get("DATABASE_URL"))
+    clock_file = os.environ.get("CHURN_CLOCK_FILE")
+    if clock_file:
+        log.warning("simulated clock: predictions and labels are stamped with the time in %s", clock_file)
+    return create_app(root / params.deploy.registry_dir, os.environ.get("DATABASE_URL"),
+                      clock=file_clock(clock_file) if clock_file else utc_now)

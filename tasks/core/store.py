@@ -12,6 +12,8 @@ import json
 import logging
 import queue
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,10 +37,40 @@ PREDICTIONS = sa.Table(
 )
 
 
-class PredictionStore:
-    """Write predictions in the background; record labels; read windows back."""
+Clock = Callable[[], dt.datetime]
 
-    def __init__(self, url: str) -> None:
+
+def utc_now() -> dt.datetime:
+    """The real time, in UTC."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def file_clock(path: str | Path) -> Clock:
+    """A simulated clock: each call reads the ISO time written in ``path`` (``make demo`` moves it).
+
+    A missing or unreadable file is an error, never a silent fall back to the real time.
+    """
+    source = Path(path)
+
+    def now() -> dt.datetime:
+        try:
+            value = dt.datetime.fromisoformat(source.read_text().strip())
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f"simulated clock {source}: {exc} (unset CHURN_CLOCK_FILE to use the real time)") from exc
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+
+    return now
+
+
+class PredictionStore:
+    """Write predictions in the background; record labels; read windows back.
+
+    ``clock`` stamps predictions and labels (default: the real time; the demo passes a
+    simulated one).
+    """
+
+    def __init__(self, url: str, clock: Clock = utc_now) -> None:
+        self.clock = clock
         self.engine = sa.create_engine(url, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
             with self.engine.begin() as conn:
@@ -74,7 +106,7 @@ class PredictionStore:
             scores: list[float], decisions: list[int], shadow_version: str | None = None,
             shadow_scores: list[float] | None = None) -> None:
         """Queue one request's predictions for writing."""
-        now = dt.datetime.now(dt.timezone.utc)
+        now = self.clock()
         self._queue.put([
             {"request_id": request_id, "row": i, "created_at": now, "model_version": model_version,
              "record_id": record_ids[i], "features": json.dumps(features[i], default=str), "score": float(scores[i]),
@@ -94,7 +126,7 @@ class PredictionStore:
             condition = condition & (PREDICTIONS.c.row == row)
         with self.engine.begin() as conn:
             result = conn.execute(PREDICTIONS.update().where(condition).values(
-                label=int(label), labelled_at=dt.datetime.now(dt.timezone.utc)))
+                label=int(label), labelled_at=self.clock()))
         return int(result.rowcount)
 
     def get(self, request_id: str) -> list[dict[str, Any]]:
