@@ -24,7 +24,7 @@ PREFECT_URL  := http://127.0.0.1:$(PREFECT_PORT)/api
 # Use the local Prefect server when one is up (make server); else Prefect starts a temporary one.
 USE_SERVER   = $(PY) -c "import urllib.request,sys; urllib.request.urlopen('$(PREFECT_URL)/health', timeout=1)" 2>/dev/null && export PREFECT_API_URL=$(PREFECT_URL) && echo "using the Prefect server at http://127.0.0.1:$(PREFECT_PORT)";
 
-.PHONY: help install setup run reproduce rollback models serve lineage score server deploy monitor monitor-ui test test-fast lock clean-venv
+.PHONY: help install setup run reproduce rollback models serve lineage score server deploy monitor monitor-ui demo test test-fast lock clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ help: ## list the targets
 $(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv==0.9.30
-	$(UV) pip sync --quiet --python $(PY) requirements.lock
+	$(UV) pip sync --quiet --compile-bytecode --python $(PY) requirements.lock
 	@touch $@
 
 install: $(STAMP) ## install the pinned environment into .venv/
@@ -85,6 +85,9 @@ test: setup ## run the test suite (slow tests included)
 
 test-fast: setup ## run the tests not marked slow
 	$(PY) -m pytest -m "not slow"
+
+demo: setup ## the whole loop on the simulator: drift, alert, retraining, recovery (DEMO_ARGS="--drift concept")
+	$(PY) -m demo $(DEMO_ARGS)
 
 lock: ## re-resolve requirements.lock from pyproject.toml (needs the package index)
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv==0.9.30; }
