@@ -32,6 +32,7 @@ def test_a_short_demo_alerts_on_the_injection_day_and_the_trigger_starts_retrain
     assert runs[0]["params"] == {"collect.window.start": "2025-02-23", "collect.window.end": "2025-03-04"}
     assert runs[0]["state"] in ("Completed", "Failed")
     assert summary["live_roc_auc"]["before_drift"] > 0.7 and summary["oracle_roc_auc"]["before_drift"] > 0.7
-    assert [d["predictions"] for d in summary["by_day"]] == [summary["by_day"][0]["predictions"]] * 5
+    # 500 customers a day, and the ~1% duplicate rows a real export has
+    assert len(summary["by_day"]) == 5 and all(500 <= d["predictions"] <= 520 for d in summary["by_day"])
     assert (tmp_path / "out" / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "day   4" in done.stdout and "retraining" in done.stdout
