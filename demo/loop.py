@@ -68,7 +68,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--out", default=f"{PATHS.reports_dir}/demo", help="where summary.json and timeline.png go")
     p.add_argument("--work", default=".demo", help="the throw-away project, servers' homes and logs")
     args = p.parse_args(argv)
-    if not 0 <= args.drift_day < args.days:
+    if args.drift != "none" and not 0 <= args.drift_day < args.days:
         p.error(f"--drift-day {args.drift_day} must be a day of traffic (0 to {args.days - 1})")
     return args
 

@@ -20,6 +20,13 @@ from tasks.core.schema import parse_dates, parse_numbers, standardise
 from tasks.features import build_features
 
 
+def _finite(value: int | float) -> bool:
+    try:
+        return bool(np.isfinite(float(value)))
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 class RecordError(ValueError):
     """A record field that cannot be used, with where and why."""
 
@@ -51,25 +58,50 @@ class LoadedModel:
         return float(self.version.card["threshold"])
 
     def validate(self, records: list[dict[str, Any]]) -> None:
-        """Refuse fields the training schema cannot read (numbers that are not numbers...)."""
+        """Refuse fields the training schema cannot read (numbers that are not numbers...).
+
+        The first bad field (in record order, then field order) is reported. Text cells are
+        parsed a column at a time with the training code's parsers, so a batch of records
+        costs a few vectorised calls, not one per cell.
+        """
+        problems: list[tuple[int, int, str, str]] = []  # (record, position of the field, field, reason)
+        texts: dict[str, list[tuple[int, int, Any]]] = {}
         for i, record in enumerate(records):
             if not isinstance(record, dict):
                 raise RecordError(i, "*", "a record must be a JSON object")
             if record.get(self.problem.id_column) in (None, ""):
                 raise RecordError(i, self.problem.id_column, "the id is required")
-            for field, value in record.items():
+            for position, (field, value) in enumerate(record.items()):
                 kind = self.kinds.get(field)
                 if value is None or kind is None or (isinstance(value, str) and not value.strip()):
                     continue
                 if isinstance(value, (dict, list)):
-                    raise RecordError(i, field, "must be a single value, not an object or a list")
-                if kind == "numeric":
-                    if isinstance(value, bool) or parse_numbers(pd.Series([value], dtype=object))[1]:
-                        raise RecordError(i, field, f"expected a number, got {value!r}")
-                    if not np.isfinite(float(parse_numbers(pd.Series([value], dtype=object))[0].iloc[0])):
-                        raise RecordError(i, field, f"expected a finite number, got {value!r}")
-                elif kind == "datetime" and parse_dates(pd.Series([str(value)]), self.clean.date_formats)[1]:
-                    raise RecordError(i, field, f"expected a date in one of {self.clean.date_formats}, got {value!r}")
+                    problems.append((i, position, field, "must be a single value, not an object or a list"))
+                elif kind == "numeric" and isinstance(value, bool):
+                    problems.append((i, position, field, f"expected a number, got {value!r}"))
+                elif kind == "numeric" and isinstance(value, (int, float)):
+                    if not _finite(value):
+                        problems.append((i, position, field, f"expected a finite number, got {value!r}"))
+                elif kind in ("numeric", "datetime"):
+                    texts.setdefault(field, []).append((i, position, value))
+        for field, cells in texts.items():
+            values = pd.Series([v if isinstance(v, str) else str(v) for _, _, v in cells], dtype=object)
+            if self.kinds[field] == "numeric":
+                numbers = parse_numbers(values)[0].to_numpy(float)
+                for (i, position, value), number in zip(cells, numbers):
+                    if np.isnan(number):
+                        problems.append((i, position, field, f"expected a number, got {value!r}"))
+                    elif not np.isfinite(number):
+                        problems.append((i, position, field, f"expected a finite number, got {value!r}"))
+            else:
+                dates = parse_dates(values, self.clean.date_formats)[0]
+                for (i, position, value), bad in zip(cells, dates.isna().to_numpy()):
+                    if bad:
+                        problems.append((i, position, field,
+                                         f"expected a date in one of {self.clean.date_formats}, got {value!r}"))
+        if problems:
+            i, _, field, reason = min(problems)
+            raise RecordError(i, field, reason)
 
     def prepare(self, records: list[dict[str, Any]]) -> pd.DataFrame:
         """Raw records to the model's input rows, with the training code (standardise, features)."""

@@ -56,6 +56,9 @@ def test_a_single_record_gets_probability_decision_version_request_id_and_explan
     ({"signup_date": "next tuesday"}, "signup_date", "expected a date"),
     ({"age": {"nested": 1}}, "age", "single value"),
     ({"customer_id": None}, "customer_id", "id is required"),
+    ({"tenure_months": True}, "tenure_months", "expected a number"),
+    ({"tenure_months": "1e999"}, "tenure_months", "number, got"),
+    ({"tenure_months": 10**400}, "tenure_months", "finite number"),
 ])
 def test_a_bad_field_gets_422_naming_the_field_and_reason(client, trained_project, change, field, reason):
     record = raw_records(trained_project, list(pd.read_parquet(trained_project / PATHS.test)["customer_id"][:1]))[0]
@@ -63,6 +66,15 @@ def test_a_bad_field_gets_422_naming_the_field_and_reason(client, trained_projec
     assert response.status_code == 422
     detail = response.json()["detail"][0]
     assert detail["loc"] == ["body", "records", 1, field] and reason in detail["msg"]
+
+
+def test_a_batch_reports_its_first_bad_field_in_record_then_field_order(client, trained_project):
+    record = raw_records(trained_project, list(pd.read_parquet(trained_project / PATHS.test)["customer_id"][:1]))[0]
+    # record 1 has a bad text number; record 2 a bad type, found without parsing: record 1 is named
+    batch = [record, {**record, "age": "old", "tenure_months": "x"}, {**record, "age": [1]}]
+    detail = client.post("/predict", json={"records": batch}).json()["detail"][0]
+    assert detail["loc"][:3] == ["body", "records", 1]
+    assert detail["loc"][3] == next(k for k in record if k in ("age", "tenure_months"))
 
 
 def test_unseen_categories_and_missing_values_are_handled_as_in_training(client, trained_project):
