@@ -63,6 +63,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--retrain-days", type=int, default=21, help="monitor.retrain_window_days")
     p.add_argument("--min-drifted-label-days", type=float, default=7, help="monitor.min_drifted_label_days")
     p.add_argument("--start", default="2025-03-01", help="the simulated date of day 0")
+    p.add_argument("--no-operator", dest="operator", action="store_false",
+                   help="no one accepts the new categories an alert names (retraining then stops at the suite)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--n-trials", type=int, default=6, help="train.n_trials of every training run")
     p.add_argument("--out", default=f"{PATHS.reports_dir}/demo", help="where summary.json and timeline.png go")
@@ -150,6 +152,7 @@ class Day:
     alert: bool = False
     retraining: str = ""
     retrain_requested: bool = False
+    operator: str = ""
     retrain_runs: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -198,6 +201,27 @@ def wait_for_retraining(client: Any, deployment_id: str, seen: set[str], timeout
     seen.update(str(r.id) for r in new)
     return [{"flow_run": r.name, "state": r.state.name, "reason": r.parameters.get("reason"),
              "params": r.parameters.get("params")} for r in new]
+
+
+def accept_new_values(project: Path, new_values: dict[str, list[str]]) -> str:
+    """The operator's part: review the alert's new categories, accept them, commit the suite.
+
+    What a person does after an alert names values the training suite does not allow
+    (``python -m tasks.suites accept``); the retraining the alert leads to checks out the
+    committed project, so without this step it stops at the clean step's suite.
+    """
+    done = []
+    for column, values in new_values.items():
+        subprocess.run([sys.executable, "-m", "tasks.suites", "accept", column, *values], cwd=project, check=True,
+                       capture_output=True, text=True)
+        done.append(f"{column}: {', '.join(values)}")
+    if not git(project, "status", "--porcelain", "--", "expectations").strip():
+        return ""  # accepted already (the suite the monitoring flow read was older)
+    git(project, "add", "expectations")
+    git(project, "commit", "-q", "-m", f"accept new values ({'; '.join(done)})", "--", "expectations")
+    note = f"operator accepted {'; '.join(done)} in the suite and committed it"
+    log(f"  {note}")
+    return note
 
 
 # --------------------------------------------------------------------------- the story
@@ -264,6 +288,7 @@ def summarise(args: argparse.Namespace, days: list[Day], live: pd.DataFrame, del
         "false_alerts_before_injection": len(false_alerts), "no_drift_windows": no_drift_windows,
         "alert_days": alerts,
         "retraining_requests": [d.day for d in days if d.retrain_requested],
+        "operator_actions": [{"day": d.day, "action": d.operator} for d in days if d.operator],
         "retraining_runs": [{"day": d.day, **r} for d in days for r in d.retrain_runs],
         "promotions": [{"day": day, "champion": v} for day, v in promotions],
         "first_champion": first_champion,
@@ -473,6 +498,9 @@ def run_days(args: argparse.Namespace, day0: dt.date, delay: int, problem: Any, 
             record.retrain_requested = bool(decision.get("request"))
             line = f"day {n:3d} {date} {'drifted' if record.drifted else 'clean  '} {record.served_by}: {record.verdict}"
             log(line + (f"; drift share {record.drift_share}" if record.drift_share is not None else ""))
+            new_values = (summary.get("input_quality") or {}).get("new_values") or {}
+            if new_values and args.operator:
+                record.operator = accept_new_values(project, new_values)
             if record.retrain_requested:
                 log(f"  {record.retraining}; waiting for the run the trigger starts")
                 record.retrain_runs = wait_for_retraining(get_client, retrain_id, seen, timeout_s=1800)

@@ -108,6 +108,8 @@ def _markdown(summary: dict[str, Any]) -> str:
              f"- shadow: {summary['shadow'].get('note') or summary['shadow']}",
              f"- report: `{summary['report_html']}`"]
     lines += [f"- reason: {r}" for r in summary["reasons"]]
+    if summary["input_quality"].get("hint"):
+        lines.append(f"- {summary['input_quality']['hint']}")
     if summary.get("retraining"):
         lines.append(f"- {summary['retraining']['note']}")
     return "\n".join(lines)

@@ -255,4 +255,19 @@ def input_quality(window: pd.DataFrame, spec: dict[str, Any], cfg: MonitorParams
     results = validate_frame(_sample(window, cfg.max_window_rows, cfg.random_state).reset_index(drop=True),
                              sub, "monitoring-window")
     failed = [f"{r.expectation}({r.column}): {r.observed}" for r in results if not r.success]
-    return {"checks": len(results), "failed": failed}
+    out: dict[str, Any] = {"checks": len(results), "failed": failed}
+    broken = {r.column for r in results if not r.success and r.expectation == "expect_column_values_to_be_in_set"}
+    new_values = {}
+    for e in kept:
+        column = e["kwargs"]["column"]
+        if e["type"] == "expect_column_values_to_be_in_set" and column in broken:
+            allowed = {str(v) for v in e["kwargs"].get("value_set") or []}
+            seen = window[column].dropna().astype(str).value_counts()
+            new_values[column] = [v for v in seen.index if v not in allowed][:20]
+    if new_values:
+        out["new_values"] = new_values
+        out["hint"] = ("values the training suite does not allow: " +
+                       "; ".join(f"{c}: {', '.join(v)}" for c, v in new_values.items()) +
+                       ". Retraining refuses them at the clean step until they are accepted. If they are legitimate, "
+                       "accept them and commit the suite: python -m tasks.suites accept <column> <value>...")
+    return out

@@ -17,6 +17,8 @@ from tasks.core.simulator import simulate
 from tasks.core.validation import load_suite, read_suite_file, validate_frame
 from tasks.features import build_features
 from tasks.split import assign_splits, audit_frame, run_audit
+from tasks.suites import SuiteEditError, accept_values
+from tasks.suites import main as suites_main
 from tests.conftest import REPO, default_params_dict
 
 PARAMS = parse_params(default_params_dict())
@@ -73,6 +75,39 @@ def test_raw_suite_names_a_null_spike_a_new_category_and_out_of_range_values(raw
                           ("expect_column_values_to_be_between", "tenure_months")}
     assert "crypto-wallet" in fails[("expect_column_values_to_be_in_set", "payment_method")]
     assert "%" in fails[("expect_column_values_to_not_be_null", "age")], "observed share is reported"
+
+
+def test_an_accepted_category_passes_the_suite_and_is_recorded(raw_std):
+    bad = raw_std.copy()
+    bad.loc[bad.index[: len(bad) // 2], "payment_method"] = "crypto-wallet"
+    spec = read_suite_file(REPO / "expectations" / "simulator.raw.json")
+    accepted, added = accept_values(spec, "payment_method", ["Crypto Wallet", "  crypto_wallet "], who="op", when="now")
+    assert added == ["crypto-wallet"], "spelled as the clean step normalises it, once"
+    assert failed(validate_frame(bad, accepted, "raw-accepted")) == {}
+    assert accepted["meta"]["accepted"] == [{"column": "payment_method", "values": ["crypto-wallet"], "by": "op",
+                                             "at": "now"}]
+    assert "crypto-wallet" not in json.dumps(spec), "the caller's spec is not changed"
+    assert accept_values(accepted, "payment_method", ["crypto-wallet"])[1] == []
+    with pytest.raises(SuiteEditError, match="numeric column"):
+        accept_values(spec, "tenure_months", ["5"])
+    with pytest.raises(SuiteEditError, match="no column 'nope'"):
+        accept_values(spec, "nope", ["x"])
+
+
+def test_the_accept_command_edits_the_project_suite_and_says_to_commit_it(tmp_path, monkeypatch, capsys):
+    for name in ("params.yaml", "dvc.yaml"):
+        (tmp_path / name).write_text((REPO / name).read_text())
+    (tmp_path / "expectations").mkdir()
+    suite = tmp_path / "expectations" / "simulator.raw.json"
+    suite.write_text((REPO / "expectations" / "simulator.raw.json").read_text())
+    monkeypatch.chdir(tmp_path)
+    assert suites_main(["accept", "payment_method", "Crypto Wallet"]) == 0
+    assert "git commit" in capsys.readouterr().out
+    check = next(e for e in read_suite_file(suite)["expectations"]
+                 if e["type"] == "expect_column_values_to_be_in_set" and e["kwargs"]["column"] == "payment_method")
+    assert "crypto-wallet" in check["kwargs"]["value_set"]
+    assert suites_main(["accept", "region", ""]) == 1
+    assert "no value to accept" in capsys.readouterr().err
 
 
 def test_raw_suite_catches_a_missing_column(raw_std):

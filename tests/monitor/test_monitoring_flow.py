@@ -107,6 +107,8 @@ def test_input_quality_failures_are_named(monitored, harness):
     serve(monitored, raw, label=False)
     summary = monitoring(project_dir=str(monitored), now=later())
     assert any("region" in f and "in_set" in f for f in summary["input_quality"]["failed"]), summary["input_quality"]
+    assert summary["input_quality"]["new_values"] == {"region": ["atlantis"]}
+    assert "python -m tasks.suites accept" in summary["input_quality"]["hint"]
 
 
 def test_labels_showing_the_new_champion_behind_the_previous_roll_it_back(monitored, harness):
@@ -149,7 +151,6 @@ def test_after_a_promotion_the_api_scores_each_request_with_the_previous_champio
 
 
 def test_live_performance_uses_the_labels_that_arrived_in_the_window_for_older_predictions(monitored, harness):
-    import sqlalchemy as sa
 
     from tasks.core.store import PREDICTIONS
 
