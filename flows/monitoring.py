@@ -108,6 +108,8 @@ def _markdown(summary: dict[str, Any]) -> str:
              f"- shadow: {summary['shadow'].get('note') or summary['shadow']}",
              f"- report: `{summary['report_html']}`"]
     lines += [f"- reason: {r}" for r in summary["reasons"]]
+    for column, u in (summary.get("unseen_categories") or {}).items():
+        lines.append(f"- unseen by the model: {column} = {', '.join(u['values'])} ({u['share']:.1%} of rows)")
     if summary["input_quality"].get("hint"):
         lines.append(f"- {summary['input_quality']['hint']}")
     if summary.get("retraining"):
@@ -171,7 +173,8 @@ def monitoring(project_dir: str | None = None, now: str | None = None,
     previous = registry.aliases().get("previous_champion")
     shadow = monitor.shadow_comparison(labelled, champion.version, previous, cfg.min_labelled_rows,
                                        cfg.rollback_margin)
-    reasons = monitor.alert_reasons(drift, perf, len(window), cfg, quality)
+    unseen = monitor.unseen_categories(window, champion.schema(), card["categorical_features"])
+    reasons = monitor.alert_reasons(drift, perf, len(window), cfg, quality, unseen)
 
     out_dir = root / cfg.workspace_dir
     stamp = end.strftime("%Y%m%dT%H%M%SZ")
@@ -182,6 +185,7 @@ def monitoring(project_dir: str | None = None, now: str | None = None,
         "model_version": champion.version, "checked_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         "window": {"start": start.isoformat(), "end": end.isoformat(), "rows": int(len(window))},
         "policy": cfg.model_dump(), "drift": drift, "live_performance": perf, "input_quality": quality,
+        "unseen_categories": unseen,
         "shadow": shadow, "reasons": reasons, "alert": False, "retraining": None, "rolled_back_to": None,
         "report_html": str(html.relative_to(root)) if drift_result is not None else None,
     }

@@ -131,8 +131,31 @@ def live_performance(window: pd.DataFrame, floors: dict[str, float], min_rows: i
     return out
 
 
+def unseen_categories(window: pd.DataFrame, schema: dict[str, Any], categorical: list[str],
+                      shown: int = 10) -> dict[str, dict[str, Any]]:
+    """Categories in the window that the serving model's training data never had.
+
+    The model reads them as "unknown" (all zeros after one-hot encoding): valid data, perhaps
+    (the suite may accept them), but something only retraining on labelled rows can learn.
+    Returns, per column with any, the values (most frequent first) and the share of rows.
+    """
+    out = {}
+    columns = schema.get("columns") or {}
+    for column in categorical:
+        known = (columns.get(column) or {}).get("categories")
+        if column not in window or known is None or window.empty:
+            continue
+        values = window[column].dropna().astype(str)
+        new = values[~values.isin({str(k) for k in known})]
+        if len(new):
+            out[column] = {"values": new.value_counts().index[:shown].tolist(),
+                           "share": round(len(new) / len(window), 4)}
+    return out
+
+
 def alert_reasons(drift: dict[str, Any] | None, performance: dict[str, Any], window_rows: int,
-                  cfg: MonitorParams, quality: dict[str, Any] | None = None) -> list[str]:
+                  cfg: MonitorParams, quality: dict[str, Any] | None = None,
+                  unseen: dict[str, dict[str, Any]] | None = None) -> list[str]:
     """Why this window calls for retraining (empty: no alert).
 
     Drift and input quality are judged only on windows of at least ``min_window_rows``
@@ -147,6 +170,9 @@ def alert_reasons(drift: dict[str, Any] | None, performance: dict[str, Any], win
             reasons.append(f"prediction drift: distance {drift['prediction_drift']:.3f} >= "
                            f"{cfg.prediction_drift_threshold}")
         reasons += [f"input quality: {r}" for r in (quality or {}).get("failed", [])]
+        reasons += [f"unseen categories: {column} has {', '.join(u['values'])} in {u['share']:.1%} of rows "
+                    "(the serving model never saw them)" for column, u in (unseen or {}).items()
+                    if u["share"] >= cfg.unseen_share_alert]
     if performance.get("evaluated"):
         reasons += [f"live performance: {r}" for r in performance.get("below_floor", [])]
     return reasons

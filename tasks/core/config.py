@@ -140,6 +140,7 @@ class CollectParams(Section):
     data_dir: str = "data"
     allow_outside_data_dir: bool = False
     max_file_mb: float = Field(2048, gt=0)
+    max_field_chars: int = Field(10_000, gt=0)
     window: Window | None = None
     csv: CsvParams = CsvParams()
     sql: SqlParams = SqlParams()
@@ -318,6 +319,8 @@ class MonitorParams(Section):
     drift_threshold: float = Field(0.1, gt=0)
     drift_share_alert: float = Field(0.3, gt=0, le=1)
     prediction_drift_threshold: float = Field(0.1, gt=0)
+    # a category the serving model never saw (even one the data-quality suite now accepts)
+    unseen_share_alert: float = Field(0.02, gt=0, le=1)
     min_labelled_rows: int = Field(200, ge=1)
     cooldown_hours: float = Field(24.0, ge=0)
     # labels come problem.label_delay_days late: a retraining can only learn a drifted period

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.config import MonitorParams
-from tasks.monitor import alert_reasons, drift_check, live_performance, retrain_request
+from tasks.monitor import alert_reasons, drift_check, live_performance, retrain_request, unseen_categories
 
 NUMERIC = ["tenure_months", "monthly_charges", "support_tickets"]
 CATEGORICAL = ["plan", "region"]
@@ -129,3 +129,18 @@ def test_retraining_is_requested_once_the_labels_of_the_alerting_period_have_arr
     # without a label delay to wait for, the first alert requests retraining
     _, now = retrain_request(None, "v0001", onset, onset, 0, MonitorParams(min_drifted_label_days=0))
     assert now["request"]
+
+
+def test_categories_the_model_never_saw_alert_even_once_the_suite_accepts_them():
+    schema = {"columns": {"payment_method": {"categories": ["bank-transfer", "paypal"]}, "age": {"kind": "numeric"}}}
+    window = pd.DataFrame({"payment_method": ["paypal"] * 90 + ["crypto-wallet"] * 9 + [None], "age": range(100)})
+    unseen = unseen_categories(window, schema, ["payment_method"])
+    assert unseen == {"payment_method": {"values": ["crypto-wallet"], "share": 0.09}}
+    cfg = MonitorParams(min_window_rows=50)
+    reasons = alert_reasons(None, {"evaluated": False}, 100, cfg, None, unseen)
+    assert reasons == ["unseen categories: payment_method has crypto-wallet in 9.0% of rows "
+                       "(the serving model never saw them)"]
+    assert alert_reasons(None, {"evaluated": False}, 100, MonitorParams(min_window_rows=50, unseen_share_alert=0.1),
+                         None, unseen) == []
+    assert alert_reasons(None, {"evaluated": False}, 40, cfg, None, unseen) == [], "too few rows"
+    assert unseen_categories(window.iloc[:90], schema, ["payment_method"]) == {}
