@@ -164,7 +164,8 @@ def monitoring(project_dir: str | None = None, now: str | None = None,
     kpis = params.problem.kpis
     served = labelled[labelled["model_version"] == champion.version] if len(labelled) else labelled
     perf = monitor.live_performance(served, {"roc_auc": kpis.roc_auc_min, "pr_auc": kpis.pr_auc_min},
-                                    cfg.min_labelled_rows)
+                                    cfg.min_labelled_rows, (card.get("metrics") or {}).get("test", {}).get("roc_auc"),
+                                    cfg.max_roc_auc_drop)
     from tasks.clean import suite_path_for
     from tasks.core.validation import read_suite_file
 

@@ -109,10 +109,13 @@ def drift_check(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[st
     return DriftResult(snapshot, summary)
 
 
-def live_performance(window: pd.DataFrame, floors: dict[str, float], min_rows: int) -> dict[str, Any]:
+def live_performance(window: pd.DataFrame, floors: dict[str, float], min_rows: int,
+                     test_roc_auc: float | None = None, max_drop: float | None = None) -> dict[str, Any]:
     """ROC-AUC and PR-AUC on the labelled requests of the window, against the KPI floors.
 
-    Counts only rows whose ground truth has arrived, and says how many.
+    Counts only rows whose ground truth has arrived, and says how many. With the champion's
+    ``test_roc_auc`` and ``max_drop``, a live ROC-AUC that far below the sealed test set's is
+    named too: the world changed under the model (concept drift) even above the floor.
     """
     from sklearn.metrics import average_precision_score, roc_auc_score
 
@@ -128,6 +131,11 @@ def live_performance(window: pd.DataFrame, floors: dict[str, float], min_rows: i
     out.update(evaluated=True, roc_auc=float(roc_auc_score(y, scores)), pr_auc=float(average_precision_score(y, scores)))
     out["below_floor"] = [f"{m} {out[m]:.4f} < floor {floor}" for m, floor in floors.items()
                           if m in out and out[m] < floor]
+    if test_roc_auc is not None and max_drop is not None:
+        out["test_roc_auc"] = float(test_roc_auc)
+        if test_roc_auc - out["roc_auc"] >= max_drop:
+            out["below_floor"].append(f"roc_auc {out['roc_auc']:.4f} is {test_roc_auc - out['roc_auc']:.4f} below the "
+                                      f"champion's test ROC-AUC {test_roc_auc:.4f} (alert at a drop of {max_drop})")
     return out
 
 

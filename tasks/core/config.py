@@ -322,6 +322,8 @@ class MonitorParams(Section):
     # a category the serving model never saw (even one the data-quality suite now accepts)
     unseen_share_alert: float = Field(0.02, gt=0, le=1)
     min_labelled_rows: int = Field(200, ge=1)
+    # live ROC-AUC this far below the champion's sealed-test ROC-AUC alerts (concept drift)
+    max_roc_auc_drop: float = Field(0.05, gt=0)
     cooldown_hours: float = Field(24.0, ge=0)
     # labels come problem.label_delay_days late: a retraining can only learn a drifted period
     # once its labels have arrived, so it is requested when this many days of them exist

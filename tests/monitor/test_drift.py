@@ -79,6 +79,11 @@ def test_live_performance_counts_only_labelled_rows_and_checks_the_floors():
     assert perf["below_floor"] and perf["below_floor"][0].startswith("roc_auc")
     few = live_performance(window.iloc[:1100], {"roc_auc": 0.5}, min_rows=200)
     assert few["labelled_rows"] == 100 and not few["evaluated"] and "100 labelled rows" in few["note"]
+    roc = perf["roc_auc"]
+    drop = live_performance(window, {"roc_auc": 0.5}, 200, test_roc_auc=roc + 0.06, max_drop=0.05)
+    assert drop["below_floor"] == [f"roc_auc {roc:.4f} is 0.0600 below the champion's test ROC-AUC "
+                                   f"{roc + 0.06:.4f} (alert at a drop of 0.05)"]
+    assert live_performance(window, {"roc_auc": 0.5}, 200, test_roc_auc=roc + 0.04, max_drop=0.05)["below_floor"] == []
 
 
 def test_a_constant_feature_is_compared_by_value_not_by_histogram():
