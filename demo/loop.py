@@ -272,11 +272,15 @@ def summarise(args: argparse.Namespace, days: list[Day], live: pd.DataFrame, del
     in_drift = live[(live["day"] >= args.drift_day) & (live["model_version"] == first_champion)] if drift else live.iloc[:0]
     after = live[(live["day"] >= first_promotion[0]) & (live["model_version"] == first_promotion[1])] \
         if first_promotion else live.iloc[:0]
+    # after the first retraining, whichever model the gate left serving (a challenger that
+    # proves no gain is not promoted: then the champion's own score is what users get)
+    retrained = next((d.day for d in days if d.retrain_runs), None)
+    after_retraining = live[live["day"] > retrained] if retrained is not None else live.iloc[:0]
     periods = {"before_drift": period_scores(before), "in_drift": period_scores(in_drift),
-               "after_new_champion": period_scores(after)}
+               "after_new_champion": period_scores(after), "after_retraining": period_scores(after_retraining)}
     gap = None
-    if periods["after_new_champion"]["live_roc_auc"] is not None:
-        gap = round(periods["after_new_champion"]["oracle_roc_auc"] - periods["after_new_champion"]["live_roc_auc"], 4)
+    if periods["after_retraining"]["live_roc_auc"] is not None:
+        gap = round(periods["after_retraining"]["oracle_roc_auc"] - periods["after_retraining"]["live_roc_auc"], 4)
     no_drift_windows = sum(1 for d in days if (not drift or d.day < args.drift_day) and d.verdict)
     return {
         "drift_kind": args.drift, "injection_day": args.drift_day if drift else None,

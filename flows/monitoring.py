@@ -83,11 +83,12 @@ def _cooldown(state: dict[str, Any], now: dt.datetime, hours: float) -> dt.datet
 
 def _onset(reasons: list[str], window_start: dt.datetime, labelled: pd.DataFrame) -> dt.datetime:
     """When the trouble shows in the predictions: the window's start for drift or input
-    quality; for live performance alone, when the labelled predictions were made."""
-    if any(not r.startswith("live performance") for r in reasons) or labelled.empty:
+    quality; for live performance, when the labelled predictions were made (weeks earlier,
+    as labels come late). The earliest of the reasons' onsets."""
+    if not any(r.startswith("live performance") for r in reasons) or labelled.empty:
         return window_start
-    made = pd.to_datetime(labelled["created_at"], utc=True).min()
-    return made.to_pydatetime()
+    made = pd.to_datetime(labelled["created_at"], utc=True).min().to_pydatetime()
+    return min(made, window_start)
 
 
 def _markdown(summary: dict[str, Any]) -> str:

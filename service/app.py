@@ -34,6 +34,17 @@ from tasks.core.registry import Registry
 
 log = logging.getLogger("churn.service")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+# /predict reads the raw records itself (the columns are the model's, known only at run time)
+_RECORD = {"type": "object", "description": "one raw record, fields as the source exports them (see GET /model)",
+           "additionalProperties": True}
+PREDICT_BODY = {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+    {"type": "object", "required": ["records"], "properties": {"records": {
+        "type": "array", "items": _RECORD, "minItems": 1, "maxItems": 1000}}},
+    _RECORD]}}}}
+PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
+    413: {"description": "request body too large"},
+    422: {"description": "a record or field the model cannot use; `detail` names where and why"},
+    503: {"description": "no champion model yet"}}
 
 
 class Feedback(BaseModel):
@@ -41,7 +52,7 @@ class Feedback(BaseModel):
 
     request_id: str = Field(min_length=1, max_length=64)
     label: int = Field(ge=0, le=1)
-    row: int | None = Field(None, ge=0)
+    row: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
 class FeedbackBatch(BaseModel):
@@ -115,6 +126,53 @@ class Champion:
     def stop(self) -> None:
         """Stop watching."""
         self._stop.set()
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: refuse (413) a body above ``max_bytes``, declared or streamed (chunked).
+
+    A declared Content-Length above the bound is refused before reading; a body sent without
+    one is counted as it arrives and refused once it passes the bound.
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        refuse = JSONResponse({"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413)
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await refuse(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counted() -> dict[str, Any]:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracked(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _TooLarge:
+            if not started:
+                await refuse(scope, receive, send)
 
 
 class Metrics:
@@ -201,21 +259,16 @@ def create_app(registry_dir: Path, database_url: str | None = None, admin_token:
             raise HTTPException(503, "no champion model yet: run `make run` to train and promote one")
         return current
 
-    @app.middleware("http")
-    async def bound_size(request: Request, call_next):  # noqa: ANN001, ANN202
-        length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > max_body_bytes):
-            return JSONResponse({"detail": f"request body larger than {max_body_bytes} bytes"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
 
-    @app.post("/predict")
+    @app.post("/predict", openapi_extra={"requestBody": PREDICT_BODY}, responses=PREDICT_ERRORS)
     async def predict(request: Request, explain: bool = Query(False)) -> dict[str, Any]:
         started = time.perf_counter()
         model = serving()
         version = model.version.version
         try:
             body = await request.json()
-        except Exception:
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep
             state["metrics"].observe("predict", version, 422, time.perf_counter() - started)
             raise HTTPException(422, [{"loc": ["body"], "msg": "the body is not valid JSON"}]) from None
         records = body.get("records") if isinstance(body, dict) and "records" in body else [body]

@@ -26,6 +26,22 @@ log = logging.getLogger("churn.collect")
 STEP = "collect"
 
 
+def check_field_sizes(data: pd.DataFrame, max_chars: int) -> None:
+    """Refuse a batch with a text cell longer than ``max_chars`` (naming the column and row)."""
+    for column in data.columns:
+        values = data[column]
+        if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
+            continue
+        lengths = values.astype("string").str.len()
+        if lengths.notna().any() and lengths.max() > max_chars:
+            row = int(lengths.to_numpy(dtype=float, na_value=0).argmax())
+            raise StepError(STEP, "field size",
+                            f"column '{column}', row {row + 1}: a field of {int(lengths.max())} characters, above "
+                            f"collect.max_field_chars={max_chars}. A broken export (an unclosed quote swallows the "
+                            "rest of the file) often does this; fix the source, or raise the limit if such fields "
+                            "are expected.")
+
+
 def check_batch(data: pd.DataFrame, id_column: str, target: str) -> None:
     """Refuse a batch that cannot be a snapshot of this problem.
 
@@ -70,6 +86,7 @@ def main(root: Path, params: Params) -> None:
     log.info("reading from source '%s'", cfg.source)
     collected = collect_from_source(cfg, root)
     check_batch(collected.data, params.problem.id_column, params.problem.target)
+    check_field_sizes(collected.data, params.collect.max_field_chars)
     raw_dir = root / PATHS.raw_dir
     snapshot, created = write_snapshot(
         raw_dir, collected.data, provenance_of(collected, cfg, code_version(root)), collected.oracle

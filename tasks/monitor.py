@@ -45,6 +45,31 @@ def _sample(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
     return frame.sample(limit, random_state=seed) if len(frame) > limit else frame
 
 
+NOISE_ROUNDS, NOISE_MARGIN = 50, 1.25
+
+
+def prediction_noise_floor(reference: np.ndarray, n: int, cfg: MonitorParams) -> float | None:
+    """The normed Wasserstein distance sampling alone produces between a window of ``n`` and the reference.
+
+    The prediction is the one column that alerts on its own, so it must not alert on noise:
+    on a small window (the minimum is ``monitor.min_window_rows``) a distance of 0.1 is
+    within chance. This draws ``NOISE_ROUNDS`` windows of ``n`` from the reference, takes
+    the largest distance, scales it for the reference's own sampling error
+    (``sqrt(1 + n/m)``) and adds a 25% margin. The prediction drifts only above both this
+    floor and ``monitor.prediction_drift_threshold``. None for methods other than Wasserstein.
+    """
+    from scipy.stats import wasserstein_distance
+
+    reference = reference[np.isfinite(reference)]
+    spread = float(np.std(reference)) if reference.size else 0.0
+    if cfg.num_method != "wasserstein" or n < 1 or spread == 0.0:
+        return None
+    rng = np.random.default_rng(cfg.random_state)
+    largest = max(wasserstein_distance(reference, rng.choice(reference, n, replace=True)) / spread
+                  for _ in range(NOISE_ROUNDS))
+    return float(largest * NOISE_MARGIN * np.sqrt(1 + n / reference.size))
+
+
 def drift_check(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str],
                 cfg: MonitorParams, timestamp: dt.datetime | None = None) -> DriftResult:
     """Per-feature and prediction drift of ``current`` against ``reference``.
@@ -77,8 +102,9 @@ def drift_check(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[st
         ref[c] = ref[c].astype("string").fillna("(missing)")
         cur[c] = cur[c].astype("string").fillna("(missing)")
     definition = DataDefinition(numerical_columns=[*numeric, PREDICTION], categorical_columns=categorical)
+    noise = prediction_noise_floor(ref[PREDICTION].to_numpy(dtype=float), len(cur), cfg)
     thresholds = {**{c: cfg.drift_threshold for c in numeric + categorical},
-                  PREDICTION: cfg.prediction_drift_threshold}
+                  PREDICTION: max(cfg.prediction_drift_threshold, noise or 0.0)}
     report = Report([DataDriftPreset(columns=columns, num_method=cfg.num_method, cat_method=cfg.cat_method,
                                      per_column_threshold=thresholds, drift_share=cfg.drift_share_alert),
                      MeanValue(column=PREDICTION)])
@@ -103,7 +129,9 @@ def drift_check(reference: pd.DataFrame, current: pd.DataFrame, numeric: list[st
         "drifted_columns": drifted,
         "distances": {c: round(v, 5) for c, v in sorted(distances.items())},
         "prediction_drift": round(distances.get(PREDICTION, float("nan")), 5),
-        "prediction_drifted": bool(distances.get(PREDICTION, 0.0) >= cfg.prediction_drift_threshold),
+        "prediction_drifted": bool(distances.get(PREDICTION, 0.0) >= thresholds[PREDICTION]),
+        "prediction_threshold": round(thresholds[PREDICTION], 5),
+        "prediction_noise_floor": None if noise is None else round(noise, 5),
         "prediction_mean": {"reference": float(np.mean(ref[PREDICTION])), "current": float(np.mean(cur[PREDICTION]))},
     }
     return DriftResult(snapshot, summary)
@@ -176,7 +204,7 @@ def alert_reasons(drift: dict[str, Any] | None, performance: dict[str, Any], win
                            f"{cfg.drift_share_alert:.0%}): {', '.join(drift['drifted_columns'])}")
         if drift and drift["prediction_drifted"]:
             reasons.append(f"prediction drift: distance {drift['prediction_drift']:.3f} >= "
-                           f"{cfg.prediction_drift_threshold}")
+                           f"{drift.get('prediction_threshold', cfg.prediction_drift_threshold):.3f}")
         reasons += [f"input quality: {r}" for r in (quality or {}).get("failed", [])]
         reasons += [f"unseen categories: {column} has {', '.join(u['values'])} in {u['share']:.1%} of rows "
                     "(the serving model never saw them)" for column, u in (unseen or {}).items()
@@ -206,6 +234,10 @@ def retrain_request(episode: dict[str, Any] | None, champion: str, onset: dt.dat
     """
     if not episode or episode.get("model_version") != champion:
         episode = {"model_version": champion, "onset": onset.isoformat(), "last_request_through": None}
+    elif onset < dt.datetime.fromisoformat(episode["onset"]):
+        # an alert whose trouble started earlier (live performance judges predictions made
+        # label_delay_days ago) moves the episode's onset back: its labels are due sooner
+        episode = {**episode, "onset": onset.isoformat()}
     start = dt.datetime.fromisoformat(episode["onset"])
     through = now - dt.timedelta(days=label_delay_days)
     need = cfg.min_drifted_label_days

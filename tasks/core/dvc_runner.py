@@ -12,14 +12,23 @@ import fcntl
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 LOCK_NAME = "churn-pipeline.lock"
+# The DVC/step processes a pipeline run started, so the next run can stop them if it died
+CHILDREN_NAME = "churn-pipeline.children.json"
+# Pipeline output folders swept for half-written files (``tasks.core.io.atomic_path``) of a killed run
+SWEPT_DIRS = ("data", "models", "reports")
+TMP_PREFIX = ".tmp-"
+_tracking: dict[str, Path | None] = {"file": None}  # set while this process holds a workspace lock
+_tracking_guard = threading.Lock()
 BUSY_PATTERNS = ("is busy", "Unable to acquire lock")
 EXP_NAME_MAX = 60
 
@@ -85,13 +94,117 @@ def run_streaming(
         bufsize=1,
         start_new_session=True,
     ) as proc:
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.rstrip("\n")
-            lines.append(line)
-            on_line(line)
-        returncode = proc.wait()
+        _track_child(proc.pid, " ".join(Path(a).name if k == 0 else a for k, a in enumerate(args)))
+        try:
+            assert proc.stdout is not None
+            for raw in proc.stdout:
+                line = raw.rstrip("\n")
+                lines.append(line)
+                on_line(line)
+            returncode = proc.wait()
+        finally:
+            _track_child(proc.pid, None)
     return returncode, lines
+
+
+# --------------------------------------------------------------------------- after a killed run
+def _edit_children(path: Path, edit: Callable[[list[dict]], list[dict]]) -> None:
+    with _tracking_guard:
+        try:
+            entries = json.loads(path.read_text())
+        except (FileNotFoundError, ValueError):
+            entries = []
+        entries = edit(entries)
+        tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
+        tmp.write_text(json.dumps(entries))
+        os.replace(tmp, path)
+
+
+def _track_child(pid: int, command: str | None) -> None:
+    """Record (or, with ``command=None``, forget) a child of the run holding the workspace lock."""
+    path = _tracking["file"]
+    if path is None:
+        return
+    if command is None:
+        _edit_children(path, lambda es: [e for e in es if e["pid"] != pid])
+        return
+    import psutil
+
+    try:
+        created = psutil.Process(pid).create_time()
+    except psutil.Error:  # it has already ended
+        return
+    entry = {"pid": pid, "created": created, "command": command, "parent": os.getpid()}
+    _edit_children(path, lambda es: [*es, entry])
+
+
+def clear_orphans(folder: Path, on_line: Callable[[str], None] = print, grace_s: float = 10.0) -> list[int]:
+    """Stop the processes a dead pipeline run left behind; the pids stopped.
+
+    Called by the next run once it holds the workspace lock: the previous holder is gone
+    (the kernel released its lock), so a child it recorded that still runs (same pid and
+    start time) is an orphan: its process group gets SIGTERM, then SIGKILL.
+    """
+    import psutil
+
+    path = folder / CHILDREN_NAME
+    try:
+        entries = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return []
+    stopped = []
+    for e in entries:
+        try:
+            proc = psutil.Process(e["pid"])
+            if abs(proc.create_time() - e["created"]) > 0.5:
+                continue  # the pid was reused by an unrelated process
+        except psutil.Error:
+            continue
+        on_line(f"stopping `{e['command']}` (pid {e['pid']}): left running by a pipeline run that died "
+                f"(pid {e['parent']})")
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(e["pid"], signal.SIGTERM)  # started in its own session: pgid == pid
+        _, alive = psutil.wait_procs([proc], timeout=grace_s)
+        if alive:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(e["pid"], signal.SIGKILL)
+            psutil.wait_procs(alive, timeout=grace_s)
+        stopped.append(e["pid"])
+    path.unlink(missing_ok=True)
+    return stopped
+
+
+def sweep_half_written(root: Path, on_line: Callable[[str], None] = print) -> list[Path]:
+    """Remove the temporary files (``.tmp-*``) a killed step left in the pipeline's folders.
+
+    Only when no DVC command runs in the workspace (DVC's own lock is free): a running
+    step's temporary files are its work in progress.
+    """
+    dvc_lock = root / ".dvc" / "tmp" / "lock"
+    if dvc_lock.exists():
+        with open(dvc_lock, "a+") as fh:
+            try:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return []
+            try:
+                return _sweep(root, on_line)
+            finally:
+                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    return _sweep(root, on_line)
+
+
+def _sweep(root: Path, on_line: Callable[[str], None]) -> list[Path]:
+    removed = []
+    for name in SWEPT_DIRS:
+        for path in sorted((root / name).rglob(f"{TMP_PREFIX}*")) if (root / name).is_dir() else []:
+            if path.is_file():
+                path.unlink()
+                removed.append(path)
+    if removed:
+        on_line(f"removed {len(removed)} half-written file(s) a killed run left: "
+                + ", ".join(str(p.relative_to(root)) for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
+    return removed
 
 
 def repro_stage(
@@ -141,7 +254,9 @@ def workspace_lock(
 
     The lock is an OS file lock (released by the kernel if the holder dies, so a killed
     run never leaves it stuck). A second run waits up to ``timeout_s`` seconds, then is
-    refused naming the holder.
+    refused naming the holder. Once held, what a killed holder left is cleared, each with
+    a line to ``on_wait``: the DVC and step processes it had started, still running
+    (``clear_orphans``), and its half-written files (``sweep_half_written``).
     """
     folder = root / ".dvc" / "tmp"
     folder.mkdir(parents=True, exist_ok=True)
@@ -171,8 +286,12 @@ def workspace_lock(
             fh.truncate()
             fh.write(json.dumps({"holder": holder, "pid": os.getpid(), "since": time.strftime("%FT%T")}))
             fh.flush()
+            clear_orphans(folder, on_wait)
+            sweep_half_written(root, on_wait)
+            _tracking["file"] = folder / CHILDREN_NAME
             yield
         finally:
+            _tracking["file"] = None
             fh.seek(0)
             fh.truncate()
             fh.flush()

@@ -9,10 +9,13 @@ Layout (``registry/`` at the project root, outside git and DVC, shared by every 
     registry/versions/v0001/reference.parquet  a reference sample for drift checks
     registry/aliases.json                   {"champion": "v0003", "previous_champion": "v0002"}
     registry/history.jsonl                  every alias change, with its reason
+    registry/index.jsonl                    each version's file hashes, written at registration
 
 A version folder is written aside and renamed into place; ``aliases.json`` is replaced in
 one atomic rename, so a reader sees the old champion or the new one, never a mix. A model
-is loaded only after its file's hash matches the card.
+is loaded only after its files' hashes match the card and the index: a file swapped or
+edited on disk is refused (a guard against accidents and stray edits, not a signature:
+someone who can rewrite the index can rewrite the model).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from tasks.core.io import TMP_PREFIX, file_sha256, write_json, write_parquet
 from tasks.core.models import load_model
 
 VERSION_RE = re.compile(r"^v\d{4,}$")
+INDEX = "index.jsonl"
+VERSION_FILES = ("model.skops", "card.json", "schema.json", "reference.parquet")
 
 
 class RegistryError(RuntimeError):
@@ -111,13 +116,46 @@ class Registry:
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
-    def load(self, version: ModelVersion) -> Any:
-        """Load a version's model after checking its file against the hash on its card."""
+    def index(self) -> dict[str, dict[str, str]]:
+        """Version to the sha256 of each of its files when it was registered (``index.jsonl``)."""
+        path = self.root / INDEX
+        if not path.is_file():
+            return {}
+        out = {}
+        for line in path.read_text().splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                out[entry["version"]] = entry["files"]
+        return out
+
+    def verify(self, version: ModelVersion) -> None:
+        """Refuse a version whose files changed since it was registered.
+
+        Its model file must match the hash on its card, and each file (card, schema, reference,
+        model) the hash recorded in ``index.jsonl`` at registration. A registry made before the
+        index existed is checked against the card alone.
+        """
         actual = file_sha256(version.model_path)
         expected = version.card["model_sha256"]
         if actual != expected:
             raise RegistryError(f"{version.version}: model file sha256 {actual[:12]}... does not match its card "
                                 f"({expected[:12]}...); refusing to load a modified model")
+        index = self.index()
+        if not index:
+            return
+        if version.version not in index:
+            raise RegistryError(f"{version.version} is not in {self.root / INDEX}: it was not added by "
+                                "registration (copied or edited in by hand?); refusing to load it")
+        for name, recorded in index[version.version].items():
+            path = version.folder / name
+            found = file_sha256(path) if path.is_file() else "missing"
+            if found != recorded:
+                raise RegistryError(f"{version.version}: {name} changed since registration (sha256 {found[:12]}... "
+                                    f"vs {recorded[:12]}... in {INDEX}); refusing to load a modified version")
+
+    def load(self, version: ModelVersion) -> Any:
+        """Load a version's model after checking its files (``verify``)."""
+        self.verify(version)
         return load_model(version.model_path)
 
     # ------------------------------------------------------------------ writing
@@ -148,7 +186,9 @@ class Registry:
                 write_parquet(staging / "reference.parquet", reference)
                 write_json(staging / "card.json", full)
                 os.chmod(staging, 0o755)
+                files = {name: file_sha256(staging / name) for name in VERSION_FILES}
                 os.rename(staging, folder / version)
+                self._append(INDEX, {"version": version, "files": files})
             finally:
                 if staging.exists():
                     shutil.rmtree(staging, ignore_errors=True)
@@ -158,7 +198,11 @@ class Registry:
         aliases = {**self.aliases(), **changes}
         write_json(self.root / "aliases.json", aliases)  # one atomic rename
         record = {**event, "aliases": aliases, "at": dt.datetime.now(dt.timezone.utc).isoformat()}
-        with open(self.root / "history.jsonl", "a", encoding="utf-8") as fh:
+        self._append("history.jsonl", record)
+
+    def _append(self, name: str, record: dict[str, Any]) -> None:
+        """One JSON line at the end of an append-only registry file, synced to disk."""
+        with open(self.root / name, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
             fh.flush()
             os.fsync(fh.fileno())

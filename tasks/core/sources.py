@@ -94,7 +94,28 @@ def read_csv(path: Path, params: CollectParams) -> pd.DataFrame:
         ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise StepError(STEP, "parse", f"{path.name} could not be read as CSV: {exc}") from None
+    check_last_line(path, params, len(frame.columns))
     return frame.astype("string")
+
+
+def check_last_line(path: Path, params: CollectParams, n_columns: int) -> None:
+    """Refuse a CSV cut short: its last line, with no line end, has fewer fields than the header.
+
+    (pandas would read the missing fields as blank cells.)
+    """
+    import csv
+    import io
+
+    with open(path, "rb") as fh:
+        fh.seek(max(0, path.stat().st_size - 65536))
+        tail = fh.read()
+    if not tail or tail.endswith((b"\n", b"\r")):
+        return
+    last = tail.splitlines()[-1].decode(params.csv.encoding, errors="replace")
+    fields = next(csv.reader(io.StringIO(last), delimiter=params.csv.sep), [])
+    if len(fields) < n_columns:
+        raise StepError(STEP, "truncated", f"{path.name} looks cut short: its last line has {len(fields)} of "
+                        f"{n_columns} fields and no line end. Export the file again (or delete the partial line).")
 
 
 def read_parquet(path: Path) -> pd.DataFrame:

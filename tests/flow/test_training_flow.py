@@ -13,7 +13,7 @@ from prefect.client.orchestration import get_client
 
 from flows.training import training
 from tasks.core.dvc_runner import dvc_executable, locked_output_hashes, tool_env
-from tests.conftest import REPO, git
+from tests.conftest import git
 
 pytestmark = pytest.mark.slow
 

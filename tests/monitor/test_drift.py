@@ -131,6 +131,13 @@ def test_retraining_is_requested_once_the_labels_of_the_alerting_period_have_arr
     # a new champion starts a new episode
     fresh, decision = retrain_request(episode, "v0002", day(45), day(45), 30, cfg)
     assert fresh["onset"] == day(45).isoformat() and not decision["request"]
+    # a drift alert opens an episode; a live-performance alert judging predictions made a month
+    # earlier moves its onset back, so retraining is due when those earlier labels suffice
+    drift_first, _ = retrain_request(None, "v0003", day(50), day(52), 30, cfg)
+    moved, decision = retrain_request(drift_first, "v0003", day(30), day(60), 30, cfg)
+    assert moved["onset"] == day(30).isoformat() and not decision["request"]
+    _, decision = retrain_request(moved, "v0003", day(52), day(67), 30, cfg)
+    assert decision["request"] and decision["labelled_days"] == 7
     # without a label delay to wait for, the first alert requests retraining
     _, now = retrain_request(None, "v0001", onset, onset, 0, MonitorParams(min_drifted_label_days=0))
     assert now["request"]
@@ -149,3 +156,21 @@ def test_categories_the_model_never_saw_alert_even_once_the_suite_accepts_them()
                          None, unseen) == []
     assert alert_reasons(None, {"evaluated": False}, 40, cfg, None, unseen) == [], "too few rows"
     assert unseen_categories(window.iloc[:90], schema, ["payment_method"]) == {}
+
+
+def test_prediction_drift_must_exceed_what_sampling_alone_gives_at_the_window_size():
+    from scipy.stats import wasserstein_distance
+
+    from tasks.monitor import prediction_noise_floor
+
+    rng = np.random.default_rng(3)
+    reference = rng.beta(2, 8, 5000)  # skewed like churn scores
+    cfg = MonitorParams()
+    small, big = prediction_noise_floor(reference, 500, cfg), prediction_noise_floor(reference, 20000, cfg)
+    assert small > cfg.prediction_drift_threshold > big, (small, big)
+    assert prediction_noise_floor(reference, 500, cfg) == small, "deterministic"
+    same = [wasserstein_distance(reference, rng.beta(2, 8, 500)) / reference.std() for _ in range(100)]
+    assert max(same) < small, "100 undrifted windows of 500: none above the floor"
+    shifted = wasserstein_distance(reference, np.clip(rng.beta(2, 8, 500) + 0.05, 0, 1)) / reference.std()
+    assert shifted > small, "a shift of 0.05 in the mean score still shows"
+    assert prediction_noise_floor(reference, 500, MonitorParams(num_method="psi")) is None

@@ -9,7 +9,6 @@ import threading
 import time
 
 import httpx
-import pandas as pd
 import pytest
 import uvicorn
 
