@@ -375,8 +375,9 @@ def main(argv: list[str]) -> int:
     started = time.monotonic()
     project = make_project(repo, work / "project", demo_overrides(args, day0, delay))
     problem = parse_params(yaml.safe_load((project / PATHS.params).read_text())).problem
-    log(f"demo project in {project}: {args.drift} drift from day {args.drift_day}, {args.days} days of "
-        f"{args.customers} customers, labels {delay} days late")
+    story = f"{args.drift} drift from day {args.drift_day}" if args.drift != "none" else "no drift"
+    log(f"demo project in {project}: {story}, {args.days} days of {args.customers} customers, "
+        f"labels {delay} days late")
 
     procs = []
     server = start_server(work / "prefect")
