@@ -146,10 +146,12 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refuse = JSONResponse({"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413)
+        def refuse() -> JSONResponse:
+            return JSONResponse({"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413)
+
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await refuse(scope, receive, send)
+            await refuse()(scope, receive, send)
             return
         received = 0
         started = False
@@ -172,7 +174,7 @@ class BodyLimit:
             await self.app(scope, counted, tracked)
         except _TooLarge:
             if not started:
-                await refuse(scope, receive, send)
+                await refuse()(scope, receive, send)
 
 
 class Metrics:

@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.core.io import TMP_PREFIX, write_json
+
 LOCK_NAME = "churn-pipeline.lock"
 # The DVC/step processes a pipeline run started, so the next run can stop them if it died
 CHILDREN_NAME = "churn-pipeline.children.json"
 # Pipeline output folders swept for half-written files (``tasks.core.io.atomic_path``) of a killed run
 SWEPT_DIRS = ("data", "models", "reports")
-TMP_PREFIX = ".tmp-"
 _tracking: dict[str, Path | None] = {"file": None}  # set while this process holds a workspace lock
 _tracking_guard = threading.Lock()
 BUSY_PATTERNS = ("is busy", "Unable to acquire lock")
@@ -114,10 +115,7 @@ def _edit_children(path: Path, edit: Callable[[list[dict]], list[dict]]) -> None
             entries = json.loads(path.read_text())
         except (FileNotFoundError, ValueError):
             entries = []
-        entries = edit(entries)
-        tmp = path.with_name(f"{TMP_PREFIX}{path.name}")
-        tmp.write_text(json.dumps(entries))
-        os.replace(tmp, path)
+        write_json(path, edit(entries))
 
 
 def _track_child(pid: int, command: str | None) -> None:
