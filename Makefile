@@ -24,7 +24,7 @@ PREFECT_URL  := http://127.0.0.1:$(PREFECT_PORT)/api
 # Use the local Prefect server when one is up (make server); else Prefect starts a temporary one.
 USE_SERVER   = $(PY) -c "import urllib.request,sys; urllib.request.urlopen('$(PREFECT_URL)/health', timeout=1)" 2>/dev/null && export PREFECT_API_URL=$(PREFECT_URL) && echo "using the Prefect server at http://127.0.0.1:$(PREFECT_PORT)";
 
-.PHONY: help install setup run reproduce rollback models serve lineage score server deploy monitor monitor-ui demo test test-fast lock clean-venv
+.PHONY: help install setup run reproduce rollback models serve lineage score server deploy monitor monitor-ui demo bench test test-fast lock clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -88,6 +88,9 @@ test-fast: setup ## run the tests not marked slow
 
 demo: setup ## the whole loop on the simulator: drift, alert, retraining, recovery (DEMO_ARGS="--drift concept")
 	$(PY) -m demo $(DEMO_ARGS)
+
+bench: setup ## benchmarks against plain baselines -> benchmarks/results.json (BENCH_ARGS=--quick: a smoke run)
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 lock: ## re-resolve requirements.lock from pyproject.toml (needs the package index)
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv==0.9.30; }

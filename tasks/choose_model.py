@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
-from tasks.core.config import ChooseParams, Params, ProblemParams
+from tasks.core.compute import Engine, engine
+from tasks.core.config import ChooseParams, ComputeParams, Params, ProblemParams
 from tasks.core.io import write_json, write_text
 from tasks.core.models import COMPLEXITY, build_pipeline, feature_columns, metric_fn, model_matrix, oriented
 from tasks.core.paths import PATHS
@@ -35,25 +35,40 @@ def model_inputs(frame: pd.DataFrame, problem: ProblemParams) -> tuple[pd.DataFr
     return model_matrix(frame, numeric, categorical), frame[problem.target].to_numpy(int), numeric, categorical
 
 
-def cross_validate(train: pd.DataFrame, problem: ProblemParams, cfg: ChooseParams) -> list[dict[str, Any]]:
-    """Mean, standard deviation and standard error of the primary metric for each candidate."""
+def fold_score(job: tuple[str, int], X: pd.DataFrame, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
+               problem: ProblemParams, cfg: ChooseParams, numeric: list[str],
+               categorical: list[str]) -> tuple[float, float]:
+    """Fit candidate ``job[0]`` on fold ``job[1]``'s training rows: ``(validation score, seconds)``."""
+    kind, k = job
+    fit_idx, val_idx = folds[k]
+    started = time.perf_counter()
+    pipeline = build_pipeline(kind, numeric, categorical, cfg.params.get(kind, {}), cfg.random_state)
+    pipeline.fit(X.iloc[fit_idx], y[fit_idx])
+    score = metric_fn(problem.primary_metric, problem.kpis.target_precision)
+    return score(y[val_idx], pipeline.predict_proba(X.iloc[val_idx])[:, 1]), time.perf_counter() - started
+
+
+def cross_validate(train: pd.DataFrame, problem: ProblemParams, cfg: ChooseParams,
+                   eng: Engine | None = None) -> list[dict[str, Any]]:
+    """Mean, standard deviation and standard error of the primary metric for each candidate.
+
+    Every (candidate, fold) fit is independent: on the Dask engine they run in parallel.
+    """
     if len(train) > cfg.sample_rows:
         train = train.sample(cfg.sample_rows, random_state=cfg.random_state)
     X, y, numeric, categorical = model_inputs(train, problem)
-    score = metric_fn(problem.primary_metric, problem.kpis.target_precision)
     folds = list(StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state).split(X, y))
+    jobs = [(kind, k) for kind in cfg.candidates for k in range(len(folds))]
+    done = dict(zip(jobs, (eng or Engine(ComputeParams())).map(fold_score, jobs, X=X, y=y, folds=folds,
+                                                                 problem=problem, cfg=cfg, numeric=numeric,
+                                                                 categorical=categorical), strict=True))
     rows = []
     for kind in cfg.candidates:
-        pipeline = build_pipeline(kind, numeric, categorical, cfg.params.get(kind, {}), cfg.random_state)
-        started = time.perf_counter()
-        scores = []
-        for fit_idx, val_idx in folds:
-            fitted = clone(pipeline).fit(X.iloc[fit_idx], y[fit_idx])
-            scores.append(score(y[val_idx], fitted.predict_proba(X.iloc[val_idx])[:, 1]))
-        values = np.array(scores)
+        values = np.array([done[(kind, k)][0] for k in range(len(folds))])
         rows.append({"model": kind, "complexity": COMPLEXITY[kind], "mean": float(values.mean()),
                      "std": float(values.std(ddof=1)), "se": float(values.std(ddof=1) / np.sqrt(len(values))),
-                     "folds": [round(v, 6) for v in values], "seconds": round(time.perf_counter() - started, 2)})
+                     "folds": [round(v, 6) for v in values],
+                     "seconds": round(sum(done[(kind, k)][1] for k in range(len(folds))), 2)})
         log.info("%-20s %s = %.4f +/- %.4f (%d folds, %.1f s)", kind, problem.primary_metric, values.mean(),
                  values.std(ddof=1), len(values), rows[-1]["seconds"])
     return rows
@@ -91,7 +106,8 @@ def main(root: Path, params: Params) -> None:
     """Compare the candidates and record the choice."""
     cfg, problem = params.choose, params.problem
     train = pd.read_parquet(root / PATHS.train)
-    rows = cross_validate(train, problem, cfg)
+    with engine(params.compute, root, STEP) as eng:
+        rows = cross_validate(train, problem, cfg, eng)
     chosen, reason = pick_simplest(rows, problem.primary_metric)
     timings = {r["model"]: r.pop("seconds") for r in rows}  # runtimes vary: kept out of DVC outputs
     write_json(root / PATHS.timings_dir / "choose.json", timings)

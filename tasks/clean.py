@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.core.compute import engine
 from tasks.core.config import CleanParams, CollectParams, Params, ProblemParams
 from tasks.core.eda import eda_html
 from tasks.core.errors import StepError
@@ -28,7 +29,8 @@ from tasks.core.paths import PATHS
 from tasks.core.schema import Standardised, dedupe, infer_kinds, standardise
 from tasks.core.snapshots import current_snapshot
 from tasks.core.step import run_step
-from tasks.core.validation import failures_message, propose_suite, read_suite_file, save_suite, validate_frame
+from tasks.core.validation import (failures_message, propose_suite, read_suite_file, save_suite, validate_frame,
+                                   validate_partitioned)
 
 log = logging.getLogger("churn.clean")
 STEP = "clean"
@@ -98,16 +100,21 @@ def main(root: Path, params: Params) -> None:
         if not kinds:
             raise StepError(STEP, "suite", f"{suite_rel} has no meta.column_kinds; delete it to propose a new one")
         check_schema(raw, kinds, suite_rel)
-    std = standardise(raw, kinds, problem.positive_label, cfg.date_formats, cfg.category_aliases,
-                      [f.model_dump() for f in cfg.unit_fixes])
-    check_parsing(std, cfg.min_parse_share)
-    if proposed:
-        spec = propose_suite(std.frame, kinds, Path(suite_rel).stem, cfg.proposal.null_margin, cfg.proposal.mostly,
-                             {"snapshot_id": snapshot.snapshot_id, "source": snapshot.provenance.get("source")})
-        save_suite(suite_file, spec)
-        log.warning("no suite for this source yet: proposed %s from snapshot %s - review it and commit it",
-                    suite_rel, snapshot.snapshot_id)
-    results = validate_frame(std.frame, spec, "raw", root / PATHS.data_docs_dir)
+    with engine(params.compute, root, STEP) as eng:
+        std = Standardised.combine(eng.map_partitions(
+            standardise, raw, "raw", kinds=kinds, positive_label=problem.positive_label, date_formats=cfg.date_formats,
+            aliases=cfg.category_aliases, unit_fixes=[f.model_dump() for f in cfg.unit_fixes]))
+        check_parsing(std, cfg.min_parse_share)
+        if proposed:
+            spec = propose_suite(std.frame, kinds, Path(suite_rel).stem, cfg.proposal.null_margin, cfg.proposal.mostly,
+                                 {"snapshot_id": snapshot.snapshot_id, "source": snapshot.provenance.get("source")})
+            save_suite(suite_file, spec)
+            log.warning("no suite for this source yet: proposed %s from snapshot %s - review it and commit it",
+                        suite_rel, snapshot.snapshot_id)
+        if eng.is_dask:
+            results = validate_partitioned(eng, std.frame, spec, "raw", root / PATHS.data_docs_dir)
+        else:
+            results = validate_frame(std.frame, spec, "raw", root / PATHS.data_docs_dir)
     if not all(r.success for r in results):
         raise StepError(STEP, "data quality", failures_message(results, suite_rel))
     log.info("data quality: all %d checks of %s passed", len(results), suite_rel)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tasks.core.compute import engine
 from tasks.core.config import Params, ProblemParams
 from tasks.core.io import write_parquet, write_text
 from tasks.core.paths import PATHS
@@ -83,6 +84,13 @@ def date_features(frame: pd.DataFrame, problem: ProblemParams, used: set[str]) -
     return out
 
 
+def feature_list(frame: pd.DataFrame, problem: ProblemParams) -> list[Feature]:
+    """The features ``frame``'s columns allow: the applicable ones, then day counts of other dates."""
+    features = applicable(frame)
+    used = {c for f in features for c in f.requires}
+    return features + date_features(frame, problem, used)
+
+
 def build_features(frame: pd.DataFrame, problem: ProblemParams, drop: list[str]) -> tuple[pd.DataFrame, list[Feature]]:
     """Add engineered features and drop what must never be a feature (a new frame).
 
@@ -94,14 +102,17 @@ def build_features(frame: pd.DataFrame, problem: ProblemParams, drop: list[str])
     -------
     (DataFrame, list of Feature)
     """
-    features = applicable(frame)
-    used = {c for f in features for c in f.requires}
-    features += date_features(frame, problem, used)
+    features = feature_list(frame, problem)
     added = {f.name: f.compute(frame).astype(float).replace([np.inf, -np.inf], np.nan) for f in features}
     out = frame.assign(**added)
     dates = [c for c in out.columns if c != problem.time_column and pd.api.types.is_datetime64_any_dtype(out[c])]
     never = [c for c in (*problem.post_outcome_columns, *drop, *dates) if c in out.columns]
     return out.drop(columns=never), features
+
+
+def features_only(frame: pd.DataFrame, problem: ProblemParams, drop: list[str]) -> pd.DataFrame:
+    """:func:`build_features` without the feature list (what a Dask worker returns per partition)."""
+    return build_features(frame, problem, drop)[0]
 
 
 def features_table(frame: pd.DataFrame, engineered: list[Feature], problem: ProblemParams) -> str:
@@ -122,9 +133,13 @@ def features_table(frame: pd.DataFrame, engineered: list[Feature], problem: Prob
 
 
 def main(root: Path, params: Params) -> None:
-    """Engineer features on the cleaned data."""
+    """Engineer features on the cleaned data (per partition on the Dask engine)."""
     frame = pd.read_parquet(root / PATHS.interim_clean)
-    out, engineered = build_features(frame, params.problem, params.features.drop_columns)
+    with engine(params.compute, root, STEP) as eng:
+        parts = eng.map_partitions(features_only, frame, "clean", problem=params.problem,
+                                   drop=params.features.drop_columns)
+    out = pd.concat(parts) if len(parts) > 1 else parts[0]
+    engineered = feature_list(frame, params.problem)
     write_parquet(root / PATHS.features_table, out)
     write_text(root / PATHS.features_md, features_table(out, engineered, params.problem))
     log.info("%d engineered features (%s); %d columns in %s", len(engineered),

@@ -14,15 +14,18 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
 import time
 from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tasks.choose_model import model_inputs
-from tasks.core.config import CostMatrix, Params
+from tasks.core.compute import Engine, engine
+from tasks.core.config import ComputeParams, CostMatrix, Params
 from tasks.core.io import atomic_path, read_json, write_json
 from tasks.core.models import build_pipeline, fit_pipeline, metric_fn, oriented, sample_params, save_model
 from tasks.core.paths import PATHS
@@ -48,33 +51,107 @@ def best_threshold(y: np.ndarray, proba: np.ndarray, cost: CostMatrix) -> tuple[
     return float(grid[k]), float(costs[k])
 
 
+def trial_score(job: tuple[int, dict[str, Any]], kind: str, data: dict[str, Any], params: Params,
+                keep: bool = False) -> dict[str, Any]:
+    """Fit one trial's configuration and score it on validation (a task of its own on Dask).
+
+    The fitted pipeline is returned only with ``keep`` (in-process); from a worker only
+    the validation probabilities travel back.
+    """
+    number, config = job
+    started = time.perf_counter()
+    pipeline = build_pipeline(kind, data["numeric"], data["categorical"], config, params.train.random_state)
+    fit_pipeline(pipeline, data["X_train"], data["y_train"], data["X_valid"], data["y_valid"],
+                 params.train.early_stopping_rounds)
+    proba = pipeline.predict_proba(data["X_valid"])[:, 1]
+    return {"number": number, "config": config, "proba": proba, "seconds": time.perf_counter() - started,
+            "best_iteration": getattr(pipeline.named_steps["model"], "best_iteration", None),
+            "pipeline": pipeline if keep else None}
+
+
+def dask_xgboost_trials(eng: Engine, configs: list[dict[str, Any]], data: dict[str, Any],
+                        params: Params) -> Iterator[dict[str, Any]]:
+    """XGBoost trials trained with ``xgboost.dask`` over the workers' partitions of the training split.
+
+    The preprocessing has no hyperparameters: it is fitted once (on the training split) and
+    the transformed splits are written to the shared storage as partitions. Each trial
+    trains across all workers, stops early on validation, and becomes a plain
+    ``XGBClassifier`` in the usual pipeline, so it is stored and served like any other.
+    """
+    from xgboost import XGBClassifier
+    from xgboost import dask as dxgb
+
+    prep = build_pipeline("xgboost", data["numeric"], data["categorical"], {}, 0).named_steps["prep"]
+    prep.fit(data["X_train"], data["y_train"])
+    matrices = {}
+    for split in ("train", "valid"):
+        values = pd.DataFrame(prep.transform(data[f"X_{split}"])).rename(columns=str)
+        staged = eng.partitions(values.assign(label=data[f"y_{split}"]), f"{split}-matrix").to_dask_array(lengths=True)
+        matrices[split] = (staged[:, :-1], staged[:, -1])  # one array, so rows and labels share chunks
+    for number, config in enumerate(configs):
+        started = time.perf_counter()
+        model = dxgb.DaskXGBClassifier(tree_method="hist", random_state=params.train.random_state,
+                                       eval_metric="logloss", early_stopping_rounds=params.train.early_stopping_rounds
+                                       or None, **config)
+        model.client = eng.client
+        model.fit(*matrices["train"], eval_set=[matrices["valid"]], verbose=False)
+        local = XGBClassifier()
+        with tempfile.TemporaryDirectory() as folder:  # the same booster, as a local estimator
+            model.save_model(Path(folder) / "model.json")
+            local.load_model(Path(folder) / "model.json")
+        pipeline = build_pipeline("xgboost", data["numeric"], data["categorical"], config, params.train.random_state)
+        pipeline.set_params(prep=prep, model=local)
+        proba = pipeline.predict_proba(data["X_valid"])[:, 1]
+        yield {"number": number, "config": config, "proba": proba, "seconds": time.perf_counter() - started,
+               "best_iteration": getattr(local, "best_iteration", None), "pipeline": pipeline}
+
+
 def tune(kind: str, base: dict[str, Any], train: pd.DataFrame, valid: pd.DataFrame, params: Params,
-         data_hashes: dict[str, str]) -> tuple[list[dict[str, Any]], Any]:
-    """Run the trials; return the trial log and the best fitted pipeline."""
+         data_hashes: dict[str, str], eng: Engine | None = None) -> tuple[list[dict[str, Any]], Any]:
+    """Run the trials; return the trial log and ``(config, fitted pipeline, validation proba)`` of the best.
+
+    Trials are independent: on the Dask engine they run in parallel (XGBoost instead
+    trains each one across the workers with ``xgboost.dask``). From parallel trials only
+    validation probabilities travel back; the best configuration is then fitted once more
+    here, which gives the same model.
+    """
     problem, cfg = params.problem, params.train
+    eng = eng or Engine(ComputeParams())
     X_train, y_train, numeric, categorical = model_inputs(train, problem)
     X_valid, y_valid, _, _ = model_inputs(valid, problem)
+    data = {"X_train": X_train, "y_train": y_train, "X_valid": X_valid, "y_valid": y_valid,
+            "numeric": numeric, "categorical": categorical}
     score = metric_fn(problem.primary_metric, problem.kpis.target_precision)
     rng = np.random.default_rng(cfg.random_state)
     configs = [dict(base)] + [sample_params(kind, rng) for _ in range(cfg.n_trials - 1)]
+    jobs = list(enumerate(configs))
+    if eng.is_dask and kind == "xgboost":
+        done: Iterable[dict[str, Any]] = dask_xgboost_trials(eng, configs, data, params)
+    elif eng.is_dask:
+        done = eng.map(trial_score, jobs, kind=kind, data=data, params=params)
+    else:  # one at a time, keeping only the best fitted pipeline in memory
+        done = (trial_score(job, kind, data, params, keep=True) for job in jobs)
     trials, best, best_value = [], None, -np.inf
-    for number, config in enumerate(configs):
-        started = time.perf_counter()
-        pipeline = build_pipeline(kind, numeric, categorical, config, cfg.random_state)
-        fit_pipeline(pipeline, X_train, y_train, X_valid, y_valid, cfg.early_stopping_rounds)
-        proba = pipeline.predict_proba(X_valid)[:, 1]
-        value = score(y_valid, proba)
-        model = pipeline.named_steps["model"]
-        trial = {"trial": number, "model": kind, "config": json.dumps(config, sort_keys=True),
-                 problem.primary_metric: round(value, 6), "pr_auc": round(metric_fn("pr_auc")(y_valid, proba), 6),
-                 "best_iteration": getattr(model, "best_iteration", None), "seconds": round(time.perf_counter() - started, 3),
+    for result in done:
+        value = score(y_valid, result["proba"])
+        trial = {"trial": result["number"], "model": kind, "config": json.dumps(result["config"], sort_keys=True),
+                 problem.primary_metric: round(value, 6), "pr_auc": round(metric_fn("pr_auc")(y_valid, result["proba"]), 6),
+                 "best_iteration": result["best_iteration"], "seconds": round(result["seconds"], 3),
                  "train_sha256": data_hashes["train"][:16], "valid_sha256": data_hashes["valid"][:16]}
         trials.append(trial)
-        log.info("trial %2d/%d %s=%.4f %.1fs %s", number + 1, len(configs), problem.primary_metric, value,
+        log.info("trial %2d/%d %s=%.4f %.1fs %s", result["number"] + 1, len(configs), problem.primary_metric, value,
                  trial["seconds"], trial["config"])
         if oriented(problem.primary_metric, value) > best_value:
-            best_value, best = oriented(problem.primary_metric, value), (config, pipeline, proba)
-    return trials, best
+            if best is not None:
+                best["pipeline"] = None
+            best_value, best = oriented(problem.primary_metric, value), result
+        else:
+            result["pipeline"] = None
+    pipeline = best["pipeline"]
+    if pipeline is None:  # trained on a worker: fit the best configuration again here
+        pipeline = build_pipeline(kind, numeric, categorical, best["config"], cfg.random_state)
+        fit_pipeline(pipeline, X_train, y_train, X_valid, y_valid, cfg.early_stopping_rounds)
+    return trials, (best["config"], pipeline, best["proba"])
 
 
 def main(root: Path, params: Params) -> None:
@@ -84,7 +161,9 @@ def main(root: Path, params: Params) -> None:
     manifest = read_json(root / PATHS.split_manifest)
     train, valid = pd.read_parquet(root / PATHS.train), pd.read_parquet(root / PATHS.valid)
     hashes = {"train": manifest["train"]["sha256"], "valid": manifest["valid"]["sha256"]}
-    trials, (config, pipeline, proba) = tune(chosen, params.choose.params.get(chosen, {}), train, valid, params, hashes)
+    with engine(params.compute, root, STEP) as eng:
+        trials, (config, pipeline, proba) = tune(chosen, params.choose.params.get(chosen, {}), train, valid, params,
+                                                 hashes, eng)
     y_valid = valid[problem.target].to_numpy(int)
     threshold, cost = best_threshold(y_valid, proba, params.evaluate.cost)
     numeric, categorical = pipeline.named_steps["prep"].transformers[0][2], pipeline.named_steps["prep"].transformers[1][2]

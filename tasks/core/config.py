@@ -337,6 +337,37 @@ class MonitorParams(Section):
 
 
 # --------------------------------------------------------------------------- all
+class ComputeParams(Section):
+    """Where the heavy work inside a stage runs (README, "Scale out").
+
+    ``local``: in the stage's own process. ``dask``: on a Dask cluster, the one at
+    ``address`` or, when it is null, a local cluster of ``n_workers`` processes started
+    for the stage. Data reaches the workers as Parquet partitions in ``shared_dir``.
+    """
+
+    engine: Literal["local", "dask"] = "local"
+    address: str | None = None
+    n_workers: int = Field(2, ge=1)
+    threads_per_worker: int = Field(1, ge=1)
+    memory_limit: str = "4GiB"
+    partition_rows: int = Field(250_000, ge=1000)
+    shared_dir: str | None = None
+
+    @field_validator("address")
+    @classmethod
+    def _scheduler(cls, value: str | None) -> str | None:
+        if value is not None and "://" not in value:
+            raise ValueError(f"'{value}' is not a scheduler address; write it as tcp://host:8786")
+        return value
+
+    @model_validator(mode="after")
+    def _remote_needs_storage(self) -> "ComputeParams":
+        if self.engine == "dask" and self.address and not self.shared_dir:
+            raise ValueError("a remote Dask cluster (compute.address) needs compute.shared_dir: storage every "
+                             "worker can read, such as s3://bucket/prefix")
+        return self
+
+
 class Params(Section):
     """All of ``params.yaml``, one typed section per step."""
 
@@ -351,6 +382,7 @@ class Params(Section):
     evaluate: EvaluateParams = EvaluateParams()
     deploy: DeployParams = DeployParams()
     monitor: MonitorParams = MonitorParams()
+    compute: ComputeParams = ComputeParams()
 
 
 class ParamsError(ValueError):

@@ -121,6 +121,22 @@ class Standardised:
     unparsed: dict[str, int] = field(default_factory=dict)
     parse_share: dict[str, float] = field(default_factory=dict)
     unit_fixed: dict[str, int] = field(default_factory=dict)
+    present: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def combine(cls, parts: list["Standardised"]) -> "Standardised":
+        """One result from the results of consecutive partitions (the Dask engine's)."""
+        if len(parts) == 1:
+            return parts[0]
+        out = cls(frame=pd.concat([p.frame for p in parts]))
+        for part in parts:
+            for name in ("unparsed", "unit_fixed", "present"):
+                total = getattr(out, name)
+                for column, n in getattr(part, name).items():
+                    total[column] = total.get(column, 0) + n
+        out.parse_share = {c: 1.0 if out.present[c] == 0 else (out.present[c] - out.unparsed[c]) / out.present[c]
+                           for c in out.unparsed}
+        return out
 
 
 def standardise(
@@ -158,6 +174,7 @@ def standardise(
             out[column] = values.astype("string").str.strip()
         if kind in ("numeric", "datetime"):
             result.unparsed[column] = failed
+            result.present[column] = present
             result.parse_share[column] = 1.0 if present == 0 else (present - failed) / present
     frame = pd.DataFrame(out, index=data.index)
     for fix in unit_fixes or []:

@@ -106,6 +106,34 @@ def _observed(result: Any) -> str:
     return "failed"
 
 
+def _run_suite(frame: pd.DataFrame, spec: dict[str, Any], name: str, docs_dir: Path | None,
+               result_format: dict[str, Any], parameters: dict[str, Any] | None) -> list[Any]:
+    """Great Expectations' result for each expectation of ``spec`` on ``frame``."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    context = _context(docs_dir)
+    suite = build_suite(context, spec, name)
+    asset = context.data_sources.add_pandas(f"{name}-source").add_dataframe_asset(name)
+    batch_definition = asset.add_batch_definition_whole_dataframe("all-rows")
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(data=batch_definition, suite=suite, name=f"{name}-validation")
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{name}-checkpoint",
+            validation_definitions=[definition],
+            actions=[UpdateDataDocsAction(name="data-docs")] if docs_dir is not None else [],
+            result_format=result_format,
+        )
+    )
+    run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters or None)
+    return [r for validation in run.run_results.values() for r in validation.results]
+
+
+SUMMARY = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
+
+
 def validate_frame(
     frame: pd.DataFrame,
     spec: dict[str, Any],
@@ -133,35 +161,85 @@ def validate_frame(
     -------
     list of CheckResult
     """
-    import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
-
-    context = _context(docs_dir)
-    suite = build_suite(context, spec, name)
-    asset = context.data_sources.add_pandas(f"{name}-source").add_dataframe_asset(name)
-    batch_definition = asset.add_batch_definition_whole_dataframe("all-rows")
-    definition = context.validation_definitions.add(
-        gx.ValidationDefinition(data=batch_definition, suite=suite, name=f"{name}-validation")
-    )
-    result_format: dict[str, Any] = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
+    result_format: dict[str, Any] = SUMMARY
     if index_column:
         result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": [index_column]}
-    checkpoint = context.checkpoints.add(
-        gx.Checkpoint(
-            name=f"{name}-checkpoint",
-            validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="data-docs")] if docs_dir is not None else [],
-            result_format=result_format,
-        )
-    )
-    run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters or None)
+    return [CheckResult(r.expectation_config.type, r.expectation_config.kwargs.get("column"), bool(r.success),
+                        "ok" if r.success else _observed(r))
+            for r in _run_suite(frame, spec, name, docs_dir, result_format, parameters)]
+
+
+# ----------------------------------------------------------------------------- partitions
+ROW_LEVEL = frozenset({
+    "expect_column_values_to_not_be_null", "expect_column_values_to_be_null",
+    "expect_column_values_to_be_between", "expect_column_values_to_be_in_set",
+    "expect_column_values_to_not_be_in_set", "expect_column_values_to_match_regex",
+    "expect_column_values_to_not_match_regex",
+})
+"""Expectations judged row by row: their counts add up over partitions, so they run per partition.
+
+Every other expectation (id uniqueness, column existence, statistics of a whole column,
+custom ones) needs all rows at once and runs on the whole frame.
+"""
+
+
+def partition_counts(frame: pd.DataFrame, spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Row counts of each (row-level) expectation of ``spec`` on one partition."""
     out = []
-    for validation in run.run_results.values():
-        for r in validation.results:
-            cfg = r.expectation_config
-            out.append(CheckResult(cfg.type, cfg.kwargs.get("column"), bool(r.success),
-                                   "ok" if r.success else _observed(r)))
+    for r in _run_suite(frame, spec, "partition", None, SUMMARY, None):
+        res = r.result or {}
+        out.append({"elements": int(res.get("element_count") or 0), "unexpected": int(res.get("unexpected_count") or 0),
+                    "missing": int(res.get("missing_count") or 0),
+                    "examples": list(res.get("partial_unexpected_list") or [])[:5]})
     return out
+
+
+def combine_counts(expectation: dict[str, Any], counts: list[dict[str, Any]]) -> CheckResult:
+    """One expectation's outcome over all rows, from its per-partition counts.
+
+    The same rule Great Expectations applies to the whole column: the share of expected
+    values among non-missing ones (among all rows for the null checks) must reach
+    ``mostly`` (1 by default).
+    """
+    kind, kwargs = expectation["type"], expectation.get("kwargs", {})
+    unexpected = sum(c["unexpected"] for c in counts)
+    if kind in ("expect_column_values_to_not_be_null", "expect_column_values_to_be_null"):
+        judged = sum(c["elements"] for c in counts)
+    else:
+        judged = sum(c["elements"] - c["missing"] for c in counts)
+    share = unexpected / judged if judged else 0.0
+    success = 1 - share >= float(kwargs.get("mostly", 1.0)) - 1e-12
+    examples = [e for c in counts for e in c["examples"]][:5]
+    observed = "ok" if success else f"{100 * share:.2f}% unexpected, e.g. {examples}"
+    return CheckResult(kind, kwargs.get("column"), bool(success), observed)
+
+
+def validate_partitioned(eng: Any, frame: pd.DataFrame, spec: dict[str, Any], name: str,
+                         docs_dir: Path | None = None) -> list[CheckResult]:
+    """:func:`validate_frame` on the Dask engine, with the same outcome.
+
+    Row-level expectations run on each partition (on the workers) and their counts are
+    added up and judged against ``mostly`` over all rows (:func:`combine_counts`); the
+    rest (uniqueness, whole-column statistics) run once on the whole frame, which also
+    builds the Data Docs. Results keep the suite's order.
+    """
+    expectations = spec["expectations"]
+    rows = [i for i, e in enumerate(expectations) if e["type"] in ROW_LEVEL and not _has_parameters(e)]
+    rest = [i for i in range(len(expectations)) if i not in set(rows)]
+    out: dict[int, CheckResult] = {}
+    if rows:
+        row_spec = {**spec, "expectations": [expectations[i] for i in rows]}
+        per_part = eng.map_partitions(partition_counts, frame, f"{name}-checks", spec=row_spec)
+        for k, i in enumerate(rows):
+            out[i] = combine_counts(expectations[i], [part[k] for part in per_part])
+    if rest:
+        whole = validate_frame(frame, {**spec, "expectations": [expectations[i] for i in rest]}, name, docs_dir)
+        out.update(zip(rest, whole, strict=True))
+    return [out[i] for i in range(len(expectations))]
+
+
+def _has_parameters(expectation: dict[str, Any]) -> bool:
+    return "$PARAMETER" in json.dumps(expectation.get("kwargs", {}))
 
 
 def failures_message(results: list[CheckResult], suite_path: str) -> str:

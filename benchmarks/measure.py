@@ -1,0 +1,80 @@
+"""Wall time and peak memory of a command and every process it starts."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+
+def tree_rss(proc: psutil.Process) -> int:
+    """Resident memory of ``proc`` and all its descendants, in bytes."""
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+    return total
+
+
+def run_measured(args: list[str], cwd: Path, env: dict[str, str], log: Path, timeout_s: float = 7200) -> dict:
+    """Run ``args``; ``{"seconds", "peak_mb"}``, the peak summed over the process tree (sampled every 0.1 s).
+
+    A failing command raises with the end of its log.
+    """
+    with open(log, "w") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        peak, watched = 0, psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                peak = max(peak, tree_rss(watched))
+            except psutil.NoSuchProcess:
+                pass
+            if time.perf_counter() - started > timeout_s:
+                proc.kill()
+                raise RuntimeError(f"{' '.join(args)}: over {timeout_s:.0f} s")
+            time.sleep(0.1)
+        seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{log.read_text()[-4000:]}")
+    return {"seconds": round(seconds, 2), "peak_mb": round(peak / 2**20, 1)}
+
+
+def latency_summary(seconds: list[float], wall: float) -> dict:
+    """p50 and p99 in milliseconds, and requests per second over ``wall``."""
+    ms = np.array(seconds) * 1000
+    return {"requests": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 2),
+            "p99_ms": round(float(np.percentile(ms, 99)), 2), "rps": round(len(ms) / wall, 1)}
+
+
+def concurrent(call, clients: int, per_client: int) -> tuple[list[float], float]:
+    """``call()`` ``per_client`` times from each of ``clients`` threads: every latency, and the wall time."""
+    times: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        try:
+            state = {}
+            for _ in range(per_client):
+                t0 = time.perf_counter()
+                call(state)
+                times[k].append(time.perf_counter() - t0)
+        except BaseException as exc:  # reported below, after the other threads finish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    return [s for ts in times for s in ts], wall

@@ -1,0 +1,153 @@
+"""Where a stage's heavy work runs: in its own process, or spread over a Dask cluster.
+
+``compute.engine: local`` (the default) runs everything in the stage's process.
+``compute.engine: dask`` opens a client for the stage's duration: to the scheduler at
+``compute.address`` or, when that is null, to a local cluster of ``compute.n_workers``
+processes started here. The DVC stage stays the unit of work; inside it
+
+- row-wise data work runs per partition (:meth:`Engine.partitions`, dask.dataframe);
+- independent work (candidate x fold fits, tuning trials) runs as parallel tasks
+  (:meth:`Engine.map`);
+- XGBoost trains with ``xgboost.dask`` (``tasks.train``).
+
+Data reaches the workers as Parquet partitions written to ``compute.shared_dir`` (a folder
+or an fsspec URL such as ``s3://bucket/prefix``, which every worker must be able to read);
+with a local cluster and no ``shared_dir`` it is a scratch folder in the project. The
+partitions are deleted when the stage ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from tasks.core.config import ComputeParams
+from tasks.core.errors import StepError
+
+log = logging.getLogger("churn.compute")
+
+SCRATCH = ".dask-scratch"
+"""The project folder that holds a local cluster's partitions while a stage runs."""
+
+
+class Engine:
+    """Runs independent work and per-partition work, locally or on a Dask client."""
+
+    def __init__(self, cfg: ComputeParams, client: Any = None, scratch: str | None = None) -> None:
+        self.cfg = cfg
+        self.client = client
+        self.scratch = scratch
+
+    @property
+    def is_dask(self) -> bool:
+        """True when work goes to a Dask cluster."""
+        return self.client is not None
+
+    @property
+    def workers(self) -> int:
+        """How many tasks can run at once (1 locally)."""
+        if not self.is_dask:
+            return 1
+        info = self.client.scheduler_info()["workers"]
+        return max(1, sum(w.get("nthreads", 1) for w in info.values()))
+
+    def map(self, fn: Callable[..., Any], items: Sequence[Any], **shared: Any) -> list[Any]:
+        """``[fn(item, **shared) for item in items]``, in order; on Dask, one task per item.
+
+        ``fn`` must be a module-level function (workers import it). Each ``shared`` value is
+        sent to the workers once, not once per item.
+        """
+        if not self.is_dask:
+            return [fn(item, **shared) for item in items]
+        sent = {k: self.client.scatter(v, broadcast=True) for k, v in shared.items()}
+        futures = self.client.map(fn, list(items), pure=False, **sent)
+        return self.client.gather(futures)
+
+    def partitions(self, frame: pd.DataFrame, name: str) -> Any:
+        """``frame`` as a dask DataFrame read by the workers from shared storage.
+
+        The frame is cut into partitions of ``compute.partition_rows`` rows and written as
+        Parquet under the shared folder; the workers read them from there.
+        """
+        import dask
+        import dask.dataframe as dd
+
+        if not self.is_dask:
+            raise RuntimeError("partitions() needs the dask engine")
+        folder = f"{self.scratch.rstrip('/')}/{name}"
+        rows = self.cfg.partition_rows
+        parts = max(1, -(-len(frame) // rows))
+        dd.from_pandas(frame, npartitions=parts, sort=False).to_parquet(
+            folder, write_index=True, storage_options=storage_options(folder), compute_kwargs={"scheduler": "sync"})
+        with dask.config.set({"dataframe.convert-string": False}):  # keep pandas' own dtypes
+            return dd.read_parquet(folder, storage_options=storage_options(folder))
+
+    def map_partitions(self, fn: Callable[..., Any], frame: pd.DataFrame, name: str, **kwargs: Any) -> list[Any]:
+        """``fn(partition, **kwargs)`` on each partition of ``frame``, on the workers, in order."""
+        if not self.is_dask:
+            return [fn(frame, **kwargs)]
+        import dask
+
+        parts = self.partitions(frame, name).to_delayed()
+        call = dask.delayed(fn, pure=False)
+        return list(self.client.compute([call(p, **kwargs) for p in parts], sync=True))
+
+
+def storage_options(url: str) -> dict[str, Any]:
+    """fsspec options for ``url``: an S3 endpoint from ``AWS_ENDPOINT_URL`` (MinIO and the like)."""
+    if url.startswith("s3://") and os.environ.get("AWS_ENDPOINT_URL"):
+        return {"client_kwargs": {"endpoint_url": os.environ["AWS_ENDPOINT_URL"]}}
+    return {}
+
+
+def _remove(url: str) -> None:
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url, **storage_options(url))
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(path, recursive=True)
+
+
+def _connect(cfg: ComputeParams) -> tuple[Any, Any]:
+    from distributed import Client, LocalCluster
+
+    if cfg.address:
+        try:
+            return Client(cfg.address, timeout="20s"), None
+        except OSError as exc:
+            raise StepError("compute", "dask scheduler",
+                            f"could not reach the Dask scheduler at {cfg.address} ({exc}); start it "
+                            "(`dask scheduler`, or the dask-scheduler service of docker-compose.yml) or "
+                            "set compute.address to null for a local cluster") from None
+    cluster = LocalCluster(n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker,
+                           memory_limit=cfg.memory_limit, processes=True, dashboard_address=None,
+                           silence_logs=logging.WARNING)
+    return Client(cluster), cluster
+
+
+@contextlib.contextmanager
+def engine(cfg: ComputeParams, root: Path, step: str) -> Iterator[Engine]:
+    """The stage's :class:`Engine`; a Dask client (and local cluster) live as long as the block."""
+    if cfg.engine == "local":
+        yield Engine(cfg)
+        return
+    client, cluster = _connect(cfg)
+    base = cfg.shared_dir or str(root / SCRATCH)
+    scratch = f"{base.rstrip('/')}/{step}-{uuid.uuid4().hex[:8]}"
+    where = cfg.address or f"a local cluster of {cfg.n_workers} workers"
+    log.info("[%s] dask engine: %s, %d threads; partitions in %s", step, where,
+             sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()), scratch)
+    try:
+        yield Engine(cfg, client, scratch)
+    finally:
+        _remove(scratch)
+        client.close()
+        if cluster is not None:
+            cluster.close()

@@ -1,0 +1,153 @@
+"""The Dask engine on a local cluster of two workers gives the local engine's results.
+
+Data steps (standardise, features, the data-quality suite) must match exactly; candidate
+cross-validation and parallel tuning trials too (same folds, same seeds); XGBoost trained
+with ``xgboost.dask`` within noise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.choose_model import cross_validate
+from tasks.core.compute import engine
+from tasks.core.config import ComputeParams
+from tasks.core.models import load_model, metric_fn, save_model
+from tasks.core.schema import Standardised, infer_kinds, standardise
+from tasks.core.simulator import simulate
+from tasks.core.validation import propose_suite, validate_frame, validate_partitioned
+from tasks.features import build_features, features_only
+from tasks.train import tune
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def dask_engine(tmp_path_factory):
+    cfg = ComputeParams(engine="dask", n_workers=2, threads_per_worker=1, partition_rows=1000)
+    root = tmp_path_factory.mktemp("dask")
+    with engine(cfg, root, "test") as eng:
+        assert eng.is_dask and len(eng.client.scheduler_info()["workers"]) == 2
+        yield eng
+    assert not (root / ".dask-scratch" / "test").exists()
+
+
+@pytest.fixture(scope="module")
+def raw_and_kinds(small_params_module):
+    p, c = small_params_module.problem, small_params_module.clean
+    raw = simulate(dt.date(2024, 1, 1), dt.date(2024, 2, 15), 80, seed=5).data
+    kinds = infer_kinds(raw, p.id_column, p.target, p.time_column, c.date_formats, c.min_parse_share, c.max_categories)
+    return raw, kinds
+
+
+@pytest.fixture(scope="module")
+def small_params_module():
+    from tasks.core.config import parse_params
+    from tests.conftest import SMALL, deep_merge, default_params_dict
+
+    return parse_params(deep_merge(default_params_dict(), SMALL))
+
+
+def _standardise(raw, kinds, params):
+    c = params.clean
+    return dict(kinds=kinds, positive_label=params.problem.positive_label, date_formats=c.date_formats,
+                aliases=c.category_aliases, unit_fixes=[f.model_dump() for f in c.unit_fixes])
+
+
+def test_standardise_and_features_per_partition_match_local(dask_engine, raw_and_kinds, small_params_module):
+    raw, kinds = raw_and_kinds
+    kwargs = _standardise(raw, kinds, small_params_module)
+    whole = standardise(raw, **kwargs)
+    parts = dask_engine.map_partitions(standardise, raw, "raw", **kwargs)
+    assert len(parts) == -(-len(raw) // 1000) > 1
+    combined = Standardised.combine(parts)
+    pd.testing.assert_frame_equal(combined.frame, whole.frame)
+    assert combined.unparsed == whole.unparsed and combined.unit_fixed == whole.unit_fixed
+    assert combined.parse_share == pytest.approx(whole.parse_share)
+
+    problem = small_params_module.problem
+    local, _ = build_features(whole.frame, problem, [])
+    spread = pd.concat(dask_engine.map_partitions(features_only, whole.frame, "clean", problem=problem, drop=[]))
+    pd.testing.assert_frame_equal(spread, local)
+
+
+def test_partitioned_checks_match_great_expectations_on_all_rows(dask_engine, raw_and_kinds, small_params_module):
+    raw, kinds = raw_and_kinds
+    frame = standardise(raw, **_standardise(raw, kinds, small_params_module)).frame
+    spec = propose_suite(frame, kinds, "t", 0.05, 0.99, {})
+    good_local = validate_frame(frame, spec, "t")
+    assert all(r.success for r in good_local)
+    assert validate_partitioned(dask_engine, frame, spec, "t") == good_local
+
+    # break it: nulls above the ceiling in one partition only, values out of range spread
+    # thin (below `mostly` in every partition but above it overall), a repeated id block
+    bad = frame.copy()
+    bad.loc[bad.index[:600], "monthly_charges"] = np.nan
+    step = max(1, len(bad) // 300)
+    bad.loc[bad.index[::step], "tenure_months"] = -5.0
+    bad.loc[bad.index[-400:], "customer_id"] = bad["customer_id"].iloc[0]
+    local = validate_frame(bad, spec, "t")
+    spread = validate_partitioned(dask_engine, bad, spec, "t")
+    assert [(r.expectation, r.column, r.success) for r in spread] == [(r.expectation, r.column, r.success)
+                                                                       for r in local]
+    failed = {(r.expectation, r.column) for r in local if not r.success}
+    assert ("expect_column_values_to_be_between", "tenure_months") in failed
+    assert ("expect_column_values_to_be_unique", "customer_id") in failed
+    assert any(column == "monthly_charges" for _, column in failed)
+
+
+def test_cross_validation_in_parallel_matches_local(dask_engine, small_params_module, model_splits):
+    train = model_splits["train"]
+    cfg = small_params_module.choose
+    local = cross_validate(train, small_params_module.problem, cfg)
+    spread = cross_validate(train, small_params_module.problem, cfg, dask_engine)
+    assert [r["folds"] for r in spread] == [r["folds"] for r in local]
+
+
+def test_tuning_on_dask_matches_local(dask_engine, small_params_module, model_splits, tmp_path):
+    params = small_params_module
+    train, valid = model_splits["train"], model_splits["valid"]
+    hashes = {"train": "0" * 16, "valid": "0" * 16}
+    # logistic regression: parallel trials, then the best refitted here - the same model exactly
+    local_trials, (_, _, local_proba) = tune("logistic_regression", {}, train, valid, params, hashes)
+    dask_trials, (_, pipeline, dask_proba) = tune("logistic_regression", {}, train, valid, params, hashes, dask_engine)
+    assert [t["roc_auc"] for t in dask_trials] == [t["roc_auc"] for t in local_trials]
+    np.testing.assert_allclose(pipeline.predict_proba(_x(valid, params))[:, 1], dask_proba)
+
+    # xgboost.dask: trained across both workers; the same search within noise
+    base = params.choose.params.get("xgboost", {})
+    local_trials, (_, _, local_proba) = tune("xgboost", base, train, valid, params, hashes)
+    dask_trials, (_, pipeline, dask_proba) = tune("xgboost", base, train, valid, params, hashes, dask_engine)
+    roc = metric_fn("roc_auc")
+    y_valid = valid[params.problem.target].to_numpy(int)
+    assert abs(roc(y_valid, dask_proba) - roc(y_valid, local_proba)) < 0.02
+    # the result is an ordinary pipeline: stored, loaded and scored like a local one
+    save_model(pipeline, tmp_path / "model.skops")
+    loaded = load_model(tmp_path / "model.skops")
+    np.testing.assert_allclose(loaded.predict_proba(_x(valid, params))[:, 1], dask_proba, rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def model_splits(small_params_module):
+    from tasks.clean import clean_frame
+    from tasks.split import assign_splits
+
+    params = small_params_module
+    p, c = params.problem, params.clean
+    raw = simulate(dt.date(2024, 1, 1), dt.date(2024, 3, 31), 40, seed=3).data
+    kinds = infer_kinds(raw, p.id_column, p.target, p.time_column, c.date_formats, c.min_parse_share, c.max_categories)
+    std = standardise(raw, kinds, p.positive_label, c.date_formats, c.category_aliases,
+                      [f.model_dump() for f in c.unit_fixes]).frame
+    features, _ = build_features(clean_frame(std, p)[0], p, [])
+    labels = assign_splits(features, params.split, p)
+    return {name: features[labels == name].reset_index(drop=True) for name in ("train", "valid")}
+
+
+def _x(frame, params):
+    from tasks.choose_model import model_inputs
+
+    return model_inputs(frame, params.problem)[0]
