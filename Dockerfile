@@ -12,7 +12,8 @@ ENV PREFECT_SERVER_ANALYTICS_ENABLED=false \
     DVC_NO_ANALYTICS=1 \
     PREFECT_HOME=/workspace/.prefect \
     PATH=/app/.venv/bin:$PATH \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    PYTHONPATH=/workspace
 
 WORKDIR /app
 # dependencies first, so a code change does not reinstall them

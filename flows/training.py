@@ -29,6 +29,7 @@ from tasks.core.dvc_runner import (
     push_data,
     repro_stage,
     save_experiment,
+    stale_stages,
     workspace_lock,
 )
 from tasks.core.paths import find_project_root
@@ -53,8 +54,15 @@ def _log_line(line: str) -> None:
         logger.info(line)
 
 
-def run_stage(stage: Stage, root: str) -> dict[str, Any]:
-    """Prefect task body: bring one DVC stage up to date, streaming its log."""
+def run_stage(stage: Stage, root: str, fresh: bool = False) -> dict[str, Any]:
+    """Prefect task body: bring one DVC stage up to date, streaming its log.
+
+    ``fresh``: ``dvc status`` found the stage up to date and nothing upstream ran in this
+    run, so there is nothing for ``dvc repro`` to do (it is not started).
+    """
+    if fresh:
+        get_run_logger().info("stage '%s' was up to date (dvc status)", stage.name)
+        return {"stage": stage.name, "ran": False, "seconds": 0.0}
     outcome = repro_stage(Path(root), stage.name, on_line=_log_line)
     get_run_logger().info(
         "stage '%s' %s in %.1f s", stage.name, "ran" if outcome.ran else "was up to date", outcome.seconds
@@ -166,11 +174,15 @@ def training(
     result: dict[str, Any] = {"stages": [], "experiment": None, "project_dir": str(root)}
     with workspace_lock(root, holder=f"flow run {run_name} ({run_id})", timeout_s=lock_timeout_s,
                         on_wait=logger.warning):
+        stale, ran = stale_stages(root), set()
         futures: dict[str, Any] = {}
         for stage in stages:
             upstream = [futures[u] for u in stage.upstream if u in futures]
-            futures[stage.name] = stage_task(stage).submit(stage, str(root), wait_for=upstream)
+            fresh = stale is not None and stage.name not in stale and not ran & set(stage.upstream)
+            futures[stage.name] = stage_task(stage).submit(stage, str(root), fresh, wait_for=upstream)
             result["stages"].append(futures[stage.name].result())
+            if result["stages"][-1]["ran"]:
+                ran.add(stage.name)
         if record:
             result["experiment"] = record_experiment(str(root), experiment or experiment_name(run_name, run_id))
         if push_to_remote:

@@ -33,6 +33,9 @@ from tasks.core.errors import StepError
 
 log = logging.getLogger("churn.compute")
 
+CONNECT_TIMEOUT = "20s"
+"""How long to keep trying to reach ``compute.address``."""
+
 SCRATCH = ".dask-scratch"
 """The project folder that holds a local cluster's partitions while a stage runs."""
 
@@ -120,7 +123,7 @@ def _connect(cfg: ComputeParams) -> tuple[Any, Any]:
 
     if cfg.address:
         try:
-            return Client(cfg.address, timeout="20s"), None
+            return Client(cfg.address, timeout=CONNECT_TIMEOUT), None
         except OSError as exc:
             raise StepError("compute", "dask scheduler",
                             f"could not reach the Dask scheduler at {cfg.address} ({exc}); start it "

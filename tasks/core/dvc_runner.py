@@ -244,6 +244,23 @@ def repro_stage(
         return StageOutcome(stage, ran, time.perf_counter() - started)
 
 
+def stale_stages(root: Path) -> set[str] | None:
+    """Stages ``dvc status`` finds out of date (changed code, data, params, or missing outputs).
+
+    One DVC call for the whole pipeline instead of one per stage. None when DVC cannot
+    tell (busy, or an error): then every stage is left to ``dvc repro`` to decide.
+    """
+    done = subprocess.run([dvc_executable(), "status", "--json"], cwd=root, env=tool_env(), capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        return None
+    try:
+        status = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
+    except (json.JSONDecodeError, IndexError):
+        return None
+    return {name.rpartition(":")[2] for name in status} if isinstance(status, dict) else None
+
+
 @contextlib.contextmanager
 def workspace_lock(
     root: Path, holder: str, timeout_s: float = 600.0, on_wait: Callable[[str], None] = print

@@ -61,3 +61,27 @@ def test_missing_file_and_bad_yaml(tmp_path):
     bad.write_text("problem: [unclosed")
     with pytest.raises(ParamsError, match="not valid YAML"):
         load_params(bad)
+
+
+@pytest.mark.parametrize(("compute", "message"), [
+    ({"engine": "dask", "address": "dask-scheduler:8786"}, "write it as tcp://host:8786"),
+    ({"engine": "dask", "address": "tcp://dask-scheduler:8786"}, "needs compute.shared_dir"),
+    ({"engine": "spark"}, "compute.engine"),
+])
+def test_a_dask_setting_that_cannot_work_is_refused_before_any_step(compute, message):
+    with pytest.raises(ParamsError) as err:
+        parse_params(deep_merge(default_params_dict(), {"compute": compute}))
+    assert message in str(err.value)
+
+
+def test_an_unreachable_scheduler_is_a_clear_step_error(tmp_path, monkeypatch):
+    from tasks.core import compute
+    from tasks.core.compute import engine
+    from tasks.core.config import ComputeParams
+    from tasks.core.errors import StepError
+
+    monkeypatch.setattr(compute, "CONNECT_TIMEOUT", "2s")
+    cfg = ComputeParams(engine="dask", address="tcp://127.0.0.1:9", shared_dir=str(tmp_path))
+    with pytest.raises(StepError) as err, engine(cfg, tmp_path, "clean"):
+        pass
+    assert "could not reach the Dask scheduler at tcp://127.0.0.1:9" in str(err.value)

@@ -12,7 +12,7 @@ import yaml
 from prefect.client.orchestration import get_client
 
 from flows.training import training
-from tasks.core.dvc_runner import dvc_executable, locked_output_hashes, tool_env
+from tasks.core.dvc_runner import dvc_executable, locked_output_hashes, stale_stages, tool_env
 from tests.conftest import git
 
 pytestmark = pytest.mark.slow
@@ -98,6 +98,13 @@ def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_i
     refused = second["deployment"]  # the same model again: registered, but no proven gain, so not promoted
     assert refused["registered"] == "v0002" and not refused["promoted"]
     assert refused["champion"] == "v0001" and "does not clear it" in refused["reasons"][0]
+
+    # the flow asks `dvc status` once which stages are stale, instead of a `dvc repro` per stage
+    assert stale_stages(root) == set()
+    params_text = (root / "params.yaml").read_text()
+    (root / "params.yaml").write_text(params_text.replace("n_trials: 3", "n_trials: 4"))
+    assert stale_stages(root) == {"train"}
+    (root / "params.yaml").write_text(params_text)
 
     # reproduction: a fresh clone with an empty cache pulls the run and recomputes it
     clone = tmp_path / "clone"
