@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import resource
 import subprocess
 import threading
 import time
@@ -23,10 +24,13 @@ def tree_rss(proc: psutil.Process) -> int:
 
 
 def run_measured(args: list[str], cwd: Path, env: dict[str, str], log: Path, timeout_s: float = 7200) -> dict:
-    """Run ``args``; ``{"seconds", "peak_mb"}``, the peak summed over the process tree (sampled every 0.1 s).
+    """Run ``args``: ``{"seconds", "cpu_s", "peak_mb"}``.
 
-    A failing command raises with the end of its log.
+    ``cpu_s`` is the CPU time (user + system) of the command and every process it started;
+    ``peak_mb`` the largest resident memory of that process tree at once (sampled every
+    0.1 s). A failing command raises with the end of its log.
     """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(log, "w") as out:
         started = time.perf_counter()
         proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -43,7 +47,9 @@ def run_measured(args: list[str], cwd: Path, env: dict[str, str], log: Path, tim
         seconds = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{log.read_text()[-4000:]}")
-    return {"seconds": round(seconds, 2), "peak_mb": round(peak / 2**20, 1)}
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"seconds": round(seconds, 2), "cpu_s": round(cpu, 1), "peak_mb": round(peak / 2**20, 1)}
 
 
 def latency_summary(seconds: list[float], wall: float) -> dict:

@@ -17,10 +17,12 @@ def test_the_plain_baseline_runs_the_stages_of_dvc_yaml_in_order():
 
 def test_peak_memory_counts_the_child_processes(tmp_path):
     # the parent holds little; its child holds 300 MB: the tree's peak must show it
-    child = "import time; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1)"
+    child = ("import time; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
+             "sum(range(2 * 10**7)); time.sleep(1)")
     parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}], check=True)"
     figures = run_measured([sys.executable, "-c", parent], tmp_path, {}, tmp_path / "log")
     assert figures["peak_mb"] > 300 and 1 <= figures["seconds"] < 30
+    assert figures["cpu_s"] >= 0.2, "the grandchild's CPU time is counted"
 
 
 def test_latencies_come_from_every_client():
