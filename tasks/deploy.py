@@ -106,6 +106,15 @@ def compare(y: np.ndarray, challenger: np.ndarray, champion: np.ndarray, frame: 
             "rows": int(len(y)), "reasons": reasons}
 
 
+def registered_as(registry: Registry, model_sha256: str, split_manifest: dict[str, Any]) -> ModelVersion | None:
+    """The registered version with this model file and these train/valid/test splits, if any."""
+    for version in registry.versions():
+        card = version.card
+        if card.get("model_sha256") == model_sha256 and (card.get("data") or {}).get("split_manifest") == split_manifest:
+            return version
+    return None
+
+
 def register_and_promote(root: Path, params: Params, registry: Registry, run: dict[str, Any]) -> dict[str, Any]:
     """Register this run's model if blessed, then promote it if it beats the champion.
 
@@ -127,6 +136,13 @@ def register_and_promote(root: Path, params: Params, registry: Registry, run: di
     if not metrics["blessed"]:
         return {"registered": None, "promoted": False, "champion": (registry.aliases() or {}).get("champion"),
                 "reasons": ["the model was not blessed at evaluation: see reports/model_card.md"]}
+    champion_now = (registry.aliases() or {}).get("champion")
+    same = registered_as(registry, file_sha256(root / PATHS.model_file), read_json(root / PATHS.split_manifest))
+    if same is not None:  # a re-run with nothing changed: the very same model on the very same data
+        hint = "" if same.version == champion_now else f"; `make rollback TO={same.version}` serves it again"
+        return {"registered": None, "promoted": False, "champion": champion_now, "existing": same.version,
+                "reasons": [f"the same model, trained and tested on the same data, is already registered as "
+                            f"{same.version}: not registered again{hint}"]}
     meta = read_json(root / PATHS.model_meta)
     train, test = pd.read_parquet(root / PATHS.train), pd.read_parquet(root / PATHS.test)
     from tasks.core.models import load_model

@@ -76,8 +76,9 @@ class Engine:
     def partitions(self, frame: pd.DataFrame, name: str) -> Any:
         """``frame`` as a dask DataFrame read by the workers from shared storage.
 
-        The frame is cut into partitions of ``compute.partition_rows`` rows and written as
-        Parquet under the shared folder; the workers read them from there.
+        The frame is cut into partitions of at most ``compute.partition_rows`` rows, and at
+        least one per worker so every worker takes part, and written as Parquet under the
+        shared folder; the workers read them from there.
         """
         import dask
         import dask.dataframe as dd
@@ -86,7 +87,8 @@ class Engine:
             raise RuntimeError("partitions() needs the dask engine")
         folder = f"{self.scratch.rstrip('/')}/{name}"
         rows = self.cfg.partition_rows
-        parts = max(1, -(-len(frame) // rows))
+        workers = len(self.client.scheduler_info()["workers"])
+        parts = max(1, min(len(frame), max(workers, -(-len(frame) // rows))))
         dd.from_pandas(frame, npartitions=parts, sort=False).to_parquet(
             folder, write_index=True, storage_options=storage_options(folder), compute_kwargs={"scheduler": "sync"})
         with dask.config.set({"dataframe.convert-string": False}):  # keep pandas' own dtypes

@@ -12,6 +12,7 @@ import yaml
 from prefect.client.orchestration import get_client
 
 from flows.training import training
+from tasks.core.registry import Registry
 from tasks.core.dvc_runner import dvc_executable, locked_output_hashes, stale_stages, tool_env
 from tests.conftest import git
 
@@ -95,9 +96,10 @@ def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_i
     # a second run of the flow records another, differently named experiment
     second = training(project_dir=str(root))
     assert second["experiment"] != name and not any(s["ran"] for s in second["stages"])
-    refused = second["deployment"]  # the same model again: registered, but no proven gain, so not promoted
-    assert refused["registered"] == "v0002" and not refused["promoted"]
-    assert refused["champion"] == "v0001" and "does not clear it" in refused["reasons"][0]
+    again = second["deployment"]  # the same model on the same data: not registered a second time
+    assert again["registered"] is None and not again["promoted"] and again["existing"] == "v0001"
+    assert again["champion"] == "v0001" and "already registered as v0001" in again["reasons"][0]
+    assert [v.version for v in Registry(root / "registry").versions()] == ["v0001"]
 
     # the flow asks `dvc status` once which stages are stale, instead of a `dvc repro` per stage
     assert stale_stages(root) == set()
