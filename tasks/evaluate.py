@@ -24,7 +24,8 @@ from sklearn.inspection import permutation_importance
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_auc_score, roc_curve
 
 from tasks.choose_model import model_inputs
-from tasks.core.config import EvaluateParams, Params, ProblemParams
+from tasks.core.compute import Engine, engine
+from tasks.core.config import ComputeParams, EvaluateParams, Params, ProblemParams
 from tasks.core.errors import StepError
 from tasks.core.io import atomic_path, file_sha256, read_json, write_json, write_text
 from tasks.core.models import UntrustedModel, load_model, metric_fn, oriented
@@ -86,20 +87,26 @@ def paired_bootstrap_lift(y: np.ndarray, model: np.ndarray, baseline: np.ndarray
             "lower": float(np.quantile(diffs, alpha)), "upper": float(np.quantile(diffs, 1 - alpha))}
 
 
-def slice_metrics(test: pd.DataFrame, y: np.ndarray, proba: np.ndarray, cfg: EvaluateParams) -> list[dict[str, Any]]:
-    """ROC-AUC and PR-AUC per value of each slice column."""
+def column_slices(values: pd.Series, y: np.ndarray, proba: np.ndarray, min_rows: int) -> list[dict[str, Any]]:
+    """ROC-AUC and PR-AUC for each value of one slice column."""
     rows = []
-    for column in cfg.slices:
-        if column not in test:
-            continue
-        for value, idx in test.groupby(test[column].astype("string").fillna("<missing>")).indices.items():
-            ys, ps = y[idx], proba[idx]
-            both = ys.min() != ys.max()
-            rows.append({"column": column, "value": str(value), "rows": int(len(idx)), "positive_rate": float(ys.mean()),
-                         "roc_auc": float(roc_auc_score(ys, ps)) if both else None,
-                         "pr_auc": metric_fn("pr_auc")(ys, ps) if both else None,
-                         "checked": bool(both and len(idx) >= cfg.slice_min_rows)})
+    for value, idx in values.groupby(values.astype("string").fillna("<missing>")).indices.items():
+        ys, ps = y[idx], proba[idx]
+        both = ys.min() != ys.max()
+        rows.append({"column": str(values.name), "value": str(value), "rows": int(len(idx)),
+                     "positive_rate": float(ys.mean()),
+                     "roc_auc": float(roc_auc_score(ys, ps)) if both else None,
+                     "pr_auc": metric_fn("pr_auc")(ys, ps) if both else None,
+                     "checked": bool(both and len(idx) >= min_rows)})
     return rows
+
+
+def slice_metrics(test: pd.DataFrame, y: np.ndarray, proba: np.ndarray, cfg: EvaluateParams,
+                  eng: Engine | None = None) -> list[dict[str, Any]]:
+    """ROC-AUC and PR-AUC per value of each slice column (one task per column on the Dask engine)."""
+    columns = [test[c].reset_index(drop=True) for c in cfg.slices if c in test]
+    done = (eng or Engine(ComputeParams())).map(column_slices, columns, y=y, proba=proba, min_rows=cfg.slice_min_rows)
+    return [row for rows in done for row in rows]
 
 
 def fairness(test: pd.DataFrame, y: np.ndarray, decision: np.ndarray, cfg: EvaluateParams) -> list[dict[str, Any]]:
@@ -286,7 +293,8 @@ def main(root: Path, params: Params) -> None:
     lift = {"baseline": best_name, "metric": metric,
             **paired_bootstrap_lift(y, proba, baselines[best_name], metric, cfg.bootstrap_samples, cfg.confidence,
                                     cfg.random_state)}
-    slices = slice_metrics(test, y, proba, cfg)
+    with engine(params.compute, root, STEP) as eng:
+        slices = slice_metrics(test, y, proba, cfg, eng)
     fair = fairness(test, y, decision, cfg)
     blessed, reasons = gate(metrics, lift, slices, fair, params)
     sample = X.sample(min(len(X), cfg.importance_rows), random_state=cfg.random_state)

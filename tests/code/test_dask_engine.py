@@ -1,6 +1,6 @@
 """The Dask engine on a local cluster of two workers gives the local engine's results.
 
-Data steps (standardise, features, the data-quality suite) must match exactly; candidate
+Data steps (standardise, features, the data-quality suite) and slices must match exactly; candidate
 cross-validation and parallel tuning trials too (same folds, same seeds); XGBoost trained
 with ``xgboost.dask`` within noise.
 """
@@ -151,3 +151,15 @@ def _x(frame, params):
     from tasks.choose_model import model_inputs
 
     return model_inputs(frame, params.problem)[0]
+
+
+def test_slices_in_parallel_match_local(dask_engine, small_params_module, model_splits):
+    from tasks.evaluate import slice_metrics
+
+    valid = model_splits["valid"]
+    y = valid[small_params_module.problem.target].to_numpy(int)
+    proba = np.linspace(0, 1, len(valid))
+    cfg = small_params_module.evaluate
+    local = slice_metrics(valid, y, proba, cfg)
+    assert {r["column"] for r in local} == set(cfg.slices) and len(local) > len(cfg.slices)
+    assert slice_metrics(valid, y, proba, cfg, dask_engine) == local
