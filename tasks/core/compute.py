@@ -53,14 +53,6 @@ class Engine:
         """True when work goes to a Dask cluster."""
         return self.client is not None
 
-    @property
-    def workers(self) -> int:
-        """How many tasks can run at once (1 locally)."""
-        if not self.is_dask:
-            return 1
-        info = self.client.scheduler_info()["workers"]
-        return max(1, sum(w.get("nthreads", 1) for w in info.values()))
-
     def map(self, fn: Callable[..., Any], items: Sequence[Any], **shared: Any) -> list[Any]:
         """``[fn(item, **shared) for item in items]``, in order; on Dask, one task per item.
 
