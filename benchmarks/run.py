@@ -123,12 +123,19 @@ def api_records(root: Path, n: int) -> list[dict[str, Any]]:
     return records_of(raw.drop(columns=[c for c in drop if c in raw]))
 
 
-def bench_api(root: Path, env: dict[str, str], work: Path, quick: bool) -> dict[str, Any]:
-    """Latency and throughput over HTTP, and the same scoring in-process."""
+def champion(root: Path) -> Any:
+    """The project's params and its champion, loaded for scoring (``(params, LoadedModel)``)."""
     from tasks.core.config import load_params
     from tasks.core.registry import Registry
     from tasks.core.scoring import LoadedModel
 
+    params = load_params(root / "params.yaml")
+    registry = Registry(root / params.deploy.registry_dir)
+    return params, LoadedModel.load(registry, registry.champion())
+
+
+def bench_api(root: Path, env: dict[str, str], work: Path, quick: bool) -> dict[str, Any]:
+    """Latency and throughput over HTTP, and the same scoring in-process."""
     records = api_records(root, 2000)
     per_client = {1: 30, 8: 6, 32: 2} if quick else {1: 500, 8: 150, 32: 40}
     port = free_port()
@@ -159,9 +166,7 @@ def bench_api(root: Path, env: dict[str, str], work: Path, quick: bool) -> dict[
         out["http"]["batch_rows_per_s"] = round(sent / (time.perf_counter() - started), 1)
     finally:
         stop(proc)
-    params = load_params(root / "params.yaml")
-    registry = Registry(root / params.deploy.registry_dir)
-    model = LoadedModel.load(registry, registry.champion())
+    _, model = champion(root)
     times = []
     for k in range(per_client[1]):
         t0 = time.perf_counter()
@@ -203,16 +208,11 @@ def _post(conn: http.client.HTTPConnection, body: bytes) -> None:
 # --------------------------------------------------------------------------- 4: monitoring
 def bench_monitoring(root: Path, env: dict[str, str], work: Path, rows: int) -> dict[str, Any]:
     """Log ``rows`` scored predictions (now), then run the monitoring flow over them."""
-    from tasks.core.config import load_params
-    from tasks.core.registry import Registry
-    from tasks.core.scoring import LoadedModel
     from tasks.core.store import PredictionStore
 
     log(f"monitoring: logging {rows:,} predictions")
     url = f"sqlite:///{work / 'monitoring-predictions.db'}"
-    params = load_params(root / "params.yaml")
-    registry = Registry(root / params.deploy.registry_dir)
-    model = LoadedModel.load(registry, registry.champion())
+    params, model = champion(root)
     pool = api_records(root, min(rows, 200_000))
     store = PredictionStore(url)
     chunk = 20_000

@@ -225,7 +225,7 @@ def validate_partitioned(eng: Any, frame: pd.DataFrame, spec: dict[str, Any], na
     """
     expectations = spec["expectations"]
     rows = [i for i, e in enumerate(expectations) if e["type"] in ROW_LEVEL and not _has_parameters(e)]
-    rest = [i for i in range(len(expectations)) if i not in set(rows)]
+    rest = sorted(set(range(len(expectations))) - set(rows))
     out: dict[int, CheckResult] = {}
     if rows:
         row_spec = {**spec, "expectations": [expectations[i] for i in rows]}

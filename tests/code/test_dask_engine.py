@@ -37,19 +37,11 @@ def dask_engine(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def raw_and_kinds(small_params_module):
-    p, c = small_params_module.problem, small_params_module.clean
+def raw_and_kinds(params):
+    p, c = params.problem, params.clean
     raw = simulate(dt.date(2024, 1, 1), dt.date(2024, 2, 15), 80, seed=5).data
     kinds = infer_kinds(raw, p.id_column, p.target, p.time_column, c.date_formats, c.min_parse_share, c.max_categories)
     return raw, kinds
-
-
-@pytest.fixture(scope="module")
-def small_params_module():
-    from tasks.core.config import parse_params
-    from tests.conftest import SMALL, deep_merge, default_params_dict
-
-    return parse_params(deep_merge(default_params_dict(), SMALL))
 
 
 def _standardise(raw, kinds, params):
@@ -58,9 +50,9 @@ def _standardise(raw, kinds, params):
                 aliases=c.category_aliases, unit_fixes=[f.model_dump() for f in c.unit_fixes])
 
 
-def test_standardise_and_features_per_partition_match_local(dask_engine, raw_and_kinds, small_params_module):
+def test_standardise_and_features_per_partition_match_local(dask_engine, raw_and_kinds, params):
     raw, kinds = raw_and_kinds
-    kwargs = _standardise(raw, kinds, small_params_module)
+    kwargs = _standardise(raw, kinds, params)
     whole = standardise(raw, **kwargs)
     parts = dask_engine.map_partitions(standardise, raw, "raw", **kwargs)
     assert len(parts) == -(-len(raw) // 1000) > 1
@@ -69,15 +61,15 @@ def test_standardise_and_features_per_partition_match_local(dask_engine, raw_and
     assert combined.unparsed == whole.unparsed and combined.unit_fixed == whole.unit_fixed
     assert combined.parse_share == pytest.approx(whole.parse_share)
 
-    problem = small_params_module.problem
+    problem = params.problem
     local, _ = build_features(whole.frame, problem, [])
     spread = pd.concat(dask_engine.map_partitions(features_only, whole.frame, "clean", problem=problem, drop=[]))
     pd.testing.assert_frame_equal(spread, local)
 
 
-def test_partitioned_checks_match_great_expectations_on_all_rows(dask_engine, raw_and_kinds, small_params_module):
+def test_partitioned_checks_match_great_expectations_on_all_rows(dask_engine, raw_and_kinds, params):
     raw, kinds = raw_and_kinds
-    frame = standardise(raw, **_standardise(raw, kinds, small_params_module)).frame
+    frame = standardise(raw, **_standardise(raw, kinds, params)).frame
     spec = propose_suite(frame, kinds, "t", 0.05, 0.99, {})
     good_local = validate_frame(frame, spec, "t")
     assert all(r.success for r in good_local)
@@ -100,17 +92,17 @@ def test_partitioned_checks_match_great_expectations_on_all_rows(dask_engine, ra
     assert any(column == "monthly_charges" for _, column in failed)
 
 
-def test_cross_validation_in_parallel_matches_local(dask_engine, small_params_module, model_splits):
-    train = model_splits["train"]
-    cfg = small_params_module.choose
-    local = cross_validate(train, small_params_module.problem, cfg)
-    spread = cross_validate(train, small_params_module.problem, cfg, dask_engine)
+def test_cross_validation_in_parallel_matches_local(dask_engine, params, splits):
+    train = splits["train"]
+    cfg = params.choose
+    local = cross_validate(train, params.problem, cfg)
+    spread = cross_validate(train, params.problem, cfg, dask_engine)
     assert [r["folds"] for r in spread] == [r["folds"] for r in local]
 
 
-def test_tuning_on_dask_matches_local(dask_engine, small_params_module, model_splits, tmp_path):
-    params = small_params_module
-    train, valid = model_splits["train"], model_splits["valid"]
+def test_tuning_on_dask_matches_local(dask_engine, params, splits, tmp_path):
+    params = params
+    train, valid = splits["train"], splits["valid"]
     hashes = {"train": "0" * 16, "valid": "0" * 16}
     # logistic regression: parallel trials, then the best refitted here - the same model exactly
     local_trials, (_, _, local_proba) = tune("logistic_regression", {}, train, valid, params, hashes)
@@ -131,35 +123,19 @@ def test_tuning_on_dask_matches_local(dask_engine, small_params_module, model_sp
     np.testing.assert_allclose(loaded.predict_proba(_x(valid, params))[:, 1], dask_proba, rtol=1e-6)
 
 
-@pytest.fixture(scope="module")
-def model_splits(small_params_module):
-    from tasks.clean import clean_frame
-    from tasks.split import assign_splits
-
-    params = small_params_module
-    p, c = params.problem, params.clean
-    raw = simulate(dt.date(2024, 1, 1), dt.date(2024, 3, 31), 40, seed=3).data
-    kinds = infer_kinds(raw, p.id_column, p.target, p.time_column, c.date_formats, c.min_parse_share, c.max_categories)
-    std = standardise(raw, kinds, p.positive_label, c.date_formats, c.category_aliases,
-                      [f.model_dump() for f in c.unit_fixes]).frame
-    features, _ = build_features(clean_frame(std, p)[0], p, [])
-    labels = assign_splits(features, params.split, p)
-    return {name: features[labels == name].reset_index(drop=True) for name in ("train", "valid")}
-
-
 def _x(frame, params):
     from tasks.choose_model import model_inputs
 
     return model_inputs(frame, params.problem)[0]
 
 
-def test_slices_in_parallel_match_local(dask_engine, small_params_module, model_splits):
+def test_slices_in_parallel_match_local(dask_engine, params, splits):
     from tasks.evaluate import slice_metrics
 
-    valid = model_splits["valid"]
-    y = valid[small_params_module.problem.target].to_numpy(int)
+    valid = splits["valid"]
+    y = valid[params.problem.target].to_numpy(int)
     proba = np.linspace(0, 1, len(valid))
-    cfg = small_params_module.evaluate
+    cfg = params.evaluate
     local = slice_metrics(valid, y, proba, cfg)
     assert {r["column"] for r in local} == set(cfg.slices) and len(local) > len(cfg.slices)
     assert slice_metrics(valid, y, proba, cfg, dask_engine) == local
