@@ -11,9 +11,19 @@ import os
 import sys
 from pathlib import Path
 
-from tasks import choose_model, clean, collect, evaluate, feasibility, features, problem, split, train
+from tasks import (
+    choose_model,
+    clean,
+    collect,
+    evaluate,
+    feasibility,
+    features,
+    problem,
+    split,
+    train,
+)
 from tasks.core.config import load_params
-from tasks.core.registry import Registry
+from tasks.core.serving.registry import Registry
 from tasks.core.step import run_step, telemetry_off
 from tasks.deploy import register_and_promote
 

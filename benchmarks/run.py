@@ -115,7 +115,7 @@ def bench_rerun(root: Path, env: dict[str, str], work: Path) -> dict[str, Any]:
 def api_records(root: Path, n: int) -> list[dict[str, Any]]:
     """``n`` raw records of the project's snapshot, as clients send them (no label)."""
     from tasks.core.config import load_params
-    from tasks.core.snapshots import current_snapshot
+    from tasks.core.data.snapshots import current_snapshot
 
     params = load_params(root / "params.yaml")
     raw = current_snapshot(root / "data" / "01_raw").read().head(n)
@@ -126,8 +126,8 @@ def api_records(root: Path, n: int) -> list[dict[str, Any]]:
 def champion(root: Path) -> Any:
     """The project's params and its champion, loaded for scoring (``(params, LoadedModel)``)."""
     from tasks.core.config import load_params
-    from tasks.core.registry import Registry
-    from tasks.core.scoring import LoadedModel
+    from tasks.core.serving.registry import Registry
+    from tasks.core.serving.scoring import LoadedModel
 
     params = load_params(root / "params.yaml")
     registry = Registry(root / params.deploy.registry_dir)
@@ -208,7 +208,7 @@ def _post(conn: http.client.HTTPConnection, body: bytes) -> None:
 # --------------------------------------------------------------------------- 4: monitoring
 def bench_monitoring(root: Path, env: dict[str, str], work: Path, rows: int) -> dict[str, Any]:
     """Log ``rows`` scored predictions (now), then run the monitoring flow over them."""
-    from tasks.core.store import PredictionStore
+    from tasks.core.serving.store import PredictionStore
 
     log(f"monitoring: logging {rows:,} predictions")
     url = f"sqlite:///{work / 'monitoring-predictions.db'}"

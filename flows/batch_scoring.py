@@ -20,13 +20,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core.config import load_params
+from tasks.core.data.sources import read_csv, read_parquet, safe_source_path
 from tasks.core.io import write_parquet
 from tasks.core.paths import find_project_root
-from tasks.core.registry import Registry
-from tasks.core.scoring import LoadedModel, RecordError
-from tasks.core.sources import read_csv, read_parquet, safe_source_path
+from tasks.core.serving.registry import Registry
+from tasks.core.serving.scoring import LoadedModel, RecordError
+from tasks.core.serving.store import PredictionStore
 from tasks.core.step import telemetry_off
-from tasks.core.store import PredictionStore
 
 OUTPUT_DIR = "data/06_predictions"
 

@@ -26,9 +26,8 @@ from typing import Any
 from prefect import serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
-from prefect.schedules import Cron
-
 from prefect.events import DeploymentEventTrigger
+from prefect.schedules import Cron
 
 from flows.batch_scoring import batch_scoring
 from flows.common import PIPELINE_LIMIT, ensure_pipeline_limit

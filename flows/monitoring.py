@@ -35,9 +35,9 @@ from tasks import monitor
 from tasks.core.config import Params, load_params
 from tasks.core.io import read_json, write_json, write_text
 from tasks.core.paths import PATHS, find_project_root
-from tasks.core.registry import Registry
+from tasks.core.serving.registry import Registry
+from tasks.core.serving.store import PredictionStore
 from tasks.core.step import telemetry_off
-from tasks.core.store import PredictionStore
 
 ALERT_EVENT = "churn.monitoring.alert"
 ROLLBACK_EVENT = "churn.model.rolled-back"
@@ -167,8 +167,8 @@ def monitoring(project_dir: str | None = None, now: str | None = None,
     perf = monitor.live_performance(served, {"roc_auc": kpis.roc_auc_min, "pr_auc": kpis.pr_auc_min},
                                     cfg.min_labelled_rows, (card.get("metrics") or {}).get("test", {}).get("roc_auc"),
                                     cfg.max_roc_auc_drop)
-    from tasks.clean import suite_path_for
-    from tasks.core.validation import read_suite_file
+    from tasks.core.quality.suites import suite_path_for
+    from tasks.core.quality.validation import read_suite_file
 
     suite = read_suite_file(root / suite_path_for(params.clean, params.collect))
     quality = monitor.input_quality(window, suite, cfg)

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tasks.core.dvc_runner import reproduce_run
 from tasks.core.paths import PATHS, find_project_root
-from tasks.core.pipeline import load_stages
+from tasks.core.runtime.dvc_runner import reproduce_run
+from tasks.core.runtime.pipeline import load_stages
 
 
 def main(argv: list[str] | None = None) -> int:

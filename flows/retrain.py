@@ -22,10 +22,10 @@ from prefect.runtime import flow_run
 
 from flows.common import pipeline_slot
 from flows.training import training
-from tasks.core import workspace
 from tasks.core.config import load_params
-from tasks.core.dvc_runner import experiment_name
 from tasks.core.paths import PATHS, find_project_root
+from tasks.core.runtime import workspace
+from tasks.core.runtime.dvc_runner import experiment_name
 from tasks.core.step import telemetry_off
 
 

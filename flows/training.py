@@ -1,7 +1,7 @@
 """The training flow: every stage of ``dvc.yaml`` as one Prefect task, in DAG order.
 
 The flow holds no copy of the pipeline: it reads the stages from ``dvc.yaml`` at run time
-(``tasks.core.pipeline``) and runs each through DVC, so ``dvc repro`` and this flow do the
+(``tasks.core.runtime.pipeline``) and runs each through DVC, so ``dvc repro`` and this flow do the
 same work. Afterwards the run is recorded as a DVC experiment named
 ``<flow-run-name>-<short id>`` and its data pushed to the DVC remote.
 
@@ -22,7 +22,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tasks.core.dvc_runner import (
+from tasks.core.paths import find_project_root
+from tasks.core.runtime.dvc_runner import (
     PipelineBusy,
     StageFailed,
     experiment_name,
@@ -32,10 +33,8 @@ from tasks.core.dvc_runner import (
     stale_stages,
     workspace_lock,
 )
-from tasks.core.paths import find_project_root
+from tasks.core.runtime.pipeline import Stage, load_stages
 from tasks.core.step import code_version, telemetry_off
-from tasks.core.pipeline import Stage, load_stages
-
 
 # DVC's advice after each stage; the flow records and pushes the run itself.
 DVC_HINTS = ("To track the changes with git", "git add dvc.lock", "To enable auto staging",
@@ -93,7 +92,7 @@ def record_experiment(root: str, name: str) -> str:
 def register(root: str, run: dict[str, Any], registry_dir: str | None = None) -> dict[str, Any]:
     """Register a blessed model; promote it only if it beats the champion (step 10)."""
     from tasks.core.config import load_params
-    from tasks.core.registry import Registry
+    from tasks.core.serving.registry import Registry
     from tasks.deploy import register_and_promote
 
     params = load_params(Path(root) / "params.yaml")

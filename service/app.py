@@ -28,9 +28,9 @@ from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from tasks.core.scoring import LoadedModel, RecordError
-from tasks.core.store import Clock, PredictionStore, file_clock, utc_now
-from tasks.core.registry import Registry
+from tasks.core.serving.registry import Registry
+from tasks.core.serving.scoring import LoadedModel, RecordError
+from tasks.core.serving.store import Clock, PredictionStore, file_clock, utc_now
 
 log = logging.getLogger("churn.service")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)

@@ -7,10 +7,10 @@ import os
 import sys
 
 from service.app import lineage_of
-from tasks.core.store import PredictionStore
 from tasks.core.config import load_params
 from tasks.core.paths import find_project_root
-from tasks.core.registry import Registry
+from tasks.core.serving.registry import Registry
+from tasks.core.serving.store import PredictionStore
 
 
 def main(argv: list[str]) -> int:

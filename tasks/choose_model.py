@@ -18,21 +18,15 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from tasks.core.compute import Engine, engine
 from tasks.core.config import ChooseParams, ComputeParams, Params, ProblemParams
 from tasks.core.io import write_json, write_text
-from tasks.core.models import COMPLEXITY, build_pipeline, feature_columns, metric_fn, model_matrix, oriented
+from tasks.core.ml.models import COMPLEXITY, build_pipeline, metric_fn, model_inputs, oriented
 from tasks.core.paths import PATHS
+from tasks.core.runtime.compute import Engine, engine
 from tasks.core.step import run_step
 
 log = logging.getLogger("churn.choose")
 STEP = "choose"
-
-
-def model_inputs(frame: pd.DataFrame, problem: ProblemParams) -> tuple[pd.DataFrame, np.ndarray, list[str], list[str]]:
-    """``(X, y, numeric, categorical)`` from a split file."""
-    numeric, categorical = feature_columns(frame, {problem.id_column, problem.target, problem.time_column})
-    return model_matrix(frame, numeric, categorical), frame[problem.target].to_numpy(int), numeric, categorical
 
 
 def fold_score(job: tuple[str, int], X: pd.DataFrame, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],

@@ -13,40 +13,33 @@ rows. No statistical imputation: that is fitted on the training split, in the mo
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from tasks.core.compute import engine
-from tasks.core.config import CleanParams, CollectParams, Params, ProblemParams
-from tasks.core.eda import eda_html
+from tasks.core.config import Params, ProblemParams
+from tasks.core.data.eda import eda_html
+from tasks.core.data.schema import Standardised, dedupe, infer_kinds, standardise
+from tasks.core.data.snapshots import current_snapshot
 from tasks.core.errors import StepError
 from tasks.core.io import write_json, write_parquet, write_text
 from tasks.core.paths import PATHS
-from tasks.core.schema import Standardised, dedupe, infer_kinds, standardise
-from tasks.core.snapshots import current_snapshot
+from tasks.core.quality.suites import suite_path_for
+from tasks.core.quality.validation import (
+    failures_message,
+    propose_suite,
+    read_suite_file,
+    save_suite,
+    validate_frame,
+    validate_partitioned,
+)
+from tasks.core.runtime.compute import engine
 from tasks.core.step import run_step
-from tasks.core.validation import (failures_message, propose_suite, read_suite_file, save_suite, validate_frame,
-                                   validate_partitioned)
 
 log = logging.getLogger("churn.clean")
 STEP = "clean"
-
-
-def suite_path_for(clean: CleanParams, collect: CollectParams) -> str:
-    """``clean.suite``, or ``expectations/<source name>.raw.json`` derived from the source."""
-    if clean.suite:
-        return clean.suite
-    if collect.source == "simulator":
-        stem = "simulator"
-    elif collect.path:
-        stem = re.sub(r"[^a-z0-9]+", "-", Path(collect.path).stem.lower()).strip("-") or collect.source
-    else:
-        stem = collect.source
-    return f"{PATHS.expectations_dir}/{stem}.raw.json"
 
 
 def check_schema(data: pd.DataFrame, kinds: dict[str, str], suite_path: str) -> None:

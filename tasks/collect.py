@@ -16,10 +16,10 @@ from typing import Any
 import pandas as pd
 
 from tasks.core.config import CollectParams, Params
+from tasks.core.data.snapshots import set_current, write_snapshot
+from tasks.core.data.sources import Collected, collect_from_source
 from tasks.core.errors import StepError
 from tasks.core.paths import PATHS
-from tasks.core.snapshots import set_current, write_snapshot
-from tasks.core.sources import Collected, collect_from_source
 from tasks.core.step import code_version, run_step
 
 log = logging.getLogger("churn.collect")

@@ -25,13 +25,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.choose_model import model_inputs
 from tasks.core.config import Params, load_params
 from tasks.core.io import file_sha256, read_json
-from tasks.core.models import feature_columns, metric_fn, model_matrix, oriented
+from tasks.core.ml.evaluation import paired_bootstrap_lift
+from tasks.core.ml.models import feature_columns, metric_fn, model_inputs, model_matrix, oriented
 from tasks.core.paths import PATHS, find_project_root
-from tasks.core.registry import ModelVersion, Registry, RegistryError
-from tasks.evaluate import paired_bootstrap_lift
+from tasks.core.serving.registry import ModelVersion, Registry, RegistryError
 
 log = logging.getLogger("churn.deploy")
 
@@ -57,8 +56,8 @@ def training_schema(train: pd.DataFrame, params: Params) -> dict[str, Any]:
 
 def raw_column_kinds(root: Path, params: Params) -> dict[str, str]:
     """The column kinds the clean step used (from the source's suite), so serving cleans the same way."""
-    from tasks.clean import suite_path_for
-    from tasks.core.validation import read_suite_file
+    from tasks.core.quality.suites import suite_path_for
+    from tasks.core.quality.validation import read_suite_file
 
     spec = read_suite_file(root / suite_path_for(params.clean, params.collect))
     return dict((spec.get("meta") or {}).get("column_kinds") or {})
@@ -145,7 +144,7 @@ def register_and_promote(root: Path, params: Params, registry: Registry, run: di
                             f"{same.version}: not registered again{hint}"]}
     meta = read_json(root / PATHS.model_meta)
     train, test = pd.read_parquet(root / PATHS.train), pd.read_parquet(root / PATHS.test)
-    from tasks.core.models import load_model
+    from tasks.core.ml.models import load_model
 
     model = load_model(root / PATHS.model_file)
     evaluation = read_json(root / PATHS.evaluation_json)

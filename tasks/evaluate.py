@@ -23,16 +23,17 @@ from sklearn.calibration import calibration_curve
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_auc_score, roc_curve
 
-from tasks.choose_model import model_inputs
-from tasks.core.compute import Engine, engine
 from tasks.core.config import ComputeParams, EvaluateParams, Params, ProblemParams
+from tasks.core.data.snapshots import current_snapshot
 from tasks.core.errors import StepError
 from tasks.core.io import atomic_path, file_sha256, read_json, write_json, write_text
-from tasks.core.models import UntrustedModel, load_model, metric_fn, oriented
+from tasks.core.ml.baselines import baseline_scores
+from tasks.core.ml.costs import expected_cost
+from tasks.core.ml.evaluation import column_slices, paired_bootstrap_lift
+from tasks.core.ml.models import UntrustedModel, load_model, metric_fn, model_inputs
 from tasks.core.paths import PATHS
-from tasks.core.snapshots import current_snapshot
+from tasks.core.runtime.compute import Engine, engine
 from tasks.core.step import code_version, run_step
-from tasks.train import expected_cost
 
 log = logging.getLogger("churn.evaluate")
 STEP = "evaluate"
@@ -55,50 +56,6 @@ def headline(y: np.ndarray, proba: np.ndarray, threshold: float, params: Params)
             "brier": metric_fn("brier")(y, proba),
             "recall_at_precision": metric_fn("recall_at_precision", k.target_precision)(y, proba),
             "expected_cost": expected_cost(y, proba, threshold, params.evaluate.cost)}
-
-
-def baseline_scores(test: pd.DataFrame, problem: ProblemParams) -> dict[str, np.ndarray]:
-    """Scores of the configured baselines on the test rows."""
-    out: dict[str, np.ndarray] = {}
-    if problem.baseline.majority_class:
-        out["majority_class"] = np.zeros(len(test))
-    rule = problem.baseline.rule
-    if rule is not None and rule.column in test:
-        values = pd.to_numeric(test[rule.column], errors="coerce").astype(float)
-        values = values.fillna(values.median() if values.notna().any() else 0.0).to_numpy()
-        out[f"rule:{rule.column}"] = values if rule.higher_is_positive else -values
-    return out
-
-
-def paired_bootstrap_lift(y: np.ndarray, model: np.ndarray, baseline: np.ndarray, metric: str, samples: int,
-                          confidence: float, seed: int) -> dict[str, float]:
-    """Lift of the model over a baseline on the same resampled rows: point estimate and interval."""
-    score = metric_fn(metric)
-    rng = np.random.default_rng(seed)
-    diffs = []
-    n = len(y)
-    for _ in range(samples):
-        idx = rng.integers(0, n, n)
-        if y[idx].min() == y[idx].max():
-            continue
-        diffs.append(oriented(metric, score(y[idx], model[idx])) - oriented(metric, score(y[idx], baseline[idx])))
-    alpha = (1 - confidence) / 2
-    return {"lift": oriented(metric, score(y, model)) - oriented(metric, score(y, baseline)),
-            "lower": float(np.quantile(diffs, alpha)), "upper": float(np.quantile(diffs, 1 - alpha))}
-
-
-def column_slices(values: pd.Series, y: np.ndarray, proba: np.ndarray, min_rows: int) -> list[dict[str, Any]]:
-    """ROC-AUC and PR-AUC for each value of one slice column."""
-    rows = []
-    for value, idx in values.groupby(values.astype("string").fillna("<missing>")).indices.items():
-        ys, ps = y[idx], proba[idx]
-        both = ys.min() != ys.max()
-        rows.append({"column": str(values.name), "value": str(value), "rows": int(len(idx)),
-                     "positive_rate": float(ys.mean()),
-                     "roc_auc": float(roc_auc_score(ys, ps)) if both else None,
-                     "pr_auc": metric_fn("pr_auc")(ys, ps) if both else None,
-                     "checked": bool(both and len(idx) >= min_rows)})
-    return rows
 
 
 def slice_metrics(test: pd.DataFrame, y: np.ndarray, proba: np.ndarray, cfg: EvaluateParams,

@@ -21,11 +21,11 @@ from sklearn.model_selection import StratifiedKFold, permutation_test_score
 from threadpoolctl import threadpool_limits
 
 from tasks.core.config import FeasibilityParams, Params, ProblemParams
+from tasks.core.data.labels import binarize_target
+from tasks.core.data.snapshots import current_snapshot
 from tasks.core.errors import StepError
 from tasks.core.io import write_json, write_text
-from tasks.core.labels import binarize_target
 from tasks.core.paths import PATHS
-from tasks.core.snapshots import current_snapshot
 from tasks.core.step import run_step
 
 log = logging.getLogger("churn.feasibility")

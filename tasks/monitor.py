@@ -311,7 +311,7 @@ def input_quality(window: pd.DataFrame, spec: dict[str, Any], cfg: MonitorParams
     not raw rows: table-shape and id checks do not apply). Windows above
     ``max_window_rows`` are sampled, like drift.
     """
-    from tasks.core.validation import validate_frame
+    from tasks.core.quality.validation import validate_frame
 
     kept = [e for e in spec.get("expectations", [])
             if e.get("type") in QUALITY_TYPES and (e.get("kwargs") or {}).get("column") in window.columns]

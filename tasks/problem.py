@@ -16,23 +16,17 @@ from typing import Any
 import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from tasks.core.config import ProblemParams, Params
+from tasks.core.config import Params, ProblemParams
+from tasks.core.data.labels import binarize_target, observed_labels
+from tasks.core.data.snapshots import current_snapshot
 from tasks.core.errors import StepError
 from tasks.core.io import write_json, write_text
-from tasks.core.labels import binarize_target, observed_labels
+from tasks.core.ml.baselines import rule_scores
 from tasks.core.paths import PATHS
-from tasks.core.snapshots import current_snapshot
 from tasks.core.step import run_step
 
 log = logging.getLogger("churn.problem")
 STEP = "problem"
-
-
-def to_number(values: pd.Series) -> pd.Series:
-    """Coerce a column to float; text that does not parse becomes NaN."""
-    if pd.api.types.is_numeric_dtype(values):
-        return values.astype(float)
-    return pd.to_numeric(values.astype("string").str.strip(), errors="coerce").astype(float)
 
 
 def validate_problem(data: pd.DataFrame, cfg: ProblemParams) -> pd.Series:
@@ -99,10 +93,7 @@ def baseline_scores(data: pd.DataFrame, y: pd.Series, cfg: ProblemParams) -> dic
         out["majority_class"] = {"roc_auc": 0.5, "pr_auc": prevalence}
     rule = cfg.baseline.rule
     if rule is not None:
-        score = to_number(data[rule.column])[labelled]
-        score = score.fillna(score.median() if score.notna().any() else 0.0).to_numpy()
-        if not rule.higher_is_positive:
-            score = -score
+        score = rule_scores(data[rule.column][labelled], rule)
         out[f"rule:{rule.column}"] = {
             "roc_auc": float(roc_auc_score(y_true, score)),
             "pr_auc": float(average_precision_score(y_true, score)),

@@ -26,8 +26,8 @@ from tasks.core.config import Params, ProblemParams, SplitParams
 from tasks.core.errors import StepError
 from tasks.core.io import file_sha256, write_json, write_parquet, write_text
 from tasks.core.paths import PATHS
+from tasks.core.quality.validation import read_suite_file, validate_frame
 from tasks.core.step import run_step
-from tasks.core.validation import read_suite_file, validate_frame
 
 log = logging.getLogger("churn.split")
 STEP = "split"

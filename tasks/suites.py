@@ -19,9 +19,9 @@ import sys
 from typing import Any
 
 from tasks.core.config import load_params
+from tasks.core.data.schema import normalise_category
 from tasks.core.paths import PATHS, find_project_root
-from tasks.core.schema import normalise_category
-from tasks.core.validation import read_suite_file, save_suite
+from tasks.core.quality.validation import read_suite_file, save_suite
 
 IN_SET = "expect_column_values_to_be_in_set"
 
@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
         p.add_argument("--suite", default=None, help="the suite file (default: the current source's)")
     args = parser.parse_args(argv)
 
-    from tasks.clean import suite_path_for
+    from tasks.core.quality.suites import suite_path_for
 
     root = find_project_root()
     params = load_params(root / PATHS.params)

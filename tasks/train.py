@@ -16,39 +16,31 @@ import logging
 import sys
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from tasks.choose_model import model_inputs
-from tasks.core.compute import Engine, engine
-from tasks.core.config import ComputeParams, CostMatrix, Params
+from tasks.core.config import ComputeParams, Params
 from tasks.core.io import atomic_path, read_json, write_json
-from tasks.core.models import build_pipeline, fit_pipeline, metric_fn, oriented, sample_params, save_model
+from tasks.core.ml.costs import best_threshold
+from tasks.core.ml.models import (
+    build_pipeline,
+    fit_pipeline,
+    metric_fn,
+    model_inputs,
+    oriented,
+    sample_params,
+    save_model,
+)
 from tasks.core.paths import PATHS
+from tasks.core.runtime.compute import Engine, engine
 from tasks.core.step import run_step
 
 log = logging.getLogger("churn.train")
 STEP = "train"
-
-
-def expected_cost(y: np.ndarray, proba: np.ndarray, threshold: float, cost: CostMatrix) -> float:
-    """Mean cost per row of acting on ``proba >= threshold``."""
-    act = proba >= threshold
-    total = (cost.true_positive * (act & (y == 1)).sum() + cost.false_positive * (act & (y == 0)).sum()
-             + cost.false_negative * (~act & (y == 1)).sum() + cost.true_negative * (~act & (y == 0)).sum())
-    return float(total / len(y))
-
-
-def best_threshold(y: np.ndarray, proba: np.ndarray, cost: CostMatrix) -> tuple[float, float]:
-    """The threshold (on a 0.01 grid) with the lowest expected cost, and that cost."""
-    grid = np.round(np.arange(0.01, 1.0, 0.01), 2)
-    costs = [expected_cost(y, proba, t, cost) for t in grid]
-    k = int(np.argmin(costs))
-    return float(grid[k]), float(costs[k])
 
 
 def trial_score(job: tuple[int, dict[str, Any]], kind: str, data: dict[str, Any], params: Params,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import socket
@@ -19,6 +20,7 @@ from tasks.core.config import Params, parse_params
 from tests.prefect_server import Server, reset_client_services, start_server, stop
 
 REPO = Path(__file__).resolve().parents[1]
+PARAMS_READS = "params_reads.json"
 PROJECT_FILES = ("tasks", "flows", "service", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore",
                  "data/external/.gitkeep", "pyproject.toml", "requirements.lock", "expectations")
 
@@ -77,9 +79,9 @@ def splits(params) -> dict[str, Any]:
     import datetime as dt
 
     from tasks.clean import clean_frame
-    from tasks.core.schema import infer_kinds, standardise
-    from tasks.core.simulator import simulate
-    from tasks.features import build_features
+    from tasks.core.data.features import build_features
+    from tasks.core.data.schema import infer_kinds, standardise
+    from tasks.core.data.simulator import simulate
     from tasks.split import assign_splits
 
     raw = simulate(dt.date(2024, 1, 1), dt.date(2024, 4, 30), 60, seed=3).data
@@ -147,9 +149,19 @@ def project(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory) -> Path:
     """A project that has run every step once, its model registered as champion v0001."""
-    from tasks import choose_model, clean, collect, evaluate, features, feasibility, problem, split, train
-    from tasks.core.config import load_params
-    from tasks.core.registry import Registry
+    from tasks import (
+        choose_model,
+        clean,
+        collect,
+        evaluate,
+        feasibility,
+        features,
+        problem,
+        split,
+        train,
+    )
+    from tasks.core.config import load_params, tracing_reads
+    from tasks.core.serving.registry import Registry
     from tasks.core.step import run_step
     from tasks.deploy import register_and_promote
 
@@ -159,11 +171,15 @@ def trained_project(tmp_path_factory) -> Path:
     root = make_project(tmp_path_factory.mktemp("served") / "proj")
     before = Path.cwd()
     os.chdir(root)
+    reads = {}
     try:
         for name, module in steps:
-            assert run_step(name, module.main) == 0, f"step {name} failed"
+            with tracing_reads() as reads[name]:
+                assert run_step(name, module.main) == 0, f"step {name} failed"
     finally:
         os.chdir(before)
+    # which params keys each stage read (tests/code/test_dvc_params.py checks dvc.yaml against it)
+    (root / PARAMS_READS).write_text(json.dumps({k: sorted(v) for k, v in reads.items()}, indent=1))
     params = load_params(root / "params.yaml")
     registry = Registry(root / "registry")
     decision = register_and_promote(root, params, registry, {"flow_run_id": "test", "flow_run_name": "test",

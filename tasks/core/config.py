@@ -7,8 +7,10 @@ and values of the wrong type fail with the dotted name of the key, so a typo in
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import difflib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +25,66 @@ class Section(BaseModel):
     """Base of every params section: unknown keys are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def model_dump(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """As pydantic's; while :func:`tracing_reads` records, a dump reads the whole section."""
+        if _TRACE is not None and id(self) in _TRACE.where:
+            _TRACE.reads.add(_TRACE.where[id(self)])
+        return super().model_dump(*args, **kwargs)
+
+
+class _Trace:
+    """The params keys read while :func:`tracing_reads` is active."""
+
+    def __init__(self) -> None:
+        self.where: dict[int, str] = {}
+        self.keep: list[Section] = []  # keeps traced objects alive, so their ids stay theirs
+        self.reads: set[str] = set()
+
+    def place(self, section: Section, path: str) -> None:
+        self.where[id(section)] = path
+        self.keep.append(section)
+        for name in type(section).model_fields:
+            value = object.__getattribute__(section, name)
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(item, Section):
+                    self.place(item, f"{path}.{name}" if path else name)
+
+
+_TRACE: _Trace | None = None
+
+
+def _traced_getattribute(self: Section, name: str) -> Any:
+    value = object.__getattribute__(self, name)
+    trace = _TRACE
+    if (trace is not None and name in type(self).model_fields and id(self) in trace.where
+            and not isinstance(value, Section)):
+        path = trace.where[id(self)]
+        trace.reads.add(f"{path}.{name}" if path else name)
+    return value
+
+
+@contextlib.contextmanager
+def tracing_reads(params: "Params | None" = None) -> Iterator[set[str]]:
+    """Record which keys of ``params`` are read inside the block (dotted names).
+
+    Params parsed inside the block are traced too. A key whose value is a section counts only
+    when the section is dumped whole; reading its fields counts them.
+
+    ``tests/code/test_dvc_params.py`` runs each stage under it and checks that ``dvc.yaml``
+    lists exactly the keys the stage reads, so editing a key no stage reads reruns nothing.
+    Reading a field of a list item counts as reading the list.
+    """
+    global _TRACE
+    trace = _Trace()
+    if params is not None:
+        trace.place(params, "")
+    _TRACE, Section.__getattribute__ = trace, _traced_getattribute  # type: ignore[method-assign]
+    try:
+        yield trace.reads
+    finally:
+        _TRACE = None
+        del Section.__getattribute__
 
 
 # --------------------------------------------------------------------------- step 1
@@ -434,11 +496,14 @@ def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
     try:
-        return Params.model_validate(raw)
+        params = Params.model_validate(raw)
     except ValidationError as exc:
         known = _known_keys(Params)
         lines = [_describe(e, known) for e in exc.errors()]
         raise ParamsError(f"{source} is invalid:\n  " + "\n  ".join(lines)) from None
+    if _TRACE is not None:
+        _TRACE.place(params, "")
+    return params
 
 
 def load_params(path: Path | str = "params.yaml") -> Params:

@@ -75,10 +75,10 @@ def test_a_dask_setting_that_cannot_work_is_refused_before_any_step(compute, mes
 
 
 def test_an_unreachable_scheduler_is_a_clear_step_error(tmp_path, monkeypatch):
-    from tasks.core import compute
-    from tasks.core.compute import engine
     from tasks.core.config import ComputeParams
     from tasks.core.errors import StepError
+    from tasks.core.runtime import compute
+    from tasks.core.runtime.compute import engine
 
     monkeypatch.setattr(compute, "CONNECT_TIMEOUT", "2s")
     cfg = ComputeParams(engine="dask", address="tcp://127.0.0.1:9", shared_dir=str(tmp_path))

@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 
 from tasks.choose_model import cross_validate
-from tasks.core.compute import engine
 from tasks.core.config import ComputeParams
-from tasks.core.models import load_model, metric_fn, save_model
-from tasks.core.schema import Standardised, infer_kinds, standardise
-from tasks.core.simulator import simulate
-from tasks.core.validation import propose_suite, validate_frame, validate_partitioned
-from tasks.features import build_features, features_only
+from tasks.core.data.features import build_features, features_only
+from tasks.core.data.schema import Standardised, infer_kinds, standardise
+from tasks.core.data.simulator import simulate
+from tasks.core.ml.models import load_model, metric_fn, save_model
+from tasks.core.quality.validation import propose_suite, validate_frame, validate_partitioned
+from tasks.core.runtime.compute import engine
 from tasks.train import tune
 
 pytestmark = pytest.mark.slow
@@ -124,7 +124,7 @@ def test_tuning_on_dask_matches_local(dask_engine, params, splits, tmp_path):
 
 
 def _x(frame, params):
-    from tasks.choose_model import model_inputs
+    from tasks.core.ml.models import model_inputs
 
     return model_inputs(frame, params.problem)[0]
 

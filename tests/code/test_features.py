@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.config import parse_params
-from tasks.features import FEATURES, build_features, features_table
+from tasks.core.data.features import FEATURES, build_features
+from tasks.features import features_table
 from tests.conftest import default_params_dict
 
 PROBLEM = parse_params(default_params_dict()).problem

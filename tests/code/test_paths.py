@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from tasks.core.paths import PATHS
-from tasks.core.pipeline import load_stages
+from tasks.core.runtime.pipeline import load_stages
 from tests.conftest import REPO
 
 CODE_PREFIXES = ("tasks/", "flows/")

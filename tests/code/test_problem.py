@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from tasks.core.config import parse_params
+from tasks.core.data.labels import binarize_target
 from tasks.core.errors import StepError
-from tasks.core.labels import binarize_target
 from tasks.problem import render_brief, summarise, validate_problem
 from tests.conftest import deep_merge, default_params_dict
 

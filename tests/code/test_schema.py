@@ -4,10 +4,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.clean import check_parsing, check_schema, clean_frame, suite_path_for
+from tasks.clean import check_parsing, check_schema, clean_frame
 from tasks.core.config import parse_params
+from tasks.core.data.schema import (
+    dedupe,
+    infer_kinds,
+    normalise_category,
+    parse_dates,
+    parse_numbers,
+    standardise,
+)
 from tasks.core.errors import StepError
-from tasks.core.schema import dedupe, infer_kinds, normalise_category, parse_dates, parse_numbers, standardise
+from tasks.core.quality.suites import suite_path_for
 from tests.conftest import deep_merge, default_params_dict
 
 FORMATS = ["%Y-%m-%d", "%m/%d/%Y", "%b %d, %Y"]

@@ -8,7 +8,7 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from tasks.core.simulator import COLUMNS, NEW_PAYMENT, simulate
+from tasks.core.data.simulator import COLUMNS, NEW_PAYMENT, simulate
 
 D = dt.date
 

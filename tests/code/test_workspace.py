@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tasks.core import workspace
 from tasks.core.config import ParamsError
+from tasks.core.runtime import workspace
 from tests.conftest import git
 
 

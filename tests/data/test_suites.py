@@ -12,10 +12,10 @@ import pytest
 
 from tasks.clean import clean_frame
 from tasks.core.config import parse_params
-from tasks.core.schema import standardise
-from tasks.core.simulator import simulate
-from tasks.core.validation import load_suite, read_suite_file, validate_frame
-from tasks.features import build_features
+from tasks.core.data.features import build_features
+from tasks.core.data.schema import standardise
+from tasks.core.data.simulator import simulate
+from tasks.core.quality.validation import load_suite, read_suite_file, validate_frame
 from tasks.split import assign_splits, audit_frame, run_audit
 from tasks.suites import SuiteEditError, accept_values
 from tasks.suites import main as suites_main

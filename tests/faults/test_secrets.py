@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from tasks.core.dvc_runner import tool_env
-from tasks.core.simulator import simulate
+from tasks.core.data.simulator import simulate
+from tasks.core.runtime.dvc_runner import tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -87,8 +87,8 @@ def test_a_run_from_a_password_protected_database_leaks_no_secret(project, prefe
 
 def test_a_failed_connection_shows_no_password(monkeypatch, postgres_url):
     from tasks.core.config import parse_params
+    from tasks.core.data.sources import read_sql
     from tasks.core.errors import StepError
-    from tasks.core.sources import read_sql
     from tests.conftest import deep_merge, default_params_dict
 
     bad = postgres_url.replace("postgres@", f"nobody:{PASSWORD}@").rsplit("/", 1)[0] + "/no_such_db"

@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
-from tasks.core.registry import Registry, RegistryError
-from tasks.core.snapshots import current_snapshot
+from tasks.core.serving.registry import Registry, RegistryError
 
 INJECTIONS = ["x' OR '1'='1", "'; DROP TABLE predictions; --", "\" OR 1=1 --", "x\\'; DELETE FROM predictions; --",
               "1; UPDATE predictions SET label = 1", "%' OR request_id LIKE '%"]
@@ -120,8 +120,8 @@ def test_strings_from_requests_are_data_to_the_store_never_sql(registry_copy, tr
 
 def test_the_sql_source_binds_a_hostile_window_as_data(tmp_path, monkeypatch):
     from tasks.core.config import parse_params
-    from tasks.core.sources import read_sql
-    from tests.conftest import default_params_dict, deep_merge
+    from tasks.core.data.sources import read_sql
+    from tests.conftest import deep_merge, default_params_dict
 
     db = tmp_path / "src.db"
     engine = sa.create_engine(f"sqlite:///{db}")

@@ -10,14 +10,13 @@ import shutil
 import threading
 
 import pytest
-
 from fastapi.testclient import TestClient
 
 from flows.retrain import retrain
 from service.app import create_app
+from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
-from tasks.core.snapshots import current_snapshot
-from tasks.core.registry import Registry
+from tasks.core.serving.registry import Registry
 from tests.conftest import git
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,13 @@ import yaml
 from prefect.client.orchestration import get_client
 
 from flows.training import training
-from tasks.core.registry import Registry
-from tasks.core.dvc_runner import dvc_executable, locked_output_hashes, stale_stages, tool_env
+from tasks.core.runtime.dvc_runner import (
+    dvc_executable,
+    locked_output_hashes,
+    stale_stages,
+    tool_env,
+)
+from tasks.core.serving.registry import Registry
 from tests.conftest import git
 
 pytestmark = pytest.mark.slow

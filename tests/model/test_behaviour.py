@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from tasks.choose_model import model_inputs
-from tasks.core.models import build_pipeline
+from tasks.core.ml.models import build_pipeline, model_inputs
 
 
 @pytest.fixture(scope="module")

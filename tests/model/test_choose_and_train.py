@@ -3,10 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tasks.choose_model import cross_validate, model_inputs, pick_simplest
+from tasks.choose_model import cross_validate, pick_simplest
 from tasks.core.config import CostMatrix
-from tasks.core.models import build_pipeline, load_model, save_model
-from tasks.train import best_threshold, expected_cost, tune
+from tasks.core.ml.costs import best_threshold, expected_cost
+from tasks.core.ml.models import build_pipeline, load_model, model_inputs, save_model
+from tasks.train import tune
 
 
 def test_the_simplest_candidate_within_one_standard_error_wins():

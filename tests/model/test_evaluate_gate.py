@@ -4,14 +4,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.choose_model import model_inputs
 from tasks.core.config import parse_params
 from tasks.core.errors import StepError
-from tasks.core.models import UntrustedModel, build_pipeline, load_model, save_model
+from tasks.core.ml.evaluation import paired_bootstrap_lift
+from tasks.core.ml.models import (
+    UntrustedModel,
+    build_pipeline,
+    load_model,
+    model_inputs,
+    save_model,
+)
 from tasks.core.paths import PATHS
-from tasks.evaluate import fairness, gate, headline, paired_bootstrap_lift, read_sealed_test, slice_metrics
+from tasks.core.runtime.pipeline import load_stages
+from tasks.evaluate import fairness, gate, headline, read_sealed_test, slice_metrics
 from tests.conftest import REPO, deep_merge, default_params_dict
-from tasks.core.pipeline import load_stages
 
 
 def good_and_weak(splits, params):

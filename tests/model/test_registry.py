@@ -8,9 +8,8 @@ import os
 import numpy as np
 import pytest
 
-from tasks.choose_model import model_inputs
-from tasks.core.models import build_pipeline, save_model
-from tasks.core.registry import Registry, RegistryError
+from tasks.core.ml.models import build_pipeline, model_inputs, save_model
+from tasks.core.serving.registry import Registry, RegistryError
 from tasks.deploy import compare, reference_sample, score_version, training_schema
 
 

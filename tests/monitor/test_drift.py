@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.config import MonitorParams
-from tasks.monitor import alert_reasons, drift_check, live_performance, retrain_request, unseen_categories
+from tasks.monitor import (
+    alert_reasons,
+    drift_check,
+    live_performance,
+    retrain_request,
+    unseen_categories,
+)
 
 NUMERIC = ["tenure_months", "monthly_charges", "support_tickets"]
 CATEGORICAL = ["plan", "region"]

@@ -13,11 +13,11 @@ from fastapi.testclient import TestClient
 from flows.monitoring import monitoring, store_url
 from service.app import create_app
 from tasks.core.config import load_params
-from tasks.core.labels import binarize_target
+from tasks.core.data.labels import binarize_target
+from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
-from tasks.core.registry import Registry
-from tasks.core.snapshots import current_snapshot
-from tasks.core.store import PredictionStore
+from tasks.core.serving.registry import Registry
+from tasks.core.serving.store import PredictionStore
 
 pytestmark = pytest.mark.slow
 
@@ -152,7 +152,7 @@ def test_after_a_promotion_the_api_scores_each_request_with_the_previous_champio
 
 def test_live_performance_uses_the_labels_that_arrived_in_the_window_for_older_predictions(monitored, harness):
 
-    from tasks.core.store import PREDICTIONS
+    from tasks.core.serving.store import PREDICTIONS
 
     raw = raw_rows(monitored).head(600)
     serve(monitored, raw, label=False)

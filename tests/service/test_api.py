@@ -10,11 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from tasks.choose_model import model_inputs
 from tasks.core.config import load_params
-from tasks.core.models import load_model
+from tasks.core.data.snapshots import current_snapshot
+from tasks.core.ml.models import load_model, model_inputs
 from tasks.core.paths import PATHS
-from tasks.core.snapshots import current_snapshot
 
 
 @pytest.fixture(scope="module")

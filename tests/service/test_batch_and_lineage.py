@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 
 from flows.batch_scoring import batch_scoring
 from service.app import create_app
+from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
-from tasks.core.snapshots import current_snapshot
 
 pytestmark = pytest.mark.slow
 

@@ -13,9 +13,9 @@ import pytest
 import uvicorn
 
 from service.app import create_app
+from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
-from tasks.core.registry import Registry
-from tasks.core.snapshots import current_snapshot
+from tasks.core.serving.registry import Registry
 
 pytestmark = pytest.mark.slow
 CLIENTS, PER_CLIENT, FLIPS = 8, 70, 12

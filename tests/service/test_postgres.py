@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
-from tasks.core.snapshots import current_snapshot
-from tasks.core.store import PredictionStore
+from tasks.core.serving.store import PredictionStore
 
 pytestmark = pytest.mark.slow
 

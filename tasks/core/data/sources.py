@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from tasks.core.config import CollectParams
+from tasks.core.data.simulator import simulate
 from tasks.core.errors import StepError
-from tasks.core.simulator import simulate
 
 STEP = "collect"
 

@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from tasks.core.io import TMP_PREFIX, file_sha256, write_json, write_parquet
-from tasks.core.models import load_model
+from tasks.core.ml.models import load_model
 
 VERSION_RE = re.compile(r"^v\d{4,}$")
 INDEX = "index.jsonl"

@@ -14,10 +14,10 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.config import CleanParams, ProblemParams
-from tasks.core.models import model_matrix
-from tasks.core.registry import ModelVersion, Registry
-from tasks.core.schema import parse_dates, parse_numbers, standardise
-from tasks.features import build_features
+from tasks.core.data.features import build_features
+from tasks.core.data.schema import parse_dates, parse_numbers, standardise
+from tasks.core.ml.models import model_matrix
+from tasks.core.serving.registry import ModelVersion, Registry
 
 
 def _finite(value: int | float) -> bool:

@@ -23,10 +23,17 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, brier_score_loss, f1_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    f1_score,
+    precision_recall_curve,
+    roc_auc_score,
+)
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from tasks.core.config import ProblemParams
 from tasks.core.io import atomic_path
 
 COMPLEXITY = {"logistic_regression": 1, "random_forest": 2, "xgboost": 3}
@@ -242,3 +249,9 @@ def load_model(path: Path) -> Pipeline:
     if unknown:
         raise UntrustedModel(f"{path} holds types outside the trusted list: {unknown}; refusing to load it")
     return sio.load(path, trusted=sorted(found))
+
+
+def model_inputs(frame: pd.DataFrame, problem: ProblemParams) -> tuple[pd.DataFrame, np.ndarray, list[str], list[str]]:
+    """``(X, y, numeric, categorical)`` from a split file."""
+    numeric, categorical = feature_columns(frame, {problem.id_column, problem.target, problem.time_column})
+    return model_matrix(frame, numeric, categorical), frame[problem.target].to_numpy(int), numeric, categorical

@@ -36,7 +36,7 @@ def _context(docs_dir: Path | None):  # noqa: ANN202 - a GX context
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     import great_expectations as gx
 
-    import tasks.core.gx_expectations  # noqa: F401 - registers the custom expectations
+    import tasks.core.quality.expectations  # noqa: F401 - registers the custom expectations
 
     for name in ["great_expectations", *logging.root.manager.loggerDict]:
         if name.startswith("great_expectations"):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.core.labels import binarize_target
+from tasks.core.data.labels import binarize_target
 
 KINDS = ("id", "target", "numeric", "datetime", "categorical", "text")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")

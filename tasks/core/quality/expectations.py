@@ -4,7 +4,7 @@ Great Expectations has no built-in check across splits or of single-feature pred
 power, so the split step builds an audit frame (one row per id, per row content, per
 feature and per split; a check's column is empty on the rows it does not concern) and
 these expectations check its columns. Importing this module registers them; the suite
-loader (:mod:`tasks.core.validation`) always imports it and refuses a suite that loses
+loader (:mod:`tasks.core.quality.validation`) always imports it and refuses a suite that loses
 an expectation on load.
 """
 

@@ -1,0 +1,1 @@
+"""Data: sources (the simulator, CSV, Parquet, SQL), immutable snapshots, schema and labels."""

@@ -1,0 +1,1 @@
+"""Modelling: model definitions, model inputs, metrics, costs and evaluation helpers."""

@@ -1,0 +1,1 @@
+"""Data quality: Great Expectations suites, their custom expectations and suite locations."""

@@ -1,0 +1,1 @@
+"""Serving: the model registry, record scoring and the prediction store."""
