@@ -23,7 +23,9 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_measured(args: list[str], cwd: Path, env: dict[str, str], log: Path, timeout_s: float = 7200) -> dict:
+def run_measured(
+    args: list[str], cwd: Path, env: dict[str, str], log: Path, timeout_s: float = 7200
+) -> dict:
     """Run ``args``: ``{"seconds", "cpu_s", "peak_mb"}``.
 
     ``cpu_s`` is the CPU time (user + system) of the command and every process it started;
@@ -55,12 +57,17 @@ def run_measured(args: list[str], cwd: Path, env: dict[str, str], log: Path, tim
 def latency_summary(seconds: list[float], wall: float) -> dict:
     """p50 and p99 in milliseconds, and requests per second over ``wall``."""
     ms = np.array(seconds) * 1000
-    return {"requests": len(ms), "p50_ms": round(float(np.percentile(ms, 50)), 2),
-            "p99_ms": round(float(np.percentile(ms, 99)), 2), "rps": round(len(ms) / wall, 1)}
+    return {
+        "requests": len(ms),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "rps": round(len(ms) / wall, 1),
+    }
 
 
 def concurrent(call, clients: int, per_client: int) -> tuple[list[float], float]:
-    """``call()`` ``per_client`` times from each of ``clients`` threads: every latency, and the wall time."""
+    """``call()`` ``per_client`` times from each of ``clients`` threads: every latency, and the
+    wall time."""
     times: list[list[float]] = [[] for _ in range(clients)]
     errors: list[BaseException] = []
 

@@ -27,8 +27,17 @@ from tasks.core.serving.registry import Registry
 from tasks.core.step import run_step, telemetry_off
 from tasks.deploy import register_and_promote
 
-STEPS = (("collect", collect), ("problem", problem), ("feasibility", feasibility), ("clean", clean),
-         ("features", features), ("split", split), ("choose", choose_model), ("train", train), ("evaluate", evaluate))
+STEPS = (
+    ("collect", collect),
+    ("problem", problem),
+    ("feasibility", feasibility),
+    ("clean", clean),
+    ("features", features),
+    ("split", split),
+    ("choose", choose_model),
+    ("train", train),
+    ("evaluate", evaluate),
+)
 """The order of dvc.yaml's stages (tests/code/test_bench.py checks it)."""
 
 
@@ -41,9 +50,17 @@ def main(argv: list[str]) -> int:
         if run_step(name, module.main) != 0:
             return 1
     params = load_params(root / "params.yaml")
-    decision = register_and_promote(root, params, Registry(root / params.deploy.registry_dir),
-                                    {"flow_run_id": "plain", "flow_run_name": "plain", "experiment": None,
-                                     "code_version": "plain"})
+    decision = register_and_promote(
+        root,
+        params,
+        Registry(root / params.deploy.registry_dir),
+        {
+            "flow_run_id": "plain",
+            "flow_run_name": "plain",
+            "experiment": None,
+            "code_version": "plain",
+        },
+    )
     print(f"registered {decision['registered']}, champion {decision['champion']}")
     return 0
 

@@ -37,14 +37,27 @@ from demo.services import free_port, spawn, start_server, stop, wait_for
 from tasks.core.step import TELEMETRY_OFF
 
 REPO = Path(__file__).resolve().parents[1]
-TARGETS = {"training_ratio_1m": 1.3, "rerun_s": 10.0, "api_p99_ms_8_clients": 20.0, "monitoring_s_1m": 60.0}
+TARGETS = {
+    "training_ratio_1m": 1.3,
+    "rerun_s": 10.0,
+    "api_p99_ms_8_clients": 20.0,
+    "monitoring_s_1m": 60.0,
+}
 
 # Small-data settings for --quick (and the Dask comparison's size there): seconds, not minutes.
 QUICK = {
-    "feasibility": {"min_labelled_rows": 300, "min_minority_rows": 50, "sample_rows": 2000, "n_permutations": 9,
-                    "max_permutation_p_value": 0.1},
+    "feasibility": {
+        "min_labelled_rows": 300,
+        "min_minority_rows": 50,
+        "sample_rows": 2000,
+        "n_permutations": 9,
+        "max_permutation_p_value": 0.1,
+    },
     "problem": {"kpis": {"pr_auc_min": 0.35, "recall_at_target_precision_min": 0.3}},
-    "choose": {"cv_folds": 3, "params": {"random_forest": {"n_estimators": 60, "min_samples_leaf": 5}}},
+    "choose": {
+        "cv_folds": 3,
+        "params": {"random_forest": {"n_estimators": 60, "min_samples_leaf": 5}},
+    },
     "train": {"n_trials": 3},
     "evaluate": {"bootstrap_samples": 100, "importance_rows": 500},  # slices of 200+ test rows only
     "deploy": {"bootstrap_samples": 100},
@@ -61,8 +74,10 @@ def overrides(rows: int, quick: bool, engine: str = "local") -> dict[str, Any]:
     days = 60 if quick else 366
     start = dt.date(2024, 1, 1)
     out: dict[str, Any] = {
-        "collect": {"window": {"start": str(start), "end": str(start + dt.timedelta(days=days - 1))},
-                    "simulator": {"customers_per_day": math.ceil(rows / days)}},
+        "collect": {
+            "window": {"start": str(start), "end": str(start + dt.timedelta(days=days - 1))},
+            "simulator": {"customers_per_day": math.ceil(rows / days)},
+        },
         "compute": {"engine": engine},
     }
     return {**QUICK, **out} if quick else out
@@ -86,28 +101,46 @@ def test_roc_auc(root: Path) -> float:
 
 
 # --------------------------------------------------------------------------- 1, 2: training
-def bench_training(work: Path, env: dict[str, str], rows: int, quick: bool) -> tuple[dict[str, Any], Path]:
+def bench_training(
+    work: Path, env: dict[str, str], rows: int, quick: bool
+) -> tuple[dict[str, Any], Path]:
     """Plain script and flow on twin projects; returns the figures and the flow's project."""
     plain_root = project(work, f"plain-{rows}", overrides(rows, quick))
     flow_root = project(work, f"flow-{rows}", overrides(rows, quick))
     log(f"training at ~{rows:,} rows: plain script")
-    plain = run_measured([sys.executable, "-m", "benchmarks.plain"], plain_root, env, work / f"plain-{rows}.log")
+    plain = run_measured(
+        [sys.executable, "-m", "benchmarks.plain"], plain_root, env, work / f"plain-{rows}.log"
+    )
     log(f"  plain {plain['seconds']} s, {plain['peak_mb']} MB; now the Prefect flow")
-    flow = run_measured([sys.executable, "-m", "flows.training"], flow_root, env, work / f"flow-{rows}.log")
+    flow = run_measured(
+        [sys.executable, "-m", "flows.training"], flow_root, env, work / f"flow-{rows}.log"
+    )
     log(f"  flow {flow['seconds']} s, {flow['peak_mb']} MB")
-    return {"size": rows, "rows": rows_of(flow_root), "plain": plain, "flow": flow,
-            "wall_ratio": round(flow["seconds"] / plain["seconds"], 3),
-            "memory_ratio": round(flow["peak_mb"] / plain["peak_mb"], 3),
-            "fixed_cost_s": round(flow["seconds"] - plain["seconds"], 1),
-            "plain_test_roc_auc": test_roc_auc(plain_root), "flow_test_roc_auc": test_roc_auc(flow_root)}, flow_root
+    return {
+        "size": rows,
+        "rows": rows_of(flow_root),
+        "plain": plain,
+        "flow": flow,
+        "wall_ratio": round(flow["seconds"] / plain["seconds"], 3),
+        "memory_ratio": round(flow["peak_mb"] / plain["peak_mb"], 3),
+        "fixed_cost_s": round(flow["seconds"] - plain["seconds"], 1),
+        "plain_test_roc_auc": test_roc_auc(plain_root),
+        "flow_test_roc_auc": test_roc_auc(flow_root),
+    }, flow_root
 
 
 def bench_rerun(root: Path, env: dict[str, str], work: Path) -> dict[str, Any]:
     """Nothing changed: the flow again, then ``dvc repro``."""
     log("re-run with nothing changed: flow, then dvc repro")
-    flow = run_measured([sys.executable, "-m", "flows.training"], root, env, work / "rerun-flow.log")
+    flow = run_measured(
+        [sys.executable, "-m", "flows.training"], root, env, work / "rerun-flow.log"
+    )
     repro = run_measured([sys.executable, "-m", "dvc", "repro"], root, env, work / "rerun-dvc.log")
-    ran = [line for line in (work / "rerun-flow.log").read_text().splitlines() if " ran " in line and "stage" in line]
+    ran = [
+        line
+        for line in (work / "rerun-flow.log").read_text().splitlines()
+        if " ran " in line and "stage" in line
+    ]
     return {"flow_s": flow["seconds"], "dvc_repro_s": repro["seconds"], "stages_rerun": len(ran)}
 
 
@@ -140,16 +173,36 @@ def bench_api(root: Path, env: dict[str, str], work: Path, quick: bool) -> dict[
     per_client = {1: 30, 8: 6, 32: 2} if quick else {1: 500, 8: 150, 32: 40}
     port = free_port()
     api_env = {**env, "DATABASE_URL": f"sqlite:///{work / 'api-predictions.db'}"}
-    proc = spawn([sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory", "--host", "127.0.0.1",
-                  "--port", str(port), "--log-level", "warning"], work / "api.log", api_env, cwd=root)
+    proc = spawn(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "service.app:app_from_env",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        work / "api.log",
+        api_env,
+        cwd=root,
+    )
     out: dict[str, Any] = {"http": {}}
     try:
-        wait_for(lambda: _get(port, "/health") == 200, 120, "prediction API", proc, work / "api.log", 0.5)
+        wait_for(
+            lambda: _get(port, "/health") == 200, 120, "prediction API", proc, work / "api.log", 0.5
+        )
         single = [json.dumps(r).encode() for r in records]
         batch = json.dumps({"records": records[:1000]}).encode()
 
         def one(state: dict[str, Any]) -> None:
-            conn = state.setdefault("conn", http.client.HTTPConnection("127.0.0.1", port, timeout=30))
+            conn = state.setdefault(
+                "conn", http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            )
             k = state["k"] = state.get("k", hash(id(state)) % len(single)) + 1
             _post(conn, single[k % len(single)])
 
@@ -176,7 +229,9 @@ def bench_api(root: Path, env: dict[str, str], work: Path, quick: bool) -> dict[
     started = time.perf_counter()
     for _ in range(2 if quick else 10):
         model.score(records[:1000])
-    out["in_process"]["batch_rows_per_s"] = round((2 if quick else 10) * 1000 / (time.perf_counter() - started), 1)
+    out["in_process"]["batch_rows_per_s"] = round(
+        (2 if quick else 10) * 1000 / (time.perf_counter() - started), 1
+    )
     X = model.prepare(records[:1])
     raw_times = []
     for _ in range(per_client[1]):
@@ -184,7 +239,9 @@ def bench_api(root: Path, env: dict[str, str], work: Path, quick: bool) -> dict[
         model.model.predict_proba(X)
         raw_times.append(time.perf_counter() - t0)
     out["model_only"] = latency_summary(raw_times, sum(raw_times))
-    out["p99_ratio_8_clients"] = round(out["http"]["8_clients"]["p99_ms"] / out["in_process"]["p99_ms"], 2)
+    out["p99_ratio_8_clients"] = round(
+        out["http"]["8_clients"]["p99_ms"] / out["in_process"]["p99_ms"], 2
+    )
     return out
 
 
@@ -219,19 +276,30 @@ def bench_monitoring(root: Path, env: dict[str, str], work: Path, rows: int) -> 
     for start in range(0, rows, chunk):
         records = [pool[(start + i) % len(pool)] for i in range(min(chunk, rows - start))]
         scores, X = model.score(records)  # logged as the API logs: the model's inputs
-        store.log(f"bench-{start}", model.version.version, [str(r.get(params.problem.id_column)) for r in records],
-                  X.to_dict(orient="records"), list(scores), [int(s >= model.threshold) for s in scores])
+        store.log(
+            f"bench-{start}",
+            model.version.version,
+            [str(r.get(params.problem.id_column)) for r in records],
+            X.to_dict(orient="records"),
+            list(scores),
+            [int(s >= model.threshold) for s in scores],
+        )
         store.flush()
     store.close()
     log("monitoring: running the flow")
-    figures = run_measured([sys.executable, "-m", "flows.monitoring"], root, {**env, "DATABASE_URL": url},
-                           work / "monitoring.log")
+    figures = run_measured(
+        [sys.executable, "-m", "flows.monitoring"],
+        root,
+        {**env, "DATABASE_URL": url},
+        work / "monitoring.log",
+    )
     return {"rows": rows, **figures}
 
 
 # --------------------------------------------------------------------------- 5: dask
-def bench_dask(work: Path, env: dict[str, str], rows: int, quick: bool,
-               local: dict[str, Any] | None = None) -> dict[str, Any]:
+def bench_dask(
+    work: Path, env: dict[str, str], rows: int, quick: bool, local: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The plain script with ``compute.engine: dask`` (local cluster, two workers) against local.
 
     ``local``: the training benchmark's plain run at the same size, if there was one.
@@ -242,8 +310,12 @@ def bench_dask(work: Path, env: dict[str, str], rows: int, quick: bool,
     for engine in ("dask",) if local is not None else ("local", "dask"):
         root = project(work, f"{engine}-engine", overrides(rows, quick, engine))
         log(f"{engine} engine at ~{rows:,} rows (plain script)")
-        out[engine] = {**run_measured([sys.executable, "-m", "benchmarks.plain"], root, env,
-                                      work / f"{engine}-engine.log"), "test_roc_auc": test_roc_auc(root)}
+        out[engine] = {
+            **run_measured(
+                [sys.executable, "-m", "benchmarks.plain"], root, env, work / f"{engine}-engine.log"
+            ),
+            "test_roc_auc": test_roc_auc(root),
+        }
     out["wall_ratio"] = round(out["dask"]["seconds"] / out["local"]["seconds"], 3)
     out["roc_auc_difference"] = round(out["dask"]["test_roc_auc"] - out["local"]["test_roc_auc"], 4)
     return out
@@ -252,58 +324,107 @@ def bench_dask(work: Path, env: dict[str, str], rows: int, quick: bool,
 # --------------------------------------------------------------------------- report
 def markdown(results: dict[str, Any]) -> str:
     """The table the README quotes."""
-    lines = [f"Measured {results['date']} on {results['machine']['cpus']} CPUs, "
-             f"{results['machine']['memory_gb']} GB ({results['mode']} run).", "",
-             "| benchmark | workflow | plain baseline | ratio | target |", "|---|---|---|---|---|"]
+    lines = [
+        f"Measured {results['date']} on {results['machine']['cpus']} CPUs, "
+        f"{results['machine']['memory_gb']} GB ({results['mode']} run).",
+        "",
+        "| benchmark | workflow | plain baseline | ratio | target |",
+        "|---|---|---|---|---|",
+    ]
+
     def cpu(figures: dict[str, Any]) -> str:
         return f" (CPU {figures['cpu_s']:.0f} s)" if "cpu_s" in figures else ""
 
     for t in results["training"]:
-        target = f"≤ {TARGETS['training_ratio_1m']}x" if t is results["training"][-1] and not results["quick"] else ""
-        lines.append(f"| training, {t['rows']:,} rows: wall | {t['flow']['seconds']:.1f} s{cpu(t['flow'])} | "
-                     f"{t['plain']['seconds']:.1f} s{cpu(t['plain'])} | {t['wall_ratio']:.2f}x "
-                     f"(+{t['fixed_cost_s']:.1f} s) | {target} |")
-        lines.append(f"| training, {t['rows']:,} rows: peak memory | {t['flow']['peak_mb']:.0f} MB | "
-                     f"{t['plain']['peak_mb']:.0f} MB | {t['memory_ratio']:.2f}x | |")
+        target = (
+            f"≤ {TARGETS['training_ratio_1m']}x"
+            if t is results["training"][-1] and not results["quick"]
+            else ""
+        )
+        lines.append(
+            f"| training, {t['rows']:,} rows: wall | {t['flow']['seconds']:.1f} s{cpu(t['flow'])} "
+            "| "
+            f"{t['plain']['seconds']:.1f} s{cpu(t['plain'])} | {t['wall_ratio']:.2f}x "
+            f"(+{t['fixed_cost_s']:.1f} s) | {target} |"
+        )
+        lines.append(
+            f"| training, {t['rows']:,} rows: peak memory | {t['flow']['peak_mb']:.0f} MB | "
+            f"{t['plain']['peak_mb']:.0f} MB | {t['memory_ratio']:.2f}x | |"
+        )
     r = results["rerun"]
-    lines.append(f"| re-run, nothing changed: flow | {r['flow_s']:.1f} s | | | < {TARGETS['rerun_s']:.0f} s |")
+    lines.append(
+        f"| re-run, nothing changed: flow | {r['flow_s']:.1f} s | | | < {TARGETS['rerun_s']:.0f} s "
+        "|"
+    )
     lines.append(f"| re-run, nothing changed: `dvc repro` | {r['dvc_repro_s']:.1f} s | | | |")
     a = results["api"]
     for key, h in a["http"].items():
         if key.endswith("_clients"):
             n = key.split("_")[0]
             target = f"p99 < {TARGETS['api_p99_ms_8_clients']:.0f} ms" if n == "8" else ""
-            lines.append(f"| API, 1 record, {n} concurrent clients: p50 / p99, req/s | {h['p50_ms']:.1f} / "
-                         f"{h['p99_ms']:.1f} ms, {h['rps']:.0f}/s | {a['in_process']['p50_ms']:.1f} / "
-                         f"{a['in_process']['p99_ms']:.1f} ms in-process | {h['p99_ms'] / a['in_process']['p99_ms']:.1f}x"
-                         f" (p99) | {target} |")
-    lines.append(f"| API, batches of 1,000 records: rows/s | {a['http']['batch_rows_per_s']:,.0f} | "
-                 f"{a['in_process']['batch_rows_per_s']:,.0f} in-process | "
-                 f"{a['in_process']['batch_rows_per_s'] / a['http']['batch_rows_per_s']:.2f}x slower | |")
-    lines.append(f"| model alone (`predict_proba`, 1 prepared row): p50 / p99 | | {a['model_only']['p50_ms']:.2f} / "
-                 f"{a['model_only']['p99_ms']:.2f} ms | | |")
+            lines.append(
+                f"| API, 1 record, {n} concurrent clients: p50 / p99, req/s | {h['p50_ms']:.1f} / "
+                f"{h['p99_ms']:.1f} ms, {h['rps']:.0f}/s | {a['in_process']['p50_ms']:.1f} / "
+                f"{a['in_process']['p99_ms']:.1f} ms in-process | "
+                f"{h['p99_ms'] / a['in_process']['p99_ms']:.1f}x"
+                f" (p99) | {target} |"
+            )
+    lines.append(
+        f"| API, batches of 1,000 records: rows/s | {a['http']['batch_rows_per_s']:,.0f} | "
+        f"{a['in_process']['batch_rows_per_s']:,.0f} in-process | "
+        f"{a['in_process']['batch_rows_per_s'] / a['http']['batch_rows_per_s']:.2f}x slower | |"
+    )
+    lines.append(
+        "| model alone (`predict_proba`, 1 prepared row): p50 / p99 | | "
+        f"{a['model_only']['p50_ms']:.2f} / "
+        f"{a['model_only']['p99_ms']:.2f} ms | | |"
+    )
     m = results["monitoring"]
-    lines.append(f"| monitoring flow, {m['rows']:,}-row window | {m['seconds']:.1f} s, {m['peak_mb']:.0f} MB | | | "
-                 f"< {TARGETS['monitoring_s_1m']:.0f} s |")
+    lines.append(
+        f"| monitoring flow, {m['rows']:,}-row window | {m['seconds']:.1f} s, {m['peak_mb']:.0f} "
+        "MB | | | "
+        f"< {TARGETS['monitoring_s_1m']:.0f} s |"
+    )
     d = results["dask"]
-    lines.append(f"| Dask engine (local cluster, 2 workers) vs local, {d['rows']:,} rows, plain script | "
-                 f"{d['dask']['seconds']:.1f} s, {d['dask']['peak_mb']:.0f} MB | {d['local']['seconds']:.1f} s, "
-                 f"{d['local']['peak_mb']:.0f} MB | {d['wall_ratio']:.2f}x; test ROC-AUC "
-                 f"{d['roc_auc_difference']:+.4f} | for the record |")
+    lines.append(
+        f"| Dask engine (local cluster, 2 workers) vs local, {d['rows']:,} rows, plain script | "
+        f"{d['dask']['seconds']:.1f} s, {d['dask']['peak_mb']:.0f} MB | "
+        f"{d['local']['seconds']:.1f} s, "
+        f"{d['local']['peak_mb']:.0f} MB | {d['wall_ratio']:.2f}x; test ROC-AUC "
+        f"{d['roc_auc_difference']:+.4f} | for the record |"
+    )
     return "\n".join(lines) + "\n"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """Command line."""
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="small data: a smoke test of every benchmark")
-    parser.add_argument("--sizes", type=int, nargs="+", help="training sizes in rows (default 100000 1000000)")
-    parser.add_argument("--monitoring-rows", type=int, help="rows in the monitoring window (default 1000000)")
-    parser.add_argument("--dask-rows", type=int, help="rows of the Dask comparison (default 100000)")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks", help="where results.json/.md go")
-    parser.add_argument("--work", type=Path, help="keep the projects and logs here (default: a temporary folder)")
-    parser.add_argument("--only", nargs="+", choices=SECTIONS,
-                        help="run these benchmarks only, updating the last results.json")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="small data: a smoke test of every benchmark"
+    )
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", help="training sizes in rows (default 100000 1000000)"
+    )
+    parser.add_argument(
+        "--monitoring-rows", type=int, help="rows in the monitoring window (default 1000000)"
+    )
+    parser.add_argument(
+        "--dask-rows", type=int, help="rows of the Dask comparison (default 100000)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "benchmarks", help="where results.json/.md go"
+    )
+    parser.add_argument(
+        "--work", type=Path, help="keep the projects and logs here (default: a temporary folder)"
+    )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=SECTIONS,
+        help="run these benchmarks only, updating the last results.json",
+    )
     return parser.parse_args(argv)
 
 
@@ -318,24 +439,43 @@ def main(argv: list[str]) -> int:
     dask_rows = args.dask_rows or (3000 if args.quick else 100_000)
     sections = args.only or list(SECTIONS)
     if set(sections) & {"rerun", "api", "monitoring"} and "training" not in sections:
-        print("rerun, api and monitoring run on the training benchmark's project: add 'training'", file=sys.stderr)
+        print(
+            "rerun, api and monitoring run on the training benchmark's project: add 'training'",
+            file=sys.stderr,
+        )
         return 2
     work = args.work or Path(tempfile.mkdtemp(prefix="churn-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # stop the server below on a kill too
     server = start_server(work / "prefect", ui=False)
-    env = {**os.environ, **TELEMETRY_OFF, **{k: server.env[k] for k in ("PREFECT_API_URL", "PREFECT_HOME")},
-           "CHURN_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        **TELEMETRY_OFF,
+        **{k: server.env[k] for k in ("PREFECT_API_URL", "PREFECT_HOME")},
+        "CHURN_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("DATABASE_URL", None)
     results: dict[str, Any] = {}
-    if args.only and (args.out / "results.json").exists():  # a partial run updates the last full one
+    if (
+        args.only and (args.out / "results.json").exists()
+    ):  # a partial run updates the last full one
         results = json.loads((args.out / "results.json").read_text())
-    results.update({"date": dt.date.today().isoformat(), "quick": args.quick, "mode": "quick" if args.quick else "full",
-                    "targets": TARGETS, "machine": machine()})
+    results.update(
+        {
+            "date": dt.date.today().isoformat(),
+            "quick": args.quick,
+            "mode": "quick" if args.quick else "full",
+            "targets": TARGETS,
+            "machine": machine(),
+        }
+    )
     try:
         log(f"work folder {work}; Prefect server {server.api_url}")
         if "training" in sections:
-            results["training"] = [t for t in results.get("training", []) if t.get("size") not in sizes]
+            results["training"] = [
+                t for t in results.get("training", []) if t.get("size") not in sizes
+            ]
             for rows in sizes:
                 figures, flow_root = bench_training(work, env, rows, args.quick)
                 results["training"].append(figures)
@@ -349,7 +489,9 @@ def main(argv: list[str]) -> int:
             results["monitoring"] = bench_monitoring(flow_root, env, work, monitoring_rows)
         if "dask" in sections:
             same = [t for t in results.get("training", []) if t.get("size") == dask_rows]
-            results["dask"] = bench_dask(work, env, dask_rows, args.quick, same[0] if same else None)
+            results["dask"] = bench_dask(
+                work, env, dask_rows, args.quick, same[0] if same else None
+            )
     finally:
         stop(server.proc)
         if args.work is None:
@@ -374,12 +516,19 @@ def sanity(results: dict[str, Any]) -> list[str]:
     problems = []
     for t in results["training"]:
         if abs(t["flow_test_roc_auc"] - t["plain_test_roc_auc"]) > 1e-9:
-            problems.append(f"the flow and the plain script trained different models at {t['rows']} rows "
-                            f"(test ROC-AUC {t['flow_test_roc_auc']} vs {t['plain_test_roc_auc']})")
+            problems.append(
+                f"the flow and the plain script trained different models at {t['rows']} rows "
+                f"(test ROC-AUC {t['flow_test_roc_auc']} vs {t['plain_test_roc_auc']})"
+            )
     if results["rerun"]["stages_rerun"]:
-        problems.append(f"a re-run with nothing changed ran {results['rerun']['stages_rerun']} stages")
+        problems.append(
+            f"a re-run with nothing changed ran {results['rerun']['stages_rerun']} stages"
+        )
     if abs(results["dask"]["roc_auc_difference"]) > 0.03:
-        problems.append(f"the Dask engine's test ROC-AUC differs from local by {results['dask']['roc_auc_difference']}")
+        problems.append(
+            "the Dask engine's test ROC-AUC differs from local by "
+            f"{results['dask']['roc_auc_difference']}"
+        )
     return problems
 
 
@@ -387,5 +536,9 @@ def machine() -> dict[str, Any]:
     """What the figures were measured on."""
     import psutil
 
-    return {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "platform": platform.platform()}
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }

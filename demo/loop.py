@@ -49,26 +49,55 @@ DRIFTS = ("none", "covariate", "new_category", "concept")
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     """The demo's options (``make demo DEMO_ARGS="--drift concept"``)."""
-    p = argparse.ArgumentParser(prog="python -m demo", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m demo",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--drift", choices=DRIFTS, default="covariate", help="the drift injected")
-    p.add_argument("--drift-day", type=int, default=20, help="first drifted day (day 0 is the first served)")
+    p.add_argument(
+        "--drift-day", type=int, default=20, help="first drifted day (day 0 is the first served)"
+    )
     p.add_argument("--days", type=int, default=62, help="days of traffic")
-    p.add_argument("--window-days", type=int, default=2,
-                   help="days a monitoring window covers; the monitoring deployment runs at the end of each")
+    p.add_argument(
+        "--window-days",
+        type=int,
+        default=2,
+        help="days a monitoring window covers; the monitoring deployment runs at the end of each",
+    )
     p.add_argument("--customers", type=int, default=600, help="customers scored a day")
-    p.add_argument("--label-delay", type=int, default=None,
-                   help="days until a prediction's label arrives (default: problem.label_delay_days)")
-    p.add_argument("--train-days", type=int, default=45, help="days of labelled data the first model learns from")
+    p.add_argument(
+        "--label-delay",
+        type=int,
+        default=None,
+        help="days until a prediction's label arrives (default: problem.label_delay_days)",
+    )
+    p.add_argument(
+        "--train-days",
+        type=int,
+        default=45,
+        help="days of labelled data the first model learns from",
+    )
     p.add_argument("--retrain-days", type=int, default=21, help="monitor.retrain_window_days")
-    p.add_argument("--min-drifted-label-days", type=float, default=7, help="monitor.min_drifted_label_days")
+    p.add_argument(
+        "--min-drifted-label-days", type=float, default=7, help="monitor.min_drifted_label_days"
+    )
     p.add_argument("--start", default="2025-03-01", help="the simulated date of day 0")
-    p.add_argument("--no-operator", dest="operator", action="store_false",
-                   help="no one accepts the new categories an alert names (retraining then stops at the suite)")
+    p.add_argument(
+        "--no-operator",
+        dest="operator",
+        action="store_false",
+        help="no one accepts the new categories an alert names "
+        "(retraining then stops at the suite)",
+    )
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--n-trials", type=int, default=6, help="train.n_trials of every training run")
-    p.add_argument("--out", default=f"{PATHS.reports_dir}/demo", help="where summary.json and timeline.png go")
-    p.add_argument("--work", default=".demo", help="the throw-away project, servers' homes and logs")
+    p.add_argument(
+        "--out", default=f"{PATHS.reports_dir}/demo", help="where summary.json and timeline.png go"
+    )
+    p.add_argument(
+        "--work", default=".demo", help="the throw-away project, servers' homes and logs"
+    )
     args = p.parse_args(argv)
     if args.drift != "none" and not 0 <= args.drift_day < args.days:
         p.error(f"--drift-day {args.drift_day} must be a day of traffic (0 to {args.days - 1})")
@@ -78,26 +107,47 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 # --------------------------------------------------------------------------- the demo project
 def demo_overrides(args: argparse.Namespace, day0: dt.date, delay: int) -> dict[str, Any]:
     """params.yaml of the demo project: the simulated world, and a quicker training run."""
-    drift_start = (day0 + dt.timedelta(days=args.drift_day)).isoformat() if args.drift != "none" else None
+    drift_start = (
+        (day0 + dt.timedelta(days=args.drift_day)).isoformat() if args.drift != "none" else None
+    )
     first_end = day0 - dt.timedelta(days=delay)
     window_rows = int(args.customers * args.window_days * 0.8)
     return {
         "problem": {"label_delay_days": delay},
-        "collect": {"source": "simulator",
-                    "window": {"start": (first_end - dt.timedelta(days=args.train_days - 1)).isoformat(),
-                               "end": first_end.isoformat()},
-                    "simulator": {"seed": args.seed, "customers_per_day": args.customers,
-                                  "drift": {"kind": args.drift, "start": drift_start, "strength": 1.0}}},
-        "feasibility": {"sample_rows": 3000, "n_permutations": 19, "min_labelled_rows": 300, "min_minority_rows": 50},
-        "choose": {"cv_folds": 3, "sample_rows": 10000,
-                   "params": {"random_forest": {"n_estimators": 100, "min_samples_leaf": 5}}},
+        "collect": {
+            "source": "simulator",
+            "window": {
+                "start": (first_end - dt.timedelta(days=args.train_days - 1)).isoformat(),
+                "end": first_end.isoformat(),
+            },
+            "simulator": {
+                "seed": args.seed,
+                "customers_per_day": args.customers,
+                "drift": {"kind": args.drift, "start": drift_start, "strength": 1.0},
+            },
+        },
+        "feasibility": {
+            "sample_rows": 3000,
+            "n_permutations": 19,
+            "min_labelled_rows": 300,
+            "min_minority_rows": 50,
+        },
+        "choose": {
+            "cv_folds": 3,
+            "sample_rows": 10000,
+            "params": {"random_forest": {"n_estimators": 100, "min_samples_leaf": 5}},
+        },
         "train": {"n_trials": args.n_trials},
         "evaluate": {"bootstrap_samples": 200, "importance_rows": 1000, "slice_min_rows": 100},
         "deploy": {"bootstrap_samples": 300},
-        "monitor": {"window_hours": 24 * args.window_days, "min_window_rows": min(500, window_rows),
-                    "min_labelled_rows": min(200, window_rows), "cooldown_hours": 24,
-                    "min_drifted_label_days": args.min_drifted_label_days,
-                    "retrain_window_days": args.retrain_days},
+        "monitor": {
+            "window_hours": 24 * args.window_days,
+            "min_window_rows": min(500, window_rows),
+            "min_labelled_rows": min(200, window_rows),
+            "cooldown_hours": 24,
+            "min_drifted_label_days": args.min_drifted_label_days,
+            "retrain_window_days": args.retrain_days,
+        },
     }
 
 
@@ -105,13 +155,19 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """``base`` with ``extra`` merged in, recursively."""
     out = dict(base)
     for key, value in extra.items():
-        out[key] = deep_merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        out[key] = (
+            deep_merge(out[key], value)
+            if isinstance(value, dict) and isinstance(out.get(key), dict)
+            else value
+        )
     return out
 
 
 def git(cwd: Path, *args: str) -> str:
     """Run git in ``cwd``; its stdout."""
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def make_project(repo: Path, dest: Path, overrides: dict[str, Any]) -> Path:
@@ -157,7 +213,8 @@ class Day:
 
 
 class Clock:
-    """The simulated clock the API reads (``CHURN_CLOCK_FILE``): one small file, replaced atomically."""
+    """The simulated clock the API reads (``CHURN_CLOCK_FILE``): one small file, replaced
+    atomically."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -173,8 +230,9 @@ def records_of(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(frame.to_json(orient="records"))
 
 
-def wait_for_retraining(client: Any, deployment_id: str, seen: set[str], timeout_s: float,
-                        appear_s: float = 90) -> list[dict[str, Any]]:
+def wait_for_retraining(
+    client: Any, deployment_id: str, seen: set[str], timeout_s: float, appear_s: float = 90
+) -> list[dict[str, Any]]:
     """The retraining runs the trigger started (not in ``seen``), once they have finished."""
     import asyncio
 
@@ -182,7 +240,9 @@ def wait_for_retraining(client: Any, deployment_id: str, seen: set[str], timeout
 
     async def runs():
         async with client() as c:
-            return await c.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+            return await c.read_flow_runs(
+                deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))
+            )
 
     deadline = time.monotonic() + appear_s
     while not (new := [r for r in asyncio.run(runs()) if str(r.id) not in seen]):
@@ -199,8 +259,15 @@ def wait_for_retraining(client: Any, deployment_id: str, seen: set[str], timeout
             raise RuntimeError(f"retraining still running after {timeout_s:.0f} s")
         time.sleep(3)
     seen.update(str(r.id) for r in new)
-    return [{"flow_run": r.name, "state": r.state.name, "reason": r.parameters.get("reason"),
-             "params": r.parameters.get("params")} for r in new]
+    return [
+        {
+            "flow_run": r.name,
+            "state": r.state.name,
+            "reason": r.parameters.get("reason"),
+            "params": r.parameters.get("params"),
+        }
+        for r in new
+    ]
 
 
 def accept_new_values(project: Path, new_values: dict[str, list[str]]) -> str:
@@ -212,13 +279,26 @@ def accept_new_values(project: Path, new_values: dict[str, list[str]]) -> str:
     """
     done = []
     for column, values in new_values.items():
-        subprocess.run([sys.executable, "-m", "tasks.suites", "accept", column, *values], cwd=project, check=True,
-                       capture_output=True, text=True)
+        subprocess.run(
+            [sys.executable, "-m", "tasks.suites", "accept", column, *values],
+            cwd=project,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         done.append(f"{column}: {', '.join(values)}")
     if not git(project, "status", "--porcelain", "--", "expectations").strip():
         return ""  # accepted already (the suite the monitoring flow read was older)
     git(project, "add", "expectations")
-    git(project, "commit", "-q", "-m", f"accept new values ({'; '.join(done)})", "--", "expectations")
+    git(
+        project,
+        "commit",
+        "-q",
+        "-m",
+        f"accept new values ({'; '.join(done)})",
+        "--",
+        "expectations",
+    )
     note = f"operator accepted {'; '.join(done)} in the suite and committed it"
     log(f"  {note}")
     return note
@@ -228,16 +308,21 @@ def accept_new_values(project: Path, new_values: dict[str, list[str]]) -> str:
 def roc_auc(y: np.ndarray, score: np.ndarray) -> float | None:
     from sklearn.metrics import roc_auc_score
 
-    return round(float(roc_auc_score(y, score)), 4) if len(y) >= 50 and 0 < y.sum() < len(y) else None
+    return (
+        round(float(roc_auc_score(y, score)), 4) if len(y) >= 50 and 0 < y.sum() < len(y) else None
+    )
 
 
 def live_frame(project: Path, sent: pd.DataFrame) -> pd.DataFrame:
-    """Every logged prediction with its label (as the store holds them) and the oracle's probability."""
+    """Every logged prediction with its label (as the store holds them) and the oracle's
+    probability."""
     import sqlalchemy as sa
 
     engine = sa.create_engine(f"sqlite:///{project / 'registry' / 'predictions.db'}")
     with engine.connect() as conn:
-        store = pd.read_sql("SELECT request_id, row, model_version, score, label FROM predictions", conn)
+        store = pd.read_sql(
+            "SELECT request_id, row, model_version, score, label FROM predictions", conn
+        )
     engine.dispose()
     return store.merge(sent, on=["request_id", "row"], how="inner")
 
@@ -246,50 +331,81 @@ def period_scores(frame: pd.DataFrame) -> dict[str, Any]:
     """Live and oracle ROC-AUC over the labelled predictions of a period."""
     labelled = frame[frame["label"].notna()]
     y = labelled["label"].to_numpy(int)
-    return {"predictions": int(len(frame)), "labelled": int(len(labelled)),
-            "live_roc_auc": roc_auc(y, labelled["score"].to_numpy()),
-            "oracle_roc_auc": roc_auc(y, labelled["oracle_proba"].to_numpy())}
+    return {
+        "predictions": int(len(frame)),
+        "labelled": int(len(labelled)),
+        "live_roc_auc": roc_auc(y, labelled["score"].to_numpy()),
+        "oracle_roc_auc": roc_auc(y, labelled["oracle_proba"].to_numpy()),
+    }
 
 
 def day_scores(live: pd.DataFrame, day: int) -> dict[str, float | None]:
     """Live and oracle ROC-AUC of the predictions made on ``day`` (once their labels are in)."""
     scores = period_scores(live[live["day"] == day])
-    return {"live_roc_auc_by_prediction_day": scores["live_roc_auc"],
-            "oracle_roc_auc_by_prediction_day": scores["oracle_roc_auc"]}
+    return {
+        "live_roc_auc_by_prediction_day": scores["live_roc_auc"],
+        "oracle_roc_auc_by_prediction_day": scores["oracle_roc_auc"],
+    }
 
 
-def summarise(args: argparse.Namespace, days: list[Day], live: pd.DataFrame, delay: int,
-              first_champion: str) -> dict[str, Any]:
+def summarise(
+    args: argparse.Namespace, days: list[Day], live: pd.DataFrame, delay: int, first_champion: str
+) -> dict[str, Any]:
     """The summary the issue asks for, with the targets measured."""
     drift = args.drift != "none"
     alerts = [d.day for d in days if d.alert]
     false_alerts = [d for d in alerts if not drift or d < args.drift_day]
     first_alert = next((d for d in alerts if drift and d >= args.drift_day), None)
     visible_from = args.drift_day + (delay if args.drift == "concept" else 0)
-    promotions = [(d.day, d.served_by) for prev, d in zip(days, days[1:]) if d.served_by != prev.served_by]
-    first_promotion = next(((day, v) for day, v in promotions if day >= args.drift_day), None) if drift else None
+    promotions = [
+        (d.day, d.served_by) for prev, d in zip(days, days[1:]) if d.served_by != prev.served_by
+    ]
+    first_promotion = (
+        next(((day, v) for day, v in promotions if day >= args.drift_day), None) if drift else None
+    )
     before = live[live["day"] < (args.drift_day if drift else args.days)]
-    in_drift = live[(live["day"] >= args.drift_day) & (live["model_version"] == first_champion)] if drift else live.iloc[:0]
-    after = live[(live["day"] >= first_promotion[0]) & (live["model_version"] == first_promotion[1])] \
-        if first_promotion else live.iloc[:0]
+    in_drift = (
+        live[(live["day"] >= args.drift_day) & (live["model_version"] == first_champion)]
+        if drift
+        else live.iloc[:0]
+    )
+    after = (
+        live[(live["day"] >= first_promotion[0]) & (live["model_version"] == first_promotion[1])]
+        if first_promotion
+        else live.iloc[:0]
+    )
     # after the first retraining, whichever model the gate left serving (a challenger that
     # proves no gain is not promoted: then the champion's own score is what users get)
     retrained = next((d.day for d in days if d.retrain_runs), None)
     after_retraining = live[live["day"] > retrained] if retrained is not None else live.iloc[:0]
-    periods = {"before_drift": period_scores(before), "in_drift": period_scores(in_drift),
-               "after_new_champion": period_scores(after), "after_retraining": period_scores(after_retraining)}
+    periods = {
+        "before_drift": period_scores(before),
+        "in_drift": period_scores(in_drift),
+        "after_new_champion": period_scores(after),
+        "after_retraining": period_scores(after_retraining),
+    }
     gap = None
     if periods["after_retraining"]["live_roc_auc"] is not None:
-        gap = round(periods["after_retraining"]["oracle_roc_auc"] - periods["after_retraining"]["live_roc_auc"], 4)
+        gap = round(
+            periods["after_retraining"]["oracle_roc_auc"]
+            - periods["after_retraining"]["live_roc_auc"],
+            4,
+        )
     no_drift_windows = sum(1 for d in days if (not drift or d.day < args.drift_day) and d.verdict)
     return {
-        "drift_kind": args.drift, "injection_day": args.drift_day if drift else None,
+        "drift_kind": args.drift,
+        "injection_day": args.drift_day if drift else None,
         "visible_from_day": visible_from if drift else None,
-        "days": args.days, "customers_per_day": args.customers, "label_delay_days": delay,
+        "days": args.days,
+        "customers_per_day": args.customers,
+        "label_delay_days": delay,
         "first_alert_day": first_alert,
         "window_days": args.window_days,
-        "detection_delay_windows": (first_alert - visible_from) // args.window_days if first_alert is not None else None,
-        "false_alerts_before_injection": len(false_alerts), "no_drift_windows": no_drift_windows,
+        "detection_delay_windows": (first_alert - visible_from) // args.window_days
+        if first_alert is not None
+        else None,
+        "false_alerts_before_injection": len(false_alerts),
+        "no_drift_windows": no_drift_windows,
         "alert_days": alerts,
         "retraining_requests": [d.day for d in days if d.retrain_requested],
         "operator_actions": [{"day": d.day, "action": d.operator} for d in days if d.operator],
@@ -302,18 +418,28 @@ def summarise(args: argparse.Namespace, days: list[Day], live: pd.DataFrame, del
         "after_retraining_gap_to_oracle": gap,
         "targets": {
             # the window holding the first drifted (or newly labelled) day, or the next one
-            "alert_within_one_window": None if not drift else
-            (first_alert is not None and (first_alert - visible_from) // args.window_days <= 1),
-            "no_false_alert": len(false_alerts) == 0, "no_drift_windows_at_least_20": no_drift_windows >= 20,
+            "alert_within_one_window": None
+            if not drift
+            else (
+                first_alert is not None and (first_alert - visible_from) // args.window_days <= 1
+            ),
+            "no_false_alert": len(false_alerts) == 0,
+            "no_drift_windows_at_least_20": no_drift_windows >= 20,
             "after_retraining_within_0.03_of_oracle": None if gap is None else gap <= 0.03,
         },
-        "by_day": [{**{k: v for k, v in d.__dict__.items() if k != "retrain_runs"}, **day_scores(live, d.day)}
-                   for d in days],
+        "by_day": [
+            {
+                **{k: v for k, v in d.__dict__.items() if k != "retrain_runs"},
+                **day_scores(live, d.day),
+            }
+            for d in days
+        ],
     }
 
 
 def plot(summary: dict[str, Any], path: Path) -> None:
-    """timeline.png: live vs oracle ROC-AUC by prediction day; drift share; alerts, retrains, promotions."""
+    """timeline.png: live vs oracle ROC-AUC by prediction day; drift share; alerts, retrains,
+    promotions."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -323,11 +449,27 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     checked = [r for r in rows if r["verdict"]]  # the days a monitoring window ended
     x = [r["day"] for r in rows]
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True, height_ratios=[3, 2])
-    top.plot(x, [r["live_roc_auc_by_prediction_day"] for r in rows], marker=".", label="live ROC-AUC (served model)")
-    top.plot(x, [r["oracle_roc_auc_by_prediction_day"] for r in rows], ls="--", color="grey", label="oracle ROC-AUC")
+    top.plot(
+        x,
+        [r["live_roc_auc_by_prediction_day"] for r in rows],
+        marker=".",
+        label="live ROC-AUC (served model)",
+    )
+    top.plot(
+        x,
+        [r["oracle_roc_auc_by_prediction_day"] for r in rows],
+        ls="--",
+        color="grey",
+        label="oracle ROC-AUC",
+    )
     top.set_ylabel("ROC-AUC by prediction day")
-    bottom.plot([r["day"] for r in checked], [r["drift_share"] for r in checked], marker=".", color="tab:orange",
-                label="drift share (monitoring)")
+    bottom.plot(
+        [r["day"] for r in checked],
+        [r["drift_share"] for r in checked],
+        marker=".",
+        color="tab:orange",
+        label="drift share (monitoring)",
+    )
     bottom.set_ylabel("share of drifted features")
     bottom.set_xlabel("simulated day")
     for ax in (top, bottom):
@@ -341,9 +483,11 @@ def plot(summary: dict[str, Any], path: Path) -> None:
             ax.axvline(p["day"], color="tab:green", lw=2, label="new champion" if k == 0 else None)
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=8)
-    fig.suptitle(f"make demo: {summary['drift_kind']} drift"
-                 + (f" from day {summary['injection_day']}" if summary["injection_day"] is not None else "")
-                 + f", labels {summary['label_delay_days']} days late")
+    fig.suptitle(
+        f"make demo: {summary['drift_kind']} drift"
+        + (f" from day {summary['injection_day']}" if summary["injection_day"] is not None else "")
+        + f", labels {summary['label_delay_days']} days late"
+    )
     fig.tight_layout()
     tmp = path.with_name(f".tmp-{path.name}")
     fig.savefig(tmp, format="png", dpi=110)
@@ -376,47 +520,95 @@ def main(argv: list[str]) -> int:
     project = make_project(repo, work / "project", demo_overrides(args, day0, delay))
     problem = parse_params(yaml.safe_load((project / PATHS.params).read_text())).problem
     story = f"{args.drift} drift from day {args.drift_day}" if args.drift != "none" else "no drift"
-    log(f"demo project in {project}: {story}, {args.days} days of {args.customers} customers, "
-        f"labels {delay} days late")
+    log(
+        f"demo project in {project}: {story}, {args.days} days of {args.customers} customers, "
+        f"labels {delay} days late"
+    )
 
     procs = []
     server = start_server(work / "prefect")
     procs.append(server.proc)
     log(f"Prefect server and UI on {server.ui_url} (watch the runs there while the demo goes on)")
-    env = {**server.env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **server.env,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     try:
         log("training the first champion (the training flow, every dvc.yaml stage)")
         with open(work / "first-training.log", "w") as training_log:
-            done = subprocess.run([sys.executable, "-m", "flows.training"], cwd=project, env=env,
-                                  stdout=training_log, stderr=subprocess.STDOUT)
+            done = subprocess.run(
+                [sys.executable, "-m", "flows.training"],
+                cwd=project,
+                env=env,
+                stdout=training_log,
+                stderr=subprocess.STDOUT,
+            )
         if done.returncode != 0:
             raise RuntimeError(f"the first training failed: see {work / 'first-training.log'}")
         registry = Registry(project / "registry")
         champion = registry.champion()
         if champion is None:
-            raise RuntimeError(f"the first training registered no champion: see {work / 'first-training.log'}")
+            raise RuntimeError(
+                f"the first training registered no champion: see {work / 'first-training.log'}"
+            )
         first_champion = champion.version
-        log(f"champion {first_champion}: test ROC-AUC {champion.card['metrics']['test'].get('roc_auc'):.4f}")
+        log(
+            f"champion {first_champion}: test ROC-AUC "
+            f"{champion.card['metrics']['test'].get('roc_auc'):.4f}"
+        )
 
         clock = Clock(work / "clock")
         clock.set(dt.datetime.combine(day0, dt.time(0), dt.timezone.utc))
         api_port = free_port()
         api_env = {**env, "CHURN_CLOCK_FILE": str(clock.path)}
-        api = spawn([sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory", "--host", "127.0.0.1",
-                     "--port", str(api_port)], work / "api.log", api_env, cwd=project)
+        api = spawn(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "service.app:app_from_env",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+            ],
+            work / "api.log",
+            api_env,
+            cwd=project,
+        )
         procs.append(api)
         api_url = f"http://127.0.0.1:{api_port}"
-        wait_for(lambda: httpx.get(api_url + "/health", timeout=2).status_code == 200, 90, "prediction API", api,
-                 work / "api.log")
-        deploy = spawn([sys.executable, "-m", "flows.deploy"], work / "deploy.log",
-                       {**env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}, cwd=project)
+        wait_for(
+            lambda: httpx.get(api_url + "/health", timeout=2).status_code == 200,
+            90,
+            "prediction API",
+            api,
+            work / "api.log",
+        )
+        deploy = spawn(
+            [sys.executable, "-m", "flows.deploy"],
+            work / "deploy.log",
+            {**env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
+            cwd=project,
+        )
         procs.append(deploy)
         names = ("retrain/training", "monitoring/scheduled")
-        wait_for(lambda: all(server.get(f"/deployments/name/{n}").status_code == 200 for n in names), 120,
-                 "deployments", deploy, work / "deploy.log")
+        wait_for(
+            lambda: all(server.get(f"/deployments/name/{n}").status_code == 200 for n in names),
+            120,
+            "deployments",
+            deploy,
+            work / "deploy.log",
+        )
         retrain_id = server.get("/deployments/name/retrain/training").json()["id"]
-        log(f"API on {api_url} (simulated clock), deployments served; {time.monotonic() - started:.0f} s so far")
-        days, sent = run_days(args, day0, delay, problem, project, server, api_url, clock, retrain_id, registry)
+        log(
+            f"API on {api_url} (simulated clock), deployments served; "
+            f"{time.monotonic() - started:.0f} s so far"
+        )
+        days, sent = run_days(
+            args, day0, delay, problem, project, server, api_url, clock, retrain_id, registry
+        )
         live = live_frame(project, sent)
         summary = summarise(args, days, live, delay, first_champion)
         summary["wall_seconds"] = round(time.monotonic() - started, 1)
@@ -425,15 +617,40 @@ def main(argv: list[str]) -> int:
     finally:
         for proc in reversed(procs):
             stop(proc)
-    log(f"wrote {out / 'summary.json'} and {out / 'timeline.png'} in {summary['wall_seconds']:.0f} s")
-    shown = {k: summary[k] for k in ("drift_kind", "injection_day", "first_alert_day", "false_alerts_before_injection",
-                                     "retraining_requests", "promotions", "live_roc_auc", "oracle_roc_auc", "targets")}
+    log(
+        f"wrote {out / 'summary.json'} and {out / 'timeline.png'} in {summary['wall_seconds']:.0f} "
+        "s"
+    )
+    shown = {
+        k: summary[k]
+        for k in (
+            "drift_kind",
+            "injection_day",
+            "first_alert_day",
+            "false_alerts_before_injection",
+            "retraining_requests",
+            "promotions",
+            "live_roc_auc",
+            "oracle_roc_auc",
+            "targets",
+        )
+    }
     print(json.dumps(shown, indent=2))
     return 0
 
 
-def run_days(args: argparse.Namespace, day0: dt.date, delay: int, problem: Any, project: Path, server: Server,
-             api_url: str, clock: Clock, retrain_id: str, registry: Registry) -> tuple[list[Day], pd.DataFrame]:
+def run_days(
+    args: argparse.Namespace,
+    day0: dt.date,
+    delay: int,
+    problem: Any,
+    project: Path,
+    server: Server,
+    api_url: str,
+    clock: Clock,
+    retrain_id: str,
+    registry: Registry,
+) -> tuple[list[Day], pd.DataFrame]:
     """Traffic, labels and monitoring day by day, then the outstanding labels."""
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
@@ -445,31 +662,52 @@ def run_days(args: argparse.Namespace, day0: dt.date, delay: int, problem: Any, 
     sent: list[pd.DataFrame] = []
     seen: set[str] = set()
     drop = [problem.target, *problem.post_outcome_columns]
-    with httpx.Client(base_url=api_url, timeout=60) as http, temporary_settings({PREFECT_API_URL: server.api_url}):
+    with (
+        httpx.Client(base_url=api_url, timeout=60) as http,
+        temporary_settings({PREFECT_API_URL: server.api_url}),
+    ):
         for n in range(args.days + delay):
             date = day0 + dt.timedelta(days=n)
             midnight = dt.datetime.combine(date, dt.time(0), dt.timezone.utc)
             traffic = n < args.days
             record = Day(n, date.isoformat(), args.drift != "none" and date >= drift_start)
             if traffic:
-                batch = simulate_day(date, args.customers, args.seed, args.drift,
-                                     drift_start if args.drift != "none" else None, 1.0)
+                batch = simulate_day(
+                    date,
+                    args.customers,
+                    args.seed,
+                    args.drift,
+                    drift_start if args.drift != "none" else None,
+                    1.0,
+                )
                 frame = batch.data
                 labels = binarize_target(frame[problem.target], problem.positive_label)
                 oracle = dict(zip(batch.oracle["customer_id"], batch.oracle["oracle_proba"]))
                 clock.set(midnight + dt.timedelta(hours=9))
                 rows, feedback = [], []
                 for lo in range(0, len(frame), 500):
-                    chunk = frame.iloc[lo:lo + 500]
-                    reply = http.post("/predict", json={"records": records_of(chunk.drop(columns=drop))})
+                    chunk = frame.iloc[lo : lo + 500]
+                    reply = http.post(
+                        "/predict", json={"records": records_of(chunk.drop(columns=drop))}
+                    )
                     reply.raise_for_status()
                     body = reply.json()
                     record.served_by = body["model_version"]
-                    for i, (cid, y) in enumerate(zip(chunk[problem.id_column], labels.iloc[lo:lo + 500])):
-                        rows.append({"request_id": body["request_id"], "row": i, "day": n,
-                                     "oracle_proba": oracle[cid]})
+                    for i, (cid, y) in enumerate(
+                        zip(chunk[problem.id_column], labels.iloc[lo : lo + 500])
+                    ):
+                        rows.append(
+                            {
+                                "request_id": body["request_id"],
+                                "row": i,
+                                "day": n,
+                                "oracle_proba": oracle[cid],
+                            }
+                        )
                         if not pd.isna(y):
-                            feedback.append({"request_id": body["request_id"], "row": i, "label": int(y)})
+                            feedback.append(
+                                {"request_id": body["request_id"], "row": i, "label": int(y)}
+                            )
                 sent.append(pd.DataFrame(rows))
                 pending[n] = feedback
                 record.predictions = len(rows)
@@ -477,7 +715,9 @@ def run_days(args: argparse.Namespace, day0: dt.date, delay: int, problem: Any, 
             if arriving:
                 clock.set(midnight + dt.timedelta(hours=12))
                 for lo in range(0, len(arriving), 5000):
-                    http.post("/feedback", json={"labels": arriving[lo:lo + 5000]}).raise_for_status()
+                    http.post(
+                        "/feedback", json={"labels": arriving[lo : lo + 5000]}
+                    ).raise_for_status()
                 record.labels_arrived = len(arriving)
             if not traffic:
                 if not pending:
@@ -487,10 +727,16 @@ def run_days(args: argparse.Namespace, day0: dt.date, delay: int, problem: Any, 
                 days.append(record)
                 continue
             clock.set(midnight + dt.timedelta(hours=23, minutes=59))
-            flow_run = run_deployment("monitoring/scheduled", parameters={"now": (midnight + dt.timedelta(days=1)).isoformat()},
-                                      timeout=600, poll_interval=1)
+            flow_run = run_deployment(
+                "monitoring/scheduled",
+                parameters={"now": (midnight + dt.timedelta(days=1)).isoformat()},
+                timeout=600,
+                poll_interval=1,
+            )
             if not flow_run.state or not flow_run.state.is_completed():
-                raise RuntimeError(f"monitoring run {flow_run.name} ended {flow_run.state}: see the Prefect UI")
+                raise RuntimeError(
+                    f"monitoring run {flow_run.name} ended {flow_run.state}: see the Prefect UI"
+                )
             stamp = (midnight + dt.timedelta(days=1)).strftime("%Y%m%dT%H%M%SZ")
             summary = json.loads((project / "monitoring" / "reports" / f"{stamp}.json").read_text())
             record.verdict = summary["verdict"]
@@ -501,21 +747,33 @@ def run_days(args: argparse.Namespace, day0: dt.date, delay: int, problem: Any, 
             decision = summary.get("retraining") or {}
             record.retraining = decision.get("note", "")
             record.retrain_requested = bool(decision.get("request"))
-            line = f"day {n:3d} {date} {'drifted' if record.drifted else 'clean  '} {record.served_by}: {record.verdict}"
-            log(line + (f"; drift share {record.drift_share}" if record.drift_share is not None else ""))
+            state = "drifted" if record.drifted else "clean  "
+            line = f"day {n:3d} {date} {state} {record.served_by}: {record.verdict}"
+            log(
+                line
+                + (f"; drift share {record.drift_share}" if record.drift_share is not None else "")
+            )
             new_values = (summary.get("input_quality") or {}).get("new_values") or {}
             if new_values and args.operator:
                 record.operator = accept_new_values(project, new_values)
             if record.retrain_requested:
                 log(f"  {record.retraining}; waiting for the run the trigger starts")
-                record.retrain_runs = wait_for_retraining(get_client, retrain_id, seen, timeout_s=1800)
+                record.retrain_runs = wait_for_retraining(
+                    get_client, retrain_id, seen, timeout_s=1800
+                )
                 if not record.retrain_runs:
-                    raise RuntimeError("the retraining request started no run of retrain/training: "
-                                       "see the deployment's triggers in the Prefect UI")
+                    raise RuntimeError(
+                        "the retraining request started no run of retrain/training: "
+                        "see the deployment's triggers in the Prefect UI"
+                    )
                 now_champion = registry.champion().version
                 for r in record.retrain_runs:
                     log(f"  retraining {r['flow_run']}: {r['state']}; champion now {now_champion}")
-                wait_for(lambda: http.get("/health").json().get("model_version") == now_champion, 30,
-                         "the API to serve the champion", every_s=0.5)
+                wait_for(
+                    lambda: http.get("/health").json().get("model_version") == now_champion,
+                    30,
+                    "the API to serve the champion",
+                    every_s=0.5,
+                )
             days.append(record)
     return days, pd.concat(sent, ignore_index=True)

@@ -26,13 +26,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for(check: Callable[[], Any], timeout_s: float, what: str, proc: subprocess.Popen | None = None,
-             log: Path | None = None, every_s: float = 1.0) -> Any:
+def wait_for(
+    check: Callable[[], Any],
+    timeout_s: float,
+    what: str,
+    proc: subprocess.Popen | None = None,
+    log: Path | None = None,
+    every_s: float = 1.0,
+) -> Any:
     """Poll ``check`` until it returns something true; fail with the process's log."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{what}: process exited {proc.returncode}\n{log.read_text()[-5000:] if log else ''}")
+            raise RuntimeError(
+                f"{what}: process exited "
+                f"{proc.returncode}\n{log.read_text()[-5000:] if log else ''}"
+            )
         try:
             value = check()
         except (httpx.HTTPError, OSError):
@@ -40,7 +49,9 @@ def wait_for(check: Callable[[], Any], timeout_s: float, what: str, proc: subpro
         if value:
             return value
         time.sleep(every_s)
-    raise RuntimeError(f"{what} not ready after {timeout_s:.0f} s\n{log.read_text()[-5000:] if log else ''}")
+    raise RuntimeError(
+        f"{what} not ready after {timeout_s:.0f} s\n{log.read_text()[-5000:] if log else ''}"
+    )
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -54,10 +65,14 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def spawn(args: list[str], log: Path, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen:
+def spawn(
+    args: list[str], log: Path, env: dict[str, str], cwd: Path | None = None
+) -> subprocess.Popen:
     """Start ``args`` in its own process group, output to ``log``."""
     with open(log, "w") as out:
-        return subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 @dataclass
@@ -78,10 +93,14 @@ class Server:
     def check_alive(self) -> None:
         """Fail with the server's log if it has exited."""
         if self.proc.poll() is not None:
-            raise RuntimeError(f"the Prefect server exited {self.proc.returncode}:\n{self.log.read_text()[-5000:]}")
+            raise RuntimeError(
+                f"the Prefect server exited {self.proc.returncode}:\n{self.log.read_text()[-5000:]}"
+            )
 
 
-def start_server(home: Path, auth: tuple[str, str] | None = None, ui: bool = True, port: int | None = None) -> Server:
+def start_server(
+    home: Path, auth: tuple[str, str] | None = None, ui: bool = True, port: int | None = None
+) -> Server:
     """``prefect server start`` on ``port`` (default: a free one), ``home`` as PREFECT_HOME.
 
     With ``auth``, the server checks the API auth string and ``Server.env`` makes clients
@@ -89,14 +108,37 @@ def start_server(home: Path, auth: tuple[str, str] | None = None, ui: bool = Tru
     """
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
-    env = {**os.environ, **TELEMETRY_OFF, "PREFECT_HOME": str(home), "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-           "PREFECT_UI_ENABLED": "true" if ui else "false"}
+    env = {
+        **os.environ,
+        **TELEMETRY_OFF,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_UI_ENABLED": "true" if ui else "false",
+    }
     if auth:
-        env |= {"PREFECT_SERVER_API_AUTH_STRING": ":".join(auth), "PREFECT_API_AUTH_STRING": ":".join(auth)}
+        env |= {
+            "PREFECT_SERVER_API_AUTH_STRING": ":".join(auth),
+            "PREFECT_API_AUTH_STRING": ":".join(auth),
+        }
     log = home / "server.log"
-    proc = spawn([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                 log, env)
-    server = Server(f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}", env, auth, log, proc)
+    proc = spawn(
+        [
+            sys.executable,
+            "-m",
+            "prefect",
+            "server",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        log,
+        env,
+    )
+    server = Server(
+        f"http://127.0.0.1:{port}/api", f"http://127.0.0.1:{port}", env, auth, log, proc
+    )
     try:
         wait_for(lambda: server.get("/health").status_code == 200, 180, "Prefect server", proc, log)
     except BaseException:

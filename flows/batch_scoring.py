@@ -32,8 +32,9 @@ OUTPUT_DIR = "data/06_predictions"
 
 
 @task(name="score-chunk", cache_policy=NO_CACHE)
-def score_chunk(model: LoadedModel, chunk: pd.DataFrame, store: PredictionStore, batch_id: str,
-                number: int) -> pd.DataFrame:
+def score_chunk(
+    model: LoadedModel, chunk: pd.DataFrame, store: PredictionStore, batch_id: str, number: int
+) -> pd.DataFrame:
     """Score one chunk and log it to the prediction store."""
     records = chunk.astype(object).where(chunk.notna(), None).to_dict(orient="records")
     try:
@@ -42,15 +43,32 @@ def score_chunk(model: LoadedModel, chunk: pd.DataFrame, store: PredictionStore,
         raise RecordError(int(chunk.index[exc.index]), exc.field, exc.reason) from None
     decisions = (proba >= model.threshold).astype(int)
     ids = [str(r.get(model.problem.id_column)) for r in records]
-    store.log(f"{batch_id}-{number:05d}", model.version.version, ids, X.to_dict(orient="records"), proba.tolist(),
-              decisions.tolist())
-    return pd.DataFrame({model.problem.id_column: ids, "probability": proba, "decision": decisions,
-                         "model_version": model.version.version, "request_id": f"{batch_id}-{number:05d}"})
+    store.log(
+        f"{batch_id}-{number:05d}",
+        model.version.version,
+        ids,
+        X.to_dict(orient="records"),
+        proba.tolist(),
+        decisions.tolist(),
+    )
+    return pd.DataFrame(
+        {
+            model.problem.id_column: ids,
+            "probability": proba,
+            "decision": decisions,
+            "model_version": model.version.version,
+            "request_id": f"{batch_id}-{number:05d}",
+        }
+    )
 
 
 @flow(name="batch_scoring")
-def batch_scoring(input_path: str, project_dir: str | None = None, chunk_rows: int = 10000,
-                  output_dir: str = OUTPUT_DIR) -> dict[str, Any]:
+def batch_scoring(
+    input_path: str,
+    project_dir: str | None = None,
+    chunk_rows: int = 10000,
+    output_dir: str = OUTPUT_DIR,
+) -> dict[str, Any]:
     """Score ``input_path`` with the champion and write the predictions.
 
     ``output_dir`` is relative to the project (the deployment writes to ``runs/predictions``
@@ -65,7 +83,9 @@ def batch_scoring(input_path: str, project_dir: str | None = None, chunk_rows: i
     root = Path(project_dir).resolve() if project_dir else find_project_root()
     out_dir = (root / output_dir).resolve()
     if not out_dir.is_relative_to(root):
-        raise ValueError(f"output_dir '{output_dir}' leaves the project folder; give a folder inside it")
+        raise ValueError(
+            f"output_dir '{output_dir}' leaves the project folder; give a folder inside it"
+        )
     params = load_params(root / "params.yaml")
     registry = Registry(root / params.deploy.registry_dir)
     champion = registry.champion()
@@ -74,22 +94,39 @@ def batch_scoring(input_path: str, project_dir: str | None = None, chunk_rows: i
     model = LoadedModel.load(registry, champion)
     path = safe_source_path(input_path, root, params.collect)
     frame = read_parquet(path) if path.suffix == ".parquet" else read_csv(path, params.collect)
-    store = PredictionStore(os.environ.get("DATABASE_URL")
-                            or f"sqlite:///{(root / params.deploy.registry_dir).resolve() / 'predictions.db'}")
+    store = PredictionStore(
+        os.environ.get("DATABASE_URL")
+        or f"sqlite:///{(root / params.deploy.registry_dir).resolve() / 'predictions.db'}"
+    )
     batch_id = "batch-" + uuid.uuid4().hex[:12]
     try:
-        parts = [score_chunk(model, frame.iloc[i:i + chunk_rows], store, batch_id, n)
-                 for n, i in enumerate(range(0, len(frame), chunk_rows))]
+        parts = [
+            score_chunk(model, frame.iloc[i : i + chunk_rows], store, batch_id, n)
+            for n, i in enumerate(range(0, len(frame), chunk_rows))
+        ]
     finally:
         store.close()
     out = pd.concat(parts, ignore_index=True)
     target = out_dir / f"{path.stem}.{champion.version}.parquet"
     write_parquet(target, out)
-    logger.info("scored %d rows of %s with %s -> %s", len(out), input_path, champion.version, target)
-    create_markdown_artifact(key="batch-scoring", markdown=(
-        f"# Batch scoring\n\n- input: `{input_path}` ({len(out)} rows)\n- model: `{champion.version}`\n"
-        f"- output: `{target.relative_to(root)}`\n- positive decisions: {int(out['decision'].sum())}\n"))
-    return {"output": str(target), "rows": int(len(out)), "model_version": champion.version, "batch_id": batch_id}
+    logger.info(
+        "scored %d rows of %s with %s -> %s", len(out), input_path, champion.version, target
+    )
+    create_markdown_artifact(
+        key="batch-scoring",
+        markdown=(
+            f"# Batch scoring\n\n- input: `{input_path}` ({len(out)} rows)\n- model: "
+            f"`{champion.version}`\n"
+            f"- output: `{target.relative_to(root)}`\n- positive decisions: "
+            f"{int(out['decision'].sum())}\n"
+        ),
+    )
+    return {
+        "output": str(target),
+        "rows": int(len(out)),
+        "model_version": champion.version,
+        "batch_id": batch_id,
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -45,10 +45,17 @@ def pipeline_slot(on_wait: Callable[[str], None], timeout_s: float | None = None
     ensure_pipeline_limit()
     stack = contextlib.ExitStack()
     try:
-        stack.enter_context(concurrency(PIPELINE_LIMIT, occupy=1, timeout_seconds=QUICK_TRY_S, strict=True))
+        stack.enter_context(
+            concurrency(PIPELINE_LIMIT, occupy=1, timeout_seconds=QUICK_TRY_S, strict=True)
+        )
     except TimeoutError:
-        on_wait(f"another pipeline run holds the '{PIPELINE_LIMIT}' concurrency slot: queued until it finishes")
+        on_wait(
+            f"another pipeline run holds the '{PIPELINE_LIMIT}' concurrency slot: queued until it "
+            "finishes"
+        )
         remaining = None if timeout_s is None else max(timeout_s - QUICK_TRY_S, 0.1)
-        stack.enter_context(concurrency(PIPELINE_LIMIT, occupy=1, timeout_seconds=remaining, strict=True))
+        stack.enter_context(
+            concurrency(PIPELINE_LIMIT, occupy=1, timeout_seconds=remaining, strict=True)
+        )
     with stack:
         yield

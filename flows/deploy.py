@@ -45,23 +45,36 @@ WEBHOOK_AUTOMATION = "churn alert to webhook"
 def deployments(params: Params) -> list[RunnerDeployment]:
     """The project's deployments, as ``serve`` takes them."""
     d = params.deploy
-    schedules = [Cron(d.retrain_cron, timezone=d.timezone, active=d.retrain_schedule_active)] if d.retrain_cron else []
+    schedules = (
+        [Cron(d.retrain_cron, timezone=d.timezone, active=d.retrain_schedule_active)]
+        if d.retrain_cron
+        else []
+    )
     return [
         retrain.to_deployment(
             name="training",
-            description="Train in an isolated worktree; register the model, promote it if it beats the champion.",
+            description="Train in an isolated worktree; register the model, promote it if it "
+            "beats the champion.",
             parameters={"reason": "manual"},
             schedules=schedules,
             tags=[*TAGS, PIPELINE_LIMIT],
             # one run of this deployment at a time (others wait, "AwaitingConcurrencySlot");
             # the flow also holds the pipeline slot shared with every deployment that runs DVC
-            concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE),
+            concurrency_limit=ConcurrencyLimitConfig(
+                limit=1, collision_strategy=ConcurrencyLimitStrategy.ENQUEUE
+            ),
             # the monitoring flow asks for retraining (once the labels of the alerting period
             # have arrived) with the collect window to use
-            triggers=[DeploymentEventTrigger(
-                name="retrain on a monitoring request", expect={RETRAIN_EVENT},
-                parameters={"reason": "monitoring alert: {{ event.payload.reason }}",
-                            "params": "{{ event.payload.params }}"})],
+            triggers=[
+                DeploymentEventTrigger(
+                    name="retrain on a monitoring request",
+                    expect={RETRAIN_EVENT},
+                    parameters={
+                        "reason": "monitoring alert: {{ event.payload.reason }}",
+                        "params": "{{ event.payload.params }}",
+                    },
+                )
+            ],
             entrypoint_type=EntrypointType.MODULE_PATH,
         ),
         batch_scoring.to_deployment(
@@ -73,7 +86,8 @@ def deployments(params: Params) -> list[RunnerDeployment]:
         ),
         monitoring.to_deployment(
             name="scheduled",
-            description="Drift, live performance and input quality of the champion; alerts start retraining.",
+            description="Drift, live performance and input quality of the champion; alerts start "
+            "retraining.",
             schedules=[Cron(params.monitor.cron, timezone=d.timezone)],
             tags=TAGS,
             concurrency_limit=1,
@@ -89,13 +103,19 @@ def alert_webhook(url: str) -> str:
     from prefect.events.actions import CallWebhook
     from prefect.events.schemas.automations import EventTrigger, Posture
 
-    block_id = Webhook(method="POST", url=url, allow_private_urls=True).save(WEBHOOK_BLOCK, overwrite=True)
-    payload = ('{"event": "{{ event.event }}", "model_version": "{{ event.payload.model_version }}", '
-               '"reason": "{{ event.payload.reason }}", "window_end": "{{ event.payload.window_end }}"}')
+    block_id = Webhook(method="POST", url=url, allow_private_urls=True).save(
+        WEBHOOK_BLOCK, overwrite=True
+    )
+    payload = (
+        '{"event": "{{ event.event }}", "model_version": "{{ event.payload.model_version }}", '
+        '"reason": "{{ event.payload.reason }}", "window_end": "{{ event.payload.window_end }}"}'
+    )
     automation = Automation(
-        name=WEBHOOK_AUTOMATION, description="Post each churn monitoring alert to CHURN_ALERT_WEBHOOK_URL",
+        name=WEBHOOK_AUTOMATION,
+        description="Post each churn monitoring alert to CHURN_ALERT_WEBHOOK_URL",
         trigger=EventTrigger(expect={ALERT_EVENT}, posture=Posture.Reactive, threshold=1),
-        actions=[CallWebhook(block_document_id=block_id, payload=payload)])
+        actions=[CallWebhook(block_document_id=block_id, payload=payload)],
+    )
     try:
         existing = Automation.read(name=WEBHOOK_AUTOMATION)
     except ValueError:  # not found
@@ -120,14 +140,21 @@ def main(argv: list[str] | None = None) -> int:
     telemetry_off()
     api_url = os.environ.get("PREFECT_API_URL", "")
     if not api_url or not server_is_up(api_url):
-        print(f"no Prefect server answers at {api_url or '(PREFECT_API_URL is not set)'}: start one with "
-              "`make server` in another terminal, then run `make deploy` again", file=sys.stderr)
+        print(
+            f"no Prefect server answers at {api_url or '(PREFECT_API_URL is not set)'}: start one "
+            "with "
+            "`make server` in another terminal, then run `make deploy` again",
+            file=sys.stderr,
+        )
         return 1
     root = find_project_root()
     os.chdir(root)  # the served flows find the project from the working directory
     params = load_params(root / PATHS.params)
     limit: dict[str, Any] = ensure_pipeline_limit()
-    print(f"global concurrency limit '{PIPELINE_LIMIT}': {limit['limit']} slot(s), {limit['active_slots']} in use")
+    print(
+        f"global concurrency limit '{PIPELINE_LIMIT}': {limit['limit']} slot(s), "
+        f"{limit['active_slots']} in use"
+    )
     webhook = os.environ.get("CHURN_ALERT_WEBHOOK_URL")
     if webhook:
         print(f"automation '{alert_webhook(webhook)}': monitoring alerts are posted to the webhook")

@@ -19,13 +19,17 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("name", help="experiment name, as listed by `dvc exp show`")
-    parser.add_argument("--git-remote", default="origin", help="where to fetch the experiment if not local")
+    parser.add_argument(
+        "--git-remote", default="origin", help="where to fetch the experiment if not local"
+    )
     args = parser.parse_args(argv)
     root = find_project_root()
     stages = load_stages(root / PATHS.dvc_yaml)
     sources = tuple(s.name for s in stages if PATHS.raw_dir in s.outs)
     try:
-        diff = reproduce_run(root, args.name, sources, [s.name for s in stages], git_remote=args.git_remote)
+        diff = reproduce_run(
+            root, args.name, sources, [s.name for s in stages], git_remote=args.git_remote
+        )
     except RuntimeError as exc:
         print(f"reproduce FAILED: {exc}", file=sys.stderr)
         return 1

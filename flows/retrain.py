@@ -65,13 +65,21 @@ def retrain(
     registry_dir = main / load_params(main / PATHS.params).deploy.registry_dir
     with pipeline_slot(logger.warning, slot_timeout_s):
         ws = workspace.create(main, run_name, revision, on_line=logger.info)
-        result: dict[str, Any] = {"reason": reason, "revision": ws.commit, "workspace": str(ws.root)}
+        result: dict[str, Any] = {
+            "reason": reason,
+            "revision": ws.commit,
+            "workspace": str(ws.root),
+        }
         try:
             result["overrides"] = workspace.apply_overrides(ws.root / PATHS.params, params or {})
             for line in result["overrides"]:
                 logger.info("params override %s", line)
-            outcome = training(project_dir=str(ws.root), deploy=deploy, registry_dir=str(registry_dir),
-                               experiment=run_name)
+            outcome = training(
+                project_dir=str(ws.root),
+                deploy=deploy,
+                registry_dir=str(registry_dir),
+                experiment=run_name,
+            )
             result.update({k: outcome.get(k) for k in ("experiment", "deployment", "stages")})
         finally:
             kept = workspace.keep_reports(ws, run_name)
@@ -83,25 +91,38 @@ def retrain(
             else:
                 workspace.remove(ws, on_line=logger.info)
     decision = result.get("deployment") or {}
-    create_markdown_artifact(key="retraining", description="An isolated training run", markdown="\n".join([
-        f"# Retraining: {reason}", "",
-        f"- code revision: `{ws.commit[:12]}` ({revision})",
-        f"- overrides: {', '.join(f'`{o}`' for o in result['overrides']) or 'none'}",
-        f"- DVC experiment: `{result.get('experiment')}` (in the main checkout: `dvc exp show`)",
-        f"- registered: `{decision.get('registered')}`; champion now: `{decision.get('champion')}`",
-        f"- reports: `{Path(result['reports']).relative_to(main) if result.get('reports') else '-'}`",
-        *[f"- {r}" for r in decision.get("reasons", [])],
-    ]))
+    reports = Path(result["reports"]).relative_to(main) if result.get("reports") else "-"
+    create_markdown_artifact(
+        key="retraining",
+        description="An isolated training run",
+        markdown="\n".join(
+            [
+                f"# Retraining: {reason}",
+                "",
+                f"- code revision: `{ws.commit[:12]}` ({revision})",
+                f"- overrides: {', '.join(f'`{o}`' for o in result['overrides']) or 'none'}",
+                f"- DVC experiment: `{result.get('experiment')}` (in the main checkout: `dvc exp "
+                "show`)",
+                f"- registered: `{decision.get('registered')}`; champion now: "
+                f"`{decision.get('champion')}`",
+                f"- reports: `{reports}`",
+                *[f"- {r}" for r in decision.get("reasons", [])],
+            ]
+        ),
+    )
     return result
 
 
 def main(argv: list[str]) -> int:
-    """Command line: ``python -m flows.retrain [reason]`` (an isolated run, as a deployment does)."""
+    """Command line: ``python -m flows.retrain [reason]`` (an isolated run, as a deployment
+    does)."""
     telemetry_off()
     result = retrain(reason=" ".join(argv) or "manual")
     decision = result.get("deployment") or {}
-    print(f"experiment {result.get('experiment')}; registered {decision.get('registered')}; "
-          f"champion {decision.get('champion')}; reports {result.get('reports')}")
+    print(
+        f"experiment {result.get('experiment')}; registered {decision.get('registered')}; "
+        f"champion {decision.get('champion')}; reports {result.get('reports')}"
+    )
     return 0
 
 

@@ -37,8 +37,13 @@ from tasks.core.runtime.pipeline import Stage, load_stages
 from tasks.core.step import code_version, telemetry_off
 
 # DVC's advice after each stage; the flow records and pushes the run itself.
-DVC_HINTS = ("To track the changes with git", "git add dvc.lock", "To enable auto staging",
-             "dvc config core.autostage", "Use `dvc push` to send")
+DVC_HINTS = (
+    "To track the changes with git",
+    "git add dvc.lock",
+    "To enable auto staging",
+    "dvc config core.autostage",
+    "Use `dvc push` to send",
+)
 
 
 def _log_line(line: str) -> None:
@@ -64,7 +69,10 @@ def run_stage(stage: Stage, root: str, fresh: bool = False) -> dict[str, Any]:
         return {"stage": stage.name, "ran": False, "seconds": 0.0}
     outcome = repro_stage(Path(root), stage.name, on_line=_log_line)
     get_run_logger().info(
-        "stage '%s' %s in %.1f s", stage.name, "ran" if outcome.ran else "was up to date", outcome.seconds
+        "stage '%s' %s in %.1f s",
+        stage.name,
+        "ran" if outcome.ran else "was up to date",
+        outcome.seconds,
     )
     return {"stage": stage.name, "ran": outcome.ran, "seconds": round(outcome.seconds, 2)}
 
@@ -96,19 +104,33 @@ def register(root: str, run: dict[str, Any], registry_dir: str | None = None) ->
     from tasks.deploy import register_and_promote
 
     params = load_params(Path(root) / "params.yaml")
-    registry = Registry(Path(registry_dir) if registry_dir else Path(root) / params.deploy.registry_dir)
+    registry = Registry(
+        Path(registry_dir) if registry_dir else Path(root) / params.deploy.registry_dir
+    )
     decision = register_and_promote(Path(root), params, registry, run)
     logger = get_run_logger()
-    verdict = ("promoted to champion" if decision["promoted"] else
-               "registered, not promoted" if decision["registered"] else "not registered")
+    verdict = (
+        "promoted to champion"
+        if decision["promoted"]
+        else "registered, not promoted"
+        if decision["registered"]
+        else "not registered"
+    )
     logger.info("model %s: %s", decision["registered"] or "-", verdict)
     for reason in decision["reasons"]:
         logger.info("  %s", reason)
-    lines = [f"# Deployment decision: {verdict}", "",
-             f"- registered version: `{decision['registered']}`", f"- champion now: `{decision['champion']}`"]
+    lines = [
+        f"# Deployment decision: {verdict}",
+        "",
+        f"- registered version: `{decision['registered']}`",
+        f"- champion now: `{decision['champion']}`",
+    ]
     lines += [f"- {r}" for r in decision["reasons"]]
-    create_markdown_artifact(markdown="\n".join(lines), key="deployment-decision",
-                             description="Registry version and champion/challenger decision")
+    create_markdown_artifact(
+        markdown="\n".join(lines),
+        key="deployment-decision",
+        description="Registry version and champion/challenger decision",
+    )
     return decision
 
 
@@ -120,7 +142,8 @@ def push(root: str) -> None:
 
 def _summary_markdown(result: dict[str, Any]) -> str:
     rows = "\n".join(
-        f"| {s['stage']} | {'ran' if s['ran'] else 'up to date'} | {s['seconds']} |" for s in result["stages"]
+        f"| {s['stage']} | {'ran' if s['ran'] else 'up to date'} | {s['seconds']} |"
+        for s in result["stages"]
     )
     return (
         f"# Training run `{result['experiment'] or '(not recorded)'}`\n\n"
@@ -171,27 +194,42 @@ def training(
     run_name = flow_run.get_name() or "training"
     run_id = flow_run.get_id() or "local"
     result: dict[str, Any] = {"stages": [], "experiment": None, "project_dir": str(root)}
-    with workspace_lock(root, holder=f"flow run {run_name} ({run_id})", timeout_s=lock_timeout_s,
-                        on_wait=logger.warning):
+    with workspace_lock(
+        root,
+        holder=f"flow run {run_name} ({run_id})",
+        timeout_s=lock_timeout_s,
+        on_wait=logger.warning,
+    ):
         stale, ran = stale_stages(root), set()
         futures: dict[str, Any] = {}
         for stage in stages:
             upstream = [futures[u] for u in stage.upstream if u in futures]
             fresh = stale is not None and stage.name not in stale and not ran & set(stage.upstream)
-            futures[stage.name] = stage_task(stage).submit(stage, str(root), fresh, wait_for=upstream)
+            futures[stage.name] = stage_task(stage).submit(
+                stage, str(root), fresh, wait_for=upstream
+            )
             result["stages"].append(futures[stage.name].result())
             if result["stages"][-1]["ran"]:
                 ran.add(stage.name)
         if record:
-            result["experiment"] = record_experiment(str(root), experiment or experiment_name(run_name, run_id))
+            result["experiment"] = record_experiment(
+                str(root), experiment or experiment_name(run_name, run_id)
+            )
         if push_to_remote:
             push(str(root))
         if deploy and (root / "reports" / "metrics.json").exists():
-            run_info = {"flow_run_id": str(run_id), "flow_run_name": run_name, "experiment": result["experiment"],
-                        "code_version": code_version(root)}
+            run_info = {
+                "flow_run_id": str(run_id),
+                "flow_run_name": run_name,
+                "experiment": result["experiment"],
+                "code_version": code_version(root),
+            }
             result["deployment"] = register(str(root), run_info, registry_dir)
-    create_markdown_artifact(markdown=_summary_markdown(result), key="training-run",
-                             description="Stages run and the DVC experiment recorded")
+    create_markdown_artifact(
+        markdown=_summary_markdown(result),
+        key="training-run",
+        description="Stages run and the DVC experiment recorded",
+    )
     return result
 
 
@@ -203,18 +241,30 @@ def _print_model_summary(root: Path) -> None:
     t = m["test"]
     best = max(m["baseline"].items(), key=lambda kv: kv[1]["roc_auc"])
     oracle = t.get("oracle_roc_auc")
-    print(f"  model: {m['model']}, test ROC-AUC {t['roc_auc']:.4f}, PR-AUC {t['pr_auc']:.4f}"
-          + (f" (oracle {oracle:.4f}, {t['roc_auc'] / oracle:.1%} of it)" if oracle else ""))
-    print(f"  best baseline: {best[0]} ROC-AUC {best[1]['roc_auc']:.4f}; lift lower bound {m['lift_lower_bound']:.4f}")
+    print(
+        f"  model: {m['model']}, test ROC-AUC {t['roc_auc']:.4f}, PR-AUC {t['pr_auc']:.4f}"
+        + (f" (oracle {oracle:.4f}, {t['roc_auc'] / oracle:.1%} of it)" if oracle else "")
+    )
+    print(
+        f"  best baseline: {best[0]} ROC-AUC {best[1]['roc_auc']:.4f}; lift lower bound "
+        f"{m['lift_lower_bound']:.4f}"
+    )
     print(f"  {'BLESSED' if m['blessed'] else 'NOT BLESSED'}: see reports/model_card.md")
 
 
 def _print_deployment(decision: dict[str, Any] | None) -> None:
     if not decision:
         return
-    state = ("promoted to champion" if decision["promoted"] else
-             "registered, not promoted" if decision["registered"] else "not registered")
-    print(f"  registry: {decision['registered'] or '-'} {state}; champion is {decision['champion']}")
+    state = (
+        "promoted to champion"
+        if decision["promoted"]
+        else "registered, not promoted"
+        if decision["registered"]
+        else "not registered"
+    )
+    print(
+        f"  registry: {decision['registered'] or '-'} {state}; champion is {decision['champion']}"
+    )
     for reason in decision["reasons"]:
         print(f"    {reason}")
 
@@ -230,13 +280,18 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print("\n=== training run summary ===")
     for s in result["stages"]:
-        print(f"  {s['stage']:<14} {'ran' if s['ran'] else 'up to date':<11} {s['seconds']:>7.1f} s")
+        print(
+            f"  {s['stage']:<14} {'ran' if s['ran'] else 'up to date':<11} {s['seconds']:>7.1f} s"
+        )
     if result["experiment"]:
         print(f"  recorded as DVC experiment '{result['experiment']}' (dvc exp show)")
     _print_model_summary(Path(result["project_dir"]))
     _print_deployment(result.get("deployment"))
-    reports = sorted(p.relative_to(Path(result["project_dir"])).as_posix()
-                     for p in (Path(result["project_dir"]) / "reports").glob("*.*") if p.suffix in (".md", ".html"))
+    reports = sorted(
+        p.relative_to(Path(result["project_dir"])).as_posix()
+        for p in (Path(result["project_dir"]) / "reports").glob("*.*")
+        if p.suffix in (".md", ".html")
+    )
     print("  reports: " + (", ".join(reports) or "none"))
     docs = Path(result["project_dir"]) / "reports" / "data_docs" / "index.html"
     if docs.exists():

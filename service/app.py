@@ -35,16 +35,40 @@ from tasks.core.serving.store import Clock, PredictionStore, file_clock, utc_now
 log = logging.getLogger("churn.service")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # /predict reads the raw records itself (the columns are the model's, known only at run time)
-_RECORD = {"type": "object", "description": "one raw record, fields as the source exports them (see GET /model)",
-           "additionalProperties": True}
-PREDICT_BODY = {"required": True, "content": {"application/json": {"schema": {"oneOf": [
-    {"type": "object", "required": ["records"], "properties": {"records": {
-        "type": "array", "items": _RECORD, "minItems": 1, "maxItems": 1000}}},
-    _RECORD]}}}}
+_RECORD = {
+    "type": "object",
+    "description": "one raw record, fields as the source exports them (see GET /model)",
+    "additionalProperties": True,
+}
+PREDICT_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "oneOf": [
+                    {
+                        "type": "object",
+                        "required": ["records"],
+                        "properties": {
+                            "records": {
+                                "type": "array",
+                                "items": _RECORD,
+                                "minItems": 1,
+                                "maxItems": 1000,
+                            }
+                        },
+                    },
+                    _RECORD,
+                ]
+            }
+        }
+    },
+}
 PREDICT_ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "request body too large"},
     422: {"description": "a record or field the model cannot use; `detail` names where and why"},
-    503: {"description": "no champion model yet"}}
+    503: {"description": "no champion model yet"},
+}
 
 
 class Feedback(BaseModel):
@@ -73,7 +97,9 @@ class Champion:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.refresh()
-        self._watcher = threading.Thread(target=self._watch, args=(poll_s,), name="champion-watch", daemon=True)
+        self._watcher = threading.Thread(
+            target=self._watch, args=(poll_s,), name="champion-watch", daemon=True
+        )
         self._watcher.start()
 
     def _stamp(self) -> tuple[float, int] | None:
@@ -94,7 +120,11 @@ class Champion:
             if version is None:
                 self._alias_stamp = stamp
                 return False
-            if self.current is not None and self.current.version.version == version.version and not force:
+            if (
+                self.current is not None
+                and self.current.version.version == version.version
+                and not force
+            ):
                 self._alias_stamp = stamp
                 return False
             loaded = LoadedModel.load(self.registry, version)  # hash-checked; raises on a bad file
@@ -111,7 +141,9 @@ class Champion:
         try:
             shadow = LoadedModel.load(self.registry, previous)
         except Exception:  # the shadow is optional: never let it stop serving
-            log.exception("could not load %s for shadow scoring; serving without a shadow", previous.version)
+            log.exception(
+                "could not load %s for shadow scoring; serving without a shadow", previous.version
+            )
             return None
         log.info("scoring in shadow with the previous champion %s", previous.version)
         return shadow
@@ -146,8 +178,11 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+
         def refuse() -> JSONResponse:
-            return JSONResponse({"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413)
+            return JSONResponse(
+                {"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413
+            )
 
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
@@ -184,9 +219,13 @@ class Metrics:
         self.lock = threading.Lock()
         self.requests: dict[tuple[str, str, str], int] = defaultdict(int)
         self.rows: dict[str, int] = defaultdict(int)
-        self.latency: dict[str, list[float]] = defaultdict(lambda: [0.0] * (len(LATENCY_BUCKETS) + 2))
+        self.latency: dict[str, list[float]] = defaultdict(
+            lambda: [0.0] * (len(LATENCY_BUCKETS) + 2)
+        )
 
-    def observe(self, endpoint: str, version: str, status: int, seconds: float, rows: int = 0) -> None:
+    def observe(
+        self, endpoint: str, version: str, status: int, seconds: float, rows: int = 0
+    ) -> None:
         with self.lock:
             self.requests[(endpoint, version, str(status))] += 1
             self.rows[version] += rows
@@ -198,28 +237,57 @@ class Metrics:
             hist[-1] += seconds  # sum
 
     def render(self) -> str:
-        lines = ["# HELP churn_requests_total Requests by endpoint, model version and status.",
-                 "# TYPE churn_requests_total counter"]
+        lines = [
+            "# HELP churn_requests_total Requests by endpoint, model version and status.",
+            "# TYPE churn_requests_total counter",
+        ]
         with self.lock:
             for (endpoint, version, status), n in sorted(self.requests.items()):
-                lines.append(f'churn_requests_total{{endpoint="{endpoint}",model_version="{version}",status="{status}"}} {n}')
-            lines += ["# HELP churn_predicted_rows_total Rows scored by model version.",
-                      "# TYPE churn_predicted_rows_total counter"]
-            lines += [f'churn_predicted_rows_total{{model_version="{v}"}} {n}' for v, n in sorted(self.rows.items())]
-            lines += ["# HELP churn_request_latency_seconds Latency of /predict.",
-                      "# TYPE churn_request_latency_seconds histogram"]
+                lines.append(
+                    f'churn_requests_total{{endpoint="{endpoint}",model_version="{version}",'
+                    f'status="{status}"}} {n}'
+                )
+            lines += [
+                "# HELP churn_predicted_rows_total Rows scored by model version.",
+                "# TYPE churn_predicted_rows_total counter",
+            ]
+            lines += [
+                f'churn_predicted_rows_total{{model_version="{v}"}} {n}'
+                for v, n in sorted(self.rows.items())
+            ]
+            lines += [
+                "# HELP churn_request_latency_seconds Latency of /predict.",
+                "# TYPE churn_request_latency_seconds histogram",
+            ]
             for version, hist in sorted(self.latency.items()):
                 for k, bound in enumerate(LATENCY_BUCKETS):
-                    lines.append(f'churn_request_latency_seconds_bucket{{model_version="{version}",le="{bound}"}} {hist[k]:.0f}')
-                lines.append(f'churn_request_latency_seconds_bucket{{model_version="{version}",le="+Inf"}} {hist[-2]:.0f}')
-                lines.append(f'churn_request_latency_seconds_count{{model_version="{version}"}} {hist[-2]:.0f}')
-                lines.append(f'churn_request_latency_seconds_sum{{model_version="{version}"}} {hist[-1]:.6f}')
+                    lines.append(
+                        f'churn_request_latency_seconds_bucket{{model_version="{version}",'
+                        f'le="{bound}"}} {hist[k]:.0f}'
+                    )
+                lines.append(
+                    f'churn_request_latency_seconds_bucket{{model_version="{version}",'
+                    f'le="+Inf"}} {hist[-2]:.0f}'
+                )
+                lines.append(
+                    f'churn_request_latency_seconds_count{{model_version="{version}"}} '
+                    f"{hist[-2]:.0f}"
+                )
+                lines.append(
+                    f'churn_request_latency_seconds_sum{{model_version="{version}"}} {hist[-1]:.6f}'
+                )
         return "\n".join(lines) + "\n"
 
 
-def create_app(registry_dir: Path, database_url: str | None = None, admin_token: str | None = None,
-               max_records: int = 1000, max_body_bytes: int = 2_000_000, poll_s: float = 0.5,
-               clock: Clock = utc_now) -> FastAPI:
+def create_app(
+    registry_dir: Path,
+    database_url: str | None = None,
+    admin_token: str | None = None,
+    max_records: int = 1000,
+    max_body_bytes: int = 2_000_000,
+    poll_s: float = 0.5,
+    clock: Clock = utc_now,
+) -> FastAPI:
     """Build the API over a registry and a prediction store.
 
     Parameters
@@ -258,7 +326,9 @@ def create_app(registry_dir: Path, database_url: str | None = None, admin_token:
     def serving() -> LoadedModel:
         current = state["champion"].current
         if current is None:
-            raise HTTPException(503, "no champion model yet: run `make run` to train and promote one")
+            raise HTTPException(
+                503, "no champion model yet: run `make run` to train and promote one"
+            )
         return current
 
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
@@ -272,17 +342,26 @@ def create_app(registry_dir: Path, database_url: str | None = None, admin_token:
             body = await request.json()
         except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep
             state["metrics"].observe("predict", version, 422, time.perf_counter() - started)
-            raise HTTPException(422, [{"loc": ["body"], "msg": "the body is not valid JSON"}]) from None
+            raise HTTPException(
+                422, [{"loc": ["body"], "msg": "the body is not valid JSON"}]
+            ) from None
         records = body.get("records") if isinstance(body, dict) and "records" in body else [body]
         if not isinstance(records, list) or not records:
-            raise HTTPException(422, [{"loc": ["body", "records"], "msg": "expected a record or a non-empty list"}])
+            raise HTTPException(
+                422, [{"loc": ["body", "records"], "msg": "expected a record or a non-empty list"}]
+            )
         if len(records) > max_records:
-            raise HTTPException(422, [{"loc": ["body", "records"], "msg": f"at most {max_records} records a request"}])
+            raise HTTPException(
+                422,
+                [{"loc": ["body", "records"], "msg": f"at most {max_records} records a request"}],
+            )
         try:
             proba, X = model.score(records)
         except RecordError as exc:
             state["metrics"].observe("predict", version, 422, time.perf_counter() - started)
-            raise HTTPException(422, [{"loc": ["body", "records", exc.index, exc.field], "msg": exc.reason}]) from None
+            raise HTTPException(
+                422, [{"loc": ["body", "records", exc.index, exc.field], "msg": exc.reason}]
+            ) from None
         decisions = (proba >= model.threshold).astype(int)
         request_id = uuid.uuid4().hex
         ids = [str(r.get(model.problem.id_column)) for r in records]
@@ -292,17 +371,36 @@ def create_app(registry_dir: Path, database_url: str | None = None, admin_token:
             try:
                 shadow_scores = shadow.score(records)[0].tolist()
             except Exception:  # noqa: BLE001 - the shadow never fails a request
-                log.warning("shadow model %s could not score request %s", shadow.version.version, request_id)
+                log.warning(
+                    "shadow model %s could not score request %s", shadow.version.version, request_id
+                )
                 shadow = None
-        state["store"].log(request_id, version, ids, X.to_dict(orient="records"), proba.tolist(), decisions.tolist(),
-                           shadow.version.version if shadow is not None and shadow_scores else None, shadow_scores)
-        out = [{"id": ids[i], "probability": round(float(proba[i]), 6), "decision": int(decisions[i])}
-               for i in range(len(records))]
+        state["store"].log(
+            request_id,
+            version,
+            ids,
+            X.to_dict(orient="records"),
+            proba.tolist(),
+            decisions.tolist(),
+            shadow.version.version if shadow is not None and shadow_scores else None,
+            shadow_scores,
+        )
+        out = [
+            {"id": ids[i], "probability": round(float(proba[i]), 6), "decision": int(decisions[i])}
+            for i in range(len(records))
+        ]
         if explain:
             for row, contrib in zip(out, model.contributions(X, top=5)):
                 row["contributions"] = contrib
-        state["metrics"].observe("predict", version, 200, time.perf_counter() - started, len(records))
-        return {"request_id": request_id, "model_version": version, "threshold": model.threshold, "predictions": out}
+        state["metrics"].observe(
+            "predict", version, 200, time.perf_counter() - started, len(records)
+        )
+        return {
+            "request_id": request_id,
+            "model_version": version,
+            "threshold": model.threshold,
+            "predictions": out,
+        }
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -315,12 +413,19 @@ def create_app(registry_dir: Path, database_url: str | None = None, admin_token:
     def model_info() -> dict[str, Any]:
         current = serving()
         card = {k: v for k, v in current.version.card.items() if k != "params"}
-        return {"version": current.version.version, "card": card, "input_schema": current.version.schema(),
-                "raw_columns": current.kinds}
+        return {
+            "version": current.version.version,
+            "card": card,
+            "input_schema": current.version.schema(),
+            "raw_columns": current.kinds,
+        }
 
     @app.post("/feedback")
     def feedback(batch: FeedbackBatch) -> dict[str, Any]:
-        updated = {f.request_id: state["store"].add_label(f.request_id, f.label, f.row) for f in batch.labels}
+        updated = {
+            f.request_id: state["store"].add_label(f.request_id, f.label, f.row)
+            for f in batch.labels
+        }
         unknown = [r for r, n in updated.items() if n == 0]
         return {"labelled_rows": sum(updated.values()), "unknown_request_ids": unknown}
 
@@ -339,7 +444,9 @@ def create_app(registry_dir: Path, database_url: str | None = None, admin_token:
     def reload(authorization: str = Header("")) -> dict[str, Any]:
         expected = f"Bearer {token}"
         if not token or not hmac.compare_digest(authorization.encode(), expected.encode()):
-            raise HTTPException(401, "admin endpoints need 'Authorization: Bearer <CHURN_ADMIN_TOKEN>'")
+            raise HTTPException(
+                401, "admin endpoints need 'Authorization: Bearer <CHURN_ADMIN_TOKEN>'"
+            )
         state["champion"].refresh(force=True)
         return {"model_version": serving().version.version}
 
@@ -347,18 +454,30 @@ def create_app(registry_dir: Path, database_url: str | None = None, admin_token:
 
 
 def lineage_of(registry: Registry, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The chain behind a request: prediction, model version, code, data versions, their validation."""
+    """The chain behind a request: prediction, model version, code, data versions, their
+    validation."""
     version = registry.get(rows[0]["model_version"])
     card = version.card
     return {
-        "request_id": rows[0]["request_id"], "created_at": str(rows[0]["created_at"]),
-        "predictions": [{"row": r["row"], "record_id": r["record_id"], "score": r["score"], "label": r["label"]}
-                        for r in rows],
-        "model": {"version": version.version, "kind": card.get("model"), "model_sha256": card.get("model_sha256"),
-                  "registered_at": card.get("registered_at"), "test_metrics": card.get("metrics", {}).get("test")},
+        "request_id": rows[0]["request_id"],
+        "created_at": str(rows[0]["created_at"]),
+        "predictions": [
+            {"row": r["row"], "record_id": r["record_id"], "score": r["score"], "label": r["label"]}
+            for r in rows
+        ],
+        "model": {
+            "version": version.version,
+            "kind": card.get("model"),
+            "model_sha256": card.get("model_sha256"),
+            "registered_at": card.get("registered_at"),
+            "test_metrics": card.get("metrics", {}).get("test"),
+        },
         "code_version": card.get("code_version"),
-        "training_run": {"flow_run_id": card.get("flow_run_id"), "flow_run_name": card.get("flow_run_name"),
-                         "dvc_experiment": card.get("experiment")},
+        "training_run": {
+            "flow_run_id": card.get("flow_run_id"),
+            "flow_run_name": card.get("flow_run_name"),
+            "dvc_experiment": card.get("experiment"),
+        },
         "data": card.get("data"),
         "data_validation": card.get("validation"),
         "evaluation_gate": card.get("gate"),
@@ -374,6 +493,11 @@ def app_from_env() -> FastAPI:
     params = load_params(root / "params.yaml")
     clock_file = os.environ.get("CHURN_CLOCK_FILE")
     if clock_file:
-        log.warning("simulated clock: predictions and labels are stamped with the time in %s", clock_file)
-    return create_app(root / params.deploy.registry_dir, os.environ.get("DATABASE_URL"),
-                      clock=file_clock(clock_file) if clock_file else utc_now)
+        log.warning(
+            "simulated clock: predictions and labels are stamped with the time in %s", clock_file
+        )
+    return create_app(
+        root / params.deploy.registry_dir,
+        os.environ.get("DATABASE_URL"),
+        clock=file_clock(clock_file) if clock_file else utc_now,
+    )

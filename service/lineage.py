@@ -20,7 +20,9 @@ def main(argv: list[str]) -> int:
         return 2
     root = find_project_root()
     registry_dir = root / load_params(root / "params.yaml").deploy.registry_dir
-    store = PredictionStore(os.environ.get("DATABASE_URL") or f"sqlite:///{registry_dir.resolve() / 'predictions.db'}")
+    store = PredictionStore(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{registry_dir.resolve() / 'predictions.db'}"
+    )
     try:
         rows = store.get(argv[0])
         if not rows:

@@ -29,21 +29,34 @@ log = logging.getLogger("churn.choose")
 STEP = "choose"
 
 
-def fold_score(job: tuple[str, int], X: pd.DataFrame, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
-               problem: ProblemParams, cfg: ChooseParams, numeric: list[str],
-               categorical: list[str]) -> tuple[float, float]:
-    """Fit candidate ``job[0]`` on fold ``job[1]``'s training rows: ``(validation score, seconds)``."""
+def fold_score(
+    job: tuple[str, int],
+    X: pd.DataFrame,
+    y: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    problem: ProblemParams,
+    cfg: ChooseParams,
+    numeric: list[str],
+    categorical: list[str],
+) -> tuple[float, float]:
+    """Fit candidate ``job[0]`` on fold ``job[1]``'s training rows: ``(validation score,
+    seconds)``."""
     kind, k = job
     fit_idx, val_idx = folds[k]
     started = time.perf_counter()
-    pipeline = build_pipeline(kind, numeric, categorical, cfg.params.get(kind, {}), cfg.random_state)
+    pipeline = build_pipeline(
+        kind, numeric, categorical, cfg.params.get(kind, {}), cfg.random_state
+    )
     pipeline.fit(X.iloc[fit_idx], y[fit_idx])
     score = metric_fn(problem.primary_metric, problem.kpis.target_precision)
-    return score(y[val_idx], pipeline.predict_proba(X.iloc[val_idx])[:, 1]), time.perf_counter() - started
+    return score(
+        y[val_idx], pipeline.predict_proba(X.iloc[val_idx])[:, 1]
+    ), time.perf_counter() - started
 
 
-def cross_validate(train: pd.DataFrame, problem: ProblemParams, cfg: ChooseParams,
-                   eng: Engine | None = None) -> list[dict[str, Any]]:
+def cross_validate(
+    train: pd.DataFrame, problem: ProblemParams, cfg: ChooseParams, eng: Engine | None = None
+) -> list[dict[str, Any]]:
     """Mean, standard deviation and standard error of the primary metric for each candidate.
 
     Every (candidate, fold) fit is independent: on the Dask engine they run in parallel.
@@ -51,20 +64,50 @@ def cross_validate(train: pd.DataFrame, problem: ProblemParams, cfg: ChooseParam
     if len(train) > cfg.sample_rows:
         train = train.sample(cfg.sample_rows, random_state=cfg.random_state)
     X, y, numeric, categorical = model_inputs(train, problem)
-    folds = list(StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state).split(X, y))
+    folds = list(
+        StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state).split(X, y)
+    )
     jobs = [(kind, k) for kind in cfg.candidates for k in range(len(folds))]
-    done = dict(zip(jobs, (eng or Engine(ComputeParams())).map(fold_score, jobs, X=X, y=y, folds=folds,
-                                                                 problem=problem, cfg=cfg, numeric=numeric,
-                                                                 categorical=categorical), strict=True))
+    done = dict(
+        zip(
+            jobs,
+            (eng or Engine(ComputeParams())).map(
+                fold_score,
+                jobs,
+                X=X,
+                y=y,
+                folds=folds,
+                problem=problem,
+                cfg=cfg,
+                numeric=numeric,
+                categorical=categorical,
+            ),
+            strict=True,
+        )
+    )
     rows = []
     for kind in cfg.candidates:
         values = np.array([done[(kind, k)][0] for k in range(len(folds))])
-        rows.append({"model": kind, "complexity": COMPLEXITY[kind], "mean": float(values.mean()),
-                     "std": float(values.std(ddof=1)), "se": float(values.std(ddof=1) / np.sqrt(len(values))),
-                     "folds": [round(v, 6) for v in values],
-                     "seconds": round(sum(done[(kind, k)][1] for k in range(len(folds))), 2)})
-        log.info("%-20s %s = %.4f +/- %.4f (%d folds, %.1f s)", kind, problem.primary_metric, values.mean(),
-                 values.std(ddof=1), len(values), rows[-1]["seconds"])
+        rows.append(
+            {
+                "model": kind,
+                "complexity": COMPLEXITY[kind],
+                "mean": float(values.mean()),
+                "std": float(values.std(ddof=1)),
+                "se": float(values.std(ddof=1) / np.sqrt(len(values))),
+                "folds": [round(v, 6) for v in values],
+                "seconds": round(sum(done[(kind, k)][1] for k in range(len(folds))), 2),
+            }
+        )
+        log.info(
+            "%-20s %s = %.4f +/- %.4f (%d folds, %.1f s)",
+            kind,
+            problem.primary_metric,
+            values.mean(),
+            values.std(ddof=1),
+            len(values),
+            rows[-1]["seconds"],
+        )
     return rows
 
 
@@ -82,18 +125,30 @@ def pick_simplest(rows: list[dict[str, Any]], metric: str) -> tuple[str, str]:
         else:
             reason += "; no simpler candidate is within one standard error of it"
     else:
-        reason = (f"{chosen['model']} ({chosen['mean']:.4f}) is within one standard error ({best['se']:.4f}) of the "
-                  f"best, {best['model']} ({best['mean']:.4f}), and simpler")
+        reason = (
+            f"{chosen['model']} ({chosen['mean']:.4f}) is within one standard error "
+            f"({best['se']:.4f}) of the "
+            f"best, {best['model']} ({best['mean']:.4f}), and simpler"
+        )
     return chosen["model"], reason
 
 
-def selection_markdown(rows: list[dict[str, Any]], chosen: str, reason: str, metric: str, folds: int) -> str:
+def selection_markdown(
+    rows: list[dict[str, Any]], chosen: str, reason: str, metric: str, folds: int
+) -> str:
     """``reports/model_selection.md``."""
-    table = "\n".join(f"| {'**' + r['model'] + '**' if r['model'] == chosen else r['model']} | {r['complexity']} | "
-                      f"{r['mean']:.4f} | {r['std']:.4f} | {r['se']:.4f} |" for r in rows)
-    return (f"# Model selection\n\n{folds}-fold cross-validation on the training split, metric **{metric}**.\n\n"
-            f"| model | complexity | mean | std | SE |\n|---|---|---|---|---|\n{table}\n\n"
-            f"**Chosen: {chosen}.** {reason}.\n")
+    table = "\n".join(
+        f"| {'**' + r['model'] + '**' if r['model'] == chosen else r['model']} | {r['complexity']} "
+        "| "
+        f"{r['mean']:.4f} | {r['std']:.4f} | {r['se']:.4f} |"
+        for r in rows
+    )
+    return (
+        f"# Model selection\n\n{folds}-fold cross-validation on the training split, metric "
+        f"**{metric}**.\n\n"
+        f"| model | complexity | mean | std | SE |\n|---|---|---|---|---|\n{table}\n\n"
+        f"**Chosen: {chosen}.** {reason}.\n"
+    )
 
 
 def main(root: Path, params: Params) -> None:
@@ -105,9 +160,14 @@ def main(root: Path, params: Params) -> None:
     chosen, reason = pick_simplest(rows, problem.primary_metric)
     timings = {r["model"]: r.pop("seconds") for r in rows}  # runtimes vary: kept out of DVC outputs
     write_json(root / PATHS.timings_dir / "choose.json", timings)
-    write_json(root / PATHS.selection_json, {"chosen": chosen, "reason": reason, "metric": problem.primary_metric,
-                                             "candidates": rows})
-    write_text(root / PATHS.selection_md, selection_markdown(rows, chosen, reason, problem.primary_metric, cfg.cv_folds))
+    write_json(
+        root / PATHS.selection_json,
+        {"chosen": chosen, "reason": reason, "metric": problem.primary_metric, "candidates": rows},
+    )
+    write_text(
+        root / PATHS.selection_md,
+        selection_markdown(rows, chosen, reason, problem.primary_metric, cfg.cv_folds),
+    )
     log.info("chosen: %s (%s)", chosen, reason)
 
 

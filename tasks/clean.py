@@ -58,11 +58,14 @@ def check_parsing(std: Standardised, min_parse_share: float) -> None:
     """A numeric or date column where many cells do not parse is a schema break."""
     broken = {c: s for c, s in std.parse_share.items() if s < min_parse_share}
     if broken:
-        detail = ", ".join(f"'{c}' ({s:.0%} parse, {std.unparsed[c]} cells did not)" for c, s in broken.items())
+        detail = ", ".join(
+            f"'{c}' ({s:.0%} parse, {std.unparsed[c]} cells did not)" for c, s in broken.items()
+        )
         raise StepError(
             STEP,
             "schema: type changed",
-            f"{detail}; clean.min_parse_share is {min_parse_share}. The column's type changed in the source.",
+            f"{detail}; clean.min_parse_share is {min_parse_share}. The column's type changed in "
+            "the source.",
         )
 
 
@@ -71,8 +74,11 @@ def clean_frame(std: pd.DataFrame, problem: ProblemParams) -> tuple[pd.DataFrame
     deduped, exact, repeats = dedupe(std, problem.id_column)
     labelled = deduped[deduped[problem.target].notna()].reset_index(drop=True)
     labelled[problem.target] = labelled[problem.target].astype("int8")
-    counts = {"duplicate_rows_removed": exact, "repeated_ids_removed": repeats,
-              "unlabelled_rows_removed": int(len(deduped) - len(labelled))}
+    counts = {
+        "duplicate_rows_removed": exact,
+        "repeated_ids_removed": repeats,
+        "unlabelled_rows_removed": int(len(deduped) - len(labelled)),
+    }
     return labelled, counts
 
 
@@ -85,25 +91,55 @@ def main(root: Path, params: Params) -> None:
     suite_file = root / suite_rel
     proposed = not suite_file.exists()
     if proposed:
-        kinds = infer_kinds(raw, problem.id_column, problem.target, problem.time_column, cfg.date_formats,
-                            cfg.min_parse_share, cfg.max_categories)
+        kinds = infer_kinds(
+            raw,
+            problem.id_column,
+            problem.target,
+            problem.time_column,
+            cfg.date_formats,
+            cfg.min_parse_share,
+            cfg.max_categories,
+        )
     else:
         spec = read_suite_file(suite_file)
         kinds = (spec.get("meta") or {}).get("column_kinds") or {}
         if not kinds:
-            raise StepError(STEP, "suite", f"{suite_rel} has no meta.column_kinds; delete it to propose a new one")
+            raise StepError(
+                STEP,
+                "suite",
+                f"{suite_rel} has no meta.column_kinds; delete it to propose a new one",
+            )
         check_schema(raw, kinds, suite_rel)
     with engine(params.compute, root, STEP) as eng:
-        std = Standardised.combine(eng.map_partitions(
-            standardise, raw, "raw", kinds=kinds, positive_label=problem.positive_label, date_formats=cfg.date_formats,
-            aliases=cfg.category_aliases, unit_fixes=[f.model_dump() for f in cfg.unit_fixes]))
+        std = Standardised.combine(
+            eng.map_partitions(
+                standardise,
+                raw,
+                "raw",
+                kinds=kinds,
+                positive_label=problem.positive_label,
+                date_formats=cfg.date_formats,
+                aliases=cfg.category_aliases,
+                unit_fixes=[f.model_dump() for f in cfg.unit_fixes],
+            )
+        )
         check_parsing(std, cfg.min_parse_share)
         if proposed:
-            spec = propose_suite(std.frame, kinds, Path(suite_rel).stem, cfg.proposal.null_margin, cfg.proposal.mostly,
-                                 {"snapshot_id": snapshot.snapshot_id, "source": snapshot.provenance.get("source")})
+            spec = propose_suite(
+                std.frame,
+                kinds,
+                Path(suite_rel).stem,
+                cfg.proposal.null_margin,
+                cfg.proposal.mostly,
+                {"snapshot_id": snapshot.snapshot_id, "source": snapshot.provenance.get("source")},
+            )
             save_suite(suite_file, spec)
-            log.warning("no suite for this source yet: proposed %s from snapshot %s - review it and commit it",
-                        suite_rel, snapshot.snapshot_id)
+            log.warning(
+                "no suite for this source yet: proposed %s from snapshot %s - review it and commit "
+                "it",
+                suite_rel,
+                snapshot.snapshot_id,
+            )
         if eng.is_dask:
             results = validate_partitioned(eng, std.frame, spec, "raw", root / PATHS.data_docs_dir)
         else:
@@ -126,10 +162,20 @@ def main(root: Path, params: Params) -> None:
     }
     write_parquet(root / PATHS.interim_clean, clean)
     write_json(root / PATHS.clean_json, facts)
-    write_text(root / PATHS.eda_html, eda_html(std.frame, kinds, problem.target, problem.time_column,
-                                               facts, f"EDA: {problem.name}"))
-    log.info("cleaned %d -> %d rows (%s); EDA at %s, Data Docs at %s/index.html", facts["rows_in"],
-             facts["rows_out"], ", ".join(f"{k}={v}" for k, v in counts.items()), PATHS.eda_html, PATHS.data_docs_dir)
+    write_text(
+        root / PATHS.eda_html,
+        eda_html(
+            std.frame, kinds, problem.target, problem.time_column, facts, f"EDA: {problem.name}"
+        ),
+    )
+    log.info(
+        "cleaned %d -> %d rows (%s); EDA at %s, Data Docs at %s/index.html",
+        facts["rows_in"],
+        facts["rows_out"],
+        ", ".join(f"{k}={v}" for k, v in counts.items()),
+        PATHS.eda_html,
+        PATHS.data_docs_dir,
+    )
 
 
 if __name__ == "__main__":

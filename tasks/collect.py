@@ -35,11 +35,17 @@ def check_field_sizes(data: pd.DataFrame, max_chars: int) -> None:
         lengths = values.astype("string").str.len()
         if lengths.notna().any() and lengths.max() > max_chars:
             row = int(lengths.to_numpy(dtype=float, na_value=0).argmax())
-            raise StepError(STEP, "field size",
-                            f"column '{column}', row {row + 1}: a field of {int(lengths.max())} characters, above "
-                            f"collect.max_field_chars={max_chars}. A broken export (an unclosed quote swallows the "
-                            "rest of the file) often does this; fix the source, or raise the limit if such fields "
-                            "are expected.")
+            raise StepError(
+                STEP,
+                "field size",
+                f"column '{column}', row {row + 1}: a field of {int(lengths.max())} characters, "
+                "above "
+                f"collect.max_field_chars={max_chars}. A broken export (an unclosed quote swallows "
+                "the "
+                "rest of the file) often does this; fix the source, or raise the limit if such "
+                "fields "
+                "are expected.",
+            )
 
 
 def check_batch(data: pd.DataFrame, id_column: str, target: str) -> None:

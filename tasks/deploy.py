@@ -42,20 +42,33 @@ def training_schema(train: pd.DataFrame, params: Params) -> dict[str, Any]:
     columns = {}
     for c in numeric:
         values = train[c].dropna()
-        columns[c] = {"kind": "numeric", "dtype": str(train[c].dtype),
-                      "min": float(values.min()) if len(values) else None,
-                      "max": float(values.max()) if len(values) else None,
-                      "missing_share": float(train[c].isna().mean())}
+        columns[c] = {
+            "kind": "numeric",
+            "dtype": str(train[c].dtype),
+            "min": float(values.min()) if len(values) else None,
+            "max": float(values.max()) if len(values) else None,
+            "missing_share": float(train[c].isna().mean()),
+        }
     for c in categorical:
-        columns[c] = {"kind": "categorical", "dtype": str(train[c].dtype),
-                      "categories": sorted(str(v) for v in train[c].dropna().unique()),
-                      "missing_share": float(train[c].isna().mean())}
-    return {"id_column": p.id_column, "target": p.target, "time_column": p.time_column,
-            "numeric": numeric, "categorical": categorical, "columns": columns}
+        columns[c] = {
+            "kind": "categorical",
+            "dtype": str(train[c].dtype),
+            "categories": sorted(str(v) for v in train[c].dropna().unique()),
+            "missing_share": float(train[c].isna().mean()),
+        }
+    return {
+        "id_column": p.id_column,
+        "target": p.target,
+        "time_column": p.time_column,
+        "numeric": numeric,
+        "categorical": categorical,
+        "columns": columns,
+    }
 
 
 def raw_column_kinds(root: Path, params: Params) -> dict[str, str]:
-    """The column kinds the clean step used (from the source's suite), so serving cleans the same way."""
+    """The column kinds the clean step used (from the source's suite), so serving cleans the same
+    way."""
     from tasks.core.quality.suites import suite_path_for
     from tasks.core.quality.validation import read_suite_file
 
@@ -77,44 +90,69 @@ def score_version(model: Any, card: dict[str, Any], frame: pd.DataFrame) -> np.n
     return model.predict_proba(X)[:, 1]
 
 
-def compare(y: np.ndarray, challenger: np.ndarray, champion: np.ndarray, frame: pd.DataFrame,
-            params: Params) -> dict[str, Any]:
+def compare(
+    y: np.ndarray, challenger: np.ndarray, champion: np.ndarray, frame: pd.DataFrame, params: Params
+) -> dict[str, Any]:
     """Challenger against champion on the same rows: paired bootstrap gain and slice regressions."""
     cfg, metric = params.deploy, params.problem.primary_metric
-    gain = paired_bootstrap_lift(y, challenger, champion, metric, cfg.bootstrap_samples, cfg.confidence,
-                                 cfg.random_state)
+    gain = paired_bootstrap_lift(
+        y, challenger, champion, metric, cfg.bootstrap_samples, cfg.confidence, cfg.random_state
+    )
     score = metric_fn(metric, params.problem.kpis.target_precision)
     regressions = []
     for column in params.evaluate.slices:
         if column not in frame:
             continue
-        for value, idx in frame.groupby(frame[column].astype("string").fillna("<missing>")).indices.items():
+        for value, idx in frame.groupby(
+            frame[column].astype("string").fillna("<missing>")
+        ).indices.items():
             ys = y[idx]
             if len(idx) < params.evaluate.slice_min_rows or ys.min() == ys.max():
                 continue
-            loss = oriented(metric, score(ys, champion[idx])) - oriented(metric, score(ys, challenger[idx]))
+            loss = oriented(metric, score(ys, champion[idx])) - oriented(
+                metric, score(ys, challenger[idx])
+            )
             if loss > cfg.slice_tolerance:
-                regressions.append({"slice": f"{column}={value}", "rows": int(len(idx)), "loss": round(loss, 4)})
+                regressions.append(
+                    {"slice": f"{column}={value}", "rows": int(len(idx)), "loss": round(loss, 4)}
+                )
     promote = gain["lower"] > cfg.promotion_margin and not regressions
-    reasons = [f"{metric} gain over the champion {gain['lift']:+.4f}, {cfg.confidence:.0%} interval "
-               f"[{gain['lower']:+.4f}, {gain['upper']:+.4f}], margin {cfg.promotion_margin}: "
-               + ("clears it" if gain["lower"] > cfg.promotion_margin else "does not clear it")]
-    reasons += [f"slice {r['slice']} ({r['rows']} rows) loses {r['loss']} > tolerance {cfg.slice_tolerance}"
-                for r in regressions]
-    return {"promote": promote, "metric": metric, "gain": gain, "slice_regressions": regressions,
-            "rows": int(len(y)), "reasons": reasons}
+    reasons = [
+        f"{metric} gain over the champion {gain['lift']:+.4f}, {cfg.confidence:.0%} interval "
+        f"[{gain['lower']:+.4f}, {gain['upper']:+.4f}], margin {cfg.promotion_margin}: "
+        + ("clears it" if gain["lower"] > cfg.promotion_margin else "does not clear it")
+    ]
+    reasons += [
+        f"slice {r['slice']} ({r['rows']} rows) loses {r['loss']} > tolerance {cfg.slice_tolerance}"
+        for r in regressions
+    ]
+    return {
+        "promote": promote,
+        "metric": metric,
+        "gain": gain,
+        "slice_regressions": regressions,
+        "rows": int(len(y)),
+        "reasons": reasons,
+    }
 
 
-def registered_as(registry: Registry, model_sha256: str, split_manifest: dict[str, Any]) -> ModelVersion | None:
+def registered_as(
+    registry: Registry, model_sha256: str, split_manifest: dict[str, Any]
+) -> ModelVersion | None:
     """The registered version with this model file and these train/valid/test splits, if any."""
     for version in registry.versions():
         card = version.card
-        if card.get("model_sha256") == model_sha256 and (card.get("data") or {}).get("split_manifest") == split_manifest:
+        if (
+            card.get("model_sha256") == model_sha256
+            and (card.get("data") or {}).get("split_manifest") == split_manifest
+        ):
             return version
     return None
 
 
-def register_and_promote(root: Path, params: Params, registry: Registry, run: dict[str, Any]) -> dict[str, Any]:
+def register_and_promote(
+    root: Path, params: Params, registry: Registry, run: dict[str, Any]
+) -> dict[str, Any]:
     """Register this run's model if blessed, then promote it if it beats the champion.
 
     Parameters
@@ -133,46 +171,101 @@ def register_and_promote(root: Path, params: Params, registry: Registry, run: di
     """
     metrics = read_json(root / PATHS.metrics_json)
     if not metrics["blessed"]:
-        return {"registered": None, "promoted": False, "champion": (registry.aliases() or {}).get("champion"),
-                "reasons": ["the model was not blessed at evaluation: see reports/model_card.md"]}
+        return {
+            "registered": None,
+            "promoted": False,
+            "champion": (registry.aliases() or {}).get("champion"),
+            "reasons": ["the model was not blessed at evaluation: see reports/model_card.md"],
+        }
     champion_now = (registry.aliases() or {}).get("champion")
-    same = registered_as(registry, file_sha256(root / PATHS.model_file), read_json(root / PATHS.split_manifest))
+    same = registered_as(
+        registry, file_sha256(root / PATHS.model_file), read_json(root / PATHS.split_manifest)
+    )
     if same is not None:  # a re-run with nothing changed: the very same model on the very same data
-        hint = "" if same.version == champion_now else f"; `make rollback TO={same.version}` serves it again"
-        return {"registered": None, "promoted": False, "champion": champion_now, "existing": same.version,
-                "reasons": [f"the same model, trained and tested on the same data, is already registered as "
-                            f"{same.version}: not registered again{hint}"]}
+        hint = (
+            ""
+            if same.version == champion_now
+            else f"; `make rollback TO={same.version}` serves it again"
+        )
+        return {
+            "registered": None,
+            "promoted": False,
+            "champion": champion_now,
+            "existing": same.version,
+            "reasons": [
+                f"the same model, trained and tested on the same data, is already registered as "
+                f"{same.version}: not registered again{hint}"
+            ],
+        }
     meta = read_json(root / PATHS.model_meta)
     train, test = pd.read_parquet(root / PATHS.train), pd.read_parquet(root / PATHS.test)
     from tasks.core.ml.models import load_model
 
     model = load_model(root / PATHS.model_file)
     evaluation = read_json(root / PATHS.evaluation_json)
-    card = {"model": meta["model"], "config": meta["config"], "threshold": meta["threshold"],
-            "numeric_features": meta["numeric_features"], "categorical_features": meta["categorical_features"],
-            "metrics": metrics, "gate": evaluation["gate_reasons"], "data": {
-                **evaluation["data"], "split_manifest": read_json(root / PATHS.split_manifest),
-                "dvc_lock_sha256": file_sha256(root / "dvc.lock") if (root / "dvc.lock").exists() else None},
-            "params": params.model_dump(mode="json"), "environment_sha256": evaluation["environment_sha256"],
-            "column_kinds": raw_column_kinds(root, params),
-            "validation": {"data_quality": read_json(root / PATHS.clean_json),
-                           "leakage_audit": read_json(root / PATHS.leakage_json)}, **run}
-    version = registry.register(root / PATHS.model_file, card, training_schema(train, params),
-                                reference_sample(train, model, params))
-    log.info("registered %s (%s, test %s %.4f)", version.version, meta["model"], params.problem.primary_metric,
-             metrics["test"].get(params.problem.primary_metric, float("nan")))
+    card = {
+        "model": meta["model"],
+        "config": meta["config"],
+        "threshold": meta["threshold"],
+        "numeric_features": meta["numeric_features"],
+        "categorical_features": meta["categorical_features"],
+        "metrics": metrics,
+        "gate": evaluation["gate_reasons"],
+        "data": {
+            **evaluation["data"],
+            "split_manifest": read_json(root / PATHS.split_manifest),
+            "dvc_lock_sha256": file_sha256(root / "dvc.lock")
+            if (root / "dvc.lock").exists()
+            else None,
+        },
+        "params": params.model_dump(mode="json"),
+        "environment_sha256": evaluation["environment_sha256"],
+        "column_kinds": raw_column_kinds(root, params),
+        "validation": {
+            "data_quality": read_json(root / PATHS.clean_json),
+            "leakage_audit": read_json(root / PATHS.leakage_json),
+        },
+        **run,
+    }
+    version = registry.register(
+        root / PATHS.model_file,
+        card,
+        training_schema(train, params),
+        reference_sample(train, model, params),
+    )
+    log.info(
+        "registered %s (%s, test %s %.4f)",
+        version.version,
+        meta["model"],
+        params.problem.primary_metric,
+        metrics["test"].get(params.problem.primary_metric, float("nan")),
+    )
     champion = registry.champion()
     if champion is None:
         registry.promote(version.version, "first blessed model")
-        return {"registered": version.version, "promoted": True, "champion": version.version,
-                "reasons": ["no champion yet: the first blessed model becomes champion"]}
+        return {
+            "registered": version.version,
+            "promoted": True,
+            "champion": version.version,
+            "reasons": ["no champion yet: the first blessed model becomes champion"],
+        }
     y = test[params.problem.target].to_numpy(int)
-    decision = compare(y, score_version(model, card, test), score_version(registry.load(champion), champion.card, test),
-                       test, params)
+    decision = compare(
+        y,
+        score_version(model, card, test),
+        score_version(registry.load(champion), champion.card, test),
+        test,
+        params,
+    )
     if decision["promote"]:
         registry.promote(version.version, "; ".join(decision["reasons"]))
-    return {"registered": version.version, "promoted": decision["promote"],
-            "champion": registry.aliases()["champion"], "previous": champion.version, **decision}
+    return {
+        "registered": version.version,
+        "promoted": decision["promote"],
+        "champion": registry.aliases()["champion"],
+        "previous": champion.version,
+        **decision,
+    }
 
 
 def describe(version: ModelVersion | None) -> str:
@@ -180,8 +273,11 @@ def describe(version: ModelVersion | None) -> str:
     if version is None:
         return "none"
     m = version.card.get("metrics", {}).get("test", {})
-    return (f"{version.version} {version.card.get('model')} test ROC-AUC {m.get('roc_auc', float('nan')):.4f} "
-            f"(run {version.card.get('flow_run_name')}, experiment {version.card.get('experiment')})")
+    return (
+        f"{version.version} {version.card.get('model')} test ROC-AUC "
+        f"{m.get('roc_auc', float('nan')):.4f} "
+        f"(run {version.card.get('flow_run_name')}, experiment {version.card.get('experiment')})"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -189,8 +285,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tasks.deploy", description="model registry")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("show", help="versions and aliases")
-    back = sub.add_parser("rollback", help="point the champion back at the previous champion or a version")
-    back.add_argument("--to", default=None, help="version to roll back to (default: the previous champion)")
+    back = sub.add_parser(
+        "rollback", help="point the champion back at the previous champion or a version"
+    )
+    back.add_argument(
+        "--to", default=None, help="version to roll back to (default: the previous champion)"
+    )
     back.add_argument("--reason", default="manual rollback")
     args = parser.parse_args(argv)
     root = find_project_root()

@@ -44,55 +44,89 @@ def read_sealed_test(root: Path) -> pd.DataFrame:
     recorded = read_json(root / PATHS.split_manifest)["test"]["sha256"]
     actual = file_sha256(root / PATHS.test)
     if actual != recorded:
-        raise StepError(STEP, "sealed test", f"{PATHS.test} has sha256 {actual[:12]}..., the split stage recorded "
-                        f"{recorded[:12]}...: the test set changed after the split; rerun `dvc repro split`")
+        raise StepError(
+            STEP,
+            "sealed test",
+            f"{PATHS.test} has sha256 {actual[:12]}..., the split stage recorded "
+            f"{recorded[:12]}...: the test set changed after the split; rerun `dvc repro split`",
+        )
     return pd.read_parquet(root / PATHS.test)
 
 
-def headline(y: np.ndarray, proba: np.ndarray, threshold: float, params: Params) -> dict[str, float]:
+def headline(
+    y: np.ndarray, proba: np.ndarray, threshold: float, params: Params
+) -> dict[str, float]:
     """The KPI metrics on one set of predictions."""
     k = params.problem.kpis
-    return {"roc_auc": metric_fn("roc_auc")(y, proba), "pr_auc": metric_fn("pr_auc")(y, proba),
-            "brier": metric_fn("brier")(y, proba),
-            "recall_at_precision": metric_fn("recall_at_precision", k.target_precision)(y, proba),
-            "expected_cost": expected_cost(y, proba, threshold, params.evaluate.cost)}
+    return {
+        "roc_auc": metric_fn("roc_auc")(y, proba),
+        "pr_auc": metric_fn("pr_auc")(y, proba),
+        "brier": metric_fn("brier")(y, proba),
+        "recall_at_precision": metric_fn("recall_at_precision", k.target_precision)(y, proba),
+        "expected_cost": expected_cost(y, proba, threshold, params.evaluate.cost),
+    }
 
 
-def slice_metrics(test: pd.DataFrame, y: np.ndarray, proba: np.ndarray, cfg: EvaluateParams,
-                  eng: Engine | None = None) -> list[dict[str, Any]]:
-    """ROC-AUC and PR-AUC per value of each slice column (one task per column on the Dask engine)."""
+def slice_metrics(
+    test: pd.DataFrame,
+    y: np.ndarray,
+    proba: np.ndarray,
+    cfg: EvaluateParams,
+    eng: Engine | None = None,
+) -> list[dict[str, Any]]:
+    """ROC-AUC and PR-AUC per value of each slice column (one task per column on the Dask
+    engine)."""
     columns = [test[c].reset_index(drop=True) for c in cfg.slices if c in test]
-    done = (eng or Engine(ComputeParams())).map(column_slices, columns, y=y, proba=proba, min_rows=cfg.slice_min_rows)
+    done = (eng or Engine(ComputeParams())).map(
+        column_slices, columns, y=y, proba=proba, min_rows=cfg.slice_min_rows
+    )
     return [row for rows in done for row in rows]
 
 
-def fairness(test: pd.DataFrame, y: np.ndarray, decision: np.ndarray, cfg: EvaluateParams) -> list[dict[str, Any]]:
+def fairness(
+    test: pd.DataFrame, y: np.ndarray, decision: np.ndarray, cfg: EvaluateParams
+) -> list[dict[str, Any]]:
     """TPR and FPR gaps and the selection-rate ratio across groups of each sensitive column."""
     out = []
     for column in cfg.sensitive:
         if column not in test:
             continue
         groups = {}
-        for value, idx in test.groupby(test[column].astype("string").fillna("<missing>")).indices.items():
+        for value, idx in test.groupby(
+            test[column].astype("string").fillna("<missing>")
+        ).indices.items():
             if len(idx) < cfg.fairness.min_group_rows:
                 continue
             ys, ds = y[idx], decision[idx]
-            groups[str(value)] = {"rows": int(len(idx)), "tpr": float(ds[ys == 1].mean()) if (ys == 1).any() else 0.0,
-                                  "fpr": float(ds[ys == 0].mean()) if (ys == 0).any() else 0.0,
-                                  "selection_rate": float(ds.mean())}
+            groups[str(value)] = {
+                "rows": int(len(idx)),
+                "tpr": float(ds[ys == 1].mean()) if (ys == 1).any() else 0.0,
+                "fpr": float(ds[ys == 0].mean()) if (ys == 0).any() else 0.0,
+                "selection_rate": float(ds.mean()),
+            }
         if len(groups) < 2:
             continue
         g = groups.values()
         rates = [v["selection_rate"] for v in g]
-        out.append({"column": column, "groups": groups,
-                    "tpr_gap": max(v["tpr"] for v in g) - min(v["tpr"] for v in g),
-                    "fpr_gap": max(v["fpr"] for v in g) - min(v["fpr"] for v in g),
-                    "selection_rate_ratio": min(rates) / max(rates) if max(rates) > 0 else 1.0})
+        out.append(
+            {
+                "column": column,
+                "groups": groups,
+                "tpr_gap": max(v["tpr"] for v in g) - min(v["tpr"] for v in g),
+                "fpr_gap": max(v["fpr"] for v in g) - min(v["fpr"] for v in g),
+                "selection_rate_ratio": min(rates) / max(rates) if max(rates) > 0 else 1.0,
+            }
+        )
     return out
 
 
-def gate(metrics: dict[str, float], lift: dict[str, Any], slices: list[dict[str, Any]], fair: list[dict[str, Any]],
-         params: Params) -> tuple[bool, list[str]]:
+def gate(
+    metrics: dict[str, float],
+    lift: dict[str, Any],
+    slices: list[dict[str, Any]],
+    fair: list[dict[str, Any]],
+    params: Params,
+) -> tuple[bool, list[str]]:
     """Bless or refuse, with one reason per check (passed or failed)."""
     k, cfg = params.problem.kpis, params.evaluate
     reasons, ok = [], True
@@ -102,30 +136,53 @@ def gate(metrics: dict[str, float], lift: dict[str, Any], slices: list[dict[str,
         ok = ok and passed
         reasons.append(("PASS " if passed else "FAIL ") + text)
 
-    check(lift["lower"] > cfg.min_lift_over_baseline,
-          f"beats {lift['baseline']} on {lift['metric']}: lift {lift['lift']:.4f}, {cfg.confidence:.0%} lower bound "
-          f"{lift['lower']:.4f} vs margin {cfg.min_lift_over_baseline}")
-    check(metrics["roc_auc"] >= k.roc_auc_min, f"ROC-AUC {metrics['roc_auc']:.4f} vs floor {k.roc_auc_min}")
-    check(metrics["pr_auc"] >= k.pr_auc_min, f"PR-AUC {metrics['pr_auc']:.4f} vs floor {k.pr_auc_min}")
-    check(metrics["recall_at_precision"] >= k.recall_at_target_precision_min,
-          f"recall at precision {k.target_precision} {metrics['recall_at_precision']:.4f} vs floor "
-          f"{k.recall_at_target_precision_min}")
+    check(
+        lift["lower"] > cfg.min_lift_over_baseline,
+        f"beats {lift['baseline']} on {lift['metric']}: lift {lift['lift']:.4f}, "
+        f"{cfg.confidence:.0%} lower bound "
+        f"{lift['lower']:.4f} vs margin {cfg.min_lift_over_baseline}",
+    )
+    check(
+        metrics["roc_auc"] >= k.roc_auc_min,
+        f"ROC-AUC {metrics['roc_auc']:.4f} vs floor {k.roc_auc_min}",
+    )
+    check(
+        metrics["pr_auc"] >= k.pr_auc_min, f"PR-AUC {metrics['pr_auc']:.4f} vs floor {k.pr_auc_min}"
+    )
+    check(
+        metrics["recall_at_precision"] >= k.recall_at_target_precision_min,
+        f"recall at precision {k.target_precision} {metrics['recall_at_precision']:.4f} vs floor "
+        f"{k.recall_at_target_precision_min}",
+    )
     for s in slices:
         if s["checked"]:
-            check(s["roc_auc"] >= cfg.slice_roc_auc_floor,
-                  f"slice {s['column']}={s['value']} ({s['rows']} rows) ROC-AUC {s['roc_auc']:.4f} vs floor "
-                  f"{cfg.slice_roc_auc_floor}")
+            check(
+                s["roc_auc"] >= cfg.slice_roc_auc_floor,
+                f"slice {s['column']}={s['value']} ({s['rows']} rows) ROC-AUC {s['roc_auc']:.4f} "
+                "vs floor "
+                f"{cfg.slice_roc_auc_floor}",
+            )
     for f in fair:
         lim = cfg.fairness
-        check(f["tpr_gap"] <= lim.max_tpr_gap, f"{f['column']}: TPR gap {f['tpr_gap']:.4f} vs limit {lim.max_tpr_gap}")
-        check(f["fpr_gap"] <= lim.max_fpr_gap, f"{f['column']}: FPR gap {f['fpr_gap']:.4f} vs limit {lim.max_fpr_gap}")
-        check(f["selection_rate_ratio"] >= lim.min_selection_rate_ratio,
-              f"{f['column']}: selection-rate ratio {f['selection_rate_ratio']:.4f} vs minimum "
-              f"{lim.min_selection_rate_ratio}")
+        check(
+            f["tpr_gap"] <= lim.max_tpr_gap,
+            f"{f['column']}: TPR gap {f['tpr_gap']:.4f} vs limit {lim.max_tpr_gap}",
+        )
+        check(
+            f["fpr_gap"] <= lim.max_fpr_gap,
+            f"{f['column']}: FPR gap {f['fpr_gap']:.4f} vs limit {lim.max_fpr_gap}",
+        )
+        check(
+            f["selection_rate_ratio"] >= lim.min_selection_rate_ratio,
+            f"{f['column']}: selection-rate ratio {f['selection_rate_ratio']:.4f} vs minimum "
+            f"{lim.min_selection_rate_ratio}",
+        )
     return ok, reasons
 
 
-def oracle_auc(root: Path, test: pd.DataFrame, problem: ProblemParams, y: np.ndarray) -> float | None:
+def oracle_auc(
+    root: Path, test: pd.DataFrame, problem: ProblemParams, y: np.ndarray
+) -> float | None:
     """ROC-AUC of the simulator's true probabilities on the test rows (None for other sources)."""
     snapshot = current_snapshot(root / PATHS.raw_dir)
     if snapshot.oracle_path is None:
@@ -158,8 +215,12 @@ def _figures(y: np.ndarray, proba: np.ndarray, decision: np.ndarray, folder: Pat
     axes[2].set(title="Calibration", xlabel="mean predicted", ylabel="observed rate")
     axes[3].imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
-        axes[3].text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
-    axes[3].set(title="Confusion matrix", xlabel="predicted", ylabel="actual", xticks=[0, 1], yticks=[0, 1])
+        axes[3].text(
+            j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black"
+        )
+    axes[3].set(
+        title="Confusion matrix", xlabel="predicted", ylabel="actual", xticks=[0, 1], yticks=[0, 1]
+    )
     fig.tight_layout()
     with atomic_path(folder / "evaluation.png") as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
@@ -174,41 +235,54 @@ def _curves(y: np.ndarray, proba: np.ndarray, decision: np.ndarray, root: Path) 
     step = np.unique(np.linspace(0, len(recall) - 1, min(len(recall), 400)).astype(int))
     with atomic_path(root / PATHS.confusion_csv) as tmp:
         pd.DataFrame({"actual": y, "predicted": decision}).to_csv(tmp, index=False)
-    for path, frame in ((PATHS.roc_csv, pd.DataFrame({"fpr": fpr[keep], "tpr": tpr[keep]})),
-                        (PATHS.pr_csv, pd.DataFrame({"recall": recall[step], "precision": precision[step]})),
-                        (PATHS.calibration_csv, pd.DataFrame({"mean_predicted": mean_pred, "observed_rate": frac_pos}))):
+    for path, frame in (
+        (PATHS.roc_csv, pd.DataFrame({"fpr": fpr[keep], "tpr": tpr[keep]})),
+        (PATHS.pr_csv, pd.DataFrame({"recall": recall[step], "precision": precision[step]})),
+        (
+            PATHS.calibration_csv,
+            pd.DataFrame({"mean_predicted": mean_pred, "observed_rate": frac_pos}),
+        ),
+    ):
         with atomic_path(root / path) as tmp:
             frame.round(6).to_csv(tmp, index=False)
 
 
-def model_card(params: Params, meta: dict[str, Any], result: dict[str, Any], env_hash: str, version: str) -> str:
+def model_card(
+    params: Params, meta: dict[str, Any], result: dict[str, Any], env_hash: str, version: str
+) -> str:
     """``reports/model_card.md``."""
-    t, base = result["test"], result["baselines"]
-    base_rows = "\n".join(f"| {name} | {b['roc_auc']:.4f} | {b['pr_auc']:.4f} |" for name, b in base.items())
+    t, base, data = result["test"], result["baselines"], result["data"]
+    base_rows = "\n".join(
+        f"| {name} | {b['roc_auc']:.4f} | {b['pr_auc']:.4f} |" for name, b in base.items()
+    )
     reasons = "\n".join(f"- {r}" for r in result["gate_reasons"])
     top = "\n".join(f"| {f['feature']} | {f['importance']:.4f} |" for f in result["top_features"])
-    oracle = f"{t['oracle_roc_auc']:.4f}" if t.get("oracle_roc_auc") is not None else "n/a (not simulator data)"
+    oracle = (
+        f"{t['oracle_roc_auc']:.4f}"
+        if t.get("oracle_roc_auc") is not None
+        else "n/a (not simulator data)"
+    )
     return f"""# Model card: {params.problem.name}
 
-**Status: {'BLESSED' if result['blessed'] else 'NOT BLESSED'}**
+**Status: {"BLESSED" if result["blessed"] else "NOT BLESSED"}**
 
 | | |
 |---|---|
-| Model | {meta['model']} `{meta['config']}` |
-| Decision threshold | {meta['threshold']} (lowest expected cost on validation) |
-| Data | snapshot `{result['data']['snapshot_id']}`; test sha256 `{result['data']['test_sha256'][:16]}` |
+| Model | {meta["model"]} `{meta["config"]}` |
+| Decision threshold | {meta["threshold"]} (lowest expected cost on validation) |
+| Data | snapshot `{data["snapshot_id"]}`; test sha256 `{data["test_sha256"][:16]}` |
 | Code version | `{version}` |
 | Locked environment | `requirements.lock` sha256 `{env_hash[:16]}` |
 
-## Test metrics (sealed test set, {result['data']['test_rows']:,} rows)
+## Test metrics (sealed test set, {result["data"]["test_rows"]:,} rows)
 
 | metric | value |
 |---|---|
-| ROC-AUC | {t['roc_auc']:.4f} |
-| PR-AUC | {t['pr_auc']:.4f} |
-| Brier score | {t['brier']:.4f} |
-| Recall at precision {params.problem.kpis.target_precision} | {t['recall_at_precision']:.4f} |
-| Expected cost per customer | {t['expected_cost']:.4f} |
+| ROC-AUC | {t["roc_auc"]:.4f} |
+| PR-AUC | {t["pr_auc"]:.4f} |
+| Brier score | {t["brier"]:.4f} |
+| Recall at precision {params.problem.kpis.target_precision} | {t["recall_at_precision"]:.4f} |
+| Expected cost per customer | {t["expected_cost"]:.4f} |
 | Oracle ROC-AUC (best achievable) | {oracle} |
 
 | baseline | ROC-AUC | PR-AUC |
@@ -243,41 +317,93 @@ def main(root: Path, params: Params) -> None:
     metrics = headline(y, proba, meta["threshold"], params)
     metrics["oracle_roc_auc"] = oracle_auc(root, test, problem, y)
     baselines = baseline_scores(test, problem)
-    base_metrics = {n: {"roc_auc": metric_fn("roc_auc")(y, s), "pr_auc": metric_fn("pr_auc")(y, s)}
-                    for n, s in baselines.items()}
-    metric = problem.primary_metric if problem.primary_metric in ("roc_auc", "pr_auc") else "roc_auc"
+    base_metrics = {
+        n: {"roc_auc": metric_fn("roc_auc")(y, s), "pr_auc": metric_fn("pr_auc")(y, s)}
+        for n, s in baselines.items()
+    }
+    metric = (
+        problem.primary_metric if problem.primary_metric in ("roc_auc", "pr_auc") else "roc_auc"
+    )
     best_name = max(base_metrics, key=lambda n: base_metrics[n][metric])
-    lift = {"baseline": best_name, "metric": metric,
-            **paired_bootstrap_lift(y, proba, baselines[best_name], metric, cfg.bootstrap_samples, cfg.confidence,
-                                    cfg.random_state)}
+    lift = {
+        "baseline": best_name,
+        "metric": metric,
+        **paired_bootstrap_lift(
+            y,
+            proba,
+            baselines[best_name],
+            metric,
+            cfg.bootstrap_samples,
+            cfg.confidence,
+            cfg.random_state,
+        ),
+    }
     with engine(params.compute, root, STEP) as eng:
         slices = slice_metrics(test, y, proba, cfg, eng)
     fair = fairness(test, y, decision, cfg)
     blessed, reasons = gate(metrics, lift, slices, fair, params)
     sample = X.sample(min(len(X), cfg.importance_rows), random_state=cfg.random_state)
-    imp = permutation_importance(pipeline, sample, y[X.index.get_indexer(sample.index)], scoring="roc_auc",
-                                 n_repeats=3, random_state=cfg.random_state, n_jobs=1)
+    imp = permutation_importance(
+        pipeline,
+        sample,
+        y[X.index.get_indexer(sample.index)],
+        scoring="roc_auc",
+        n_repeats=3,
+        random_state=cfg.random_state,
+        n_jobs=1,
+    )
     order = np.argsort(imp.importances_mean)[::-1][: cfg.top_features]
-    top = [{"feature": str(X.columns[i]), "importance": float(imp.importances_mean[i])} for i in order]
+    top = [
+        {"feature": str(X.columns[i]), "importance": float(imp.importances_mean[i])} for i in order
+    ]
     env_hash = file_sha256(root / PATHS.env_lock) if (root / PATHS.env_lock).exists() else "unknown"
     snapshot = current_snapshot(root / PATHS.raw_dir)
-    result = {"blessed": blessed, "gate_reasons": reasons, "model": meta["model"], "threshold": meta["threshold"],
-              "test": metrics, "baselines": base_metrics, "lift": lift, "slices": slices, "fairness": fair,
-              "top_features": top, "environment_sha256": env_hash,
-              "data": {"snapshot_id": snapshot.snapshot_id, "test_sha256": file_sha256(root / PATHS.test),
-                       "test_rows": int(len(test))}}
+    result = {
+        "blessed": blessed,
+        "gate_reasons": reasons,
+        "model": meta["model"],
+        "threshold": meta["threshold"],
+        "test": metrics,
+        "baselines": base_metrics,
+        "lift": lift,
+        "slices": slices,
+        "fairness": fair,
+        "top_features": top,
+        "environment_sha256": env_hash,
+        "data": {
+            "snapshot_id": snapshot.snapshot_id,
+            "test_sha256": file_sha256(root / PATHS.test),
+            "test_rows": int(len(test)),
+        },
+    }
     write_json(root / PATHS.evaluation_json, result)
     rounded = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in metrics.items()}
-    write_json(root / PATHS.metrics_json, {
-        "blessed": blessed, "model": meta["model"], "test": rounded,
-        "baseline": {n: {k: round(v, 6) for k, v in b.items()} for n, b in base_metrics.items()},
-        "lift_lower_bound": round(lift["lower"], 6)})
+    write_json(
+        root / PATHS.metrics_json,
+        {
+            "blessed": blessed,
+            "model": meta["model"],
+            "test": rounded,
+            "baseline": {
+                n: {k: round(v, 6) for k, v in b.items()} for n, b in base_metrics.items()
+            },
+            "lift_lower_bound": round(lift["lower"], 6),
+        },
+    )
     _curves(y, proba, decision, root)
     _figures(y, proba, decision, root / PATHS.figures_dir)
-    write_text(root / PATHS.model_card, model_card(params, meta, result, env_hash, code_version(root)))
-    log.info("test ROC-AUC %.4f (oracle %s), PR-AUC %.4f; %s", metrics["roc_auc"],
-             f"{metrics['oracle_roc_auc']:.4f}" if metrics["oracle_roc_auc"] else "n/a", metrics["pr_auc"],
-             "BLESSED" if blessed else "NOT blessed: " + "; ".join(r for r in reasons if r.startswith("FAIL")))
+    write_text(
+        root / PATHS.model_card, model_card(params, meta, result, env_hash, code_version(root))
+    )
+    log.info(
+        "test ROC-AUC %.4f (oracle %s), PR-AUC %.4f; %s",
+        metrics["roc_auc"],
+        f"{metrics['oracle_roc_auc']:.4f}" if metrics["oracle_roc_auc"] else "n/a",
+        metrics["pr_auc"],
+        "BLESSED"
+        if blessed
+        else "NOT blessed: " + "; ".join(r for r in reasons if r.startswith("FAIL")),
+    )
 
 
 if __name__ == "__main__":

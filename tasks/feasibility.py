@@ -67,13 +67,27 @@ def label_checks(y: pd.Series, cfg: FeasibilityParams) -> list[dict[str, Any]]:
     minority = int(min((y == 1).sum(), (y == 0).sum()))
     missing_share = float(y.isna().mean())
     return [
-        {"check": "labelled rows", "value": labelled, "threshold": cfg.min_labelled_rows,
-         "passed": labelled >= cfg.min_labelled_rows, "rule": ">="},
-        {"check": "minority-class rows", "value": minority, "threshold": cfg.min_minority_rows,
-         "passed": minority >= cfg.min_minority_rows, "rule": ">="},
-        {"check": "missing-label share", "value": round(missing_share, 4),
-         "threshold": cfg.max_missing_label_share,
-         "passed": missing_share <= cfg.max_missing_label_share, "rule": "<="},
+        {
+            "check": "labelled rows",
+            "value": labelled,
+            "threshold": cfg.min_labelled_rows,
+            "passed": labelled >= cfg.min_labelled_rows,
+            "rule": ">=",
+        },
+        {
+            "check": "minority-class rows",
+            "value": minority,
+            "threshold": cfg.min_minority_rows,
+            "passed": minority >= cfg.min_minority_rows,
+            "rule": ">=",
+        },
+        {
+            "check": "missing-label share",
+            "value": round(missing_share, 4),
+            "threshold": cfg.max_missing_label_share,
+            "passed": missing_share <= cfg.max_missing_label_share,
+            "rule": "<=",
+        },
     ]
 
 
@@ -97,15 +111,23 @@ def signal_check(X: pd.DataFrame, y: np.ndarray, cfg: FeasibilityParams) -> dict
     if len(y) > cfg.sample_rows:
         keep = np.sort(rng.choice(len(y), cfg.sample_rows, replace=False))
         X, y = X.iloc[keep], y[keep]
-    model = HistGradientBoostingClassifier(max_iter=50, learning_rate=0.15, random_state=cfg.random_state)
+    model = HistGradientBoostingClassifier(
+        max_iter=50, learning_rate=0.15, random_state=cfg.random_state
+    )
     cv = StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state)
     # One OpenMP thread: on a sample this size it is as fast as two, and a second busy
     # process on the machine (a deployment run beside `dvc repro`) would otherwise stall
     # every one of the model's many small parallel regions (measured: 6 s alone, >120 s).
     with threadpool_limits(limits=1, user_api="openmp"):
         score, _, p_value = permutation_test_score(
-            model, X, y, cv=cv, n_permutations=cfg.n_permutations, scoring="roc_auc",
-            random_state=cfg.random_state, n_jobs=1,
+            model,
+            X,
+            y,
+            cv=cv,
+            n_permutations=cfg.n_permutations,
+            scoring="roc_auc",
+            random_state=cfg.random_state,
+            n_jobs=1,
         )
     dummy = 0.5  # a constant score (the majority-class dummy) has ROC-AUC 0.5 by definition
     return {
@@ -128,18 +150,31 @@ def decide(data: pd.DataFrame, problem: ProblemParams, cfg: FeasibilityParams) -
         X = quick_matrix(data.loc[labelled], problem)
         signal = signal_check(X, y[labelled].to_numpy(int), cfg)
         checks += [
-            {"check": "ROC-AUC lift over dummy", "value": round(signal["lift"], 4),
-             "threshold": cfg.min_auc_lift, "passed": signal["lift"] >= cfg.min_auc_lift, "rule": ">="},
-            {"check": "permutation p-value", "value": round(signal["permutation_p_value"], 4),
-             "threshold": cfg.max_permutation_p_value,
-             "passed": signal["permutation_p_value"] <= cfg.max_permutation_p_value, "rule": "<="},
+            {
+                "check": "ROC-AUC lift over dummy",
+                "value": round(signal["lift"], 4),
+                "threshold": cfg.min_auc_lift,
+                "passed": signal["lift"] >= cfg.min_auc_lift,
+                "rule": ">=",
+            },
+            {
+                "check": "permutation p-value",
+                "value": round(signal["permutation_p_value"], 4),
+                "threshold": cfg.max_permutation_p_value,
+                "passed": signal["permutation_p_value"] <= cfg.max_permutation_p_value,
+                "rule": "<=",
+            },
         ]
     risks = []
     positive_rate = float((y == 1).sum() / max(int(y.notna().sum()), 1))
     if positive_rate < 0.05 or positive_rate > 0.95:
-        risks.append(f"strong class imbalance ({positive_rate:.1%} positive): watch PR-AUC and calibration")
+        risks.append(
+            f"strong class imbalance ({positive_rate:.1%} positive): watch PR-AUC and calibration"
+        )
     if signal and signal["cv_roc_auc"] > 0.99:
-        risks.append("near-perfect quick model: look for a leaking column before trusting any score")
+        risks.append(
+            "near-perfect quick model: look for a leaking column before trusting any score"
+        )
     if int(y.notna().sum()) < 5 * cfg.min_labelled_rows:
         risks.append("small data: expect wide confidence intervals at evaluation")
     return {
@@ -154,7 +189,8 @@ def decide(data: pd.DataFrame, problem: ProblemParams, cfg: FeasibilityParams) -
 def render(verdict: dict[str, Any]) -> str:
     """``reports/feasibility.md``."""
     rows = "\n".join(
-        f"| {c['check']} | {c['value']} | {c['rule']} {c['threshold']} | {'pass' if c['passed'] else '**FAIL**'} |"
+        f"| {c['check']} | {c['value']} | {c['rule']} {c['threshold']} | "
+        f"{'pass' if c['passed'] else '**FAIL**'} |"
         for c in verdict["checks"]
     )
     risks = "\n".join(f"- {r}" for r in verdict["risks"]) or "- none found"
@@ -187,12 +223,24 @@ def main(root: Path, params: Params) -> None:
     )
     write_text(root / PATHS.feasibility_md, render(verdict))
     for c in verdict["checks"]:
-        log.info("%-26s %-10s %s %s  %s", c["check"], c["value"], c["rule"], c["threshold"],
-                 "pass" if c["passed"] else "FAIL")
+        log.info(
+            "%-26s %-10s %s %s  %s",
+            c["check"],
+            c["value"],
+            c["rule"],
+            c["threshold"],
+            "pass" if c["passed"] else "FAIL",
+        )
     if not verdict["go"]:
         failed = [c for c in verdict["checks"] if not c["passed"]]
-        detail = "; ".join(f"{c['check']} = {c['value']} (needs {c['rule']} {c['threshold']})" for c in failed)
-        raise StepError(STEP, "no-go", f"{detail}. See {PATHS.feasibility_md}; thresholds are in params.yaml 'feasibility'")
+        detail = "; ".join(
+            f"{c['check']} = {c['value']} (needs {c['rule']} {c['threshold']})" for c in failed
+        )
+        raise StepError(
+            STEP,
+            "no-go",
+            f"{detail}. See {PATHS.feasibility_md}; thresholds are in params.yaml 'feasibility'",
+        )
     log.info("verdict: GO (%s)", PATHS.feasibility_md)
 
 

@@ -38,24 +38,35 @@ def features_table(frame: pd.DataFrame, engineered: list[Feature], problem: Prob
         kind = "numeric" if pd.api.types.is_numeric_dtype(frame[column]) else "categorical"
         text = made[column].description if column in made else "as collected (cleaned)"
         origin = "engineered" if column in made else "input"
-        rows.append(f"| `{column}` | {origin} | {kind} | {frame[column].isna().mean():.1%} | {text} |")
-    return ("# Features\n\nModel inputs after step 5. Row-wise only: anything fitted happens in the model "
-            "pipeline on the training split.\n\n| feature | origin | kind | missing | description |\n"
-            "|---|---|---|---|---|\n" + "\n".join(rows) + "\n")
+        rows.append(
+            f"| `{column}` | {origin} | {kind} | {frame[column].isna().mean():.1%} | {text} |"
+        )
+    return (
+        "# Features\n\nModel inputs after step 5. Row-wise only: anything fitted happens in the "
+        "model "
+        "pipeline on the training split.\n\n| feature | origin | kind | missing | description |\n"
+        "|---|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
 
 
 def main(root: Path, params: Params) -> None:
     """Engineer features on the cleaned data (per partition on the Dask engine)."""
     frame = pd.read_parquet(root / PATHS.interim_clean)
     with engine(params.compute, root, STEP) as eng:
-        parts = eng.map_partitions(features_only, frame, "clean", problem=params.problem,
-                                   drop=params.features.drop_columns)
+        parts = eng.map_partitions(
+            features_only, frame, "clean", problem=params.problem, drop=params.features.drop_columns
+        )
     out = pd.concat(parts) if len(parts) > 1 else parts[0]
     engineered = feature_list(frame, params.problem)
     write_parquet(root / PATHS.features_table, out)
     write_text(root / PATHS.features_md, features_table(out, engineered, params.problem))
-    log.info("%d engineered features (%s); %d columns in %s", len(engineered),
-             ", ".join(f.name for f in engineered), out.shape[1], PATHS.features_table)
+    log.info(
+        "%d engineered features (%s); %d columns in %s",
+        len(engineered),
+        ", ".join(f.name for f in engineered),
+        out.shape[1],
+        PATHS.features_table,
+    )
 
 
 if __name__ == "__main__":

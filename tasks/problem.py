@@ -52,11 +52,15 @@ def validate_problem(data: pd.DataFrame, cfg: ProblemParams) -> pd.Series:
     for key, column in (("problem.target", cfg.target), ("problem.id_column", cfg.id_column)):
         if column not in columns:
             raise StepError(
-                STEP, "column exists", f"{key} '{column}' is not a column of the data; columns are: {columns}"
+                STEP,
+                "column exists",
+                f"{key} '{column}' is not a column of the data; columns are: {columns}",
             )
     if cfg.time_column and cfg.time_column not in columns:
         raise StepError(
-            STEP, "column exists", f"problem.time_column '{cfg.time_column}' is not a column; set it or null"
+            STEP,
+            "column exists",
+            f"problem.time_column '{cfg.time_column}' is not a column; set it or null",
         )
     rule = cfg.baseline.rule
     if rule is not None and rule.column not in columns:
@@ -67,7 +71,9 @@ def validate_problem(data: pd.DataFrame, cfg: ProblemParams) -> pd.Series:
     labels = observed_labels(data[cfg.target])
     if len(labels) < 2:
         raise StepError(
-            STEP, "two classes", f"'{cfg.target}' holds one class only ({labels[:10]}): nothing to predict"
+            STEP,
+            "two classes",
+            f"'{cfg.target}' holds one class only ({labels[:10]}): nothing to predict",
         )
     if not (y == 1).any():
         raise StepError(
@@ -78,12 +84,16 @@ def validate_problem(data: pd.DataFrame, cfg: ProblemParams) -> pd.Series:
         )
     if not (y == 0).any():
         raise StepError(
-            STEP, "two classes", f"'{cfg.target}' holds one class only ({labels[:10]}): nothing to predict"
+            STEP,
+            "two classes",
+            f"'{cfg.target}' holds one class only ({labels[:10]}): nothing to predict",
         )
     return y
 
 
-def baseline_scores(data: pd.DataFrame, y: pd.Series, cfg: ProblemParams) -> dict[str, dict[str, float]]:
+def baseline_scores(
+    data: pd.DataFrame, y: pd.Series, cfg: ProblemParams
+) -> dict[str, dict[str, float]]:
     """Score the configured baselines on the labelled rows (ROC-AUC and PR-AUC)."""
     labelled = y.notna().to_numpy()
     y_true = y[labelled].to_numpy(int)
@@ -101,7 +111,9 @@ def baseline_scores(data: pd.DataFrame, y: pd.Series, cfg: ProblemParams) -> dic
     return out
 
 
-def summarise(data: pd.DataFrame, y: pd.Series, cfg: ProblemParams, snapshot_id: str) -> dict[str, Any]:
+def summarise(
+    data: pd.DataFrame, y: pd.Series, cfg: ProblemParams, snapshot_id: str
+) -> dict[str, Any]:
     """Facts about the problem on this snapshot, for the brief and later steps."""
     labelled = int(y.notna().sum())
     return {
@@ -119,23 +131,25 @@ def summarise(data: pd.DataFrame, y: pd.Series, cfg: ProblemParams, snapshot_id:
 
 def render_brief(cfg: ProblemParams, summary: dict[str, Any]) -> str:
     """The one-page problem brief (Markdown)."""
-    k = cfg.kpis
+    k, sm = cfg.kpis, summary
     rows = "\n".join(
-        f"| {name} | {s['roc_auc']:.3f} | {s['pr_auc']:.3f} |" for name, s in summary["baselines"].items()
+        f"| {name} | {s['roc_auc']:.3f} | {s['pr_auc']:.3f} |"
+        for name, s in summary["baselines"].items()
     )
     excluded = ", ".join(f"`{c}`" for c in cfg.post_outcome_columns) or "none declared"
     return f"""# Problem brief: {cfg.name}
 
-**Question.** {cfg.question or '(set problem.question in params.yaml)'}
+**Question.** {cfg.question or "(set problem.question in params.yaml)"}
 
 | | |
 |---|---|
 | Target | `{cfg.target}` (positive label `{cfg.positive_label}`) |
 | Unit | one row per `{cfg.id_column}` |
-| Time column | {f'`{cfg.time_column}`' if cfg.time_column else 'none (random or grouped split)'} |
+| Time column | {f"`{cfg.time_column}`" if cfg.time_column else "none (random or grouped split)"} |
 | Horizon | {cfg.horizon_days} days; labels arrive after about {cfg.label_delay_days} days |
 | Post-outcome columns (never features) | {excluded} |
-| Data | snapshot `{summary['snapshot_id']}`: {summary['rows']:,} rows, {summary['labelled_rows']:,} labelled, {summary['positive_rate']:.1%} positive |
+| Data | snapshot `{sm["snapshot_id"]}`: {sm["rows"]:,} rows, {sm["labelled_rows"]:,} labelled, \
+{sm["positive_rate"]:.1%} positive |
 
 ## How success is measured
 Primary metric: **{cfg.primary_metric}**. {cfg.metric_reason}

@@ -46,7 +46,9 @@ def resolve_strategy(cfg: SplitParams, problem: ProblemParams) -> str:
     if cfg.strategy == "auto":
         return "time" if problem.time_column else "stratified"
     if cfg.strategy == "time" and not problem.time_column:
-        raise StepError(STEP, "time split", "split.strategy is 'time' but problem.time_column is not set")
+        raise StepError(
+            STEP, "time split", "split.strategy is 'time' but problem.time_column is not set"
+        )
     return cfg.strategy
 
 
@@ -63,7 +65,9 @@ def assign_splits(frame: pd.DataFrame, cfg: SplitParams, problem: ProblemParams)
         ordered = np.sort(times.dropna().unique())
         counts = times.value_counts().reindex(ordered).to_numpy()
         share = np.cumsum(counts) / counts.sum()
-        t_valid = ordered[min(np.searchsorted(share, 1 - cfg.valid_size - cfg.test_size), len(ordered) - 1)]
+        t_valid = ordered[
+            min(np.searchsorted(share, 1 - cfg.valid_size - cfg.test_size), len(ordered) - 1)
+        ]
         t_test = ordered[min(np.searchsorted(share, 1 - cfg.test_size), len(ordered) - 1)]
         labels[times > t_valid] = "valid"
         labels[times > t_test] = "test"
@@ -74,15 +78,20 @@ def assign_splits(frame: pd.DataFrame, cfg: SplitParams, problem: ProblemParams)
         groups = frame[cfg.group_column].to_numpy()
         first = GroupShuffleSplit(1, test_size=holdout, random_state=cfg.random_state)
         _, rest = next(first.split(positions, groups=groups))
-        second = GroupShuffleSplit(1, test_size=cfg.test_size / holdout, random_state=cfg.random_state)
+        second = GroupShuffleSplit(
+            1, test_size=cfg.test_size / holdout, random_state=cfg.random_state
+        )
         valid_idx, test_idx = next(second.split(rest, groups=groups[rest]))
         labels.iloc[rest[valid_idx]] = "valid"
         labels.iloc[rest[test_idx]] = "test"
         return labels
     y = frame[problem.target].to_numpy()
-    _, rest = train_test_split(positions, test_size=holdout, stratify=y, random_state=cfg.random_state)
-    valid_idx, test_idx = train_test_split(rest, test_size=cfg.test_size / holdout, stratify=y[rest],
-                                           random_state=cfg.random_state)
+    _, rest = train_test_split(
+        positions, test_size=holdout, stratify=y, random_state=cfg.random_state
+    )
+    valid_idx, test_idx = train_test_split(
+        rest, test_size=cfg.test_size / holdout, stratify=y[rest], random_state=cfg.random_state
+    )
     labels.iloc[valid_idx] = "valid"
     labels.iloc[test_idx] = "test"
     return labels
@@ -112,8 +121,9 @@ def _row_hashes(frame: pd.DataFrame, skip: set[str]) -> pd.Series:
     return pd.util.hash_pandas_object(frame[cols], index=False)
 
 
-def audit_frame(frame: pd.DataFrame, splits: pd.Series, problem: ProblemParams, cfg: SplitParams,
-                strategy: str) -> pd.DataFrame:
+def audit_frame(
+    frame: pd.DataFrame, splits: pd.Series, problem: ProblemParams, cfg: SplitParams, strategy: str
+) -> pd.DataFrame:
     """The derived frame the leakage suite checks: one block of rows per check.
 
     Columns: ``subject`` (what a row is about), ``id_n_splits``, ``row_n_splits``,
@@ -121,65 +131,128 @@ def audit_frame(frame: pd.DataFrame, splits: pd.Series, problem: ProblemParams, 
     """
     blocks = []
     group_key = cfg.group_column if strategy == "group" else problem.id_column
-    per_id = pd.DataFrame({"key": frame[group_key].astype(str), "split": splits}).groupby("key")["split"].nunique()
-    blocks.append(pd.DataFrame({"subject": "id:" + per_id.index, "id_n_splits": per_id.to_numpy(float)}))
+    per_id = (
+        pd.DataFrame({"key": frame[group_key].astype(str), "split": splits})
+        .groupby("key")["split"]
+        .nunique()
+    )
+    blocks.append(
+        pd.DataFrame({"subject": "id:" + per_id.index, "id_n_splits": per_id.to_numpy(float)})
+    )
     skip = {problem.id_column, problem.time_column}
     hashes = pd.DataFrame({"h": _row_hashes(frame, skip).to_numpy(), "split": splits.to_numpy()})
     per_row = hashes.groupby("h")["split"].nunique()
     per_row = per_row[per_row > 1]
-    blocks.append(pd.DataFrame({"subject": "row:" + per_row.index.astype(str), "row_n_splits": per_row.to_numpy(float)}))
+    blocks.append(
+        pd.DataFrame(
+            {"subject": "row:" + per_row.index.astype(str), "row_n_splits": per_row.to_numpy(float)}
+        )
+    )
     if strategy == "time":
         times = frame[problem.time_column]
         for prev, cur in (("train", "valid"), ("valid", "test")):
             ok = times[splits == cur].min() > times[splits == prev].max()
-            blocks.append(pd.DataFrame({"subject": [f"split:{cur} after {prev}"], "split_time_ordered": [float(ok)]}))
-    features = [c for c in frame.columns if c not in {problem.id_column, problem.target, problem.time_column}]
+            blocks.append(
+                pd.DataFrame(
+                    {"subject": [f"split:{cur} after {prev}"], "split_time_ordered": [float(ok)]}
+                )
+            )
+    features = [
+        c
+        for c in frame.columns
+        if c not in {problem.id_column, problem.target, problem.time_column}
+    ]
     post = set(problem.post_outcome_columns)
     train = frame[splits == "train"]
     if len(train) > cfg.audit_sample_rows:
         train = train.sample(cfg.audit_sample_rows, random_state=cfg.random_state)
     y = train[problem.target].to_numpy(int)
     aucs = [single_feature_auc(train[c], y, cfg.random_state) for c in features]
-    blocks.append(pd.DataFrame({"subject": [f"feature:{c}" for c in features],
-                                "post_outcome_present": [float(c in post) for c in features],
-                                "feature_auc": aucs}))
+    blocks.append(
+        pd.DataFrame(
+            {
+                "subject": [f"feature:{c}" for c in features],
+                "post_outcome_present": [float(c in post) for c in features],
+                "feature_auc": aucs,
+            }
+        )
+    )
     audit = pd.concat(blocks, ignore_index=True)
-    for column in ("id_n_splits", "row_n_splits", "split_time_ordered", "post_outcome_present", "feature_auc"):
+    for column in (
+        "id_n_splits",
+        "row_n_splits",
+        "split_time_ordered",
+        "post_outcome_present",
+        "feature_auc",
+    ):
         if column not in audit:
             audit[column] = np.nan
     return audit
 
 
-def run_audit(audit: pd.DataFrame, cfg: SplitParams, suite: dict[str, Any], docs_dir: Path | None) -> list[dict[str, Any]]:
+def run_audit(
+    audit: pd.DataFrame, cfg: SplitParams, suite: dict[str, Any], docs_dir: Path | None
+) -> list[dict[str, Any]]:
     """Validate the audit frame with the leakage suite; one record per check."""
-    results = validate_frame(audit, suite, "leakage", docs_dir, index_column="subject",
-                             parameters={"max_single_feature_auc": cfg.max_single_feature_auc,
-                                         "row_mostly": 1.0 - cfg.max_cross_split_duplicate_share})
+    results = validate_frame(
+        audit,
+        suite,
+        "leakage",
+        docs_dir,
+        index_column="subject",
+        parameters={
+            "max_single_feature_auc": cfg.max_single_feature_auc,
+            "row_mostly": 1.0 - cfg.max_cross_split_duplicate_share,
+        },
+    )
     out = []
     for r in results:
         check, column = CHECK_NAMES.get(r.expectation, (r.expectation, r.column))
         applies = audit[r.column].notna().sum() if r.column in audit else 0
-        out.append({"check": check, "column": column, "passed": r.success,
-                    "applies_to": int(applies), "observed": r.observed})
+        out.append(
+            {
+                "check": check,
+                "column": column,
+                "passed": r.success,
+                "applies_to": int(applies),
+                "observed": r.observed,
+            }
+        )
     return out
 
 
-def audit_markdown(checks: list[dict[str, Any]], strategy: str, counts: dict[str, int], top: pd.DataFrame) -> str:
+def audit_markdown(
+    checks: list[dict[str, Any]], strategy: str, counts: dict[str, int], top: pd.DataFrame
+) -> str:
     """``reports/leakage_audit.md``: the checklist."""
-    lines = [f"# Leakage audit\n\nSplit: **{strategy}**; rows: " +
-             ", ".join(f"{k} {v:,}" for k, v in counts.items()) + "\n", "| | check | rows checked | observed |",
-             "|---|---|---|---|"]
+    lines = [
+        f"# Leakage audit\n\nSplit: **{strategy}**; rows: "
+        + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+        + "\n",
+        "| | check | rows checked | observed |",
+        "|---|---|---|---|",
+    ]
     for c in checks:
         mark = "[x]" if c["passed"] else "**[ ] FAILED**"
         lines.append(f"| {mark} | {c['check']} | {c['applies_to']} | {c['observed']} |")
-    lines += ["", "## Strongest single features (ROC-AUC alone, on the training split)", "",
-              "| feature | ROC-AUC |", "|---|---|"]
-    lines += [f"| {s.removeprefix('feature:')} | {a:.3f} |" for s, a in zip(top["subject"], top["feature_auc"])]
+    lines += [
+        "",
+        "## Strongest single features (ROC-AUC alone, on the training split)",
+        "",
+        "| feature | ROC-AUC |",
+        "|---|---|",
+    ]
+    lines += [
+        f"| {s.removeprefix('feature:')} | {a:.3f} |"
+        for s, a in zip(top["subject"], top["feature_auc"])
+    ]
     return "\n".join(lines) + "\n"
 
 
 def _sha(frame: pd.DataFrame) -> str:
-    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()
+    return hashlib.sha256(
+        pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
+    ).hexdigest()
 
 
 def main(root: Path, params: Params) -> None:
@@ -190,28 +263,51 @@ def main(root: Path, params: Params) -> None:
     splits = assign_splits(frame, cfg, problem)
     counts = {s: int((splits == s).sum()) for s in SPLITS}
     if min(counts.values()) == 0:
-        raise StepError(STEP, "split sizes", f"a split is empty: {counts}; adjust split.valid_size/test_size")
+        raise StepError(
+            STEP, "split sizes", f"a split is empty: {counts}; adjust split.valid_size/test_size"
+        )
     audit = audit_frame(frame, splits, problem, cfg, strategy)
     checks = run_audit(audit, cfg, read_suite_file(root / cfg.suite), root / PATHS.data_docs_dir)
     top = audit.dropna(subset=["feature_auc"]).nlargest(8, "feature_auc")
     write_text(root / PATHS.leakage_md, audit_markdown(checks, strategy, counts, top))
     failed = [c for c in checks if not c["passed"]]
-    write_json(root / PATHS.leakage_json, {"passed": not failed, "strategy": strategy, **{f"rows_{k}": v for k, v in counts.items()},
-                                           "failed_checks": [c["check"] for c in failed],
-                                           "max_single_feature_auc": round(float(top["feature_auc"].max()), 6)})
+    write_json(
+        root / PATHS.leakage_json,
+        {
+            "passed": not failed,
+            "strategy": strategy,
+            **{f"rows_{k}": v for k, v in counts.items()},
+            "failed_checks": [c["check"] for c in failed],
+            "max_single_feature_auc": round(float(top["feature_auc"].max()), 6),
+        },
+    )
     if failed:
         detail = "; ".join(f"{c['check']} (column {c['column']}): {c['observed']}" for c in failed)
-        raise StepError(STEP, "leakage audit", f"{detail}. See {PATHS.leakage_md}; no split was written.")
-    write_parquet(root / PATHS.split_indices, pd.DataFrame({problem.id_column: frame[problem.id_column],
-                                                            "split": splits.astype(str)}))
+        raise StepError(
+            STEP, "leakage audit", f"{detail}. See {PATHS.leakage_md}; no split was written."
+        )
+    write_parquet(
+        root / PATHS.split_indices,
+        pd.DataFrame({problem.id_column: frame[problem.id_column], "split": splits.astype(str)}),
+    )
     manifest: dict[str, Any] = {"strategy": strategy, "rows": counts}
     for name in SPLITS:
         part = frame[splits == name].reset_index(drop=True)
         path = root / getattr(PATHS, name)
         write_parquet(path, part)
-        manifest[name] = {"path": getattr(PATHS, name), "sha256": file_sha256(path), "content_sha256": _sha(part)}
+        manifest[name] = {
+            "path": getattr(PATHS, name),
+            "sha256": file_sha256(path),
+            "content_sha256": _sha(part),
+        }
     write_json(root / PATHS.split_manifest, manifest)
-    log.info("%s split: %s; leakage audit passed (%d checks); %s", strategy, counts, len(checks), PATHS.leakage_md)
+    log.info(
+        "%s split: %s; leakage audit passed (%d checks); %s",
+        strategy,
+        counts,
+        len(checks),
+        PATHS.leakage_md,
+    )
 
 
 if __name__ == "__main__":

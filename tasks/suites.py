@@ -30,8 +30,14 @@ class SuiteEditError(ValueError):
     """The edit cannot be made (unknown column, not a categorical column...)."""
 
 
-def accept_values(spec: dict[str, Any], column: str, values: list[str], aliases: dict[str, str] | None = None,
-                  who: str = "", when: str = "") -> tuple[dict[str, Any], list[str]]:
+def accept_values(
+    spec: dict[str, Any],
+    column: str,
+    values: list[str],
+    aliases: dict[str, str] | None = None,
+    who: str = "",
+    when: str = "",
+) -> tuple[dict[str, Any], list[str]]:
     """``spec`` with ``values`` (normalised like the clean step does) allowed in ``column``.
 
     Returns the new spec and the values that were not allowed before.
@@ -40,17 +46,27 @@ def accept_values(spec: dict[str, Any], column: str, values: list[str], aliases:
 
     kinds = (spec.get("meta") or {}).get("column_kinds") or {}
     if column not in kinds:
-        raise SuiteEditError(f"the suite has no column '{column}'; its columns: {', '.join(sorted(kinds))}")
+        raise SuiteEditError(
+            f"the suite has no column '{column}'; its columns: {', '.join(sorted(kinds))}"
+        )
     if kinds[column] != "categorical":
-        raise SuiteEditError(f"'{column}' is a {kinds[column]} column; only categorical columns have allowed values")
+        raise SuiteEditError(
+            f"'{column}' is a {kinds[column]} column; only categorical columns have allowed values"
+        )
     spelled = normalise_category(pd.Series(values, dtype=object), aliases).tolist()
     normalised = list(dict.fromkeys(v for v in spelled if isinstance(v, str)))
     if not normalised:
         raise SuiteEditError("no value to accept (blank values are missing values, not categories)")
     out = json.loads(json.dumps(spec))  # a deep copy; the caller's spec is left as it was
-    checks = [e for e in out["expectations"] if e.get("type") == IN_SET and e.get("kwargs", {}).get("column") == column]
+    checks = [
+        e
+        for e in out["expectations"]
+        if e.get("type") == IN_SET and e.get("kwargs", {}).get("column") == column
+    ]
     if not checks:
-        raise SuiteEditError(f"the suite has no allowed-values check for '{column}': every value is accepted already")
+        raise SuiteEditError(
+            f"the suite has no allowed-values check for '{column}': every value is accepted already"
+        )
     added: list[str] = []
     for check in checks:
         allowed = list(check["kwargs"].get("value_set") or [])
@@ -59,12 +75,15 @@ def accept_values(spec: dict[str, Any], column: str, values: list[str], aliases:
         added += [v for v in new if v not in added]
     if added:
         out.setdefault("meta", {}).setdefault("accepted", []).append(
-            {"column": column, "values": added, "by": who, "at": when})
+            {"column": column, "values": added, "by": who, "at": when}
+        )
     return out, added
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tasks.suites", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tasks.suites", description=__doc__.split("\n\n")[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     accept = sub.add_parser("accept", help="allow new categories in a column")
     accept.add_argument("column")
@@ -72,7 +91,9 @@ def main(argv: list[str]) -> int:
     show = sub.add_parser("show", help="a column's checks")
     show.add_argument("column")
     for p in (accept, show):
-        p.add_argument("--suite", default=None, help="the suite file (default: the current source's)")
+        p.add_argument(
+            "--suite", default=None, help="the suite file (default: the current source's)"
+        )
     args = parser.parse_args(argv)
 
     from tasks.core.quality.suites import suite_path_for
@@ -82,17 +103,29 @@ def main(argv: list[str]) -> int:
     rel = args.suite or suite_path_for(params.clean, params.collect)
     path = root / rel
     if not path.exists():
-        print(f"no suite at {rel}: the clean step proposes one from the first snapshot (make run)", file=sys.stderr)
+        print(
+            f"no suite at {rel}: the clean step proposes one from the first snapshot (make run)",
+            file=sys.stderr,
+        )
         return 1
     spec = read_suite_file(path)
     if args.command == "show":
         for e in spec["expectations"]:
             if e.get("kwargs", {}).get("column") == args.column:
-                print(f"{e['type']}: {json.dumps({k: v for k, v in e['kwargs'].items() if k != 'column'})}")
+                print(
+                    f"{e['type']}: "
+                    f"{json.dumps({k: v for k, v in e['kwargs'].items() if k != 'column'})}"
+                )
         return 0
     try:
-        new, added = accept_values(spec, args.column, args.values, params.clean.category_aliases.get(args.column),
-                                   who=getpass.getuser(), when=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+        new, added = accept_values(
+            spec,
+            args.column,
+            args.values,
+            params.clean.category_aliases.get(args.column),
+            who=getpass.getuser(),
+            when=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        )
     except SuiteEditError as exc:
         print(f"not changed: {exc}", file=sys.stderr)
         return 1
@@ -100,8 +133,11 @@ def main(argv: list[str]) -> int:
         print(f"{rel}: {', '.join(args.values)} already allowed in {args.column}; nothing changed")
         return 0
     save_suite(path, new)
-    print(f"{rel}: {args.column} now allows {', '.join(repr(v) for v in added)}.\n"
-          f"Commit it so retraining runs use it: git add {rel} && git commit -m 'accept {args.column} values'")
+    print(
+        f"{rel}: {args.column} now allows {', '.join(repr(v) for v in added)}.\n"
+        f"Commit it so retraining runs use it: git add {rel} && git commit -m 'accept "
+        f"{args.column} values'"
+    )
     return 0
 
 

@@ -21,8 +21,21 @@ from tests.prefect_server import Server, reset_client_services, start_server, st
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_READS = "params_reads.json"
-PROJECT_FILES = ("tasks", "flows", "service", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore", ".gitignore",
-                 "data/external/.gitkeep", "pyproject.toml", "requirements.lock", "expectations")
+PROJECT_FILES = (
+    "tasks",
+    "flows",
+    "service",
+    "dvc.yaml",
+    "params.yaml",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvcignore",
+    ".gitignore",
+    "data/external/.gitkeep",
+    "pyproject.toml",
+    "requirements.lock",
+    "expectations",
+)
 
 # The small profile: a few thousand rows so a whole pipeline run takes seconds.
 SMALL = {
@@ -30,11 +43,19 @@ SMALL = {
         "window": {"start": "2024-01-01", "end": "2024-02-29"},
         "simulator": {"customers_per_day": 40},
     },
-    "feasibility": {"min_labelled_rows": 300, "min_minority_rows": 50, "sample_rows": 2000, "n_permutations": 9,
-                    "max_permutation_p_value": 0.1},
+    "feasibility": {
+        "min_labelled_rows": 300,
+        "min_minority_rows": 50,
+        "sample_rows": 2000,
+        "n_permutations": 9,
+        "max_permutation_p_value": 0.1,
+    },
     # floors suited to a 300-row test set, so the end-to-end run goes through registration
     "problem": {"kpis": {"pr_auc_min": 0.35, "recall_at_target_precision_min": 0.3}},
-    "choose": {"cv_folds": 3, "params": {"random_forest": {"n_estimators": 60, "min_samples_leaf": 5}}},
+    "choose": {
+        "cv_folds": 3,
+        "params": {"random_forest": {"n_estimators": 60, "min_samples_leaf": 5}},
+    },
     "train": {"n_trials": 3},
     "evaluate": {"bootstrap_samples": 100, "importance_rows": 500, "slice_min_rows": 50},
 }
@@ -86,18 +107,36 @@ def splits(params) -> dict[str, Any]:
 
     raw = simulate(dt.date(2024, 1, 1), dt.date(2024, 4, 30), 60, seed=3).data
     p, c = params.problem, params.clean
-    kinds = infer_kinds(raw, p.id_column, p.target, p.time_column, c.date_formats, c.min_parse_share, c.max_categories)
-    std = standardise(raw, kinds, p.positive_label, c.date_formats, c.category_aliases,
-                      [f.model_dump() for f in c.unit_fixes]).frame
+    kinds = infer_kinds(
+        raw,
+        p.id_column,
+        p.target,
+        p.time_column,
+        c.date_formats,
+        c.min_parse_share,
+        c.max_categories,
+    )
+    std = standardise(
+        raw,
+        kinds,
+        p.positive_label,
+        c.date_formats,
+        c.category_aliases,
+        [f.model_dump() for f in c.unit_fixes],
+    ).frame
     clean, _ = clean_frame(std, p)
     features, _ = build_features(clean, p, [])
     labels = assign_splits(features, params.split, p)
-    return {name: features[labels == name].reset_index(drop=True) for name in ("train", "valid", "test")}
+    return {
+        name: features[labels == name].reset_index(drop=True) for name in ("train", "valid", "test")
+    }
 
 
 def git(cwd: Path, *args: str) -> str:
     """Run git in ``cwd`` and return its stdout."""
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
 
 
 def make_project(dest: Path, overrides: dict[str, Any] | None = None, commit: bool = True) -> Path:
@@ -139,7 +178,9 @@ def make_project(dest: Path, overrides: dict[str, Any] | None = None, commit: bo
 def project(tmp_path: Path) -> Callable[..., Path]:
     """Factory: ``project(overrides=None)`` makes a throw-away project copy."""
 
-    def factory(overrides: dict[str, Any] | None = None, name: str = "proj", commit: bool = True) -> Path:
+    def factory(
+        overrides: dict[str, Any] | None = None, name: str = "proj", commit: bool = True
+    ) -> Path:
         return make_project(tmp_path / name, overrides, commit)
 
     return factory
@@ -165,9 +206,17 @@ def trained_project(tmp_path_factory) -> Path:
     from tasks.core.step import run_step
     from tasks.deploy import register_and_promote
 
-    steps = (("collect", collect), ("problem", problem), ("feasibility", feasibility), ("clean", clean),
-             ("features", features), ("split", split), ("choose", choose_model), ("train", train),
-             ("evaluate", evaluate))
+    steps = (
+        ("collect", collect),
+        ("problem", problem),
+        ("feasibility", feasibility),
+        ("clean", clean),
+        ("features", features),
+        ("split", split),
+        ("choose", choose_model),
+        ("train", train),
+        ("evaluate", evaluate),
+    )
     root = make_project(tmp_path_factory.mktemp("served") / "proj")
     before = Path.cwd()
     os.chdir(root)
@@ -182,8 +231,17 @@ def trained_project(tmp_path_factory) -> Path:
     (root / PARAMS_READS).write_text(json.dumps({k: sorted(v) for k, v in reads.items()}, indent=1))
     params = load_params(root / "params.yaml")
     registry = Registry(root / "registry")
-    decision = register_and_promote(root, params, registry, {"flow_run_id": "test", "flow_run_name": "test",
-                                                             "experiment": "test-exp", "code_version": "test"})
+    decision = register_and_promote(
+        root,
+        params,
+        registry,
+        {
+            "flow_run_id": "test",
+            "flow_run_name": "test",
+            "experiment": "test-exp",
+            "code_version": "test",
+        },
+    )
     assert decision["promoted"], decision
     return root
 
@@ -219,10 +277,13 @@ def pg_bindir() -> Path | None:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A real PostgreSQL server on 127.0.0.1 for the session (trust auth: any password is accepted)."""
+    """A real PostgreSQL server on 127.0.0.1 for the session (trust auth: any password is
+    accepted)."""
     bindir = pg_bindir()
     if bindir is None:
-        message = "PostgreSQL server binaries not found (.ci/run installs Debian's postgresql package)"
+        message = (
+            "PostgreSQL server binaries not found (.ci/run installs Debian's postgresql package)"
+        )
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
@@ -235,13 +296,42 @@ def postgres_url() -> Iterator[str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     data = base / "data"
-    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                    "-E", "UTF8"], check=True, capture_output=True)
-    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-w", "-l", str(base / "log"), "-o",
-                    f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *as_postgres,
+            str(bindir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [
+            *as_postgres,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(base / "log"),
+            "-o",
+            f"-p {port} -k {base} -c listen_addresses=127.0.0.1",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
+            capture_output=True,
+        )
         shutil.rmtree(base, ignore_errors=True)

@@ -57,8 +57,12 @@ _TRACE: _Trace | None = None
 def _traced_getattribute(self: Section, name: str) -> Any:
     value = object.__getattribute__(self, name)
     trace = _TRACE
-    if (trace is not None and name in type(self).model_fields and id(self) in trace.where
-            and not isinstance(value, Section)):
+    if (
+        trace is not None
+        and name in type(self).model_fields
+        and id(self) in trace.where
+        and not isinstance(value, Section)
+    ):
         path = trace.where[id(self)]
         trace.reads.add(f"{path}.{name}" if path else name)
     return value
@@ -282,7 +286,9 @@ ModelKind = Literal["logistic_regression", "random_forest", "xgboost"]
 class ChooseParams(Section):
     """Step 7: candidates compared by cross-validation on the training split."""
 
-    candidates: list[ModelKind] = Field(default_factory=lambda: ["logistic_regression", "random_forest", "xgboost"])
+    candidates: list[ModelKind] = Field(
+        default_factory=lambda: ["logistic_regression", "random_forest", "xgboost"]
+    )
     cv_folds: int = Field(5, ge=2)
     sample_rows: int = Field(30000, ge=100)
     random_state: int = 42
@@ -294,7 +300,9 @@ class ChooseParams(Section):
             raise ValueError("choose.candidates needs at least one model")
         unknown = set(self.params) - set(self.candidates)
         if unknown:
-            raise ValueError(f"choose.params names models that are not candidates: {sorted(unknown)}")
+            raise ValueError(
+                f"choose.params names models that are not candidates: {sorted(unknown)}"
+            )
         return self
 
 
@@ -363,7 +371,9 @@ class DeployParams(Section):
     @classmethod
     def _cron_has_five_fields(cls, value: str | None) -> str | None:
         if value is not None and len(value.split()) != 5:
-            raise ValueError(f"'{value}' is not a cron expression of five fields (minute hour day month weekday)")
+            raise ValueError(
+                f"'{value}' is not a cron expression of five fields (minute hour day month weekday)"
+            )
         return value
 
 
@@ -376,7 +386,9 @@ class MonitorParams(Section):
     # windows above this many rows are sampled: distance-based drift needs no more, and
     # p-value tests are not used because on big samples they flag tiny, harmless shifts
     max_window_rows: int = Field(50000, ge=1000)
-    num_method: Literal["wasserstein", "psi", "hellinger", "kl_div", "jensenshannon"] = "wasserstein"
+    num_method: Literal["wasserstein", "psi", "hellinger", "kl_div", "jensenshannon"] = (
+        "wasserstein"
+    )
     cat_method: Literal["jensenshannon", "psi", "hellinger", "kl_div"] = "jensenshannon"
     drift_threshold: float = Field(0.1, gt=0)
     drift_share_alert: float = Field(0.3, gt=0, le=1)
@@ -425,8 +437,10 @@ class ComputeParams(Section):
     @model_validator(mode="after")
     def _remote_needs_storage(self) -> "ComputeParams":
         if self.engine == "dask" and self.address and not self.shared_dir:
-            raise ValueError("a remote Dask cluster (compute.address) needs compute.shared_dir: storage every "
-                             "worker can read, such as s3://bucket/prefix")
+            raise ValueError(
+                "a remote Dask cluster (compute.address) needs compute.shared_dir: storage every "
+                "worker can read, such as s3://bucket/prefix"
+            )
         return self
 
 

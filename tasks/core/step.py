@@ -21,7 +21,11 @@ def code_version(root: Path) -> str:
     """The git commit of the code, with ``-dirty`` when tracked files differ from it."""
     try:
         sha = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no", "--", "tasks", "flows"],
@@ -35,12 +39,17 @@ def code_version(root: Path) -> str:
     return sha + ("-dirty" if dirty else "")
 
 
-TELEMETRY_OFF = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
-                 "GX_ANALYTICS_ENABLED": "false", "DVC_NO_ANALYTICS": "1"}
+TELEMETRY_OFF = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+}
 
 
 def telemetry_off() -> None:
-    """Default every tool's telemetry to off (offline, they would log errors trying to phone home)."""
+    """Default every tool's telemetry to off (offline, they would log errors trying to phone
+    home)."""
     for key, value in TELEMETRY_OFF.items():
         os.environ.setdefault(key, value)
 

@@ -38,8 +38,12 @@ with atomic_path(sys.argv[1]) as tmp:
 
 def test_a_killed_writer_never_leaves_a_half_written_target(tmp_path):
     target = tmp_path / "model.json"
-    proc = subprocess.Popen([sys.executable, "-c", SLOW_WRITER, str(target)], cwd=REPO,
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SLOW_WRITER, str(target)],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "writing"
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)

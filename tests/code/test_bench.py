@@ -17,9 +17,13 @@ def test_the_plain_baseline_runs_the_stages_of_dvc_yaml_in_order():
 
 def test_peak_memory_counts_the_child_processes(tmp_path):
     # the parent holds little; its child holds 300 MB: the tree's peak must show it
-    child = ("import time; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
-             "sum(range(2 * 10**7)); time.sleep(1)")
-    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}], check=True)"
+    child = (
+        "import time; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
+        "sum(range(2 * 10**7)); time.sleep(1)"
+    )
+    parent = (
+        f"import subprocess, sys; subprocess.run([sys.executable, '-c', {child!r}], check=True)"
+    )
     figures = run_measured([sys.executable, "-c", parent], tmp_path, {}, tmp_path / "log")
     assert figures["peak_mb"] > 300 and 1 <= figures["seconds"] < 30
     assert figures["cpu_s"] >= 0.2, "the grandchild's CPU time is counted"
@@ -28,21 +32,49 @@ def test_peak_memory_counts_the_child_processes(tmp_path):
 def test_latencies_come_from_every_client():
     latencies, wall = concurrent(lambda state: state.setdefault("n", 0), clients=4, per_client=5)
     summary = latency_summary(latencies, wall)
-    assert summary["requests"] == 20 and summary["p50_ms"] <= summary["p99_ms"] and summary["rps"] > 0
+    assert (
+        summary["requests"] == 20 and summary["p50_ms"] <= summary["p99_ms"] and summary["rps"] > 0
+    )
 
 
 def test_the_table_and_the_sanity_checks():
-    run = {"plain": {"seconds": 10.0, "peak_mb": 400.0}, "flow": {"seconds": 12.0, "peak_mb": 500.0},
-           "rows": 1000, "wall_ratio": 1.2, "memory_ratio": 1.25, "fixed_cost_s": 2.0,
-           "plain_test_roc_auc": 0.8, "flow_test_roc_auc": 0.8}
+    run = {
+        "plain": {"seconds": 10.0, "peak_mb": 400.0},
+        "flow": {"seconds": 12.0, "peak_mb": 500.0},
+        "rows": 1000,
+        "wall_ratio": 1.2,
+        "memory_ratio": 1.25,
+        "fixed_cost_s": 2.0,
+        "plain_test_roc_auc": 0.8,
+        "flow_test_roc_auc": 0.8,
+    }
     http = {"p50_ms": 5.0, "p99_ms": 9.0, "rps": 100.0}
-    results = {"date": "2026-11-23", "quick": False, "mode": "full", "machine": {"cpus": 2, "memory_gb": 24},
-               "training": [run], "rerun": {"flow_s": 8.0, "dvc_repro_s": 1.0, "stages_rerun": 0},
-               "api": {"http": {"1_clients": http, "8_clients": http, "32_clients": http, "batch_rows_per_s": 9000.0},
-                       "in_process": {**http, "batch_rows_per_s": 10000.0}, "model_only": http},
-               "monitoring": {"rows": 1000, "seconds": 5.0, "peak_mb": 300.0},
-               "dask": {"rows": 1000, "local": {"seconds": 10.0, "peak_mb": 400.0}, "dask": {"seconds": 14.0,
-                        "peak_mb": 900.0}, "wall_ratio": 1.4, "roc_auc_difference": 0.001}}
+    results = {
+        "date": "2026-11-23",
+        "quick": False,
+        "mode": "full",
+        "machine": {"cpus": 2, "memory_gb": 24},
+        "training": [run],
+        "rerun": {"flow_s": 8.0, "dvc_repro_s": 1.0, "stages_rerun": 0},
+        "api": {
+            "http": {
+                "1_clients": http,
+                "8_clients": http,
+                "32_clients": http,
+                "batch_rows_per_s": 9000.0,
+            },
+            "in_process": {**http, "batch_rows_per_s": 10000.0},
+            "model_only": http,
+        },
+        "monitoring": {"rows": 1000, "seconds": 5.0, "peak_mb": 300.0},
+        "dask": {
+            "rows": 1000,
+            "local": {"seconds": 10.0, "peak_mb": 400.0},
+            "dask": {"seconds": 14.0, "peak_mb": 900.0},
+            "wall_ratio": 1.4,
+            "roc_auc_difference": 0.001,
+        },
+    }
     table = markdown(results)
     assert "| training, 1,000 rows: wall | 12.0 s | 10.0 s | 1.20x (+2.0 s) | ≤ 1.3x |" in table
     assert "8 concurrent clients" in table and "p99 < 20 ms" in table

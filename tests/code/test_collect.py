@@ -29,12 +29,20 @@ def store(raw_dir, cfg, root, when):
 
 def test_a_second_collection_keeps_the_first_byte_for_byte(tmp_path):
     raw = tmp_path / "data" / "01_raw"
-    first, created = store(raw, params_with(window={"start": "2024-01-01", "end": "2024-01-05"}).collect,
-                           tmp_path, dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc))
+    first, created = store(
+        raw,
+        params_with(window={"start": "2024-01-01", "end": "2024-01-05"}).collect,
+        tmp_path,
+        dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
+    )
     assert created and first.oracle_path is not None
     before = {p.name: file_sha256(p) for p in first.folder.iterdir()}
-    second, created = store(raw, params_with(window={"start": "2024-01-06", "end": "2024-01-09"}).collect,
-                            tmp_path, dt.datetime(2025, 1, 2, tzinfo=dt.timezone.utc))
+    second, created = store(
+        raw,
+        params_with(window={"start": "2024-01-06", "end": "2024-01-09"}).collect,
+        tmp_path,
+        dt.datetime(2025, 1, 2, tzinfo=dt.timezone.utc),
+    )
     assert created and second.snapshot_id != first.snapshot_id
     assert {p.name: file_sha256(p) for p in first.folder.iterdir()} == before
     assert [s.snapshot_id for s in list_snapshots(raw)] == [first.snapshot_id, second.snapshot_id]
@@ -57,8 +65,12 @@ def test_identical_content_reuses_the_snapshot_and_files_are_read_only(tmp_path)
 
 def test_a_tampered_snapshot_is_refused_on_read(tmp_path):
     raw = tmp_path / "raw"
-    snap, _ = store(raw, params_with(window={"start": "2024-01-01", "end": "2024-01-02"}).collect,
-                    tmp_path, dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc))
+    snap, _ = store(
+        raw,
+        params_with(window={"start": "2024-01-01", "end": "2024-01-02"}).collect,
+        tmp_path,
+        dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc),
+    )
     os.chmod(snap.data_path, 0o644)
     pd.DataFrame({"x": [1]}).to_parquet(snap.data_path)
     with pytest.raises(StepError, match="was modified"):
@@ -98,14 +110,25 @@ def test_sql_source_binds_the_window_as_parameters(tmp_path, monkeypatch):
     db = tmp_path / "crm.db"
     with sqlite3.connect(db) as conn:
         conn.execute("create table c (customer_id text, snapshot_date text, churned_30d text)")
-        conn.executemany("insert into c values (?,?,?)", [
-            ("a", "2024-01-01", "no"), ("b", "2024-01-15", "yes"), ("x'); drop table c; --", "2024-03-01", "no")])
+        conn.executemany(
+            "insert into c values (?,?,?)",
+            [
+                ("a", "2024-01-01", "no"),
+                ("b", "2024-01-15", "yes"),
+                ("x'); drop table c; --", "2024-03-01", "no"),
+            ],
+        )
     monkeypatch.setenv("CHURN_SQL_URL", f"sqlite:///{db}")
-    cfg = params_with(source="sql", window={"start": "2024-01-01", "end": "2024-01-31"},
-                      sql={"query": "select * from c where snapshot_date between :start and :end"}).collect
+    cfg = params_with(
+        source="sql",
+        window={"start": "2024-01-01", "end": "2024-01-31"},
+        sql={"query": "select * from c where snapshot_date between :start and :end"},
+    ).collect
     got = collect_from_source(cfg, tmp_path)
     assert sorted(got.data["customer_id"]) == ["a", "b"]
-    assert got.source["kind"] == "sql" and "sqlite" not in str(got.source), "the URL (a secret) is not recorded"
+    assert got.source["kind"] == "sql" and "sqlite" not in str(got.source), (
+        "the URL (a secret) is not recorded"
+    )
     monkeypatch.delenv("CHURN_SQL_URL")
     with pytest.raises(StepError, match="CHURN_SQL_URL is not set"):
         collect_from_source(cfg, tmp_path)

@@ -31,19 +31,40 @@ def env_example() -> dict[str, str]:
 
 
 def test_the_stack_has_every_service_the_design_names():
-    expected = {"postgres", "prefect-server", "deployments", "api", "evidently-ui", "dask-scheduler",
-                "dask-worker", "s3", "s3-init"}
+    expected = {
+        "postgres",
+        "prefect-server",
+        "deployments",
+        "api",
+        "evidently-ui",
+        "dask-scheduler",
+        "dask-worker",
+        "s3",
+        "s3-init",
+    }
     assert expected <= set(SERVICES)
-    assert set(PROJECT_SERVICES) == {"deployments", "api", "evidently-ui", "dask-scheduler", "dask-worker"}
+    assert set(PROJECT_SERVICES) == {
+        "deployments",
+        "api",
+        "evidently-ui",
+        "dask-scheduler",
+        "dask-worker",
+    }
     for name, svc in SERVICES.items():
         assert svc.get("image") or svc.get("build"), f"{name}: no image"
         if svc.get("image") and not svc.get("build"):
-            assert ":" in svc["image"] and not svc["image"].endswith(":latest"), f"{name}: pin the image tag"
+            assert ":" in svc["image"] and not svc["image"].endswith(":latest"), (
+                f"{name}: pin the image tag"
+            )
         for dep in svc.get("depends_on") or {}:
             assert dep in SERVICES, f"{name} depends on unknown service {dep}"
     prefect_image = SERVICES["prefect-server"]["image"]
-    pinned = re.search(r"^prefect==([\d.]+)", (REPO / "requirements.lock").read_text(), re.M).group(1)
-    assert prefect_image.startswith(f"prefecthq/prefect:{pinned}-python3.11"), "server and clients same version"
+    pinned = re.search(r"^prefect==([\d.]+)", (REPO / "requirements.lock").read_text(), re.M).group(
+        1
+    )
+    assert prefect_image.startswith(f"prefecthq/prefect:{pinned}-python3.11"), (
+        "server and clients same version"
+    )
 
 
 def test_ports_are_bound_to_loopback_and_distinct():
@@ -59,20 +80,26 @@ def test_secrets_come_from_env_and_every_variable_is_documented_in_env_example()
     text = (REPO / "docker-compose.yml").read_text()
     used = set(VAR.findall(text))
     assert used, "compose reads its secrets from .env"
-    assert used <= set(documented), f"undocumented in .env.example: {sorted(used - set(documented))}"
+    assert used <= set(documented), (
+        f"undocumented in .env.example: {sorted(used - set(documented))}"
+    )
 
     def walk(node, path=""):
         if isinstance(node, dict):
             for key, value in node.items():
                 if SECRET_KEY.search(str(key)) and isinstance(value, str):
-                    assert VAR.search(value), f"{path}.{key} holds a literal secret; use ${{VAR}} from .env"
+                    assert VAR.search(value), (
+                        f"{path}.{key} holds a literal secret; use ${{VAR}} from .env"
+                    )
                 walk(value, f"{path}.{key}")
         elif isinstance(node, list):
             for item in node:
                 walk(item, path)
 
     walk(COMPOSE)
-    assert SERVICES["prefect-server"]["environment"]["PREFECT_SERVER_API_AUTH_STRING"].startswith("${")
+    assert SERVICES["prefect-server"]["environment"]["PREFECT_SERVER_API_AUTH_STRING"].startswith(
+        "${"
+    )
     assert SERVICES["api"]["environment"]["PREFECT_API_AUTH_STRING"].startswith("${")
     assert "--secret" in SERVICES["evidently-ui"]["command"]
     assert ".env" in (REPO / ".gitignore").read_text().split()
@@ -86,13 +113,17 @@ def _check_command(argv: list[str]) -> None:
         assert spec is not None, f"python -m {module}: no such module"
         if module.split(".")[0] in ("flows", "tasks", "service"):
             assert Path(spec.origin).is_relative_to(REPO), module
-            assert "def main" in Path(spec.origin).read_text(), f"{module} has no command-line main()"
+            assert "def main" in Path(spec.origin).read_text(), (
+                f"{module} has no command-line main()"
+            )
     elif program == "uvicorn":
         module, _, attr = args[0].partition(":")
         assert callable(getattr(importlib.import_module(module), attr)), args[0]
     else:
         tool = Path(sys.executable).parent / program
-        assert tool.exists() or shutil.which(program), f"{program}: not installed by requirements.lock"
+        assert tool.exists() or shutil.which(program), (
+            f"{program}: not installed by requirements.lock"
+        )
 
 
 @pytest.mark.parametrize("name", PROJECT_SERVICES)
@@ -111,7 +142,9 @@ def test_the_dockerfile_installs_the_lock_and_its_files_exist():
             for src in line.split()[1:-1]:
                 assert (REPO / src).exists(), f"Dockerfile copies missing {src}"
     entry = re.search(r'ENTRYPOINT \["/app/([^"]+)"\]', dockerfile).group(1)
-    assert (REPO / entry).exists() and (REPO / entry).stat().st_mode & 0o111, "entrypoint script executable"
+    assert (REPO / entry).exists() and (REPO / entry).stat().st_mode & 0o111, (
+        "entrypoint script executable"
+    )
     default_cmd = re.search(r"^CMD (.+)$", dockerfile, re.M).group(1)
     _check_command(yaml.safe_load(default_cmd))
     init_sql = REPO / "docker" / "postgres-init.sql"

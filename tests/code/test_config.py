@@ -22,8 +22,10 @@ def test_unknown_key_is_named_with_a_suggestion():
 
 
 def test_nested_unknown_key_and_wrong_type_are_both_named():
-    raw = deep_merge(default_params_dict(), {"feasibility": {"cv_folds": "many"},
-                                             "collect": {"simulator": {"sead": 1}}})
+    raw = deep_merge(
+        default_params_dict(),
+        {"feasibility": {"cv_folds": "many"}, "collect": {"simulator": {"sead": 1}}},
+    )
     with pytest.raises(ParamsError) as err:
         parse_params(raw)
     text = str(err.value)
@@ -43,7 +45,9 @@ def test_missing_required_key_and_source_rules():
     del raw["problem"]["target"]
     with pytest.raises(ParamsError, match="problem.target: required key is missing"):
         parse_params(raw)
-    csv_without_path = deep_merge(default_params_dict(), {"collect": {"source": "csv", "path": None}})
+    csv_without_path = deep_merge(
+        default_params_dict(), {"collect": {"source": "csv", "path": None}}
+    )
     with pytest.raises(ParamsError, match="needs collect.path"):
         parse_params(csv_without_path)
 
@@ -63,11 +67,14 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_params(bad)
 
 
-@pytest.mark.parametrize(("compute", "message"), [
-    ({"engine": "dask", "address": "dask-scheduler:8786"}, "write it as tcp://host:8786"),
-    ({"engine": "dask", "address": "tcp://dask-scheduler:8786"}, "needs compute.shared_dir"),
-    ({"engine": "spark"}, "compute.engine"),
-])
+@pytest.mark.parametrize(
+    ("compute", "message"),
+    [
+        ({"engine": "dask", "address": "dask-scheduler:8786"}, "write it as tcp://host:8786"),
+        ({"engine": "dask", "address": "tcp://dask-scheduler:8786"}, "needs compute.shared_dir"),
+        ({"engine": "spark"}, "compute.engine"),
+    ],
+)
 def test_a_dask_setting_that_cannot_work_is_refused_before_any_step(compute, message):
     with pytest.raises(ParamsError) as err:
         parse_params(deep_merge(default_params_dict(), {"compute": compute}))

@@ -40,14 +40,27 @@ def dask_engine(tmp_path_factory):
 def raw_and_kinds(params):
     p, c = params.problem, params.clean
     raw = simulate(dt.date(2024, 1, 1), dt.date(2024, 2, 15), 80, seed=5).data
-    kinds = infer_kinds(raw, p.id_column, p.target, p.time_column, c.date_formats, c.min_parse_share, c.max_categories)
+    kinds = infer_kinds(
+        raw,
+        p.id_column,
+        p.target,
+        p.time_column,
+        c.date_formats,
+        c.min_parse_share,
+        c.max_categories,
+    )
     return raw, kinds
 
 
 def _standardise(raw, kinds, params):
     c = params.clean
-    return dict(kinds=kinds, positive_label=params.problem.positive_label, date_formats=c.date_formats,
-                aliases=c.category_aliases, unit_fixes=[f.model_dump() for f in c.unit_fixes])
+    return dict(
+        kinds=kinds,
+        positive_label=params.problem.positive_label,
+        date_formats=c.date_formats,
+        aliases=c.category_aliases,
+        unit_fixes=[f.model_dump() for f in c.unit_fixes],
+    )
 
 
 def test_standardise_and_features_per_partition_match_local(dask_engine, raw_and_kinds, params):
@@ -63,11 +76,15 @@ def test_standardise_and_features_per_partition_match_local(dask_engine, raw_and
 
     problem = params.problem
     local, _ = build_features(whole.frame, problem, [])
-    spread = pd.concat(dask_engine.map_partitions(features_only, whole.frame, "clean", problem=problem, drop=[]))
+    spread = pd.concat(
+        dask_engine.map_partitions(features_only, whole.frame, "clean", problem=problem, drop=[])
+    )
     pd.testing.assert_frame_equal(spread, local)
 
 
-def test_partitioned_checks_match_great_expectations_on_all_rows(dask_engine, raw_and_kinds, params):
+def test_partitioned_checks_match_great_expectations_on_all_rows(
+    dask_engine, raw_and_kinds, params
+):
     raw, kinds = raw_and_kinds
     frame = standardise(raw, **_standardise(raw, kinds, params)).frame
     spec = propose_suite(frame, kinds, "t", 0.05, 0.99, {})
@@ -84,8 +101,9 @@ def test_partitioned_checks_match_great_expectations_on_all_rows(dask_engine, ra
     bad.loc[bad.index[-400:], "customer_id"] = bad["customer_id"].iloc[0]
     local = validate_frame(bad, spec, "t")
     spread = validate_partitioned(dask_engine, bad, spec, "t")
-    assert [(r.expectation, r.column, r.success) for r in spread] == [(r.expectation, r.column, r.success)
-                                                                       for r in local]
+    assert [(r.expectation, r.column, r.success) for r in spread] == [
+        (r.expectation, r.column, r.success) for r in local
+    ]
     failed = {(r.expectation, r.column) for r in local if not r.success}
     assert ("expect_column_values_to_be_between", "tenure_months") in failed
     assert ("expect_column_values_to_be_unique", "customer_id") in failed
@@ -105,15 +123,21 @@ def test_tuning_on_dask_matches_local(dask_engine, params, splits, tmp_path):
     train, valid = splits["train"], splits["valid"]
     hashes = {"train": "0" * 16, "valid": "0" * 16}
     # logistic regression: parallel trials, then the best refitted here - the same model exactly
-    local_trials, (_, _, local_proba) = tune("logistic_regression", {}, train, valid, params, hashes)
-    dask_trials, (_, pipeline, dask_proba) = tune("logistic_regression", {}, train, valid, params, hashes, dask_engine)
+    local_trials, (_, _, local_proba) = tune(
+        "logistic_regression", {}, train, valid, params, hashes
+    )
+    dask_trials, (_, pipeline, dask_proba) = tune(
+        "logistic_regression", {}, train, valid, params, hashes, dask_engine
+    )
     assert [t["roc_auc"] for t in dask_trials] == [t["roc_auc"] for t in local_trials]
     np.testing.assert_allclose(pipeline.predict_proba(_x(valid, params))[:, 1], dask_proba)
 
     # xgboost.dask: trained across both workers; the same search within noise
     base = params.choose.params.get("xgboost", {})
     local_trials, (_, _, local_proba) = tune("xgboost", base, train, valid, params, hashes)
-    dask_trials, (_, pipeline, dask_proba) = tune("xgboost", base, train, valid, params, hashes, dask_engine)
+    dask_trials, (_, pipeline, dask_proba) = tune(
+        "xgboost", base, train, valid, params, hashes, dask_engine
+    )
     roc = metric_fn("roc_auc")
     y_valid = valid[params.problem.target].to_numpy(int)
     assert abs(roc(y_valid, dask_proba) - roc(y_valid, local_proba)) < 0.02

@@ -22,8 +22,11 @@ def leaves(model: type[Section], prefix: str) -> set[str]:
     out = set()
     for name, field in model.model_fields.items():
         key = f"{prefix}.{name}" if prefix else name
-        kinds = [a for a in (field.annotation, *getattr(field.annotation, "__args__", ()))
-                 if isinstance(a, type) and issubclass(a, Section)]
+        kinds = [
+            a
+            for a in (field.annotation, *getattr(field.annotation, "__args__", ()))
+            if isinstance(a, type) and issubclass(a, Section)
+        ]
         out |= leaves(kinds[0], key) if kinds else {key}
     return out
 
@@ -36,10 +39,12 @@ ALL_LEAVES = leaves(Params, "")
 RUNTIME_ONLY = ("compute",)
 # Keys read only on a branch the small simulator profile does not take.
 BRANCH_ONLY = {
-    "clean": {"clean.max_categories": "suite proposal for a new source",
-              "clean.proposal.mostly": "suite proposal for a new source",
-              "clean.proposal.null_margin": "suite proposal for a new source",
-              "collect.path": "the suite's name for a file source"},
+    "clean": {
+        "clean.max_categories": "suite proposal for a new source",
+        "clean.proposal.mostly": "suite proposal for a new source",
+        "clean.proposal.null_margin": "suite proposal for a new source",
+        "collect.path": "the suite's name for a file source",
+    },
     "split": {"split.group_column": "split.strategy group"},
 }
 
@@ -63,8 +68,13 @@ def test_each_stage_lists_exactly_the_params_it_reads(trained_project):
         for d in declared:
             if any(under(d, r) for r in read):
                 continue  # read whole (or a leaf listed as such)
-            unread = sorted(leaf for leaf in ALL_LEAVES if under(leaf, d) and not any(under(leaf, r) for r in read)
-                            and leaf not in BRANCH_ONLY.get(stage.name, {}))
+            unread = sorted(
+                leaf
+                for leaf in ALL_LEAVES
+                if under(leaf, d)
+                and not any(under(leaf, r) for r in read)
+                and leaf not in BRANCH_ONLY.get(stage.name, {})
+            )
             if unread:
                 problems.append(f"{stage.name}: lists {d} but never reads {', '.join(unread)}")
     assert not problems, "\n".join(problems)
@@ -77,6 +87,12 @@ def test_a_problem_description_or_kpi_edit_does_not_rerun_the_model_stages():
         if stage.name not in model_stages:
             continue
         declared = [p.split(":")[-1] for p in stage.params]
-        for key in ("problem.metric_reason", "problem.question", "problem.kpis.roc_auc_min",
-                    "problem.kpis.pr_auc_min"):
-            assert not any(under(key, d) for d in declared), f"{stage.name} reruns when {key} changes"
+        for key in (
+            "problem.metric_reason",
+            "problem.question",
+            "problem.kpis.roc_auc_min",
+            "problem.kpis.pr_auc_min",
+        ):
+            assert not any(under(key, d) for d in declared), (
+                f"{stage.name} reruns when {key} changes"
+            )

@@ -9,8 +9,13 @@ from tests.conftest import deep_merge, default_params_dict
 
 
 def params(**feas):
-    base = {"min_labelled_rows": 300, "min_minority_rows": 40, "sample_rows": 1500, "n_permutations": 9,
-            "max_permutation_p_value": 0.1}
+    base = {
+        "min_labelled_rows": 300,
+        "min_minority_rows": 40,
+        "sample_rows": 1500,
+        "n_permutations": 9,
+        "max_permutation_p_value": 0.1,
+    }
     return parse_params(deep_merge(default_params_dict(), {"feasibility": {**base, **feas}}))
 
 
@@ -19,21 +24,25 @@ def frame(n=1200, signal=True, seed=0):
     x = rng.normal(size=n)
     p = 1 / (1 + np.exp(-(2.5 * x - 1.5))) if signal else np.full(n, 0.25)
     y = np.where(rng.random(n) < p, "yes", "no")
-    return pd.DataFrame({
-        "customer_id": np.arange(n).astype(str),
-        "snapshot_date": "2024-01-01",
-        "score_text": pd.Series(x).round(3).astype(str),
-        "plan": rng.choice(["A", "b ", "B"], n),
-        "cancellation_reason": np.where(y == "yes", "price", None),
-        "churned_30d": y,
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(n).astype(str),
+            "snapshot_date": "2024-01-01",
+            "score_text": pd.Series(x).round(3).astype(str),
+            "plan": rng.choice(["A", "b ", "B"], n),
+            "cancellation_reason": np.where(y == "yes", "price", None),
+            "churned_30d": y,
+        }
+    )
 
 
 def test_go_when_there_is_signal():
     p = params()
     verdict = decide(frame(), p.problem, p.feasibility)
     assert verdict["go"], verdict["checks"]
-    assert verdict["signal"]["cv_roc_auc"] > 0.75 and verdict["signal"]["permutation_p_value"] <= 0.1
+    assert (
+        verdict["signal"]["cv_roc_auc"] > 0.75 and verdict["signal"]["permutation_p_value"] <= 0.1
+    )
 
 
 def test_no_go_on_labels_that_carry_no_signal():
@@ -57,4 +66,6 @@ def test_quick_matrix_leaves_out_id_target_time_and_post_outcome_columns():
     p = params()
     X = quick_matrix(frame(), p.problem)
     assert list(X.columns) == ["score_text", "plan"]
-    assert X["score_text"].dtype == float and X["plan"].nunique() == 2, "spelling variants count once"
+    assert X["score_text"].dtype == float and X["plan"].nunique() == 2, (
+        "spelling variants count once"
+    )

@@ -12,22 +12,32 @@ PROBLEM = parse_params(default_params_dict()).problem
 
 
 def frame():
-    return pd.DataFrame({
-        "customer_id": ["a", "b"], "churned_30d": [1, 0],
-        "snapshot_date": pd.to_datetime(["2024-02-01", "2024-02-01"]),
-        "last_activity_date": pd.to_datetime(["2024-01-22", "2024-01-31"]),
-        "signup_date": pd.to_datetime(["2023-02-01", "2024-01-01"]),
-        "renewal_date": pd.to_datetime(["2024-03-01", "2024-01-01"]),
-        "total_charges": [1200.0, np.nan], "tenure_months": [12, 0], "monthly_charges": [100.0, 50.0],
-        "support_tickets_90d": [3, 0], "usage_hours_30d": [10.0, 4.0], "num_devices": [2, 0],
-        "cancellation_reason": ["price", None], "contract": ["one-year", "month-to-month"],
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "churned_30d": [1, 0],
+            "snapshot_date": pd.to_datetime(["2024-02-01", "2024-02-01"]),
+            "last_activity_date": pd.to_datetime(["2024-01-22", "2024-01-31"]),
+            "signup_date": pd.to_datetime(["2023-02-01", "2024-01-01"]),
+            "renewal_date": pd.to_datetime(["2024-03-01", "2024-01-01"]),
+            "total_charges": [1200.0, np.nan],
+            "tenure_months": [12, 0],
+            "monthly_charges": [100.0, 50.0],
+            "support_tickets_90d": [3, 0],
+            "usage_hours_30d": [10.0, 4.0],
+            "num_devices": [2, 0],
+            "cancellation_reason": ["price", None],
+            "contract": ["one-year", "month-to-month"],
+        }
+    )
 
 
 def test_features_are_row_wise_and_partitions_give_the_same_result():
     data = frame()
     whole, made = build_features(data, PROBLEM, [])
-    parts = pd.concat([build_features(data.iloc[[i]], PROBLEM, [])[0] for i in range(2)], ignore_index=True)
+    parts = pd.concat(
+        [build_features(data.iloc[[i]], PROBLEM, [])[0] for i in range(2)], ignore_index=True
+    )
     pd.testing.assert_frame_equal(whole, parts)
     assert whole["days_since_last_activity"].tolist() == [10.0, 1.0]
     assert whole["charges_per_tenure_month"][0] == 100.0 and np.isnan(whole["usage_per_device"][1])
@@ -41,7 +51,9 @@ def test_post_outcome_dates_and_dropped_columns_are_removed_and_input_untouched(
     out, _ = build_features(data, PROBLEM, ["contract"])
     pd.testing.assert_frame_equal(data, before)
     assert "cancellation_reason" not in out and "contract" not in out
-    assert "last_activity_date" not in out and "snapshot_date" in out, "time column kept for the split"
+    assert "last_activity_date" not in out and "snapshot_date" in out, (
+        "time column kept for the split"
+    )
 
 
 def test_features_table_describes_every_model_input():

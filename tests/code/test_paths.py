@@ -18,7 +18,9 @@ def test_every_data_and_report_path_in_dvc_yaml_is_defined_in_the_paths_module()
             if path.startswith(CODE_PREFIXES):
                 assert (REPO / path).exists(), f"stage {stage.name}: {path} does not exist"
                 continue
-            assert path in defined, f"stage {stage.name}: '{path}' is not a name in tasks/core/paths.py"
+            assert path in defined, (
+                f"stage {stage.name}: '{path}' is not a name in tasks/core/paths.py"
+            )
 
 
 def test_every_stage_output_folder_or_file_is_written_by_exactly_one_stage():

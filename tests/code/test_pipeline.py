@@ -20,11 +20,13 @@ def test_stages_come_in_dependency_order_with_their_upstream():
 
 
 def test_order_follows_data_not_file_order_and_cycles_are_refused():
-    spec = {"stages": {
-        "b": {"cmd": "x", "deps": ["data/a.csv"], "outs": ["data/b.csv"]},
-        "a": {"cmd": "x", "outs": ["data/a.csv"]},
-        "c": {"cmd": "x", "deps": ["data"], "metrics": [{"m.json": {"cache": False}}]},
-    }}
+    spec = {
+        "stages": {
+            "b": {"cmd": "x", "deps": ["data/a.csv"], "outs": ["data/b.csv"]},
+            "a": {"cmd": "x", "outs": ["data/a.csv"]},
+            "c": {"cmd": "x", "deps": ["data"], "metrics": [{"m.json": {"cache": False}}]},
+        }
+    }
     stages = parse_stages(spec)
     assert [s.name for s in stages] == ["a", "b", "c"]
     assert set(stages[2].upstream) == {"a", "b"}, "a folder dependency covers outputs inside it"
@@ -35,8 +37,12 @@ def test_order_follows_data_not_file_order_and_cycles_are_refused():
 
 def test_a_stage_added_to_dvc_yaml_appears_without_code_changes(tmp_path):
     spec = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    spec["stages"]["summary"] = {"cmd": "echo hi > reports/hi.txt", "deps": ["reports/feasibility.json"],
-                                 "outs": ["reports/hi.txt"], "meta": {"retries": 3}}
+    spec["stages"]["summary"] = {
+        "cmd": "echo hi > reports/hi.txt",
+        "deps": ["reports/feasibility.json"],
+        "outs": ["reports/hi.txt"],
+        "meta": {"retries": 3},
+    }
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     stages = {s.name: s for s in load_stages(tmp_path / "dvc.yaml")}
     assert set(stages) == set(spec["stages"])

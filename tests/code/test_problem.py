@@ -19,8 +19,14 @@ def frame(n=200, seed=0):
     rng = np.random.default_rng(seed)
     tenure = rng.integers(0, 60, n)
     churn = np.where(rng.random(n) < 1 / (1 + np.exp((tenure - 20) / 8)), "Yes ", "no")
-    return pd.DataFrame({"customer_id": np.arange(n).astype(str), "snapshot_date": "2024-01-01",
-                         "tenure_months": tenure.astype(str), "churned_30d": churn})
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(n).astype(str),
+            "snapshot_date": "2024-01-01",
+            "tenure_months": tenure.astype(str),
+            "churned_30d": churn,
+        }
+    )
 
 
 def test_labels_normalise_case_space_and_numbers():
@@ -40,7 +46,11 @@ def test_valid_problem_gives_target_and_baselines_in_the_brief():
     assert rule["roc_auc"] > 0.6, "short tenure predicts churn in this frame"
     assert summary["baselines"]["majority_class"]["roc_auc"] == 0.5
     brief = render_brief(cfg, summary)
-    assert "Primary metric: **roc_auc**" in brief and "rule:tenure_months" in brief and "snap-1" in brief
+    assert (
+        "Primary metric: **roc_auc**" in brief
+        and "rule:tenure_months" in brief
+        and "snap-1" in brief
+    )
 
 
 @pytest.mark.parametrize(

@@ -22,8 +22,17 @@ FORMATS = ["%Y-%m-%d", "%m/%d/%Y", "%b %d, %Y"]
 
 
 def test_category_spellings_collapse_and_aliases_apply():
-    raw = pd.Series(["Month-to-month", "month to month", "MONTH-TO-MONTH", "Month to Month ", " ", None,
-                     "Credit Card (automatic)"])
+    raw = pd.Series(
+        [
+            "Month-to-month",
+            "month to month",
+            "MONTH-TO-MONTH",
+            "Month to Month ",
+            " ",
+            None,
+            "Credit Card (automatic)",
+        ]
+    )
     out = normalise_category(raw, {"credit-card-automatic": "credit-card"})
     assert out[:4].tolist() == ["month-to-month"] * 4
     assert out[4:6].isna().all() and out[6] == "credit-card"
@@ -36,20 +45,41 @@ def test_numbers_stored_as_text_with_blanks_and_separators():
 
 
 def test_mixed_date_formats_parse_and_failures_are_counted():
-    dates, failed = parse_dates(pd.Series(["2024-03-01", "03/01/2024", "Mar 01, 2024", "soon", ""]), FORMATS)
+    dates, failed = parse_dates(
+        pd.Series(["2024-03-01", "03/01/2024", "Mar 01, 2024", "soon", ""]), FORMATS
+    )
     assert dates[:3].nunique() == 1 and dates[0] == pd.Timestamp("2024-03-01")
     assert failed == 1
 
 
 def test_kinds_are_inferred_and_standardise_never_touches_its_input():
-    raw = pd.DataFrame({"id": ["a", "b", "c", "d"], "y": ["Yes", "no", "yes", None], "fee": ["1", "2.5", " ", "4"],
-                        "when": ["2024-01-01", "01/02/2024", "2024-01-03", "2024-01-04"],
-                        "plan": ["Gold", "gold ", "SILVER", "silver"], "cents": [10.0, 2000.0, 30.0, None]})
+    raw = pd.DataFrame(
+        {
+            "id": ["a", "b", "c", "d"],
+            "y": ["Yes", "no", "yes", None],
+            "fee": ["1", "2.5", " ", "4"],
+            "when": ["2024-01-01", "01/02/2024", "2024-01-03", "2024-01-04"],
+            "plan": ["Gold", "gold ", "SILVER", "silver"],
+            "cents": [10.0, 2000.0, 30.0, None],
+        }
+    )
     kinds = infer_kinds(raw, "id", "y", None, FORMATS, 0.9, 50)
-    assert kinds == {"id": "id", "y": "target", "fee": "numeric", "when": "datetime", "plan": "categorical",
-                     "cents": "numeric"}
+    assert kinds == {
+        "id": "id",
+        "y": "target",
+        "fee": "numeric",
+        "when": "datetime",
+        "plan": "categorical",
+        "cents": "numeric",
+    }
     before = raw.copy()
-    std = standardise(raw, kinds, "yes", FORMATS, unit_fixes=[{"column": "cents", "above": 1000, "divide_by": 100}])
+    std = standardise(
+        raw,
+        kinds,
+        "yes",
+        FORMATS,
+        unit_fixes=[{"column": "cents", "above": 1000, "divide_by": 100}],
+    )
     pd.testing.assert_frame_equal(raw, before)
     f = std.frame
     assert f["y"].tolist()[:3] == [1.0, 0.0, 1.0] and np.isnan(f["y"][3])
@@ -66,16 +96,26 @@ def test_dedupe_removes_exact_duplicates_then_repeated_ids():
 
 def test_clean_frame_drops_unlabelled_rows_and_counts_everything():
     std = pd.DataFrame({"id": ["a", "a", "b", "c"], "y": [1.0, 1.0, np.nan, 0.0]})
-    problem = parse_params(deep_merge(default_params_dict(), {"problem": {"id_column": "id", "target": "y"}})).problem
+    problem = parse_params(
+        deep_merge(default_params_dict(), {"problem": {"id_column": "id", "target": "y"}})
+    ).problem
     out, counts = clean_frame(std, problem)
     assert out["id"].tolist() == ["a", "c"] and out["y"].dtype == "int8"
-    assert counts == {"duplicate_rows_removed": 1, "repeated_ids_removed": 0, "unlabelled_rows_removed": 1}
+    assert counts == {
+        "duplicate_rows_removed": 1,
+        "repeated_ids_removed": 0,
+        "unlabelled_rows_removed": 1,
+    }
 
 
 def test_schema_breaks_name_the_column():
     with pytest.raises(StepError, match=r"column gone.*\['fee'\]"):
-        check_schema(pd.DataFrame({"id": [1]}), {"id": "id", "fee": "numeric"}, "expectations/x.raw.json")
-    std = standardise(pd.DataFrame({"fee": ["1", "x", "y", "z"]}), {"fee": "numeric"}, "yes", FORMATS)
+        check_schema(
+            pd.DataFrame({"id": [1]}), {"id": "id", "fee": "numeric"}, "expectations/x.raw.json"
+        )
+    std = standardise(
+        pd.DataFrame({"fee": ["1", "x", "y", "z"]}), {"fee": "numeric"}, "yes", FORMATS
+    )
     with pytest.raises(StepError, match=r"type changed: 'fee' \(25% parse, 3 cells did not\)"):
         check_parsing(std, 0.9)
 
@@ -83,5 +123,10 @@ def test_schema_breaks_name_the_column():
 def test_the_suite_is_named_after_the_source():
     p = parse_params(default_params_dict())
     assert suite_path_for(p.clean, p.collect) == "expectations/simulator.raw.json"
-    csv = parse_params(deep_merge(default_params_dict(), {"collect": {"source": "csv", "path": "data/external/My Churn.csv"}}))
+    csv = parse_params(
+        deep_merge(
+            default_params_dict(),
+            {"collect": {"source": "csv", "path": "data/external/My Churn.csv"}},
+        )
+    )
     assert suite_path_for(csv.clean, csv.collect) == "expectations/my-churn.raw.json"

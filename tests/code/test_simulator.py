@@ -40,14 +40,19 @@ def test_export_is_messy_like_a_real_one():
     contracts = set(data["contract"].dropna())
     assert {"month-to-month", "Month-to-month", "MONTH-TO-MONTH"} <= contracts, "spelling variants"
     signup = data["signup_date"].dropna()
-    assert signup.str.match(r"^\d{4}-\d{2}-\d{2}$").any() and signup.str.match(r"^\d{2}/\d{2}/\d{4}$").any()
+    assert (
+        signup.str.match(r"^\d{4}-\d{2}-\d{2}$").any()
+        and signup.str.match(r"^\d{2}/\d{2}/\d{4}$").any()
+    )
     assert signup.str.match(r"^[A-Z][a-z]{2} \d{2}, \d{4}$").any(), "mixed date formats"
     assert data["usage_hours_30d"].isna().mean() > 0.01, "missing values"
     assert (data["monthly_charges"] > 1000).mean() > 0.01, "unit bug: charges in cents"
     assert (data["total_charges"] == " ").any(), "numbers as text with blank cells"
     churned = data["churned_30d"] == "yes"
     reason = data["cancellation_reason"].notna()
-    assert (reason[churned]).all() and not (reason[~churned]).any(), "post-outcome column leaks the label"
+    assert (reason[churned]).all() and not (reason[~churned]).any(), (
+        "post-outcome column leaks the label"
+    )
 
 
 def test_label_follows_oracle_and_linear_model_is_measurably_below_it():
@@ -59,14 +64,20 @@ def test_label_follows_oracle_and_linear_model_is_measurably_below_it():
     oracle_auc = roc_auc_score(y, merged["oracle_proba"])
     assert 0.78 < oracle_auc < 0.95
     assert 0.08 < y.mean() < 0.35
-    X = pd.DataFrame({
-        "tenure": merged["tenure_months"],
-        "price": merged["monthly_charges"].where(merged["monthly_charges"] < 1000, merged["monthly_charges"] / 100),
-        "tickets": merged["support_tickets_90d"],
-        "idle": (pd.to_datetime(merged["snapshot_date"]) - pd.to_datetime(
-            merged["last_activity_date"], format="mixed")).dt.days,
-        "m2m": merged["contract"].str.lower().str.contains("month").astype(int),
-    }).fillna(0)
+    X = pd.DataFrame(
+        {
+            "tenure": merged["tenure_months"],
+            "price": merged["monthly_charges"].where(
+                merged["monthly_charges"] < 1000, merged["monthly_charges"] / 100
+            ),
+            "tickets": merged["support_tickets_90d"],
+            "idle": (
+                pd.to_datetime(merged["snapshot_date"])
+                - pd.to_datetime(merged["last_activity_date"], format="mixed")
+            ).dt.days,
+            "m2m": merged["contract"].str.lower().str.contains("month").astype(int),
+        }
+    ).fillna(0)
     half = len(X) // 2
     lr = LogisticRegression(max_iter=1000).fit(X[:half], y[:half])
     lr_auc = roc_auc_score(y[half:], lr.predict_proba(X[half:])[:, 1])
@@ -80,7 +91,9 @@ def test_drift_changes_data_or_labels_only_from_its_start(kind):
     base = simulate(**kwargs)
     drifted = simulate(**kwargs, drift_kind=kind, drift_start=D(2024, 1, 11))
     before = base.data["snapshot_date"] < "2024-01-11"
-    pd.testing.assert_frame_equal(base.data[before], drifted.data[drifted.data["snapshot_date"] < "2024-01-11"])
+    pd.testing.assert_frame_equal(
+        base.data[before], drifted.data[drifted.data["snapshot_date"] < "2024-01-11"]
+    )
     after_b = base.data[~before]
     after_d = drifted.data[drifted.data["snapshot_date"] >= "2024-01-11"]
     if kind == "covariate":
@@ -90,4 +103,6 @@ def test_drift_changes_data_or_labels_only_from_its_start(kind):
         assert not (base.data["payment_method"] == NEW_PAYMENT).any()
     else:
         late_b = base.oracle["customer_id"] >= after_b["customer_id"].min()
-        assert not np.allclose(base.oracle["oracle_proba"][late_b], drifted.oracle["oracle_proba"][late_b])
+        assert not np.allclose(
+            base.oracle["oracle_proba"][late_b], drifted.oracle["oracle_proba"][late_b]
+        )

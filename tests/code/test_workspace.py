@@ -14,13 +14,16 @@ def test_overrides_are_validated_before_the_file_changes(project):
     root = project()
     params = root / "params.yaml"
     original = params.read_text()
-    with pytest.raises(ParamsError, match=r"train\.n_trails: unknown key \(did you mean 'n_trials'\?\)"):
+    with pytest.raises(
+        ParamsError, match=r"train\.n_trails: unknown key \(did you mean 'n_trials'\?\)"
+    ):
         workspace.apply_overrides(params, {"train.n_trails": 5})
     with pytest.raises(ParamsError, match=r"train\.n_trials"):
         workspace.apply_overrides(params, {"train.n_trials": "many"})
     assert params.read_text() == original
-    assert workspace.apply_overrides(params, {"train.n_trials": 5, "deploy.retrain_cron": "0 4 * * *"}) == [
-        "train.n_trials=5", "deploy.retrain_cron='0 4 * * *'"]
+    assert workspace.apply_overrides(
+        params, {"train.n_trials": 5, "deploy.retrain_cron": "0 4 * * *"}
+    ) == ["train.n_trials=5", "deploy.retrain_cron='0 4 * * *'"]
     raw = yaml.safe_load(params.read_text())
     assert raw["train"]["n_trials"] == 5 and raw["deploy"]["retrain_cron"] == "0 4 * * *"
 
@@ -31,10 +34,14 @@ def test_a_workspace_is_a_worktree_of_a_commit_that_shares_the_dvc_cache_and_rem
     ws = workspace.create(main, "run-1", on_line=lambda _: None)
     try:
         assert ws.root == main / ".runs" / "run-1"
-        assert "uncommitted edit" not in (ws.root / "params.yaml").read_text(), "committed code only"
+        assert "uncommitted edit" not in (ws.root / "params.yaml").read_text(), (
+            "committed code only"
+        )
         local = (ws.root / ".dvc" / "config.local").read_text()
         assert str(main / ".dvc" / "cache") in local and str(main / ".dvc-storage") in local
-        assert git(main, "status", "--porcelain") == " M params.yaml\n", "the main checkout is unchanged"
+        assert git(main, "status", "--porcelain") == " M params.yaml\n", (
+            "the main checkout is unchanged"
+        )
         with pytest.raises(workspace.WorkspaceError, match="exists already"):
             workspace.create(main, "run-1", on_line=lambda _: None)
     finally:

@@ -24,7 +24,9 @@ with workspace_lock(Path(sys.argv[1]), holder="flow run other-run (1234)"):
 
 
 def hold(root):
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(root)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(root)], cwd=REPO, stdout=subprocess.PIPE, text=True
+    )
     assert proc.stdout.readline().strip() == "held"
     return proc
 

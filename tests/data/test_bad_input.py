@@ -19,7 +19,9 @@ def collected_once(project, monkeypatch):
     monkeypatch.chdir(root)
     assert run_step("collect", collect.main) == 0
     assert run_step("clean", clean.main) == 0
-    assert (root / "expectations" / "telco-like.raw.json").exists(), "a suite was proposed for the new source"
+    assert (root / "expectations" / "telco-like.raw.json").exists(), (
+        "a suite was proposed for the new source"
+    )
     return root
 
 
@@ -33,7 +35,9 @@ def rerun_with(root, frame, capsys):
     err = capsys.readouterr().err
     assert code == 1
     assert {p: file_sha256(p) for p in before} == before, "earlier snapshots unchanged"
-    assert file_sha256(root / PATHS.interim_clean) == clean_before, "the cleaned data of the last good run is kept"
+    assert file_sha256(root / PATHS.interim_clean) == clean_before, (
+        "the cleaned data of the last good run is kept"
+    )
     return err
 
 

@@ -34,7 +34,9 @@ def test_every_suite_loads_with_as_many_expectations_as_its_file(path: Path):
 
 def test_a_suite_with_an_unknown_expectation_type_is_refused_not_silently_shortened(tmp_path):
     spec = read_suite_file(REPO / "expectations" / "leakage.json")
-    spec["expectations"].append({"type": "expect_something_nobody_registered", "kwargs": {"column": "x"}})
+    spec["expectations"].append(
+        {"type": "expect_something_nobody_registered", "kwargs": {"column": "x"}}
+    )
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(spec))
     with pytest.raises(Exception, match="expect_something_nobody_registered|not found|unknown"):
@@ -48,12 +50,20 @@ def raw_std() -> pd.DataFrame:
     kinds = spec["meta"]["column_kinds"]
     raw = simulate(dt.date(2024, 3, 1), dt.date(2024, 3, 20), 60, seed=21).data
     c = PARAMS.clean
-    return standardise(raw, kinds, "yes", c.date_formats, c.category_aliases,
-                       [f.model_dump() for f in c.unit_fixes]).frame
+    return standardise(
+        raw,
+        kinds,
+        "yes",
+        c.date_formats,
+        c.category_aliases,
+        [f.model_dump() for f in c.unit_fixes],
+    ).frame
 
 
 def raw_results(frame):
-    return validate_frame(frame, read_suite_file(REPO / "expectations" / "simulator.raw.json"), "raw")
+    return validate_frame(
+        frame, read_suite_file(REPO / "expectations" / "simulator.raw.json"), "raw"
+    )
 
 
 def failed(results):
@@ -70,22 +80,29 @@ def test_raw_suite_names_a_null_spike_a_new_category_and_out_of_range_values(raw
     bad.loc[bad.index[: len(bad) // 2], "payment_method"] = "crypto-wallet"
     bad.loc[bad.index[:50], "tenure_months"] = 999
     fails = failed(raw_results(bad))
-    assert set(fails) == {("expect_column_values_to_not_be_null", "age"),
-                          ("expect_column_values_to_be_in_set", "payment_method"),
-                          ("expect_column_values_to_be_between", "tenure_months")}
+    assert set(fails) == {
+        ("expect_column_values_to_not_be_null", "age"),
+        ("expect_column_values_to_be_in_set", "payment_method"),
+        ("expect_column_values_to_be_between", "tenure_months"),
+    }
     assert "crypto-wallet" in fails[("expect_column_values_to_be_in_set", "payment_method")]
-    assert "%" in fails[("expect_column_values_to_not_be_null", "age")], "observed share is reported"
+    assert "%" in fails[("expect_column_values_to_not_be_null", "age")], (
+        "observed share is reported"
+    )
 
 
 def test_an_accepted_category_passes_the_suite_and_is_recorded(raw_std):
     bad = raw_std.copy()
     bad.loc[bad.index[: len(bad) // 2], "payment_method"] = "crypto-wallet"
     spec = read_suite_file(REPO / "expectations" / "simulator.raw.json")
-    accepted, added = accept_values(spec, "payment_method", ["Crypto Wallet", "  crypto_wallet "], who="op", when="now")
+    accepted, added = accept_values(
+        spec, "payment_method", ["Crypto Wallet", "  crypto_wallet "], who="op", when="now"
+    )
     assert added == ["crypto-wallet"], "spelled as the clean step normalises it, once"
     assert failed(validate_frame(bad, accepted, "raw-accepted")) == {}
-    assert accepted["meta"]["accepted"] == [{"column": "payment_method", "values": ["crypto-wallet"], "by": "op",
-                                             "at": "now"}]
+    assert accepted["meta"]["accepted"] == [
+        {"column": "payment_method", "values": ["crypto-wallet"], "by": "op", "at": "now"}
+    ]
     assert "crypto-wallet" not in json.dumps(spec), "the caller's spec is not changed"
     assert accept_values(accepted, "payment_method", ["crypto-wallet"])[1] == []
     with pytest.raises(SuiteEditError, match="numeric column"):
@@ -94,7 +111,9 @@ def test_an_accepted_category_passes_the_suite_and_is_recorded(raw_std):
         accept_values(spec, "nope", ["x"])
 
 
-def test_the_accept_command_edits_the_project_suite_and_says_to_commit_it(tmp_path, monkeypatch, capsys):
+def test_the_accept_command_edits_the_project_suite_and_says_to_commit_it(
+    tmp_path, monkeypatch, capsys
+):
     for name in ("params.yaml", "dvc.yaml"):
         (tmp_path / name).write_text((REPO / name).read_text())
     (tmp_path / "expectations").mkdir()
@@ -103,8 +122,12 @@ def test_the_accept_command_edits_the_project_suite_and_says_to_commit_it(tmp_pa
     monkeypatch.chdir(tmp_path)
     assert suites_main(["accept", "payment_method", "Crypto Wallet"]) == 0
     assert "git commit" in capsys.readouterr().out
-    check = next(e for e in read_suite_file(suite)["expectations"]
-                 if e["type"] == "expect_column_values_to_be_in_set" and e["kwargs"]["column"] == "payment_method")
+    check = next(
+        e
+        for e in read_suite_file(suite)["expectations"]
+        if e["type"] == "expect_column_values_to_be_in_set"
+        and e["kwargs"]["column"] == "payment_method"
+    )
     assert "crypto-wallet" in check["kwargs"]["value_set"]
     assert suites_main(["accept", "region", ""]) == 1
     assert "no value to accept" in capsys.readouterr().err
@@ -143,7 +166,9 @@ def test_id_in_two_splits_fails(model_frame):
     frame = model_frame.copy()
     splits = assign_splits(frame, PARAMS.split, PARAMS.problem)
     test_row = splits[splits == "test"].index[0]
-    frame.loc[test_row, "customer_id"] = frame.loc[splits[splits == "train"].index[0], "customer_id"]
+    frame.loc[test_row, "customer_id"] = frame.loc[
+        splits[splits == "train"].index[0], "customer_id"
+    ]
     checks = audit_checks(frame, splits=splits)
     assert only_failure(checks) == ["id in two splits"]
     assert "id:" in checks["id in two splits"]["observed"]
@@ -168,7 +193,9 @@ def test_time_order_violation_fails(model_frame):
 
 
 def test_a_post_outcome_column_present_fails(model_frame):
-    frame = model_frame.assign(cancellation_reason=np.where(model_frame["churned_30d"] == 1, "price", "none"))
+    frame = model_frame.assign(
+        cancellation_reason=np.where(model_frame["churned_30d"] == 1, "price", "none")
+    )
     checks = audit_checks(frame)
     assert "post-outcome columns absent" in only_failure(checks)
     assert "cancellation_reason" in checks["post-outcome columns absent"]["observed"]
@@ -176,7 +203,9 @@ def test_a_post_outcome_column_present_fails(model_frame):
 
 def test_a_single_feature_that_predicts_the_label_fails_naming_it(model_frame):
     rng = np.random.default_rng(0)
-    frame = model_frame.assign(billing_flag=model_frame["churned_30d"] * 10 + rng.normal(0, 0.5, len(model_frame)))
+    frame = model_frame.assign(
+        billing_flag=model_frame["churned_30d"] * 10 + rng.normal(0, 0.5, len(model_frame))
+    )
     checks = audit_checks(frame)
     assert only_failure(checks) == ["single-feature ROC-AUC"]
     assert "feature:billing_flag" in checks["single-feature ROC-AUC"]["observed"]

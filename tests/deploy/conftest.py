@@ -22,11 +22,15 @@ def prefect_server(tmp_path_factory) -> Iterator[Server]:
 
     API auth is on, as in docker-compose.yml: the server checks the auth string, clients send it.
     """
-    server = start_server(tmp_path_factory.mktemp("prefect-home"), auth=("admin", secrets.token_urlsafe(12)))
+    server = start_server(
+        tmp_path_factory.mktemp("prefect-home"), auth=("admin", secrets.token_urlsafe(12))
+    )
     reset_client_services()  # none may still point at another test's server
     try:
-        assert httpx.get(server.api_url + "/deployments/filter", timeout=5).status_code == 401 or \
-            httpx.post(server.api_url + "/deployments/filter", timeout=5).status_code == 401
+        assert (
+            httpx.get(server.api_url + "/deployments/filter", timeout=5).status_code == 401
+            or httpx.post(server.api_url + "/deployments/filter", timeout=5).status_code == 401
+        )
         yield server
     finally:
         reset_client_services()  # before the server goes: they would keep talking to it
@@ -35,7 +39,8 @@ def prefect_server(tmp_path_factory) -> Iterator[Server]:
 
 @dataclass
 class Served:
-    """The project's deployments, served from ``root`` to ``server``; alerts posted to ``webhook``."""
+    """The project's deployments, served from ``root`` to ``server``; alerts posted to
+    ``webhook``."""
 
     root: Path
     server: Server
@@ -80,11 +85,20 @@ def served(prefect_server: Server, tmp_path_factory) -> Iterator[Served]:
     root = make_project(tmp_path_factory.mktemp("deployed") / "proj")
     log = root.parent / "deploy.log"
     receiver = Receiver()
-    env = {**prefect_server.env, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "CHURN_ALERT_WEBHOOK_URL": receiver.url}
+    env = {
+        **prefect_server.env,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "CHURN_ALERT_WEBHOOK_URL": receiver.url,
+    }
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "flows.deploy"], cwd=root, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "flows.deploy"],
+            cwd=root,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def deployed() -> bool:
         names = ("retrain/training", "batch_scoring/batch-scoring", "monitoring/scheduled")

@@ -25,21 +25,49 @@ TOKEN = "fuzz-admin-token-0123456789"
 
 @pytest.fixture(scope="module")
 def api_url(trained_project: Path, tmp_path_factory) -> Iterator[str]:
-    """``make serve`` on a copy of the trained project (the fuzzer's requests stay out of its store)."""
+    """``make serve`` on a copy of the trained project (the fuzzer's requests stay out of its
+    store)."""
     root = tmp_path_factory.mktemp("fuzzed") / "proj"
     root.mkdir()
     for name in ("params.yaml", "dvc.yaml"):
         shutil.copy2(trained_project / name, root / name)
-    shutil.copytree(trained_project / "registry", root / "registry",
-                    ignore=shutil.ignore_patterns("predictions.db*"))
+    shutil.copytree(
+        trained_project / "registry",
+        root / "registry",
+        ignore=shutil.ignore_patterns("predictions.db*"),
+    )
     port = free_port()
     log = root / "api.log"
-    env = {**os.environ, "CHURN_ADMIN_TOKEN": TOKEN, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    proc = spawn([sys.executable, "-m", "uvicorn", "service.app:app_from_env", "--factory", "--host", "127.0.0.1",
-                  "--port", str(port)], log, env, cwd=root)
+    env = {
+        **os.environ,
+        "CHURN_ADMIN_TOKEN": TOKEN,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    proc = spawn(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "service.app:app_from_env",
+            "--factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        log,
+        env,
+        cwd=root,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: httpx.get(url + "/health", timeout=2).status_code == 200, 60, "the API", proc, log)
+        wait_for(
+            lambda: httpx.get(url + "/health", timeout=2).status_code == 200,
+            60,
+            "the API",
+            proc,
+            log,
+        )
         yield url
         assert proc.poll() is None, f"the API died under fuzzing:\n{log.read_text()[-3000:]}"
         assert "Traceback" not in log.read_text(), log.read_text()[-3000:]
@@ -55,11 +83,21 @@ def operations(api_url: str) -> list:
 def test_no_request_gets_a_server_error(api_url):
     """Up to 60 generated requests per operation (valid and invalid bodies, paths, queries)."""
     ops = operations(api_url)
-    assert {f"{op.method.upper()} {op.path}" for op in ops} >= {"POST /predict", "POST /feedback",
-                                                                 "GET /lineage/{request_id}", "POST /admin/reload"}
+    assert {f"{op.method.upper()} {op.path}" for op in ops} >= {
+        "POST /predict",
+        "POST /feedback",
+        "GET /lineage/{request_id}",
+        "POST /admin/reload",
+    }
     for op in ops:
-        @settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), database=None,
-                  derandomize=True)  # the same requests in every run (CI); vary it locally with a seed
+
+        @settings(
+            max_examples=60,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
+            derandomize=True,
+        )  # the same requests in every run (CI); vary it locally with a seed
         @given(case=op.as_strategy())
         def fuzz(case):
             case.call_and_validate(base_url=api_url, checks=[not_a_server_error], timeout=30)
@@ -69,12 +107,29 @@ def test_no_request_gets_a_server_error(api_url):
 
 def test_body_size_is_bounded_and_admin_needs_the_token(api_url):
     with httpx.Client(base_url=api_url, timeout=30) as http:
-        assert http.post("/predict", content=b"[" * 3_000_000, headers={"content-type": "application/json"}).status_code == 413
+        assert (
+            http.post(
+                "/predict", content=b"[" * 3_000_000, headers={"content-type": "application/json"}
+            ).status_code
+            == 413
+        )
         assert http.post("/admin/reload").status_code == 401
-        assert http.post("/admin/reload", headers={"Authorization": "Bearer wrong"}).status_code == 401
-        assert http.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
-        deep = b'{"records": [' + b"[" * 50_000 + b"]" * 50_000 + b"]}"  # nesting, under the size bound
-        assert http.post("/predict", content=deep, headers={"content-type": "application/json"}).status_code == 422
+        assert (
+            http.post("/admin/reload", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        )
+        assert (
+            http.post("/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}).status_code
+            == 200
+        )
+        deep = (
+            b'{"records": [' + b"[" * 50_000 + b"]" * 50_000 + b"]}"
+        )  # nesting, under the size bound
+        assert (
+            http.post(
+                "/predict", content=deep, headers={"content-type": "application/json"}
+            ).status_code
+            == 422
+        )
 
 
 def test_a_streamed_body_without_a_length_is_bounded_too(api_url):
@@ -83,6 +138,8 @@ def test_a_streamed_body_without_a_length_is_bounded_too(api_url):
             yield b" " * 100_000  # 3 MB, no Content-Length (chunked)
 
     with httpx.Client(base_url=api_url, timeout=30) as http:
-        reply = http.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+        reply = http.post(
+            "/predict", content=chunks(), headers={"content-type": "application/json"}
+        )
         assert reply.status_code == 413 and "larger than" in reply.json()["detail"]
         assert http.get("/health").status_code == 200

@@ -1,4 +1,6 @@
-"""A corrupted or malicious source file: a clear failure at the first step that reads it, nothing overwritten.
+"""A corrupted or malicious source file: a clear failure at the first step that reads it.
+
+Nothing is overwritten.
 
 Each case runs the collect step (the step that reads the source) on a project that already
 holds a good snapshot. What must hold: the step fails naming the problem; the current
@@ -18,8 +20,10 @@ from tasks.core.io import file_sha256
 from tasks.core.step import run_step
 
 GOOD = "customer_id,snapshot_date,tenure_months,contract,churned_30d\n" + "".join(
-    f"c{i},2024-01-{1 + i % 28:02d},{i % 60},{'monthly' if i % 2 else 'yearly'},{'yes' if i % 5 == 0 else 'no'}\n"
-    for i in range(200))
+    f"c{i},2024-01-{1 + i % 28:02d},{i % 60},{'monthly' if i % 2 else 'yearly'},"
+    f"{'yes' if i % 5 == 0 else 'no'}\n"
+    for i in range(200)
+)
 
 
 def write(path: Path, content: bytes) -> None:
@@ -30,14 +34,21 @@ def write(path: Path, content: bytes) -> None:
 
 
 def hashes(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): file_sha256(p) for p in sorted((root / "data" / "01_raw").rglob("*"))
-            if p.is_file()}
+    return {
+        str(p.relative_to(root)): file_sha256(p)
+        for p in sorted((root / "data" / "01_raw").rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
 def collected(project):
-    root = project({"collect": {"source": "csv", "path": "data/external/in.csv", "window": None},
-                    "problem": {"time_column": "snapshot_date"}})
+    root = project(
+        {
+            "collect": {"source": "csv", "path": "data/external/in.csv", "window": None},
+            "problem": {"time_column": "snapshot_date"},
+        }
+    )
     write(root / "data" / "external" / "in.csv", GOOD.encode())
     assert collect(root) == 0
     return root
@@ -56,9 +67,15 @@ def collect(root: Path) -> int:
 
 CASES = {
     "truncated": (GOOD.encode()[: len(GOOD) - 9], "cut short"),
-    "a huge field": ((GOOD + f"c999,2024-01-05,3,{'x' * 200_000},no\n").encode(), "max_field_chars"),
+    "a huge field": (
+        (GOOD + f"c999,2024-01-05,3,{'x' * 200_000},no\n").encode(),
+        "max_field_chars",
+    ),
     "wrong encoding": (GOOD.replace("monthly", "mensuel-à-payer").encode("latin-1"), "encoding"),
-    "an unclosed quote": (GOOD.replace("c7,", '"c7,', 1).encode(), "could not be read|max_field_chars|cut short"),
+    "an unclosed quote": (
+        GOOD.replace("c7,", '"c7,', 1).encode(),
+        "could not be read|max_field_chars|cut short",
+    ),
     "binary garbage": (bytes(range(256)) * 16, "encoding|could not be read"),
     "empty": (b"", "no data|empty|could not be read"),
 }

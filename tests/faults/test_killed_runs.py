@@ -29,15 +29,22 @@ pytestmark = pytest.mark.slow
 
 def start_training(root: Path, api_url: str, log: Path) -> subprocess.Popen:
     env = tool_env({"PREFECT_API_URL": api_url, "PREFECT_LOGGING_LEVEL": "INFO"})
-    return subprocess.Popen([sys.executable, "-m", "flows.training"], cwd=root, env=env, stdout=open(log, "w"),
-                            stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, "-m", "flows.training"],
+        cwd=root,
+        env=env,
+        stdout=open(log, "w"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def wait_for_line(proc: subprocess.Popen, log: Path, text: str, timeout_s: float = 180) -> None:
     deadline = time.monotonic() + timeout_s
     while text not in log.read_text():
         assert proc.poll() is None, f"the run ended before '{text}':\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"no '{text}' within {timeout_s} s:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, (
+            f"no '{text}' within {timeout_s} s:\n{log.read_text()[-3000:]}"
+        )
         time.sleep(0.2)
 
 
@@ -48,15 +55,20 @@ def descendants(pid: int) -> list[psutil.Process]:
 
 def snapshot_hashes(root: Path) -> dict[str, str]:
     raw = root / "data" / "01_raw"
-    return {str(p.relative_to(root)): file_sha256(p) for p in sorted(raw.rglob("*"))
-            if p.is_file() and not p.name.startswith(".")}
+    return {
+        str(p.relative_to(root)): file_sha256(p)
+        for p in sorted(raw.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def half_written(root: Path) -> list[Path]:
     return [p for d in ("data", "models", "reports") for p in (root / d).rglob(".tmp-*")]
 
 
-def test_runs_killed_in_collect_and_in_train_leave_nothing_the_next_run_must_repair(project, prefect_api, tmp_path):
+def test_runs_killed_in_collect_and_in_train_leave_nothing_the_next_run_must_repair(
+    project, prefect_api, tmp_path
+):
     root = project()
 
     # 1. the whole run dies during collect (flow, `dvc repro` holding DVC's lock, the step): a crash
@@ -68,7 +80,8 @@ def test_runs_killed_in_collect_and_in_train_leave_nothing_the_next_run_must_rep
         p.send_signal(signal.SIGKILL)
     first.wait(30)
 
-    # 2. only the flow process dies during train: its `dvc repro` and the train step run on, orphaned
+    # 2. only the flow process dies during train: its `dvc repro` and the train step run on,
+    # orphaned
     second = start_training(root, prefect_api.api_url, tmp_path / "second.log")
     wait_for_line(second, tmp_path / "second.log", "Running stage 'train'")
     orphans = descendants(second.pid)
@@ -77,7 +90,9 @@ def test_runs_killed_in_collect_and_in_train_leave_nothing_the_next_run_must_rep
     assert before, "the second run collected a snapshot"
     os.kill(second.pid, signal.SIGKILL)
     second.wait(30)
-    assert any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in orphans), "orphans still run"
+    assert any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in orphans), (
+        "orphans still run"
+    )
 
     # 3. the next run: no manual repair
     third = start_training(root, prefect_api.api_url, tmp_path / "third.log")
@@ -87,8 +102,13 @@ def test_runs_killed_in_collect_and_in_train_leave_nothing_the_next_run_must_rep
     assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in orphans)
     assert half_written(root) == []
     assert {k: v for k, v in snapshot_hashes(root).items() if k in before} == before
-    status = subprocess.run([sys.executable, "-m", "dvc", "status"], cwd=root, env=tool_env(),
-                            capture_output=True, text=True)
+    status = subprocess.run(
+        [sys.executable, "-m", "dvc", "status"],
+        cwd=root,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+    )
     assert status.returncode == 0 and "up to date" in status.stdout, status.stdout + status.stderr
     assert (root / "reports" / "metrics.json").exists()
 

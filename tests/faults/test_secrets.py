@@ -32,8 +32,12 @@ SECRETS = {
 
 
 def load_customers(url: str) -> None:
-    data = simulate(pd.Timestamp("2024-01-01").date(), pd.Timestamp("2024-02-29").date(), 40, seed=3).data
-    text = data.astype(object).where(data.notna(), None).map(lambda v: None if v is None else str(v))
+    data = simulate(
+        pd.Timestamp("2024-01-01").date(), pd.Timestamp("2024-02-29").date(), 40, seed=3
+    ).data
+    text = (
+        data.astype(object).where(data.notna(), None).map(lambda v: None if v is None else str(v))
+    )
     engine = sa.create_engine(url)
     text.to_sql("customers", engine, index=False, if_exists="replace")
     engine.dispose()
@@ -43,20 +47,40 @@ def hits(text: str) -> list[str]:
     return [name for name, value in {"password": PASSWORD, **SECRETS}.items() if value in text]
 
 
-def test_a_run_from_a_password_protected_database_leaks_no_secret(project, prefect_api, postgres_url, tmp_path):
-    url = postgres_url.replace("postgres@", f"postgres:{PASSWORD}@")  # trust auth: accepted, never needed
+def test_a_run_from_a_password_protected_database_leaks_no_secret(
+    project, prefect_api, postgres_url, tmp_path
+):
+    url = postgres_url.replace(
+        "postgres@", f"postgres:{PASSWORD}@"
+    )  # trust auth: accepted, never needed
     load_customers(url)
-    root = project({
-        "collect": {"source": "sql", "sql": {"url_env": "CHURN_SQL_URL", "query":
-                    "SELECT * FROM customers WHERE CAST(snapshot_date AS date) BETWEEN :start AND :end"}},
-        "clean": {"suite": "expectations/simulator.raw.json"},
-    })
+    root = project(
+        {
+            "collect": {
+                "source": "sql",
+                "sql": {
+                    "url_env": "CHURN_SQL_URL",
+                    "query": "SELECT * FROM customers "
+                    "WHERE CAST(snapshot_date AS date) BETWEEN :start AND :end",
+                },
+            },
+            "clean": {"suite": "expectations/simulator.raw.json"},
+        }
+    )
     env = tool_env({"PREFECT_API_URL": prefect_api.api_url, "CHURN_SQL_URL": url, **SECRETS})
-    run = subprocess.run([sys.executable, "-m", "flows.training"], cwd=root, env=env, capture_output=True, text=True,
-                         timeout=600)
+    run = subprocess.run(
+        [sys.executable, "-m", "flows.training"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-4000:]
-    provenance = [json.loads(p.read_text()) for p in (root / "data" / "01_raw").glob("*/provenance.json")]
+    provenance = [
+        json.loads(p.read_text()) for p in (root / "data" / "01_raw").glob("*/provenance.json")
+    ]
     assert [p["source"]["kind"] for p in provenance] == ["sql"], "the data came from PostgreSQL"
     assert hits(output) == []
 
@@ -67,21 +91,30 @@ def test_a_run_from_a_password_protected_database_leaks_no_secret(project, prefe
             if found:
                 leaked[str(path.relative_to(root))] = found
     for path in (root / ".dvc" / "cache").rglob("*") if (root / ".dvc" / "cache").exists() else []:
-        if path.is_file() and path.stat().st_size < 50_000_000 and hits(path.read_bytes().decode("utf-8", "replace")):
+        if (
+            path.is_file()
+            and path.stat().st_size < 50_000_000
+            and hits(path.read_bytes().decode("utf-8", "replace"))
+        ):
             leaked[str(path.relative_to(root))] = hits(path.read_bytes().decode("utf-8", "replace"))
-    git_objects = subprocess.run(["git", "log", "--all", "-p", "--format=%H %s"], cwd=root, capture_output=True,
-                                 text=True).stdout
+    git_objects = subprocess.run(
+        ["git", "log", "--all", "-p", "--format=%H %s"], cwd=root, capture_output=True, text=True
+    ).stdout
     assert leaked == {} and hits(git_objects) == [], leaked
 
     with httpx.Client(base_url=prefect_api.api_url, timeout=30) as api:
         logs = api.post("/logs/filter", json={"limit": 200, "offset": 0}).json()
         more = [logs]
         while len(more[-1]) == 200:
-            more.append(api.post("/logs/filter", json={"limit": 200, "offset": 200 * len(more)}).json())
+            more.append(
+                api.post("/logs/filter", json={"limit": 200, "offset": 200 * len(more)}).json()
+            )
         artifacts = api.post("/artifacts/filter", json={"limit": 200}).json()
         runs = api.post("/flow_runs/filter", json={"limit": 200}).json()
     everything = str(more) + str(artifacts) + str(runs)
-    assert sum(len(page) for page in more) > 20 and artifacts, "the server holds the run's logs and artifacts"
+    assert sum(len(page) for page in more) > 20 and artifacts, (
+        "the server holds the run's logs and artifacts"
+    )
     assert hits(everything) == []
 
 
@@ -93,8 +126,18 @@ def test_a_failed_connection_shows_no_password(monkeypatch, postgres_url):
 
     bad = postgres_url.replace("postgres@", f"nobody:{PASSWORD}@").rsplit("/", 1)[0] + "/no_such_db"
     monkeypatch.setenv("CHURN_SQL_URL", bad)
-    params = parse_params(deep_merge(default_params_dict(), {"collect": {
-        "source": "sql", "sql": {"query": "SELECT 1 AS x"}, "window": {"start": "2024-01-01", "end": "2024-01-31"}}}))
+    params = parse_params(
+        deep_merge(
+            default_params_dict(),
+            {
+                "collect": {
+                    "source": "sql",
+                    "sql": {"query": "SELECT 1 AS x"},
+                    "window": {"start": "2024-01-01", "end": "2024-01-31"},
+                }
+            },
+        )
+    )
     with pytest.raises(StepError) as caught:
         read_sql(params.collect)
     assert PASSWORD not in str(caught.value) and "query failed" in str(caught.value)

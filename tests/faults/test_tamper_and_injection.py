@@ -25,25 +25,42 @@ from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
 from tasks.core.serving.registry import Registry, RegistryError
 
-INJECTIONS = ["x' OR '1'='1", "'; DROP TABLE predictions; --", "\" OR 1=1 --", "x\\'; DELETE FROM predictions; --",
-              "1; UPDATE predictions SET label = 1", "%' OR request_id LIKE '%"]
+INJECTIONS = [
+    "x' OR '1'='1",
+    "'; DROP TABLE predictions; --",
+    '" OR 1=1 --',
+    "x\\'; DELETE FROM predictions; --",
+    "1; UPDATE predictions SET label = 1",
+    "%' OR request_id LIKE '%",
+]
 
 
 @pytest.fixture
 def registry_copy(trained_project: Path, tmp_path: Path) -> tuple[Path, Registry]:
     root = tmp_path / "registry"
-    shutil.copytree(trained_project / "registry", root, ignore=shutil.ignore_patterns("predictions.db*"))
+    shutil.copytree(
+        trained_project / "registry", root, ignore=shutil.ignore_patterns("predictions.db*")
+    )
     return root, Registry(root)
 
 
 def records(trained_project: Path, n: int = 5) -> list[dict]:
-    raw = current_snapshot(trained_project / PATHS.raw_dir).read().drop_duplicates("customer_id").head(n)
-    return json.loads(raw.drop(columns=["churned_30d", "cancellation_reason"]).to_json(orient="records"))
+    raw = (
+        current_snapshot(trained_project / PATHS.raw_dir)
+        .read()
+        .drop_duplicates("customer_id")
+        .head(n)
+    )
+    return json.loads(
+        raw.drop(columns=["churned_30d", "cancellation_reason"]).to_json(orient="records")
+    )
 
 
 def second_version(registry: Registry):
     v1 = registry.get("v0001")
-    card = {k: v for k, v in v1.card.items() if k not in ("version", "model_sha256", "registered_at")}
+    card = {
+        k: v for k, v in v1.card.items() if k not in ("version", "model_sha256", "registered_at")
+    }
     return registry.register(v1.model_path, card, v1.schema(), v1.reference())
 
 
@@ -59,17 +76,29 @@ def test_a_version_file_edited_after_registration_is_refused_naming_it(registry_
     registry.load(v2)  # fine as registered
     if target == "card.json":  # a plausible edit: a lower decision threshold
         edit(v2.folder / target, lambda p: p.write_text(json.dumps({**v2.card, "threshold": 0.01})))
-    elif target == "model.skops":  # the model swapped, and its card edited to match: the index still knows
+    elif (
+        target == "model.skops"
+    ):  # the model swapped, and its card edited to match: the index still knows
         other = registry.get("v0001").folder / "reference.parquet"
         edit(v2.model_path, lambda p: p.write_bytes(other.read_bytes()))
         from tasks.core.io import file_sha256
-        edit(v2.folder / "card.json", lambda p: p.write_text(json.dumps({**v2.card,
-                                                                          "model_sha256": file_sha256(v2.model_path)})))
+
+        edit(
+            v2.folder / "card.json",
+            lambda p: p.write_text(
+                json.dumps({**v2.card, "model_sha256": file_sha256(v2.model_path)})
+            ),
+        )
     else:
         edit(v2.folder / target, lambda p: p.write_bytes(p.read_bytes() + b" "))
-    # named: the file that changed (for the swapped model, the card edited to match it is caught too)
-    with pytest.raises(RegistryError, match=target.replace(".", r"\.") if target != "model.skops" else
-                       r"(model\.skops|card\.json) changed since registration"):
+    # named: the file that changed (for the swapped model, the card edited to match it is
+    # caught too)
+    with pytest.raises(
+        RegistryError,
+        match=target.replace(".", r"\.")
+        if target != "model.skops"
+        else r"(model\.skops|card\.json) changed since registration",
+    ):
         registry.load(registry.get(v2.version))
 
 
@@ -77,12 +106,16 @@ def test_a_version_copied_in_by_hand_is_refused(registry_copy):
     root, registry = registry_copy
     shutil.copytree(root / "versions" / "v0001", root / "versions" / "v0009")
     card = root / "versions" / "v0009" / "card.json"
-    edit(card, lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "version": "v0009"})))
+    edit(
+        card, lambda p: p.write_text(json.dumps({**json.loads(p.read_text()), "version": "v0009"}))
+    )
     with pytest.raises(RegistryError, match="not in .*index.jsonl"):
         registry.load(registry.get("v0009"))
 
 
-def test_the_api_keeps_serving_when_the_new_champion_is_tampered_with(registry_copy, trained_project):
+def test_the_api_keeps_serving_when_the_new_champion_is_tampered_with(
+    registry_copy, trained_project
+):
     root, registry = registry_copy
     v2 = second_version(registry)
     edit(v2.model_path, lambda p: p.write_bytes(b"not a model"))
@@ -105,10 +138,17 @@ def test_strings_from_requests_are_data_to_the_store_never_sql(registry_copy, tr
         assert client.post("/predict", json={"records": hostile}).status_code == 200
         for s in INJECTIONS:
             reply = client.post("/feedback", json={"labels": [{"request_id": s, "label": 1}]})
-            assert reply.status_code == 200 and reply.json() == {"labelled_rows": 0, "unknown_request_ids": [s]}
+            assert reply.status_code == 200 and reply.json() == {
+                "labelled_rows": 0,
+                "unknown_request_ids": [s],
+            }
             assert client.get(f"/lineage/{s}").status_code == 404
-        assert client.post("/feedback", json={"labels": [{"request_id": request_id, "label": 0}]}).json()[
-            "labelled_rows"] == 3
+        assert (
+            client.post(
+                "/feedback", json={"labels": [{"request_id": request_id, "label": 0}]}
+            ).json()["labelled_rows"]
+            == 3
+        )
     engine = sa.create_engine(f"sqlite:///{root / 'predictions.db'}")
     with engine.connect() as conn:
         stored = pd.read_sql("SELECT request_id, record_id, label FROM predictions", conn)
@@ -125,17 +165,51 @@ def test_the_sql_source_binds_a_hostile_window_as_data(tmp_path, monkeypatch):
 
     db = tmp_path / "src.db"
     engine = sa.create_engine(f"sqlite:///{db}")
-    pd.DataFrame({"customer_id": ["a", "b"], "snapshot_date": ["2024-01-05", "2024-01-06"], "churned_30d": ["no", "yes"]}
-                 ).to_sql("customers", engine, index=False)
+    pd.DataFrame(
+        {
+            "customer_id": ["a", "b"],
+            "snapshot_date": ["2024-01-05", "2024-01-06"],
+            "churned_30d": ["no", "yes"],
+        }
+    ).to_sql("customers", engine, index=False)
     engine.dispose()
     monkeypatch.setenv("CHURN_SQL_URL", f"sqlite:///{db}")
     query = "SELECT * FROM customers WHERE snapshot_date BETWEEN :start AND :end"
-    params = parse_params(deep_merge(default_params_dict(), {"collect": {
-        "source": "sql", "sql": {"query": query}, "window": {"start": "2024-01-01", "end": "2024-01-31"}}}))
+    params = parse_params(
+        deep_merge(
+            default_params_dict(),
+            {
+                "collect": {
+                    "source": "sql",
+                    "sql": {"query": query},
+                    "window": {"start": "2024-01-01", "end": "2024-01-31"},
+                }
+            },
+        )
+    )
     assert len(read_sql(params.collect)) == 2
     with pytest.raises(Exception, match="date|window|start"):
-        parse_params(deep_merge(default_params_dict(), {"collect": {
-            "source": "sql", "sql": {"query": query}, "window": {"start": "2024-01-01' OR '1'='1", "end": "2024-01-31"}}}))
+        parse_params(
+            deep_merge(
+                default_params_dict(),
+                {
+                    "collect": {
+                        "source": "sql",
+                        "sql": {"query": query},
+                        "window": {"start": "2024-01-01' OR '1'='1", "end": "2024-01-31"},
+                    }
+                },
+            )
+        )
     with pytest.raises(Exception, match="url"):
-        parse_params(deep_merge(default_params_dict(), {"collect": {"source": "sql", "sql": {
-            "query": query, "url": "postgresql://user:secret@db/x"}}}))
+        parse_params(
+            deep_merge(
+                default_params_dict(),
+                {
+                    "collect": {
+                        "source": "sql",
+                        "sql": {"query": query, "url": "postgresql://user:secret@db/x"},
+                    }
+                },
+            )
+        )

@@ -1,4 +1,5 @@
-"""The whole data pipeline on a foreign CSV, changing only collect.* and problem.* in params.yaml."""
+"""The whole data pipeline on a foreign CSV, changing only collect.* and problem.* in
+params.yaml."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ pytestmark = pytest.mark.slow
 
 
 def repro(root):
-    return subprocess.run([dvc_executable(), "repro"], cwd=root, capture_output=True, text=True, env=tool_env())
+    return subprocess.run(
+        [dvc_executable(), "repro"], cwd=root, capture_output=True, text=True, env=tool_env()
+    )
 
 
 def test_foreign_csv_runs_end_to_end_and_a_leaking_column_stops_the_split(project):
@@ -27,8 +30,12 @@ def test_foreign_csv_runs_end_to_end_and_a_leaking_column_stops_the_split(projec
     failed = repro(root)
     out = failed.stdout + failed.stderr
     assert failed.returncode != 0
-    assert "FAILED step 'split', check 'leakage audit'" in out and "feature:Exit Survey Score" in out
-    assert not (root / PATHS.train).exists() and not (root / PATHS.test).exists(), "no split written"
+    assert (
+        "FAILED step 'split', check 'leakage audit'" in out and "feature:Exit Survey Score" in out
+    )
+    assert not (root / PATHS.train).exists() and not (root / PATHS.test).exists(), (
+        "no split written"
+    )
 
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["problem"]["post_outcome_columns"] = ["Exit Survey Score"]
@@ -39,12 +46,20 @@ def test_foreign_csv_runs_end_to_end_and_a_leaking_column_stops_the_split(projec
     suite = json.loads((root / "expectations" / "telco-like.raw.json").read_text())
     kinds = suite["meta"]["column_kinds"]
     assert kinds["Monthly Fee"] == "numeric" and kinds["Total Billed"] == "numeric"
-    assert kinds["Contract Kind"] == "categorical" and kinds["Joined"] == "datetime" and kinds["AcctNo"] == "id"
+    assert (
+        kinds["Contract Kind"] == "categorical"
+        and kinds["Joined"] == "datetime"
+        and kinds["AcctNo"] == "id"
+    )
     report = json.loads((root / PATHS.clean_json).read_text())
     assert report["duplicate_rows_removed"] == 30 and report["unparsed_cells"]["Monthly Fee"] > 0
     train = pd.read_parquet(root / PATHS.train)
     assert set(train["Contract Kind"].dropna()) == {"monthly", "annual", "biennial"}
-    assert train["Total Billed"].dtype == float and "Exit Survey Score" not in train and "Joined" not in train
+    assert (
+        train["Total Billed"].dtype == float
+        and "Exit Survey Score" not in train
+        and "Joined" not in train
+    )
     audit = json.loads((root / PATHS.leakage_json).read_text())
     assert audit["passed"] and audit["strategy"] == "stratified"
     manifest = json.loads((root / PATHS.split_manifest).read_text())

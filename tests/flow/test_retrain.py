@@ -46,29 +46,46 @@ class Traffic:
         self.thread.join(30)
 
 
-@pytest.mark.parametrize(("params", "says"), [
-    # an impossible feasibility bar: the run stops at step 2, after collecting
-    ({"feasibility.min_labelled_rows": 10_000_000}, "feasibility"),
-    # an impossible KPI floor: every step runs, the gate at step 9 refuses the model
-    ({"problem.kpis.roc_auc_min": 0.999}, "not blessed"),
-], ids=["fails-at-feasibility", "refused-at-the-gate"])
-def test_a_failed_retraining_leaves_the_champion_in_place(trained_project, tmp_path, prefect_api, params, says):
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        # an impossible feasibility bar: the run stops at step 2, after collecting
+        ({"feasibility.min_labelled_rows": 10_000_000}, "feasibility"),
+        # an impossible KPI floor: every step runs, the gate at step 9 refuses the model
+        ({"problem.kpis.roc_auc_min": 0.999}, "not blessed"),
+    ],
+    ids=["fails-at-feasibility", "refused-at-the-gate"],
+)
+def test_a_failed_retraining_leaves_the_champion_in_place(
+    trained_project, tmp_path, prefect_api, params, says
+):
     root = tmp_path / "proj"
     shutil.copytree(trained_project, root, ignore=shutil.ignore_patterns("predictions.db*"))
     registry = Registry(root / "registry")
-    champion, aliases, history = registry.champion().version, registry.aliases(), len(registry.history())
+    champion, aliases, history = (
+        registry.champion().version,
+        registry.aliases(),
+        len(registry.history()),
+    )
     versions = [v.version for v in registry.versions()]
     raw = current_snapshot(root / PATHS.raw_dir).read().head(1)
-    record = json.loads(raw.drop(columns=["churned_30d", "cancellation_reason"]).to_json(orient="records"))[0]
+    record = json.loads(
+        raw.drop(columns=["churned_30d", "cancellation_reason"]).to_json(orient="records")
+    )[0]
     with Traffic(root, record) as traffic:
-        state = retrain(reason="test: failing run", params=params, project_dir=str(root), return_state=True)
+        state = retrain(
+            reason="test: failing run", params=params, project_dir=str(root), return_state=True
+        )
     prefect_api.check_alive()
-    assert traffic.answers and set(traffic.answers) == {(200, champion)}, "the API served the champion throughout"
+    assert traffic.answers and set(traffic.answers) == {(200, champion)}, (
+        "the API served the champion throughout"
+    )
     result = repr(state.result(raise_on_failure=False))
     assert says in str(state.message) or says in result, (state, result[:2000])
     assert registry.champion().version == champion and registry.aliases() == aliases
-    assert [v.version for v in registry.versions()] == versions and len(registry.history()) == history, \
-        "nothing registered, nothing switched"
+    assert [v.version for v in registry.versions()] == versions and len(
+        registry.history()
+    ) == history, "nothing registered, nothing switched"
     if says == "feasibility":
         assert state.is_failed()
         kept = list((root / "runs").glob("*/reports/feasibility.md"))

@@ -25,7 +25,9 @@ pytestmark = pytest.mark.slow
 
 
 def dvc(root, *args, check=True):
-    proc = subprocess.run([dvc_executable(), *args], cwd=root, capture_output=True, text=True, env=tool_env())
+    proc = subprocess.run(
+        [dvc_executable(), *args], cwd=root, capture_output=True, text=True, env=tool_env()
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -42,18 +44,24 @@ async def task_run_names(flow_run_id):
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     async with get_client() as client:
-        runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        runs = await client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
     return {r.name for r in runs}
 
 
-def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_it(project, tmp_path, harness):
+def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_it(
+    project, tmp_path, harness
+):
     root = project(commit=False)
     spec = yaml.safe_load((root / "dvc.yaml").read_text())
     # a stage added to dvc.yaml becomes a Prefect task with no change to flow code
     spec["stages"]["summary"] = {
         "cmd": "python -c \"import json; d=json.load(open('reports/feasibility.json')); "
-               "open('reports/summary.txt','w').write(str(d['go']))\"",
-        "deps": ["reports/feasibility.json"], "outs": ["reports/summary.txt"]}
+        "open('reports/summary.txt','w').write(str(d['go']))\"",
+        "deps": ["reports/feasibility.json"],
+        "outs": ["reports/summary.txt"],
+    }
     (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
     git(root, "add", "-A")
     git(root, "commit", "-qm", "project")
@@ -64,10 +72,13 @@ def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_i
     order = [s["stage"] for s in result["stages"]]
     assert order[:3] == ["collect", "problem", "feasibility"]
     assert set(order) == set(spec["stages"]), "one task per dvc.yaml stage, the added one included"
-    assert order.index("summary") > order.index("feasibility") and order.index("split") > order.index("features")
+    assert order.index("summary") > order.index("feasibility") and order.index(
+        "split"
+    ) > order.index("features")
     assert all(s["ran"] for s in result["stages"])
     assert (root / "reports" / "summary.txt").read_text() == "True"
     import asyncio
+
     # task runs reach the server as events, recorded asynchronously: give it a moment
     deadline = time.monotonic() + 60
     while not set(order) <= (names := asyncio.run(task_run_names(state.state_details.flow_run_id))):
@@ -95,8 +106,12 @@ def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_i
     first = result["deployment"]
     assert first["registered"] == "v0001" and first["promoted"] and first["champion"] == "v0001"
     card = json.loads((root / "registry" / "versions" / "v0001" / "card.json").read_text())
-    assert card["experiment"] == name and card["flow_run_id"] == str(state.state_details.flow_run_id)
-    assert card["data"]["snapshot_id"] and card["code_version"] and card["params"]["problem"]["target"]
+    assert card["experiment"] == name and card["flow_run_id"] == str(
+        state.state_details.flow_run_id
+    )
+    assert (
+        card["data"]["snapshot_id"] and card["code_version"] and card["params"]["problem"]["target"]
+    )
 
     # a second run of the flow records another, differently named experiment
     second = training(project_dir=str(root))
@@ -120,8 +135,13 @@ def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_i
     git(clone, "config", "user.email", "test@localhost")
     dvc(clone, "remote", "modify", "--local", "storage", "url", str(root / ".dvc-storage"))
     assert not (clone / ".dvc" / "cache").exists()
-    proc = subprocess.run([sys.executable, "-m", "flows.reproduce", name], cwd=clone, capture_output=True,
-                          text=True, env=tool_env())
+    proc = subprocess.run(
+        [sys.executable, "-m", "flows.reproduce", name],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "reproduced: every output has its recorded hash" in proc.stdout
     assert "not collecting again" in proc.stdout

@@ -12,8 +12,13 @@ from tasks.core.ml.models import build_pipeline, model_inputs
 @pytest.fixture(scope="module")
 def fitted(splits, params):
     X, y, numeric, categorical = model_inputs(splits["train"], params.problem)
-    return build_pipeline("xgboost", numeric, categorical, {"n_estimators": 200, "max_depth": 3,
-                                                            "learning_rate": 0.05}, 0).fit(X, y)
+    return build_pipeline(
+        "xgboost",
+        numeric,
+        categorical,
+        {"n_estimators": 200, "max_depth": 3, "learning_rate": 0.05},
+        0,
+    ).fit(X, y)
 
 
 def test_minimum_quality_on_held_out_rows(fitted, splits, params):
@@ -25,7 +30,9 @@ def test_direction_longer_inactivity_means_more_risk(fitted, splits, params):
     X, _, _, _ = model_inputs(splits["test"], params.problem)
     idle = X.assign(days_since_last_activity=60.0)
     active = X.assign(days_since_last_activity=0.0)
-    assert fitted.predict_proba(idle)[:, 1].mean() > fitted.predict_proba(active)[:, 1].mean() + 0.05
+    assert (
+        fitted.predict_proba(idle)[:, 1].mean() > fitted.predict_proba(active)[:, 1].mean() + 0.05
+    )
 
 
 def test_invariance_gender_barely_moves_predictions(fitted, splits, params):

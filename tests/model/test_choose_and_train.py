@@ -11,15 +11,19 @@ from tasks.train import tune
 
 
 def test_the_simplest_candidate_within_one_standard_error_wins():
-    rows = [{"model": "logistic_regression", "complexity": 1, "mean": 0.830, "se": 0.002},
-            {"model": "random_forest", "complexity": 2, "mean": 0.829, "se": 0.002},
-            {"model": "xgboost", "complexity": 3, "mean": 0.831, "se": 0.002}]
+    rows = [
+        {"model": "logistic_regression", "complexity": 1, "mean": 0.830, "se": 0.002},
+        {"model": "random_forest", "complexity": 2, "mean": 0.829, "se": 0.002},
+        {"model": "xgboost", "complexity": 3, "mean": 0.831, "se": 0.002},
+    ]
     chosen, reason = pick_simplest(rows, "roc_auc")
     assert chosen == "logistic_regression" and "within one standard error" in reason
     rows[2]["mean"] = 0.850
     assert pick_simplest(rows, "roc_auc")[0] == "xgboost"
-    brier = [{"model": "logistic_regression", "complexity": 1, "mean": 0.20, "se": 0.001},
-             {"model": "xgboost", "complexity": 3, "mean": 0.10, "se": 0.001}]
+    brier = [
+        {"model": "logistic_regression", "complexity": 1, "mean": 0.20, "se": 0.001},
+        {"model": "xgboost", "complexity": 3, "mean": 0.10, "se": 0.001},
+    ]
     assert pick_simplest(brier, "brier")[0] == "xgboost", "lower Brier is better"
 
 
@@ -32,7 +36,9 @@ def test_cross_validation_scores_every_candidate(splits, params):
 
 def test_preprocessing_is_fitted_on_the_training_split_only(splits, params):
     X_train, y_train, numeric, categorical = model_inputs(splits["train"], params.problem)
-    pipeline = build_pipeline("logistic_regression", numeric, categorical, {}, 0).fit(X_train, y_train)
+    pipeline = build_pipeline("logistic_regression", numeric, categorical, {}, 0).fit(
+        X_train, y_train
+    )
     imputer = pipeline.named_steps["prep"].named_transformers_["num"].named_steps["impute"]
     np.testing.assert_allclose(imputer.statistics_, X_train[numeric].median().to_numpy())
     both = pd.concat([X_train, model_inputs(splits["test"], params.problem)[0]])
@@ -41,22 +47,39 @@ def test_preprocessing_is_fitted_on_the_training_split_only(splits, params):
 
 def test_an_early_stopped_xgboost_round_trips_through_the_safe_format(tmp_path, splits, params):
     hashes = {"train": "a" * 64, "valid": "b" * 64}
-    _, (_, pipeline, proba) = tune("xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], params, hashes)
+    _, (_, pipeline, proba) = tune(
+        "xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], params, hashes
+    )
     save_model(pipeline, tmp_path / "m.skops")
     X_valid = model_inputs(splits["valid"], params.problem)[0]
-    np.testing.assert_array_equal(load_model(tmp_path / "m.skops").predict_proba(X_valid)[:, 1], proba)
+    np.testing.assert_array_equal(
+        load_model(tmp_path / "m.skops").predict_proba(X_valid)[:, 1], proba
+    )
 
 
 def test_tuning_is_reproducible_and_logs_every_trial(splits, params):
     hashes = {"train": "a" * 64, "valid": "b" * 64}
-    first, (config, _, proba) = tune("xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], params, hashes)
-    second, _ = tune("xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], params, hashes)
+    first, (config, _, proba) = tune(
+        "xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], params, hashes
+    )
+    second, _ = tune(
+        "xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], params, hashes
+    )
     strip = [{k: v for k, v in t.items() if k != "seconds"} for t in first]
     assert strip == [{k: v for k, v in t.items() if k != "seconds"} for t in second]
     assert len(first) == params.train.n_trials
-    assert {"config", "roc_auc", "seconds", "train_sha256", "valid_sha256", "best_iteration"} <= set(first[0])
+    assert {
+        "config",
+        "roc_auc",
+        "seconds",
+        "train_sha256",
+        "valid_sha256",
+        "best_iteration",
+    } <= set(first[0])
     assert all(t["seconds"] > 0 for t in first), "runtime of every trial"
-    assert any(t["best_iteration"] is not None and t["best_iteration"] < 1999 for t in first[1:]), "early stopping"
+    assert any(t["best_iteration"] is not None and t["best_iteration"] < 1999 for t in first[1:]), (
+        "early stopping"
+    )
 
 
 def test_threshold_minimises_the_expected_cost():

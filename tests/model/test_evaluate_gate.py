@@ -23,7 +23,9 @@ from tests.conftest import REPO, deep_merge, default_params_dict
 def good_and_weak(splits, params):
     X_train, y_train, numeric, categorical = model_inputs(splits["train"], params.problem)
     X_test, y_test, _, _ = model_inputs(splits["test"], params.problem)
-    model = build_pipeline("xgboost", numeric, categorical, {"n_estimators": 150, "max_depth": 3}, 0)
+    model = build_pipeline(
+        "xgboost", numeric, categorical, {"n_estimators": 150, "max_depth": 3}, 0
+    )
     good = model.fit(X_train, y_train).predict_proba(X_test)[:, 1]
     weak = np.random.default_rng(0).random(len(y_test))
     return y_test, good, weak
@@ -32,16 +34,29 @@ def good_and_weak(splits, params):
 def decide(splits, params, proba, y):
     test = splits["test"]
     rule = -pd.to_numeric(test["tenure_months"]).to_numpy(float)
-    lift = {"baseline": "rule", "metric": "roc_auc", **paired_bootstrap_lift(y, proba, rule, "roc_auc", 200, 0.95, 0)}
+    lift = {
+        "baseline": "rule",
+        "metric": "roc_auc",
+        **paired_bootstrap_lift(y, proba, rule, "roc_auc", 200, 0.95, 0),
+    }
     metrics = headline(y, proba, 0.3, params)
-    return gate(metrics, lift, slice_metrics(test, y, proba, params.evaluate),
-                fairness(test, y, (proba >= 0.3).astype(int), params.evaluate), params)
+    return gate(
+        metrics,
+        lift,
+        slice_metrics(test, y, proba, params.evaluate),
+        fairness(test, y, (proba >= 0.3).astype(int), params.evaluate),
+        params,
+    )
 
 
 def test_a_good_model_is_blessed_and_says_why(splits, params):
     y, good, _ = good_and_weak(splits, params)
-    lenient = parse_params(deep_merge(default_params_dict(), {"problem": {"kpis": {"pr_auc_min": 0.3}},
-                                                              "evaluate": {"slices": [], "sensitive": []}}))
+    lenient = parse_params(
+        deep_merge(
+            default_params_dict(),
+            {"problem": {"kpis": {"pr_auc_min": 0.3}}, "evaluate": {"slices": [], "sensitive": []}},
+        )
+    )
     blessed, reasons = decide(splits, lenient, good, y)
     assert blessed, reasons
     assert reasons[0].startswith("PASS beats rule on roc_auc")
@@ -62,8 +77,12 @@ def test_a_slice_below_its_floor_or_a_fairness_gap_refuses(splits, params):
     hurt = good.copy()
     mask = (test["plan"] == "premium").to_numpy()
     hurt[mask] = np.random.default_rng(1).random(mask.sum())
-    strict = parse_params(deep_merge(default_params_dict(), {"evaluate": {"slices": ["plan"], "slice_min_rows": 30,
-                                                                          "slice_roc_auc_floor": 0.65}}))
+    strict = parse_params(
+        deep_merge(
+            default_params_dict(),
+            {"evaluate": {"slices": ["plan"], "slice_min_rows": 30, "slice_roc_auc_floor": 0.65}},
+        )
+    )
     blessed, reasons = decide(splits, strict, hurt, y)
     assert not blessed and any(r.startswith("FAIL slice plan=premium") for r in reasons)
     unfair = good.copy()
@@ -80,8 +99,11 @@ def test_bootstrap_interval_brackets_the_lift(splits, params):
 
 
 def test_only_the_evaluate_stage_depends_on_the_test_split():
-    readers = [s.name for s in load_stages(REPO / "dvc.yaml") if any(
-        d == PATHS.test or PATHS.test.startswith(d.rstrip("/") + "/") for d in s.deps)]
+    readers = [
+        s.name
+        for s in load_stages(REPO / "dvc.yaml")
+        if any(d == PATHS.test or PATHS.test.startswith(d.rstrip("/") + "/") for d in s.deps)
+    ]
     assert readers == ["evaluate"]
 
 

@@ -1,4 +1,5 @@
-"""Registry: versions, atomic alias switches, promotion only on a proven gain, rollback, hash checks."""
+"""Registry: versions, atomic alias switches, promotion only on a proven gain, rollback, hash
+checks."""
 
 from __future__ import annotations
 
@@ -17,25 +18,41 @@ from tasks.deploy import compare, reference_sample, score_version, training_sche
 def fitted(splits, params, tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("models")
     X, y, numeric, categorical = model_inputs(splits["train"], params.problem)
-    good = build_pipeline("xgboost", numeric, categorical, {"n_estimators": 150, "max_depth": 3}, 0).fit(X, y)
+    good = build_pipeline(
+        "xgboost", numeric, categorical, {"n_estimators": 150, "max_depth": 3}, 0
+    ).fit(X, y)
     weak_cols = ["support_tickets_90d"]
     weak = build_pipeline("logistic_regression", weak_cols, [], {}, 0).fit(X[weak_cols], y)
     out = {}
-    for name, model, num, cat in (("good", good, numeric, categorical), ("weak", weak, weak_cols, [])):
+    for name, model, num, cat in (
+        ("good", good, numeric, categorical),
+        ("weak", weak, weak_cols, []),
+    ):
         path = tmp_path / f"{name}.skops"
         save_model(model, path)
-        out[name] = (path, model, {"model": name, "numeric_features": num, "categorical_features": cat})
+        out[name] = (
+            path,
+            model,
+            {"model": name, "numeric_features": num, "categorical_features": cat},
+        )
     return out
 
 
 def register(registry, fitted, name, splits, params):
     path, model, card = fitted[name]
-    return registry.register(path, card, training_schema(splits["train"], params),
-                             reference_sample(splits["train"], model, params) if name == "good" else
-                             splits["train"].head(100))
+    return registry.register(
+        path,
+        card,
+        training_schema(splits["train"], params),
+        reference_sample(splits["train"], model, params)
+        if name == "good"
+        else splits["train"].head(100),
+    )
 
 
-def test_versions_are_added_never_replaced_and_aliases_switch_with_history(tmp_path, fitted, splits, params):
+def test_versions_are_added_never_replaced_and_aliases_switch_with_history(
+    tmp_path, fitted, splits, params
+):
     registry = Registry(tmp_path / "registry")
     v1 = register(registry, fitted, "weak", splits, params)
     v2 = register(registry, fitted, "good", splits, params)
@@ -49,7 +66,12 @@ def test_versions_are_added_never_replaced_and_aliases_switch_with_history(tmp_p
     assert registry.aliases() == {"champion": "v0001", "previous_champion": "v0002"}
     assert registry.rollback(to="v0002", reason="named") == "v0002"
     actions = [(h["action"], h["version"]) for h in registry.history()]
-    assert actions == [("promote", "v0001"), ("promote", "v0002"), ("rollback", "v0001"), ("rollback", "v0002")]
+    assert actions == [
+        ("promote", "v0001"),
+        ("promote", "v0002"),
+        ("rollback", "v0001"),
+        ("rollback", "v0002"),
+    ]
     assert not [p for p in (tmp_path / "registry").rglob(".tmp-*")], "no half-written files"
     with pytest.raises(RegistryError, match="no model version 'v0009'"):
         registry.rollback(to="v0009")
@@ -96,6 +118,8 @@ def test_a_slice_regression_blocks_promotion_even_with_an_overall_gain(fitted, s
     challenger[mask] = np.random.default_rng(0).random(mask.sum())
     decision = compare(y, challenger, good, test, params)
     assert not decision["promote"]
-    assert any("slice contract=month-to-month" in r for r in decision["reasons"]), decision["reasons"]
+    assert any("slice contract=month-to-month" in r for r in decision["reasons"]), decision[
+        "reasons"
+    ]
     assert json.dumps(decision)  # the decision is reportable as JSON
     del weak

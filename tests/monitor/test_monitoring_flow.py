@@ -1,4 +1,5 @@
-"""The monitoring flow on a served model: reports, Evidently workspace, alerts, cooldown, rollback."""
+"""The monitoring flow on a served model: reports, Evidently workspace, alerts, cooldown,
+rollback."""
 
 from __future__ import annotations
 
@@ -46,15 +47,20 @@ def raw_rows(root):
 
 def serve(root, raw, change=None, label=True):
     """Send ``raw`` through the API (optionally changed), then its true labels as feedback."""
-    records = json.loads(raw.drop(columns=["churned_30d", "cancellation_reason", "label"]).to_json(orient="records"))
+    records = json.loads(
+        raw.drop(columns=["churned_30d", "cancellation_reason", "label"]).to_json(orient="records")
+    )
     for r in records:
         r.update(change or {})
     with TestClient(create_app(root / "registry", poll_s=0.1)) as client:
         for start in range(0, len(records), 200):
-            body = client.post("/predict", json={"records": records[start:start + 200]}).json()
+            body = client.post("/predict", json={"records": records[start : start + 200]}).json()
             if label:
-                truth = raw["label"].iloc[start:start + 200].astype(int).tolist()
-                feedback = [{"request_id": body["request_id"], "row": i, "label": y} for i, y in enumerate(truth)]
+                truth = raw["label"].iloc[start : start + 200].astype(int).tolist()
+                feedback = [
+                    {"request_id": body["request_id"], "row": i, "label": y}
+                    for i, y in enumerate(truth)
+                ]
                 assert client.post("/feedback", json={"labels": feedback}).status_code == 200
 
 
@@ -89,7 +95,9 @@ def test_a_drifted_window_alerts_once_and_the_cooldown_holds_the_next(monitored,
     serve(monitored, raw, change={"plan": "premium", "contract": "two-year"}, label=False)
     first = monitoring(project_dir=str(monitored), now=later())
     # labels of this window arrive 30 days later: the alert goes out, the retraining waits for them
-    assert first["alert"] and first["verdict"] == "ALERT: retraining waits for labels", first["verdict"]
+    assert first["alert"] and first["verdict"] == "ALERT: retraining waits for labels", first[
+        "verdict"
+    ]
     assert "waits for labels" in first["retraining"]["note"] and not first["retraining"]["request"]
     assert {"monthly_charges", "plan", "contract"} <= set(first["drift"]["drifted_columns"])
     assert first["drift"]["drift_share"] == round(len(first["drift"]["drifted_columns"]) / 21, 4)
@@ -106,7 +114,9 @@ def test_input_quality_failures_are_named(monitored, harness):
     raw["region"] = "atlantis"
     serve(monitored, raw, label=False)
     summary = monitoring(project_dir=str(monitored), now=later())
-    assert any("region" in f and "in_set" in f for f in summary["input_quality"]["failed"]), summary["input_quality"]
+    assert any("region" in f and "in_set" in f for f in summary["input_quality"]["failed"]), (
+        summary["input_quality"]
+    )
     assert summary["input_quality"]["new_values"] == {"region": ["atlantis"]}
     assert "python -m tasks.suites accept" in summary["input_quality"]["hint"]
 
@@ -114,7 +124,9 @@ def test_input_quality_failures_are_named(monitored, harness):
 def test_labels_showing_the_new_champion_behind_the_previous_roll_it_back(monitored, harness):
     registry = Registry(monitored / "registry")
     v1 = registry.get("v0001")
-    card = {k: v for k, v in v1.card.items() if k not in ("version", "model_sha256", "registered_at")}
+    card = {
+        k: v for k, v in v1.card.items() if k not in ("version", "model_sha256", "registered_at")
+    }
     v2 = registry.register(v1.model_path, card, v1.schema(), v1.reference())
     registry.promote(v2.version, "test: a challenger")
     # the champion's logged scores are noise; the previous champion, in shadow, ranks well
@@ -123,8 +135,16 @@ def test_labels_showing_the_new_champion_behind_the_previous_roll_it_back(monito
     y = rng.integers(0, 2, n)
     store = PredictionStore(store_url(monitored, load_params(monitored / "params.yaml")))
     features = [{"tenure_months": 10.0}] * n
-    store.log("req-shadow", v2.version, [str(i) for i in range(n)], features, rng.random(n).tolist(), [0] * n,
-              shadow_version="v0001", shadow_scores=np.clip(y * 0.5 + rng.random(n) * 0.5, 0, 1).tolist())
+    store.log(
+        "req-shadow",
+        v2.version,
+        [str(i) for i in range(n)],
+        features,
+        rng.random(n).tolist(),
+        [0] * n,
+        shadow_version="v0001",
+        shadow_scores=np.clip(y * 0.5 + rng.random(n) * 0.5, 0, 1).tolist(),
+    )
     for i, label in enumerate(y):
         store.add_label("req-shadow", int(label), row=i)
     store.close()
@@ -135,10 +155,14 @@ def test_labels_showing_the_new_champion_behind_the_previous_roll_it_back(monito
     assert "monitoring: live ROC-AUC" in registry.history()[-1]["reason"]
 
 
-def test_after_a_promotion_the_api_scores_each_request_with_the_previous_champion_in_shadow(monitored):
+def test_after_a_promotion_the_api_scores_each_request_with_the_previous_champion_in_shadow(
+    monitored,
+):
     registry = Registry(monitored / "registry")
     v1 = registry.get("v0001")
-    card = {k: v for k, v in v1.card.items() if k not in ("version", "model_sha256", "registered_at")}
+    card = {
+        k: v for k, v in v1.card.items() if k not in ("version", "model_sha256", "registered_at")
+    }
     v2 = registry.register(v1.model_path, card, v1.schema(), v1.reference())
     registry.promote(v2.version, "test: a challenger")
     serve(monitored, raw_rows(monitored).head(50), label=False)
@@ -147,10 +171,14 @@ def test_after_a_promotion_the_api_scores_each_request_with_the_previous_champio
     store.close()
     assert len(rows) == 50 and {r["model_version"] for r in rows} == {"v0002"}
     assert {r["shadow_version"] for r in rows} == {"v0001"}
-    np.testing.assert_allclose([r["shadow_score"] for r in rows], [r["score"] for r in rows], atol=1e-9)
+    np.testing.assert_allclose(
+        [r["shadow_score"] for r in rows], [r["score"] for r in rows], atol=1e-9
+    )
 
 
-def test_live_performance_uses_the_labels_that_arrived_in_the_window_for_older_predictions(monitored, harness):
+def test_live_performance_uses_the_labels_that_arrived_in_the_window_for_older_predictions(
+    monitored, harness
+):
 
     from tasks.core.serving.store import PREDICTIONS
 
@@ -167,7 +195,11 @@ def test_live_performance_uses_the_labels_that_arrived_in_the_window_for_older_p
         store.add_label(r["request_id"], truth[r["record_id"]], row=r["row"])
     store.close()
     summary = monitoring(project_dir=str(monitored), now=later(), window_hours=2)
-    assert summary["window"]["rows"] == 0 and summary["drift"] is None, "no new predictions in the window"
+    assert summary["window"]["rows"] == 0 and summary["drift"] is None, (
+        "no new predictions in the window"
+    )
     perf = summary["live_performance"]
     assert perf["labelled_rows"] == 600 and perf["evaluated"] and perf["roc_auc"] > 0.7, perf
-    assert summary["verdict"].startswith("ok so far: window too small to judge drift"), summary["verdict"]
+    assert summary["verdict"].startswith("ok so far: window too small to judge drift"), summary[
+        "verdict"
+    ]

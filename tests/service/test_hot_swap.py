@@ -29,18 +29,32 @@ def free_port() -> int:
 
 def test_alias_flips_under_load_only_ever_return_200(trained_project, tmp_path):
     registry_dir = tmp_path / "registry"
-    shutil.copytree(trained_project / "registry", registry_dir, ignore=shutil.ignore_patterns("predictions.db*"))
+    shutil.copytree(
+        trained_project / "registry", registry_dir, ignore=shutil.ignore_patterns("predictions.db*")
+    )
     registry = Registry(registry_dir)
     v1 = registry.get("v0001")
-    card = {k: v for k, v in v1.card.items() if k not in ("version", "model_sha256", "registered_at")}
+    card = {
+        k: v for k, v in v1.card.items() if k not in ("version", "model_sha256", "registered_at")
+    }
     v2 = registry.register(v1.model_path, card, v1.schema(), v1.reference())
 
-    raw = current_snapshot(trained_project / PATHS.raw_dir).read().drop_duplicates("customer_id").head(50)
-    records = json.loads(raw.drop(columns=["churned_30d", "cancellation_reason"]).to_json(orient="records"))
+    raw = (
+        current_snapshot(trained_project / PATHS.raw_dir)
+        .read()
+        .drop_duplicates("customer_id")
+        .head(50)
+    )
+    records = json.loads(
+        raw.drop(columns=["churned_30d", "cancellation_reason"]).to_json(orient="records")
+    )
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(registry_dir, poll_s=0.02), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(registry_dir, poll_s=0.02), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -56,7 +70,12 @@ def test_alias_flips_under_load_only_ever_return_200(trained_project, tmp_path):
             for i in range(PER_CLIENT):
                 r = http.post("/predict", json=records[(k * PER_CLIENT + i) % len(records)])
                 with lock:
-                    results.append((r.status_code, r.json().get("model_version", "") if r.status_code == 200 else r.text))
+                    results.append(
+                        (
+                            r.status_code,
+                            r.json().get("model_version", "") if r.status_code == 200 else r.text,
+                        )
+                    )
 
     workers = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)]
     try:

@@ -34,13 +34,30 @@ def test_store_writes_labels_and_reads_back_with_parameterised_queries(postgres_
 
 
 def test_the_api_logs_to_postgres_when_database_url_says_so(postgres_url, trained_project):
-    raw = current_snapshot(trained_project / PATHS.raw_dir).read().drop_duplicates("customer_id").head(3)
+    raw = (
+        current_snapshot(trained_project / PATHS.raw_dir)
+        .read()
+        .drop_duplicates("customer_id")
+        .head(3)
+    )
     records = json.loads(raw.drop(columns=["churned_30d"]).to_json(orient="records"))
     with TestClient(create_app(trained_project / "registry", database_url=postgres_url)) as client:
         request_id = client.post("/predict", json={"records": records}).json()["request_id"]
-        assert client.post("/feedback", json={"labels": [{"request_id": request_id, "label": 0}]}).json()[
-            "labelled_rows"] == 3
+        assert (
+            client.post(
+                "/feedback", json={"labels": [{"request_id": request_id, "label": 0}]}
+            ).json()["labelled_rows"]
+            == 3
+        )
         assert client.get(f"/lineage/{request_id}").json()["model"]["version"] == "v0001"
     with sa.create_engine(postgres_url).connect() as conn:
-        stored = pd.read_sql(sa.text("select * from predictions where request_id = :r"), conn, params={"r": request_id})
-    assert len(stored) == 3 and set(stored["label"]) == {0} and set(stored["model_version"]) == {"v0001"}
+        stored = pd.read_sql(
+            sa.text("select * from predictions where request_id = :r"),
+            conn,
+            params={"r": request_id},
+        )
+    assert (
+        len(stored) == 3
+        and set(stored["label"]) == {0}
+        and set(stored["model_version"]) == {"v0001"}
+    )

@@ -1,4 +1,5 @@
-"""A self-contained HTML report of a dataset: distributions, missing rates, duplicates, label rate."""
+"""A self-contained HTML report of a dataset: distributions, missing rates, duplicates, label
+rate."""
 
 from __future__ import annotations
 
@@ -55,16 +56,29 @@ def eda_html(
     """
     missing = frame.isna().mean().sort_values(ascending=False)
     sections = []
-    rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items())
+    rows = "".join(
+        f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))}</td></tr>"
+        for k, v in facts.items()
+    )
     sections.append(f"<h2>Summary</h2><table>{rows}</table>")
     top = missing[missing > 0].head(25)
     if not top.empty:
-        png = _figure_png(lambda ax: (top[::-1].plot.barh(ax=ax, color="#c0504d"), ax.set_xlabel("share missing")),
-                          width=6, height=0.3 * len(top) + 1)
+        png = _figure_png(
+            lambda ax: (
+                top[::-1].plot.barh(ax=ax, color="#c0504d"),
+                ax.set_xlabel("share missing"),
+            ),
+            width=6,
+            height=0.3 * len(top) + 1,
+        )
         sections.append(f"<h2>Missing values</h2>{_img(png, 'missing rates')}")
     if time_column and time_column in frame and frame[target].notna().any():
-        monthly = frame.dropna(subset=[time_column]).set_index(time_column)[target].resample("MS").mean()
-        png = _figure_png(lambda ax: (monthly.plot(ax=ax, marker="o"), ax.set_ylabel("label rate")), width=6)
+        monthly = (
+            frame.dropna(subset=[time_column]).set_index(time_column)[target].resample("MS").mean()
+        )
+        png = _figure_png(
+            lambda ax: (monthly.plot(ax=ax, marker="o"), ax.set_ylabel("label rate")), width=6
+        )
         sections.append(f"<h2>Label rate over time</h2>{_img(png, 'label rate by month')}")
     cards = []
     for column, kind in kinds.items():
@@ -79,11 +93,17 @@ def eda_html(
         else:
             counts = values.value_counts().head(12)
             png = _figure_png(lambda ax, c=counts: c[::-1].plot.barh(ax=ax, color="#9bbb59"))
-        cards.append(f"<div class=card><h3>{html.escape(column)} <small>{kind}, "
-                     f"{missing.get(column, 0):.1%} missing</small></h3>{_img(png, column)}</div>")
+        cards.append(
+            f"<div class=card><h3>{html.escape(column)} <small>{kind}, "
+            f"{missing.get(column, 0):.1%} missing</small></h3>{_img(png, column)}</div>"
+        )
     sections.append("<h2>Distributions</h2><div class=grid>" + "".join(cards) + "</div>")
-    style = ("body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse}"
-             "td{border:1px solid #ccc;padding:3px 8px}.grid{display:flex;flex-wrap:wrap;gap:12px}"
-             ".card{border:1px solid #ddd;padding:6px}h3{font-size:14px;margin:4px}small{color:#777}")
-    return (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{''.join(sections)}</body></html>")
+    style = (
+        "body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse}"
+        "td{border:1px solid #ccc;padding:3px 8px}.grid{display:flex;flex-wrap:wrap;gap:12px}"
+        ".card{border:1px solid #ddd;padding:6px}h3{font-size:14px;margin:4px}small{color:#777}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{''.join(sections)}</body></html>"
+    )

@@ -35,21 +35,48 @@ def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
 
 
 FEATURES: tuple[Feature, ...] = (
-    Feature("days_since_last_activity", "days between the last activity and the snapshot date",
-            ("snapshot_date", "last_activity_date"), lambda d: _days(d["snapshot_date"], d["last_activity_date"])),
-    Feature("account_age_days", "days between sign-up and the snapshot date",
-            ("snapshot_date", "signup_date"), lambda d: _days(d["snapshot_date"], d["signup_date"])),
-    Feature("charges_per_tenure_month", "total charges divided by months of tenure (at least 1)",
-            ("total_charges", "tenure_months"), lambda d: d["total_charges"] / d["tenure_months"].clip(lower=1)),
-    Feature("tickets_per_month", "support tickets in the last 90 days, per month",
-            ("support_tickets_90d",), lambda d: d["support_tickets_90d"] / 3.0),
-    Feature("usage_per_device", "hours of use in the last 30 days per device",
-            ("usage_hours_30d", "num_devices"), lambda d: _ratio(d["usage_hours_30d"], d["num_devices"])),
-    Feature("charge_per_device", "monthly charge per device",
-            ("monthly_charges", "num_devices"), lambda d: _ratio(d["monthly_charges"], d["num_devices"])),
-    Feature("expected_vs_billed", "total charges over tenure x monthly charge (1 = billed as expected)",
-            ("total_charges", "tenure_months", "monthly_charges"),
-            lambda d: _ratio(d["total_charges"], d["tenure_months"] * d["monthly_charges"])),
+    Feature(
+        "days_since_last_activity",
+        "days between the last activity and the snapshot date",
+        ("snapshot_date", "last_activity_date"),
+        lambda d: _days(d["snapshot_date"], d["last_activity_date"]),
+    ),
+    Feature(
+        "account_age_days",
+        "days between sign-up and the snapshot date",
+        ("snapshot_date", "signup_date"),
+        lambda d: _days(d["snapshot_date"], d["signup_date"]),
+    ),
+    Feature(
+        "charges_per_tenure_month",
+        "total charges divided by months of tenure (at least 1)",
+        ("total_charges", "tenure_months"),
+        lambda d: d["total_charges"] / d["tenure_months"].clip(lower=1),
+    ),
+    Feature(
+        "tickets_per_month",
+        "support tickets in the last 90 days, per month",
+        ("support_tickets_90d",),
+        lambda d: d["support_tickets_90d"] / 3.0,
+    ),
+    Feature(
+        "usage_per_device",
+        "hours of use in the last 30 days per device",
+        ("usage_hours_30d", "num_devices"),
+        lambda d: _ratio(d["usage_hours_30d"], d["num_devices"]),
+    ),
+    Feature(
+        "charge_per_device",
+        "monthly charge per device",
+        ("monthly_charges", "num_devices"),
+        lambda d: _ratio(d["monthly_charges"], d["num_devices"]),
+    ),
+    Feature(
+        "expected_vs_billed",
+        "total charges over tenure x monthly charge (1 = billed as expected)",
+        ("total_charges", "tenure_months", "monthly_charges"),
+        lambda d: _ratio(d["total_charges"], d["tenure_months"] * d["monthly_charges"]),
+    ),
 )
 
 
@@ -65,20 +92,33 @@ def date_features(frame: pd.DataFrame, problem: ProblemParams, used: set[str]) -
         return []
     out = []
     for column in frame.columns:
-        if column != time and column not in used and pd.api.types.is_datetime64_any_dtype(frame[column]):
-            out.append(Feature(f"days_before_{column}", f"days between {column} and {time}", (time, column),
-                               lambda d, c=column: _days(d[time], d[c])))
+        if (
+            column != time
+            and column not in used
+            and pd.api.types.is_datetime64_any_dtype(frame[column])
+        ):
+            out.append(
+                Feature(
+                    f"days_before_{column}",
+                    f"days between {column} and {time}",
+                    (time, column),
+                    lambda d, c=column: _days(d[time], d[c]),
+                )
+            )
     return out
 
 
 def feature_list(frame: pd.DataFrame, problem: ProblemParams) -> list[Feature]:
-    """The features ``frame``'s columns allow: the applicable ones, then day counts of other dates."""
+    """The features ``frame``'s columns allow: the applicable ones, then day counts of other
+    dates."""
     features = applicable(frame)
     used = {c for f in features for c in f.requires}
     return features + date_features(frame, problem, used)
 
 
-def build_features(frame: pd.DataFrame, problem: ProblemParams, drop: list[str]) -> tuple[pd.DataFrame, list[Feature]]:
+def build_features(
+    frame: pd.DataFrame, problem: ProblemParams, drop: list[str]
+) -> tuple[pd.DataFrame, list[Feature]]:
     """Add engineered features and drop what must never be a feature (a new frame).
 
     Drops post-outcome columns, ``features.drop_columns`` and raw date columns (their
@@ -90,13 +130,20 @@ def build_features(frame: pd.DataFrame, problem: ProblemParams, drop: list[str])
     (DataFrame, list of Feature)
     """
     features = feature_list(frame, problem)
-    added = {f.name: f.compute(frame).astype(float).replace([np.inf, -np.inf], np.nan) for f in features}
+    added = {
+        f.name: f.compute(frame).astype(float).replace([np.inf, -np.inf], np.nan) for f in features
+    }
     out = frame.assign(**added)
-    dates = [c for c in out.columns if c != problem.time_column and pd.api.types.is_datetime64_any_dtype(out[c])]
+    dates = [
+        c
+        for c in out.columns
+        if c != problem.time_column and pd.api.types.is_datetime64_any_dtype(out[c])
+    ]
     never = [c for c in (*problem.post_outcome_columns, *drop, *dates) if c in out.columns]
     return out.drop(columns=never), features
 
 
 def features_only(frame: pd.DataFrame, problem: ProblemParams, drop: list[str]) -> pd.DataFrame:
-    """:func:`build_features` without the feature list (what a Dask worker returns per partition)."""
+    """:func:`build_features` without the feature list (what a Dask worker returns per
+    partition)."""
     return build_features(frame, problem, drop)[0]

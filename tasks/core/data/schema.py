@@ -27,7 +27,9 @@ def normalise_category(values: pd.Series, aliases: dict[str, str] | None = None)
     ``"Month to Month "``, ``"MONTH-TO-MONTH"`` and ``"month_to_month"`` all become
     ``"month-to-month"``.
     """
-    text = values.astype("string").str.lower().str.replace(_NON_ALNUM, "-", regex=True).str.strip("-")
+    text = (
+        values.astype("string").str.lower().str.replace(_NON_ALNUM, "-", regex=True).str.strip("-")
+    )
     text = text.mask(text == "")
     if aliases:
         text = text.replace(aliases)
@@ -102,9 +104,14 @@ def infer_kinds(
             kinds[column] = "numeric"
         elif pd.api.types.is_datetime64_any_dtype(values):
             kinds[column] = "datetime"
-        elif (n_present - parse_numbers(values)[1]) / n_present >= min_parse_share and present.any():
+        elif (
+            n_present - parse_numbers(values)[1]
+        ) / n_present >= min_parse_share and present.any():
             kinds[column] = "numeric"
-        elif present.any() and (n_present - parse_dates(values, date_formats)[1]) / n_present >= min_parse_share:
+        elif (
+            present.any()
+            and (n_present - parse_dates(values, date_formats)[1]) / n_present >= min_parse_share
+        ):
             kinds[column] = "datetime"
         elif normalise_category(values).nunique() <= max_categories:
             kinds[column] = "categorical"
@@ -134,8 +141,10 @@ class Standardised:
                 total = getattr(out, name)
                 for column, n in getattr(part, name).items():
                     total[column] = total.get(column, 0) + n
-        out.parse_share = {c: 1.0 if out.present[c] == 0 else (out.present[c] - out.unparsed[c]) / out.present[c]
-                           for c in out.unparsed}
+        out.parse_share = {
+            c: 1.0 if out.present[c] == 0 else (out.present[c] - out.unparsed[c]) / out.present[c]
+            for c in out.unparsed
+        }
         return out
 
 

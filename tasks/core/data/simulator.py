@@ -155,7 +155,10 @@ def churn_logit(frame: pd.DataFrame, concept_drift: float = 0.0) -> np.ndarray:
     )
     if concept_drift:
         z = z + concept_drift * (
-            1.6 * two + 1.0 * one - 0.9 * (1.0 - np.exp(-idle / 12.0)) + 0.3 * np.minimum(tickets, 5)
+            1.6 * two
+            + 1.0 * one
+            - 0.9 * (1.0 - np.exp(-idle / 12.0))
+            + 0.3 * np.minimum(tickets, 5)
         )
     return z
 
@@ -192,7 +195,9 @@ def _mess(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
 
     # numbers stored as text; blank for brand-new customers
     total = out["tenure_months"] * out["monthly_charges"] / np.where(cents, 100, 1)
-    total_text = pd.Series(np.char.mod("%.2f", total.to_numpy(float)), index=out.index, dtype=object)
+    total_text = pd.Series(
+        np.char.mod("%.2f", total.to_numpy(float)), index=out.index, dtype=object
+    )
     total_text[out["tenure_months"] == 0] = " "
     out["total_charges"] = total_text
 
@@ -268,7 +273,9 @@ def simulate_day(
     latent = _latent_day(rng, day, n)
     drifted = drift_kind != "none" and drift_start is not None and day >= drift_start
     if drifted and drift_kind == "covariate":
-        latent["monthly_charges"] = np.round(latent["monthly_charges"] * (1 + 0.3 * drift_strength), 2)
+        latent["monthly_charges"] = np.round(
+            latent["monthly_charges"] * (1 + 0.3 * drift_strength), 2
+        )
     if drifted and drift_kind == "new_category":
         take = rng.random(n) < min(0.35 * drift_strength, 1.0)
         latent.loc[take, "payment_method"] = NEW_PAYMENT

@@ -117,7 +117,9 @@ def write_snapshot(
     snapshot_id = f"{now:%Y%m%dT%H%M%S}Z-{content[:10]}"
     target = raw_dir / snapshot_id
     if target.exists():
-        raise StepError("collect", "immutable snapshot", f"{target} exists already; not overwriting")
+        raise StepError(
+            "collect", "immutable snapshot", f"{target} exists already; not overwriting"
+        )
     raw_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + snapshot_id + ".", dir=raw_dir))
     try:
@@ -150,7 +152,10 @@ def set_current(raw_dir: Path, snapshot: Snapshot) -> None:
     """Point ``current.json`` at ``snapshot`` (atomic replace)."""
     write_json(
         raw_dir / CURRENT_FILE,
-        {"snapshot_id": snapshot.snapshot_id, "content_sha256": snapshot.provenance["content_sha256"]},
+        {
+            "snapshot_id": snapshot.snapshot_id,
+            "content_sha256": snapshot.provenance["content_sha256"],
+        },
     )
 
 
@@ -165,13 +170,17 @@ def current_snapshot(raw_dir: Path) -> Snapshot:
     pointer = raw_dir / CURRENT_FILE
     if not pointer.is_file():
         raise StepError(
-            "snapshot", "no data", f"{pointer} not found: run the collect stage first (dvc repro collect)"
+            "snapshot",
+            "no data",
+            f"{pointer} not found: run the collect stage first (dvc repro collect)",
         )
     snapshot_id = json.loads(pointer.read_text())["snapshot_id"]
     folder = raw_dir / snapshot_id
     prov = folder / PROVENANCE_FILE
     if not prov.is_file():
         raise StepError(
-            "snapshot", "missing", f"{pointer} names {snapshot_id}, but {folder} is incomplete or gone"
+            "snapshot",
+            "missing",
+            f"{pointer} names {snapshot_id}, but {folder} is incomplete or gone",
         )
     return Snapshot(folder, json.loads(prov.read_text()))

@@ -114,8 +114,13 @@ def check_last_line(path: Path, params: CollectParams, n_columns: int) -> None:
     last = tail.splitlines()[-1].decode(params.csv.encoding, errors="replace")
     fields = next(csv.reader(io.StringIO(last), delimiter=params.csv.sep), [])
     if len(fields) < n_columns:
-        raise StepError(STEP, "truncated", f"{path.name} looks cut short: its last line has {len(fields)} of "
-                        f"{n_columns} fields and no line end. Export the file again (or delete the partial line).")
+        raise StepError(
+            STEP,
+            "truncated",
+            f"{path.name} looks cut short: its last line has {len(fields)} of "
+            f"{n_columns} fields and no line end. Export the file again (or delete the partial "
+            "line).",
+        )
 
 
 def read_parquet(path: Path) -> pd.DataFrame:
@@ -150,9 +155,13 @@ def read_sql(params: CollectParams) -> pd.DataFrame:
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
-            return pd.read_sql(statement, conn, params={k: v for k, v in bind.items() if k in names})
+            return pd.read_sql(
+                statement, conn, params={k: v for k, v in bind.items() if k in names}
+            )
     except sa.exc.SQLAlchemyError as exc:
-        raise StepError(STEP, "sql", f"query failed: {exc.__class__.__name__}: {exc.orig or exc}") from None
+        raise StepError(
+            STEP, "sql", f"query failed: {exc.__class__.__name__}: {exc.orig or exc}"
+        ) from None
     finally:
         engine.dispose()
 

@@ -10,8 +10,12 @@ from tasks.core.config import CostMatrix
 def expected_cost(y: np.ndarray, proba: np.ndarray, threshold: float, cost: CostMatrix) -> float:
     """Mean cost per row of acting on ``proba >= threshold``."""
     act = proba >= threshold
-    total = (cost.true_positive * (act & (y == 1)).sum() + cost.false_positive * (act & (y == 0)).sum()
-             + cost.false_negative * (~act & (y == 1)).sum() + cost.true_negative * (~act & (y == 0)).sum())
+    total = (
+        cost.true_positive * (act & (y == 1)).sum()
+        + cost.false_positive * (act & (y == 0)).sum()
+        + cost.false_negative * (~act & (y == 1)).sum()
+        + cost.true_negative * (~act & (y == 0)).sum()
+    )
     return float(total / len(y))
 
 

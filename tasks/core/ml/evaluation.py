@@ -14,8 +14,15 @@ from sklearn.metrics import roc_auc_score
 from tasks.core.ml.models import metric_fn, oriented
 
 
-def paired_bootstrap_lift(y: np.ndarray, model: np.ndarray, baseline: np.ndarray, metric: str, samples: int,
-                          confidence: float, seed: int) -> dict[str, float]:
+def paired_bootstrap_lift(
+    y: np.ndarray,
+    model: np.ndarray,
+    baseline: np.ndarray,
+    metric: str,
+    samples: int,
+    confidence: float,
+    seed: int,
+) -> dict[str, float]:
     """Lift of the model over a baseline on the same resampled rows: point estimate and interval."""
     score = metric_fn(metric)
     rng = np.random.default_rng(seed)
@@ -25,21 +32,35 @@ def paired_bootstrap_lift(y: np.ndarray, model: np.ndarray, baseline: np.ndarray
         idx = rng.integers(0, n, n)
         if y[idx].min() == y[idx].max():
             continue
-        diffs.append(oriented(metric, score(y[idx], model[idx])) - oriented(metric, score(y[idx], baseline[idx])))
+        diffs.append(
+            oriented(metric, score(y[idx], model[idx]))
+            - oriented(metric, score(y[idx], baseline[idx]))
+        )
     alpha = (1 - confidence) / 2
-    return {"lift": oriented(metric, score(y, model)) - oriented(metric, score(y, baseline)),
-            "lower": float(np.quantile(diffs, alpha)), "upper": float(np.quantile(diffs, 1 - alpha))}
+    return {
+        "lift": oriented(metric, score(y, model)) - oriented(metric, score(y, baseline)),
+        "lower": float(np.quantile(diffs, alpha)),
+        "upper": float(np.quantile(diffs, 1 - alpha)),
+    }
 
 
-def column_slices(values: pd.Series, y: np.ndarray, proba: np.ndarray, min_rows: int) -> list[dict[str, Any]]:
+def column_slices(
+    values: pd.Series, y: np.ndarray, proba: np.ndarray, min_rows: int
+) -> list[dict[str, Any]]:
     """ROC-AUC and PR-AUC for each value of one slice column."""
     rows = []
     for value, idx in values.groupby(values.astype("string").fillna("<missing>")).indices.items():
         ys, ps = y[idx], proba[idx]
         both = ys.min() != ys.max()
-        rows.append({"column": str(values.name), "value": str(value), "rows": int(len(idx)),
-                     "positive_rate": float(ys.mean()),
-                     "roc_auc": float(roc_auc_score(ys, ps)) if both else None,
-                     "pr_auc": metric_fn("pr_auc")(ys, ps) if both else None,
-                     "checked": bool(both and len(idx) >= min_rows)})
+        rows.append(
+            {
+                "column": str(values.name),
+                "value": str(value),
+                "rows": int(len(idx)),
+                "positive_rate": float(ys.mean()),
+                "roc_auc": float(roc_auc_score(ys, ps)) if both else None,
+                "pr_auc": metric_fn("pr_auc")(ys, ps) if both else None,
+                "checked": bool(both and len(idx) >= min_rows),
+            }
+        )
     return rows

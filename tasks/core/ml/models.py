@@ -39,14 +39,24 @@ from tasks.core.io import atomic_path
 COMPLEXITY = {"logistic_regression": 1, "random_forest": 2, "xgboost": 3}
 """Simplest first: model selection prefers the lowest rank within one standard error."""
 
-HIGHER_IS_BETTER = {"roc_auc": True, "pr_auc": True, "f1": True, "recall_at_precision": True, "brier": False}
+HIGHER_IS_BETTER = {
+    "roc_auc": True,
+    "pr_auc": True,
+    "f1": True,
+    "recall_at_precision": True,
+    "brier": False,
+}
 
 
 # ----------------------------------------------------------------------------- data
 def feature_columns(frame: pd.DataFrame, exclude: set[str]) -> tuple[list[str], list[str]]:
     """``(numeric, categorical)`` model inputs: every column not excluded, by dtype."""
     cols = [c for c in frame.columns if c not in exclude]
-    numeric = [c for c in cols if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
+    numeric = [
+        c
+        for c in cols
+        if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])
+    ]
     return numeric, [c for c in cols if c not in numeric]
 
 
@@ -54,7 +64,11 @@ def model_matrix(frame: pd.DataFrame, numeric: list[str], categorical: list[str]
     """The frame the pipeline takes: known columns only (absent ones missing), NaN for missing."""
     out = {}
     for column in numeric:
-        out[column] = pd.to_numeric(frame[column], errors="coerce").astype(float) if column in frame else np.nan
+        out[column] = (
+            pd.to_numeric(frame[column], errors="coerce").astype(float)
+            if column in frame
+            else np.nan
+        )
     for column in categorical:
         if column in frame:
             values = frame[column].astype(object)
@@ -66,14 +80,26 @@ def model_matrix(frame: pd.DataFrame, numeric: list[str], categorical: list[str]
 
 # ----------------------------------------------------------------------------- models
 def _preprocessor(numeric: list[str], categorical: list[str], scale: bool) -> ColumnTransformer:
-    num_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median", add_indicator=True))]
+    num_steps: list[tuple[str, Any]] = [
+        ("impute", SimpleImputer(strategy="median", add_indicator=True))
+    ]
     if scale:
         num_steps.append(("scale", StandardScaler()))
-    cat = Pipeline([("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-                    ("onehot", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=5,
-                                             sparse_output=False))])
-    return ColumnTransformer([("num", Pipeline(num_steps), numeric), ("cat", cat, categorical)],
-                             verbose_feature_names_out=False)
+    cat = Pipeline(
+        [
+            ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
+            (
+                "onehot",
+                OneHotEncoder(
+                    handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False
+                ),
+            ),
+        ]
+    )
+    return ColumnTransformer(
+        [("num", Pipeline(num_steps), numeric), ("cat", cat, categorical)],
+        verbose_feature_names_out=False,
+    )
 
 
 def make_classifier(kind: str, params: dict[str, Any], random_state: int) -> Any:
@@ -85,41 +111,69 @@ def make_classifier(kind: str, params: dict[str, Any], random_state: int) -> Any
     if kind == "xgboost":
         from xgboost import XGBClassifier
 
-        return XGBClassifier(tree_method="hist", n_jobs=2, random_state=random_state, eval_metric="logloss", **params)
+        return XGBClassifier(
+            tree_method="hist", n_jobs=2, random_state=random_state, eval_metric="logloss", **params
+        )
     raise ValueError(f"unknown model kind '{kind}'; known: {sorted(COMPLEXITY)}")
 
 
-def build_pipeline(kind: str, numeric: list[str], categorical: list[str], params: dict[str, Any],
-                   random_state: int) -> Pipeline:
+def build_pipeline(
+    kind: str, numeric: list[str], categorical: list[str], params: dict[str, Any], random_state: int
+) -> Pipeline:
     """Preprocessing and classifier as one unfitted pipeline."""
-    return Pipeline([("prep", _preprocessor(numeric, categorical, scale=kind == "logistic_regression")),
-                     ("model", make_classifier(kind, params, random_state))])
+    return Pipeline(
+        [
+            ("prep", _preprocessor(numeric, categorical, scale=kind == "logistic_regression")),
+            ("model", make_classifier(kind, params, random_state)),
+        ]
+    )
 
 
 def sample_params(kind: str, rng: np.random.Generator) -> dict[str, Any]:
     """One random draw from the tuning search space of ``kind``."""
+
     def loguniform(low: float, high: float) -> float:
         return float(np.exp(rng.uniform(np.log(low), np.log(high))))
 
     if kind == "logistic_regression":
         return {"C": round(loguniform(0.005, 20.0), 5)}
     if kind == "random_forest":
-        return {"n_estimators": int(rng.integers(100, 401)), "max_depth": int(rng.choice([6, 8, 12, 16, 24])),
-                "min_samples_leaf": int(rng.integers(1, 30)), "max_features": str(rng.choice(["sqrt", "log2"]))}
-    return {"n_estimators": 2000, "max_depth": int(rng.integers(2, 7)), "learning_rate": round(loguniform(0.02, 0.2), 5),
-            "subsample": round(float(rng.uniform(0.6, 1.0)), 3), "colsample_bytree": round(float(rng.uniform(0.5, 1.0)), 3),
-            "min_child_weight": round(loguniform(1.0, 20.0), 3), "reg_lambda": round(loguniform(0.1, 20.0), 4)}
+        return {
+            "n_estimators": int(rng.integers(100, 401)),
+            "max_depth": int(rng.choice([6, 8, 12, 16, 24])),
+            "min_samples_leaf": int(rng.integers(1, 30)),
+            "max_features": str(rng.choice(["sqrt", "log2"])),
+        }
+    return {
+        "n_estimators": 2000,
+        "max_depth": int(rng.integers(2, 7)),
+        "learning_rate": round(loguniform(0.02, 0.2), 5),
+        "subsample": round(float(rng.uniform(0.6, 1.0)), 3),
+        "colsample_bytree": round(float(rng.uniform(0.5, 1.0)), 3),
+        "min_child_weight": round(loguniform(1.0, 20.0), 3),
+        "reg_lambda": round(loguniform(0.1, 20.0), 4),
+    }
 
 
-def fit_pipeline(pipeline: Pipeline, X_train: pd.DataFrame, y_train: np.ndarray,
-                 X_valid: pd.DataFrame | None = None, y_valid: np.ndarray | None = None,
-                 early_stopping_rounds: int = 0) -> Pipeline:
+def fit_pipeline(
+    pipeline: Pipeline,
+    X_train: pd.DataFrame,
+    y_train: np.ndarray,
+    X_valid: pd.DataFrame | None = None,
+    y_valid: np.ndarray | None = None,
+    early_stopping_rounds: int = 0,
+) -> Pipeline:
     """Fit; XGBoost stops early on the validation split when it is given."""
     model = pipeline.named_steps["model"]
     if early_stopping_rounds and X_valid is not None and type(model).__name__ == "XGBClassifier":
         prep = pipeline.named_steps["prep"].fit(X_train, y_train)
         model.set_params(early_stopping_rounds=early_stopping_rounds)
-        model.fit(prep.transform(X_train), y_train, eval_set=[(prep.transform(X_valid), y_valid)], verbose=False)
+        model.fit(
+            prep.transform(X_train),
+            y_train,
+            eval_set=[(prep.transform(X_valid), y_valid)],
+            verbose=False,
+        )
         return pipeline
     return pipeline.fit(X_train, y_train)
 
@@ -132,7 +186,9 @@ def recall_at_precision(y_true: np.ndarray, score: np.ndarray, precision: float)
     return float(r[ok].max()) if ok.any() else 0.0
 
 
-def metric_fn(name: str, target_precision: float = 0.5) -> Callable[[np.ndarray, np.ndarray], float]:
+def metric_fn(
+    name: str, target_precision: float = 0.5
+) -> Callable[[np.ndarray, np.ndarray], float]:
     """``f(y_true, proba)`` for a metric name."""
     table: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
         "roc_auc": lambda y, p: float(roc_auc_score(y, p)),
@@ -150,27 +206,43 @@ def oriented(name: str, value: float) -> float:
 
 
 # ----------------------------------------------------------------------------- persistence
-TRUSTED_TYPES = frozenset({
-    "builtins.bytearray", "builtins.dict", "builtins.list", "builtins.slice", "builtins.str", "builtins.tuple",
-    "builtins.int", "builtins.float", "builtins.bool", "builtins.NoneType", "collections.OrderedDict",
-    "numpy.dtype", "numpy.float64", "numpy.int64", "numpy.ndarray",
-    "sklearn.compose._column_transformer.ColumnTransformer",
-    "sklearn.ensemble._forest.RandomForestClassifier",
-    "sklearn.impute._base.MissingIndicator",
-    "sklearn.impute._base.SimpleImputer",
-    "sklearn.linear_model._logistic.LogisticRegression",
-    "sklearn.pipeline.Pipeline",
-    "sklearn.preprocessing._data.StandardScaler",
-    "sklearn.preprocessing._encoders.OneHotEncoder",
-    "sklearn.tree._classes.DecisionTreeClassifier",
-    "sklearn.tree._tree.Tree",
-    "xgboost.core.Booster",
-    "xgboost.sklearn.XGBClassifier",
-})
+TRUSTED_TYPES = frozenset(
+    {
+        "builtins.bytearray",
+        "builtins.dict",
+        "builtins.list",
+        "builtins.slice",
+        "builtins.str",
+        "builtins.tuple",
+        "builtins.int",
+        "builtins.float",
+        "builtins.bool",
+        "builtins.NoneType",
+        "collections.OrderedDict",
+        "numpy.dtype",
+        "numpy.float64",
+        "numpy.int64",
+        "numpy.ndarray",
+        "sklearn.compose._column_transformer.ColumnTransformer",
+        "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.impute._base.MissingIndicator",
+        "sklearn.impute._base.SimpleImputer",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.pipeline.Pipeline",
+        "sklearn.preprocessing._data.StandardScaler",
+        "sklearn.preprocessing._encoders.OneHotEncoder",
+        "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._tree.Tree",
+        "xgboost.core.Booster",
+        "xgboost.sklearn.XGBClassifier",
+    }
+)
 """The only types a stored model may contain; anything else is refused at load."""
 
 
-_VOLATILE = re.compile(r"\b\d{12,}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+_VOLATILE = re.compile(
+    r"\b\d{12,}\b|\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"
+)
 
 
 def canonical_skops(data: bytes) -> bytes:
@@ -188,7 +260,9 @@ def canonical_skops(data: bytes) -> bytes:
         token = match.group(0)
         if token not in mapping:
             k = len(mapping) + 1
-            mapping[token] = f"{10**12 + k}" if token.isdigit() else f"00000000-0000-0000-0000-{k:012d}"
+            mapping[token] = (
+                f"{10**12 + k}" if token.isdigit() else f"00000000-0000-0000-0000-{k:012d}"
+            )
         return mapping[token]
 
     schema = _VOLATILE.sub(canonical, source.read("schema.json").decode())
@@ -247,11 +321,22 @@ def load_model(path: Path) -> Pipeline:
     found = stored_types(path)
     unknown = sorted(found - TRUSTED_TYPES)
     if unknown:
-        raise UntrustedModel(f"{path} holds types outside the trusted list: {unknown}; refusing to load it")
+        raise UntrustedModel(
+            f"{path} holds types outside the trusted list: {unknown}; refusing to load it"
+        )
     return sio.load(path, trusted=sorted(found))
 
 
-def model_inputs(frame: pd.DataFrame, problem: ProblemParams) -> tuple[pd.DataFrame, np.ndarray, list[str], list[str]]:
+def model_inputs(
+    frame: pd.DataFrame, problem: ProblemParams
+) -> tuple[pd.DataFrame, np.ndarray, list[str], list[str]]:
     """``(X, y, numeric, categorical)`` from a split file."""
-    numeric, categorical = feature_columns(frame, {problem.id_column, problem.target, problem.time_column})
-    return model_matrix(frame, numeric, categorical), frame[problem.target].to_numpy(int), numeric, categorical
+    numeric, categorical = feature_columns(
+        frame, {problem.id_column, problem.target, problem.time_column}
+    )
+    return (
+        model_matrix(frame, numeric, categorical),
+        frame[problem.target].to_numpy(int),
+        numeric,
+        categorical,
+    )

@@ -81,4 +81,9 @@ class ExpectSplitsInTimeOrder(ColumnMapExpectation):
     success_keys = ("mostly",)
 
 
-CUSTOM = (ExpectIdsInOneSplit, ExpectRowsInOneSplit, ExpectSingleFeatureAucBelow, ExpectSplitsInTimeOrder)
+CUSTOM = (
+    ExpectIdsInOneSplit,
+    ExpectRowsInOneSplit,
+    ExpectSingleFeatureAucBelow,
+    ExpectSplitsInTimeOrder,
+)

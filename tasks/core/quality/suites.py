@@ -16,7 +16,9 @@ def suite_path_for(clean: CleanParams, collect: CollectParams) -> str:
     if collect.source == "simulator":
         stem = "simulator"
     elif collect.path:
-        stem = re.sub(r"[^a-z0-9]+", "-", Path(collect.path).stem.lower()).strip("-") or collect.source
+        stem = (
+            re.sub(r"[^a-z0-9]+", "-", Path(collect.path).stem.lower()).strip("-") or collect.source
+        )
     else:
         stem = collect.source
     return f"{PATHS.expectations_dir}/{stem}.raw.json"

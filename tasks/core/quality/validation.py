@@ -48,7 +48,10 @@ def _context(docs_dir: Path | None):  # noqa: ANN202 - a GX context
             site_name="local",
             site_config={
                 "class_name": "SiteBuilder",
-                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
                 "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
             },
         )
@@ -60,9 +63,13 @@ def read_suite_file(path: Path) -> dict[str, Any]:
     try:
         spec = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise StepError("validation", "suite file", f"{path} could not be read as JSON: {exc}") from None
+        raise StepError(
+            "validation", "suite file", f"{path} could not be read as JSON: {exc}"
+        ) from None
     if not isinstance(spec, dict) or "expectations" not in spec:
-        raise StepError("validation", "suite file", f"{path} is not a suite (no 'expectations' list)")
+        raise StepError(
+            "validation", "suite file", f"{path} is not a suite (no 'expectations' list)"
+        )
     return spec
 
 
@@ -75,8 +82,11 @@ def build_suite(context: Any, spec: dict[str, Any], source: str):  # noqa: ANN20
     import great_expectations as gx
 
     wanted = spec["expectations"]
-    suite = context.suites.add(gx.ExpectationSuite(name=spec.get("name", source), expectations=wanted,
-                                                   meta=spec.get("meta") or {}))
+    suite = context.suites.add(
+        gx.ExpectationSuite(
+            name=spec.get("name", source), expectations=wanted, meta=spec.get("meta") or {}
+        )
+    )
     if len(suite.expectations) != len(wanted):
         loaded = {e.expectation_type for e in suite.expectations}
         lost = sorted({w["type"] for w in wanted} - loaded)
@@ -106,8 +116,14 @@ def _observed(result: Any) -> str:
     return "failed"
 
 
-def _run_suite(frame: pd.DataFrame, spec: dict[str, Any], name: str, docs_dir: Path | None,
-               result_format: dict[str, Any], parameters: dict[str, Any] | None) -> list[Any]:
+def _run_suite(
+    frame: pd.DataFrame,
+    spec: dict[str, Any],
+    name: str,
+    docs_dir: Path | None,
+    result_format: dict[str, Any],
+    parameters: dict[str, Any] | None,
+) -> list[Any]:
     """Great Expectations' result for each expectation of ``spec`` on ``frame``."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
@@ -127,7 +143,9 @@ def _run_suite(frame: pd.DataFrame, spec: dict[str, Any], name: str, docs_dir: P
             result_format=result_format,
         )
     )
-    run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters or None)
+    run = checkpoint.run(
+        batch_parameters={"dataframe": frame}, expectation_parameters=parameters or None
+    )
     return [r for validation in run.run_results.values() for r in validation.results]
 
 
@@ -163,19 +181,33 @@ def validate_frame(
     """
     result_format: dict[str, Any] = SUMMARY
     if index_column:
-        result_format = {"result_format": "COMPLETE", "unexpected_index_column_names": [index_column]}
-    return [CheckResult(r.expectation_config.type, r.expectation_config.kwargs.get("column"), bool(r.success),
-                        "ok" if r.success else _observed(r))
-            for r in _run_suite(frame, spec, name, docs_dir, result_format, parameters)]
+        result_format = {
+            "result_format": "COMPLETE",
+            "unexpected_index_column_names": [index_column],
+        }
+    return [
+        CheckResult(
+            r.expectation_config.type,
+            r.expectation_config.kwargs.get("column"),
+            bool(r.success),
+            "ok" if r.success else _observed(r),
+        )
+        for r in _run_suite(frame, spec, name, docs_dir, result_format, parameters)
+    ]
 
 
 # ----------------------------------------------------------------------------- partitions
-ROW_LEVEL = frozenset({
-    "expect_column_values_to_not_be_null", "expect_column_values_to_be_null",
-    "expect_column_values_to_be_between", "expect_column_values_to_be_in_set",
-    "expect_column_values_to_not_be_in_set", "expect_column_values_to_match_regex",
-    "expect_column_values_to_not_match_regex",
-})
+ROW_LEVEL = frozenset(
+    {
+        "expect_column_values_to_not_be_null",
+        "expect_column_values_to_be_null",
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_not_be_in_set",
+        "expect_column_values_to_match_regex",
+        "expect_column_values_to_not_match_regex",
+    }
+)
 """Expectations judged row by row: their counts add up over partitions, so they run per partition.
 
 Every other expectation (id uniqueness, column existence, statistics of a whole column,
@@ -188,9 +220,14 @@ def partition_counts(frame: pd.DataFrame, spec: dict[str, Any]) -> list[dict[str
     out = []
     for r in _run_suite(frame, spec, "partition", None, SUMMARY, None):
         res = r.result or {}
-        out.append({"elements": int(res.get("element_count") or 0), "unexpected": int(res.get("unexpected_count") or 0),
-                    "missing": int(res.get("missing_count") or 0),
-                    "examples": list(res.get("partial_unexpected_list") or [])[:5]})
+        out.append(
+            {
+                "elements": int(res.get("element_count") or 0),
+                "unexpected": int(res.get("unexpected_count") or 0),
+                "missing": int(res.get("missing_count") or 0),
+                "examples": list(res.get("partial_unexpected_list") or [])[:5],
+            }
+        )
     return out
 
 
@@ -214,8 +251,9 @@ def combine_counts(expectation: dict[str, Any], counts: list[dict[str, Any]]) ->
     return CheckResult(kind, kwargs.get("column"), bool(success), observed)
 
 
-def validate_partitioned(eng: Any, frame: pd.DataFrame, spec: dict[str, Any], name: str,
-                         docs_dir: Path | None = None) -> list[CheckResult]:
+def validate_partitioned(
+    eng: Any, frame: pd.DataFrame, spec: dict[str, Any], name: str, docs_dir: Path | None = None
+) -> list[CheckResult]:
     """:func:`validate_frame` on the Dask engine, with the same outcome.
 
     Row-level expectations run on each partition (on the workers) and their counts are
@@ -224,7 +262,9 @@ def validate_partitioned(eng: Any, frame: pd.DataFrame, spec: dict[str, Any], na
     builds the Data Docs. Results keep the suite's order.
     """
     expectations = spec["expectations"]
-    rows = [i for i, e in enumerate(expectations) if e["type"] in ROW_LEVEL and not _has_parameters(e)]
+    rows = [
+        i for i, e in enumerate(expectations) if e["type"] in ROW_LEVEL and not _has_parameters(e)
+    ]
     rest = sorted(set(range(len(expectations))) - set(rows))
     out: dict[int, CheckResult] = {}
     if rows:
@@ -233,7 +273,9 @@ def validate_partitioned(eng: Any, frame: pd.DataFrame, spec: dict[str, Any], na
         for k, i in enumerate(rows):
             out[i] = combine_counts(expectations[i], [part[k] for part in per_part])
     if rest:
-        whole = validate_frame(frame, {**spec, "expectations": [expectations[i] for i in rest]}, name, docs_dir)
+        whole = validate_frame(
+            frame, {**spec, "expectations": [expectations[i] for i in rest]}, name, docs_dir
+        )
         out.update(zip(rest, whole, strict=True))
     return [out[i] for i in range(len(expectations))]
 
@@ -280,15 +322,29 @@ def propose_suite(
             add("expect_column_values_to_be_in_set", column=column, value_set=[0.0, 1.0])
         elif kind == "numeric" and values.notna().any():
             low, high = float(values.min()), float(values.max())
-            add("expect_column_values_to_be_between", column=column, min_value=low, max_value=high, mostly=mostly)
+            add(
+                "expect_column_values_to_be_between",
+                column=column,
+                min_value=low,
+                max_value=high,
+                mostly=mostly,
+            )
         elif kind == "categorical":
             value_set = sorted(str(v) for v in values.dropna().unique())
-            add("expect_column_values_to_be_in_set", column=column, value_set=value_set, mostly=mostly)
+            add(
+                "expect_column_values_to_be_in_set",
+                column=column,
+                value_set=value_set,
+                mostly=mostly,
+            )
     return {
         "name": name,
         "expectations": expectations,
-        "meta": {"column_kinds": kinds, "proposed_from": source,
-                 "notes": "Proposed from the first snapshot of this source. Review, adjust and commit."},
+        "meta": {
+            "column_kinds": kinds,
+            "proposed_from": source,
+            "notes": "Proposed from the first snapshot of this source. Review, adjust and commit.",
+        },
     }
 
 

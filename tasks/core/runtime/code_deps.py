@@ -83,7 +83,8 @@ def stage_code(cmd: str, root: Path) -> set[str]:
 
 
 def compare(root: Path) -> dict[str, dict[str, list[str]]]:
-    """Per stage: code files it runs but does not list (``missing``), and listed code it never runs (``unused``)."""
+    """Per stage: code files it runs but does not list (``missing``), and listed code it never
+    runs (``unused``)."""
     report = {}
     for stage in load_stages(root / PATHS.dvc_yaml):
         needed = stage_code(stage.cmd, root)

@@ -82,11 +82,17 @@ class Engine:
         workers = len(self.client.scheduler_info()["workers"])
         parts = max(1, min(len(frame), max(workers, -(-len(frame) // rows))))
         dd.from_pandas(frame, npartitions=parts, sort=False).to_parquet(
-            folder, write_index=True, storage_options=storage_options(folder), compute_kwargs={"scheduler": "sync"})
+            folder,
+            write_index=True,
+            storage_options=storage_options(folder),
+            compute_kwargs={"scheduler": "sync"},
+        )
         with dask.config.set({"dataframe.convert-string": False}):  # keep pandas' own dtypes
             return dd.read_parquet(folder, storage_options=storage_options(folder))
 
-    def map_partitions(self, fn: Callable[..., Any], frame: pd.DataFrame, name: str, **kwargs: Any) -> list[Any]:
+    def map_partitions(
+        self, fn: Callable[..., Any], frame: pd.DataFrame, name: str, **kwargs: Any
+    ) -> list[Any]:
         """``fn(partition, **kwargs)`` on each partition of ``frame``, on the workers, in order."""
         if not self.is_dask:
             return [fn(frame, **kwargs)]
@@ -119,13 +125,21 @@ def _connect(cfg: ComputeParams) -> tuple[Any, Any]:
         try:
             return Client(cfg.address, timeout=CONNECT_TIMEOUT), None
         except OSError as exc:
-            raise StepError("compute", "dask scheduler",
-                            f"could not reach the Dask scheduler at {cfg.address} ({exc}); start it "
-                            "(`dask scheduler`, or the dask-scheduler service of docker-compose.yml) or "
-                            "set compute.address to null for a local cluster") from None
-    cluster = LocalCluster(n_workers=cfg.n_workers, threads_per_worker=cfg.threads_per_worker,
-                           memory_limit=cfg.memory_limit, processes=True, dashboard_address=None,
-                           silence_logs=logging.WARNING)
+            raise StepError(
+                "compute",
+                "dask scheduler",
+                f"could not reach the Dask scheduler at {cfg.address} ({exc}); start it "
+                "(`dask scheduler`, or the dask-scheduler service of docker-compose.yml) or "
+                "set compute.address to null for a local cluster",
+            ) from None
+    cluster = LocalCluster(
+        n_workers=cfg.n_workers,
+        threads_per_worker=cfg.threads_per_worker,
+        memory_limit=cfg.memory_limit,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.WARNING,
+    )
     return Client(cluster), cluster
 
 
@@ -139,8 +153,13 @@ def engine(cfg: ComputeParams, root: Path, step: str) -> Iterator[Engine]:
     base = cfg.shared_dir or str(root / SCRATCH)
     scratch = f"{base.rstrip('/')}/{step}-{uuid.uuid4().hex[:8]}"
     where = cfg.address or f"a local cluster of {cfg.n_workers} workers"
-    log.info("[%s] dask engine: %s, %d threads; partitions in %s", step, where,
-             sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()), scratch)
+    log.info(
+        "[%s] dask engine: %s, %d threads; partitions in %s",
+        step,
+        where,
+        sum(w.get("nthreads", 1) for w in client.scheduler_info()["workers"].values()),
+        scratch,
+    )
     try:
         yield Engine(cfg, client, scratch)
     finally:

@@ -26,7 +26,8 @@ from tasks.core.io import TMP_PREFIX, write_json
 LOCK_NAME = "churn-pipeline.lock"
 # The DVC/step processes a pipeline run started, so the next run can stop them if it died
 CHILDREN_NAME = "churn-pipeline.children.json"
-# Pipeline output folders swept for half-written files (``tasks.core.io.atomic_path``) of a killed run
+# Pipeline output folders swept for half-written files (``tasks.core.io.atomic_path``)
+# of a killed run
 SWEPT_DIRS = ("data", "models", "reports")
 _tracking: dict[str, Path | None] = {"file": None}  # set while this process holds a workspace lock
 _tracking_guard = threading.Lock()
@@ -45,7 +46,9 @@ class StageFailed(RuntimeError):
         self.stage = stage
         self.returncode = returncode
         self.tail = tail
-        reason = next((ln.strip() for ln in reversed(tail) if ln.strip().startswith(("FAILED", "ERROR"))), "")
+        reason = next(
+            (ln.strip() for ln in reversed(tail) if ln.strip().startswith(("FAILED", "ERROR"))), ""
+        )
         detail = "\n".join(tail[-12:])
         super().__init__(
             f"stage '{stage}' failed (exit {returncode}){': ' + reason if reason else ''}\n{detail}"
@@ -136,7 +139,9 @@ def _track_child(pid: int, command: str | None) -> None:
     _edit_children(path, lambda es: [*es, entry])
 
 
-def clear_orphans(folder: Path, on_line: Callable[[str], None] = print, grace_s: float = 10.0) -> list[int]:
+def clear_orphans(
+    folder: Path, on_line: Callable[[str], None] = print, grace_s: float = 10.0
+) -> list[int]:
     """Stop the processes a dead pipeline run left behind; the pids stopped.
 
     Called by the next run once it holds the workspace lock: the previous holder is gone
@@ -158,8 +163,10 @@ def clear_orphans(folder: Path, on_line: Callable[[str], None] = print, grace_s:
                 continue  # the pid was reused by an unrelated process
         except psutil.Error:
             continue
-        on_line(f"stopping `{e['command']}` (pid {e['pid']}): left running by a pipeline run that died "
-                f"(pid {e['parent']})")
+        on_line(
+            f"stopping `{e['command']}` (pid {e['pid']}): left running by a pipeline run that died "
+            f"(pid {e['parent']})"
+        )
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(e["pid"], signal.SIGTERM)  # started in its own session: pgid == pid
         _, alive = psutil.wait_procs([proc], timeout=grace_s)
@@ -200,8 +207,11 @@ def _sweep(root: Path, on_line: Callable[[str], None]) -> list[Path]:
                 path.unlink()
                 removed.append(path)
     if removed:
-        on_line(f"removed {len(removed)} half-written file(s) a killed run left: "
-                + ", ".join(str(p.relative_to(root)) for p in removed[:5]) + (" ..." if len(removed) > 5 else ""))
+        on_line(
+            f"removed {len(removed)} half-written file(s) a killed run left: "
+            + ", ".join(str(p.relative_to(root)) for p in removed[:5])
+            + (" ..." if len(removed) > 5 else "")
+        )
     return removed
 
 
@@ -227,7 +237,9 @@ def repro_stage(
     started = time.perf_counter()
     deadline = time.monotonic() + busy_timeout_s
     while True:
-        code, lines = run_streaming([dvc_executable(), "repro", "--single-item", stage], root, on_line)
+        code, lines = run_streaming(
+            [dvc_executable(), "repro", "--single-item", stage], root, on_line
+        )
         text = "\n".join(lines)
         if code != 0 and any(p in text for p in BUSY_PATTERNS):
             if time.monotonic() >= deadline:
@@ -235,7 +247,9 @@ def repro_stage(
                     f"DVC stayed busy for {busy_timeout_s:.0f} s (another `dvc repro` or `dvc exp` "
                     "runs in this workspace); try again when it has finished"
                 )
-            on_line(f"DVC is busy with another command in this workspace; retrying in {poll_s:.0f} s")
+            on_line(
+                f"DVC is busy with another command in this workspace; retrying in {poll_s:.0f} s"
+            )
             time.sleep(poll_s)
             continue
         if code != 0:
@@ -250,8 +264,13 @@ def stale_stages(root: Path) -> set[str] | None:
     One DVC call for the whole pipeline instead of one per stage. None when DVC cannot
     tell (busy, or an error): then every stage is left to ``dvc repro`` to decide.
     """
-    done = subprocess.run([dvc_executable(), "status", "--json"], cwd=root, env=tool_env(), capture_output=True,
-                          text=True)
+    done = subprocess.run(
+        [dvc_executable(), "status", "--json"],
+        cwd=root,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0:
         return None
     try:
@@ -299,7 +318,9 @@ def workspace_lock(
         try:
             fh.seek(0)
             fh.truncate()
-            fh.write(json.dumps({"holder": holder, "pid": os.getpid(), "since": time.strftime("%FT%T")}))
+            fh.write(
+                json.dumps({"holder": holder, "pid": os.getpid(), "since": time.strftime("%FT%T")})
+            )
             fh.flush()
             clear_orphans(folder, on_wait)
             sweep_half_written(root, on_wait)
@@ -332,7 +353,7 @@ def check_git_ready(root: Path) -> None:
         if not _git(root, "config", key).stdout.strip():
             raise RuntimeError(
                 f"git {key} is not set, and DVC experiments are git commits: run "
-                f"`git config {key} \"...\"` (make setup sets a local one)"
+                f'`git config {key} "..."` (make setup sets a local one)'
             )
 
 

@@ -47,7 +47,9 @@ def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def _must_git(cwd: Path, *args: str) -> str:
     proc = _git(cwd, *args)
     if proc.returncode != 0:
-        raise WorkspaceError(f"`git {' '.join(args)}` failed: {(proc.stderr or proc.stdout).strip()}")
+        raise WorkspaceError(
+            f"`git {' '.join(args)}` failed: {(proc.stderr or proc.stdout).strip()}"
+        )
     return proc.stdout.strip()
 
 
@@ -78,7 +80,9 @@ def share_dvc_storage(main: Path, worktree: Path, on_line: Callable[[str], None]
     _dvc(worktree, "config", "--local", "cache.dir", str(cache_dir), on_line=on_line)
     for name, cfg in remotes.items():
         url = str(cfg.get("url", ""))
-        if url and _is_local(url):  # relative local remotes resolve against .dvc/: make them absolute
+        if url and _is_local(
+            url
+        ):  # relative local remotes resolve against .dvc/: make them absolute
             _dvc(worktree, "remote", "modify", "--local", name, "url", url, on_line=on_line)
 
 
@@ -108,14 +112,18 @@ def apply_overrides(params_file: Path, overrides: dict[str, Any]) -> list[str]:
     merged = copy.deepcopy(raw)
     for key, value in overrides.items():
         if not isinstance(key, str) or not key.strip():
-            raise ParamsError(f"parameter override key {key!r} must be a dotted name such as 'train.n_trials'")
+            raise ParamsError(
+                f"parameter override key {key!r} must be a dotted name such as 'train.n_trials'"
+            )
         set_dotted(merged, key.strip(), value)
     parse_params(merged, "params overrides")
     write_text(params_file, yaml.safe_dump(merged, sort_keys=False))
     return [f"{k}={v!r}" for k, v in overrides.items()]
 
 
-def create(main: Path, name: str, revision: str = "HEAD", on_line: Callable[[str], None] = print) -> Workspace:
+def create(
+    main: Path, name: str, revision: str = "HEAD", on_line: Callable[[str], None] = print
+) -> Workspace:
     """A new worktree of ``revision`` at ``<main>/.runs/<name>``, sharing DVC storage.
 
     Raises
@@ -131,7 +139,9 @@ def create(main: Path, name: str, revision: str = "HEAD", on_line: Callable[[str
         )
     target = main / PATHS.workspaces_dir / name
     if target.exists():
-        raise WorkspaceError(f"workspace {target} exists already; remove it or pick another run name")
+        raise WorkspaceError(
+            f"workspace {target} exists already; remove it or pick another run name"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     _must_git(main, "worktree", "add", "--detach", "--quiet", str(target), commit)
     on_line(f"isolated workspace {target.relative_to(main)} at commit {commit[:12]}")

@@ -84,7 +84,9 @@ class Registry:
         out = []
         for path in sorted(folder.iterdir()):
             if VERSION_RE.match(path.name) and (path / "card.json").is_file():
-                out.append(ModelVersion(path.name, path, json.loads((path / "card.json").read_text())))
+                out.append(
+                    ModelVersion(path.name, path, json.loads((path / "card.json").read_text()))
+                )
         return out
 
     def get(self, version: str) -> ModelVersion:
@@ -92,7 +94,9 @@ class Registry:
         folder = self.root / "versions" / version
         if not VERSION_RE.match(version) or not (folder / "card.json").is_file():
             known = ", ".join(v.version for v in self.versions()) or "none"
-            raise RegistryError(f"no model version '{version}' in {self.root} (registered: {known})")
+            raise RegistryError(
+                f"no model version '{version}' in {self.root} (registered: {known})"
+            )
         return ModelVersion(version, folder, json.loads((folder / "card.json").read_text()))
 
     def aliases(self) -> dict[str, str]:
@@ -138,20 +142,26 @@ class Registry:
         actual = file_sha256(version.model_path)
         expected = version.card["model_sha256"]
         if actual != expected:
-            raise RegistryError(f"{version.version}: model file sha256 {actual[:12]}... does not match its card "
-                                f"({expected[:12]}...); refusing to load a modified model")
+            raise RegistryError(
+                f"{version.version}: model file sha256 {actual[:12]}... does not match its card "
+                f"({expected[:12]}...); refusing to load a modified model"
+            )
         index = self.index()
         if not index:
             return
         if version.version not in index:
-            raise RegistryError(f"{version.version} is not in {self.root / INDEX}: it was not added by "
-                                "registration (copied or edited in by hand?); refusing to load it")
+            raise RegistryError(
+                f"{version.version} is not in {self.root / INDEX}: it was not added by "
+                "registration (copied or edited in by hand?); refusing to load it"
+            )
         for name, recorded in index[version.version].items():
             path = version.folder / name
             found = file_sha256(path) if path.is_file() else "missing"
             if found != recorded:
-                raise RegistryError(f"{version.version}: {name} changed since registration (sha256 {found[:12]}... "
-                                    f"vs {recorded[:12]}... in {INDEX}); refusing to load a modified version")
+                raise RegistryError(
+                    f"{version.version}: {name} changed since registration (sha256 {found[:12]}... "
+                    f"vs {recorded[:12]}... in {INDEX}); refusing to load a modified version"
+                )
 
     def load(self, version: ModelVersion) -> Any:
         """Load a version's model after checking its files (``verify``)."""
@@ -169,8 +179,13 @@ class Registry:
             finally:
                 fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
-    def register(self, model_file: Path, card: dict[str, Any], schema: dict[str, Any],
-                 reference: pd.DataFrame) -> ModelVersion:
+    def register(
+        self,
+        model_file: Path,
+        card: dict[str, Any],
+        schema: dict[str, Any],
+        reference: pd.DataFrame,
+    ) -> ModelVersion:
         """Add a new version (never replaces one); returns it."""
         with self._locked():
             folder = self.root / "versions"
@@ -180,8 +195,12 @@ class Registry:
             staging = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + version + ".", dir=folder))
             try:
                 shutil.copyfile(model_file, staging / "model.skops")
-                full = {**card, "version": version, "model_sha256": file_sha256(staging / "model.skops"),
-                        "registered_at": dt.datetime.now(dt.timezone.utc).isoformat()}
+                full = {
+                    **card,
+                    "version": version,
+                    "model_sha256": file_sha256(staging / "model.skops"),
+                    "registered_at": dt.datetime.now(dt.timezone.utc).isoformat(),
+                }
                 write_json(staging / "schema.json", schema)
                 write_parquet(staging / "reference.parquet", reference)
                 write_json(staging / "card.json", full)
@@ -217,7 +236,10 @@ class Registry:
             changes = {"champion": version}
             if current:
                 changes["previous_champion"] = current
-            self._switch(changes, {"action": "promote", "version": version, "from": current, "reason": reason})
+            self._switch(
+                changes,
+                {"action": "promote", "version": version, "from": current, "reason": reason},
+            )
 
     def rollback(self, to: str | None = None, reason: str = "manual rollback") -> str:
         """Point the champion back at ``to`` (default: the previous champion); return it."""
@@ -226,12 +248,17 @@ class Registry:
             current = aliases.get("champion")
             target = to or aliases.get("previous_champion")
             if not target:
-                raise RegistryError("no previous champion to roll back to: name a version (make rollback TO=v0001)")
+                raise RegistryError(
+                    "no previous champion to roll back to: name a version (make rollback TO=v0001)"
+                )
             self.get(target)
             if target == current:
                 raise RegistryError(f"{target} is already the champion")
             changes = {"champion": target}
             if current:
                 changes["previous_champion"] = current
-            self._switch(changes, {"action": "rollback", "version": target, "from": current, "reason": reason})
+            self._switch(
+                changes,
+                {"action": "rollback", "version": target, "from": current, "reason": reason},
+            )
             return target

@@ -49,8 +49,13 @@ class LoadedModel:
     def load(cls, registry: Registry, version: ModelVersion) -> "LoadedModel":
         """Load after the hash check; read the params the model was trained with from its card."""
         params = version.card["params"]
-        return cls(version, registry.load(version), ProblemParams.model_validate(params["problem"]),
-                   CleanParams.model_validate(params["clean"]), dict(version.card.get("column_kinds") or {}))
+        return cls(
+            version,
+            registry.load(version),
+            ProblemParams.model_validate(params["problem"]),
+            CleanParams.model_validate(params["clean"]),
+            dict(version.card.get("column_kinds") or {}),
+        )
 
     @property
     def threshold(self) -> float:
@@ -64,7 +69,9 @@ class LoadedModel:
         parsed a column at a time with the training code's parsers, so a batch of records
         costs a few vectorised calls, not one per cell.
         """
-        problems: list[tuple[int, int, str, str]] = []  # (record, position of the field, field, reason)
+        problems: list[
+            tuple[int, int, str, str]
+        ] = []  # (record, position of the field, field, reason)
         texts: dict[str, list[tuple[int, int, Any]]] = {}
         for i, record in enumerate(records):
             if not isinstance(record, dict):
@@ -76,29 +83,44 @@ class LoadedModel:
                 if value is None or kind is None or (isinstance(value, str) and not value.strip()):
                     continue
                 if isinstance(value, (dict, list)):
-                    problems.append((i, position, field, "must be a single value, not an object or a list"))
+                    problems.append(
+                        (i, position, field, "must be a single value, not an object or a list")
+                    )
                 elif kind == "numeric" and isinstance(value, bool):
                     problems.append((i, position, field, f"expected a number, got {value!r}"))
                 elif kind == "numeric" and isinstance(value, (int, float)):
                     if not _finite(value):
-                        problems.append((i, position, field, f"expected a finite number, got {value!r}"))
+                        problems.append(
+                            (i, position, field, f"expected a finite number, got {value!r}")
+                        )
                 elif kind in ("numeric", "datetime"):
                     texts.setdefault(field, []).append((i, position, value))
         for field, cells in texts.items():
-            values = pd.Series([v if isinstance(v, str) else str(v) for _, _, v in cells], dtype=object)
+            values = pd.Series(
+                [v if isinstance(v, str) else str(v) for _, _, v in cells], dtype=object
+            )
             if self.kinds[field] == "numeric":
                 numbers = parse_numbers(values)[0].to_numpy(float)
                 for (i, position, value), number in zip(cells, numbers):
                     if np.isnan(number):
                         problems.append((i, position, field, f"expected a number, got {value!r}"))
                     elif not np.isfinite(number):
-                        problems.append((i, position, field, f"expected a finite number, got {value!r}"))
+                        problems.append(
+                            (i, position, field, f"expected a finite number, got {value!r}")
+                        )
             else:
                 dates = parse_dates(values, self.clean.date_formats)[0]
                 for (i, position, value), bad in zip(cells, dates.isna().to_numpy()):
                     if bad:
-                        problems.append((i, position, field,
-                                         f"expected a date in one of {self.clean.date_formats}, got {value!r}"))
+                        problems.append(
+                            (
+                                i,
+                                position,
+                                field,
+                                f"expected a date in one of {self.clean.date_formats}, got "
+                                f"{value!r}",
+                            )
+                        )
         if problems:
             i, _, field, reason = min(problems)
             raise RecordError(i, field, reason)
@@ -109,11 +131,19 @@ class LoadedModel:
         for column in self.kinds:
             if column not in raw:
                 raw[column] = None
-        raw = raw[[c for c in self.kinds if c != self.problem.target] +
-                  [c for c in raw.columns if c not in self.kinds]].astype(object)
+        raw = raw[
+            [c for c in self.kinds if c != self.problem.target]
+            + [c for c in raw.columns if c not in self.kinds]
+        ].astype(object)
         kinds = {c: k for c, k in self.kinds.items() if c != self.problem.target}
-        std = standardise(raw, kinds, self.problem.positive_label, self.clean.date_formats,
-                          self.clean.category_aliases, [f.model_dump() for f in self.clean.unit_fixes]).frame
+        std = standardise(
+            raw,
+            kinds,
+            self.problem.positive_label,
+            self.clean.date_formats,
+            self.clean.category_aliases,
+            [f.model_dump() for f in self.clean.unit_fixes],
+        ).frame
         features, _ = build_features(std, self.problem, [])
         card = self.version.card
         return model_matrix(features, card["numeric_features"], card["categorical_features"])
@@ -125,14 +155,17 @@ class LoadedModel:
         return self.model.predict_proba(X)[:, 1], X
 
     def contributions(self, X: pd.DataFrame, top: int) -> list[list[dict[str, float]]]:
-        """Top feature contributions per row (XGBoost SHAP values; else |coef x value| for a linear model)."""
+        """Top feature contributions per row (XGBoost SHAP values; else |coef x value| for a
+        linear model)."""
         prep, model = self.model.named_steps["prep"], self.model.named_steps["model"]
         Z = prep.transform(X)
         names = list(prep.get_feature_names_out())
         if type(model).__name__ == "XGBClassifier":
             import xgboost as xgb
 
-            values = model.get_booster().predict(xgb.DMatrix(np.asarray(Z, dtype=float)), pred_contribs=True)[:, :-1]
+            values = model.get_booster().predict(
+                xgb.DMatrix(np.asarray(Z, dtype=float)), pred_contribs=True
+            )[:, :-1]
         elif hasattr(model, "coef_"):
             values = np.asarray(Z, dtype=float) * model.coef_[0]
         else:
@@ -140,5 +173,7 @@ class LoadedModel:
         out = []
         for row in values:
             order = np.argsort(-np.abs(row))[:top]
-            out.append([{"feature": names[k], "contribution": round(float(row[k]), 6)} for k in order])
+            out.append(
+                [{"feature": names[k], "contribution": round(float(row[k]), 6)} for k in order]
+            )
         return out

@@ -21,7 +21,8 @@ import sqlalchemy as sa
 log = logging.getLogger("churn.store")
 METADATA = sa.MetaData()
 PREDICTIONS = sa.Table(
-    "predictions", METADATA,
+    "predictions",
+    METADATA,
     sa.Column("request_id", sa.String(64), primary_key=True),
     sa.Column("row", sa.Integer, primary_key=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, index=True),
@@ -56,7 +57,9 @@ def file_clock(path: str | Path) -> Clock:
         try:
             value = dt.datetime.fromisoformat(source.read_text().strip())
         except (OSError, ValueError) as exc:
-            raise RuntimeError(f"simulated clock {source}: {exc} (unset CHURN_CLOCK_FILE to use the real time)") from exc
+            raise RuntimeError(
+                f"simulated clock {source}: {exc} (unset CHURN_CLOCK_FILE to use the real time)"
+            ) from exc
         return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
 
     return now
@@ -102,43 +105,74 @@ class PredictionStore:
             finally:
                 self._queue.task_done()
 
-    def log(self, request_id: str, model_version: str, record_ids: list[str], features: list[dict[str, Any]],
-            scores: list[float], decisions: list[int], shadow_version: str | None = None,
-            shadow_scores: list[float] | None = None) -> None:
+    def log(
+        self,
+        request_id: str,
+        model_version: str,
+        record_ids: list[str],
+        features: list[dict[str, Any]],
+        scores: list[float],
+        decisions: list[int],
+        shadow_version: str | None = None,
+        shadow_scores: list[float] | None = None,
+    ) -> None:
         """Queue one request's predictions for writing."""
         now = self.clock()
-        self._queue.put([
-            {"request_id": request_id, "row": i, "created_at": now, "model_version": model_version,
-             "record_id": record_ids[i], "features": json.dumps(features[i], default=str), "score": float(scores[i]),
-             "decision": int(decisions[i]), "shadow_version": shadow_version,
-             "shadow_score": float(shadow_scores[i]) if shadow_scores is not None else None}
-            for i in range(len(scores))])
+        self._queue.put(
+            [
+                {
+                    "request_id": request_id,
+                    "row": i,
+                    "created_at": now,
+                    "model_version": model_version,
+                    "record_id": record_ids[i],
+                    "features": json.dumps(features[i], default=str),
+                    "score": float(scores[i]),
+                    "decision": int(decisions[i]),
+                    "shadow_version": shadow_version,
+                    "shadow_score": float(shadow_scores[i]) if shadow_scores is not None else None,
+                }
+                for i in range(len(scores))
+            ]
+        )
 
     def flush(self) -> None:
         """Wait until every queued prediction is written."""
         self._queue.join()
 
     def add_label(self, request_id: str, label: int, row: int | None = None) -> int:
-        """Record ground truth for an earlier request (all its rows, or one); returns rows updated."""
+        """Record ground truth for an earlier request (all its rows, or one); returns rows
+        updated."""
         self.flush()
         condition = PREDICTIONS.c.request_id == request_id
         if row is not None:
             condition = condition & (PREDICTIONS.c.row == row)
         with self.engine.begin() as conn:
-            result = conn.execute(PREDICTIONS.update().where(condition).values(
-                label=int(label), labelled_at=self.clock()))
+            result = conn.execute(
+                PREDICTIONS.update()
+                .where(condition)
+                .values(label=int(label), labelled_at=self.clock())
+            )
         return int(result.rowcount)
 
     def get(self, request_id: str) -> list[dict[str, Any]]:
         """The stored rows of one request."""
         self.flush()
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(PREDICTIONS).where(PREDICTIONS.c.request_id == request_id)
-                                .order_by(PREDICTIONS.c.row)).mappings().all()
+            rows = (
+                conn.execute(
+                    sa.select(PREDICTIONS)
+                    .where(PREDICTIONS.c.request_id == request_id)
+                    .order_by(PREDICTIONS.c.row)
+                )
+                .mappings()
+                .all()
+            )
         return [dict(r) for r in rows]
 
-    def window(self, since: dt.datetime, until: dt.datetime | None = None,
-               by: str = "created_at") -> list[dict[str, Any]]:
+    def window(
+        self, since: dt.datetime, until: dt.datetime | None = None, by: str = "created_at"
+    ) -> list[dict[str, Any]]:
         """Every stored prediction made (``by="created_at"``) or labelled (``by="labelled_at"``)
         in ``[since, until)``, oldest first."""
         self.flush()
@@ -149,8 +183,11 @@ class PredictionStore:
         if until is not None:
             condition = condition & (column < until)
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(PREDICTIONS).where(condition)
-                                .order_by(PREDICTIONS.c.created_at, PREDICTIONS.c.request_id, PREDICTIONS.c.row))
+            rows = conn.execute(
+                sa.select(PREDICTIONS)
+                .where(condition)
+                .order_by(PREDICTIONS.c.created_at, PREDICTIONS.c.request_id, PREDICTIONS.c.row)
+            )
             return [dict(r) for r in rows.mappings()]
 
     def close(self) -> None:
