@@ -24,7 +24,7 @@ PREFECT_URL  := http://127.0.0.1:$(PREFECT_PORT)/api
 # Use the local Prefect server when one is up (make server); else Prefect starts a temporary one.
 USE_SERVER   = $(PY) -c "import urllib.request,sys; urllib.request.urlopen('$(PREFECT_URL)/health', timeout=1)" 2>/dev/null && export PREFECT_API_URL=$(PREFECT_URL) && echo "using the Prefect server at http://127.0.0.1:$(PREFECT_PORT)";
 
-.PHONY: help install setup run reproduce rollback models serve lineage score server deploy monitor monitor-ui demo bench test test-fast lock clean-venv
+.PHONY: help install setup run reproduce rollback models serve lineage score server deploy monitor monitor-ui demo bench lint test test-fast lock clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -80,10 +80,15 @@ monitor-ui: install ## the Evidently UI with the monitoring dashboard on http://
 	@mkdir -p monitoring/evidently
 	$(VENV)/bin/evidently ui --workspace monitoring/evidently --host 127.0.0.1 --port 8001
 
-test: setup ## run the test suite (slow tests included)
+lint: install ## style (ruff) and the layer contracts (import-linter); part of make test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check --quiet . || { echo "run: .venv/bin/ruff format ."; exit 1; }
+	$(VENV)/bin/lint-imports --no-cache
+
+test: setup lint ## run the test suite (slow tests included)
 	$(PY) -m pytest
 
-test-fast: setup ## run the tests not marked slow
+test-fast: setup lint ## run the tests not marked slow
 	$(PY) -m pytest -m "not slow"
 
 demo: setup ## the whole loop on the simulator: drift, alert, retraining, recovery (DEMO_ARGS="--drift concept")
