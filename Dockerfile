@@ -24,4 +24,4 @@ COPY . .
 RUN git config --global --add safe.directory '*'
 
 ENTRYPOINT ["/app/docker/entrypoint.sh"]
-CMD ["python", "-m", "flows.deploy"]
+CMD ["python", "-m", "flows.deployments"]

@@ -51,10 +51,10 @@ reproduce: setup ## restore a recorded run and recompute it: make reproduce RUN=
 	$(PY) -m flows.reproduce "$(RUN)"
 
 rollback: install ## point the champion back at the previous one (or TO=v0002)
-	$(PY) -m tasks.deploy rollback $(if $(TO),--to $(TO))
+	$(PY) -m tasks.promote rollback $(if $(TO),--to $(TO))
 
 models: install ## list registered model versions and which is champion
-	$(PY) -m tasks.deploy show
+	$(PY) -m tasks.promote show
 
 serve: install ## the prediction API on http://127.0.0.1:8000 (docs at /docs)
 	$(PY) -m uvicorn service.app:app_from_env --factory --host 127.0.0.1 --port 8000
@@ -71,7 +71,7 @@ server: install ## start the Prefect server and UI on http://127.0.0.1:4200 (Ctr
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 deploy: setup ## serve the deployments (training, batch scoring, monitoring) to the server of `make server`
-	PREFECT_API_URL=$(PREFECT_URL) $(PY) -m flows.deploy
+	PREFECT_API_URL=$(PREFECT_URL) $(PY) -m flows.deployments
 
 monitor: install ## run the monitoring flow once now (drift, live KPIs, input quality; may alert)
 	@$(USE_SERVER) $(PY) -m flows.monitoring

@@ -23,9 +23,9 @@ from tasks import (
     train,
 )
 from tasks.core.config import load_params
-from tasks.core.serving.registry import Registry
+from tasks.core.serving.registry import open_registry
 from tasks.core.step import run_step, telemetry_off
-from tasks.deploy import register_and_promote
+from tasks.promote import register_and_promote
 
 STEPS = (
     ("collect", collect),
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
     decision = register_and_promote(
         root,
         params,
-        Registry(root / params.deploy.registry_dir),
+        open_registry(root, params),
         {
             "flow_run_id": "plain",
             "flow_run_name": "plain",

@@ -60,7 +60,7 @@ QUICK = {
     },
     "train": {"n_trials": 3},
     "evaluate": {"bootstrap_samples": 100, "importance_rows": 500},  # slices of 200+ test rows only
-    "deploy": {"bootstrap_samples": 100},
+    "promote": {"bootstrap_samples": 100},
 }
 
 
@@ -159,11 +159,11 @@ def api_records(root: Path, n: int) -> list[dict[str, Any]]:
 def champion(root: Path) -> Any:
     """The project's params and its champion, loaded for scoring (``(params, LoadedModel)``)."""
     from tasks.core.config import load_params
-    from tasks.core.serving.registry import Registry
+    from tasks.core.serving.registry import open_registry
     from tasks.core.serving.scoring import LoadedModel
 
     params = load_params(root / "params.yaml")
-    registry = Registry(root / params.deploy.registry_dir)
+    registry = open_registry(root, params)
     return params, LoadedModel.load(registry, registry.champion())
 
 

@@ -2,7 +2,7 @@
 
 1. A throw-away copy of the project (``.demo/project``, its own git repository, DVC cache,
    registry and prediction store) trains its first champion with the training flow.
-2. A Prefect server (UI on the printed URL), the deployments (``flows.deploy``) and the
+2. A Prefect server (UI on the printed URL), the deployments (``flows.deployments``) and the
    prediction API start on 127.0.0.1; the API stamps predictions and labels with the
    simulated clock (``CHURN_CLOCK_FILE``).
 3. Day by day: the day's customers (the simulator, with drift from ``--drift-day``) are
@@ -139,7 +139,7 @@ def demo_overrides(args: argparse.Namespace, day0: dt.date, delay: int) -> dict[
         },
         "train": {"n_trials": args.n_trials},
         "evaluate": {"bootstrap_samples": 200, "importance_rows": 1000, "slice_min_rows": 100},
-        "deploy": {"bootstrap_samples": 300},
+        "promote": {"bootstrap_samples": 300},
         "monitor": {
             "window_hours": 24 * args.window_days,
             "min_window_rows": min(500, window_rows),
@@ -587,7 +587,7 @@ def main(argv: list[str]) -> int:
             work / "api.log",
         )
         deploy = spawn(
-            [sys.executable, "-m", "flows.deploy"],
+            [sys.executable, "-m", "flows.deployments"],
             work / "deploy.log",
             {**env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
             cwd=project,

@@ -8,7 +8,6 @@ scored in chunks through the same cleaning and feature code as training, and wri
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from pathlib import Path
@@ -23,9 +22,9 @@ from tasks.core.config import load_params
 from tasks.core.data.sources import read_csv, read_parquet, safe_source_path
 from tasks.core.io import write_parquet
 from tasks.core.paths import find_project_root
-from tasks.core.serving.registry import Registry
+from tasks.core.serving.registry import open_registry, registry_dir
 from tasks.core.serving.scoring import LoadedModel, RecordError
-from tasks.core.serving.store import PredictionStore
+from tasks.core.serving.store import PredictionStore, store_url
 from tasks.core.step import telemetry_off
 
 OUTPUT_DIR = "data/06_predictions"
@@ -87,17 +86,14 @@ def batch_scoring(
             f"output_dir '{output_dir}' leaves the project folder; give a folder inside it"
         )
     params = load_params(root / "params.yaml")
-    registry = Registry(root / params.deploy.registry_dir)
+    registry = open_registry(root, params)
     champion = registry.champion()
     if champion is None:
         raise RuntimeError("no champion model yet: run `make run` to train and promote one")
     model = LoadedModel.load(registry, champion)
     path = safe_source_path(input_path, root, params.collect)
     frame = read_parquet(path) if path.suffix == ".parquet" else read_csv(path, params.collect)
-    store = PredictionStore(
-        os.environ.get("DATABASE_URL")
-        or f"sqlite:///{(root / params.deploy.registry_dir).resolve() / 'predictions.db'}"
-    )
+    store = PredictionStore(store_url(registry_dir(root, params)))
     batch_id = "batch-" + uuid.uuid4().hex[:12]
     try:
         parts = [

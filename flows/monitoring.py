@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,25 +32,17 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
 from tasks import monitor
-from tasks.core.config import Params, load_params
+from tasks.core.config import load_params
 from tasks.core.io import read_json, write_json, write_text
 from tasks.core.paths import PATHS, find_project_root
-from tasks.core.serving.registry import Registry
-from tasks.core.serving.store import PredictionStore
+from tasks.core.serving.registry import open_registry, registry_dir
+from tasks.core.serving.store import PredictionStore, store_url
 from tasks.core.step import telemetry_off
 
 ALERT_EVENT = "churn.monitoring.alert"
 ROLLBACK_EVENT = "churn.model.rolled-back"
 RETRAIN_EVENT = "churn.retrain.requested"
 EVIDENTLY_PROJECT = "churn monitoring"
-
-
-def store_url(root: Path, params: Params) -> str:
-    """The prediction store the API writes to."""
-    return (
-        os.environ.get("DATABASE_URL")
-        or f"sqlite:///{(root / params.deploy.registry_dir).resolve() / 'predictions.db'}"
-    )
 
 
 def evidently_project(workspace_dir: Path) -> tuple[Any, Any]:
@@ -190,7 +181,7 @@ def monitoring(
     root = Path(project_dir).resolve() if project_dir else find_project_root()
     params = load_params(root / PATHS.params)
     cfg = params.monitor
-    registry = Registry(root / params.deploy.registry_dir)
+    registry = open_registry(root, params)
     champion = registry.champion()
     if champion is None:
         logger.warning("no champion model yet: nothing to monitor (run `make run` first)")
@@ -198,7 +189,7 @@ def monitoring(
     end = dt.datetime.fromisoformat(now) if now else dt.datetime.now(dt.timezone.utc)
     end = end if end.tzinfo else end.replace(tzinfo=dt.timezone.utc)
     start = end - dt.timedelta(hours=window_hours or cfg.window_hours)
-    store = PredictionStore(store_url(root, params))
+    store = PredictionStore(store_url(registry_dir(root, params)))
     try:
         window = monitor.window_frame(store.window(start, end))
         # ground truth arrives late (the problem's horizon): live performance is judged on the

@@ -26,6 +26,7 @@ from tasks.core.config import load_params
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.runtime import workspace
 from tasks.core.runtime.dvc_runner import experiment_name
+from tasks.core.serving.registry import registry_dir as default_registry_dir
 from tasks.core.step import telemetry_off
 
 
@@ -34,7 +35,7 @@ def retrain(
     reason: str = "manual",
     params: dict[str, Any] | None = None,
     revision: str = "HEAD",
-    deploy: bool = True,
+    promote: bool = True,
     keep_workspace: bool = False,
     project_dir: str | None = None,
     slot_timeout_s: float | None = None,
@@ -49,7 +50,7 @@ def retrain(
         ``params.yaml`` overrides as dotted keys, e.g. ``{"train.n_trials": 30}``.
     revision : str
         Git revision of the code and ``params.yaml`` to run (committed code only).
-    deploy : bool
+    promote : bool
         Register a blessed model and promote it if it beats the champion.
     keep_workspace : bool
         Keep the worktree under ``.runs/`` afterwards (to debug a failed run).
@@ -62,7 +63,7 @@ def retrain(
     main = Path(project_dir).resolve() if project_dir else find_project_root()
     run_name = experiment_name(flow_run.get_name() or "retrain", flow_run.get_id() or "local")
     logger.info("retraining (%s) from revision %s of %s", reason, revision, main)
-    registry_dir = main / load_params(main / PATHS.params).deploy.registry_dir
+    registry_dir = default_registry_dir(main, load_params(main / PATHS.params))
     with pipeline_slot(logger.warning, slot_timeout_s):
         ws = workspace.create(main, run_name, revision, on_line=logger.info)
         result: dict[str, Any] = {
@@ -76,11 +77,11 @@ def retrain(
                 logger.info("params override %s", line)
             outcome = training(
                 project_dir=str(ws.root),
-                deploy=deploy,
+                promote=promote,
                 registry_dir=str(registry_dir),
                 experiment=run_name,
             )
-            result.update({k: outcome.get(k) for k in ("experiment", "deployment", "stages")})
+            result.update({k: outcome.get(k) for k in ("experiment", "promotion", "stages")})
         finally:
             kept = workspace.keep_reports(ws, run_name)
             result["reports"] = str(kept) if kept else None
@@ -90,7 +91,7 @@ def retrain(
                 logger.info("workspace kept at %s", ws.root)
             else:
                 workspace.remove(ws, on_line=logger.info)
-    decision = result.get("deployment") or {}
+    decision = result.get("promotion") or {}
     reports = Path(result["reports"]).relative_to(main) if result.get("reports") else "-"
     create_markdown_artifact(
         key="retraining",
@@ -118,7 +119,7 @@ def main(argv: list[str]) -> int:
     does)."""
     telemetry_off()
     result = retrain(reason=" ".join(argv) or "manual")
-    decision = result.get("deployment") or {}
+    decision = result.get("promotion") or {}
     print(
         f"experiment {result.get('experiment')}; registered {decision.get('registered')}; "
         f"champion {decision.get('champion')}; reports {result.get('reports')}"

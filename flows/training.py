@@ -101,11 +101,12 @@ def register(root: str, run: dict[str, Any], registry_dir: str | None = None) ->
     """Register a blessed model; promote it only if it beats the champion (step 10)."""
     from tasks.core.config import load_params
     from tasks.core.serving.registry import Registry
-    from tasks.deploy import register_and_promote
+    from tasks.core.serving.registry import registry_dir as default_registry_dir
+    from tasks.promote import register_and_promote
 
     params = load_params(Path(root) / "params.yaml")
     registry = Registry(
-        Path(registry_dir) if registry_dir else Path(root) / params.deploy.registry_dir
+        Path(registry_dir) if registry_dir else default_registry_dir(Path(root), params)
     )
     decision = register_and_promote(Path(root), params, registry, run)
     logger = get_run_logger()
@@ -158,7 +159,7 @@ def training(
     record: bool = True,
     push_to_remote: bool = True,
     lock_timeout_s: float = 600.0,
-    deploy: bool = True,
+    promote: bool = True,
     registry_dir: str | None = None,
     experiment: str | None = None,
 ) -> dict[str, Any]:
@@ -174,10 +175,10 @@ def training(
         Push the run's data to the DVC remote.
     lock_timeout_s : float
         How long to wait for another pipeline run in this workspace before giving up.
-    deploy : bool
+    promote : bool
         Register a blessed model and promote it if it beats the champion (step 10).
     registry_dir : str, optional
-        The model registry (default: ``deploy.registry_dir`` under the project). Isolated
+        The model registry (default: ``promote.registry_dir`` under the project). Isolated
         runs pass the main checkout's registry, which the API serves from.
     experiment : str, optional
         Name of the DVC experiment (default: ``<flow-run-name>-<short id>``).
@@ -217,14 +218,14 @@ def training(
             )
         if push_to_remote:
             push(str(root))
-        if deploy and (root / "reports" / "metrics.json").exists():
+        if promote and (root / "reports" / "metrics.json").exists():
             run_info = {
                 "flow_run_id": str(run_id),
                 "flow_run_name": run_name,
                 "experiment": result["experiment"],
                 "code_version": code_version(root),
             }
-            result["deployment"] = register(str(root), run_info, registry_dir)
+            result["promotion"] = register(str(root), run_info, registry_dir)
     create_markdown_artifact(
         markdown=_summary_markdown(result),
         key="training-run",
@@ -252,7 +253,7 @@ def _print_model_summary(root: Path) -> None:
     print(f"  {'BLESSED' if m['blessed'] else 'NOT BLESSED'}: see reports/model_card.md")
 
 
-def _print_deployment(decision: dict[str, Any] | None) -> None:
+def _print_promotion(decision: dict[str, Any] | None) -> None:
     if not decision:
         return
     state = (
@@ -286,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     if result["experiment"]:
         print(f"  recorded as DVC experiment '{result['experiment']}' (dvc exp show)")
     _print_model_summary(Path(result["project_dir"]))
-    _print_deployment(result.get("deployment"))
+    _print_promotion(result.get("promotion"))
     reports = sorted(
         p.relative_to(Path(result["project_dir"])).as_posix()
         for p in (Path(result["project_dir"]) / "reports").glob("*.*")

@@ -28,9 +28,17 @@ from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
-from tasks.core.serving.registry import Registry
+from tasks.core.paths import PATHS
+from tasks.core.serving.registry import Registry, registry_dir
 from tasks.core.serving.scoring import LoadedModel, RecordError
-from tasks.core.serving.store import Clock, PredictionStore, file_clock, utc_now
+from tasks.core.serving.store import (
+    Clock,
+    PredictionStore,
+    file_clock,
+    sqlite_url,
+    store_url,
+    utc_now,
+)
 
 log = logging.getLogger("churn.service")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -307,7 +315,7 @@ def create_app(
         API on a simulated clock, ``CHURN_CLOCK_FILE``).
     """
     registry = Registry(Path(registry_dir))
-    url = database_url or f"sqlite:///{Path(registry_dir).resolve() / 'predictions.db'}"
+    url = database_url or sqlite_url(registry_dir)
     token = admin_token if admin_token is not None else os.environ.get("CHURN_ADMIN_TOKEN", "")
     state: dict[str, Any] = {}
 
@@ -490,14 +498,14 @@ def app_from_env() -> FastAPI:
     from tasks.core.paths import find_project_root
 
     root = find_project_root()
-    params = load_params(root / "params.yaml")
+    params = load_params(root / PATHS.params)
     clock_file = os.environ.get("CHURN_CLOCK_FILE")
     if clock_file:
         log.warning(
             "simulated clock: predictions and labels are stamped with the time in %s", clock_file
         )
     return create_app(
-        root / params.deploy.registry_dir,
-        os.environ.get("DATABASE_URL"),
+        registry_dir(root, params),
+        store_url(registry_dir(root, params)),
         clock=file_clock(clock_file) if clock_file else utc_now,
     )

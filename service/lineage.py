@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 from service.app import lineage_of
 from tasks.core.config import load_params
-from tasks.core.paths import find_project_root
-from tasks.core.serving.registry import Registry
-from tasks.core.serving.store import PredictionStore
+from tasks.core.paths import PATHS, find_project_root
+from tasks.core.serving.registry import open_registry
+from tasks.core.serving.store import PredictionStore, store_url
 
 
 def main(argv: list[str]) -> int:
@@ -19,16 +18,14 @@ def main(argv: list[str]) -> int:
         print("usage: python -m service.lineage <request id>", file=sys.stderr)
         return 2
     root = find_project_root()
-    registry_dir = root / load_params(root / "params.yaml").deploy.registry_dir
-    store = PredictionStore(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{registry_dir.resolve() / 'predictions.db'}"
-    )
+    registry = open_registry(root, load_params(root / PATHS.params))
+    store = PredictionStore(store_url(registry.root))
     try:
         rows = store.get(argv[0])
         if not rows:
             print(f"no prediction with request id '{argv[0]}'", file=sys.stderr)
             return 1
-        print(json.dumps(lineage_of(Registry(registry_dir), rows), indent=2, default=str))
+        print(json.dumps(lineage_of(registry, rows), indent=2, default=str))
         return 0
     finally:
         store.close()

@@ -204,7 +204,7 @@ def trained_project(tmp_path_factory) -> Path:
     from tasks.core.config import load_params, tracing_reads
     from tasks.core.serving.registry import Registry
     from tasks.core.step import run_step
-    from tasks.deploy import register_and_promote
+    from tasks.promote import register_and_promote
 
     steps = (
         ("collect", collect),

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import difflib
+import logging
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -352,8 +354,8 @@ class EvaluateParams(Section):
 
 
 # --------------------------------------------------------------------------- step 10
-class DeployParams(Section):
-    """Step 10: the registry and the champion/challenger gate."""
+class PromoteParams(Section):
+    """Step 10: the registry and the champion/challenger promotion gate."""
 
     registry_dir: str = "registry"
     promotion_margin: float = Field(0.0, ge=0)
@@ -362,9 +364,13 @@ class DeployParams(Section):
     confidence: float = Field(0.95, gt=0.5, lt=1)
     reference_rows: int = Field(5000, ge=100)
     random_state: int = 42
-    # the training deployment's schedule (make deploy); change it here or in the Prefect UI
+
+
+class ScheduleParams(Section):
+    """When the training deployment runs on its own (``make deploy``; or set it in the UI)."""
+
     retrain_cron: str | None = "0 3 * * 1"
-    retrain_schedule_active: bool = False
+    retrain_active: bool = False
     timezone: str = "UTC"
 
     @field_validator("retrain_cron")
@@ -456,7 +462,8 @@ class Params(Section):
     choose: ChooseParams = ChooseParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
-    deploy: DeployParams = DeployParams()
+    promote: PromoteParams = PromoteParams()
+    schedule: ScheduleParams = ScheduleParams()
     monitor: MonitorParams = MonitorParams()
     compute: ComputeParams = ComputeParams()
 
@@ -488,6 +495,61 @@ def _known_keys(model: type[BaseModel], prefix: str = "") -> dict[str, list[str]
     return out
 
 
+# Renamed sections: the old name's keys, and where each now lives.
+RENAMED = {
+    "deploy": {
+        **{k: f"promote.{k}" for k in PromoteParams.model_fields},
+        "retrain_cron": "schedule.retrain_cron",
+        "retrain_schedule_active": "schedule.retrain_active",
+        "timezone": "schedule.timezone",
+    }
+}
+
+
+def upgrade(raw: dict[str, Any], source: str = "params.yaml") -> dict[str, Any]:
+    """``raw`` with renamed sections moved to their new names (a warning says which).
+
+    Raises
+    ------
+    ParamsError
+        When a key is given under both its old and its new name, or is unknown.
+    """
+    out = dict(raw)
+    for old, moves in RENAMED.items():
+        if old not in out:
+            continue
+        section = out.pop(old) or {}
+        if not isinstance(section, dict):
+            raise ParamsError(f"{source}: {old} must be a mapping")
+        for key, value in section.items():
+            if key not in moves:
+                raise ParamsError(f"{source} is invalid:\n  {old}.{key}: unknown key")
+            new_section, new_key = moves[key].split(".")
+            target = dict(out.get(new_section) or {})
+            if new_key in target:
+                raise ParamsError(
+                    f"{source}: {old}.{key} and {moves[key]} are both set; keep {moves[key]}"
+                )
+            target[new_key] = value
+            out[new_section] = target
+        warnings.warn(
+            f"{source}: section '{old}' is deprecated; its keys moved to "
+            + ", ".join(sorted({f"'{m.split('.')[0]}'" for m in moves.values()}))
+            + " ("
+            + ", ".join(f"{old}.{k} -> {moves[k]}" for k in section)
+            + ")",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        logging.getLogger("churn.params").warning(
+            "%s: section '%s' is deprecated: rename it (%s)",
+            source,
+            old,
+            ", ".join(f"{old}.{k} -> {moves[k]}" for k in section),
+        )
+    return out
+
+
 def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
     """Validate a params mapping.
 
@@ -509,6 +571,7 @@ def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
     """
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
+    raw = upgrade(raw, source)
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:

@@ -98,6 +98,9 @@ class RootedPaths:
 
 PATHS = Paths()
 
+PREDICTIONS_DB = "predictions.db"
+"""The embedded prediction store's file, inside the registry folder."""
+
 
 def snapshot_dir(raw_dir: Path, snapshot_id: str) -> Path:
     """Directory of one immutable raw snapshot."""

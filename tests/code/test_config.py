@@ -92,3 +92,35 @@ def test_an_unreachable_scheduler_is_a_clear_step_error(tmp_path, monkeypatch):
     with pytest.raises(StepError) as err, engine(cfg, tmp_path, "clean"):
         pass
     assert "could not reach the Dask scheduler at tcp://127.0.0.1:9" in str(err.value)
+
+
+def test_the_old_deploy_section_is_accepted_with_a_deprecation_message(caplog):
+    from tasks.core.config import parse_params
+    from tests.conftest import default_params_dict
+
+    raw = default_params_dict()
+    raw.pop("promote")
+    raw.pop("schedule")
+    raw["deploy"] = {
+        "registry_dir": "models-registry",
+        "retrain_schedule_active": True,
+        "timezone": "CET",
+    }
+    with pytest.warns(
+        DeprecationWarning, match="deploy.retrain_schedule_active -> schedule.retrain_active"
+    ):
+        params = parse_params(raw)
+    assert params.promote.registry_dir == "models-registry"
+    assert params.schedule.retrain_active and params.schedule.timezone == "CET"
+
+
+def test_a_key_under_both_its_old_and_new_name_is_refused():
+    from tasks.core.config import ParamsError, parse_params
+    from tests.conftest import default_params_dict
+
+    raw = default_params_dict()
+    raw["deploy"] = {"registry_dir": "elsewhere"}
+    with pytest.raises(
+        ParamsError, match="deploy.registry_dir and promote.registry_dir are both set"
+    ):
+        parse_params(raw)

@@ -22,10 +22,10 @@ def test_overrides_are_validated_before_the_file_changes(project):
         workspace.apply_overrides(params, {"train.n_trials": "many"})
     assert params.read_text() == original
     assert workspace.apply_overrides(
-        params, {"train.n_trials": 5, "deploy.retrain_cron": "0 4 * * *"}
-    ) == ["train.n_trials=5", "deploy.retrain_cron='0 4 * * *'"]
+        params, {"train.n_trials": 5, "schedule.retrain_cron": "0 4 * * *"}
+    ) == ["train.n_trials=5", "schedule.retrain_cron='0 4 * * *'"]
     raw = yaml.safe_load(params.read_text())
-    assert raw["train"]["n_trials"] == 5 and raw["deploy"]["retrain_cron"] == "0 4 * * *"
+    assert raw["train"]["n_trials"] == 5 and raw["schedule"]["retrain_cron"] == "0 4 * * *"
 
 
 def test_a_workspace_is_a_worktree_of_a_commit_that_shares_the_dvc_cache_and_remote(project):

@@ -79,7 +79,7 @@ class Receiver:
 
 @pytest.fixture(scope="module")
 def served(prefect_server: Server, tmp_path_factory) -> Iterator[Served]:
-    """A small project copy whose deployments ``python -m flows.deploy`` serves."""
+    """A small project copy whose deployments ``python -m flows.deployments`` serves."""
     from tests.conftest import make_project
 
     root = make_project(tmp_path_factory.mktemp("deployed") / "proj")
@@ -92,7 +92,7 @@ def served(prefect_server: Server, tmp_path_factory) -> Iterator[Served]:
     }
     with open(log, "w") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "flows.deploy"],
+            [sys.executable, "-m", "flows.deployments"],
             cwd=root,
             env=env,
             stdout=out,

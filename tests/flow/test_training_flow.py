@@ -103,7 +103,7 @@ def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_i
 
     # step 10: a blessed model is registered and, with no champion yet, promoted
     assert json.loads((root / "reports" / "metrics.json").read_text())["blessed"]
-    first = result["deployment"]
+    first = result["promotion"]
     assert first["registered"] == "v0001" and first["promoted"] and first["champion"] == "v0001"
     card = json.loads((root / "registry" / "versions" / "v0001" / "card.json").read_text())
     assert card["experiment"] == name and card["flow_run_id"] == str(
@@ -116,7 +116,7 @@ def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_i
     # a second run of the flow records another, differently named experiment
     second = training(project_dir=str(root))
     assert second["experiment"] != name and not any(s["ran"] for s in second["stages"])
-    again = second["deployment"]  # the same model on the same data: not registered a second time
+    again = second["promotion"]  # the same model on the same data: not registered a second time
     assert again["registered"] is None and not again["promoted"] and again["existing"] == "v0001"
     assert again["champion"] == "v0001" and "already registered as v0001" in again["reasons"][0]
     assert [v.version for v in Registry(root / "registry").versions()] == ["v0001"]

@@ -11,7 +11,7 @@ import pytest
 
 from tasks.core.ml.models import build_pipeline, model_inputs, save_model
 from tasks.core.serving.registry import Registry, RegistryError
-from tasks.deploy import compare, reference_sample, score_version, training_schema
+from tasks.promote import compare, reference_sample, score_version, training_schema
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from flows.monitoring import monitoring, store_url
+from flows.monitoring import monitoring
 from service.app import create_app
 from tasks.core.config import load_params
 from tasks.core.data.labels import binarize_target
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
-from tasks.core.serving.registry import Registry
-from tasks.core.serving.store import PredictionStore
+from tasks.core.serving.registry import Registry, registry_dir
+from tasks.core.serving.store import PredictionStore, store_url
 
 pytestmark = pytest.mark.slow
 
@@ -133,7 +133,9 @@ def test_labels_showing_the_new_champion_behind_the_previous_roll_it_back(monito
     rng = np.random.default_rng(0)
     n = 600
     y = rng.integers(0, 2, n)
-    store = PredictionStore(store_url(monitored, load_params(monitored / "params.yaml")))
+    store = PredictionStore(
+        store_url(registry_dir(monitored, load_params(monitored / "params.yaml")))
+    )
     features = [{"tenure_months": 10.0}] * n
     store.log(
         "req-shadow",
@@ -166,7 +168,9 @@ def test_after_a_promotion_the_api_scores_each_request_with_the_previous_champio
     v2 = registry.register(v1.model_path, card, v1.schema(), v1.reference())
     registry.promote(v2.version, "test: a challenger")
     serve(monitored, raw_rows(monitored).head(50), label=False)
-    store = PredictionStore(store_url(monitored, load_params(monitored / "params.yaml")))
+    store = PredictionStore(
+        store_url(registry_dir(monitored, load_params(monitored / "params.yaml")))
+    )
     rows = store.window(dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1))
     store.close()
     assert len(rows) == 50 and {r["model_version"] for r in rows} == {"v0002"}
@@ -184,7 +188,9 @@ def test_live_performance_uses_the_labels_that_arrived_in_the_window_for_older_p
 
     raw = raw_rows(monitored).head(600)
     serve(monitored, raw, label=False)
-    store = PredictionStore(store_url(monitored, load_params(monitored / "params.yaml")))
+    store = PredictionStore(
+        store_url(registry_dir(monitored, load_params(monitored / "params.yaml")))
+    )
     store.flush()
     month_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=31)
     with store.engine.begin() as conn:  # the predictions were made a month ago ...

@@ -35,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.core.config import Params
 from tasks.core.io import TMP_PREFIX, file_sha256, write_json, write_parquet
 from tasks.core.ml.models import load_model
 
@@ -262,3 +263,13 @@ class Registry:
                 {"action": "rollback", "version": target, "from": current, "reason": reason},
             )
             return target
+
+
+def registry_dir(root: Path, params: Params) -> Path:
+    """The project's registry folder (``promote.registry_dir`` under ``root``)."""
+    return Path(root) / params.promote.registry_dir
+
+
+def open_registry(root: Path, params: Params) -> Registry:
+    """The project's model registry."""
+    return Registry(registry_dir(root, params))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -18,7 +19,21 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from tasks.core.paths import PREDICTIONS_DB
+
 log = logging.getLogger("churn.store")
+
+
+def sqlite_url(registry_dir: Path | str) -> str:
+    """The embedded SQLite store beside the registry."""
+    return f"sqlite:///{Path(registry_dir).resolve() / PREDICTIONS_DB}"
+
+
+def store_url(registry_dir: Path | str) -> str:
+    """The prediction store: ``DATABASE_URL``, or the embedded SQLite store beside the registry."""
+    return os.environ.get("DATABASE_URL") or sqlite_url(registry_dir)
+
+
 METADATA = sa.MetaData()
 PREDICTIONS = sa.Table(
     "predictions",

@@ -1,17 +1,17 @@
-"""Step 10, deploy: register a blessed model and promote it only if it beats the champion.
+"""Step 10, promote: register a blessed model and promote it only if it beats the champion.
 
 The training flow calls :func:`register_and_promote` after the DVC pipeline. A blessed
 run becomes a new registry version with its card, training schema and a reference sample
 for drift checks. It becomes champion only if, on the same recent labelled rows (this
 run's sealed test split, the most recent period for a time split), the lower bound of a
 paired bootstrap interval of its gain in the primary metric over the champion clears
-``deploy.promotion_margin`` and no slice loses more than ``deploy.slice_tolerance``.
+``promote.promotion_margin`` and no slice loses more than ``promote.slice_tolerance``.
 Otherwise it stays registered, not promoted, and the decision says why, with figures.
 
 Command line (``make rollback``)::
 
-    python -m tasks.deploy show
-    python -m tasks.deploy rollback [--to v0002]
+    python -m tasks.promote show
+    python -m tasks.promote rollback [--to v0002]
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from tasks.core.io import file_sha256, read_json
 from tasks.core.ml.evaluation import paired_bootstrap_lift
 from tasks.core.ml.models import feature_columns, metric_fn, model_inputs, model_matrix, oriented
 from tasks.core.paths import PATHS, find_project_root
-from tasks.core.serving.registry import ModelVersion, Registry, RegistryError
+from tasks.core.serving.registry import ModelVersion, Registry, RegistryError, open_registry
 
-log = logging.getLogger("churn.deploy")
+log = logging.getLogger("churn.promote")
 
 
 def training_schema(train: pd.DataFrame, params: Params) -> dict[str, Any]:
@@ -78,7 +78,7 @@ def raw_column_kinds(root: Path, params: Params) -> dict[str, str]:
 
 def reference_sample(train: pd.DataFrame, model: Any, params: Params) -> pd.DataFrame:
     """Training rows with the model's score, for drift checks."""
-    cfg = params.deploy
+    cfg = params.promote
     sample = train.sample(min(len(train), cfg.reference_rows), random_state=cfg.random_state)
     X, _, _, _ = model_inputs(sample, params.problem)
     return sample.assign(prediction=model.predict_proba(X)[:, 1]).reset_index(drop=True)
@@ -94,7 +94,7 @@ def compare(
     y: np.ndarray, challenger: np.ndarray, champion: np.ndarray, frame: pd.DataFrame, params: Params
 ) -> dict[str, Any]:
     """Challenger against champion on the same rows: paired bootstrap gain and slice regressions."""
-    cfg, metric = params.deploy, params.problem.primary_metric
+    cfg, metric = params.promote, params.problem.primary_metric
     gain = paired_bootstrap_lift(
         y, challenger, champion, metric, cfg.bootstrap_samples, cfg.confidence, cfg.random_state
     )
@@ -282,7 +282,7 @@ def describe(version: ModelVersion | None) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``show`` the registry or ``rollback`` the champion."""
-    parser = argparse.ArgumentParser(prog="python -m tasks.deploy", description="model registry")
+    parser = argparse.ArgumentParser(prog="python -m tasks.promote", description="model registry")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("show", help="versions and aliases")
     back = sub.add_parser(
@@ -295,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     root = find_project_root()
     params = load_params(root / PATHS.params)
-    registry = Registry(root / params.deploy.registry_dir)
+    registry = open_registry(root, params)
     try:
         if args.command == "rollback":
             before = registry.aliases().get("champion")
