@@ -23,8 +23,9 @@ from tasks import (
     train,
 )
 from tasks.core.config import load_params
+from tasks.core.env import telemetry_off
 from tasks.core.serving.registry import open_registry
-from tasks.core.step import run_step, telemetry_off
+from tasks.core.step import run_step
 from tasks.promote import register_and_promote
 
 STEPS = (

@@ -34,7 +34,7 @@ from typing import Any
 from benchmarks.measure import concurrent, latency_summary, run_measured
 from demo.loop import make_project, records_of
 from demo.services import free_port, spawn, start_server, stop, wait_for
-from tasks.core.step import TELEMETRY_OFF
+from tasks.core.env import TELEMETRY_OFF
 
 REPO = Path(__file__).resolve().parents[1]
 TARGETS = {

@@ -39,10 +39,10 @@ from demo.services import Server, free_port, spawn, start_server, stop, wait_for
 from tasks.core.config import parse_params
 from tasks.core.data.labels import binarize_target
 from tasks.core.data.simulator import simulate_day
+from tasks.core.env import telemetry_off
 from tasks.core.io import write_json
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.serving.registry import Registry
-from tasks.core.step import telemetry_off
 
 DRIFTS = ("none", "covariate", "new_category", "concept")
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from tasks.core.step import TELEMETRY_OFF
+from tasks.core.env import TELEMETRY_OFF
 
 
 def free_port() -> int:

@@ -20,12 +20,12 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.core.config import load_params
 from tasks.core.data.sources import read_csv, read_parquet, safe_source_path
+from tasks.core.env import telemetry_off
 from tasks.core.io import write_parquet
 from tasks.core.paths import find_project_root
 from tasks.core.serving.registry import open_registry, registry_dir
 from tasks.core.serving.scoring import LoadedModel, RecordError
 from tasks.core.serving.store import PredictionStore, store_url
-from tasks.core.step import telemetry_off
 
 OUTPUT_DIR = "data/06_predictions"
 

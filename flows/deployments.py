@@ -34,8 +34,8 @@ from flows.common import PIPELINE_LIMIT, ensure_pipeline_limit
 from flows.monitoring import ALERT_EVENT, RETRAIN_EVENT, monitoring
 from flows.retrain import retrain
 from tasks.core.config import Params, load_params
+from tasks.core.env import telemetry_off
 from tasks.core.paths import PATHS, find_project_root
-from tasks.core.step import telemetry_off
 
 TAGS = ["churn"]
 WEBHOOK_BLOCK = "churn-alert-webhook"

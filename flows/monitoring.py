@@ -33,11 +33,11 @@ from prefect.events import emit_event
 
 from tasks import monitor
 from tasks.core.config import load_params
+from tasks.core.env import telemetry_off
 from tasks.core.io import read_json, write_json, write_text
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.serving.registry import open_registry, registry_dir
 from tasks.core.serving.store import PredictionStore, store_url
-from tasks.core.step import telemetry_off
 
 ALERT_EVENT = "churn.monitoring.alert"
 ROLLBACK_EVENT = "churn.model.rolled-back"

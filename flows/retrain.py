@@ -23,11 +23,11 @@ from prefect.runtime import flow_run
 from flows.common import pipeline_slot
 from flows.training import training
 from tasks.core.config import load_params
+from tasks.core.env import telemetry_off
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.runtime import workspace
 from tasks.core.runtime.dvc_runner import experiment_name
 from tasks.core.serving.registry import registry_dir as default_registry_dir
-from tasks.core.step import telemetry_off
 
 
 @flow(name="retrain", log_prints=True)

@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from tasks.core.env import telemetry_off
 from tasks.core.paths import find_project_root
 from tasks.core.runtime.dvc_runner import (
     PipelineBusy,
@@ -34,7 +35,7 @@ from tasks.core.runtime.dvc_runner import (
     workspace_lock,
 )
 from tasks.core.runtime.pipeline import Stage, load_stages
-from tasks.core.step import code_version, telemetry_off
+from tasks.core.step import code_version
 
 # DVC's advice after each stage; the flow records and pushes the run itself.
 DVC_HINTS = (

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tasks.core.config import Params, parse_params
+from tasks.core.env import telemetry_off
 from tests.prefect_server import Server, reset_client_services, start_server, stop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,10 +61,7 @@ SMALL = {
     "evaluate": {"bootstrap_samples": 100, "importance_rows": 500, "slice_min_rows": 50},
 }
 
-os.environ.setdefault("DVC_NO_ANALYTICS", "1")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+telemetry_off()
 
 
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:

@@ -39,21 +39,6 @@ def code_version(root: Path) -> str:
     return sha + ("-dirty" if dirty else "")
 
 
-TELEMETRY_OFF = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-    "GX_ANALYTICS_ENABLED": "false",
-    "DVC_NO_ANALYTICS": "1",
-}
-
-
-def telemetry_off() -> None:
-    """Default every tool's telemetry to off (offline, they would log errors trying to phone
-    home)."""
-    for key, value in TELEMETRY_OFF.items():
-        os.environ.setdefault(key, value)
-
-
 def configure_logging() -> None:
     """Plain, timestamped log lines on stderr (DVC and Prefect stream them)."""
     logging.basicConfig(

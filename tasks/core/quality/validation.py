@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from tasks.core.env import telemetry_off
 from tasks.core.errors import StepError
 from tasks.core.io import write_json
 
@@ -33,7 +33,7 @@ class CheckResult:
 
 
 def _context(docs_dir: Path | None):  # noqa: ANN202 - a GX context
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    telemetry_off()
     import great_expectations as gx
 
     import tasks.core.quality.expectations  # noqa: F401 - registers the custom expectations

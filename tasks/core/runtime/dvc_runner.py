@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.core.env import TELEMETRY_OFF
 from tasks.core.io import TMP_PREFIX, write_json
 
 LOCK_NAME = "churn-pipeline.lock"
@@ -66,12 +67,9 @@ class StageOutcome:
 
 def tool_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for DVC and step subprocesses: this interpreter's tools first, no telemetry."""
-    env = dict(os.environ)
+    env = {**TELEMETRY_OFF, **os.environ}
     bindir = str(Path(sys.executable).parent)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
-    env.setdefault("DVC_NO_ANALYTICS", "1")
-    env.setdefault("GX_ANALYTICS_ENABLED", "false")
-    env.setdefault("DO_NOT_TRACK", "1")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env

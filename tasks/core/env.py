@@ -1,0 +1,19 @@
+"""The process environment every tool of the workflow runs with: telemetry off."""
+
+from __future__ import annotations
+
+import os
+
+TELEMETRY_OFF = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    "GX_ANALYTICS_ENABLED": "false",
+    "DVC_NO_ANALYTICS": "1",
+}
+"""Offline, the servers would try to phone home and log errors; a value already set wins."""
+
+
+def telemetry_off() -> None:
+    """Default every tool's telemetry to off in this process's environment."""
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
