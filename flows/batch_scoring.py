@@ -41,7 +41,7 @@ def score_chunk(
     except RecordError as exc:  # name the row of the file, not of the chunk
         raise RecordError(int(chunk.index[exc.index]), exc.field, exc.reason) from None
     decisions = (proba >= model.threshold).astype(int)
-    ids = [str(r.get(model.problem.id_column)) for r in records]
+    ids = model.record_ids(records)
     store.log(
         f"{batch_id}-{number:05d}",
         model.version.version,
@@ -52,7 +52,7 @@ def score_chunk(
     )
     return pd.DataFrame(
         {
-            model.problem.id_column: ids,
+            model.problem.id_column or "row": ids if model.problem.id_column else chunk.index,
             "probability": proba,
             "decision": decisions,
             "model_version": model.version.version,

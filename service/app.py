@@ -372,7 +372,7 @@ def create_app(
             ) from None
         decisions = (proba >= model.threshold).astype(int)
         request_id = uuid.uuid4().hex
-        ids = [str(r.get(model.problem.id_column)) for r in records]
+        ids = model.record_ids(records)
         shadow = state["champion"].shadow
         shadow_scores = None
         if shadow is not None:

@@ -79,7 +79,31 @@ def clean_frame(std: pd.DataFrame, problem: ProblemParams) -> tuple[pd.DataFrame
         "repeated_ids_removed": repeats,
         "unlabelled_rows_removed": int(len(deduped) - len(labelled)),
     }
+    if problem.id_column is None:
+        counts["identical_rows_kept"] = int(std.duplicated(keep="first").sum())
     return labelled, counts
+
+
+def copies_finding(std: pd.DataFrame, id_column: str | None) -> str | None:
+    """Rows that are exact copies of others, in plain words (None when there are none)."""
+    copies = int(std.duplicated(keep="first").sum())
+    if not copies:
+        return None
+    share = copies / len(std)
+    if id_column is None:
+        return (
+            f"{copies:,} rows ({share:.1%}) are identical to another row; with no id column they "
+            "are kept, as different customers can share every value"
+        )
+    repeats = int(std.drop_duplicates()[id_column].duplicated().sum())
+    text = (
+        f"{copies:,} rows ({share:.1%}) are exact copies of other rows (same '{id_column}', "
+        "same values): an export that concatenated overlapping files? The clean step keeps one "
+        "of each"
+    )
+    if repeats:
+        text += f"; {repeats:,} more rows repeat an id with different values (the first is kept)"
+    return text
 
 
 def main(root: Path, params: Params) -> None:
@@ -124,6 +148,9 @@ def main(root: Path, params: Params) -> None:
             )
         )
         check_parsing(std, cfg.min_parse_share)
+        finding = copies_finding(std.frame, problem.id_column)
+        if finding:
+            log.warning("%s", finding)
         if proposed:
             spec = propose_suite(
                 std.frame,

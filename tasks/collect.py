@@ -48,14 +48,16 @@ def check_field_sizes(data: pd.DataFrame, max_chars: int) -> None:
             )
 
 
-def check_batch(data: pd.DataFrame, id_column: str, target: str) -> None:
+def check_batch(data: pd.DataFrame, id_column: str | None, target: str) -> None:
     """Refuse a batch that cannot be a snapshot of this problem.
 
     Parameters
     ----------
     data : DataFrame
         The batch as delivered.
-    id_column, target : str
+    id_column : str or None
+        The id column (None: the data has none).
+    target : str
         From ``problem``; both must be present.
 
     Raises
@@ -65,7 +67,7 @@ def check_batch(data: pd.DataFrame, id_column: str, target: str) -> None:
     """
     if data.empty:
         raise StepError(STEP, "empty batch", "the source returned no rows for this window")
-    missing = [c for c in (id_column, target) if c not in data.columns]
+    missing = [c for c in (id_column, target) if c is not None and c not in data.columns]
     if missing:
         shown = ", ".join(map(str, data.columns[:12]))
         raise StepError(

@@ -83,6 +83,22 @@ def slice_metrics(
     return [row for rows in done for row in rows]
 
 
+def skipped_columns(test: pd.DataFrame, cfg: EvaluateParams) -> list[dict[str, str]]:
+    """``evaluate.slices`` and ``sensitive`` columns this data does not have, and why."""
+    out = []
+    for key, columns in (("evaluate.slices", cfg.slices), ("evaluate.sensitive", cfg.sensitive)):
+        for column in columns:
+            if column not in test:
+                out.append(
+                    {
+                        "key": key,
+                        "column": column,
+                        "reason": "not a column of this data (set your own in params.yaml)",
+                    }
+                )
+    return out
+
+
 def fairness(
     test: pd.DataFrame, y: np.ndarray, decision: np.ndarray, cfg: EvaluateParams
 ) -> list[dict[str, Any]]:
@@ -185,7 +201,7 @@ def oracle_auc(
 ) -> float | None:
     """ROC-AUC of the simulator's true probabilities on the test rows (None for other sources)."""
     snapshot = current_snapshot(root / PATHS.raw_dir)
-    if snapshot.oracle_path is None:
+    if snapshot.oracle_path is None or problem.id_column is None:
         return None
     oracle = pd.read_parquet(snapshot.oracle_path).drop_duplicates(problem.id_column)
     merged = test[[problem.id_column]].merge(oracle, on=problem.id_column, how="left")
@@ -256,6 +272,17 @@ def model_card(
         f"| {name} | {b['roc_auc']:.4f} | {b['pr_auc']:.4f} |" for name, b in base.items()
     )
     reasons = "\n".join(f"- {r}" for r in result["gate_reasons"])
+    slices = result["slices"]
+    checked = "\n".join(
+        [
+            f"- slices checked: {', '.join(sorted({s['column'] for s in slices})) or 'none'}",
+            f"- fairness checked: {', '.join(f['column'] for f in result['fairness']) or 'none'}",
+            *[
+                f"- **skipped** `{s['column']}` ({s['key']}): {s['reason']}"
+                for s in result.get("skipped_columns", [])
+            ],
+        ]
+    )
     top = "\n".join(f"| {f['feature']} | {f['importance']:.4f} |" for f in result["top_features"])
     oracle = (
         f"{t['oracle_roc_auc']:.4f}"
@@ -291,6 +318,10 @@ def model_card(
 
 ## Gate
 {reasons}
+
+## Slices and fairness
+
+{checked}
 
 ## Top features (permutation importance on test, drop in ROC-AUC)
 
@@ -341,6 +372,11 @@ def main(root: Path, params: Params) -> None:
     with engine(params.compute, root, STEP) as eng:
         slices = slice_metrics(test, y, proba, cfg, eng)
     fair = fairness(test, y, decision, cfg)
+    skipped = skipped_columns(test, cfg)
+    for s in skipped:
+        log.warning("%s: '%s' skipped: %s", s["key"], s["column"], s["reason"])
+    if not cfg.slices or len(skipped) == len(cfg.slices) + len(cfg.sensitive):
+        log.warning("no slice or fairness check ran: set evaluate.slices and evaluate.sensitive")
     blessed, reasons = gate(metrics, lift, slices, fair, params)
     sample = X.sample(min(len(X), cfg.importance_rows), random_state=cfg.random_state)
     imp = permutation_importance(
@@ -368,6 +404,7 @@ def main(root: Path, params: Params) -> None:
         "lift": lift,
         "slices": slices,
         "fairness": fair,
+        "skipped_columns": skipped,
         "top_features": top,
         "environment_sha256": env_hash,
         "data": {

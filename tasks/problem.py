@@ -17,7 +17,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from tasks.core.config import Params, ProblemParams
-from tasks.core.data.labels import binarize_target, observed_labels
+from tasks.core.data.labels import LabelError, binarize_target, observed_labels
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.errors import StepError
 from tasks.core.io import write_json, write_text
@@ -50,7 +50,7 @@ def validate_problem(data: pd.DataFrame, cfg: ProblemParams) -> pd.Series:
     """
     columns = list(map(str, data.columns))
     for key, column in (("problem.target", cfg.target), ("problem.id_column", cfg.id_column)):
-        if column not in columns:
+        if column is not None and column not in columns:
             raise StepError(
                 STEP,
                 "column exists",
@@ -67,7 +67,6 @@ def validate_problem(data: pd.DataFrame, cfg: ProblemParams) -> pd.Series:
         raise StepError(
             STEP, "column exists", f"problem.baseline.rule.column '{rule.column}' is not a column"
         )
-    y = binarize_target(data[cfg.target], cfg.positive_label)
     labels = observed_labels(data[cfg.target])
     if len(labels) < 2:
         raise StepError(
@@ -75,6 +74,18 @@ def validate_problem(data: pd.DataFrame, cfg: ProblemParams) -> pd.Series:
             "two classes",
             f"'{cfg.target}' holds one class only ({labels[:10]}): nothing to predict",
         )
+    if len(labels) > 2:
+        raise StepError(
+            STEP,
+            "two classes",
+            f"'{cfg.target}' holds {len(labels)} classes ({labels[:10]}); this workflow predicts "
+            "a binary target: map the classes to two in the export (or a column derived from "
+            "it), then set problem.target and problem.positive_label",
+        )
+    try:
+        y = binarize_target(data[cfg.target], cfg.positive_label)
+    except LabelError as exc:
+        raise StepError(STEP, "positive label", str(exc)) from None
     if not (y == 1).any():
         raise StepError(
             STEP,
@@ -132,6 +143,9 @@ def summarise(
 def render_brief(cfg: ProblemParams, summary: dict[str, Any]) -> str:
     """The one-page problem brief (Markdown)."""
     k, sm = cfg.kpis, summary
+    unit = (
+        f"one row per `{cfg.id_column}`" if cfg.id_column else "one row per record (no id column)"
+    )
     rows = "\n".join(
         f"| {name} | {s['roc_auc']:.3f} | {s['pr_auc']:.3f} |"
         for name, s in summary["baselines"].items()
@@ -144,7 +158,7 @@ def render_brief(cfg: ProblemParams, summary: dict[str, Any]) -> str:
 | | |
 |---|---|
 | Target | `{cfg.target}` (positive label `{cfg.positive_label}`) |
-| Unit | one row per `{cfg.id_column}` |
+| Unit | {unit} |
 | Time column | {f"`{cfg.time_column}`" if cfg.time_column else "none (random or grouped split)"} |
 | Horizon | {cfg.horizon_days} days; labels arrive after about {cfg.label_delay_days} days |
 | Post-outcome columns (never features) | {excluded} |

@@ -4,7 +4,8 @@ The split is random stratified, time-based (on ``problem.time_column``) or group
 ``split.strategy``. The leakage audit runs here, so the test split is an output of this
 stage and no later stage before evaluation needs to read it. It checks, with Great
 Expectations over a derived audit frame (``expectations/leakage.json``): no id in two
-splits, no duplicate rows across splits, time order for time splits, post-outcome columns
+splits, no more held-out copies of training rows than chance gives on the data
+(:mod:`tasks.core.quality.leakage`), time order for time splits, post-outcome columns
 absent, and no single feature that alone predicts the label suspiciously well. A failed
 check stops the run naming the column and the check, and no split file is written.
 """
@@ -26,15 +27,18 @@ from tasks.core.config import Params, ProblemParams, SplitParams
 from tasks.core.errors import StepError
 from tasks.core.io import file_sha256, write_json, write_parquet, write_text
 from tasks.core.paths import PATHS
+from tasks.core.quality.leakage import HeldOutCopies, held_out_copies
 from tasks.core.quality.validation import read_suite_file, validate_frame
 from tasks.core.step import run_step
 
 log = logging.getLogger("churn.split")
 STEP = "split"
 SPLITS = ("train", "valid", "test")
+ROW_KEY = "row_key"
+"""The splits file's key column when the data has no id (the row's position in the table)."""
 CHECK_NAMES = {
     "expect_ids_in_one_split": ("id in two splits", "id_n_splits"),
-    "expect_rows_in_one_split": ("duplicate rows across splits", "row_n_splits"),
+    "expect_held_out_copies_within_chance": ("held-out copies of training rows", "copy_excess"),
     "expect_splits_in_time_order": ("time order of splits", "split_time_ordered"),
     "expect_column_values_to_be_in_set": ("post-outcome columns absent", "post_outcome_present"),
     "expect_single_feature_auc_below": ("single-feature ROC-AUC", "feature_auc"),
@@ -116,36 +120,48 @@ def single_feature_auc(values: pd.Series, y: np.ndarray, seed: int) -> float:
     return max(auc, 1.0 - auc)
 
 
-def _row_hashes(frame: pd.DataFrame, skip: set[str]) -> pd.Series:
-    cols = [c for c in frame.columns if c not in skip]
-    return pd.util.hash_pandas_object(frame[cols], index=False)
+def copies_of(
+    frame: pd.DataFrame, splits: pd.Series, problem: ProblemParams, cfg: SplitParams
+) -> HeldOutCopies:
+    """Held-out rows with the features of a training row, against the chance rate."""
+    return held_out_copies(
+        frame,
+        splits,
+        {problem.id_column, problem.time_column, problem.target},
+        cfg.max_cross_split_duplicate_share,
+        frame[problem.id_column] if problem.id_column else None,
+    )
 
 
 def audit_frame(
-    frame: pd.DataFrame, splits: pd.Series, problem: ProblemParams, cfg: SplitParams, strategy: str
+    frame: pd.DataFrame,
+    splits: pd.Series,
+    problem: ProblemParams,
+    cfg: SplitParams,
+    strategy: str,
+    copies: HeldOutCopies | None = None,
 ) -> pd.DataFrame:
     """The derived frame the leakage suite checks: one block of rows per check.
 
-    Columns: ``subject`` (what a row is about), ``id_n_splits``, ``row_n_splits``,
-    ``split_time_ordered``, ``post_outcome_present``, ``feature_auc``.
+    Columns: ``subject`` (what a row is about), ``id_n_splits``, ``copy_excess``,
+    ``split_time_ordered``, ``post_outcome_present``, ``feature_auc``. Without an id column
+    (and not a group split) there is no id block: the held-out copy check covers rows.
     """
     blocks = []
     group_key = cfg.group_column if strategy == "group" else problem.id_column
-    per_id = (
-        pd.DataFrame({"key": frame[group_key].astype(str), "split": splits})
-        .groupby("key")["split"]
-        .nunique()
-    )
-    blocks.append(
-        pd.DataFrame({"subject": "id:" + per_id.index, "id_n_splits": per_id.to_numpy(float)})
-    )
-    skip = {problem.id_column, problem.time_column}
-    hashes = pd.DataFrame({"h": _row_hashes(frame, skip).to_numpy(), "split": splits.to_numpy()})
-    per_row = hashes.groupby("h")["split"].nunique()
-    per_row = per_row[per_row > 1]
+    if group_key:
+        per_id = (
+            pd.DataFrame({"key": frame[group_key].astype(str), "split": splits})
+            .groupby("key")["split"]
+            .nunique()
+        )
+        blocks.append(
+            pd.DataFrame({"subject": "id:" + per_id.index, "id_n_splits": per_id.to_numpy(float)})
+        )
+    copies = copies or copies_of(frame, splits, problem, cfg)
     blocks.append(
         pd.DataFrame(
-            {"subject": "row:" + per_row.index.astype(str), "row_n_splits": per_row.to_numpy(float)}
+            {"subject": ["rows: held-out copies of training rows"], "copy_excess": [copies.excess]}
         )
     )
     if strategy == "time":
@@ -180,7 +196,7 @@ def audit_frame(
     audit = pd.concat(blocks, ignore_index=True)
     for column in (
         "id_n_splits",
-        "row_n_splits",
+        "copy_excess",
         "split_time_ordered",
         "post_outcome_present",
         "feature_auc",
@@ -202,7 +218,6 @@ def run_audit(
         index_column="subject",
         parameters={
             "max_single_feature_auc": cfg.max_single_feature_auc,
-            "row_mostly": 1.0 - cfg.max_cross_split_duplicate_share,
         },
     )
     out = []
@@ -219,6 +234,46 @@ def run_audit(
             }
         )
     return out
+
+
+def finding(
+    check: dict[str, Any],
+    audit: pd.DataFrame,
+    copies: HeldOutCopies,
+    problem: ProblemParams,
+    cfg: SplitParams,
+) -> str:
+    """A failed check in plain words: what was found, the limit, and what to do."""
+    name = check["check"]
+    if name == "held-out copies of training rows":
+        return (
+            f"{name}: {copies.describe()}. The same entity, or rows copied under new ids, on "
+            "both sides of the split make the test score optimistic: remove the copies from the "
+            "source, split by entity (split.strategy: group, split.group_column), or raise "
+            "split.max_cross_split_duplicate_share if these rows really are different entities."
+        )
+    if name == "id in two splits":
+        ids = audit.loc[audit["id_n_splits"] > 1, "subject"].str.removeprefix("id:")
+        key = cfg.group_column or problem.id_column
+        return (
+            f"{name}: {len(ids):,} values of '{key}' occur in more than one split "
+            f"(e.g. {', '.join(ids[:5])}); each must stay in one split"
+        )
+    if name == "single-feature ROC-AUC":
+        bad = audit[audit["feature_auc"] >= cfg.max_single_feature_auc]
+        shown = ", ".join(
+            f"'{s.removeprefix('feature:')}' ({a:.3f})"
+            for s, a in zip(bad["subject"], bad["feature_auc"])
+        )
+        return (
+            f"{name}: column(s) {shown} alone predict '{problem.target}' with ROC-AUC at or above "
+            f"split.max_single_feature_auc {cfg.max_single_feature_auc}: a column known only after "
+            "the outcome? List it in problem.post_outcome_columns (or drop it)"
+        )
+    if name == "post-outcome columns absent":
+        bad = audit.loc[audit["post_outcome_present"] > 0, "subject"].str.removeprefix("feature:")
+        return f"{name}: column(s) {', '.join(bad)} are listed in problem.post_outcome_columns"
+    return f"{name} (column {check['column']}): {check['observed']}"
 
 
 def audit_markdown(
@@ -266,7 +321,8 @@ def main(root: Path, params: Params) -> None:
         raise StepError(
             STEP, "split sizes", f"a split is empty: {counts}; adjust split.valid_size/test_size"
         )
-    audit = audit_frame(frame, splits, problem, cfg, strategy)
+    copies = copies_of(frame, splits, problem, cfg)
+    audit = audit_frame(frame, splits, problem, cfg, strategy, copies)
     checks = run_audit(audit, cfg, read_suite_file(root / cfg.suite), root / PATHS.data_docs_dir)
     top = audit.dropna(subset=["feature_auc"]).nlargest(8, "feature_auc")
     write_text(root / PATHS.leakage_md, audit_markdown(checks, strategy, counts, top))
@@ -282,13 +338,20 @@ def main(root: Path, params: Params) -> None:
         },
     )
     if failed:
-        detail = "; ".join(f"{c['check']} (column {c['column']}): {c['observed']}" for c in failed)
+        detail = "\n  ".join(finding(c, audit, copies, problem, cfg) for c in failed)
         raise StepError(
-            STEP, "leakage audit", f"{detail}. See {PATHS.leakage_md}; no split was written."
+            STEP,
+            "leakage audit",
+            f"{detail}\n  See {PATHS.leakage_md}; no split was written.",
         )
     write_parquet(
         root / PATHS.split_indices,
-        pd.DataFrame({problem.id_column: frame[problem.id_column], "split": splits.astype(str)}),
+        pd.DataFrame(
+            {
+                ROW_KEY: frame[problem.id_column] if problem.id_column else frame.index,
+                "split": splits.astype(str),
+            }
+        ),
     )
     manifest: dict[str, Any] = {"strategy": strategy, "rows": counts}
     for name in SPLITS:

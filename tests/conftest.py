@@ -137,7 +137,9 @@ def git(cwd: Path, *args: str) -> str:
     ).stdout
 
 
-def make_project(dest: Path, overrides: dict[str, Any] | None = None, commit: bool = True) -> Path:
+def make_project(
+    dest: Path, overrides: dict[str, Any] | None = None, commit: bool = True, small: bool = True
+) -> Path:
     """Copy the project's code and pipeline into ``dest`` as a fresh git repository.
 
     Parameters
@@ -148,6 +150,8 @@ def make_project(dest: Path, overrides: dict[str, Any] | None = None, commit: bo
         Merged into params.yaml on top of the small profile.
     commit : bool
         Make an initial commit (experiments need one).
+    small : bool
+        Start from the small test profile (else from the shipped params.yaml as it is).
     """
     dest.mkdir(parents=True, exist_ok=True)
     for name in PROJECT_FILES:
@@ -161,7 +165,7 @@ def make_project(dest: Path, overrides: dict[str, Any] | None = None, commit: bo
         else:
             shutil.copy2(src, target)
     (dest / ".dvc" / "tmp").mkdir(exist_ok=True)
-    params = deep_merge(deep_merge(default_params_dict(), SMALL), overrides or {})
+    params = deep_merge(deep_merge(default_params_dict(), SMALL if small else {}), overrides or {})
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     git(dest, "init", "-q", "-b", "main")
     git(dest, "config", "user.name", "test")

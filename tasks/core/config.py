@@ -123,8 +123,10 @@ class ProblemParams(Section):
     name: str = "prediction-problem"
     question: str = ""
     target: str
+    # YAML 1.1 reads an unquoted Yes/No as a boolean: step 1 matches it to the label it means
     positive_label: str | int | bool
-    id_column: str
+    # null: the data has no id column (rows are keyed by position; README, "Your own data")
+    id_column: str | None = None
     time_column: str | None = None
     post_outcome_columns: list[str] = Field(default_factory=list)
     primary_metric: Literal["roc_auc", "pr_auc", "f1", "recall_at_precision", "brier"] = "roc_auc"
@@ -483,6 +485,11 @@ def _describe(err: dict[str, Any], known: dict[str, list[str]]) -> str:
         return f"{loc}: required key is missing"
     value = err.get("input")
     shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    if isinstance(value, bool):
+        shown += (
+            ": YAML reads unquoted yes/no/on/off/true/false as a boolean; "
+            "quote the value, as in 'Yes'"
+        )
     return f"{loc}: {err['msg']}{shown}"
 
 

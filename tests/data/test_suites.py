@@ -182,7 +182,7 @@ def test_duplicate_rows_across_splits_fail(model_frame):
     cols = [c for c in frame.columns if c not in ("customer_id", "snapshot_date")]
     for column in cols:
         frame.loc[test_rows, column] = frame.loc[train_rows, column].to_numpy()
-    assert only_failure(audit_checks(frame, splits=splits)) == ["duplicate rows across splits"]
+    assert only_failure(audit_checks(frame, splits=splits)) == ["held-out copies of training rows"]
 
 
 def test_time_order_violation_fails(model_frame):

@@ -17,6 +17,38 @@ def _norm(value: object) -> str:
     return str(int(number)) if number.is_integer() else text
 
 
+# The words YAML 1.1 reads as booleans (an unquoted ``positive_label: Yes`` arrives as True).
+YAML_TRUE = ("true", "yes", "y", "on")
+YAML_FALSE = ("false", "no", "n", "off")
+
+
+class LabelError(ValueError):
+    """The positive label cannot be matched to the labels in the data."""
+
+
+def resolve_label(values: pd.Series, positive_label: str | int | bool) -> str:
+    """The normalised label ``positive_label`` stands for in ``values``.
+
+    A boolean (YAML turns an unquoted ``Yes`` into ``True``) matches the one yes-like (or
+    no-like) label the column holds; when there is none, or more than one, it is refused
+    with a message that says to quote the value.
+    """
+    if not isinstance(positive_label, bool):
+        return _norm(positive_label)
+    labels = observed_labels(values)
+    words = YAML_TRUE if positive_label else YAML_FALSE
+    found = [label for label in labels if label in words]
+    if len(found) == 1:
+        return found[0]
+    if not labels or set(labels) <= {"0", "1"}:
+        return "1" if positive_label else "0"
+    raise LabelError(
+        f"problem.positive_label arrived as {positive_label} (YAML reads an unquoted yes/no/"
+        f"on/off/true/false as a boolean) and the labels are {labels[:10]}: write the label "
+        "in quotes, as in positive_label: 'Yes'"
+    )
+
+
 def binarize_target(values: pd.Series, positive_label: str | int | bool) -> pd.Series:
     """Map the positive label to 1.0, any other label to 0.0 and missing cells to NaN.
 
@@ -35,7 +67,7 @@ def binarize_target(values: pd.Series, positive_label: str | int | bool) -> pd.S
     Series of float
     """
     missing = values.isna() | (values.astype("string").str.strip() == "")
-    wanted = _norm(positive_label)
+    wanted = resolve_label(values, positive_label)
     normalised = values.astype(object).map(_norm, na_action="ignore")
     out = pd.Series(np.where(normalised == wanted, 1.0, 0.0), index=values.index)
     out[missing.fillna(True).to_numpy(bool)] = np.nan

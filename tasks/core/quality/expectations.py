@@ -59,10 +59,24 @@ class ExpectIdsInOneSplit(ColumnMapExpectation):
     success_keys = ("mostly",)
 
 
-class ExpectRowsInOneSplit(ColumnMapExpectation):
-    """No row content (hash of the feature values and label) occurs in two splits."""
+class ColumnValuesNotPositive(ColumnMapMetricProvider):
+    """Condition: an excess over a limit is at most 0."""
 
-    map_metric = "column_values.in_one_split"
+    condition_metric_name = "column_values.not_positive"
+
+    @column_condition_partial(engine=PandasExecutionEngine)
+    def _pandas(cls, column, **kwargs):  # noqa: N805
+        return column <= 0
+
+
+class ExpectHeldOutCopiesWithinChance(ColumnMapExpectation):
+    """Held-out rows copy training rows no more often than chance gives on the same data.
+
+    The column holds the held-out share of copies minus its limit
+    (:mod:`tasks.core.quality.leakage`): at most 0 passes.
+    """
+
+    map_metric = "column_values.not_positive"
     success_keys = ("mostly",)
 
 
@@ -83,7 +97,7 @@ class ExpectSplitsInTimeOrder(ColumnMapExpectation):
 
 CUSTOM = (
     ExpectIdsInOneSplit,
-    ExpectRowsInOneSplit,
+    ExpectHeldOutCopiesWithinChance,
     ExpectSingleFeatureAucBelow,
     ExpectSplitsInTimeOrder,
 )

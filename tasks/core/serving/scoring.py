@@ -76,8 +76,9 @@ class LoadedModel:
         for i, record in enumerate(records):
             if not isinstance(record, dict):
                 raise RecordError(i, "*", "a record must be a JSON object")
-            if record.get(self.problem.id_column) in (None, ""):
-                raise RecordError(i, self.problem.id_column, "the id is required")
+            id_column = self.problem.id_column
+            if id_column is not None and record.get(id_column) in (None, ""):
+                raise RecordError(i, id_column, "the id is required")
             for position, (field, value) in enumerate(record.items()):
                 kind = self.kinds.get(field)
                 if value is None or kind is None or (isinstance(value, str) and not value.strip()):
@@ -147,6 +148,11 @@ class LoadedModel:
         features, _ = build_features(std, self.problem, [])
         card = self.version.card
         return model_matrix(features, card["numeric_features"], card["categorical_features"])
+
+    def record_ids(self, records: list[dict[str, Any]]) -> list[str | None]:
+        """Each record's id as text (None for all when the data has no id column)."""
+        column = self.problem.id_column
+        return [None if column is None else str(r.get(column)) for r in records]
 
     def score(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, pd.DataFrame]:
         """Probabilities for raw records, and the model inputs they were computed from."""

