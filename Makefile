@@ -33,6 +33,7 @@ $(STAMP): requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@test -x $(UV) || $(PY) -m pip install --quiet --disable-pip-version-check uv==0.9.30
 	$(UV) pip sync --quiet --compile-bytecode --python $(PY) requirements.lock
+	@$(PY) -m tasks.core.quality.data_docs install
 	@touch $@
 
 install: $(STAMP) ## install the pinned environment into .venv/

@@ -23,7 +23,8 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.core.env import telemetry_off
-from tasks.core.paths import find_project_root
+from tasks.core.paths import PATHS, find_project_root
+from tasks.core.quality.data_docs import finish as finish_data_docs
 from tasks.core.runtime.dvc_runner import (
     PipelineBusy,
     StageFailed,
@@ -213,6 +214,7 @@ def training(
             result["stages"].append(futures[stage.name].result())
             if result["stages"][-1]["ran"]:
                 ran.add(stage.name)
+        finish_data_docs(root / PATHS.data_docs_dir)  # the index over what the stages keep
         if record:
             result["experiment"] = record_experiment(
                 str(root), experiment or experiment_name(run_name, run_id)

@@ -26,6 +26,7 @@ from tasks.core.data.snapshots import current_snapshot
 from tasks.core.errors import StepError
 from tasks.core.io import write_json, write_parquet, write_text
 from tasks.core.paths import PATHS
+from tasks.core.quality.data_docs import DocsTarget
 from tasks.core.quality.suites import suite_path_for
 from tasks.core.quality.validation import (
     failures_message,
@@ -112,6 +113,9 @@ def main(root: Path, params: Params) -> None:
     snapshot = current_snapshot(root / PATHS.raw_dir)
     raw = snapshot.read()
     suite_rel = suite_path_for(cfg, params.collect)
+    docs = DocsTarget(
+        root / PATHS.data_docs_dir, "raw", f"snapshot {snapshot.snapshot_id}", cfg.data_docs_runs
+    )
     suite_file = root / suite_rel
     proposed = not suite_file.exists()
     if proposed:
@@ -168,9 +172,9 @@ def main(root: Path, params: Params) -> None:
                 snapshot.snapshot_id,
             )
         if eng.is_dask:
-            results = validate_partitioned(eng, std.frame, spec, "raw", root / PATHS.data_docs_dir)
+            results = validate_partitioned(eng, std.frame, spec, "raw", docs)
         else:
-            results = validate_frame(std.frame, spec, "raw", root / PATHS.data_docs_dir)
+            results = validate_frame(std.frame, spec, "raw", docs)
     if not all(r.success for r in results):
         raise StepError(STEP, "data quality", failures_message(results, suite_rel))
     log.info("data quality: all %d checks of %s passed", len(results), suite_rel)

@@ -25,8 +25,9 @@ from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from tasks.core.config import Params, ProblemParams, SplitParams
 from tasks.core.errors import StepError
-from tasks.core.io import file_sha256, write_json, write_parquet, write_text
+from tasks.core.io import file_sha256, read_json, write_json, write_parquet, write_text
 from tasks.core.paths import PATHS
+from tasks.core.quality.data_docs import DocsTarget
 from tasks.core.quality.leakage import HeldOutCopies, held_out_copies
 from tasks.core.quality.validation import read_suite_file, validate_frame
 from tasks.core.step import run_step
@@ -207,14 +208,14 @@ def audit_frame(
 
 
 def run_audit(
-    audit: pd.DataFrame, cfg: SplitParams, suite: dict[str, Any], docs_dir: Path | None
+    audit: pd.DataFrame, cfg: SplitParams, suite: dict[str, Any], docs: DocsTarget | None
 ) -> list[dict[str, Any]]:
     """Validate the audit frame with the leakage suite; one record per check."""
     results = validate_frame(
         audit,
         suite,
         "leakage",
-        docs_dir,
+        docs,
         index_column="subject",
         parameters={
             "max_single_feature_auc": cfg.max_single_feature_auc,
@@ -323,7 +324,14 @@ def main(root: Path, params: Params) -> None:
         )
     copies = copies_of(frame, splits, problem, cfg)
     audit = audit_frame(frame, splits, problem, cfg, strategy, copies)
-    checks = run_audit(audit, cfg, read_suite_file(root / cfg.suite), root / PATHS.data_docs_dir)
+    snapshot_id = read_json(root / PATHS.clean_json)["snapshot_id"]
+    docs = DocsTarget(
+        root / PATHS.data_docs_dir,
+        "leakage",
+        f"{strategy} split of snapshot {snapshot_id}",
+        params.clean.data_docs_runs,
+    )
+    checks = run_audit(audit, cfg, read_suite_file(root / cfg.suite), docs)
     top = audit.dropna(subset=["feature_auc"]).nlargest(8, "feature_auc")
     write_text(root / PATHS.leakage_md, audit_markdown(checks, strategy, counts, top))
     failed = [c for c in checks if not c["passed"]]

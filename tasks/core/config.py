@@ -253,6 +253,8 @@ class CleanParams(Section):
     category_aliases: dict[str, dict[str, str]] = Field(default_factory=dict)
     unit_fixes: list[UnitFix] = Field(default_factory=list)
     proposal: SuiteProposal = SuiteProposal()
+    # Data Docs keep the validations of this many runs per check (raw suite, leakage audit)
+    data_docs_runs: int = Field(20, ge=1)
 
 
 # --------------------------------------------------------------------------- step 5

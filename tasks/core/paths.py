@@ -45,6 +45,8 @@ class Paths:
     clean_json: str = "reports/clean.json"
     eda_html: str = "reports/eda.html"
     data_docs_dir: str = "reports/data_docs"
+    data_docs_raw: str = "reports/data_docs/raw"
+    data_docs_leakage: str = "reports/data_docs/leakage"
     features_md: str = "reports/features.md"
     leakage_md: str = "reports/leakage_audit.md"
     leakage_json: str = "reports/leakage_audit.json"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pandas as pd
 from tasks.core.env import telemetry_off
 from tasks.core.errors import StepError
 from tasks.core.io import write_json
+from tasks.core.quality.data_docs import DocsTarget, publish
 
 log = logging.getLogger("churn.validation")
 
@@ -121,15 +123,17 @@ def _run_suite(
     frame: pd.DataFrame,
     spec: dict[str, Any],
     name: str,
-    docs_dir: Path | None,
+    docs: DocsTarget | None,
     result_format: dict[str, Any],
     parameters: dict[str, Any] | None,
 ) -> list[Any]:
     """Great Expectations' result for each expectation of ``spec`` on ``frame``."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.core.run_identifier import RunIdentifier
 
-    context = _context(docs_dir)
+    started = time.time()
+    context = _context(docs.site_dir if docs else None)
     suite = build_suite(context, spec, name)
     asset = context.data_sources.add_pandas(f"{name}-source").add_dataframe_asset(name)
     batch_definition = asset.add_batch_definition_whole_dataframe("all-rows")
@@ -140,14 +144,20 @@ def _run_suite(
         gx.Checkpoint(
             name=f"{name}-checkpoint",
             validation_definitions=[definition],
-            actions=[UpdateDataDocsAction(name="data-docs")] if docs_dir is not None else [],
+            actions=[UpdateDataDocsAction(name="data-docs")] if docs is not None else [],
             result_format=result_format,
         )
     )
     run = checkpoint.run(
-        batch_parameters={"dataframe": frame}, expectation_parameters=parameters or None
+        batch_parameters={"dataframe": frame},
+        expectation_parameters=parameters or None,
+        run_id=RunIdentifier(run_name=docs.run_name) if docs else None,
     )
-    return [r for validation in run.run_results.values() for r in validation.results]
+    results = [r for validation in run.run_results.values() for r in validation.results]
+    if docs is not None:
+        failed = sum(not r.success for r in results)
+        publish(docs, started, not failed, len(results), failed)
+    return results
 
 
 SUMMARY = {"result_format": "SUMMARY", "partial_unexpected_count": 5}
@@ -157,11 +167,11 @@ def validate_frame(
     frame: pd.DataFrame,
     spec: dict[str, Any],
     name: str,
-    docs_dir: Path | None = None,
+    docs: DocsTarget | None = None,
     index_column: str | None = None,
     parameters: dict[str, Any] | None = None,
 ) -> list[CheckResult]:
-    """Validate ``frame`` against a suite spec; build Data Docs into ``docs_dir`` if given.
+    """Validate ``frame`` against a suite spec; add a Data Docs page if ``docs`` is given.
 
     Parameters
     ----------
@@ -170,7 +180,8 @@ def validate_frame(
         The suite JSON.
     name : str
         Used for the batch and the Data Docs page.
-    docs_dir : Path, optional
+    docs : DocsTarget, optional
+        The Data Docs site and run name of this validation.
     index_column : str, optional
         A column naming each row, reported for failing rows.
     parameters : dict, optional
@@ -193,7 +204,7 @@ def validate_frame(
             bool(r.success),
             "ok" if r.success else _observed(r),
         )
-        for r in _run_suite(frame, spec, name, docs_dir, result_format, parameters)
+        for r in _run_suite(frame, spec, name, docs, result_format, parameters)
     ]
 
 
@@ -253,7 +264,7 @@ def combine_counts(expectation: dict[str, Any], counts: list[dict[str, Any]]) ->
 
 
 def validate_partitioned(
-    eng: Any, frame: pd.DataFrame, spec: dict[str, Any], name: str, docs_dir: Path | None = None
+    eng: Any, frame: pd.DataFrame, spec: dict[str, Any], name: str, docs: DocsTarget | None = None
 ) -> list[CheckResult]:
     """:func:`validate_frame` on the Dask engine, with the same outcome.
 
@@ -275,7 +286,7 @@ def validate_partitioned(
             out[i] = combine_counts(expectations[i], [part[k] for part in per_part])
     if rest:
         whole = validate_frame(
-            frame, {**spec, "expectations": [expectations[i] for i in rest]}, name, docs_dir
+            frame, {**spec, "expectations": [expectations[i] for i in rest]}, name, docs
         )
         out.update(zip(rest, whole, strict=True))
     return [out[i] for i in range(len(expectations))]
