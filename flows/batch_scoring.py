@@ -45,7 +45,7 @@ def score_chunk(
     store.log(
         f"{batch_id}-{number:05d}",
         model.version.version,
-        ids,
+        model.logged_ids(ids),
         X.to_dict(orient="records"),
         proba.tolist(),
         decisions.tolist(),

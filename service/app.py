@@ -386,7 +386,7 @@ def create_app(
         state["store"].log(
             request_id,
             version,
-            ids,
+            model.logged_ids(ids),
             X.to_dict(orient="records"),
             proba.tolist(),
             decisions.tolist(),

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from tasks.core.config import CollectParams, Params
+from tasks.core.data.pii import PiiError, key_from_env, protect_frame
 from tasks.core.data.snapshots import set_current, write_snapshot
 from tasks.core.data.sources import Collected, collect_from_source
 from tasks.core.errors import StepError
@@ -95,10 +96,19 @@ def main(root: Path, params: Params) -> None:
     collected = collect_from_source(cfg, root)
     check_batch(collected.data, params.problem.id_column, params.problem.target)
     check_field_sizes(collected.data, params.collect.max_field_chars)
+    try:
+        data, pii = protect_frame(
+            collected.data, cfg.pii, key_from_env(cfg.pii_key_env), cfg.pii_key_env
+        )
+    except PiiError as exc:
+        raise StepError(STEP, "personal data", str(exc)) from None
+    if pii["missing"]:
+        log.warning("collect.pii names column(s) not in this batch: %s", pii["missing"])
+    if pii["columns"]:
+        log.info("personal data: %s", ", ".join(f"{c} {a}" for c, a in pii["columns"].items()))
     raw_dir = root / PATHS.raw_dir
-    snapshot, created = write_snapshot(
-        raw_dir, collected.data, provenance_of(collected, cfg, code_version(root)), collected.oracle
-    )
+    provenance = {**provenance_of(collected, cfg, code_version(root)), "pii": pii}
+    snapshot, created = write_snapshot(raw_dir, data, provenance, collected.oracle)
     set_current(raw_dir, snapshot)
     verb = "stored new" if created else "reusing identical"
     log.info(

@@ -212,6 +212,9 @@ class CollectParams(Section):
     max_file_mb: float = Field(2048, gt=0)
     max_field_chars: int = Field(10_000, gt=0)
     window: Window | None = None
+    # personal columns: drop, or pseudonymise with a keyed hash (key from pii_key_env)
+    pii: dict[str, Literal["drop", "pseudonymise"]] = Field(default_factory=dict)
+    pii_key_env: str = "CHURN_PII_KEY"
     csv: CsvParams = CsvParams()
     sql: SqlParams = SqlParams()
     simulator: SimulatorParams = SimulatorParams()

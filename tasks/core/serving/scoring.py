@@ -15,6 +15,7 @@ import pandas as pd
 
 from tasks.core.config import CleanParams, ProblemParams
 from tasks.core.data.features import build_features
+from tasks.core.data.pii import key_from_env, protect_record, pseudonym
 from tasks.core.data.schema import parse_dates, parse_numbers, standardise
 from tasks.core.ml.models import model_matrix
 from tasks.core.serving.registry import ModelVersion, Registry
@@ -149,6 +150,29 @@ class LoadedModel:
         card = self.version.card
         return model_matrix(features, card["numeric_features"], card["categorical_features"])
 
+    @property
+    def pii(self) -> dict[str, str]:
+        """The personal columns of the training data, and what collect did to each."""
+        return dict(self.version.card["params"]["collect"].get("pii") or {})
+
+    def protect(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Records with personal fields dropped or pseudonymised as at collection."""
+        rules = self.pii
+        if not rules:
+            return records
+        env = self.version.card["params"]["collect"].get("pii_key_env") or "CHURN_PII_KEY"
+        key = key_from_env(env)
+        return [protect_record(r, rules, key) if isinstance(r, dict) else r for r in records]
+
+    def logged_ids(self, ids: list[str | None]) -> list[str | None]:
+        """The ids as the prediction log keeps them (pseudonymised when the id column is)."""
+        column = self.problem.id_column
+        if column is None or self.pii.get(column) is None:
+            return ids
+        env = self.version.card["params"]["collect"].get("pii_key_env") or "CHURN_PII_KEY"
+        key = key_from_env(env)
+        return [None if i is None or key is None else pseudonym(i, key) for i in ids]
+
     def record_ids(self, records: list[dict[str, Any]]) -> list[str | None]:
         """Each record's id as text (None for all when the data has no id column)."""
         column = self.problem.id_column
@@ -156,6 +180,7 @@ class LoadedModel:
 
     def score(self, records: list[dict[str, Any]]) -> tuple[np.ndarray, pd.DataFrame]:
         """Probabilities for raw records, and the model inputs they were computed from."""
+        records = self.protect(records)
         self.validate(records)
         X = self.prepare(records)
         return self.model.predict_proba(X)[:, 1], X

@@ -1,0 +1,118 @@
+"""Personal data: columns dropped or pseudonymised before a snapshot is stored.
+
+``collect.pii`` names the personal columns of a source and what to do with each: ``drop``
+removes it, ``pseudonymise`` replaces every value by a keyed hash (HMAC-SHA-256), so the
+column still joins and counts but no longer says who. The key comes from the environment
+(``collect.pii_key_env``, default ``CHURN_PII_KEY``; put it in ``.env``), never from
+``params.yaml``. The same rules apply to records sent to ``/predict`` and ``make score``,
+so a personal field never reaches the prediction log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from typing import Any, Literal
+
+import pandas as pd
+
+Action = Literal["drop", "pseudonymise"]
+PREFIX = "p_"
+
+# column names and value shapes that suggest personal data (make init flags them)
+_NAMES = re.compile(
+    r"(^|[_\s-])(e-?mail|mail|phone|mobile|tel|fax|name|first|last|surname|address|street|"
+    r"city|zip|postcode|postal|birth|dob|ssn|passport|iban|card|ip)([_\s-]|$)",
+    re.IGNORECASE,
+)
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
+_PHONE = re.compile(r"^\+?[\d\s().-]{7,}$")
+
+
+class PiiError(ValueError):
+    """Pseudonymisation was asked for but no key is set."""
+
+
+def key_from_env(variable: str) -> bytes | None:
+    """The pseudonymisation key from the environment (None when unset or empty)."""
+    value = os.environ.get(variable, "")
+    return value.encode() if value else None
+
+
+def pseudonym(value: Any, key: bytes) -> str:
+    """A keyed hash of ``value``: the same value and key always give the same pseudonym."""
+    digest = hmac.new(key, str(value).strip().encode(), hashlib.sha256).hexdigest()
+    return PREFIX + digest[:24]
+
+
+def key_id(key: bytes) -> str:
+    """A short fingerprint of the key (never the key), recorded in provenance."""
+    return hmac.new(key, b"churn-pii-key-id", hashlib.sha256).hexdigest()[:8]
+
+
+def protect_frame(
+    frame: pd.DataFrame, rules: dict[str, Action], key: bytes | None, key_env: str
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """``frame`` with its personal columns dropped or pseudonymised (a new frame).
+
+    Returns
+    -------
+    (DataFrame, dict)
+        The protected frame, and what was done (for the snapshot's provenance).
+
+    Raises
+    ------
+    PiiError
+        When a column is to be pseudonymised and ``key_env`` is not set.
+    """
+    present = {c: a for c, a in rules.items() if c in frame.columns}
+    if any(a == "pseudonymise" for a in present.values()) and key is None:
+        raise PiiError(
+            f"collect.pii pseudonymises {sorted(c for c, a in present.items() if a != 'drop')} "
+            f"but {key_env} is not set: export {key_env}=<a secret key> (docker compose reads it "
+            "from .env), never in params.yaml"
+        )
+    out = frame.drop(columns=[c for c, a in present.items() if a == "drop"])
+    for column, action in present.items():
+        if action == "pseudonymise":
+            values = out[column]
+            out[column] = values.map(lambda v: pseudonym(v, key), na_action="ignore").where(
+                values.notna(), None
+            )
+    record: dict[str, Any] = {"columns": present, "missing": sorted(set(rules) - set(present))}
+    if key is not None and "pseudonymise" in present.values():
+        record["key_id"] = key_id(key)
+    return out, record
+
+
+def protect_record(record: dict[str, Any], rules: dict[str, Action], key: bytes | None) -> dict:
+    """One record with the same rules (a pseudonymised field without a key is dropped)."""
+    out = {}
+    for field, value in record.items():
+        action = rules.get(field)
+        if action is None:
+            out[field] = value
+        elif action == "pseudonymise" and key is not None and value not in (None, ""):
+            out[field] = pseudonym(value, key)
+    return out
+
+
+def looks_personal(frame: pd.DataFrame, sample: int = 500) -> dict[str, str]:
+    """Columns that look personal, with the reason (a name, or values like e-mails/phones)."""
+    found = {}
+    for column in frame.columns:
+        values = frame[column].dropna().astype(str).str.strip()
+        values = values[values != ""].head(sample)
+        if len(values) and values.str.match(_EMAIL).mean() > 0.5:
+            found[str(column)] = "values look like e-mail addresses"
+        elif (
+            len(values)
+            and values.str.match(_PHONE).mean() > 0.5
+            and values.str.contains(r"[\s().+-]").mean() > 0.5
+        ):
+            found[str(column)] = "values look like phone numbers"
+        elif _NAMES.search(str(column)):
+            found[str(column)] = "its name suggests personal data"
+    return found
