@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from tasks.core.config import Params, ProblemParams, SplitParams
@@ -28,7 +27,7 @@ from tasks.core.errors import StepError
 from tasks.core.io import file_sha256, read_json, write_json, write_parquet, write_text
 from tasks.core.paths import PATHS
 from tasks.core.quality.data_docs import DocsTarget
-from tasks.core.quality.leakage import HeldOutCopies, held_out_copies
+from tasks.core.quality.leakage import HeldOutCopies, held_out_copies, single_feature_auc
 from tasks.core.quality.validation import read_suite_file, validate_frame
 from tasks.core.step import run_step
 
@@ -100,25 +99,6 @@ def assign_splits(frame: pd.DataFrame, cfg: SplitParams, problem: ProblemParams)
     labels.iloc[valid_idx] = "valid"
     labels.iloc[test_idx] = "test"
     return labels
-
-
-def single_feature_auc(values: pd.Series, y: np.ndarray, seed: int) -> float:
-    """ROC-AUC of one feature alone, folded to >= 0.5 (categories: out-of-fold label rate)."""
-    if pd.api.types.is_numeric_dtype(values):
-        x = values.astype(float)
-        x = x.fillna(x.median() if x.notna().any() else 0.0).to_numpy()
-    else:
-        text = values.astype("string").fillna("<missing>").to_numpy()
-        fold = np.random.default_rng(seed).integers(0, 2, len(text))
-        x = np.empty(len(text))
-        prior = y.mean()
-        for k in (0, 1):
-            rates = pd.Series(y[fold != k]).groupby(text[fold != k]).mean()
-            x[fold == k] = pd.Series(text[fold == k]).map(rates).fillna(prior).to_numpy()
-    if np.unique(x).size < 2:
-        return 0.5
-    auc = float(roc_auc_score(y, x))
-    return max(auc, 1.0 - auc)
 
 
 def copies_of(

@@ -193,6 +193,7 @@ class CsvParams(Section):
 
     sep: str = ","
     encoding: str = "utf-8"
+    decimal: Literal[".", ","] = "."  # ",": numbers written 1.234,5 (thousands with dots)
 
 
 class SqlParams(Section):

@@ -23,8 +23,9 @@ PREFIX = "p_"
 
 # column names and value shapes that suggest personal data (make init flags them)
 _NAMES = re.compile(
-    r"(^|[_\s-])(e-?mail|mail|phone|mobile|tel|fax|name|first|last|surname|address|street|"
-    r"city|zip|postcode|postal|birth|dob|ssn|passport|iban|card|ip)([_\s-]|$)",
+    r"(^|[_\s-])(e-?mail|mail|phone|mobile|tel|fax|name|first_?name|last_?name|surname|"
+    r"address|street|city|zip|postcode|postal|birth_?date|date_?of_?birth|dob|ssn|passport|"
+    r"iban|card|ip)([_\s-]?(number|no|nr|code|address))?$",
     re.IGNORECASE,
 )
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)

@@ -95,7 +95,22 @@ def read_csv(path: Path, params: CollectParams) -> pd.DataFrame:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise StepError(STEP, "parse", f"{path.name} could not be read as CSV: {exc}") from None
     check_last_line(path, params, len(frame.columns))
-    return frame.astype("string")
+    frame = frame.astype("string")
+    if params.csv.decimal == ",":
+        frame = frame.apply(decimal_comma)
+    return frame
+
+
+_COMMA_NUMBER = r"^\s*[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$"
+
+
+def decimal_comma(values: pd.Series) -> pd.Series:
+    """Numbers written with a decimal comma (``1.234,5``) as ``1234.5``; other cells unchanged."""
+    numeric = values.str.match(_COMMA_NUMBER, na=False)
+    if not numeric.any():
+        return values
+    fixed = values[numeric].str.strip().str.replace(".", "", regex=False).str.replace(",", ".")
+    return values.where(~numeric, fixed)
 
 
 def check_last_line(path: Path, params: CollectParams, n_columns: int) -> None:

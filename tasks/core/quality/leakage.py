@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 Z_ONE_SIDED = 3.09
 """Noise margin in standard errors (a one-sided 0.1% false-alarm rate on clean data)."""
@@ -114,3 +115,22 @@ def held_out_copies(
         for name, h in zip(names[held][copied][:n_examples], hashes[held][copied][:n_examples]):
             examples.append({"held_out": str(name), "training": str(first_in_train[h])})
     return HeldOutCopies(int(copied.sum()), n_held, share, chance, limit, examples)
+
+
+def single_feature_auc(values: pd.Series, y: np.ndarray, seed: int) -> float:
+    """ROC-AUC of one feature alone, folded to >= 0.5 (categories: out-of-fold label rate)."""
+    if pd.api.types.is_numeric_dtype(values):
+        x = values.astype(float)
+        x = x.fillna(x.median() if x.notna().any() else 0.0).to_numpy()
+    else:
+        text = values.astype("string").fillna("<missing>").to_numpy()
+        fold = np.random.default_rng(seed).integers(0, 2, len(text))
+        x = np.empty(len(text))
+        prior = y.mean()
+        for k in (0, 1):
+            rates = pd.Series(y[fold != k]).groupby(text[fold != k]).mean()
+            x[fold == k] = pd.Series(text[fold == k]).map(rates).fillna(prior).to_numpy()
+    if np.unique(x).size < 2:
+        return 0.5
+    auc = float(roc_auc_score(y, x))
+    return max(auc, 1.0 - auc)

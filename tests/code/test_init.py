@@ -1,0 +1,102 @@
+"""make init: a ready collect/problem section for a user's own file."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tasks.core.config import parse_params
+from tasks.core.quality.inspect import main, propose, read, sniff
+from tests.conftest import make_project
+from tests.data.real import REAL, write_csv
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("external")
+    return {name: write_csv(name, folder) for name in REAL}
+
+
+def proposal_for(path):
+    frame, fmt = read(path)
+    return propose(frame, fmt, f"data/external/{path.name}")
+
+
+def test_the_real_datasets_get_their_target_label_id_and_personal_columns(files):
+    telco = proposal_for(files["telco"])
+    assert telco["problem"]["target"] == "churn" and telco["problem"]["positive_label"] == "yes"
+    assert telco["problem"]["id_column"] == "customerID"
+    assert telco["collect"]["pii"] == {"email": "drop", "phone": "drop"}
+    assert "female" in telco["evaluate"]["sensitive"]
+    caravan = proposal_for(files["caravan"])
+    assert caravan["problem"]["target"] == "Purchase" and caravan["problem"]["id_column"] is None
+    credit = proposal_for(files["credit"])
+    assert credit["problem"]["target"] == "Status" and credit["problem"]["positive_label"] == "bad"
+    assert credit["problem"]["id_column"] is None and "Home" in credit["evaluate"]["slices"]
+
+
+def test_separator_encoding_and_decimal_comma_are_detected(tmp_path):
+    path = tmp_path / "export.csv"
+    lines = ["Kunde;Vertrag;Gebühr;gekündigt"] + [
+        f"K{i};{'monatlich' if i % 2 else 'jährlich'};{i},5;{'ja' if i % 3 else 'nein'}"
+        for i in range(1, 60)
+    ]
+    path.write_bytes("\n".join(lines).encode("cp1252"))
+    assert sniff(path) == {"sep": ";", "encoding": "cp1252", "decimal": ","}
+    frame, _ = read(path)
+    assert frame["Gebühr"].iloc[0] == "1.5" and frame["Vertrag"].iloc[1] == "jährlich"
+
+
+def test_columns_known_only_after_the_outcome_are_flagged(files):
+    raw = REAL["credit"]["load"]()
+    rng = np.random.default_rng(0)
+    raw["days_to_default"] = np.where(raw["Status"] == "bad", rng.integers(1, 90, len(raw)), 0)
+    raw["cancel_reason"] = "n/a"
+    path = files["credit"].with_name("credit_spoiled.csv")
+    raw.to_csv(path, index=False)
+    notes = "\n".join(proposal_for(path)["notes"])
+    assert "post-outcome? days_to_default: alone it predicts Status with ROC-AUC" in notes
+    assert "post-outcome? cancel_reason: its name suggests" in notes
+    assert proposal_for(path)["problem"]["post_outcome_columns"] == [
+        "cancel_reason",
+        "days_to_default",
+    ]
+
+
+def test_nothing_is_written_unless_asked_and_the_written_params_are_valid(tmp_path, capsys):
+    root = make_project(tmp_path / "proj", commit=False)
+    write_csv("telco", root / "data" / "external")
+    before = (root / "params.yaml").read_text()
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main(["data/external/telco_churn.csv"]) == 0
+        assert (root / "params.yaml").read_text() == before
+        assert "positive_label: 'yes'" in capsys.readouterr().out  # quoted: YAML-safe
+        assert main(["data/external/telco_churn.csv", "--write"]) == 0
+    finally:
+        os.chdir(cwd)
+    after = (root / "params.yaml").read_text()
+    params = parse_params(yaml.safe_load(after))
+    assert params.collect.source == "csv" and params.problem.target == "churn"
+    assert params.collect.pii == {"email": "drop", "phone": "drop"}
+    assert params.evaluate.sensitive and all(c != "gender" for c in params.evaluate.sensitive)
+    assert yaml.safe_load(after)["train"] == yaml.safe_load(before)["train"]
+
+
+def test_a_file_with_no_two_valued_column_is_refused(tmp_path, capsys):
+    root = make_project(tmp_path / "proj", commit=False)
+    pd.DataFrame({"a": range(10), "b": list("abcdefghij")}).to_csv(
+        root / "data" / "external" / "x.csv", index=False
+    )
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main(["data/external/x.csv"]) == 1
+    finally:
+        os.chdir(cwd)
+    assert "no two-valued column" in capsys.readouterr().err
