@@ -49,13 +49,18 @@ def features_table(frame: pd.DataFrame, engineered: list[Feature], problem: Prob
     )
 
 
+def never_features(params: Params) -> list[str]:
+    """Pseudonymised personal columns: kept for joins (as the id), never a model input."""
+    p = params.problem
+    return [c for c in params.collect.pii if c not in (p.id_column, p.time_column)]
+
+
 def main(root: Path, params: Params) -> None:
     """Engineer features on the cleaned data (per partition on the Dask engine)."""
     frame = pd.read_parquet(root / PATHS.interim_clean)
+    drop = [*params.features.drop_columns, *never_features(params)]
     with engine(params.compute, root, STEP) as eng:
-        parts = eng.map_partitions(
-            features_only, frame, "clean", problem=params.problem, drop=params.features.drop_columns
-        )
+        parts = eng.map_partitions(features_only, frame, "clean", problem=params.problem, drop=drop)
     out = pd.concat(parts) if len(parts) > 1 else parts[0]
     engineered = feature_list(frame, params.problem)
     write_parquet(root / PATHS.features_table, out)

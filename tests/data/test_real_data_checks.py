@@ -23,6 +23,7 @@ from tasks.core.data.schema import infer_kinds, standardise
 from tasks.core.errors import StepError
 from tasks.core.quality.validation import propose_suite, read_suite_file, validate_frame
 from tasks.evaluate import model_card, skipped_columns
+from tasks.features import never_features
 from tasks.problem import validate_problem
 from tasks.split import assign_splits, audit_frame, copies_of, finding, run_audit
 from tests.conftest import REPO, deep_merge, default_params_dict
@@ -56,7 +57,7 @@ def prepared(raw: pd.DataFrame, params) -> tuple[pd.DataFrame, dict, object]:
     )
     std = standardise(raw, kinds, p.positive_label, c.date_formats, {}, [])
     clean, _ = clean_frame(std.frame, p)
-    features, _ = build_features(clean, p, [])
+    features, _ = build_features(clean, p, never_features(params))
     return features, kinds, std
 
 
