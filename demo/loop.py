@@ -21,6 +21,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -44,6 +45,7 @@ from tasks.core.io import write_json
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.serving.registry import Registry
 
+LABEL_TOKEN = secrets.token_urlsafe(16)  # the labelling system the demo plays
 DRIFTS = ("none", "covariate", "new_category", "concept")
 
 
@@ -560,7 +562,12 @@ def main(argv: list[str]) -> int:
         clock = Clock(work / "clock")
         clock.set(dt.datetime.combine(day0, dt.time(0), dt.timezone.utc))
         api_port = free_port()
-        api_env = {**env, "CHURN_CLOCK_FILE": str(clock.path)}
+        # the demo plays the labelling system: it posts labels with a token of its own
+        api_env = {
+            **env,
+            "CHURN_CLOCK_FILE": str(clock.path),
+            "CHURN_FEEDBACK_TOKENS": f"demo={LABEL_TOKEN}",
+        }
         api = spawn(
             [
                 sys.executable,
@@ -716,7 +723,9 @@ def run_days(
                 clock.set(midnight + dt.timedelta(hours=12))
                 for lo in range(0, len(arriving), 5000):
                     http.post(
-                        "/feedback", json={"labels": arriving[lo : lo + 5000]}
+                        "/feedback",
+                        json={"labels": arriving[lo : lo + 5000]},
+                        headers={"Authorization": f"Bearer {LABEL_TOKEN}"},
                     ).raise_for_status()
                 record.labels_arrived = len(arriving)
             if not traffic:

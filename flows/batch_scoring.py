@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sys
 import uuid
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -18,11 +17,11 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from flows.common import project_root
 from tasks.core.config import load_params
 from tasks.core.data.sources import read_csv, read_parquet, safe_source_path
 from tasks.core.env import telemetry_off
 from tasks.core.io import write_parquet
-from tasks.core.paths import find_project_root
 from tasks.core.serving.registry import open_registry, registry_dir
 from tasks.core.serving.scoring import LoadedModel, RecordError
 from tasks.core.serving.store import PredictionStore, store_url
@@ -79,7 +78,7 @@ def batch_scoring(
         ``output``, ``rows``, ``model_version``, ``batch_id``.
     """
     logger = get_run_logger()
-    root = Path(project_dir).resolve() if project_dir else find_project_root()
+    root = project_root(project_dir)
     out_dir = (root / output_dir).resolve()
     if not out_dir.is_relative_to(root):
         raise ValueError(
@@ -93,6 +92,8 @@ def batch_scoring(
     model = LoadedModel.load(registry, champion)
     path = safe_source_path(input_path, root, params.collect)
     frame = read_parquet(path) if path.suffix == ".parquet" else read_csv(path, params.collect)
+    if frame.empty:
+        raise ValueError(f"{input_path} holds no rows (a header only?): nothing to score")
     store = PredictionStore(store_url(registry_dir(root, params)))
     batch_id = "batch-" + uuid.uuid4().hex[:12]
     try:

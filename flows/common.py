@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import (
@@ -12,6 +13,9 @@ from prefect.client.schemas.actions import (
 )
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectNotFound
+from prefect.runtime import deployment
+
+from tasks.core.paths import find_project_root
 
 # Every deployment that runs the DVC pipeline holds this Prefect global concurrency limit
 # (one slot), so two such runs never race, wherever they were started from.
@@ -59,3 +63,21 @@ def pipeline_slot(on_wait: Callable[[str], None], timeout_s: float | None = None
         )
     with stack:
         yield
+
+
+def project_root(project_dir: str | None) -> Path:
+    """The project a flow runs on: ``project_dir``, or the checkout above the working folder.
+
+    A run of a deployment (started from the UI, a schedule or an event) works on the
+    checkout that serves it: its parameters cannot point it at another folder.
+    """
+    served = find_project_root()
+    if project_dir is None:
+        return served
+    chosen = Path(project_dir).resolve()
+    if deployment.id and chosen != served:
+        raise ValueError(
+            f"project_dir '{project_dir}' is not the served checkout {served}: a deployment run "
+            "works on the checkout that serves it"
+        )
+    return chosen

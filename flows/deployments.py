@@ -2,7 +2,7 @@
 
 - ``retrain/training``: the whole training flow in an isolated worktree; parameters
   (reason, params overrides, revision) editable in the UI; a cron schedule from
-  ``params.yaml`` (``schedule.retrain_cron``, off until ``schedule.retrain_active`` or
+  ``params.yaml`` (``retrain.cron``, off until ``retrain.schedule_active`` or
   the UI's toggle turns it on).
 - ``batch_scoring/batch-scoring``: score a file under ``data/`` with the champion; the output
   goes to ``runs/predictions/``.
@@ -44,12 +44,8 @@ WEBHOOK_AUTOMATION = "churn alert to webhook"
 
 def deployments(params: Params) -> list[RunnerDeployment]:
     """The project's deployments, as ``serve`` takes them."""
-    d = params.schedule
-    schedules = (
-        [Cron(d.retrain_cron, timezone=d.timezone, active=d.retrain_active)]
-        if d.retrain_cron
-        else []
-    )
+    d = params.retrain
+    schedules = [Cron(d.cron, timezone=d.timezone, active=d.schedule_active)] if d.cron else []
     return [
         retrain.to_deployment(
             name="training",

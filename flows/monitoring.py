@@ -31,11 +31,12 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
+from flows.common import project_root
 from tasks import monitor
 from tasks.core.config import load_params
 from tasks.core.env import telemetry_off
 from tasks.core.io import read_json, write_json, write_text
-from tasks.core.paths import PATHS, find_project_root
+from tasks.core.paths import PATHS
 from tasks.core.serving.registry import open_registry, registry_dir
 from tasks.core.serving.store import PredictionStore, store_url
 
@@ -178,7 +179,7 @@ def monitoring(
         Window length (default: ``monitor.window_hours``).
     """
     logger = get_run_logger()
-    root = Path(project_dir).resolve() if project_dir else find_project_root()
+    root = project_root(project_dir)
     params = load_params(root / PATHS.params)
     cfg = params.monitor
     registry = open_registry(root, params)

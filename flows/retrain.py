@@ -20,11 +20,11 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
-from flows.common import pipeline_slot
+from flows.common import pipeline_slot, project_root
 from flows.training import training
 from tasks.core.config import load_params
 from tasks.core.env import telemetry_off
-from tasks.core.paths import PATHS, find_project_root
+from tasks.core.paths import PATHS
 from tasks.core.runtime import workspace
 from tasks.core.runtime.dvc_runner import experiment_name
 from tasks.core.serving.registry import registry_dir as default_registry_dir
@@ -60,10 +60,14 @@ def retrain(
         Give up waiting for the pipeline slot after this many seconds (default: wait).
     """
     logger = get_run_logger()
-    main = Path(project_dir).resolve() if project_dir else find_project_root()
+    main = project_root(project_dir)
     run_name = experiment_name(flow_run.get_name() or "retrain", flow_run.get_id() or "local")
     logger.info("retraining (%s) from revision %s of %s", reason, revision, main)
-    registry_dir = default_registry_dir(main, load_params(main / PATHS.params))
+    served = load_params(main / PATHS.params)
+    registry_dir = default_registry_dir(main, served)
+    allowed = served.retrain.allowed_overrides
+    # refused before anything is created: only retrain.allowed_overrides of this checkout
+    workspace.check_allowed(workspace.leaf_overrides(params or {}), allowed)
     with pipeline_slot(logger.warning, slot_timeout_s):
         ws = workspace.create(main, run_name, revision, on_line=logger.info)
         result: dict[str, Any] = {
@@ -72,7 +76,9 @@ def retrain(
             "workspace": str(ws.root),
         }
         try:
-            result["overrides"] = workspace.apply_overrides(ws.root / PATHS.params, params or {})
+            result["overrides"] = workspace.apply_overrides(
+                ws.root / PATHS.params, params or {}, allowed
+            )
             for line in result["overrides"]:
                 logger.info("params override %s", line)
             outcome = training(

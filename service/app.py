@@ -3,8 +3,12 @@
 - ``POST /predict``: raw records as the source delivers them, one (a JSON object) or a batch
   (``{"records": [...]}``); ``?explain=true`` adds the top feature contributions.
 - ``GET /health``, ``GET /model`` (the serving version's card and input schema),
-  ``POST /feedback`` (ground truth for earlier request ids), ``GET /metrics`` (Prometheus).
+  ``POST /feedback`` (ground truth for earlier request ids, with a labeller's token),
+  ``GET /metrics`` (Prometheus).
 - ``POST /admin/reload``: needs the ``CHURN_ADMIN_TOKEN`` from the environment.
+
+Bodies are JSON only (415 otherwise), bounded (413), and no browser origin may call unless
+``CHURN_CORS_ORIGINS`` names it. No request is answered with a 5xx but 503 (no model yet).
 
 The service follows the registry's champion alias: when it changes, the new model is
 loaded (hash-checked) in the background and swapped in with one reference assignment, so
@@ -14,22 +18,26 @@ no request fails or waits during a switch.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
+import math
 import os
-import threading
-import time
 import uuid
-from collections import defaultdict
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field, StrictInt
 
+from service.champion import Champion
+from service.limits import BodyLimit, JsonOnly
+from service.metrics import CONTENT_TYPE, CountRequests, Metrics
 from tasks.core.paths import PATHS
-from tasks.core.serving.registry import Registry, registry_dir
+from tasks.core.serving.registry import Registry, RegistryError, registry_dir
 from tasks.core.serving.scoring import LoadedModel, RecordError
 from tasks.core.serving.store import (
     Clock,
@@ -41,7 +49,6 @@ from tasks.core.serving.store import (
 )
 
 log = logging.getLogger("churn.service")
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # /predict reads the raw records itself (the columns are the model's, known only at run time)
 _RECORD = {
     "type": "object",
@@ -83,208 +90,25 @@ class Feedback(BaseModel):
     """Ground truth for an earlier prediction."""
 
     request_id: str = Field(min_length=1, max_length=64)
-    label: int = Field(ge=0, le=1)
+    label: StrictInt = Field(ge=0, le=1)
     row: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
 class FeedbackBatch(BaseModel):
-    """One or more labels."""
+    """One or more labels; ``overwrite`` must be true to change a label already set."""
 
     labels: list[Feedback] = Field(min_length=1, max_length=10000)
+    overwrite: bool = False
 
 
-class Champion:
-    """The serving model, swapped atomically when the registry's champion alias changes."""
-
-    def __init__(self, registry: Registry, poll_s: float = 0.5) -> None:
-        self.registry = registry
-        self.current: LoadedModel | None = None
-        # after a promotion, the previous champion scores every request in shadow (not served)
-        self.shadow: LoadedModel | None = None
-        self._alias_stamp: tuple[float, int] | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self.refresh()
-        self._watcher = threading.Thread(
-            target=self._watch, args=(poll_s,), name="champion-watch", daemon=True
-        )
-        self._watcher.start()
-
-    def _stamp(self) -> tuple[float, int] | None:
-        path = self.registry.root / "aliases.json"
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime, st.st_ino)
-
-    def refresh(self, force: bool = False) -> bool:
-        """Load the champion if the alias changed; True if a new model was swapped in."""
-        with self._lock:
-            stamp = self._stamp()
-            if stamp == self._alias_stamp and not force:
-                return False
-            version = self.registry.champion()
-            if version is None:
-                self._alias_stamp = stamp
-                return False
-            if (
-                self.current is not None
-                and self.current.version.version == version.version
-                and not force
-            ):
-                self._alias_stamp = stamp
-                return False
-            loaded = LoadedModel.load(self.registry, version)  # hash-checked; raises on a bad file
-            self.current = loaded  # one reference assignment: requests see the old or the new model
-            self._alias_stamp = stamp
-            log.info("serving model %s", version.version)
-            self.shadow = self._load_shadow(version.version)
-            return True
-
-    def _load_shadow(self, serving: str) -> LoadedModel | None:
-        previous = self.registry.alias("previous_champion")
-        if previous is None or previous.version == serving:
-            return None
-        try:
-            shadow = LoadedModel.load(self.registry, previous)
-        except Exception:  # the shadow is optional: never let it stop serving
-            log.exception(
-                "could not load %s for shadow scoring; serving without a shadow", previous.version
-            )
-            return None
-        log.info("scoring in shadow with the previous champion %s", previous.version)
-        return shadow
-
-    def _watch(self, poll_s: float) -> None:
-        while not self._stop.wait(poll_s):
-            try:
-                self.refresh()
-            except Exception:  # a bad new champion must not stop the one serving
-                log.exception("could not load the new champion; the previous model keeps serving")
-
-    def stop(self) -> None:
-        """Stop watching."""
-        self._stop.set()
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class BodyLimit:
-    """ASGI middleware: refuse (413) a body above ``max_bytes``, declared or streamed (chunked).
-
-    A declared Content-Length above the bound is refused before reading; a body sent without
-    one is counted as it arrives and refused once it passes the bound.
-    """
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        def refuse() -> JSONResponse:
-            return JSONResponse(
-                {"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413
-            )
-
-        length = dict(scope.get("headers") or []).get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-            await refuse()(scope, receive, send)
-            return
-        received = 0
-        started = False
-
-        async def counted() -> dict[str, Any]:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise _TooLarge
-            return message
-
-        async def tracked(message: dict[str, Any]) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counted, tracked)
-        except _TooLarge:
-            if not started:
-                await refuse()(scope, receive, send)
-
-
-class Metrics:
-    """Prometheus counters and a latency histogram, by model version."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests: dict[tuple[str, str, str], int] = defaultdict(int)
-        self.rows: dict[str, int] = defaultdict(int)
-        self.latency: dict[str, list[float]] = defaultdict(
-            lambda: [0.0] * (len(LATENCY_BUCKETS) + 2)
-        )
-
-    def observe(
-        self, endpoint: str, version: str, status: int, seconds: float, rows: int = 0
-    ) -> None:
-        with self.lock:
-            self.requests[(endpoint, version, str(status))] += 1
-            self.rows[version] += rows
-            hist = self.latency[version]
-            for k, bound in enumerate(LATENCY_BUCKETS):
-                if seconds <= bound:
-                    hist[k] += 1
-            hist[-2] += 1  # count
-            hist[-1] += seconds  # sum
-
-    def render(self) -> str:
-        lines = [
-            "# HELP churn_requests_total Requests by endpoint, model version and status.",
-            "# TYPE churn_requests_total counter",
-        ]
-        with self.lock:
-            for (endpoint, version, status), n in sorted(self.requests.items()):
-                lines.append(
-                    f'churn_requests_total{{endpoint="{endpoint}",model_version="{version}",'
-                    f'status="{status}"}} {n}'
-                )
-            lines += [
-                "# HELP churn_predicted_rows_total Rows scored by model version.",
-                "# TYPE churn_predicted_rows_total counter",
-            ]
-            lines += [
-                f'churn_predicted_rows_total{{model_version="{v}"}} {n}'
-                for v, n in sorted(self.rows.items())
-            ]
-            lines += [
-                "# HELP churn_request_latency_seconds Latency of /predict.",
-                "# TYPE churn_request_latency_seconds histogram",
-            ]
-            for version, hist in sorted(self.latency.items()):
-                for k, bound in enumerate(LATENCY_BUCKETS):
-                    lines.append(
-                        f'churn_request_latency_seconds_bucket{{model_version="{version}",'
-                        f'le="{bound}"}} {hist[k]:.0f}'
-                    )
-                lines.append(
-                    f'churn_request_latency_seconds_bucket{{model_version="{version}",'
-                    f'le="+Inf"}} {hist[-2]:.0f}'
-                )
-                lines.append(
-                    f'churn_request_latency_seconds_count{{model_version="{version}"}} '
-                    f"{hist[-2]:.0f}"
-                )
-                lines.append(
-                    f'churn_request_latency_seconds_sum{{model_version="{version}"}} {hist[-1]:.6f}'
-                )
-        return "\n".join(lines) + "\n"
+def feedback_tokens_from_env() -> dict[str, str]:
+    """``CHURN_FEEDBACK_TOKENS`` (``name=token,name=token``) as {token: name}."""
+    out = {}
+    for pair in os.environ.get("CHURN_FEEDBACK_TOKENS", "").split(","):
+        name, _, value = pair.strip().partition("=")
+        if name and value:
+            out[value] = name
+    return out
 
 
 def create_app(
@@ -295,6 +119,8 @@ def create_app(
     max_body_bytes: int = 2_000_000,
     poll_s: float = 0.5,
     clock: Clock = utc_now,
+    feedback_tokens: dict[str, str] | None = None,
+    cors_origins: list[str] | None = None,
 ) -> FastAPI:
     """Build the API over a registry and a prediction store.
 
@@ -313,10 +139,22 @@ def create_app(
     clock : callable
         Stamps logged predictions and labels (default: the real time; ``make demo`` runs the
         API on a simulated clock, ``CHURN_CLOCK_FILE``).
+    feedback_tokens : dict, optional
+        ``{token: who}`` allowed to post labels (default: ``CHURN_FEEDBACK_TOKENS``; the admin
+        token counts as ``admin``). With none, ``/feedback`` refuses every request.
+    cors_origins : list of str, optional
+        Origins allowed to call from a browser (default: ``CHURN_CORS_ORIGINS``, comma
+        separated; unset: no CORS headers at all).
     """
     registry = Registry(Path(registry_dir))
     url = database_url or sqlite_url(registry_dir)
     token = admin_token if admin_token is not None else os.environ.get("CHURN_ADMIN_TOKEN", "")
+    labellers = dict(feedback_tokens if feedback_tokens is not None else feedback_tokens_from_env())
+    if token:
+        labellers.setdefault(token, "admin")
+    origins = cors_origins
+    if origins is None:
+        origins = [o for o in os.environ.get("CHURN_CORS_ORIGINS", "").split(",") if o.strip()]
     state: dict[str, Any] = {}
 
     @asynccontextmanager
@@ -324,12 +162,12 @@ def create_app(
         Path(registry_dir).mkdir(parents=True, exist_ok=True)
         state["store"] = PredictionStore(url, clock)
         state["champion"] = Champion(registry, poll_s)
-        state["metrics"] = Metrics()
         yield
         state["champion"].stop()
         state["store"].close()
 
     app = FastAPI(title="churn-workflow prediction API", version="1", lifespan=lifespan)
+    state["metrics"] = Metrics(lambda: state["store"].failed_rows if "store" in state else 0)
 
     def serving() -> LoadedModel:
         current = state["champion"].current
@@ -339,19 +177,43 @@ def create_app(
             )
         return current
 
+    def serving_version() -> str:
+        champion = state.get("champion")
+        current = champion.current if champion is not None else None
+        return current.version.version if current is not None else "none"
+
+    # outermost last: every response, even a 413 or 415, is counted
+    app.add_middleware(JsonOnly, paths=("/predict", "/feedback"))
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    if origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Content-Type", "Authorization"],
+        )
+    app.add_middleware(CountRequests, metrics=lambda: state.get("metrics"), version=serving_version)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # the offending input is echoed back; NaN, Infinity or bytes must not break the reply
+        return JSONResponse(status_code=422, content={"detail": json_safe(exc.errors())})
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return JSONResponse(status_code=500, content={"detail": "internal error (logged)"})
 
     @app.post("/predict", openapi_extra={"requestBody": PREDICT_BODY}, responses=PREDICT_ERRORS)
     async def predict(request: Request, explain: bool = Query(False)) -> dict[str, Any]:
-        started = time.perf_counter()
         model = serving()
         version = model.version.version
         try:
-            body = await request.json()
-        except (ValueError, RecursionError):  # not JSON, not UTF-8, nested too deep
-            state["metrics"].observe("predict", version, 422, time.perf_counter() - started)
+            body = json.loads(await request.body(), parse_constant=_no_constant)
+        except (ValueError, RecursionError):  # not JSON, not UTF-8, NaN/Infinity, too deep
             raise HTTPException(
-                422, [{"loc": ["body"], "msg": "the body is not valid JSON"}]
+                422,
+                [{"loc": ["body"], "msg": "the body is not valid JSON (NaN and Infinity are not)"}],
             ) from None
         records = body.get("records") if isinstance(body, dict) and "records" in body else [body]
         if not isinstance(records, list) or not records:
@@ -366,7 +228,6 @@ def create_app(
         try:
             proba, X = model.score(records)
         except RecordError as exc:
-            state["metrics"].observe("predict", version, 422, time.perf_counter() - started)
             raise HTTPException(
                 422, [{"loc": ["body", "records", exc.index, exc.field], "msg": exc.reason}]
             ) from None
@@ -400,9 +261,7 @@ def create_app(
         if explain:
             for row, contrib in zip(out, model.contributions(X, top=5)):
                 row["contributions"] = contrib
-        state["metrics"].observe(
-            "predict", version, 200, time.perf_counter() - started, len(records)
-        )
+        request.state.rows = len(records)
         return {
             "request_id": request_id,
             "model_version": version,
@@ -429,13 +288,52 @@ def create_app(
         }
 
     @app.post("/feedback")
-    def feedback(batch: FeedbackBatch) -> dict[str, Any]:
-        updated = {
-            f.request_id: state["store"].add_label(f.request_id, f.label, f.row)
+    def feedback(batch: FeedbackBatch, authorization: str = Header("")) -> JSONResponse:
+        who = _bearer(authorization, labellers)
+        if who is None:
+            raise HTTPException(
+                401,
+                "labels need 'Authorization: Bearer <token>' of CHURN_FEEDBACK_TOKENS "
+                "(name=token,...) or CHURN_ADMIN_TOKEN",
+            )
+        seen: dict[tuple[str, int | None], int] = {}
+        for i, f in enumerate(batch.labels):
+            key = (f.request_id, f.row)
+            if key in seen and batch.labels[seen[key]].label != f.label:
+                raise HTTPException(
+                    422,
+                    [
+                        {
+                            "loc": ["body", "labels", i],
+                            "msg": f"labels {seen[key]} and {i} give "
+                            f"request {f.request_id} row {f.row} two different labels",
+                        }
+                    ],
+                )
+            seen[key] = i
+        outcomes = [
+            state["store"].add_label(f.request_id, f.label, f.row, who, batch.overwrite)
             for f in batch.labels
+        ]
+        unknown = sorted({f.request_id for f, o in zip(batch.labels, outcomes) if o.matched == 0})
+        conflicts = [
+            {"request_id": f.request_id, "row": f.row, "label": f.label}
+            for f, o in zip(batch.labels, outcomes)
+            if o.conflicts
+        ]
+        body = {
+            "labelled_rows": sum(o.updated for o in outcomes),
+            "unknown_request_ids": unknown,
+            "labelled_by": who,
         }
-        unknown = [r for r, n in updated.items() if n == 0]
-        return {"labelled_rows": sum(updated.values()), "unknown_request_ids": unknown}
+        if conflicts:
+            body["conflicts"] = conflicts
+            body["detail"] = (
+                "these rows already hold a different label; nothing was changed for them. To "
+                'change a label, send the batch again with "overwrite": true (it is logged)'
+            )
+            return JSONResponse(body, status_code=409)
+        return JSONResponse(body)
 
     @app.get("/lineage/{request_id}")
     def lineage(request_id: str) -> dict[str, Any]:
@@ -444,9 +342,9 @@ def create_app(
             raise HTTPException(404, f"no prediction with request id '{request_id}'")
         return lineage_of(registry, rows)
 
-    @app.get("/metrics", response_class=PlainTextResponse)
-    def metrics() -> str:
-        return state["metrics"].render()
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(state["metrics"].render(), media_type=CONTENT_TYPE)
 
     @app.post("/admin/reload")
     def reload(authorization: str = Header("")) -> dict[str, Any]:
@@ -455,10 +353,41 @@ def create_app(
             raise HTTPException(
                 401, "admin endpoints need 'Authorization: Bearer <CHURN_ADMIN_TOKEN>'"
             )
-        state["champion"].refresh(force=True)
+        try:
+            state["champion"].refresh(force=True)
+        except RegistryError as exc:
+            raise HTTPException(
+                409, f"the champion was refused ({exc}); {serving_version()} keeps serving"
+            ) from None
         return {"model_version": serving().version.version}
 
     return app
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _bearer(authorization: str, tokens: dict[str, str]) -> str | None:
+    """The name of the token in an ``Authorization: Bearer`` header, or None."""
+    given = authorization.removeprefix("Bearer ").encode()
+    for value, name in tokens.items():
+        if authorization.startswith("Bearer ") and hmac.compare_digest(given, value.encode()):
+            return name
+    return None
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with what JSON cannot carry (NaN, Infinity, bytes, objects) made text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return repr(value)
 
 
 def lineage_of(registry: Registry, rows: list[dict[str, Any]]) -> dict[str, Any]:

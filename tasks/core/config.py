@@ -374,14 +374,30 @@ class PromoteParams(Section):
     random_state: int = 42
 
 
-class ScheduleParams(Section):
-    """When the training deployment runs on its own (``make deploy``; or set it in the UI)."""
+class RetrainParams(Section):
+    """The training deployment (``make deploy``): its schedule, and what a run may override.
 
-    retrain_cron: str | None = "0 3 * * 1"
-    retrain_active: bool = False
+    A run started from the UI, a schedule or the monitoring flow's event may change only the
+    keys that match ``allowed_overrides`` (``fnmatch`` patterns on dotted keys). The list is
+    read from the served checkout's ``params.yaml``: reviewed like code, never overridable.
+    """
+
+    cron: str | None = "0 3 * * 1"
+    schedule_active: bool = False
     timezone: str = "UTC"
+    allowed_overrides: list[str] = Field(
+        default_factory=lambda: [
+            "collect.window",
+            "collect.window.*",
+            "choose.*",
+            "train.*",
+            "evaluate.bootstrap_samples",
+            "evaluate.importance_rows",
+            "evaluate.top_features",
+        ]
+    )
 
-    @field_validator("retrain_cron")
+    @field_validator("cron")
     @classmethod
     def _cron_has_five_fields(cls, value: str | None) -> str | None:
         if value is not None and len(value.split()) != 5:
@@ -471,7 +487,7 @@ class Params(Section):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     promote: PromoteParams = PromoteParams()
-    schedule: ScheduleParams = ScheduleParams()
+    retrain: RetrainParams = RetrainParams()
     monitor: MonitorParams = MonitorParams()
     compute: ComputeParams = ComputeParams()
 
@@ -512,9 +528,9 @@ def _known_keys(model: type[BaseModel], prefix: str = "") -> dict[str, list[str]
 RENAMED = {
     "deploy": {
         **{k: f"promote.{k}" for k in PromoteParams.model_fields},
-        "retrain_cron": "schedule.retrain_cron",
-        "retrain_schedule_active": "schedule.retrain_active",
-        "timezone": "schedule.timezone",
+        "retrain_cron": "retrain.cron",
+        "retrain_schedule_active": "retrain.schedule_active",
+        "timezone": "retrain.timezone",
     }
 }
 

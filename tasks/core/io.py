@@ -55,9 +55,15 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process umask, read without changing it (``os.umask`` sets it, even for a moment,
+    and another thread creating a file then would get a world-writable one)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022  # no /proc (not Linux): the common default
 
 
 def _fsync_dir(folder: Path) -> None:

@@ -50,3 +50,21 @@ def test_a_killed_writer_never_leaves_a_half_written_target(tmp_path):
     assert not target.exists(), "the target must not exist after a killed write"
     leftovers = [p.name for p in tmp_path.iterdir()]
     assert leftovers and all(name.startswith(".tmp-model.json.") for name in leftovers)
+
+
+def test_the_umask_is_read_without_changing_it(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    from tasks.core.io import write_text
+
+    mask = os.umask(0o027)
+    os.umask(mask)
+
+    def forbidden(_):  # setting the umask, even for a moment, races other threads
+        raise AssertionError("os.umask called")
+
+    monkeypatch.setattr(os, "umask", forbidden)
+    path = write_text(tmp_path / "f.txt", "x")
+    monkeypatch.undo()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask

@@ -100,18 +100,18 @@ def test_the_old_deploy_section_is_accepted_with_a_deprecation_message(caplog):
 
     raw = default_params_dict()
     raw.pop("promote")
-    raw.pop("schedule")
+    raw.pop("retrain")
     raw["deploy"] = {
         "registry_dir": "models-registry",
         "retrain_schedule_active": True,
         "timezone": "CET",
     }
     with pytest.warns(
-        DeprecationWarning, match="deploy.retrain_schedule_active -> schedule.retrain_active"
+        DeprecationWarning, match="deploy.retrain_schedule_active -> retrain.schedule_active"
     ):
         params = parse_params(raw)
     assert params.promote.registry_dir == "models-registry"
-    assert params.schedule.retrain_active and params.schedule.timezone == "CET"
+    assert params.retrain.schedule_active and params.retrain.timezone == "CET"
 
 
 def test_a_key_under_both_its_old_and_new_name_is_refused():

@@ -111,6 +111,40 @@ def test_a_bad_override_fails_the_run_naming_the_key_and_changes_nothing(served)
     assert not any((served.root / ".runs").iterdir())
 
 
+FORBIDDEN = {
+    "collect.source": "csv",
+    "collect.path": "/etc/passwd",
+    "collect.allow_outside_data_dir": True,
+    "collect.csv.sep": ":",
+}
+
+
+def test_an_override_outside_the_allowlist_is_refused_naming_the_keys(served):
+    """A run's params may not point collection at a file of the machine (or at a secret)."""
+    before = checkout_state(served.root)
+    proc = prefect_cli(
+        served,
+        "deployment",
+        "run",
+        "retrain/training",
+        "--param",
+        "params=" + json.dumps(FORBIDDEN),
+        "--watch",
+        "--watch-timeout",
+        "120",
+    )
+    assert proc.returncode != 0 or "Failed" in proc.stdout
+    log = served.log.read_text()
+    assert (
+        "collect.source, collect.path, collect.allow_outside_data_dir, collect.csv.sep not allowed"
+        in log
+    )
+    assert "root:x:0:0" not in log
+    assert checkout_state(served.root) == before
+    assert not any((served.root / ".runs").iterdir())
+    assert not list((served.root / "data" / "01_raw").glob("*/data.parquet"))
+
+
 def test_pipeline_deployments_share_one_concurrency_slot(served):
     from prefect.concurrency.sync import concurrency
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
@@ -233,6 +267,17 @@ def test_a_retraining_request_starts_the_deployment_and_an_alert_reaches_the_web
                 "retraining": "waits for labels",
             },
         )
+        # an event carrying forbidden overrides starts a run that is refused at once
+        emit_event(
+            RETRAIN_EVENT,
+            resource={"prefect.resource.id": "churn.model.v0001"},
+            payload={"reason": "forged", "model_version": "v0001", "params": FORBIDDEN},
+        )
+        deadline = time.monotonic() + 90
+        while "collect.path" not in served.log.read_text().split("forged", 1)[-1]:
+            assert time.monotonic() < deadline, "the forged request's run was not refused"
+            time.sleep(2)
+        assert "not allowed: a run may override only keys matching" in served.log.read_text()
         window = {"collect.window.start": "2024-01-01", "collect.window.end": "2024-02-29"}
         emit_event(
             RETRAIN_EVENT,
@@ -253,6 +298,7 @@ def test_a_retraining_request_starts_the_deployment_and_an_alert_reaches_the_web
                 if r.deployment_id is not None
                 and str(r.deployment_id) == deployment["id"]
                 and str(r.parameters.get("reason", "")).startswith("monitoring alert:")
+                and "forged" not in str(r.parameters.get("reason", ""))
             ]
 
         deadline = time.monotonic() + 90

@@ -76,7 +76,7 @@ CASES = {
         GOOD.replace("c7,", '"c7,', 1).encode(),
         "could not be read|max_field_chars|cut short",
     ),
-    "binary garbage": (bytes(range(256)) * 16, "encoding|could not be read"),
+    "binary garbage": (bytes(range(256)) * 16, "encoding|could not be read|NUL byte"),
     "empty": (b"", "no data|empty|could not be read"),
 }
 

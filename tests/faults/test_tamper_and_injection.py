@@ -44,6 +44,9 @@ def registry_copy(trained_project: Path, tmp_path: Path) -> tuple[Path, Registry
     return root, Registry(root)
 
 
+LABELLER = {"Authorization": "Bearer t"}
+
+
 def records(trained_project: Path, n: int = 5) -> list[dict]:
     raw = (
         current_snapshot(trained_project / PATHS.raw_dir)
@@ -132,20 +135,25 @@ def test_the_api_keeps_serving_when_the_new_champion_is_tampered_with(
 def test_strings_from_requests_are_data_to_the_store_never_sql(registry_copy, trained_project):
     root, _ = registry_copy
     recs = records(trained_project, 3)
-    with TestClient(create_app(root)) as client:
+    with TestClient(create_app(root, feedback_tokens={"t": "tests"})) as client:
         request_id = client.post("/predict", json={"records": recs}).json()["request_id"]
         hostile = [{**r, "customer_id": s, "region": s} for r, s in zip(recs * 2, INJECTIONS)]
         assert client.post("/predict", json={"records": hostile}).status_code == 200
         for s in INJECTIONS:
-            reply = client.post("/feedback", json={"labels": [{"request_id": s, "label": 1}]})
+            reply = client.post(
+                "/feedback", json={"labels": [{"request_id": s, "label": 1}]}, headers=LABELLER
+            )
             assert reply.status_code == 200 and reply.json() == {
                 "labelled_rows": 0,
                 "unknown_request_ids": [s],
+                "labelled_by": "tests",
             }
             assert client.get(f"/lineage/{s}").status_code == 404
         assert (
             client.post(
-                "/feedback", json={"labels": [{"request_id": request_id, "label": 0}]}
+                "/feedback",
+                json={"labels": [{"request_id": request_id, "label": 0}]},
+                headers=LABELLER,
             ).json()["labelled_rows"]
             == 3
         )

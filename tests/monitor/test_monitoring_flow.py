@@ -52,7 +52,8 @@ def serve(root, raw, change=None, label=True):
     )
     for r in records:
         r.update(change or {})
-    with TestClient(create_app(root / "registry", poll_s=0.1)) as client:
+    app = create_app(root / "registry", poll_s=0.1, feedback_tokens={"t": "tests"})
+    with TestClient(app) as client:
         for start in range(0, len(records), 200):
             body = client.post("/predict", json={"records": records[start : start + 200]}).json()
             if label:
@@ -61,7 +62,10 @@ def serve(root, raw, change=None, label=True):
                     {"request_id": body["request_id"], "row": i, "label": y}
                     for i, y in enumerate(truth)
                 ]
-                assert client.post("/feedback", json={"labels": feedback}).status_code == 200
+                reply = client.post(
+                    "/feedback", json={"labels": feedback}, headers={"Authorization": "Bearer t"}
+                )
+                assert reply.status_code == 200
 
 
 def later(hours=1):

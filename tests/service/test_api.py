@@ -134,16 +134,18 @@ def test_health_model_metrics_feedback_and_admin(client, trained_project):
         trained_project, list(pd.read_parquet(trained_project / PATHS.test)["customer_id"][:1])
     )[0]
     request_id = client.post("/predict", json=record).json()["request_id"]
+    admin = {"Authorization": "Bearer s3cret"}
     fb = client.post(
         "/feedback",
         json={
             "labels": [{"request_id": request_id, "label": 1}, {"request_id": "nope", "label": 0}]
         },
+        headers=admin,
     ).json()
-    assert fb == {"labelled_rows": 1, "unknown_request_ids": ["nope"]}
+    assert fb == {"labelled_rows": 1, "unknown_request_ids": ["nope"], "labelled_by": "admin"}
     assert (
         client.post(
-            "/feedback", json={"labels": [{"request_id": request_id, "label": 7}]}
+            "/feedback", json={"labels": [{"request_id": request_id, "label": 7}]}, headers=admin
         ).status_code
         == 422
     )

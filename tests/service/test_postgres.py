@@ -23,7 +23,7 @@ def test_store_writes_labels_and_reads_back_with_parameterised_queries(postgres_
         store.log("req-1", "v0001", ["a", "b"], [{"x": 1.0}, {"x": 2.0}], [0.1, 0.9], [0, 1])
         hostile = "x'); DROP TABLE predictions; --"
         store.log(hostile, "v0001", [hostile], [{"x": hostile}], [0.5], [1])
-        assert store.add_label("req-1", 1, row=1) == 1
+        assert store.add_label("req-1", 1, row=1).updated == 1
         rows = store.get("req-1")
         assert [(r["record_id"], r["label"]) for r in rows] == [("a", None), ("b", 1)]
         assert store.get(hostile)[0]["record_id"] == hostile, "stored as data, not run as SQL"
@@ -41,11 +41,16 @@ def test_the_api_logs_to_postgres_when_database_url_says_so(postgres_url, traine
         .head(3)
     )
     records = json.loads(raw.drop(columns=["churned_30d"]).to_json(orient="records"))
-    with TestClient(create_app(trained_project / "registry", database_url=postgres_url)) as client:
+    app = create_app(
+        trained_project / "registry", database_url=postgres_url, feedback_tokens={"t": "tests"}
+    )
+    with TestClient(app) as client:
         request_id = client.post("/predict", json={"records": records}).json()["request_id"]
         assert (
             client.post(
-                "/feedback", json={"labels": [{"request_id": request_id, "label": 0}]}
+                "/feedback",
+                json={"labels": [{"request_id": request_id, "label": 0}]},
+                headers={"Authorization": "Bearer t"},
             ).json()["labelled_rows"]
             == 3
         )

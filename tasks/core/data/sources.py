@@ -74,8 +74,27 @@ def safe_source_path(path: str, root: Path, params: CollectParams) -> Path:
     return resolved
 
 
+def check_no_nul(path: Path) -> None:
+    """Refuse a text file holding a NUL byte: CSV readers cut the cell there, silently."""
+    line, offset = 1, 0
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            at = chunk.find(b"\x00")
+            if at >= 0:
+                line += chunk[:at].count(b"\n")
+                raise StepError(
+                    STEP,
+                    "parse",
+                    f"{path.name} holds a NUL byte (line {line}, byte {offset + at}): a binary "
+                    "file or a broken export; a CSV reader would cut that cell short",
+                )
+            line += chunk.count(b"\n")
+            offset += len(chunk)
+
+
 def read_csv(path: Path, params: CollectParams) -> pd.DataFrame:
     """Read a CSV keeping every cell as text, exactly as exported (blank cells stay blank)."""
+    check_no_nul(path)
     try:
         frame = pd.read_csv(
             path,

@@ -10,6 +10,7 @@ user's ``params.yaml``, ``dvc.lock`` and ``data/`` are never written.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import re
 import shutil
 import subprocess
@@ -76,7 +77,9 @@ def share_dvc_storage(main: Path, worktree: Path, on_line: Callable[[str], None]
         shutil.copy2(local_cfg, worktree / ".dvc" / "config.local")
     with Repo(str(main)) as repo:
         remotes = {name: dict(cfg) for name, cfg in repo.config["remote"].items()}
-        cache_dir = Path(repo.cache.local.path)
+        # the cache's root (DVC 3 keeps objects under files/md5 below it, and appends that
+        # itself: pointing cache.dir at .../files/md5 nests a second cache inside the first)
+        cache_dir = Path(repo.cache.local_cache_dir)
     _dvc(worktree, "config", "--local", "cache.dir", str(cache_dir), on_line=on_line)
     for name, cfg in remotes.items():
         url = str(cfg.get("url", ""))
@@ -100,22 +103,56 @@ def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def apply_overrides(params_file: Path, overrides: dict[str, Any]) -> list[str]:
-    """Apply ``{"train.n_trials": 20, ...}`` to ``params_file`` after validating the result.
-
-    Returns the ``key=value`` lines applied. Raises :class:`ParamsError` naming the key
-    when a key is unknown or a value has the wrong type; the file is left as it was.
-    """
-    if not overrides:
-        return []
-    raw = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
-    merged = copy.deepcopy(raw)
+def leaf_overrides(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"n_trials": 5}}`` as ``{"train.n_trials": 5}`` (each key as written)."""
+    out: dict[str, Any] = {}
     for key, value in overrides.items():
         if not isinstance(key, str) or not key.strip():
             raise ParamsError(
                 f"parameter override key {key!r} must be a dotted name such as 'train.n_trials'"
             )
-        set_dotted(merged, key.strip(), value)
+        dotted = f"{prefix}.{key.strip()}" if prefix else key.strip()
+        if isinstance(value, dict) and value:
+            out.update(leaf_overrides(value, dotted))
+        else:
+            out[dotted] = value
+    return out
+
+
+def check_allowed(overrides: dict[str, Any], allowed: list[str]) -> None:
+    """Refuse any override key that no pattern of ``retrain.allowed_overrides`` matches."""
+    refused = [k for k in overrides if not any(fnmatch.fnmatchcase(k, p) for p in allowed)]
+    if refused:
+        raise ParamsError(
+            f"parameter override(s) {', '.join(refused)} not allowed: a run may override only "
+            f"keys matching retrain.allowed_overrides ({', '.join(allowed) or 'none'}) in the "
+            "served checkout's params.yaml"
+        )
+
+
+def apply_overrides(
+    params_file: Path, overrides: dict[str, Any], allowed: list[str] | None = None
+) -> list[str]:
+    """Apply ``{"train.n_trials": 20, ...}`` to ``params_file`` after validating the result.
+
+    Returns the ``key=value`` lines applied. Raises :class:`ParamsError` naming the key
+    when a key is not allowed (``allowed``: the patterns of ``retrain.allowed_overrides``;
+    None allows every key, for tests and local tools), unknown, or of the wrong type; the
+    file is left as it was.
+    """
+    if not overrides:
+        return []
+    if not isinstance(overrides, dict):
+        raise ParamsError(
+            f"parameter overrides must be a mapping of dotted keys, not {overrides!r}"
+        )
+    overrides = leaf_overrides(overrides)
+    if allowed is not None:
+        check_allowed(overrides, allowed)
+    raw = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
+    merged = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        set_dotted(merged, key, value)
     parse_params(merged, "params overrides")
     write_text(params_file, yaml.safe_dump(merged, sort_keys=False))
     return [f"{k}={v!r}" for k, v in overrides.items()]

@@ -7,6 +7,8 @@ columns; there is no second implementation to drift from training.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +22,58 @@ from tasks.core.data.schema import parse_dates, parse_numbers, standardise
 from tasks.core.ml.models import model_matrix
 from tasks.core.serving.registry import ModelVersion, Registry
 
+ID_MAX_CHARS = 128
+"""Longest record id accepted (the same on SQLite and PostgreSQL; the log column holds 256)."""
+INT_LIMIT = 2**63
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_NOT_IDS = {"nan", "none", "null", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+
 
 def _finite(value: int | float) -> bool:
     try:
         return bool(np.isfinite(float(value)))
     except OverflowError:  # an integer too large for a float
         return False
+
+
+def plain(value: Any) -> Any:
+    """A NumPy scalar as the Python value (batch files deliver them); anything else as is."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def value_problem(value: Any) -> str | None:
+    """Why a field's value can never be used, whatever the field (None when it can be)."""
+    if isinstance(value, (dict, list, tuple, set, np.ndarray)):
+        return "must be a single value, not an object or a list"
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int) and not -INT_LIMIT < value < INT_LIMIT:
+        return f"expected a finite number of at most 19 digits; got {len(str(abs(value)))} digits"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"expected a finite number, got {value!r}"
+    if isinstance(value, str):
+        if _CONTROL.search(value):
+            return "contains a control character"
+        return None
+    if not isinstance(value, (int, float)):
+        return f"unsupported value of type {type(value).__name__}"
+    return None
+
+
+def id_problem(value: Any) -> str | None:
+    """Why a record id is refused (the API and batch scoring use this one rule)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, (str, int)):
+        return "the id is required: a text or an integer"
+    text = str(value).strip()
+    if not text or text.lower() in _NOT_IDS:
+        return f"the id is required (got {value!r})"
+    if isinstance(value, int) and not -INT_LIMIT < value < INT_LIMIT:
+        return "the id is a number too large"
+    if len(text) > ID_MAX_CHARS:
+        return f"the id has {len(text)} characters; at most {ID_MAX_CHARS}"
+    if _CONTROL.search(text):
+        return "the id contains a control character"
+    return None
 
 
 class RecordError(ValueError):
@@ -74,21 +122,24 @@ class LoadedModel:
             tuple[int, int, str, str]
         ] = []  # (record, position of the field, field, reason)
         texts: dict[str, list[tuple[int, int, Any]]] = {}
+        id_column = self.problem.id_column
         for i, record in enumerate(records):
             if not isinstance(record, dict):
                 raise RecordError(i, "*", "a record must be a JSON object")
-            id_column = self.problem.id_column
-            if id_column is not None and record.get(id_column) in (None, ""):
-                raise RecordError(i, id_column, "the id is required")
+            if id_column is not None:
+                reason = id_problem(plain(record.get(id_column)))
+                if reason:
+                    raise RecordError(i, id_column, reason)
             for position, (field, value) in enumerate(record.items()):
+                value = plain(value)
+                reason = value_problem(value)
+                if reason:
+                    problems.append((i, position, str(field), reason))
+                    continue
                 kind = self.kinds.get(field)
                 if value is None or kind is None or (isinstance(value, str) and not value.strip()):
                     continue
-                if isinstance(value, (dict, list)):
-                    problems.append(
-                        (i, position, field, "must be a single value, not an object or a list")
-                    )
-                elif kind == "numeric" and isinstance(value, bool):
+                if kind == "numeric" and isinstance(value, bool):
                     problems.append((i, position, field, f"expected a number, got {value!r}"))
                 elif kind == "numeric" and isinstance(value, (int, float)):
                     if not _finite(value):
@@ -129,14 +180,11 @@ class LoadedModel:
 
     def prepare(self, records: list[dict[str, Any]]) -> pd.DataFrame:
         """Raw records to the model's input rows, with the training code (standardise, features)."""
-        raw = pd.DataFrame.from_records(records)
-        for column in self.kinds:
-            if column not in raw:
-                raw[column] = None
-        raw = raw[
-            [c for c in self.kinds if c != self.problem.target]
-            + [c for c in raw.columns if c not in self.kinds]
-        ].astype(object)
+        columns = [c for c in self.kinds if c != self.problem.target]
+        # only the columns the model was trained on: other fields are never read (nor logged)
+        raw = pd.DataFrame(
+            [[plain(r.get(c)) for c in columns] for r in records], columns=columns, dtype=object
+        )
         kinds = {c: k for c, k in self.kinds.items() if c != self.problem.target}
         std = standardise(
             raw,

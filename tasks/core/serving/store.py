@@ -14,6 +14,7 @@ import os
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +51,31 @@ PREDICTIONS = sa.Table(
     sa.Column("shadow_score", sa.Float),
     sa.Column("label", sa.Integer),
     sa.Column("labelled_at", sa.DateTime(timezone=True)),
+    sa.Column("labelled_by", sa.String(64)),
 )
+# every label set or changed: who, when, the old and the new value
+LABEL_EVENTS = sa.Table(
+    "label_events",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("request_id", sa.String(64), nullable=False, index=True),
+    sa.Column("row", sa.Integer, nullable=False),
+    sa.Column("old_label", sa.Integer),
+    sa.Column("new_label", sa.Integer, nullable=False),
+    sa.Column("labelled_by", sa.String(64), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+# columns added after the first release: created on an older store when it opens
+ADDED_COLUMNS = {"predictions": {"labelled_by": "VARCHAR(64)"}}
+
+
+@dataclass(frozen=True)
+class LabelOutcome:
+    """What one label did: rows it matched, rows it set, rows it left (another label held)."""
+
+    matched: int
+    updated: int
+    conflicts: int
 
 
 Clock = Callable[[], dt.datetime]
@@ -94,9 +119,45 @@ class PredictionStore:
             with self.engine.begin() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
         METADATA.create_all(self.engine)
+        self._add_columns()
+        self.failed_rows = 0
         self._queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
         self._writer = threading.Thread(target=self._drain, name="prediction-store", daemon=True)
         self._writer.start()
+
+    def _add_columns(self) -> None:
+        inspector = sa.inspect(self.engine)
+        for table, columns in ADDED_COLUMNS.items():
+            present = {c["name"] for c in inspector.get_columns(table)}
+            with self.engine.begin() as conn:
+                for name, kind in columns.items():
+                    if name not in present:
+                        conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+    def _write(self, requests: list[list[dict[str, Any]]]) -> None:
+        """Insert queued requests; a failing insert is retried per request, then per row.
+
+        One bad row never takes the others with it; a row that still fails is counted in
+        ``failed_rows`` and logged with its request id (``/metrics`` and monitoring report it).
+        """
+        rows = [row for request in requests for row in request]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(PREDICTIONS.insert(), rows)
+            return
+        except Exception:  # noqa: BLE001 - narrowed below, row by row
+            if len(rows) == 1:
+                self.failed_rows += 1
+                log.exception(
+                    "could not write prediction row %s/%s", rows[0]["request_id"], rows[0]["row"]
+                )
+                return
+        if len(requests) > 1:
+            for request in requests:
+                self._write([request])
+        else:
+            for row in rows:
+                self._write([[row]])
 
     def _drain(self) -> None:
         while True:
@@ -104,18 +165,18 @@ class PredictionStore:
             try:
                 if batch is None:
                     return
-                rows = list(batch)
+                requests = [batch]
                 while not self._queue.empty():
                     more = self._queue.get_nowait()
                     if more is None:
                         self._queue.put(None)
                         self._queue.task_done()
                         break
-                    rows.extend(more)
+                    requests.append(more)
                     self._queue.task_done()
-                with self.engine.begin() as conn:
-                    conn.execute(PREDICTIONS.insert(), rows)
+                self._write(requests)
             except Exception:  # keep serving even if the store is briefly unavailable
+                self.failed_rows += len(batch or [])
                 log.exception("could not write %d prediction rows", len(batch or []))
             finally:
                 self._queue.task_done()
@@ -155,20 +216,57 @@ class PredictionStore:
         """Wait until every queued prediction is written."""
         self._queue.join()
 
-    def add_label(self, request_id: str, label: int, row: int | None = None) -> int:
-        """Record ground truth for an earlier request (all its rows, or one); returns rows
-        updated."""
+    def add_label(
+        self,
+        request_id: str,
+        label: int,
+        row: int | None = None,
+        by: str = "unknown",
+        overwrite: bool = False,
+    ) -> LabelOutcome:
+        """Record ground truth for an earlier request (all its rows, or one).
+
+        A row that already holds a different label keeps it unless ``overwrite``; every
+        label set or changed is recorded in ``label_events`` with who and when.
+        """
         self.flush()
         condition = PREDICTIONS.c.request_id == request_id
         if row is not None:
             condition = condition & (PREDICTIONS.c.row == row)
+        now, label = self.clock(), int(label)
         with self.engine.begin() as conn:
-            result = conn.execute(
-                PREDICTIONS.update()
-                .where(condition)
-                .values(label=int(label), labelled_at=self.clock())
-            )
-        return int(result.rowcount)
+            current = conn.execute(
+                sa.select(PREDICTIONS.c.row, PREDICTIONS.c.label).where(condition)
+            ).all()
+            todo = [(r, old) for r, old in current if old is None or (old != label and overwrite)]
+            conflicts = sum(1 for _, old in current if old is not None and old != label)
+            if todo:
+                rows = [r for r, _ in todo]
+                conn.execute(
+                    PREDICTIONS.update()
+                    .where((PREDICTIONS.c.request_id == request_id) & PREDICTIONS.c.row.in_(rows))
+                    .values(label=label, labelled_at=now, labelled_by=by)
+                )
+                conn.execute(
+                    LABEL_EVENTS.insert(),
+                    [
+                        {
+                            "request_id": request_id,
+                            "row": r,
+                            "old_label": old,
+                            "new_label": label,
+                            "labelled_by": by,
+                            "at": now,
+                        }
+                        for r, old in todo
+                    ],
+                )
+        for r, old in todo:
+            if old is not None:
+                log.warning(
+                    "label of %s row %d changed %d -> %d by %s", request_id, r, old, label, by
+                )
+        return LabelOutcome(len(current), len(todo), 0 if overwrite else conflicts)
 
     def get(self, request_id: str) -> list[dict[str, Any]]:
         """The stored rows of one request."""

@@ -1,0 +1,86 @@
+"""The serving model, followed from the registry's champion alias and swapped atomically."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from tasks.core.serving.registry import Registry
+from tasks.core.serving.scoring import LoadedModel
+
+log = logging.getLogger("churn.service")
+
+
+class Champion:
+    """The serving model, swapped atomically when the registry's champion alias changes."""
+
+    def __init__(self, registry: Registry, poll_s: float = 0.5) -> None:
+        self.registry = registry
+        self.current: LoadedModel | None = None
+        # after a promotion, the previous champion scores every request in shadow (not served)
+        self.shadow: LoadedModel | None = None
+        self._alias_stamp: tuple[float, int] | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.refresh()
+        self._watcher = threading.Thread(
+            target=self._watch, args=(poll_s,), name="champion-watch", daemon=True
+        )
+        self._watcher.start()
+
+    def _stamp(self) -> tuple[float, int] | None:
+        path = self.registry.root / "aliases.json"
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime, st.st_ino)
+
+    def refresh(self, force: bool = False) -> bool:
+        """Load the champion if the alias changed; True if a new model was swapped in."""
+        with self._lock:
+            stamp = self._stamp()
+            if stamp == self._alias_stamp and not force:
+                return False
+            version = self.registry.champion()
+            if version is None:
+                self._alias_stamp = stamp
+                return False
+            if (
+                self.current is not None
+                and self.current.version.version == version.version
+                and not force
+            ):
+                self._alias_stamp = stamp
+                return False
+            loaded = LoadedModel.load(self.registry, version)  # hash-checked; raises on a bad file
+            self.current = loaded  # one reference assignment: requests see the old or the new model
+            self._alias_stamp = stamp
+            log.info("serving model %s", version.version)
+            self.shadow = self._load_shadow(version.version)
+            return True
+
+    def _load_shadow(self, serving: str) -> LoadedModel | None:
+        previous = self.registry.alias("previous_champion")
+        if previous is None or previous.version == serving:
+            return None
+        try:
+            shadow = LoadedModel.load(self.registry, previous)
+        except Exception:  # the shadow is optional: never let it stop serving
+            log.exception(
+                "could not load %s for shadow scoring; serving without a shadow", previous.version
+            )
+            return None
+        log.info("scoring in shadow with the previous champion %s", previous.version)
+        return shadow
+
+    def _watch(self, poll_s: float) -> None:
+        while not self._stop.wait(poll_s):
+            try:
+                self.refresh()
+            except Exception:  # a bad new champion must not stop the one serving
+                log.exception("could not load the new champion; the previous model keeps serving")
+
+    def stop(self) -> None:
+        """Stop watching."""
+        self._stop.set()

@@ -1,0 +1,83 @@
+"""Request limits: body size (413) and content type (415), before a route reads anything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware: refuse (413) a body above ``max_bytes``, declared or streamed (chunked).
+
+    A declared Content-Length above the bound is refused before reading; a body sent without
+    one is counted as it arrives and refused once it passes the bound.
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        def refuse() -> JSONResponse:
+            return JSONResponse(
+                {"detail": f"request body larger than {self.max_bytes} bytes"}, status_code=413
+            )
+
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            await refuse()(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def counted() -> dict[str, Any]:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracked(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, tracked)
+        except _TooLarge:
+            if not started:
+                await refuse()(scope, receive, send)
+
+
+class JsonOnly:
+    """ASGI middleware: refuse (415) a body that is not declared ``application/json``.
+
+    A browser page can send ``text/plain`` or form posts to any address without a CORS
+    preflight; refusing them keeps other sites from writing into the prediction log.
+    """
+
+    def __init__(self, app: Any, paths: tuple[str, ...]) -> None:
+        self.app, self.paths = app, paths
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in self.paths:
+            declared = dict(scope.get("headers") or []).get(b"content-type", b"")
+            media = declared.split(b";")[0].strip().lower()
+            if media != b"application/json" and not media.endswith(b"+json"):
+                reply = JSONResponse(
+                    {"detail": "send the body as JSON with Content-Type: application/json"},
+                    status_code=415,
+                )
+                await reply(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

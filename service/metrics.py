@@ -1,0 +1,116 @@
+"""Prometheus metrics of the API, with ``prometheus-client``.
+
+Every request is counted by endpoint, serving model version and status, whatever ends it:
+a 413 or 415 from the limits, a 422 from validation, a 5xx. ``/predict`` latency is a
+histogram; rows scored and prediction-log write failures are counters.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    """The API's metrics, in a registry of their own (one per app)."""
+
+    def __init__(self, write_failures: Callable[[], int] = lambda: 0) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "churn_requests",
+            "Requests by endpoint, model version and status.",
+            ("endpoint", "model_version", "status"),
+            registry=self.registry,
+        )
+        self.rows = Counter(
+            "churn_predicted_rows",
+            "Rows scored by model version.",
+            ("model_version",),
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "churn_request_latency_seconds",
+            "Latency of /predict.",
+            ("model_version",),
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.registry.register(_WriteFailures(write_failures))
+
+    def observe(
+        self, endpoint: str, version: str, status: int, seconds: float, rows: int = 0
+    ) -> None:
+        """Count one request (and, for /predict, its latency and rows)."""
+        self.requests.labels(endpoint, version, str(status)).inc()
+        if endpoint == "predict":
+            self.latency.labels(version).observe(seconds)
+            if rows:
+                self.rows.labels(version).inc(rows)
+
+    def render(self) -> bytes:
+        """The exposition text."""
+        return generate_latest(self.registry)
+
+
+class _WriteFailures:
+    """The store's count of prediction rows it could not write, read at scrape time."""
+
+    def __init__(self, count: Callable[[], int]) -> None:
+        self.count = count
+
+    def collect(self) -> list[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "churn_prediction_write_failures",
+            "Prediction rows the store could not write (each is logged with its request id).",
+        )
+        family.add_metric([], self.count())
+        return [family]
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return self.collect()
+
+
+class CountRequests:
+    """ASGI middleware: every response counted in :class:`Metrics`, early errors included."""
+
+    def __init__(
+        self, app: Any, metrics: Callable[[], Metrics | None], version: Callable[[], str]
+    ) -> None:
+        self.app, self.metrics, self.version = app, metrics, version
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def tracked(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        finally:
+            metrics = self.metrics()
+            if metrics is not None:
+                endpoint = endpoint_of(scope["path"])
+                rows = scope.get("state", {}).get("rows", 0)
+                metrics.observe(
+                    endpoint, self.version(), status["code"], time.perf_counter() - started, rows
+                )
+
+
+def endpoint_of(path: str) -> str:
+    """A bounded label for a path (ids in paths are not labels)."""
+    first = path.strip("/").split("/")[0] or "root"
+    known = {"predict", "feedback", "health", "model", "lineage", "metrics", "admin", "docs"}
+    return first if first in known else "other"
