@@ -36,7 +36,7 @@ from tasks import monitor
 from tasks.core.config import load_params
 from tasks.core.env import telemetry_off
 from tasks.core.io import read_json, write_json, write_text
-from tasks.core.paths import PATHS
+from tasks.core.paths import MONITORING_REPORTS, PATHS
 from tasks.core.serving.registry import open_registry, registry_dir
 from tasks.core.serving.store import PredictionStore, store_url
 
@@ -242,7 +242,7 @@ def monitoring(
 
     out_dir = root / cfg.workspace_dir
     stamp = end.strftime("%Y%m%dT%H%M%SZ")
-    html = out_dir / "reports" / f"{stamp}.html"
+    html = out_dir / MONITORING_REPORTS / f"{stamp}.html"
     if drift_result is not None:
         write_text(html, drift_result.snapshot.get_html_str(as_iframe=False))
     summary: dict[str, Any] = {
@@ -354,7 +354,7 @@ def monitoring(
         summary["verdict"] = (
             "ok: no drift, KPIs met" if perf["evaluated"] else "ok: no drift (KPIs not judged yet)"
         )
-    write_json(out_dir / "reports" / f"{stamp}.json", summary)
+    write_json(out_dir / MONITORING_REPORTS / f"{stamp}.json", summary)
 
     if drift_result is not None or perf["evaluated"]:
         ws, project = evidently_project(out_dir / "evidently")

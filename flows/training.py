@@ -221,7 +221,7 @@ def training(
             )
         if push_to_remote:
             push(str(root))
-        if promote and (root / "reports" / "metrics.json").exists():
+        if promote and (root / PATHS.metrics_json).exists():
             run_info = {
                 "flow_run_id": str(run_id),
                 "flow_run_name": run_name,
@@ -238,7 +238,7 @@ def training(
 
 
 def _print_model_summary(root: Path) -> None:
-    metrics_file = root / "reports" / "metrics.json"
+    metrics_file = root / PATHS.metrics_json
     if not metrics_file.exists():
         return
     m = json.loads(metrics_file.read_text())
@@ -253,7 +253,7 @@ def _print_model_summary(root: Path) -> None:
         f"  best baseline: {best[0]} ROC-AUC {best[1]['roc_auc']:.4f}; lift lower bound "
         f"{m['lift_lower_bound']:.4f}"
     )
-    print(f"  {'BLESSED' if m['blessed'] else 'NOT BLESSED'}: see reports/model_card.md")
+    print(f"  {'BLESSED' if m['blessed'] else 'NOT BLESSED'}: see {PATHS.model_card}")
 
 
 def _print_promotion(decision: dict[str, Any] | None) -> None:
@@ -293,11 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     _print_promotion(result.get("promotion"))
     reports = sorted(
         p.relative_to(Path(result["project_dir"])).as_posix()
-        for p in (Path(result["project_dir"]) / "reports").glob("*.*")
+        for p in (Path(result["project_dir"]) / PATHS.reports_dir).glob("*.*")
         if p.suffix in (".md", ".html")
     )
     print("  reports: " + (", ".join(reports) or "none"))
-    docs = Path(result["project_dir"]) / "reports" / "data_docs" / "index.html"
+    docs = Path(result["project_dir"]) / PATHS.data_docs_dir / "index.html"
     if docs.exists():
         print(f"  Great Expectations Data Docs: {docs.relative_to(Path(result['project_dir']))}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
+from tasks.core.paths import REGISTRY_ALIASES
 from tasks.core.serving.registry import Registry
 from tasks.core.serving.scoring import LoadedModel
 
@@ -29,7 +30,7 @@ class Champion:
         self._watcher.start()
 
     def _stamp(self) -> tuple[float, int] | None:
-        path = self.registry.root / "aliases.json"
+        path = self.registry.root / REGISTRY_ALIASES
         try:
             st = path.stat()
         except FileNotFoundError:

@@ -175,7 +175,7 @@ def register_and_promote(
             "registered": None,
             "promoted": False,
             "champion": (registry.aliases() or {}).get("champion"),
-            "reasons": ["the model was not blessed at evaluation: see reports/model_card.md"],
+            "reasons": [f"the model was not blessed at evaluation: see {PATHS.model_card}"],
         }
     champion_now = (registry.aliases() or {}).get("champion")
     same = registered_as(

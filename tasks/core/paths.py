@@ -68,6 +68,8 @@ class Paths:
     timings_dir: str = "reports/timings"
     env_lock: str = "requirements.lock"
 
+    predictions_dir: str = "data/06_predictions"
+
     # runs started by deployments: isolated worktrees, and the reports each one keeps
     workspaces_dir: str = ".runs"
     runs_dir: str = "runs"
@@ -102,6 +104,12 @@ PATHS = Paths()
 
 PREDICTIONS_DB = "predictions.db"
 """The embedded prediction store's file, inside the registry folder."""
+REGISTRY_ALIASES = "aliases.json"
+"""The registry's aliases (champion, previous champion), replaced in one atomic rename."""
+REGISTRY_INDEX = "index.jsonl"
+"""The registry's record of each version's file hashes."""
+MONITORING_REPORTS = "reports"
+"""Inside ``monitor.workspace_dir``: each monitoring run's HTML and JSON report."""
 
 
 def snapshot_dir(raw_dir: Path, snapshot_id: str) -> Path:

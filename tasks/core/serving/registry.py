@@ -38,9 +38,10 @@ import pandas as pd
 from tasks.core.config import Params
 from tasks.core.io import TMP_PREFIX, file_sha256, write_json, write_parquet
 from tasks.core.ml.models import load_model
+from tasks.core.paths import REGISTRY_ALIASES, REGISTRY_INDEX
 
 VERSION_RE = re.compile(r"^v\d{4,}$")
-INDEX = "index.jsonl"
+INDEX = REGISTRY_INDEX
 VERSION_FILES = ("model.skops", "card.json", "schema.json", "reference.parquet")
 
 
@@ -102,7 +103,7 @@ class Registry:
 
     def aliases(self) -> dict[str, str]:
         """Alias name to version."""
-        path = self.root / "aliases.json"
+        path = self.root / REGISTRY_ALIASES
         return json.loads(path.read_text()) if path.is_file() else {}
 
     def alias(self, name: str) -> ModelVersion | None:
@@ -216,7 +217,7 @@ class Registry:
 
     def _switch(self, changes: dict[str, str], event: dict[str, Any]) -> None:
         aliases = {**self.aliases(), **changes}
-        write_json(self.root / "aliases.json", aliases)  # one atomic rename
+        write_json(self.root / REGISTRY_ALIASES, aliases)  # one atomic rename
         record = {**event, "aliases": aliases, "at": dt.datetime.now(dt.timezone.utc).isoformat()}
         self._append("history.jsonl", record)
 
