@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from tasks.core.paths import PATHS, find_project_root
-from tasks.core.runtime.dvc_runner import reproduce_run
+from tasks.core.runtime.experiments import reproduce_run
 from tasks.core.runtime.pipeline import load_stages
 
 

@@ -26,7 +26,7 @@ from tasks.core.config import load_params
 from tasks.core.env import telemetry_off
 from tasks.core.paths import PATHS
 from tasks.core.runtime import workspace
-from tasks.core.runtime.dvc_runner import experiment_name
+from tasks.core.runtime.experiments import experiment_name
 from tasks.core.serving.registry import registry_dir as default_registry_dir
 
 

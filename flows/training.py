@@ -25,17 +25,10 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from tasks.core.env import telemetry_off
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.quality.data_docs import finish as finish_data_docs
-from tasks.core.runtime.dvc_runner import (
-    PipelineBusy,
-    StageFailed,
-    experiment_name,
-    push_data,
-    repro_stage,
-    save_experiment,
-    stale_stages,
-    workspace_lock,
-)
+from tasks.core.runtime.experiments import experiment_name, push_data, save_experiment
+from tasks.core.runtime.lock import PipelineBusy, workspace_lock
 from tasks.core.runtime.pipeline import Stage, load_stages
+from tasks.core.runtime.stages import StageFailed, repro_stage, stale_stages
 from tasks.core.step import code_version
 
 # DVC's advice after each stage; the flow records and pushes the run itself.

@@ -54,7 +54,7 @@ def test_a_workspace_is_a_worktree_of_a_commit_that_shares_the_dvc_cache_and_rem
 def test_a_workspace_runs_objects_land_in_the_main_cache_by_hash(project):
     import subprocess
 
-    from tasks.core.runtime.dvc_runner import dvc_executable, tool_env
+    from tasks.core.runtime.processes import dvc_executable, tool_env
 
     main = project()
     ws = workspace.create(main, "run-cache", on_line=lambda _: None)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.core.runtime.dvc_runner import dvc_executable, tool_env
+from tasks.core.runtime.processes import dvc_executable, tool_env
 from tests.conftest import git
 
 pytestmark = pytest.mark.slow

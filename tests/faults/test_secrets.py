@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from tasks.core.data.simulator import simulate
-from tasks.core.runtime.dvc_runner import tool_env
+from tasks.core.runtime.processes import tool_env
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from tasks.core.paths import PATHS
-from tasks.core.runtime.dvc_runner import dvc_executable, tool_env
+from tasks.core.runtime.processes import dvc_executable, tool_env
 from tests.data.foreign import FOREIGN_PARAMS, foreign_frame, write_csv
 
 pytestmark = pytest.mark.slow

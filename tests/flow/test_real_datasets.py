@@ -33,7 +33,7 @@ from xgboost import XGBClassifier
 
 from service.app import create_app
 from tasks.core.paths import PATHS
-from tasks.core.runtime.dvc_runner import tool_env
+from tasks.core.runtime.processes import tool_env
 from tasks.core.serving.registry import Registry
 from tests.conftest import make_project
 from tests.data.real import PLANTED_DOMAIN, PLANTED_PHONE, REAL, overrides, write_csv

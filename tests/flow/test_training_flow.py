@@ -12,13 +12,9 @@ import yaml
 from prefect.client.orchestration import get_client
 
 from flows.training import training
-from tasks.core.runtime.dvc_runner import (
-    NOT_BYTE_FOR_BYTE,
-    dvc_executable,
-    locked_output_hashes,
-    stale_stages,
-    tool_env,
-)
+from tasks.core.runtime.experiments import NOT_BYTE_FOR_BYTE, locked_output_hashes
+from tasks.core.runtime.processes import dvc_executable, tool_env
+from tasks.core.runtime.stages import stale_stages
 from tasks.core.serving.registry import Registry
 from tests.conftest import git
 

@@ -24,7 +24,7 @@ import yaml
 from tasks.core.config import ParamsError, load_params, parse_params
 from tasks.core.io import write_text
 from tasks.core.paths import PATHS
-from tasks.core.runtime.dvc_runner import dvc_executable, run_streaming, tool_env
+from tasks.core.runtime.processes import dvc_executable, run_streaming, tool_env
 
 
 class WorkspaceError(RuntimeError):
