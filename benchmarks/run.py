@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.measure import concurrent, latency_summary, run_measured
-from demo.loop import make_project, records_of
-from demo.services import free_port, spawn, start_server, stop, wait_for
+from demo.loop import records_of
+from devtools.project import SMALL, deep_merge, make_project
+from devtools.services import free_port, spawn, start_server, stop, wait_for
 from tasks.core.env import TELEMETRY_OFF
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,24 +45,12 @@ TARGETS = {
     "monitoring_s_1m": 60.0,
 }
 
-# Small-data settings for --quick (and the Dask comparison's size there): seconds, not minutes.
-QUICK = {
-    "feasibility": {
-        "min_labelled_rows": 300,
-        "min_minority_rows": 50,
-        "sample_rows": 2000,
-        "n_permutations": 9,
-        "max_permutation_p_value": 0.1,
-    },
-    "problem": {"kpis": {"pr_auc_min": 0.35, "recall_at_target_precision_min": 0.3}},
-    "choose": {
-        "cv_folds": 3,
-        "params": {"random_forest": {"n_estimators": 60, "min_samples_leaf": 5}},
-    },
-    "train": {"n_trials": 3},
-    "evaluate": {"bootstrap_samples": 100, "importance_rows": 500},  # slices of 200+ test rows only
-    "promote": {"bootstrap_samples": 100},
-}
+# Small-data settings for --quick (and the Dask comparison's size there): the tests' small
+# profile without its window (the bench sizes its own), slices of 200+ test rows only.
+QUICK = deep_merge(
+    {k: v for k, v in SMALL.items() if k != "collect"},
+    {"evaluate": {"slice_min_rows": 200}, "promote": {"bootstrap_samples": 100}},
+)
 
 
 def log(message: str) -> None:
@@ -87,7 +76,7 @@ def project(work: Path, name: str, params: dict[str, Any]) -> Path:
     """A fresh copy of this checkout (a git repository with its own DVC remote)."""
     dest = work / name
     dest.mkdir(parents=True)
-    return make_project(REPO, dest, params)
+    return make_project(dest, params, repo=REPO, name="churn-bench")
 
 
 def rows_of(root: Path) -> int:

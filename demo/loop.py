@@ -36,7 +36,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from demo.services import Server, free_port, spawn, start_server, stop, wait_for
+from devtools.project import git, make_project
+from devtools.services import Server, free_port, spawn, start_server, stop, wait_for
 from tasks.core.config import parse_params
 from tasks.core.data.labels import binarize_target
 from tasks.core.data.simulator import simulate_day
@@ -151,46 +152,6 @@ def demo_overrides(args: argparse.Namespace, day0: dt.date, delay: int) -> dict[
             "retrain_window_days": args.retrain_days,
         },
     }
-
-
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``extra`` merged in, recursively."""
-    out = dict(base)
-    for key, value in extra.items():
-        out[key] = (
-            deep_merge(out[key], value)
-            if isinstance(value, dict) and isinstance(out.get(key), dict)
-            else value
-        )
-    return out
-
-
-def git(cwd: Path, *args: str) -> str:
-    """Run git in ``cwd``; its stdout."""
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout
-
-
-def make_project(repo: Path, dest: Path, overrides: dict[str, Any]) -> Path:
-    """Copy the checkout's tracked files into ``dest``, a fresh git repository, with demo params."""
-    files = git(repo, "ls-files", "-z").split("\0")
-    for name in filter(None, files):
-        src = repo / name
-        if src.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / name)
-    params = deep_merge(yaml.safe_load((repo / PATHS.params).read_text()), overrides)
-    parse_params(params)  # fail here, not in a step, if the demo's params are wrong
-    (dest / PATHS.params).write_text(yaml.safe_dump(params, sort_keys=False))
-    # the copy's DVC remote is its own folder (.dvc/config names a relative path), never the user's
-    (dest / ".dvc" / "tmp").mkdir(parents=True, exist_ok=True)
-    git(dest, "init", "-q", "-b", "main")
-    git(dest, "config", "user.name", "churn-demo")
-    git(dest, "config", "user.email", "churn-demo@localhost")
-    git(dest, "add", "-A")
-    git(dest, "commit", "-q", "-m", "demo project")
-    return dest
 
 
 # --------------------------------------------------------------------------- the world, day by day
@@ -519,7 +480,9 @@ def main(argv: list[str]) -> int:
     work.mkdir(parents=True)
     out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    project = make_project(repo, work / "project", demo_overrides(args, day0, delay))
+    project = make_project(
+        work / "project", demo_overrides(args, day0, delay), repo=repo, name="churn-demo"
+    )
     problem = parse_params(yaml.safe_load((project / PATHS.params).read_text())).problem
     story = f"{args.drift} drift from day {args.drift_day}" if args.drift != "none" else "no drift"
     log(

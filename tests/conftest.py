@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import shutil
@@ -14,70 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
+from devtools.project import SMALL, deep_merge, default_params
+from devtools.project import make_project as copy_project
 from tasks.core.config import Params, parse_params
 from tasks.core.env import telemetry_off
 from tests.prefect_server import Server, reset_client_services, start_server, stop
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS_READS = "params_reads.json"
-PROJECT_FILES = (
-    "tasks",
-    "flows",
-    "service",
-    "dvc.yaml",
-    "params.yaml",
-    ".dvc/config",
-    ".dvc/.gitignore",
-    ".dvcignore",
-    ".gitignore",
-    "data/external/.gitkeep",
-    "pyproject.toml",
-    "requirements.lock",
-    "expectations",
-)
-
-# The small profile: a few thousand rows so a whole pipeline run takes seconds.
-SMALL = {
-    "collect": {
-        "window": {"start": "2024-01-01", "end": "2024-02-29"},
-        "simulator": {"customers_per_day": 40},
-    },
-    "feasibility": {
-        "min_labelled_rows": 300,
-        "min_minority_rows": 50,
-        "sample_rows": 2000,
-        "n_permutations": 9,
-        "max_permutation_p_value": 0.1,
-    },
-    # floors suited to a 300-row test set, so the end-to-end run goes through registration
-    "problem": {"kpis": {"pr_auc_min": 0.35, "recall_at_target_precision_min": 0.3}},
-    "choose": {
-        "cv_folds": 3,
-        "params": {"random_forest": {"n_estimators": 60, "min_samples_leaf": 5}},
-    },
-    "train": {"n_trials": 3},
-    "evaluate": {"bootstrap_samples": 100, "importance_rows": 500, "slice_min_rows": 50},
-}
-
 telemetry_off()
-
-
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``extra`` merged in, recursively (neither is changed)."""
-    out = copy.deepcopy(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def default_params_dict() -> dict[str, Any]:
     """The repository's params.yaml, parsed."""
-    return yaml.safe_load((REPO / "params.yaml").read_text())
+    return default_params(REPO)
 
 
 @pytest.fixture
@@ -130,50 +80,11 @@ def splits(params) -> dict[str, Any]:
     }
 
 
-def git(cwd: Path, *args: str) -> str:
-    """Run git in ``cwd`` and return its stdout."""
-    return subprocess.run(
-        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
-    ).stdout
-
-
 def make_project(
     dest: Path, overrides: dict[str, Any] | None = None, commit: bool = True, small: bool = True
 ) -> Path:
-    """Copy the project's code and pipeline into ``dest`` as a fresh git repository.
-
-    Parameters
-    ----------
-    dest : Path
-        Empty folder.
-    overrides : dict, optional
-        Merged into params.yaml on top of the small profile.
-    commit : bool
-        Make an initial commit (experiments need one).
-    small : bool
-        Start from the small test profile (else from the shipped params.yaml as it is).
-    """
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in PROJECT_FILES:
-        src = REPO / name
-        if not src.exists():
-            continue
-        target = dest / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, target)
-    (dest / ".dvc" / "tmp").mkdir(exist_ok=True)
-    params = deep_merge(deep_merge(default_params_dict(), SMALL if small else {}), overrides or {})
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    git(dest, "init", "-q", "-b", "main")
-    git(dest, "config", "user.name", "test")
-    git(dest, "config", "user.email", "test@localhost")
-    if commit:
-        git(dest, "add", "-A")
-        git(dest, "commit", "-q", "-m", "project")
-    return dest
+    """A project copy for a test (``devtools.project``), on the small profile unless told."""
+    return copy_project(dest, overrides, commit, SMALL if small else None, name="test")
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """A real ``prefect server start`` on 127.0.0.1 for the tests (shared with ``make demo``)."""
 
-from demo.services import Server, free_port, start_server, stop, wait_for
+from devtools.services import Server, free_port, start_server, stop, wait_for
 
 __all__ = ["Server", "free_port", "reset_client_services", "start_server", "stop", "wait_for"]
 

@@ -7,13 +7,14 @@ import sqlite3
 import pandas as pd
 import pytest
 
+from devtools.project import SMALL, deep_merge
 from tasks.collect import check_batch
 from tasks.core.config import parse_params
 from tasks.core.data.snapshots import current_snapshot, list_snapshots, set_current, write_snapshot
 from tasks.core.data.sources import collect_from_source, safe_source_path
 from tasks.core.errors import StepError
 from tasks.core.io import file_sha256
-from tests.conftest import SMALL, deep_merge, default_params_dict
+from tests.conftest import default_params_dict
 
 
 def params_with(**collect):

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from devtools.project import deep_merge
 from tasks.core.config import ParamsError, load_params, parse_params
-from tests.conftest import REPO, deep_merge, default_params_dict
+from tests.conftest import REPO, default_params_dict
 
 
 def test_repository_params_load_into_typed_sections():

@@ -3,9 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from devtools.project import deep_merge
 from tasks.core.config import parse_params
 from tasks.feasibility import decide, quick_matrix
-from tests.conftest import deep_merge, default_params_dict
+from tests.conftest import default_params_dict
 
 
 def params(**feas):

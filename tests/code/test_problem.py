@@ -4,11 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devtools.project import deep_merge
 from tasks.core.config import parse_params
 from tasks.core.data.labels import binarize_target
 from tasks.core.errors import StepError
 from tasks.problem import render_brief, summarise, validate_problem
-from tests.conftest import deep_merge, default_params_dict
+from tests.conftest import default_params_dict
 
 
 def problem(**changes):

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devtools.project import deep_merge
 from tasks.clean import check_parsing, check_schema, clean_frame
 from tasks.core.config import parse_params
 from tasks.core.data.schema import (
@@ -16,7 +17,7 @@ from tasks.core.data.schema import (
 )
 from tasks.core.errors import StepError
 from tasks.core.quality.suites import suite_path_for
-from tests.conftest import deep_merge, default_params_dict
+from tests.conftest import default_params_dict
 
 FORMATS = ["%Y-%m-%d", "%m/%d/%Y", "%b %d, %Y"]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from devtools.project import git
 from tasks.core.config import ParamsError
 from tasks.core.runtime import workspace
-from tests.conftest import git
 
 
 def test_overrides_are_validated_before_the_file_changes(project):

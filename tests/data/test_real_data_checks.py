@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from devtools.project import deep_merge
 from tasks.clean import check_parsing, clean_frame, copies_finding
 from tasks.core.config import ParamsError, parse_params
 from tasks.core.data.features import build_features
@@ -26,7 +27,7 @@ from tasks.evaluate import model_card, skipped_columns
 from tasks.features import never_features
 from tasks.problem import validate_problem
 from tasks.split import assign_splits, audit_frame, copies_of, finding, run_audit
-from tests.conftest import REPO, deep_merge, default_params_dict
+from tests.conftest import REPO, default_params_dict
 from tests.data.real import REAL, overrides
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from devtools.project import git
 from tasks.core.runtime.processes import dvc_executable, tool_env
-from tests.conftest import git
 
 pytestmark = pytest.mark.slow
 

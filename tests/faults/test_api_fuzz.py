@@ -18,7 +18,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from demo.services import free_port, spawn, stop, wait_for
+from devtools.services import free_port, spawn, stop, wait_for
 
 TOKEN = "fuzz-admin-token-0123456789"
 

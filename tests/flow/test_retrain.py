@@ -13,12 +13,12 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
+from devtools.project import git
 from flows.retrain import retrain
 from service.app import create_app
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
 from tasks.core.serving.registry import Registry
-from tests.conftest import git
 
 pytestmark = pytest.mark.slow
 

@@ -11,12 +11,12 @@ import pytest
 import yaml
 from prefect.client.orchestration import get_client
 
+from devtools.project import git
 from flows.training import training
 from tasks.core.runtime.experiments import NOT_BYTE_FOR_BYTE, locked_output_hashes
 from tasks.core.runtime.processes import dvc_executable, tool_env
 from tasks.core.runtime.stages import stale_stages
 from tasks.core.serving.registry import Registry
-from tests.conftest import git
 
 pytestmark = pytest.mark.slow
 

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from devtools.project import deep_merge
 from tasks.core.config import parse_params
 from tasks.core.errors import StepError
 from tasks.core.ml.evaluation import paired_bootstrap_lift
@@ -17,7 +18,7 @@ from tasks.core.ml.models import (
 from tasks.core.paths import PATHS
 from tasks.core.runtime.pipeline import load_stages
 from tasks.evaluate import fairness, gate, headline, read_sealed_test, slice_metrics
-from tests.conftest import REPO, deep_merge, default_params_dict
+from tests.conftest import REPO, default_params_dict
 
 
 def good_and_weak(splits, params):

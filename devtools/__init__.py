@@ -1,0 +1,1 @@
+"""Tooling shared by the tests, `make demo` and `make bench`: project copies and local servers."""

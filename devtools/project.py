@@ -1,0 +1,117 @@
+"""Throw-away copies of this project, for the tests, ``make demo`` and ``make bench``.
+
+A copy is a fresh git repository holding the checkout's files (tracked ones and new ones
+git does not ignore) with a ``params.yaml`` merged from the checkout's, a profile and the
+caller's overrides, and its own DVC remote (``.dvc/config`` names a relative folder).
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tasks.core.config import parse_params
+from tasks.core.paths import PATHS
+
+REPO = Path(__file__).resolve().parents[1]
+
+# The small profile: a few thousand rows, so a whole pipeline run takes seconds.
+SMALL: dict[str, Any] = {
+    "collect": {
+        "window": {"start": "2024-01-01", "end": "2024-02-29"},
+        "simulator": {"customers_per_day": 40},
+    },
+    "feasibility": {
+        "min_labelled_rows": 300,
+        "min_minority_rows": 50,
+        "sample_rows": 2000,
+        "n_permutations": 9,
+        "max_permutation_p_value": 0.1,
+    },
+    # floors suited to a 300-row test set, so the end-to-end run goes through registration
+    "problem": {"kpis": {"pr_auc_min": 0.35, "recall_at_target_precision_min": 0.3}},
+    "choose": {
+        "cv_folds": 3,
+        "params": {"random_forest": {"n_estimators": 60, "min_samples_leaf": 5}},
+    },
+    "train": {"n_trials": 3},
+    "evaluate": {"bootstrap_samples": 100, "importance_rows": 500, "slice_min_rows": 50},
+}
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` merged in, recursively (neither is changed)."""
+    out = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in ``cwd`` and return its stdout."""
+    return subprocess.run(
+        ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def default_params(repo: Path = REPO) -> dict[str, Any]:
+    """The checkout's params.yaml, parsed."""
+    return yaml.safe_load((repo / PATHS.params).read_text())
+
+
+def project_files(repo: Path = REPO) -> list[str]:
+    """The checkout's files: tracked, and new ones git does not ignore."""
+    listed = git(repo, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    return [name for name in dict.fromkeys(listed.split("\0")) if name]
+
+
+def make_project(
+    dest: Path,
+    overrides: dict[str, Any] | None = None,
+    commit: bool = True,
+    profile: dict[str, Any] | None = None,
+    repo: Path = REPO,
+    name: str = "churn-copy",
+) -> Path:
+    """Copy the project into ``dest`` as a fresh git repository.
+
+    Parameters
+    ----------
+    dest : Path
+        Empty (or missing) folder.
+    overrides : dict, optional
+        Merged into params.yaml on top of ``profile``.
+    commit : bool
+        Make an initial commit (experiments need one).
+    profile : dict, optional
+        Params merged first (for example :data:`SMALL`); none: the shipped params.yaml.
+    repo : Path
+        The checkout to copy.
+    name : str
+        The copy's git identity.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel in project_files(repo):
+        src = repo / rel
+        if src.is_file():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    params = deep_merge(deep_merge(default_params(repo), profile or {}), overrides or {})
+    parse_params(params)  # fail here, not in a step, if the params are wrong
+    (dest / PATHS.params).write_text(yaml.safe_dump(params, sort_keys=False))
+    (dest / ".dvc" / "tmp").mkdir(parents=True, exist_ok=True)
+    git(dest, "init", "-q", "-b", "main")
+    git(dest, "config", "user.name", name)
+    git(dest, "config", "user.email", f"{name}@localhost")
+    if commit:
+        git(dest, "add", "-A")
+        git(dest, "commit", "-q", "-m", "project")
+    return dest
