@@ -34,7 +34,7 @@ from typing import Any
 from benchmarks.measure import concurrent, latency_summary, run_measured
 from demo.loop import records_of
 from devtools.project import SMALL, deep_merge, make_project
-from devtools.services import free_port, spawn, start_server, stop, wait_for
+from devtools.services import start_api, start_server, stop
 from tasks.core.env import TELEMETRY_OFF
 
 REPO = Path(__file__).resolve().parents[1]
@@ -160,31 +160,11 @@ def bench_api(root: Path, env: dict[str, str], work: Path, quick: bool) -> dict[
     """Latency and throughput over HTTP, and the same scoring in-process."""
     records = api_records(root, 2000)
     per_client = {1: 30, 8: 6, 32: 2} if quick else {1: 500, 8: 150, 32: 40}
-    port = free_port()
     api_env = {**env, "DATABASE_URL": f"sqlite:///{work / 'api-predictions.db'}"}
-    proc = spawn(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "service.app:app_from_env",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        work / "api.log",
-        api_env,
-        cwd=root,
-    )
+    proc, url = start_api(root, api_env, work / "api.log", timeout_s=120, quiet=True)
+    port = int(url.rsplit(":", 1)[1])
     out: dict[str, Any] = {"http": {}}
     try:
-        wait_for(
-            lambda: _get(port, "/health") == 200, 120, "prediction API", proc, work / "api.log", 0.5
-        )
         single = [json.dumps(r).encode() for r in records]
         batch = json.dumps({"records": records[:1000]}).encode()
 

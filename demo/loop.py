@@ -37,7 +37,7 @@ import pandas as pd
 import yaml
 
 from devtools.project import git, make_project
-from devtools.services import Server, free_port, spawn, start_server, stop, wait_for
+from devtools.services import Server, spawn, start_api, start_server, stop, wait_for
 from tasks.core.config import parse_params
 from tasks.core.data.labels import binarize_target
 from tasks.core.data.simulator import simulate_day
@@ -524,38 +524,14 @@ def main(argv: list[str]) -> int:
 
         clock = Clock(work / "clock")
         clock.set(dt.datetime.combine(day0, dt.time(0), dt.timezone.utc))
-        api_port = free_port()
         # the demo plays the labelling system: it posts labels with a token of its own
         api_env = {
             **env,
             "CHURN_CLOCK_FILE": str(clock.path),
             "CHURN_FEEDBACK_TOKENS": f"demo={LABEL_TOKEN}",
         }
-        api = spawn(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "service.app:app_from_env",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(api_port),
-            ],
-            work / "api.log",
-            api_env,
-            cwd=project,
-        )
+        api, api_url = start_api(project, api_env, work / "api.log")
         procs.append(api)
-        api_url = f"http://127.0.0.1:{api_port}"
-        wait_for(
-            lambda: httpx.get(api_url + "/health", timeout=2).status_code == 200,
-            90,
-            "prediction API",
-            api,
-            work / "api.log",
-        )
         deploy = spawn(
             [sys.executable, "-m", "flows.deployments"],
             work / "deploy.log",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +116,59 @@ def make_project(
         git(dest, "add", "-A")
         git(dest, "commit", "-q", "-m", "project")
     return dest
+
+
+def steps(repo: Path = REPO) -> list[tuple[str, Any]]:
+    """``(stage, module)`` for each stage of ``dvc.yaml``, in its order (``python -m <module>``)."""
+    import importlib
+    import re
+
+    from tasks.core.runtime.pipeline import load_stages
+
+    out = []
+    for stage in load_stages(repo / PATHS.dvc_yaml):
+        module = re.search(r"python3?\s+-m\s+([\w.]+)", stage.cmd)
+        if module:
+            out.append((stage.name, importlib.import_module(module.group(1))))
+    return out
+
+
+def run_in_process(
+    root: Path, run: dict[str, Any], around_step: Callable[[str], Any] | None = None
+) -> dict[str, Any]:
+    """Every step's entry point in this process (no Prefect, no DVC), then register and promote.
+
+    Parameters
+    ----------
+    root : Path
+        The project.
+    run : dict
+        The run's lineage for the model card (``flow_run_id``, ``flow_run_name``,
+        ``experiment``, ``code_version``).
+    around_step : callable, optional
+        ``around_step(stage)`` returns a context manager entered around each step.
+
+    Returns
+    -------
+    dict
+        The registration decision; ``{"failed": stage}`` if a step failed.
+    """
+    import contextlib
+    import os
+
+    from tasks.core.config import load_params
+    from tasks.core.serving.registry import open_registry
+    from tasks.core.step import run_step
+    from tasks.promote import register_and_promote
+
+    before = Path.cwd()
+    os.chdir(root)
+    try:
+        for name, module in steps(root):
+            with around_step(name) if around_step else contextlib.nullcontext():
+                if run_step(name, module.main) != 0:
+                    return {"failed": name}
+    finally:
+        os.chdir(before)
+    params = load_params(root / PATHS.params)
+    return register_and_promote(root, params, open_registry(root, params), run)

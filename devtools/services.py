@@ -145,3 +145,68 @@ def start_server(
         stop(proc)
         raise
     return server
+
+
+def start_api(
+    project: Path, env: dict[str, str], log: Path, timeout_s: float = 90, quiet: bool = False
+) -> tuple[subprocess.Popen, str]:
+    """``make serve``'s server for ``project`` on a free port, once it answers ``/health``.
+
+    Returns the process and the base URL.
+    """
+    port = free_port()
+    args = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "service.app:app_from_env",
+        "--factory",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    proc = spawn([*args, "--log-level", "warning"] if quiet else args, log, env, cwd=project)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(
+            lambda: httpx.get(url + "/health", timeout=2).status_code == 200,
+            timeout_s,
+            "prediction API",
+            proc,
+            log,
+        )
+    except BaseException:
+        stop(proc)
+        raise
+    return proc, url
+
+
+CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromedriver")
+"""Debian's headless browser and its driver (.ci/run installs them)."""
+
+
+def chromium_or_skip(reason: str = "") -> None:
+    """Skip the calling test when Chromium is missing (fail instead under CI)."""
+    import pytest
+
+    if all(Path(p).exists() for p in CHROMIUM):
+        return
+    message = "Debian's chromium and chromium-driver are needed (.ci/run installs them)" + reason
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def chromium(*args: str, performance_log: bool = False) -> Any:
+    """A headless Chromium driven by Selenium (``driver.quit()`` when done)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM[0]
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", *args):
+        options.add_argument(arg)
+    if performance_log:
+        options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    return webdriver.Chrome(service=Service(CHROMIUM[1]), options=options)

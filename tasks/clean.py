@@ -21,7 +21,7 @@ import pandas as pd
 
 from tasks.core.config import Params, ProblemParams
 from tasks.core.data.eda import eda_html
-from tasks.core.data.schema import Standardised, dedupe, infer_kinds, standardise
+from tasks.core.data.schema import Standardised, dedupe, kinds_for, standardise
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.errors import StepError
 from tasks.core.io import write_json, write_parquet, write_text
@@ -119,15 +119,7 @@ def main(root: Path, params: Params) -> None:
     suite_file = root / suite_rel
     proposed = not suite_file.exists()
     if proposed:
-        kinds = infer_kinds(
-            raw,
-            problem.id_column,
-            problem.target,
-            problem.time_column,
-            cfg.date_formats,
-            cfg.min_parse_share,
-            cfg.max_categories,
-        )
+        kinds = kinds_for(raw, problem, cfg)
     else:
         spec = read_suite_file(suite_file)
         kinds = (spec.get("meta") or {}).get("column_kinds") or {}

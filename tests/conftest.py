@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from devtools.project import SMALL, deep_merge, default_params
+from devtools.project import SMALL, deep_merge, default_params, run_in_process
 from devtools.project import make_project as copy_project
 from tasks.core.config import Params, parse_params
+from tasks.core.data.schema import kinds_for
 from tasks.core.env import telemetry_off
 from tests.prefect_server import Server, reset_client_services, start_server, stop
 
@@ -49,21 +51,13 @@ def splits(params) -> dict[str, Any]:
 
     from tasks.clean import clean_frame
     from tasks.core.data.features import build_features
-    from tasks.core.data.schema import infer_kinds, standardise
+    from tasks.core.data.schema import standardise
     from tasks.core.data.simulator import simulate
     from tasks.split import assign_splits
 
     raw = simulate(dt.date(2024, 1, 1), dt.date(2024, 4, 30), 60, seed=3).data
     p, c = params.problem, params.clean
-    kinds = infer_kinds(
-        raw,
-        p.id_column,
-        p.target,
-        p.time_column,
-        c.date_formats,
-        c.min_parse_share,
-        c.max_categories,
-    )
+    kinds = kinds_for(raw, p, c)
     std = standardise(
         raw,
         kinds,
@@ -100,61 +94,37 @@ def project(tmp_path: Path) -> Callable[..., Path]:
 
 
 # --------------------------------------------------------------------------- a trained project
+@contextlib.contextmanager
+def _trace_into(into: set[str], tracing_reads) -> Iterator[None]:
+    with tracing_reads() as reads:
+        yield
+    into |= reads
+
+
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory) -> Path:
     """A project that has run every step once, its model registered as champion v0001."""
-    from tasks import (
-        choose_model,
-        clean,
-        collect,
-        evaluate,
-        feasibility,
-        features,
-        problem,
-        split,
-        train,
-    )
-    from tasks.core.config import load_params, tracing_reads
-    from tasks.core.serving.registry import Registry
-    from tasks.core.step import run_step
-    from tasks.promote import register_and_promote
+    from tasks.core.config import tracing_reads
 
-    steps = (
-        ("collect", collect),
-        ("problem", problem),
-        ("feasibility", feasibility),
-        ("clean", clean),
-        ("features", features),
-        ("split", split),
-        ("choose", choose_model),
-        ("train", train),
-        ("evaluate", evaluate),
-    )
     root = make_project(tmp_path_factory.mktemp("served") / "proj")
-    before = Path.cwd()
-    os.chdir(root)
-    reads = {}
-    try:
-        for name, module in steps:
-            with tracing_reads() as reads[name]:
-                assert run_step(name, module.main) == 0, f"step {name} failed"
-    finally:
-        os.chdir(before)
-    # which params keys each stage read (tests/code/test_dvc_params.py checks dvc.yaml against it)
-    (root / PARAMS_READS).write_text(json.dumps({k: sorted(v) for k, v in reads.items()}, indent=1))
-    params = load_params(root / "params.yaml")
-    registry = Registry(root / "registry")
-    decision = register_and_promote(
+    reads: dict[str, set[str]] = {}
+
+    def traced(stage: str):  # which params keys each stage reads
+        reads[stage] = set()
+        return _trace_into(reads[stage], tracing_reads)
+
+    decision = run_in_process(
         root,
-        params,
-        registry,
         {
             "flow_run_id": "test",
             "flow_run_name": "test",
             "experiment": "test-exp",
             "code_version": "test",
         },
+        traced,
     )
+    # tests/code/test_dvc_params.py checks dvc.yaml against what each stage read
+    (root / PARAMS_READS).write_text(json.dumps({k: sorted(v) for k, v in reads.items()}, indent=1))
     assert decision["promoted"], decision
     return root
 

@@ -16,7 +16,7 @@ import pytest
 from tasks.choose_model import cross_validate
 from tasks.core.config import ComputeParams
 from tasks.core.data.features import build_features, features_only
-from tasks.core.data.schema import Standardised, infer_kinds, standardise
+from tasks.core.data.schema import Standardised, kinds_for, standardise
 from tasks.core.data.simulator import simulate
 from tasks.core.ml.models import load_model, metric_fn, save_model
 from tasks.core.quality.validation import propose_suite, validate_frame, validate_partitioned
@@ -40,15 +40,7 @@ def dask_engine(tmp_path_factory):
 def raw_and_kinds(params):
     p, c = params.problem, params.clean
     raw = simulate(dt.date(2024, 1, 1), dt.date(2024, 2, 15), 80, seed=5).data
-    kinds = infer_kinds(
-        raw,
-        p.id_column,
-        p.target,
-        p.time_column,
-        c.date_formats,
-        c.min_parse_share,
-        c.max_categories,
-    )
+    kinds = kinds_for(raw, p, c)
     return raw, kinds
 
 

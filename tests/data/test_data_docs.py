@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from devtools.services import chromium, chromium_or_skip
 from tasks.core.quality.data_docs import DocsTarget, assets_dir, finish
 from tasks.core.quality.validation import read_suite_file, validate_frame
 from tests.conftest import REPO
@@ -61,39 +61,22 @@ def test_every_validation_is_kept_named_by_its_snapshot_up_to_the_limit(tmp_path
     assert index.count("Raw data suite") == 2 and index.count("Leakage audit") == 2
 
 
-def _chromium():
-    paths = ("/usr/bin/chromium", "/usr/bin/chromedriver")
-    return paths if all(os.path.exists(p) for p in paths) else None
-
-
 @pytest.mark.slow
 def test_the_index_opens_styled_with_the_network_off_and_lists_both_validations(tmp_path):
-    if not _chromium() or not (assets_dir() / "vendor").is_dir():
-        message = "needs Debian's chromium and chromedriver (.ci/run) and make install's assets"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    chromium_or_skip()
+    if not (assets_dir() / "vendor").is_dir():
+        pytest.fail("make install fetches the Data Docs assets (npm): they are missing")
     from selenium.webdriver.common.by import By
 
     validate_runs(tmp_path, runs=1, keep=5)
     finish(tmp_path)
-    binary, driver_path = _chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
+    driver = chromium(
         # no network: every name resolves to nothing, and no proxy can be reached
         "--host-resolver-rules=MAP * ~NOTFOUND",
         "--proxy-server=127.0.0.1:9",
         "--allow-file-access-from-files",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+        performance_log=True,
+    )
     try:
         pages = [tmp_path / "index.html"]
         driver.get((tmp_path / "index.html").as_uri())

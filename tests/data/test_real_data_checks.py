@@ -20,7 +20,7 @@ from tasks.clean import check_parsing, clean_frame, copies_finding
 from tasks.core.config import ParamsError, parse_params
 from tasks.core.data.features import build_features
 from tasks.core.data.pii import protect_frame
-from tasks.core.data.schema import infer_kinds, standardise
+from tasks.core.data.schema import kinds_for, standardise
 from tasks.core.errors import StepError
 from tasks.core.quality.validation import propose_suite, read_suite_file, validate_frame
 from tasks.evaluate import model_card, skipped_columns
@@ -47,15 +47,7 @@ def prepared(raw: pd.DataFrame, params) -> tuple[pd.DataFrame, dict, object]:
     """The collect, clean and features steps' functions on a raw frame."""
     raw, _ = protect_frame(raw, params.collect.pii, b"test-key", "CHURN_PII_KEY")
     p, c = params.problem, params.clean
-    kinds = infer_kinds(
-        raw,
-        p.id_column,
-        p.target,
-        p.time_column,
-        c.date_formats,
-        c.min_parse_share,
-        c.max_categories,
-    )
+    kinds = kinds_for(raw, p, c)
     std = standardise(raw, kinds, p.positive_label, c.date_formats, {}, [])
     clean, _ = clean_frame(std.frame, p)
     features, _ = build_features(clean, p, never_features(params))
@@ -165,15 +157,7 @@ def test_a_column_that_turns_to_text_in_a_later_export_is_named():
     raw = REAL["telco"]["load"]()
     params = params_for("telco")
     p, c = params.problem, params.clean
-    kinds = infer_kinds(
-        raw,
-        p.id_column,
-        p.target,
-        p.time_column,
-        c.date_formats,
-        c.min_parse_share,
-        c.max_categories,
-    )
+    kinds = kinds_for(raw, p, c)
     later = raw.assign(monthly_charges=raw["monthly_charges"].map(lambda v: f"{v:.2f} USD/month"))
     std = standardise(later, kinds, p.positive_label, c.date_formats, {}, [])
     with pytest.raises(StepError, match="'monthly_charges'"):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextvars
 import hashlib
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -14,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from devtools.project import git
+from devtools.services import chromium, chromium_or_skip
 from tasks.core.runtime.processes import dvc_executable, tool_env
 
 pytestmark = pytest.mark.slow
@@ -188,34 +188,13 @@ def test_pipeline_deployments_share_one_concurrency_slot(served):
     )
 
 
-def _chromium() -> tuple[str, str] | None:
-    paths = ("/usr/bin/chromium", "/usr/bin/chromedriver")
-    return paths if all(os.path.exists(p) for p in paths) else None
-
-
 def test_the_prefect_ui_lists_the_deployments(served, tmp_path):
-    if not _chromium():
-        message = "Debian's chromium and chromium-driver are needed (.ci/run installs them)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    chromium_or_skip()
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    binary, driver_path = _chromium()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--window-size=1400,900",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver = chromium("--window-size=1400,900")
     try:
         driver.get(f"{served.server.ui_url}/deployments")
         # the server's API auth is on: the UI asks for the auth string first

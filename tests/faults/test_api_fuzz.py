@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
-from devtools.services import free_port, spawn, stop, wait_for
+from devtools.services import start_api, stop
 
 TOKEN = "fuzz-admin-token-0123456789"
 
@@ -36,38 +35,14 @@ def api_url(trained_project: Path, tmp_path_factory) -> Iterator[str]:
         root / "registry",
         ignore=shutil.ignore_patterns("predictions.db*"),
     )
-    port = free_port()
     log = root / "api.log"
     env = {
         **os.environ,
         "CHURN_ADMIN_TOKEN": TOKEN,
         "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
     }
-    proc = spawn(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "service.app:app_from_env",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        log,
-        env,
-        cwd=root,
-    )
-    url = f"http://127.0.0.1:{port}"
+    proc, url = start_api(root, env, log, timeout_s=60)
     try:
-        wait_for(
-            lambda: httpx.get(url + "/health", timeout=2).status_code == 200,
-            60,
-            "the API",
-            proc,
-            log,
-        )
         yield url
         assert proc.poll() is None, f"the API died under fuzzing:\n{log.read_text()[-3000:]}"
         assert "Traceback" not in log.read_text(), log.read_text()[-3000:]

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks.core.config import CleanParams, ProblemParams
 from tasks.core.data.labels import binarize_target
 
 KINDS = ("id", "target", "numeric", "datetime", "categorical", "text")
@@ -77,6 +78,19 @@ def parse_dates(values: pd.Series, formats: list[str]) -> tuple[pd.Series, int]:
         out[todo] = pd.to_datetime(text[todo], format=fmt, errors="coerce")
     failed = int((out.isna() & ~_blank(values)).sum())
     return out, failed
+
+
+def kinds_for(raw: pd.DataFrame, problem: ProblemParams, clean: CleanParams) -> dict[str, str]:
+    """:func:`infer_kinds` with the problem's roles and the clean step's settings."""
+    return infer_kinds(
+        raw,
+        problem.id_column,
+        problem.target,
+        problem.time_column,
+        clean.date_formats,
+        clean.min_parse_share,
+        clean.max_categories,
+    )
 
 
 def infer_kinds(
