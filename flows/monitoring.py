@@ -27,18 +27,21 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from flows.common import project_root
-from tasks import monitor
 from tasks.core.config import load_params
 from tasks.core.env import telemetry_off
 from tasks.core.io import read_json, write_json, write_text
 from tasks.core.paths import MONITORING_REPORTS, PATHS
+from tasks.core.quality.suites import suite_path_for
+from tasks.core.quality.validation import read_suite_file
 from tasks.core.serving.registry import open_registry, registry_dir
 from tasks.core.serving.store import PredictionStore, store_url
+from tasks.monitor import checks, drift, policy
 
 ALERT_EVENT = "churn.monitoring.alert"
 ROLLBACK_EVENT = "churn.model.rolled-back"
@@ -99,7 +102,7 @@ def evidently_project(workspace_dir: Path) -> tuple[Any, Any]:
                 PanelMetric(
                     legend="mean score",
                     metric="MeanValue",
-                    metric_labels={"column": monitor.PREDICTION},
+                    metric_labels={"column": drift.PREDICTION},
                 )
             ],
             size="half",
@@ -108,38 +111,20 @@ def evidently_project(workspace_dir: Path) -> tuple[Any, Any]:
     return ws, project
 
 
-def _cooldown(state: dict[str, Any], now: dt.datetime, hours: float) -> dt.datetime | None:
-    """When the cooldown of the last alert ends, if it has not ended yet."""
-    if not state.get("last_alert_at"):
-        return None
-    until = dt.datetime.fromisoformat(state["last_alert_at"]) + dt.timedelta(hours=hours)
-    return until if now < until else None
-
-
-def _onset(reasons: list[str], window_start: dt.datetime, labelled: pd.DataFrame) -> dt.datetime:
-    """When the trouble shows in the predictions: the window's start for drift or input
-    quality; for live performance, when the labelled predictions were made (weeks earlier,
-    as labels come late). The earliest of the reasons' onsets."""
-    if not any(r.startswith("live performance") for r in reasons) or labelled.empty:
-        return window_start
-    made = pd.to_datetime(labelled["created_at"], utc=True).min().to_pydatetime()
-    return min(made, window_start)
-
-
 def _markdown(summary: dict[str, Any]) -> str:
-    drift = summary.get("drift") or {}
+    found = summary.get("drift") or {}
     perf = summary["live_performance"]
     lines = [
         f"# Monitoring: {summary['verdict']}",
         "",
         f"- model: `{summary['model_version']}`; window {summary['window']['start']} to "
         f"{summary['window']['end']}: {summary['window']['rows']} predictions",
-        f"- drift share: {drift.get('drift_share', '-')} (alert at "
+        f"- drift share: {found.get('drift_share', '-')} (alert at "
         f"{summary['policy']['drift_share_alert']}); "
-        f"drifted: {', '.join(drift.get('drifted_columns', [])) or 'none'}",
-        f"- prediction drift: {drift.get('prediction_drift', '-')}; mean score "
-        f"{(drift.get('prediction_mean') or {}).get('current', '-')} vs reference "
-        f"{(drift.get('prediction_mean') or {}).get('reference', '-')}",
+        f"drifted: {', '.join(found.get('drifted_columns', [])) or 'none'}",
+        f"- prediction drift: {found.get('prediction_drift', '-')}; mean score "
+        f"{(found.get('prediction_mean') or {}).get('current', '-')} vs reference "
+        f"{(found.get('prediction_mean') or {}).get('reference', '-')}",
         f"- live performance: {perf['labelled_rows']} labelled requests; "
         + (
             f"ROC-AUC {perf['roc_auc']:.4f}, PR-AUC {perf['pr_auc']:.4f}"
@@ -161,6 +146,117 @@ def _markdown(summary: dict[str, Any]) -> str:
     if summary.get("retraining"):
         lines.append(f"- {summary['retraining']['note']}")
     return "\n".join(lines)
+
+
+@task(name="drift", cache_policy=NO_CACHE)
+def check_drift(
+    window: pd.DataFrame, champion: Any, cfg: Any, end: dt.datetime
+) -> drift.DriftResult | None:
+    """Data and prediction drift of the window against the champion's reference sample."""
+    if window.empty:
+        return None
+    card = champion.card
+    current = window.rename(columns={"score": drift.PREDICTION})
+    return drift.drift_check(
+        champion.reference(),
+        current,
+        card["numeric_features"],
+        card["categorical_features"],
+        cfg,
+        timestamp=end,
+    )
+
+
+@task(name="live-performance", cache_policy=NO_CACHE)
+def check_live_performance(served: pd.DataFrame, champion: Any, params: Any) -> dict[str, Any]:
+    """ROC-AUC and PR-AUC on the labels that arrived, against the KPI floors and the card."""
+    kpis, cfg = params.problem.kpis, params.monitor
+    return checks.live_performance(
+        served,
+        {"roc_auc": kpis.roc_auc_min, "pr_auc": kpis.pr_auc_min},
+        cfg.min_labelled_rows,
+        (champion.card.get("metrics") or {}).get("test", {}).get("roc_auc"),
+        cfg.max_roc_auc_drop,
+    )
+
+
+@task(name="input-quality", cache_policy=NO_CACHE)
+def check_input_quality(window: pd.DataFrame, root: Path, params: Any) -> dict[str, Any]:
+    """The raw suite's row-level checks on the window's inputs."""
+    suite = read_suite_file(root / suite_path_for(params.clean, params.collect))
+    return checks.input_quality(window, suite, params.monitor)
+
+
+@task(name="unseen-categories", cache_policy=NO_CACHE)
+def check_unseen_categories(window: pd.DataFrame, champion: Any) -> dict[str, Any]:
+    """Categories the serving model never saw in training."""
+    return checks.unseen_categories(
+        window, champion.schema(), champion.card["categorical_features"]
+    )
+
+
+@task(name="shadow", cache_policy=NO_CACHE)
+def check_shadow(
+    labelled: pd.DataFrame, champion: str, previous: str | None, cfg: Any
+) -> dict[str, Any]:
+    """The champion against the previous one on the same labelled requests."""
+    return checks.shadow_comparison(
+        labelled, champion, previous, cfg.min_labelled_rows, cfg.rollback_margin
+    )
+
+
+@task(name="rollback", cache_policy=NO_CACHE)
+def roll_back(registry: Any, champion: str, previous: str, shadow: dict[str, Any], cfg: Any) -> str:
+    """Point the champion back at the previous one; emit the rollback event."""
+    target = registry.rollback(
+        reason=(
+            f"monitoring: live ROC-AUC of {champion} {shadow['champion_roc_auc']:.4f} trails "
+            f"{previous} {shadow['previous_roc_auc']:.4f} by more than {cfg.rollback_margin}"
+        )
+    )
+    get_run_logger().warning("rolled back from %s to %s: %s", champion, target, shadow)
+    emit_event(
+        ROLLBACK_EVENT,
+        resource={"prefect.resource.id": f"churn.model.{champion}"},
+        payload={"from": champion, "to": target, "shadow": shadow},
+    )
+    return target
+
+
+@task(name="alert-policy", cache_policy=NO_CACHE)
+def decide_alert(*args: Any) -> policy.AlertDecision:
+    """Cooldown, episode and retraining request (``tasks.monitor.policy.decide``)."""
+    return policy.decide(*args)
+
+
+@task(name="alert", cache_policy=NO_CACHE)
+def raise_alert(
+    decision: policy.AlertDecision, reasons: list[str], champion: str, end: dt.datetime
+) -> None:
+    """Emit the alert event, and the retraining request when the policy says so."""
+    logger = get_run_logger()
+    resource = {"prefect.resource.id": f"churn.model.{champion}"}
+    reason = "; ".join(reasons)[:500]
+    emit_event(
+        ALERT_EVENT,
+        resource=resource,
+        payload={
+            "reason": reason,
+            "model_version": champion,
+            "window_end": end.isoformat(),
+            "retraining": decision.retraining["note"],
+        },
+    )
+    logger.warning("ALERT (event %s): %s", ALERT_EVENT, "; ".join(reasons))
+    if decision.retraining["request"]:
+        emit_event(
+            RETRAIN_EVENT,
+            resource=resource,
+            payload={"reason": reason, "model_version": champion, "params": decision.overrides},
+        )
+        logger.warning("%s (event %s)", decision.retraining["note"], RETRAIN_EVENT)
+    else:
+        logger.warning("%s", decision.retraining["note"])
 
 
 @flow(name="monitoring", log_prints=True)
@@ -192,10 +288,10 @@ def monitoring(
     start = end - dt.timedelta(hours=window_hours or cfg.window_hours)
     store = PredictionStore(store_url(registry_dir(root, params)))
     try:
-        window = monitor.window_frame(store.window(start, end))
+        window = drift.window_frame(store.window(start, end))
         # ground truth arrives late (the problem's horizon): live performance is judged on the
         # predictions whose labels arrived in the window, whenever they were made
-        labelled = monitor.window_frame(store.window(start, end, by="labelled_at"))
+        labelled = drift.window_frame(store.window(start, end, by="labelled_at"))
     finally:
         store.close()
     logger.info(
@@ -206,39 +302,15 @@ def monitoring(
         len(labelled),
     )
 
-    card = champion.card
-    drift_result = None
-    if len(window):
-        current = window.rename(columns={"score": monitor.PREDICTION})
-        drift_result = monitor.drift_check(
-            champion.reference(),
-            current,
-            card["numeric_features"],
-            card["categorical_features"],
-            cfg,
-            timestamp=end,
-        )
-    drift = drift_result.summary if drift_result else None
-    kpis = params.problem.kpis
+    drift_result = check_drift(window, champion, cfg, end)
+    drifted = drift_result.summary if drift_result else None
     served = labelled[labelled["model_version"] == champion.version] if len(labelled) else labelled
-    perf = monitor.live_performance(
-        served,
-        {"roc_auc": kpis.roc_auc_min, "pr_auc": kpis.pr_auc_min},
-        cfg.min_labelled_rows,
-        (card.get("metrics") or {}).get("test", {}).get("roc_auc"),
-        cfg.max_roc_auc_drop,
-    )
-    from tasks.core.quality.suites import suite_path_for
-    from tasks.core.quality.validation import read_suite_file
-
-    suite = read_suite_file(root / suite_path_for(params.clean, params.collect))
-    quality = monitor.input_quality(window, suite, cfg)
+    perf = check_live_performance(served, champion, params)
+    quality = check_input_quality(window, root, params)
     previous = registry.aliases().get("previous_champion")
-    shadow = monitor.shadow_comparison(
-        labelled, champion.version, previous, cfg.min_labelled_rows, cfg.rollback_margin
-    )
-    unseen = monitor.unseen_categories(window, champion.schema(), card["categorical_features"])
-    reasons = monitor.alert_reasons(drift, perf, len(window), cfg, quality, unseen)
+    shadow = check_shadow(labelled, champion.version, previous, cfg)
+    unseen = check_unseen_categories(window, champion)
+    reasons = policy.alert_reasons(drifted, perf, len(window), cfg, quality, unseen)
 
     out_dir = root / cfg.workspace_dir
     stamp = end.strftime("%Y%m%dT%H%M%SZ")
@@ -250,7 +322,7 @@ def monitoring(
         "checked_at": dt.datetime.now(dt.timezone.utc).isoformat(),
         "window": {"start": start.isoformat(), "end": end.isoformat(), "rows": int(len(window))},
         "policy": cfg.model_dump(),
-        "drift": drift,
+        "drift": drifted,
         "live_performance": perf,
         "input_quality": quality,
         "unseen_categories": unseen,
@@ -261,99 +333,30 @@ def monitoring(
         "rolled_back_to": None,
         "report_html": str(html.relative_to(root)) if drift_result is not None else None,
     }
-
     if shadow["rollback"]:
-        target = registry.rollback(
-            reason=(
-                f"monitoring: live ROC-AUC of {champion.version} "
-                f"{shadow['champion_roc_auc']:.4f} trails {previous} "
-                f"{shadow['previous_roc_auc']:.4f} by more than {cfg.rollback_margin}"
-            )
-        )
-        summary["rolled_back_to"] = target
-        logger.warning("rolled back from %s to %s: %s", champion.version, target, shadow)
-        emit_event(
-            ROLLBACK_EVENT,
-            resource={"prefect.resource.id": f"churn.model.{champion.version}"},
-            payload={"from": champion.version, "to": target, "shadow": shadow},
-        )
+        summary["rolled_back_to"] = roll_back(registry, champion.version, previous, shadow, cfg)
 
     state_file = out_dir / "alert_state.json"
-    state = read_json(state_file) if state_file.exists() else {}
-    small = len(window) < cfg.min_window_rows
-    if reasons:
-        until = _cooldown(state, end, cfg.cooldown_hours)
-        if until is not None:
-            summary["verdict"] = (
-                f"alert suppressed: cooldown of the last alert until {until.isoformat()}"
-            )
-            logger.warning("%s; reasons: %s", summary["verdict"], "; ".join(reasons))
-        else:
-            onset = _onset(reasons, start, served)
-            episode, decision = monitor.retrain_request(
-                state.get("episode"),
-                champion.version,
-                onset,
-                end,
-                params.problem.label_delay_days,
-                cfg,
-            )
-            overrides = (
-                {
-                    "collect.window.start": decision["window"]["start"],
-                    "collect.window.end": decision["window"]["end"],
-                }
-                if params.collect.window is not None
-                else {}
-            )
-            summary.update(
-                alert=True,
-                retraining=decision,
-                verdict="ALERT: "
-                + (
-                    "retraining requested" if decision["request"] else "retraining waits for labels"
-                ),
-            )
-            write_json(
-                state_file,
-                {"last_alert_at": end.isoformat(), "reasons": reasons, "episode": episode},
-            )
-            resource = {"prefect.resource.id": f"churn.model.{champion.version}"}
-            reason = "; ".join(reasons)[:500]
-            emit_event(
-                ALERT_EVENT,
-                resource=resource,
-                payload={
-                    "reason": reason,
-                    "model_version": champion.version,
-                    "window_end": end.isoformat(),
-                    "retraining": decision["note"],
-                },
-            )
-            logger.warning("ALERT (event %s): %s", ALERT_EVENT, "; ".join(reasons))
-            if decision["request"]:
-                emit_event(
-                    RETRAIN_EVENT,
-                    resource=resource,
-                    payload={
-                        "reason": reason,
-                        "model_version": champion.version,
-                        "params": overrides,
-                    },
-                )
-                logger.warning("%s (event %s)", decision["note"], RETRAIN_EVENT)
-            else:
-                logger.warning("%s", decision["note"])
-    elif small:
-        summary["verdict"] = (
-            f"ok so far: window too small to judge drift ({len(window)} < "
-            f"{cfg.min_window_rows} predictions)"
-            + ("; KPIs met" if perf["evaluated"] else "; KPIs not judged yet")
-        )
-    else:
-        summary["verdict"] = (
-            "ok: no drift, KPIs met" if perf["evaluated"] else "ok: no drift (KPIs not judged yet)"
-        )
+    decision = decide_alert(
+        reasons,
+        read_json(state_file) if state_file.exists() else {},
+        start,
+        end,
+        len(window),
+        served,
+        perf["evaluated"],
+        champion.version,
+        params.problem.label_delay_days,
+        params.collect.window is not None,
+        cfg,
+    )
+    summary.update(alert=decision.alert, retraining=decision.retraining, verdict=decision.verdict)
+    if decision.state is not None:
+        write_json(state_file, decision.state)
+    if decision.alert:
+        raise_alert(decision, reasons, champion.version, end)
+    elif reasons:
+        logger.warning("%s; reasons: %s", decision.verdict, "; ".join(reasons))
     write_json(out_dir / MONITORING_REPORTS / f"{stamp}.json", summary)
 
     if drift_result is not None or perf["evaluated"]:
@@ -363,7 +366,7 @@ def monitoring(
         if perf["evaluated"]:
             with_labels = served[served["label"].notna()]
             ws.add_run(
-                project.id, monitor.performance_snapshot(with_labels, end), include_data=False
+                project.id, checks.performance_snapshot(with_labels, end), include_data=False
             )
     create_markdown_artifact(
         key="monitoring",

@@ -9,13 +9,9 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.config import MonitorParams
-from tasks.monitor import (
-    alert_reasons,
-    drift_check,
-    live_performance,
-    retrain_request,
-    unseen_categories,
-)
+from tasks.monitor.checks import live_performance, unseen_categories
+from tasks.monitor.drift import drift_check
+from tasks.monitor.policy import alert_reasons, retrain_request
 
 NUMERIC = ["tenure_months", "monthly_charges", "support_tickets"]
 CATEGORICAL = ["plan", "region"]
@@ -240,7 +236,7 @@ def test_categories_the_model_never_saw_alert_even_once_the_suite_accepts_them()
 def test_prediction_drift_must_exceed_what_sampling_alone_gives_at_the_window_size():
     from scipy.stats import wasserstein_distance
 
-    from tasks.monitor import prediction_noise_floor
+    from tasks.monitor.drift import prediction_noise_floor
 
     rng = np.random.default_rng(3)
     reference = rng.beta(2, 8, 5000)  # skewed like churn scores
@@ -260,3 +256,26 @@ def test_prediction_drift_must_exceed_what_sampling_alone_gives_at_the_window_si
     )
     assert shifted > small, "a shift of 0.05 in the mean score still shows"
     assert prediction_noise_floor(reference, 500, MonitorParams(num_method="psi")) is None
+
+
+def test_the_alert_policy_is_a_pure_decision_with_cooldown_and_episode():
+    import datetime as dt
+
+    import pandas as pd
+
+    from tasks.monitor.policy import decide
+
+    now = dt.datetime(2024, 3, 1, tzinfo=dt.timezone.utc)
+    start = now - dt.timedelta(hours=24)
+    empty = pd.DataFrame()
+    args = (start, now, 1000, empty, True, "v0001", 30, True, CFG)
+    calm = decide([], {}, *args)
+    assert not calm.alert and calm.verdict == "ok: no drift, KPIs met" and calm.state is None
+    first = decide(["data drift: 40% of features drifted"], {}, *args)
+    assert first.alert and first.verdict.startswith("ALERT: ")
+    assert first.state["last_alert_at"] == now.isoformat() and first.retraining is not None
+    assert set(first.overrides) <= {"collect.window.start", "collect.window.end"}
+    later = now + dt.timedelta(hours=CFG.cooldown_hours / 2)
+    held = decide(["data drift"], first.state, start, later, *args[2:])
+    assert not held.alert and held.verdict.startswith("alert suppressed: cooldown")
+    assert held.state is None

@@ -1,0 +1,183 @@
+"""Data and prediction drift, measured with Evidently as the *size* of a shift.
+
+Normed Wasserstein distance for numbers, Jensen-Shannon distance for categories, thresholds
+in ``params.yaml`` section ``monitor``; never p-value tests: on a window of a million rows a
+p-value test flags shifts too small to matter. Windows above ``monitor.max_window_rows`` are
+sampled, which keeps a check of any window size well under a minute and changes a distance
+by sampling noise only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.core.config import MonitorParams
+
+NOISE_ROUNDS, NOISE_MARGIN = 50, 1.25
+
+
+PREDICTION = "prediction"
+
+
+@dataclass
+class DriftResult:
+    """An Evidently snapshot (for HTML and the workspace) and its summary."""
+
+    snapshot: Any
+    summary: dict[str, Any]
+
+
+def window_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Logged predictions (store rows) as a frame: their model inputs, score and label."""
+    if not rows:
+        return pd.DataFrame()
+    features = pd.DataFrame.from_records([json.loads(r["features"]) for r in rows])
+    meta = pd.DataFrame.from_records(
+        [
+            {
+                k: r[k]
+                for k in (
+                    "request_id",
+                    "created_at",
+                    "model_version",
+                    "score",
+                    "label",
+                    "shadow_version",
+                    "shadow_score",
+                )
+            }
+            for r in rows
+        ]
+    )
+    return pd.concat([features, meta], axis=1)
+
+
+def sample_rows(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
+    return frame.sample(limit, random_state=seed) if len(frame) > limit else frame
+
+
+def prediction_noise_floor(reference: np.ndarray, n: int, cfg: MonitorParams) -> float | None:
+    """The normed Wasserstein distance that sampling alone produces (a window of ``n`` rows).
+
+    The prediction is the one column that alerts on its own, so it must not alert on noise:
+    on a small window (the minimum is ``monitor.min_window_rows``) a distance of 0.1 is
+    within chance. This draws ``NOISE_ROUNDS`` windows of ``n`` from the reference, takes
+    the largest distance, scales it for the reference's own sampling error
+    (``sqrt(1 + n/m)``) and adds a 25% margin. The prediction drifts only above both this
+    floor and ``monitor.prediction_drift_threshold``. None for methods other than Wasserstein.
+    """
+    from scipy.stats import wasserstein_distance
+
+    reference = reference[np.isfinite(reference)]
+    spread = float(np.std(reference)) if reference.size else 0.0
+    if cfg.num_method != "wasserstein" or n < 1 or spread == 0.0:
+        return None
+    rng = np.random.default_rng(cfg.random_state)
+    largest = max(
+        wasserstein_distance(reference, rng.choice(reference, n, replace=True)) / spread
+        for _ in range(NOISE_ROUNDS)
+    )
+    return float(largest * NOISE_MARGIN * np.sqrt(1 + n / reference.size))
+
+
+def drift_check(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    cfg: MonitorParams,
+    timestamp: dt.datetime | None = None,
+) -> DriftResult:
+    """Per-feature and prediction drift of ``current`` against ``reference``.
+
+    Both frames hold the model's input columns and a ``prediction`` column (the score).
+    """
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import MeanValue
+    from evidently.presets import DataDriftPreset
+
+    numeric = [c for c in numeric if c in reference and c in current]
+    categorical = [c for c in categorical if c in reference and c in current]
+    # a (near-)constant column has no distribution to compare (and breaks histograms):
+    # it drifts only if its constant value moves
+    constant: dict[str, float] = {}
+    for c in list(numeric):
+        both = pd.concat([reference[c], current[c]]).dropna().to_numpy(dtype=float)
+        if both.size and np.ptp(both) <= 1e-9 * max(1.0, float(np.abs(both).max())):
+            numeric.remove(c)
+            constant[c] = 0.0
+        elif both.size:
+            ref_c, cur_c = reference[c].dropna(), current[c].dropna()
+            if (
+                ref_c.size
+                and cur_c.size
+                and np.ptp(ref_c) <= 1e-9 * max(1.0, float(np.abs(ref_c).max()))
+            ):
+                numeric.remove(c)
+                constant[c] = 1.0  # constant in training, varies now: a drift by definition
+    columns = [*numeric, *categorical, PREDICTION]
+    ref = sample_rows(reference[columns], cfg.max_window_rows, cfg.random_state)
+    cur = sample_rows(current[columns], cfg.max_window_rows, cfg.random_state + 1)
+    for c in categorical:  # one category type on both sides, missing as its own value
+        ref[c] = ref[c].astype("string").fillna("(missing)")
+        cur[c] = cur[c].astype("string").fillna("(missing)")
+    definition = DataDefinition(
+        numerical_columns=[*numeric, PREDICTION], categorical_columns=categorical
+    )
+    noise = prediction_noise_floor(ref[PREDICTION].to_numpy(dtype=float), len(cur), cfg)
+    thresholds = {
+        **{c: cfg.drift_threshold for c in numeric + categorical},
+        PREDICTION: max(cfg.prediction_drift_threshold, noise or 0.0),
+    }
+    report = Report(
+        [
+            DataDriftPreset(
+                columns=columns,
+                num_method=cfg.num_method,
+                cat_method=cfg.cat_method,
+                per_column_threshold=thresholds,
+                drift_share=cfg.drift_share_alert,
+            ),
+            MeanValue(column=PREDICTION),
+        ]
+    )
+    snapshot = report.run(
+        Dataset.from_pandas(cur, data_definition=definition),
+        Dataset.from_pandas(ref, data_definition=definition),
+        timestamp=timestamp,
+        name="drift",
+    )
+    distances: dict[str, float] = {}
+    for metric in snapshot.dict()["metrics"]:
+        config = metric.get("config") or {}
+        if config.get("type", "").endswith("ValueDrift"):
+            distances[config["column"]] = float(metric["value"])
+    distances.update(constant)
+    thresholds.update({c: cfg.drift_threshold for c in constant})
+    features = [c for c in distances if c != PREDICTION]
+    drifted = sorted(c for c in features if distances[c] >= thresholds[c])
+    summary = {
+        "rows_reference": int(len(reference)),
+        "rows_current": int(len(current)),
+        "rows_compared": {"reference": int(len(ref)), "current": int(len(cur))},
+        "sampled": bool(len(current) > cfg.max_window_rows or len(reference) > cfg.max_window_rows),
+        "methods": {"numeric": cfg.num_method, "categorical": cfg.cat_method},
+        "drift_share": round(len(drifted) / max(len(features), 1), 4),
+        "drifted_columns": drifted,
+        "distances": {c: round(v, 5) for c, v in sorted(distances.items())},
+        "prediction_drift": round(distances.get(PREDICTION, float("nan")), 5),
+        "prediction_drifted": bool(distances.get(PREDICTION, 0.0) >= thresholds[PREDICTION]),
+        "prediction_threshold": round(thresholds[PREDICTION], 5),
+        "prediction_noise_floor": None if noise is None else round(noise, 5),
+        "prediction_mean": {
+            "reference": float(np.mean(ref[PREDICTION])),
+            "current": float(np.mean(cur[PREDICTION])),
+        },
+    }
+    return DriftResult(snapshot, summary)
