@@ -30,9 +30,9 @@ def main(argv: list[str]) -> int:
             "code_version": "plain",
         },
     )
-    if "failed" in decision:
+    if decision is None:
         return 1
-    print(f"registered {decision['registered']}, champion {decision['champion']}")
+    print(f"registered {decision.registered}, champion {decision.champion}")
     return 0
 
 

@@ -135,7 +135,7 @@ def steps(repo: Path = REPO) -> list[tuple[str, Any]]:
 
 def run_in_process(
     root: Path, run: dict[str, Any], around_step: Callable[[str], Any] | None = None
-) -> dict[str, Any]:
+) -> Any:
     """Every step's entry point in this process (no Prefect, no DVC), then register and promote.
 
     Parameters
@@ -150,8 +150,8 @@ def run_in_process(
 
     Returns
     -------
-    dict
-        The registration decision; ``{"failed": stage}`` if a step failed.
+    Promotion or None
+        The registration decision; None if a step failed (its message is on stderr).
     """
     import contextlib
     import os
@@ -167,7 +167,7 @@ def run_in_process(
         for name, module in steps(root):
             with around_step(name) if around_step else contextlib.nullcontext():
                 if run_step(name, module.main) != 0:
-                    return {"failed": name}
+                    return None
     finally:
         os.chdir(before)
     params = load_params(root / PATHS.params)

@@ -97,7 +97,7 @@ def retrain(
                 logger.info("workspace kept at %s", ws.root)
             else:
                 workspace.remove(ws, on_line=logger.info)
-    decision = result.get("promotion") or {}
+    decision = result.get("promotion")
     reports = Path(result["reports"]).relative_to(main) if result.get("reports") else "-"
     create_markdown_artifact(
         key="retraining",
@@ -110,10 +110,10 @@ def retrain(
                 f"- overrides: {', '.join(f'`{o}`' for o in result['overrides']) or 'none'}",
                 f"- DVC experiment: `{result.get('experiment')}` (in the main checkout: `dvc exp "
                 "show`)",
-                f"- registered: `{decision.get('registered')}`; champion now: "
-                f"`{decision.get('champion')}`",
+                f"- registered: `{decision.registered if decision else None}`; champion now: "
+                f"`{decision.champion if decision else None}`",
                 f"- reports: `{reports}`",
-                *[f"- {r}" for r in decision.get("reasons", [])],
+                *[f"- {r}" for r in (decision.reasons if decision else ())],
             ]
         ),
     )
@@ -125,10 +125,11 @@ def main(argv: list[str]) -> int:
     does)."""
     telemetry_off()
     result = retrain(reason=" ".join(argv) or "manual")
-    decision = result.get("promotion") or {}
+    decision = result.get("promotion")
     print(
-        f"experiment {result.get('experiment')}; registered {decision.get('registered')}; "
-        f"champion {decision.get('champion')}; reports {result.get('reports')}"
+        f"experiment {result.get('experiment')}; "
+        f"registered {decision.registered if decision else None}; "
+        f"champion {decision.champion if decision else None}; reports {result.get('reports')}"
     )
     return 0
 

@@ -14,7 +14,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -30,6 +30,9 @@ from tasks.core.runtime.lock import PipelineBusy, workspace_lock
 from tasks.core.runtime.pipeline import Stage, load_stages
 from tasks.core.runtime.stages import StageFailed, repro_stage, stale_stages
 from tasks.core.step import code_version
+
+if TYPE_CHECKING:  # the step module is imported only when a model is registered
+    from tasks.promote import Promotion
 
 # DVC's advice after each stage; the flow records and pushes the run itself.
 DVC_HINTS = (
@@ -92,7 +95,7 @@ def record_experiment(root: str, name: str) -> str:
 
 
 @task(name="register-and-promote", cache_policy=NO_CACHE)
-def register(root: str, run: dict[str, Any], registry_dir: str | None = None) -> dict[str, Any]:
+def register(root: str, run: dict[str, Any], registry_dir: str | None = None) -> Promotion:
     """Register a blessed model; promote it only if it beats the champion (step 10)."""
     from tasks.core.config import load_params
     from tasks.core.serving.registry import Registry
@@ -107,21 +110,21 @@ def register(root: str, run: dict[str, Any], registry_dir: str | None = None) ->
     logger = get_run_logger()
     verdict = (
         "promoted to champion"
-        if decision["promoted"]
+        if decision.promoted
         else "registered, not promoted"
-        if decision["registered"]
+        if decision.registered
         else "not registered"
     )
-    logger.info("model %s: %s", decision["registered"] or "-", verdict)
-    for reason in decision["reasons"]:
+    logger.info("model %s: %s", decision.registered or "-", verdict)
+    for reason in decision.reasons:
         logger.info("  %s", reason)
     lines = [
         f"# Deployment decision: {verdict}",
         "",
-        f"- registered version: `{decision['registered']}`",
-        f"- champion now: `{decision['champion']}`",
+        f"- registered version: `{decision.registered}`",
+        f"- champion now: `{decision.champion}`",
     ]
-    lines += [f"- {r}" for r in decision["reasons"]]
+    lines += [f"- {r}" for r in decision.reasons]
     create_markdown_artifact(
         markdown="\n".join(lines),
         key="deployment-decision",
@@ -249,20 +252,18 @@ def _print_model_summary(root: Path) -> None:
     print(f"  {'BLESSED' if m['blessed'] else 'NOT BLESSED'}: see {PATHS.model_card}")
 
 
-def _print_promotion(decision: dict[str, Any] | None) -> None:
+def _print_promotion(decision: Promotion | None) -> None:
     if not decision:
         return
     state = (
         "promoted to champion"
-        if decision["promoted"]
+        if decision.promoted
         else "registered, not promoted"
-        if decision["registered"]
+        if decision.registered
         else "not registered"
     )
-    print(
-        f"  registry: {decision['registered'] or '-'} {state}; champion is {decision['champion']}"
-    )
-    for reason in decision["reasons"]:
+    print(f"  registry: {decision.registered or '-'} {state}; champion is {decision.champion}")
+    for reason in decision.reasons:
         print(f"    {reason}")
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -150,9 +151,26 @@ def registered_as(
     return None
 
 
+@dataclass(frozen=True)
+class Promotion:
+    """What registering a run's model did: the version, whether it is champion now, and why."""
+
+    registered: str | None
+    promoted: bool
+    champion: str | None
+    reasons: tuple[str, ...]
+    previous: str | None = None
+    existing: str | None = None
+    comparison: dict[str, Any] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """As JSON (flow results, artifacts)."""
+        return {**asdict(self), "reasons": list(self.reasons)}
+
+
 def register_and_promote(
     root: Path, params: Params, registry: Registry, run: dict[str, Any]
-) -> dict[str, Any]:
+) -> Promotion:
     """Register this run's model if blessed, then promote it if it beats the champion.
 
     Parameters
@@ -166,17 +184,16 @@ def register_and_promote(
 
     Returns
     -------
-    dict
-        ``registered`` (version or None), ``promoted``, ``champion``, ``reasons`` and figures.
+    Promotion
     """
     metrics = read_json(root / PATHS.metrics_json)
     if not metrics["blessed"]:
-        return {
-            "registered": None,
-            "promoted": False,
-            "champion": (registry.aliases() or {}).get("champion"),
-            "reasons": [f"the model was not blessed at evaluation: see {PATHS.model_card}"],
-        }
+        return Promotion(
+            registered=None,
+            promoted=False,
+            champion=(registry.aliases() or {}).get("champion"),
+            reasons=(f"the model was not blessed at evaluation: see {PATHS.model_card}",),
+        )
     champion_now = (registry.aliases() or {}).get("champion")
     same = registered_as(
         registry, file_sha256(root / PATHS.model_file), read_json(root / PATHS.split_manifest)
@@ -187,16 +204,16 @@ def register_and_promote(
             if same.version == champion_now
             else f"; `make rollback TO={same.version}` serves it again"
         )
-        return {
-            "registered": None,
-            "promoted": False,
-            "champion": champion_now,
-            "existing": same.version,
-            "reasons": [
+        return Promotion(
+            registered=None,
+            promoted=False,
+            champion=champion_now,
+            existing=same.version,
+            reasons=(
                 f"the same model, trained and tested on the same data, is already registered as "
-                f"{same.version}: not registered again{hint}"
-            ],
-        }
+                f"{same.version}: not registered again{hint}",
+            ),
+        )
     meta = read_json(root / PATHS.model_meta)
     train, test = pd.read_parquet(root / PATHS.train), pd.read_parquet(root / PATHS.test)
     from tasks.core.ml.models import load_model
@@ -243,12 +260,12 @@ def register_and_promote(
     champion = registry.champion()
     if champion is None:
         registry.promote(version.version, "first blessed model")
-        return {
-            "registered": version.version,
-            "promoted": True,
-            "champion": version.version,
-            "reasons": ["no champion yet: the first blessed model becomes champion"],
-        }
+        return Promotion(
+            registered=version.version,
+            promoted=True,
+            champion=version.version,
+            reasons=("no champion yet: the first blessed model becomes champion",),
+        )
     y = test[params.problem.target].to_numpy(int)
     decision = compare(
         y,
@@ -259,13 +276,14 @@ def register_and_promote(
     )
     if decision["promote"]:
         registry.promote(version.version, "; ".join(decision["reasons"]))
-    return {
-        "registered": version.version,
-        "promoted": decision["promote"],
-        "champion": registry.aliases()["champion"],
-        "previous": champion.version,
-        **decision,
-    }
+    return Promotion(
+        registered=version.version,
+        promoted=decision["promote"],
+        champion=registry.aliases()["champion"],
+        reasons=tuple(decision["reasons"]),
+        previous=champion.version,
+        comparison={k: v for k, v in decision.items() if k not in ("promote", "reasons")},
+    )
 
 
 def describe(version: ModelVersion | None) -> str:

@@ -125,7 +125,7 @@ def trained_project(tmp_path_factory) -> Path:
     )
     # tests/code/test_dvc_params.py checks dvc.yaml against what each stage read
     (root / PARAMS_READS).write_text(json.dumps({k: sorted(v) for k, v in reads.items()}, indent=1))
-    assert decision["promoted"], decision
+    assert decision is not None and decision.promoted, decision
     return root
 
 

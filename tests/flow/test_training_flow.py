@@ -101,7 +101,7 @@ def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_i
     # step 10: a blessed model is registered and, with no champion yet, promoted
     assert json.loads((root / "reports" / "metrics.json").read_text())["blessed"]
     first = result["promotion"]
-    assert first["registered"] == "v0001" and first["promoted"] and first["champion"] == "v0001"
+    assert first.registered == "v0001" and first.promoted and first.champion == "v0001"
     card = json.loads((root / "registry" / "versions" / "v0001" / "card.json").read_text())
     assert card["experiment"] == name and card["flow_run_id"] == str(
         state.state_details.flow_run_id
@@ -114,8 +114,8 @@ def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_i
     second = training(project_dir=str(root))
     assert second["experiment"] != name and not any(s["ran"] for s in second["stages"])
     again = second["promotion"]  # the same model on the same data: not registered a second time
-    assert again["registered"] is None and not again["promoted"] and again["existing"] == "v0001"
-    assert again["champion"] == "v0001" and "already registered as v0001" in again["reasons"][0]
+    assert again.registered is None and not again.promoted and again.existing == "v0001"
+    assert again.champion == "v0001" and "already registered as v0001" in again.reasons[0]
     assert [v.version for v in Registry(root / "registry").versions()] == ["v0001"]
 
     # the flow asks `dvc status` once which stages are stale, instead of a `dvc repro` per stage
