@@ -28,7 +28,8 @@ def test_store_writes_labels_and_reads_back_with_parameterised_queries(postgres_
         assert [(r["record_id"], r["label"]) for r in rows] == [("a", None), ("b", 1)]
         assert store.get(hostile)[0]["record_id"] == hostile, "stored as data, not run as SQL"
         with sa.create_engine(postgres_url).connect() as conn:
-            assert conn.execute(sa.text("select count(*) from predictions")).scalar() == 3
+            count = sa.text("select count(*) from predictions where request_id in (:a, :b)")
+            assert conn.execute(count, {"a": "req-1", "b": hostile}).scalar() == 3
     finally:
         store.close()
 
