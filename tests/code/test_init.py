@@ -37,6 +37,8 @@ def test_the_real_datasets_get_their_target_label_id_and_personal_columns(files)
     credit = proposal_for(files["credit"])
     assert credit["problem"]["target"] == "Status" and credit["problem"]["positive_label"] == "bad"
     assert credit["problem"]["id_column"] is None and "Home" in credit["evaluate"]["slices"]
+    card = proposal_for(files["creditcard"])  # spending exists only once the card was granted
+    assert card["problem"]["post_outcome_columns"] == ["expenditure", "share"]
 
 
 def test_separator_encoding_and_decimal_comma_are_detected(tmp_path):

