@@ -29,7 +29,7 @@ from tasks.core.errors import StepError
 from tasks.core.io import atomic_path, file_sha256, read_json, write_json, write_text
 from tasks.core.ml.baselines import baseline_scores
 from tasks.core.ml.costs import expected_cost
-from tasks.core.ml.evaluation import column_slices, paired_bootstrap_lift
+from tasks.core.ml.evaluation import column_slices, paired_bootstrap_lift, slice_groups
 from tasks.core.ml.models import UntrustedModel, load_model, metric_fn, model_inputs
 from tasks.core.paths import PATHS
 from tasks.core.runtime.compute import Engine, engine
@@ -108,9 +108,7 @@ def fairness(
         if column not in test:
             continue
         groups = {}
-        for value, idx in test.groupby(
-            test[column].astype("string").fillna("<missing>")
-        ).indices.items():
+        for value, idx in slice_groups(test[column].reset_index(drop=True)).items():
             if len(idx) < cfg.fairness.min_group_rows:
                 continue
             ys, ds = y[idx], decision[idx]

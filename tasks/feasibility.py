@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_limits
 
 from tasks.core.config import FeasibilityParams, Params, ProblemParams
 from tasks.core.data.labels import binarize_target
+from tasks.core.data.schema import parse_numbers
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.errors import StepError
 from tasks.core.io import write_json, write_text
@@ -50,7 +51,7 @@ def quick_matrix(data: pd.DataFrame, problem: ProblemParams) -> pd.DataFrame:
             out[column] = values.astype(float)
             continue
         text = values.astype("string").str.strip().str.lower()
-        numbers = pd.to_numeric(text, errors="coerce")
+        numbers = parse_numbers(text)[0]
         present = text.notna() & (text != "")
         if present.any() and numbers[present].notna().mean() >= 0.9:
             out[column] = numbers.astype(float)

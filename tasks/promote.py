@@ -28,7 +28,7 @@ import pandas as pd
 
 from tasks.core.config import Params, load_params
 from tasks.core.io import file_sha256, read_json
-from tasks.core.ml.evaluation import paired_bootstrap_lift
+from tasks.core.ml.evaluation import paired_bootstrap_lift, slice_groups
 from tasks.core.ml.models import feature_columns, metric_fn, model_inputs, model_matrix, oriented
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.serving.registry import ModelVersion, Registry, RegistryError, open_registry
@@ -104,9 +104,7 @@ def compare(
     for column in params.evaluate.slices:
         if column not in frame:
             continue
-        for value, idx in frame.groupby(
-            frame[column].astype("string").fillna("<missing>")
-        ).indices.items():
+        for value, idx in slice_groups(frame[column].reset_index(drop=True)).items():
             ys = y[idx]
             if len(idx) < params.evaluate.slice_min_rows or ys.min() == ys.max():
                 continue

@@ -44,12 +44,17 @@ def paired_bootstrap_lift(
     }
 
 
+def slice_groups(values: pd.Series) -> dict[str, np.ndarray]:
+    """Row positions of each value of a slice column (missing values are one slice)."""
+    return values.groupby(values.astype("string").fillna("<missing>")).indices
+
+
 def column_slices(
     values: pd.Series, y: np.ndarray, proba: np.ndarray, min_rows: int
 ) -> list[dict[str, Any]]:
     """ROC-AUC and PR-AUC for each value of one slice column."""
     rows = []
-    for value, idx in values.groupby(values.astype("string").fillna("<missing>")).indices.items():
+    for value, idx in slice_groups(values).items():
         ys, ps = y[idx], proba[idx]
         both = ys.min() != ys.max()
         rows.append(

@@ -23,6 +23,7 @@ import pandas as pd
 import yaml
 
 from tasks.core.data.pii import looks_personal
+from tasks.core.data.schema import parse_numbers
 from tasks.core.data.sources import decimal_comma
 from tasks.core.io import write_text
 from tasks.core.paths import PATHS, find_project_root
@@ -105,7 +106,7 @@ def positive_label(values: pd.Series) -> str:
 
 
 def _numbers(values: pd.Series) -> pd.Series:
-    return pd.to_numeric(values, errors="coerce")
+    return parse_numbers(values)[0]
 
 
 def id_candidates(frame: pd.DataFrame) -> list[str]:
