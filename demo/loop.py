@@ -37,7 +37,7 @@ import pandas as pd
 import yaml
 
 from devtools.project import git, make_project
-from devtools.services import Server, spawn, start_api, start_server, stop, wait_for
+from devtools.services import Server, serve_deployments, start_api, start_server, stop, wait_for
 from tasks.core.config import parse_params
 from tasks.core.data.labels import binarize_target
 from tasks.core.data.simulator import simulate_day
@@ -532,21 +532,10 @@ def main(argv: list[str]) -> int:
         }
         api, api_url = start_api(project, api_env, work / "api.log")
         procs.append(api)
-        deploy = spawn(
-            [sys.executable, "-m", "flows.deployments"],
-            work / "deploy.log",
-            {**env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
-            cwd=project,
+        deploy = serve_deployments(
+            project, {**env, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}, work / "deploy.log", server
         )
         procs.append(deploy)
-        names = ("retrain/training", "monitoring/scheduled")
-        wait_for(
-            lambda: all(server.get(f"/deployments/name/{n}").status_code == 200 for n in names),
-            120,
-            "deployments",
-            deploy,
-            work / "deploy.log",
-        )
         retrain_id = server.get("/deployments/name/retrain/training").json()["id"]
         log(
             f"API on {api_url} (simulated clock), deployments served; "

@@ -210,3 +210,27 @@ def chromium(*args: str, performance_log: bool = False) -> Any:
     if performance_log:
         options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     return webdriver.Chrome(service=Service(CHROMIUM[1]), options=options)
+
+
+DEPLOYMENTS = ("retrain/training", "batch_scoring/batch-scoring", "monitoring/scheduled")
+
+
+def serve_deployments(
+    project: Path, env: dict[str, str], log: Path, server: Server, timeout_s: float = 120
+) -> subprocess.Popen:
+    """``make deploy`` for ``project`` against ``server``, once every deployment is there."""
+    proc = spawn([sys.executable, "-m", "flows.deployments"], log, env, cwd=project)
+    try:
+        wait_for(
+            lambda: all(
+                server.get(f"/deployments/name/{n}").status_code == 200 for n in DEPLOYMENTS
+            ),
+            timeout_s,
+            "served deployments",
+            proc,
+            log,
+        )
+    except BaseException:
+        stop(proc)
+        raise
+    return proc

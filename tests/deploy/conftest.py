@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.prefect_server import Server, reset_client_services, start_server, stop, wait_for
+from devtools.services import serve_deployments
+from tests.prefect_server import Server, reset_client_services, start_server, stop
 
 
 @pytest.fixture(scope="module")
@@ -90,22 +90,8 @@ def served(prefect_server: Server, tmp_path_factory) -> Iterator[Served]:
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
         "CHURN_ALERT_WEBHOOK_URL": receiver.url,
     }
-    with open(log, "w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "flows.deployments"],
-            cwd=root,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def deployed() -> bool:
-        names = ("retrain/training", "batch_scoring/batch-scoring", "monitoring/scheduled")
-        return all(prefect_server.get(f"/deployments/name/{n}").status_code == 200 for n in names)
-
+    proc = serve_deployments(root, env, log, prefect_server)
     try:
-        wait_for(deployed, 90, "served deployments", proc, log)
         yield Served(root, prefect_server, log, receiver)
     finally:
         stop(proc)
