@@ -23,6 +23,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.core.env import telemetry_off
+from tasks.core.io import file_sha256, read_json, write_json
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.quality.data_docs import finish as finish_data_docs
 from tasks.core.runtime.experiments import experiment_name, push_data, save_experiment
@@ -139,6 +140,34 @@ def push(root: str) -> None:
     push_data(Path(root), on_line=_log_line)
 
 
+def _run_fingerprint(root: Path) -> dict[str, str]:
+    return {
+        "params_sha256": file_sha256(root / PATHS.params),
+        "lock_sha256": file_sha256(root / "dvc.lock") if (root / "dvc.lock").exists() else "",
+    }
+
+
+def unchanged_since_last_run(root: Path) -> dict[str, Any] | None:
+    """The last recorded run, when params.yaml and dvc.lock are still exactly its own."""
+    path = root / PATHS.last_run
+    if not path.exists():
+        return None
+    last = read_json(path)
+    return (
+        last
+        if {k: last.get(k) for k in ("params_sha256", "lock_sha256")} == _run_fingerprint(root)
+        else None
+    )
+
+
+def remember_run(root: Path, experiment: str, run_name: str) -> None:
+    """Note the run just recorded (what a later nothing-changed run compares with)."""
+    write_json(
+        root / PATHS.last_run,
+        {**_run_fingerprint(root), "experiment": experiment, "flow_run_name": run_name},
+    )
+
+
 def _summary_markdown(result: dict[str, Any]) -> str:
     rows = "\n".join(
         f"| {s['stage']} | {'ran' if s['ran'] else 'up to date'} | {s['seconds']} |"
@@ -211,6 +240,18 @@ def training(
             if result["stages"][-1]["ran"]:
                 ran.add(stage.name)
         finish_data_docs(root / PATHS.data_docs_dir)  # the index over what the stages keep
+        same = unchanged_since_last_run(root) if not ran else None
+        if same is not None:
+            # nothing ran and params.yaml and dvc.lock are those of the last recorded run:
+            # record nothing new, push nothing, register nothing
+            result.update(experiment=same["experiment"], unchanged=True)
+            logger.info(
+                "nothing changed since run %s: experiment %s already holds it; nothing recorded, "
+                "pushed or registered",
+                same["flow_run_name"],
+                same["experiment"],
+            )
+            record = push_to_remote = promote = False
         if record:
             result["experiment"] = record_experiment(
                 str(root), experiment or experiment_name(run_name, run_id)
@@ -225,6 +266,8 @@ def training(
                 "code_version": code_version(root),
             }
             result["promotion"] = register(str(root), run_info, registry_dir)
+        if same is None and result["experiment"]:
+            remember_run(root, result["experiment"], run_name)
     create_markdown_artifact(
         markdown=_summary_markdown(result),
         key="training-run",

@@ -70,6 +70,9 @@ class Paths:
 
     predictions_dir: str = "data/06_predictions"
 
+    # the last recorded run of this workspace (DVC's temp folder: never committed)
+    last_run: str = ".dvc/tmp/churn-last-run.json"
+
     # runs started by deployments: isolated worktrees, and the reports each one keeps
     workspaces_dir: str = ".runs"
     runs_dir: str = "runs"

@@ -110,10 +110,22 @@ def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_i
         card["data"]["snapshot_id"] and card["code_version"] and card["params"]["problem"]["target"]
     )
 
-    # a second run of the flow records another, differently named experiment
+    # a second run with nothing changed records, pushes and registers nothing, and names
+    # the experiment that already holds it
     second = training(project_dir=str(root))
-    assert second["experiment"] != name and not any(s["ran"] for s in second["stages"])
-    again = second["promotion"]  # the same model on the same data: not registered a second time
+    assert second["unchanged"] and second["experiment"] == name and "promotion" not in second
+    assert not any(s["ran"] for s in second["stages"])
+    # an edit of the problem's wording reruns what reads it, not the model: a new experiment,
+    # and the same model on the same data is not registered a second time
+    params_text = (root / "params.yaml").read_text()
+    (root / "params.yaml").write_text(
+        params_text.replace("metric_reason: ", "metric_reason: (edited) ", 1)
+    )
+    third = training(project_dir=str(root))
+    ran = {s["stage"] for s in third["stages"] if s["ran"]}
+    assert "train" not in ran and "clean" not in ran, ran
+    assert third["experiment"] not in (None, name)
+    again = third["promotion"]
     assert again.registered is None and not again.promoted and again.existing == "v0001"
     assert again.champion == "v0001" and "already registered as v0001" in again.reasons[0]
     assert [v.version for v in Registry(root / "registry").versions()] == ["v0001"]
