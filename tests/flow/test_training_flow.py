@@ -100,6 +100,15 @@ def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_i
 
     # step 10: a blessed model is registered and, with no champion yet, promoted
     assert json.loads((root / "reports" / "metrics.json").read_text())["blessed"]
+
+    def compared(lock):  # Data Docs name their validation time: rebuilt, not compared
+        return {
+            p: h
+            for p, h in locked_output_hashes(lock).items()
+            if not p.startswith(NOT_BYTE_FOR_BYTE)
+        }
+
+    recorded = compared(root / "dvc.lock")  # what the first run's experiment holds
     first = result["promotion"]
     assert first.registered == "v0001" and first.promoted and first.champion == "v0001"
     card = json.loads((root / "registry" / "versions" / "v0001" / "card.json").read_text())
@@ -155,13 +164,6 @@ def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_i
     assert "reproduced: every output has its recorded hash" in proc.stdout
     assert "not collecting again" in proc.stdout
 
-    def compared(lock):  # Data Docs name their validation time: rebuilt, not compared
-        return {
-            p: h
-            for p, h in locked_output_hashes(lock).items()
-            if not p.startswith(NOT_BYTE_FOR_BYTE)
-        }
-
-    assert compared(clone / "dvc.lock") == compared(root / "dvc.lock")
+    assert compared(clone / "dvc.lock") == recorded
     snapshots = [p for p in (clone / "data" / "01_raw").iterdir() if p.is_dir()]
     assert len(snapshots) == 1, "no new snapshot was collected"
