@@ -76,7 +76,7 @@ def project(work: Path, name: str, params: dict[str, Any]) -> Path:
     """A fresh copy of this checkout (a git repository with its own DVC remote)."""
     dest = work / name
     dest.mkdir(parents=True)
-    return make_project(dest, params, repo=REPO, name="churn-bench")
+    return make_project(dest, params, repo=REPO, name="churn-bench", tooling=True)
 
 
 def rows_of(root: Path) -> int:

@@ -68,10 +68,15 @@ def default_params(repo: Path = REPO) -> dict[str, Any]:
     return yaml.safe_load((repo / PATHS.params).read_text())
 
 
-def project_files(repo: Path = REPO) -> list[str]:
-    """The checkout's files: tracked, and new ones git does not ignore."""
+# the project's tooling, not the project: copies leave it out
+TOOLING = ("tests/", "benchmarks/", "demo/", "devtools/", ".ci/")
+
+
+def project_files(repo: Path = REPO, tooling: bool = False) -> list[str]:
+    """The checkout's files (tracked, and new ones git does not ignore); tooling if asked."""
     listed = git(repo, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-    return [name for name in dict.fromkeys(listed.split("\0")) if name]
+    names = dict.fromkeys(name for name in listed.split("\0") if name)
+    return [name for name in names if tooling or not name.startswith(TOOLING)]
 
 
 def make_project(
@@ -81,6 +86,7 @@ def make_project(
     profile: dict[str, Any] | None = None,
     repo: Path = REPO,
     name: str = "churn-copy",
+    tooling: bool = False,
 ) -> Path:
     """Copy the project into ``dest`` as a fresh git repository.
 
@@ -98,9 +104,11 @@ def make_project(
         The checkout to copy.
     name : str
         The copy's git identity.
+    tooling : bool
+        Copy the tests, benchmarks and demo too (the bench runs ``benchmarks.plain`` there).
     """
     dest.mkdir(parents=True, exist_ok=True)
-    for rel in project_files(repo):
+    for rel in project_files(repo, tooling):
         src = repo / rel
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
