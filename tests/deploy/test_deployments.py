@@ -92,7 +92,11 @@ def test_training_deployment_run_registers_a_model_and_leaves_the_checkout_alone
     )
 
 
-def test_a_bad_override_fails_the_run_naming_the_key_and_changes_nothing(served):
+def refused_run(served, overrides: dict) -> str:
+    """Start the training deployment with ``overrides``; it must fail and change nothing.
+
+    Returns the served deployments' log.
+    """
     before = checkout_state(served.root)
     proc = prefect_cli(
         served,
@@ -100,15 +104,20 @@ def test_a_bad_override_fails_the_run_naming_the_key_and_changes_nothing(served)
         "run",
         "retrain/training",
         "--param",
-        'params={"train.n_trails": 2}',
+        "params=" + json.dumps(overrides),
         "--watch",
         "--watch-timeout",
         "120",
     )
     assert proc.returncode != 0 or "Failed" in proc.stdout
-    assert "train.n_trails: unknown key (did you mean 'n_trials'?)" in served.log.read_text()
     assert checkout_state(served.root) == before
     assert not any((served.root / ".runs").iterdir())
+    return served.log.read_text()
+
+
+def test_a_bad_override_fails_the_run_naming_the_key_and_changes_nothing(served):
+    log = refused_run(served, {"train.n_trails": 2})
+    assert "train.n_trails: unknown key (did you mean 'n_trials'?)" in log
 
 
 FORBIDDEN = {
@@ -121,27 +130,10 @@ FORBIDDEN = {
 
 def test_an_override_outside_the_allowlist_is_refused_naming_the_keys(served):
     """A run's params may not point collection at a file of the machine (or at a secret)."""
-    before = checkout_state(served.root)
-    proc = prefect_cli(
-        served,
-        "deployment",
-        "run",
-        "retrain/training",
-        "--param",
-        "params=" + json.dumps(FORBIDDEN),
-        "--watch",
-        "--watch-timeout",
-        "120",
-    )
-    assert proc.returncode != 0 or "Failed" in proc.stdout
-    log = served.log.read_text()
-    assert (
-        "collect.source, collect.path, collect.allow_outside_data_dir, collect.csv.sep not allowed"
-        in log
-    )
+    log = refused_run(served, FORBIDDEN)
+    keys = "collect.source, collect.path, collect.allow_outside_data_dir, collect.csv.sep"
+    assert f"{keys} not allowed" in log
     assert "root:x:0:0" not in log
-    assert checkout_state(served.root) == before
-    assert not any((served.root / ".runs").iterdir())
     assert not list((served.root / "data" / "01_raw").glob("*/data.parquet"))
 
 
