@@ -62,52 +62,25 @@ def evidently_project(workspace_dir: Path) -> tuple[Any, Any]:
     project = ws.create_project(
         EVIDENTLY_PROJECT, description="Drift and live performance of the champion"
     )
-    project.dashboard.add_panel(
-        line_plot_panel(
+    panels = (  # title, legend, metric, labels
+        (
             "Share of drifted features",
-            [
-                PanelMetric(
-                    legend="drift share",
-                    metric="DriftedColumnsCount",
-                    metric_labels={"value_type": "share"},
-                )
-            ],
-            size="half",
-        )
+            "drift share",
+            "DriftedColumnsCount",
+            {"value_type": "share"},
+        ),
+        ("Drifted features", "count", "DriftedColumnsCount", {"value_type": "count"}),
+        ("Live ROC-AUC (labelled requests)", "ROC-AUC", "RocAuc", {}),
+        ("Prediction mean", "mean score", "MeanValue", {"column": drift.PREDICTION}),
     )
-    project.dashboard.add_panel(
-        line_plot_panel(
-            "Drifted features",
-            [
-                PanelMetric(
-                    legend="count",
-                    metric="DriftedColumnsCount",
-                    metric_labels={"value_type": "count"},
-                )
-            ],
-            size="half",
+    for title, legend, metric, labels in panels:
+        project.dashboard.add_panel(
+            line_plot_panel(
+                title,
+                [PanelMetric(legend=legend, metric=metric, metric_labels=labels)],
+                size="half",
+            )
         )
-    )
-    project.dashboard.add_panel(
-        line_plot_panel(
-            "Live ROC-AUC (labelled requests)",
-            [PanelMetric(legend="ROC-AUC", metric="RocAuc")],
-            size="half",
-        )
-    )
-    project.dashboard.add_panel(
-        line_plot_panel(
-            "Prediction mean",
-            [
-                PanelMetric(
-                    legend="mean score",
-                    metric="MeanValue",
-                    metric_labels={"column": drift.PREDICTION},
-                )
-            ],
-            size="half",
-        )
-    )
     return ws, project
 
 
