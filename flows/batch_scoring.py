@@ -23,8 +23,9 @@ from tasks.core.data.sources import read_csv, read_parquet, safe_source_path
 from tasks.core.env import telemetry_off
 from tasks.core.io import write_parquet
 from tasks.core.paths import PATHS
+from tasks.core.serving.fields import RecordError
 from tasks.core.serving.registry import open_registry, registry_dir
-from tasks.core.serving.scoring import LoadedModel, RecordError
+from tasks.core.serving.scoring import LoadedModel
 from tasks.core.serving.store import PredictionStore, store_url
 
 OUTPUT_DIR = PATHS.predictions_dir

@@ -37,8 +37,9 @@ from service.champion import Champion
 from service.limits import BodyLimit, JsonOnly
 from service.metrics import CONTENT_TYPE, CountRequests, Metrics
 from tasks.core.paths import PATHS
+from tasks.core.serving.fields import RecordError
 from tasks.core.serving.registry import Registry, RegistryError, registry_dir
-from tasks.core.serving.scoring import LoadedModel, RecordError
+from tasks.core.serving.scoring import LoadedModel
 from tasks.core.serving.store import (
     Clock,
     PredictionStore,

@@ -35,8 +35,10 @@ from service.app import create_app
 from tasks.core.paths import PATHS
 from tasks.core.runtime.processes import tool_env
 from tasks.core.serving.registry import Registry
+from tasks.core.serving.scoring import LoadedModel
 from tests.conftest import make_project
 from tests.data.real import PLANTED_DOMAIN, PLANTED_PHONE, REAL, overrides, write_csv
+from tests.service.parity import assert_same_answers, tricky_records
 
 pytestmark = pytest.mark.slow
 PII_KEY = "a-test-key-for-pseudonyms"
@@ -217,3 +219,19 @@ async def _server_logs() -> list[str]:
             messages += [log.message for log in page]
             if len(page) < 200:
                 return messages
+
+
+def test_a_real_champion_gives_the_same_answers_through_the_compiled_path(real_run, monkeypatch):
+    """Every row of the CSV, as a client sends it, through both scoring paths (issue 16)."""
+    name, root, proc = real_run
+    if EXPECTED[name] != "champion":
+        pytest.skip(f"{name} stops before registration (a true finding), so it has no champion")
+    monkeypatch.setenv("CHURN_PII_KEY", PII_KEY)
+    raw = pd.read_csv(root / "data" / "external" / REAL[name]["file"])
+    target = REAL[name]["params"]["problem"]["target"]
+    records = json.loads(raw.drop(columns=[target]).to_json(orient="records"))
+    registry = Registry(root / "registry")
+    model = LoadedModel.load(registry, registry.champion())
+    counts = assert_same_answers(model, records)
+    assert counts["scored"] == len(raw), counts
+    assert_same_answers(model, tricky_records(model, records, fields=12), batch=1)

@@ -7,8 +7,10 @@ skipped, so the same code serves any dataset.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,6 +26,9 @@ class Feature:
     description: str
     requires: tuple[str, ...]
     compute: Callable[[pd.DataFrame], pd.Series]
+    scalar: Callable[[Mapping[str, Any]], float]
+    """The same feature for one record's standardised values (the compiled scoring path;
+    a parity test holds it to ``compute``)."""
 
 
 def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:
@@ -34,48 +39,74 @@ def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:
     return num / den.where(den > 0)
 
 
+NAN = float("nan")
+
+
+def days(later: Any, earlier: Any) -> float:
+    """Days between two datetimes of one record (NaN when either is missing)."""
+    if later is None or earlier is None:
+        return NAN
+    return (later - earlier).total_seconds() / 86400.0
+
+
+def ratio(num: float, den: float) -> float:
+    """``num / den`` for one record; NaN unless ``den`` is positive."""
+    return num / den if den > 0 else NAN
+
+
+def _clip1(value: float) -> float:
+    return value if math.isnan(value) or value >= 1 else 1.0
+
+
 FEATURES: tuple[Feature, ...] = (
     Feature(
         "days_since_last_activity",
         "days between the last activity and the snapshot date",
         ("snapshot_date", "last_activity_date"),
         lambda d: _days(d["snapshot_date"], d["last_activity_date"]),
+        lambda r: days(r["snapshot_date"], r["last_activity_date"]),
     ),
     Feature(
         "account_age_days",
         "days between sign-up and the snapshot date",
         ("snapshot_date", "signup_date"),
         lambda d: _days(d["snapshot_date"], d["signup_date"]),
+        lambda r: days(r["snapshot_date"], r["signup_date"]),
     ),
     Feature(
         "charges_per_tenure_month",
         "total charges divided by months of tenure (at least 1)",
         ("total_charges", "tenure_months"),
         lambda d: d["total_charges"] / d["tenure_months"].clip(lower=1),
+        lambda r: r["total_charges"] / _clip1(r["tenure_months"]),
     ),
     Feature(
         "tickets_per_month",
         "support tickets in the last 90 days, per month",
         ("support_tickets_90d",),
         lambda d: d["support_tickets_90d"] / 3.0,
+        lambda r: r["support_tickets_90d"] / 3.0,
     ),
     Feature(
         "usage_per_device",
         "hours of use in the last 30 days per device",
         ("usage_hours_30d", "num_devices"),
         lambda d: _ratio(d["usage_hours_30d"], d["num_devices"]),
+        lambda r: ratio(r["usage_hours_30d"], r["num_devices"]),
     ),
     Feature(
         "charge_per_device",
         "monthly charge per device",
         ("monthly_charges", "num_devices"),
         lambda d: _ratio(d["monthly_charges"], d["num_devices"]),
+        lambda r: ratio(r["monthly_charges"], r["num_devices"]),
     ),
     Feature(
         "expected_vs_billed",
         "total charges over tenure x monthly charge (1 = billed as expected)",
         ("total_charges", "tenure_months", "monthly_charges"),
         lambda d: _ratio(d["total_charges"], d["tenure_months"] * d["monthly_charges"]),
+        lambda r: ratio(r["total_charges"], r["tenure_months"] * r["monthly_charges"]),
     ),
 )
 
@@ -103,6 +134,7 @@ def date_features(frame: pd.DataFrame, problem: ProblemParams, used: set[str]) -
                     f"days between {column} and {time}",
                     (time, column),
                     lambda d, c=column: _days(d[time], d[c]),
+                    lambda r, c=column: days(r[time], r[c]),
                 )
             )
     return out

@@ -7,8 +7,7 @@ columns; there is no second implementation to drift from training.
 
 from __future__ import annotations
 
-import math
-import re
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,68 +19,17 @@ from tasks.core.data.features import build_features
 from tasks.core.data.pii import key_from_env, protect_record, pseudonym
 from tasks.core.data.schema import parse_dates, parse_numbers, standardise
 from tasks.core.ml.models import model_matrix
+from tasks.core.serving.compiled import CompiledModel
+from tasks.core.serving.fields import (
+    LARGEST,
+    RecordError,
+    finite,
+    id_problem,
+    plain,
+    too_large,
+    value_problem,
+)
 from tasks.core.serving.registry import ModelVersion, Registry
-
-ID_MAX_CHARS = 128
-"""Longest record id accepted (the same on SQLite and PostgreSQL; the log column holds 256)."""
-INT_LIMIT = 2**63
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_NOT_IDS = {"nan", "none", "null", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
-
-
-def _finite(value: int | float) -> bool:
-    try:
-        return bool(np.isfinite(float(value)))
-    except OverflowError:  # an integer too large for a float
-        return False
-
-
-def plain(value: Any) -> Any:
-    """A NumPy scalar as the Python value (batch files deliver them); anything else as is."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def value_problem(value: Any) -> str | None:
-    """Why a field's value can never be used, whatever the field (None when it can be)."""
-    if isinstance(value, (dict, list, tuple, set, np.ndarray)):
-        return "must be a single value, not an object or a list"
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int) and not -INT_LIMIT < value < INT_LIMIT:
-        return f"expected a finite number of at most 19 digits; got {len(str(abs(value)))} digits"
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"expected a finite number, got {value!r}"
-    if isinstance(value, str):
-        if _CONTROL.search(value):
-            return "contains a control character"
-        return None
-    if not isinstance(value, (int, float)):
-        return f"unsupported value of type {type(value).__name__}"
-    return None
-
-
-def id_problem(value: Any) -> str | None:
-    """Why a record id is refused (the API and batch scoring use this one rule)."""
-    if value is None or isinstance(value, bool) or not isinstance(value, (str, int)):
-        return "the id is required: a text or an integer"
-    text = str(value).strip()
-    if not text or text.lower() in _NOT_IDS:
-        return f"the id is required (got {value!r})"
-    if isinstance(value, int) and not -INT_LIMIT < value < INT_LIMIT:
-        return "the id is a number too large"
-    if len(text) > ID_MAX_CHARS:
-        return f"the id has {len(text)} characters; at most {ID_MAX_CHARS}"
-    if _CONTROL.search(text):
-        return "the id contains a control character"
-    return None
-
-
-class RecordError(ValueError):
-    """A record field that cannot be used, with where and why."""
-
-    def __init__(self, index: int, field: str, reason: str) -> None:
-        self.index, self.field, self.reason = index, field, reason
-        super().__init__(f"record {index}, field '{field}': {reason}")
 
 
 @dataclass(frozen=True)
@@ -93,18 +41,44 @@ class LoadedModel:
     problem: ProblemParams
     clean: CleanParams
     kinds: dict[str, str]
+    compiled: CompiledModel | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @classmethod
     def load(cls, registry: Registry, version: ModelVersion) -> "LoadedModel":
-        """Load after the hash check; read the params the model was trained with from its card."""
+        """Load after the hash check; read the params the model was trained with from its card.
+
+        The per-record path is compiled here (:mod:`tasks.core.serving.compiled`), so the
+        first request pays nothing for it.
+        """
         params = version.card["params"]
-        return cls(
+        loaded = cls(
             version,
             registry.load(version),
             ProblemParams.model_validate(params["problem"]),
             CleanParams.model_validate(params["clean"]),
             dict(version.card.get("column_kinds") or {}),
         )
+        object.__setattr__(loaded, "compiled", CompiledModel(loaded))
+        return loaded
+
+    def score_one(self, record: Any) -> tuple[float, dict[str, Any]]:
+        """(probability, model inputs) of one raw record through the compiled path.
+
+        Raises
+        ------
+        RecordError
+            The same (record 0, field, reason) :meth:`score` gives for the record.
+        """
+        compiled = self.compiled
+        if compiled is None:  # built by hand, not loaded: the definition
+            proba, X = self.score([record])
+            return float(proba[0]), X.iloc[0].to_dict()
+        if isinstance(record, dict):
+            record = self.protect([record])[0]
+        problem = compiled.check(record)
+        if problem is not None:
+            raise RecordError(0, *problem)
+        return compiled.score_one(record)
 
     @property
     def threshold(self) -> float:
@@ -142,10 +116,12 @@ class LoadedModel:
                 if kind == "numeric" and isinstance(value, bool):
                     problems.append((i, position, field, f"expected a number, got {value!r}"))
                 elif kind == "numeric" and isinstance(value, (int, float)):
-                    if not _finite(value):
+                    if not finite(value):
                         problems.append(
                             (i, position, field, f"expected a finite number, got {value!r}")
                         )
+                    elif abs(float(value)) > LARGEST:
+                        problems.append((i, position, field, too_large(value)))
                 elif kind in ("numeric", "datetime"):
                     texts.setdefault(field, []).append((i, position, value))
         for field, cells in texts.items():
@@ -161,6 +137,8 @@ class LoadedModel:
                         problems.append(
                             (i, position, field, f"expected a finite number, got {value!r}")
                         )
+                    elif abs(number) > LARGEST:
+                        problems.append((i, position, field, too_large(value)))
             else:
                 dates = parse_dates(values, self.clean.date_formats)[0]
                 for (i, position, value), bad in zip(cells, dates.isna().to_numpy()):

@@ -1,0 +1,341 @@
+"""The per-record scoring path: one raw JSON record to a probability, with no pandas on it.
+
+What training fitted is compiled once, when a model is loaded, into plain Python tables:
+each raw column's parser (the clean step's number and date parsing in the configured
+formats, category normalisation and aliases, unit fixes), the row-wise features, the fitted
+preprocessing (median imputation with missing indicators, scaling, one-hot encoding with
+infrequent categories) and the model (a logistic regression's coefficients, or XGBoost's
+``inplace_predict`` on one row). A random forest keeps scikit-learn's own ``predict_proba``
+on the compiled row: the documented fallback (``make bench`` reports its speed).
+
+The pandas path (:meth:`tasks.core.serving.scoring.LoadedModel.score`) stays the definition.
+Cells this path is not sure to read the same way (a number written in an unusual form, a
+date no format matches) are handed to the definition's own parsers, one cell at a time, and
+``tests/service/test_compiled_parity.py`` holds the two paths to the same decisions,
+probabilities equal to 1e-9 and the same 422s on 100,000 simulator records and the real
+datasets. (One corner is pandas' own: ``to_numeric`` reads a number of more than 15 digits
+differently depending on the other cells of the batch, because its float parser is not
+correctly rounded; this path reads such a cell as the pandas path reads a one-record request.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.core.data.features import feature_list
+from tasks.core.data.schema import parse_dates, parse_numbers
+from tasks.core.serving.fields import LARGEST, id_problem, too_large, value_problem
+
+if TYPE_CHECKING:  # the scoring module imports this one
+    from tasks.core.serving.scoring import LoadedModel
+
+NAN = float("nan")
+# plain decimals of up to 15 digits read the same in Python and in pandas (whose parser is
+# not correctly rounded, and drops digits, beyond that); any other form (exponents, other
+# digits, longer numbers) goes to the definition's parser
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
+_DIGITS = 15
+_THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
+_NON_ALNUM = re.compile(r"[^a-z0-9]+")
+
+
+class CompileError(ValueError):
+    """A fitted pipeline this module does not know how to compile."""
+
+
+# ----------------------------------------------------------------------------- cells
+def number_of(value: Any) -> float:
+    """A numeric cell as the clean step reads it (NaN when blank or unparsable)."""
+    if value is None:
+        return NAN
+    if isinstance(value, float):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return NAN
+        if "," in text:
+            text = _THOUSANDS.sub("", text)
+        if (
+            _PLAIN_NUMBER.fullmatch(text)
+            and len(text) - (text[0] in "+-") - ("." in text) <= _DIGITS
+        ):
+            return float(text)
+    # anything unusual: the definition's parser, on this one cell
+    return float(parse_numbers(pd.Series([value], dtype=object))[0].iloc[0])
+
+
+def date_of(value: Any, formats: list[str]) -> dt.datetime | None:
+    """A date cell as the clean step reads it (None when blank or matching no format)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            return None
+        if text.isascii():
+            for fmt in formats:
+                try:
+                    parsed = dt.datetime.strptime(text, fmt)
+                except ValueError:
+                    continue
+                if 1678 <= parsed.year <= 2261:  # inside pandas' nanosecond range
+                    return parsed
+                break
+    parsed = parse_dates(pd.Series([value], dtype=object), formats)[0].iloc[0]
+    return None if pd.isna(parsed) else parsed.to_pydatetime()
+
+
+def category_of(value: Any, aliases: dict[str, str]) -> str | None:
+    """A category cell normalised as the clean step does (None when blank)."""
+    if value is None:
+        return None
+    text = _NON_ALNUM.sub("-", str(value).lower()).strip("-")
+    if not text:
+        return None
+    return aliases.get(text, text)
+
+
+def text_of(value: Any) -> str | None:
+    """A free-text cell as the clean step keeps it (stripped; None stays missing)."""
+    return None if value is None else str(value).strip()
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+# ----------------------------------------------------------------------------- the model
+class CompiledModel:
+    """One raw record to (probability, model inputs), with the fitted tables of a model."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.loaded = loaded
+        card = loaded.version.card
+        problem, clean = loaded.problem, loaded.clean
+        self.kinds = {c: k for c, k in loaded.kinds.items() if c != problem.target}
+        self.date_formats = list(clean.date_formats)
+        self.aliases = {c: dict(a) for c, a in (clean.category_aliases or {}).items()}
+        self.unit_fixes = [
+            (f.column, float(f.above), float(f.divide_by))
+            for f in clean.unit_fixes
+            if self.kinds.get(f.column) == "numeric"
+        ]
+        self.numeric = list(card["numeric_features"])
+        self.categorical = list(card["categorical_features"])
+        self.input_columns = self.numeric + self.categorical
+        # the features the training code builds from these columns (decided by their kinds)
+        empty = pd.DataFrame(
+            {
+                c: pd.Series(dtype="datetime64[ns]" if k == "datetime" else object)
+                for c, k in self.kinds.items()
+            }
+        )
+        self.features = [(f.name, f.scalar) for f in feature_list(empty, problem)]
+        self.id_column = problem.id_column
+        self._parsers: dict[str, Callable[[Any], Any]] = {}
+        for column, kind in self.kinds.items():
+            self._parsers[column] = self._parser(column, kind)
+        self._compile_pipeline(loaded.model)
+
+    def _parser(self, column: str, kind: str) -> Callable[[Any], Any]:
+        if kind == "numeric":
+            return number_of
+        if kind == "datetime":
+            formats = self.date_formats
+            return lambda v: date_of(v, formats)
+        if kind == "categorical":
+            aliases = self.aliases.get(column, {})
+            return lambda v: category_of(v, aliases)
+        return text_of
+
+    # -- preprocessing and model, from the fitted pipeline
+    def _compile_pipeline(self, pipeline: Any) -> None:
+        steps = getattr(pipeline, "named_steps", {})
+        prep, model = steps.get("prep"), steps.get("model")
+        if prep is None or model is None:
+            raise CompileError("expected a Pipeline of 'prep' and 'model'")
+        transformers = {name: (step, cols) for name, step, cols in prep.transformers_}
+        num, num_cols = transformers.get("num", (None, []))
+        cat, cat_cols = transformers.get("cat", (None, []))
+        if list(num_cols) != self.numeric or list(cat_cols) != self.categorical:
+            raise CompileError("the pipeline's columns differ from the model card's")
+        width = 0
+        # numeric block: median imputation (+ indicators of columns missing in training),
+        # then scaling when the pipeline scales
+        if self.numeric:
+            imputer = num.named_steps["impute"]
+            stats = np.asarray(imputer.statistics_, dtype=float)
+            self.num_keep = [i for i, s in enumerate(stats) if not np.isnan(s)]
+            self.num_fill = [float(stats[i]) for i in self.num_keep]
+            indicator = getattr(imputer, "indicator_", None)
+            self.num_flags = [] if indicator is None else [int(i) for i in indicator.features_]
+            n = len(self.num_keep) + len(self.num_flags)
+            scaler = num.named_steps.get("scale")
+            self.num_mean = np.zeros(n) if scaler is None else np.asarray(scaler.mean_, float)
+            self.num_scale = np.ones(n) if scaler is None else np.asarray(scaler.scale_, float)
+            if scaler is not None and (scaler.mean_ is None or scaler.scale_ is None):
+                raise CompileError("a scaler without both centring and scaling")
+            width = n
+        else:
+            self.num_keep, self.num_fill, self.num_flags = [], [], []
+            self.num_mean, self.num_scale = np.zeros(0), np.ones(0)
+        self.num_width = width
+        # categorical block: constant imputation, one-hot with infrequent categories last
+        self.cat_slots: list[tuple[dict[Any, int], int | None]] = []
+        if self.categorical:
+            imputer = cat.named_steps["impute"]
+            self.cat_fill = imputer.fill_value
+            onehot = cat.named_steps["onehot"]
+            if getattr(onehot, "drop_idx_", None) is not None:
+                raise CompileError("one-hot encoding with dropped categories")
+            infrequent = getattr(onehot, "infrequent_categories_", None) or [None] * len(
+                onehot.categories_
+            )
+            for categories, rare in zip(onehot.categories_, infrequent):
+                rare_set = set() if rare is None else set(rare.tolist())
+                frequent = [c for c in categories.tolist() if c not in rare_set]
+                slots = {c: width + k for k, c in enumerate(frequent)}
+                other = width + len(frequent) if rare_set else None
+                for c in rare_set:
+                    slots[c] = other
+                self.cat_slots.append((slots, other))
+                width += len(frequent) + (1 if rare_set else 0)
+        self.width = width
+        kind = type(model).__name__
+        self.kind = kind
+        if kind == "LogisticRegression":
+            if len(model.classes_) != 2:
+                raise CompileError("a logistic regression that is not binary")
+            self.coef = np.asarray(model.coef_[0], dtype=float)
+            self.intercept = float(model.intercept_[0])
+            self._predict = self._logistic
+        elif kind == "XGBClassifier":
+            booster = model.get_booster()
+            booster.set_param({"nthread": 1})  # one row: threads cost more than they save
+            self.booster = booster
+            self.iteration_range = model._get_iteration_range(None)
+            self.missing = model.missing
+            self._predict = self._xgboost
+        else:  # documented fallback: the fitted estimator itself, on the compiled row
+            if hasattr(model, "n_jobs"):
+                model.n_jobs = 1
+            self.estimator = model
+            self._predict = self._estimator
+        if self.width != len(prep.get_feature_names_out()):
+            raise CompileError("the compiled row's width differs from the pipeline's output")
+
+    def _logistic(self, z: np.ndarray) -> float:
+        margin = float(z @ self.coef) + self.intercept
+        return 1.0 / (1.0 + math.exp(-margin)) if margin > -700 else 0.0
+
+    def _xgboost(self, z: np.ndarray) -> float:
+        out = self.booster.inplace_predict(
+            z.reshape(1, -1),
+            iteration_range=self.iteration_range,
+            predict_type="value",
+            missing=self.missing,
+            validate_features=False,
+        )
+        return float(out[0])
+
+    def _estimator(self, z: np.ndarray) -> float:
+        return float(self.estimator.predict_proba(z.reshape(1, -1))[0, 1])
+
+    # -- one record
+    def check(self, record: Any) -> tuple[str, str] | None:
+        """The first (field, reason) the model cannot use, as the pandas path reports it."""
+        if not isinstance(record, dict):
+            return "*", "a record must be a JSON object"
+        if self.id_column is not None:
+            reason = id_problem(record.get(self.id_column))
+            if reason:
+                return self.id_column, reason
+        for field, value in record.items():
+            reason = value_problem(value)
+            if reason:
+                return str(field), reason
+            kind = self.kinds.get(field)
+            if kind not in ("numeric", "datetime") or _is_blank(value):
+                continue
+            if kind == "numeric":
+                if isinstance(value, bool):
+                    return field, f"expected a number, got {value!r}"
+                if isinstance(value, float) or isinstance(value, int):
+                    if not math.isfinite(float(value)):
+                        return field, f"expected a finite number, got {value!r}"
+                    if abs(float(value)) > LARGEST:
+                        return field, too_large(value)
+                    continue
+                number = number_of(value if isinstance(value, str) else str(value))
+                if math.isnan(number):
+                    return field, f"expected a number, got {value!r}"
+                if not math.isfinite(number):
+                    return field, f"expected a finite number, got {value!r}"
+                if abs(number) > LARGEST:
+                    return field, too_large(value)
+            elif (
+                date_of(value if isinstance(value, str) else str(value), self.date_formats) is None
+            ):
+                return field, f"expected a date in one of {self.clean_formats}, got {value!r}"
+        return None
+
+    @property
+    def clean_formats(self) -> list[str]:
+        """The date formats as the 422 message prints them."""
+        return self.loaded.clean.date_formats
+
+    def row(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The model's input row for one checked record (NaN / None for missing)."""
+        values: dict[str, Any] = {}
+        for column, parse in self._parsers.items():
+            values[column] = parse(record.get(column))
+        for column, above, divide_by in self.unit_fixes:
+            number = values[column]
+            if number > above:
+                values[column] = number / divide_by
+        for name, compute in self.features:
+            try:
+                number = float(compute(values))
+            except ZeroDivisionError:
+                number = NAN
+            values[name] = number if math.isfinite(number) else NAN
+        out: dict[str, Any] = {}
+        for column in self.numeric:
+            value = values.get(column, NAN)
+            out[column] = NAN if value is None else float(value)
+        for column in self.categorical:
+            out[column] = values.get(column)
+        return out
+
+    def vector(self, row: dict[str, Any]) -> np.ndarray:
+        """The preprocessed vector the classifier takes."""
+        z = np.zeros(self.width)
+        if self.num_width:
+            raw = [row[c] for c in self.numeric]
+            filled = [
+                self.num_fill[k] if math.isnan(raw[i]) else raw[i]
+                for k, i in enumerate(self.num_keep)
+            ]
+            flags = [1.0 if math.isnan(raw[i]) else 0.0 for i in self.num_flags]
+            z[: self.num_width] = (np.array(filled + flags) - self.num_mean) / self.num_scale
+        for column, (slots, other) in zip(self.categorical, self.cat_slots):
+            value = row[column]
+            slot = slots.get(self.cat_fill if value is None else value, other)
+            if slot is not None:
+                z[slot] = 1.0
+        return z
+
+    def score_one(self, record: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+        """(probability, model inputs) of one record that :meth:`check` accepted."""
+        row = self.row(record)
+        return self._predict(self.vector(row)), row

@@ -1,0 +1,180 @@
+"""The compiled per-record path held to the pandas path (the definition), record by record."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tasks.core.serving.fields import RecordError
+from tasks.core.serving.scoring import LoadedModel
+
+# values a source really sends, per kind of field: each replaces one field of a record
+TRICKY: dict[str, list[Any]] = {
+    "numeric": [
+        "1,234.5",
+        " 12 ",
+        "1e3",
+        "+5",
+        ".5",
+        "5.",
+        "-0",
+        "abc",
+        "",
+        "   ",
+        "inf",
+        "-Infinity",
+        "NaN",
+        "-",
+        "1_000",
+        "\uff11\uff12",
+        "\u0661\u0662",
+        3,
+        3.5,
+        -2,
+        True,
+        10**18,
+        "12,34",
+        "1,234,567",
+        "0x10",
+        "1 234",
+        "1.5e400",
+        1e300,
+        "٣",
+        "7,000",
+        None,
+    ],
+    "datetime": [
+        "2024-01-05",
+        "1/5/2024",
+        "01/05/2024",
+        "Jan 05, 2024",
+        "Jan 5, 2024",
+        "2024-1-5",
+        " 2024-01-05 ",
+        "2024-01-05T10:00",
+        "2024/01/05",
+        "31/12/2024",
+        "Feb 30, 2024",
+        "jan 05, 2024",
+        "JAN 05, 2024",
+        20240105,
+        2024.5,
+        True,
+        "",
+        "\uff12024-01-05",
+        "2024-01-05 ",
+        "Sept 05, 2024",
+        "1999-12-31",
+        "2100-01-01",
+        None,
+        "0001-01-01",
+    ],
+    "categorical": [
+        "Month to Month ",
+        "MONTH-TO-MONTH",
+        "month_to_month",
+        "brand-new-plan",
+        3,
+        3.5,
+        True,
+        "",
+        "  ",
+        "\u00c4\u00d6",
+        "credit card (automatic)",
+        "Cr\u00e9dit",
+        "--",
+        None,
+        0,
+        -1.25,
+        "credit-card-automatic",
+        "CREDIT_CARD",
+        "e\u0301",
+        "\u0130stanbul",
+    ],
+    "text": [" padded ", "", None, 5, 2.5, False, "x" * 300],
+    "any": [{"nested": 1}, [1, 2], float("nan"), float("inf"), "bell\x07", 2**70],
+}
+
+
+def tricky_records(
+    model: LoadedModel, base: list[dict[str, Any]], fields: int | None = None
+) -> list[dict[str, Any]]:
+    """One record per (field, tricky value): a base record with that field replaced.
+
+    ``fields`` limits how many fields are tried (spread over the kinds, for wide data).
+    """
+    out: list[dict[str, Any]] = []
+    k = 0
+    chosen = [(f, kind) for f, kind in model.kinds.items() if kind != "target"]
+    if fields is not None and len(chosen) > fields:
+        by_kind = sorted(chosen, key=lambda fk: fk[1])
+        chosen = by_kind[:: -(-len(by_kind) // fields)]
+    for field, kind in chosen:
+        for value in TRICKY.get(kind, TRICKY["text"]) + TRICKY["any"]:
+            record = dict(base[k % len(base)])
+            record[field] = value
+            out.append(record)
+            k += 1
+    # records that are wrong as a whole, or lack fields
+    out += [{}, {"unknown_field": 1}, dict(list(base[0].items())[:3])]
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= 1e-9 * max(1.0, abs(b))
+    if a is None or (isinstance(a, float) and math.isnan(a)):
+        return b is None or (isinstance(b, float) and math.isnan(b))
+    return a == b
+
+
+def assert_same_answers(
+    model: LoadedModel, records: list[dict[str, Any]], batch: int = 5000
+) -> dict[str, int]:
+    """Both paths on every record: identical decisions, probabilities to 1e-9, model inputs
+    equal, and the same (record, field, reason) for each refused record."""
+    fast: list[float] = []
+    rows: list[dict[str, Any]] = []
+    refused: dict[int, tuple[str, str]] = {}
+    for i, record in enumerate(records):
+        try:
+            probability, row = model.score_one(record)
+        except RecordError as exc:
+            assert exc.index == 0
+            refused[i] = (exc.field, exc.reason)
+            continue
+        fast.append(probability)
+        rows.append(row)
+    kept = [r for i, r in enumerate(records) if i not in refused]
+    slow: list[np.ndarray] = []
+    frames: list[pd.DataFrame] = []
+    for k in range(0, len(kept), batch):
+        proba, X = model.score(kept[k : k + batch])  # raises if it refuses what fast accepted
+        slow.append(proba)
+        frames.append(X)
+    expected = np.concatenate(slow) if slow else np.zeros(0)
+    got = np.asarray(fast)
+    assert got.shape == expected.shape
+    if len(got):
+        worst = int(np.argmax(np.abs(got - expected)))
+        assert abs(got[worst] - expected[worst]) <= 1e-9, (kept[worst], got[worst], expected[worst])
+        assert ((got >= model.threshold) == (expected >= model.threshold)).all()
+        X = pd.concat(frames, ignore_index=True)
+        for j, row in enumerate(rows):
+            want = X.iloc[j].to_dict()
+            bad = {c: (row[c], want[c]) for c in want if not _same(row[c], want[c])}
+            assert not bad, (kept[j], bad)
+    for i, (field, reason) in refused.items():
+        try:
+            model.score([records[i]])
+        except RecordError as exc:
+            assert (exc.field, exc.reason) == (field, reason), (records[i], exc, reason)
+        else:
+            raise AssertionError(
+                f"the pandas path accepts what the compiled path refused: "
+                f"{records[i]!r} ({field}: {reason})"
+            )
+    return {"scored": len(got), "refused": len(refused)}

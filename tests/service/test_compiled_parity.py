@@ -1,0 +1,113 @@
+"""The compiled per-record path gives the pandas path's answers (issue 16, item 1).
+
+100,000 raw simulator records (every messy variant it writes: blank cells, numbers as text,
+the three date formats, spelling variants, cents, and a new payment method from the drift
+scenario) and one record per tricky value of each field go through both paths for the
+trained champion (a logistic regression), an XGBoost pipeline with early stopping, and a
+random forest (the fallback that keeps scikit-learn's ``predict_proba``). The real datasets
+get the same check in ``tests/flow/test_real_datasets.py``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.core.config import load_params
+from tasks.core.data.simulator import simulate
+from tasks.core.ml.models import build_pipeline, fit_pipeline, model_inputs
+from tasks.core.paths import PATHS
+from tasks.core.serving.compiled import CompiledModel
+from tasks.core.serving.registry import Registry
+from tasks.core.serving.scoring import LoadedModel
+from tests.service.parity import assert_same_answers, tricky_records
+
+pytestmark = pytest.mark.slow
+
+
+def json_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as a JSON client sends them (missing cells as null)."""
+    return [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in frame.astype(object).to_dict(orient="records")
+    ]
+
+
+@pytest.fixture(scope="module")
+def champion(trained_project) -> LoadedModel:
+    registry = Registry(trained_project / "registry")
+    return LoadedModel.load(registry, registry.champion())
+
+
+@pytest.fixture(scope="module")
+def simulated() -> list[dict]:
+    data = simulate(
+        dt.date(2024, 3, 1),
+        dt.date(2024, 4, 9),
+        2500,
+        seed=11,
+        drift_kind="new_category",
+        drift_start=dt.date(2024, 4, 1),
+    ).data
+    records = json_records(data)
+    assert len(records) >= 100_000
+    return records
+
+
+def refit(champion: LoadedModel, root, kind: str, params: dict) -> LoadedModel:
+    """The champion's card with another kind of model fitted on the same splits."""
+    problem = load_params(root / PATHS.params).problem
+    X_train, y_train, _, _ = model_inputs(pd.read_parquet(root / PATHS.train), problem)
+    X_valid, y_valid, _, _ = model_inputs(pd.read_parquet(root / PATHS.valid), problem)
+    card = champion.version.card
+    pipeline = build_pipeline(
+        kind, card["numeric_features"], card["categorical_features"], params, 0
+    )
+    fit_pipeline(pipeline, X_train, y_train, X_valid, y_valid, early_stopping_rounds=20)
+    model = dataclasses.replace(champion, model=pipeline)
+    object.__setattr__(model, "compiled", CompiledModel(model))
+    return model
+
+
+def test_the_champion_gives_the_same_answers_on_100k_simulator_records(champion, simulated):
+    assert champion.compiled.kind == "LogisticRegression"
+    counts = assert_same_answers(champion, simulated)
+    assert counts["scored"] == len(simulated)
+    tricky = tricky_records(champion, simulated)
+    counts = assert_same_answers(champion, tricky, batch=1)
+    assert counts["refused"] > 50 and counts["scored"] > 100, counts
+
+
+def test_xgboost_gives_the_same_answers(champion, simulated, trained_project):
+    model = refit(
+        champion,
+        trained_project,
+        "xgboost",
+        {"n_estimators": 300, "max_depth": 4, "learning_rate": 0.1},
+    )
+    assert model.compiled.kind == "XGBClassifier"
+    assert model.compiled.iteration_range[1] > 0  # early stopping chose the trees used
+    assert_same_answers(model, simulated)
+    assert_same_answers(model, tricky_records(model, simulated), batch=1)
+
+
+def test_a_random_forest_falls_back_to_its_own_predict_proba_with_the_same_answers(
+    champion, simulated, trained_project
+):
+    model = refit(champion, trained_project, "random_forest", {"n_estimators": 50})
+    assert model.compiled.kind == "RandomForestClassifier"
+    sample = simulated[:: len(simulated) // 3000]
+    assert_same_answers(model, sample)
+    assert_same_answers(model, tricky_records(model, sample)[::3], batch=1)
+
+
+def test_unseen_categories_get_the_same_answers(champion, simulated):
+    # every unseen spelling maps to the infrequent bucket or to no column, as one-hot does
+    unseen = [dict(r, plan="platinum-plus", region="mars") for r in simulated[:2000]]
+    assert_same_answers(champion, unseen)
+    probabilities = np.array([champion.score_one(r)[0] for r in unseen])
+    assert np.isfinite(probabilities).all()
