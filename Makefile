@@ -62,7 +62,7 @@ models: install ## list registered model versions and which is champion
 	$(PY) -m tasks.promote show
 
 serve: install ## the prediction API on http://127.0.0.1:8000 (docs at /docs)
-	$(PY) -m uvicorn service.app:app_from_env --factory --host 127.0.0.1 --port 8000
+	$(PY) -m service.serve
 
 lineage: install ## the chain behind a prediction: make lineage ID=<request id>
 	@test -n "$(ID)" || { echo "usage: make lineage ID=<request id from /predict>"; exit 2; }

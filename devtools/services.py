@@ -148,9 +148,15 @@ def start_server(
 
 
 def start_api(
-    project: Path, env: dict[str, str], log: Path, timeout_s: float = 90, quiet: bool = False
+    project: Path,
+    env: dict[str, str],
+    log: Path,
+    timeout_s: float = 90,
+    quiet: bool = False,
+    workers: int = 1,
 ) -> tuple[subprocess.Popen, str]:
-    """``make serve``'s server for ``project`` on a free port, once it answers ``/health``.
+    """``make serve``'s server (``python -m service.serve``) for ``project`` on a free port,
+    with ``workers`` worker processes, once it answers ``/health``.
 
     Returns the process and the base URL.
     """
@@ -158,13 +164,11 @@ def start_api(
     args = [
         sys.executable,
         "-m",
-        "uvicorn",
-        "service.app:app_from_env",
-        "--factory",
-        "--host",
-        "127.0.0.1",
+        "service.serve",
         "--port",
         str(port),
+        "--workers",
+        str(workers),
     ]
     proc = spawn([*args, "--log-level", "warning"] if quiet else args, log, env, cwd=project)
     url = f"http://127.0.0.1:{port}"

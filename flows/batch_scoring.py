@@ -26,7 +26,7 @@ from tasks.core.paths import PATHS
 from tasks.core.serving.fields import RecordError
 from tasks.core.serving.registry import open_registry, registry_dir
 from tasks.core.serving.scoring import LoadedModel
-from tasks.core.serving.store import PredictionStore, store_url
+from tasks.core.serving.store import PredictionStore, open_store
 
 OUTPUT_DIR = PATHS.predictions_dir
 
@@ -96,7 +96,7 @@ def batch_scoring(
     frame = read_parquet(path) if path.suffix == ".parquet" else read_csv(path, params.collect)
     if frame.empty:
         raise ValueError(f"{input_path} holds no rows (a header only?): nothing to score")
-    store = PredictionStore(store_url(registry_dir(root, params)))
+    store = open_store(registry_dir(root, params))
     batch_id = "batch-" + uuid.uuid4().hex[:12]
     try:
         parts = [

@@ -40,7 +40,7 @@ from tasks.core.paths import MONITORING_REPORTS, PATHS
 from tasks.core.quality.suites import suite_path_for
 from tasks.core.quality.validation import read_suite_file
 from tasks.core.serving.registry import open_registry, registry_dir
-from tasks.core.serving.store import PredictionStore, store_url
+from tasks.core.serving.store import open_store
 from tasks.monitor import checks, drift, policy
 
 ALERT_EVENT = "churn.monitoring.alert"
@@ -259,12 +259,17 @@ def monitoring(
     end = dt.datetime.fromisoformat(now) if now else dt.datetime.now(dt.timezone.utc)
     end = end if end.tzinfo else end.replace(tzinfo=dt.timezone.utc)
     start = end - dt.timedelta(hours=window_hours or cfg.window_hours)
-    store = PredictionStore(store_url(registry_dir(root, params)))
+    store = open_store(registry_dir(root, params))
     try:
-        window = drift.window_frame(store.window(start, end))
+        window = store.window_frame(start, end)
         # ground truth arrives late (the problem's horizon): live performance is judged on the
         # predictions whose labels arrived in the window, whenever they were made
-        labelled = drift.window_frame(store.window(start, end, by="labelled_at"))
+        labelled = store.window_frame(start, end, by="labelled_at")
+        expired = store.expire(end - dt.timedelta(days=cfg.log_retention_days))
+        if any(expired.values()):
+            logger.info(
+                "prediction log retention (%d days): removed %s", cfg.log_retention_days, expired
+            )
     finally:
         store.close()
     logger.info(

@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, ORJSONResponse, Response
 from pydantic import BaseModel, Field, StrictInt
 
 from service.champion import Champion
-from service.limits import BodyLimit, JsonOnly
+from service.limits import BodyLimit, JsonOnly, Overload
 from service.metrics import CONTENT_TYPE, CountRequests, Metrics
 from tasks.core.paths import PATHS
 from tasks.core.serving.fields import RecordError
@@ -44,6 +45,7 @@ from tasks.core.serving.store import (
     Clock,
     PredictionStore,
     file_clock,
+    log_dir_of,
     sqlite_url,
     store_url,
     utc_now,
@@ -122,6 +124,7 @@ def create_app(
     clock: Clock = utc_now,
     feedback_tokens: dict[str, str] | None = None,
     cors_origins: list[str] | None = None,
+    max_inflight: int | None = None,
 ) -> FastAPI:
     """Build the API over a registry and a prediction store.
 
@@ -146,7 +149,12 @@ def create_app(
     cors_origins : list of str, optional
         Origins allowed to call from a browser (default: ``CHURN_CORS_ORIGINS``, comma
         separated; unset: no CORS headers at all).
+    max_inflight : int, optional
+        ``/predict`` requests one worker takes at once (default: ``CHURN_MAX_INFLIGHT`` or
+        64); beyond it the answer is 503 with ``Retry-After``, not an unbounded queue.
     """
+    if max_inflight is None:
+        max_inflight = int(os.environ.get("CHURN_MAX_INFLIGHT") or 64)
     registry = Registry(Path(registry_dir))
     url = database_url or sqlite_url(registry_dir)
     token = admin_token if admin_token is not None else os.environ.get("CHURN_ADMIN_TOKEN", "")
@@ -161,14 +169,18 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
         Path(registry_dir).mkdir(parents=True, exist_ok=True)
-        state["store"] = PredictionStore(url, clock)
+        state["store"] = PredictionStore(
+            url, clock, log_dir=log_dir_of(registry_dir), on_failed=counts.write_failures.inc
+        )
         state["champion"] = Champion(registry, poll_s)
         yield
+        # uvicorn stops accepting and waits for requests in flight before this runs
         state["champion"].stop()
-        state["store"].close()
+        state["store"].close()  # every accepted prediction is written
+        counts.close()
 
     app = FastAPI(title="churn-workflow prediction API", version="1", lifespan=lifespan)
-    state["metrics"] = Metrics(lambda: state["store"].failed_rows if "store" in state else 0)
+    counts = state["metrics"] = Metrics()
 
     def serving() -> LoadedModel:
         current = state["champion"].current
@@ -186,6 +198,7 @@ def create_app(
     # outermost last: every response, even a 413 or 415, is counted
     app.add_middleware(JsonOnly, paths=("/predict", "/feedback"))
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(Overload, max_inflight=max_inflight, paths=("/predict",))
     if origins:
         app.add_middleware(
             CORSMiddleware,
@@ -206,7 +219,7 @@ def create_app(
         return JSONResponse(status_code=500, content={"detail": "internal error (logged)"})
 
     @app.post("/predict", openapi_extra={"requestBody": PREDICT_BODY}, responses=PREDICT_ERRORS)
-    async def predict(request: Request, explain: bool = Query(False)) -> dict[str, Any]:
+    async def predict(request: Request, explain: bool = Query(False)) -> ORJSONResponse:
         model = serving()
         version = model.version.version
         try:
@@ -226,54 +239,55 @@ def create_app(
                 422,
                 [{"loc": ["body", "records"], "msg": f"at most {max_records} records a request"}],
             )
+        X = None
         try:
-            proba, X = model.score(records)
+            if len(records) == 1 and not explain:  # compiled: about 0.05 ms, runs inline
+                probability, inputs = model.score_one(records[0])
+                proba, rows = [probability], [inputs]
+            else:  # batches and explanations: the pandas path, off the event loop
+                scores, X = await run_in_threadpool(model.score, records)
+                proba, rows = scores.tolist(), X.to_dict(orient="records")
         except RecordError as exc:
             raise HTTPException(
                 422, [{"loc": ["body", "records", exc.index, exc.field], "msg": exc.reason}]
             ) from None
-        decisions = (proba >= model.threshold).astype(int)
+        threshold = model.threshold
+        decisions = [int(p >= threshold) for p in proba]
         request_id = uuid.uuid4().hex
         ids = model.record_ids(records)
-        shadow = state["champion"].shadow
-        shadow_scores = None
-        if shadow is not None:
-            try:
-                shadow_scores = shadow.score(records)[0].tolist()
-            except Exception:  # noqa: BLE001 - the shadow never fails a request
-                log.warning(
-                    "shadow model %s could not score request %s", shadow.version.version, request_id
-                )
-                shadow = None
+        # the previous champion scores in shadow in the log writer, after the answer is sent
         state["store"].log(
             request_id,
             version,
             model.logged_ids(ids),
-            X.to_dict(orient="records"),
-            proba.tolist(),
-            decisions.tolist(),
-            shadow.version.version if shadow is not None and shadow_scores else None,
-            shadow_scores,
+            rows,
+            proba,
+            decisions,
+            shadow=state["champion"].shadow,
+            records=records,
         )
         out = [
-            {"id": ids[i], "probability": round(float(proba[i]), 6), "decision": int(decisions[i])}
+            {"id": ids[i], "probability": round(proba[i], 6), "decision": decisions[i]}
             for i in range(len(records))
         ]
-        if explain:
-            for row, contrib in zip(out, model.contributions(X, top=5)):
+        if explain and X is not None:
+            contributions = await run_in_threadpool(model.contributions, X, 5)
+            for row, contrib in zip(out, contributions):
                 row["contributions"] = contrib
         request.state.rows = len(records)
-        return {
-            "request_id": request_id,
-            "model_version": version,
-            "threshold": model.threshold,
-            "predictions": out,
-        }
+        return ORJSONResponse(
+            {
+                "request_id": request_id,
+                "model_version": version,
+                "threshold": threshold,
+                "predictions": out,
+            }
+        )
 
     @app.get("/health")
     def health() -> JSONResponse:
         current = state["champion"].current
-        if current is None:
+        if current is None:  # ready only once a model is loaded and warm
             return JSONResponse({"status": "no model", "model_version": None}, status_code=503)
         return JSONResponse({"status": "ok", "model_version": current.version.version})
 

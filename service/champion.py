@@ -55,6 +55,10 @@ class Champion:
                 self._alias_stamp = stamp
                 return False
             loaded = LoadedModel.load(self.registry, version)  # hash-checked; raises on a bad file
+            try:  # the first request after a swap is as fast as the others
+                loaded.warm()
+            except Exception:  # noqa: BLE001 - a failed warm-up is not a reason to keep the old
+                log.exception("warming %s up failed; serving it cold", version.version)
             self.current = loaded  # one reference assignment: requests see the old or the new model
             self._alias_stamp = stamp
             log.info("serving model %s", version.version)

@@ -81,3 +81,34 @@ class JsonOnly:
                 await reply(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class Overload:
+    """ASGI middleware: at most ``max_inflight`` requests to ``paths`` at once in this worker.
+
+    One more is answered 503 with ``Retry-After`` at once, so an overloaded server sheds
+    load (a client or a load balancer retries elsewhere) instead of queueing without bound
+    and answering everything late.
+    """
+
+    def __init__(self, app: Any, max_inflight: int, paths: tuple[str, ...]) -> None:
+        self.app, self.max_inflight, self.paths = app, max_inflight, paths
+        self.inflight = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        if self.inflight >= self.max_inflight:
+            reply = JSONResponse(
+                {"detail": f"busy: {self.inflight} requests in flight; retry shortly"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+            await reply(scope, receive, send)
+            return
+        self.inflight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.inflight -= 1

@@ -7,21 +7,26 @@ histogram; rows scored and prediction-log write failures are counters.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class Metrics:
-    """The API's metrics, in a registry of their own (one per app)."""
+    """The API's metrics, in a registry of their own (one per app).
 
-    def __init__(self, write_failures: Callable[[], int] = lambda: 0) -> None:
+    Under ``make serve``'s several workers, ``PROMETHEUS_MULTIPROC_DIR`` is set and
+    ``prometheus-client``'s multiprocess mode merges every worker's counts at each scrape,
+    whichever worker answers it.
+    """
+
+    def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests = Counter(
             "churn_requests",
@@ -42,7 +47,13 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
-        self.registry.register(_WriteFailures(write_failures))
+        self.write_failures = Counter(
+            "churn_prediction_write_failures",
+            "Prediction rows the store could not write (each is kept in the log's failed/ "
+            "folder and logged with its request id).",
+            registry=self.registry,
+        )
+        self.write_failures.inc(0)
 
     def observe(
         self, endpoint: str, version: str, status: int, seconds: float, rows: int = 0
@@ -55,26 +66,17 @@ class Metrics:
                 self.rows.labels(version).inc(rows)
 
     def render(self) -> bytes:
-        """The exposition text."""
+        """The exposition text (every worker's, merged, in multiprocess mode)."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            merged = CollectorRegistry()
+            multiprocess.MultiProcessCollector(merged)
+            return generate_latest(merged)
         return generate_latest(self.registry)
 
-
-class _WriteFailures:
-    """The store's count of prediction rows it could not write, read at scrape time."""
-
-    def __init__(self, count: Callable[[], int]) -> None:
-        self.count = count
-
-    def collect(self) -> list[CounterMetricFamily]:
-        family = CounterMetricFamily(
-            "churn_prediction_write_failures",
-            "Prediction rows the store could not write (each is logged with its request id).",
-        )
-        family.add_metric([], self.count())
-        return [family]
-
-    def describe(self) -> list[CounterMetricFamily]:
-        return self.collect()
+    def close(self) -> None:
+        """This worker is going away (multiprocess mode forgets its live gauges)."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            multiprocess.mark_process_dead(os.getpid())
 
 
 class CountRequests:

@@ -107,6 +107,8 @@ PATHS = Paths()
 
 PREDICTIONS_DB = "predictions.db"
 """The embedded prediction store's file, inside the registry folder."""
+PREDICTION_LOG = "prediction_log"
+"""Inside the registry folder: the logged model inputs, as typed Arrow segments per hour."""
 REGISTRY_ALIASES = "aliases.json"
 """The registry's aliases (champion, previous champion), replaced in one atomic rename."""
 REGISTRY_INDEX = "index.jsonl"

@@ -239,41 +239,32 @@ def test_a_tampered_champion_on_reload_gets_409_and_the_old_model_serves(project
 
 
 # ---------------------------------------------------------------- no silent loss
-def write_with_one_bad_row(url: str, bad: dict) -> PredictionStore:
-    store = PredictionStore(url)
-    # queued together, so the writer merges them into one INSERT
+def write_with_one_bad_row(url: str, bad: dict, log_dir=None) -> PredictionStore:
+    """Three requests queued together (one INSERT), the middle one refused by the database."""
+    store = PredictionStore(url, log_dir=log_dir, flush_s=0.5)
     store.log("good-1", "v0001", ["a"], [{"x": 1}], [0.5], [1])
-    store._queue.put([bad])
+    store.log(
+        "bad", bad.get("model_version", "v0001"), [bad.get("record_id", "x")], [{}], [0.5], [1]
+    )
     store.log("good-2", "v0001", ["b"], [{"x": 2}], [0.6], [1])
     store.flush()
     return store
 
 
-BAD_ROW = {
-    "request_id": "bad",
-    "row": 0,
-    "model_version": "v0001",
-    "features": "{}",
-    "score": 0.5,
-    "decision": 1,
-    "shadow_version": None,
-    "shadow_score": None,
-}
-
-
-def test_the_writer_isolates_a_bad_row_and_counts_it(tmp_path):
-    import datetime as dt
-
-    bad = {
-        **BAD_ROW,
-        "created_at": dt.datetime.now(dt.UTC),
-        "record_id": "x",
-        "model_version": None,
-    }  # NOT NULL: refused by the database
-    store = write_with_one_bad_row(f"sqlite:///{tmp_path / 'p.db'}", bad)
+def test_the_writer_isolates_a_bad_row_counts_it_and_keeps_it(tmp_path):
+    # model_version NOT NULL: refused by the database, after the two good rows' segment write
+    store = write_with_one_bad_row(
+        f"sqlite:///{tmp_path / 'p.db'}", {"model_version": None}, log_dir=tmp_path / "log"
+    )
     try:
         assert store.failed_rows == 1
         assert store.get("good-1") and store.get("good-2"), "the good rows were written"
+        kept = [
+            json.loads(line)
+            for path in (tmp_path / "log" / "failed").glob("*.jsonl")
+            for line in path.read_text().splitlines()
+        ]
+        assert [k["request_id"] for k in kept] == ["bad"] and "error" in kept[0]
     finally:
         store.close()
 
@@ -282,10 +273,8 @@ def test_the_writer_isolates_a_bad_row_and_counts_it(tmp_path):
 def test_on_postgresql_a_too_long_id_is_isolated_and_the_api_refuses_it_first(
     postgres_url, project, record
 ):
-    import datetime as dt
 
-    bad = {**BAD_ROW, "created_at": dt.datetime.now(dt.UTC), "record_id": "x" * 300}
-    store = write_with_one_bad_row(postgres_url, bad)
+    store = write_with_one_bad_row(postgres_url, {"record_id": "x" * 300})
     try:
         assert store.failed_rows == 1
         assert store.get("good-1") and store.get("good-2")

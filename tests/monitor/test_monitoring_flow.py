@@ -45,14 +45,16 @@ def raw_rows(root):
     return raw[raw["label"].notna()].reset_index(drop=True)
 
 
-def serve(root, raw, change=None, label=True):
-    """Send ``raw`` through the API (optionally changed), then its true labels as feedback."""
+def serve(root, raw, change=None, label=True, clock=None):
+    """Send ``raw`` through the API (optionally changed, optionally stamped by ``clock``),
+    then its true labels as feedback."""
     records = json.loads(
         raw.drop(columns=["churned_30d", "cancellation_reason", "label"]).to_json(orient="records")
     )
     for r in records:
         r.update(change or {})
-    app = create_app(root / "registry", poll_s=0.1, feedback_tokens={"t": "tests"})
+    extra = {} if clock is None else {"clock": clock}
+    app = create_app(root / "registry", poll_s=0.1, feedback_tokens={"t": "tests"}, **extra)
     with TestClient(app) as client:
         for start in range(0, len(records), 200):
             body = client.post("/predict", json={"records": records[start : start + 200]}).json()
@@ -188,17 +190,12 @@ def test_live_performance_uses_the_labels_that_arrived_in_the_window_for_older_p
     monitored, harness
 ):
 
-    from tasks.core.serving.store import PREDICTIONS
-
     raw = raw_rows(monitored).head(600)
-    serve(monitored, raw, label=False)
+    month_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=31)
+    serve(monitored, raw, label=False, clock=lambda: month_ago)  # made a month ago ...
     store = PredictionStore(
         store_url(registry_dir(monitored, load_params(monitored / "params.yaml")))
     )
-    store.flush()
-    month_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=31)
-    with store.engine.begin() as conn:  # the predictions were made a month ago ...
-        conn.execute(PREDICTIONS.update().values(created_at=month_ago))
     rows = store.window(month_ago - dt.timedelta(hours=1))
     truth = dict(zip(raw["customer_id"].astype(str), raw["label"].astype(int)))
     for r in rows:  # ... and their ground truth arrives now

@@ -61,6 +61,12 @@ class LoadedModel:
         object.__setattr__(loaded, "compiled", CompiledModel(loaded))
         return loaded
 
+    def warm(self) -> None:
+        """Run both paths once (imports, caches, XGBoost's first call) before serving."""
+        record = {} if self.problem.id_column is None else {self.problem.id_column: "warm-up"}
+        self.score_one(record)
+        self.score([record, record])
+
     def score_one(self, record: Any) -> tuple[float, dict[str, Any]]:
         """(probability, model inputs) of one raw record through the compiled path.
 

@@ -13,14 +13,19 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import sqlalchemy as sa
 
-from tasks.core.paths import PREDICTIONS_DB
+from tasks.core.paths import PREDICTION_LOG, PREDICTIONS_DB
+from tasks.core.serving.segments import SegmentWriter, hours_between, read_hours, to_batch
+from tasks.core.serving.segments import expire as expire_hours
 
 log = logging.getLogger("churn.store")
 
@@ -70,6 +75,23 @@ ADDED_COLUMNS = {"predictions": {"labelled_by": "VARCHAR(64)"}}
 
 
 @dataclass(frozen=True)
+class _Item:
+    """One request's predictions, queued for the writer."""
+
+    request_id: str
+    created_at: dt.datetime
+    model_version: str
+    record_ids: list[str | None]
+    features: list[dict[str, Any]]
+    scores: list[float]
+    decisions: list[int]
+    shadow_version: str | None
+    shadow_scores: list[float] | None
+    shadow: Any
+    records: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
 class LabelOutcome:
     """What one label did: rows it matched, rows it set, rows it left (another label held)."""
 
@@ -109,19 +131,52 @@ class PredictionStore:
     """Write predictions in the background; record labels; read windows back.
 
     ``clock`` stamps predictions and labels (default: the real time; the demo passes a
-    simulated one).
+    simulated one). With ``log_dir`` (the API and batch scoring pass the registry's
+    ``prediction_log``), model inputs go to typed Arrow segments there
+    (:mod:`tasks.core.serving.segments`) and the SQL row keeps ids, scores and labels;
+    without it, inputs are kept as JSON in the row (as before the columnar log).
+
+    The writer thread flushes every ``flush_s`` seconds: on SIGTERM the API's shutdown
+    flushes everything accepted; a SIGKILL loses at most the last ``flush_s``. A write that
+    fails is retried, then isolated row by row; a row that still fails is appended to
+    ``<log_dir>/failed/<pid>.jsonl`` with the error (never dropped in silence), counted in
+    ``failed_rows`` and logged. After a promotion, the previous champion's shadow scores are
+    computed here, after the answer was sent; when more than ``shadow_backlog`` requests
+    wait, shadow scoring is skipped for them and counted in ``shadow_skipped``.
     """
 
-    def __init__(self, url: str, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        url: str,
+        clock: Clock = utc_now,
+        log_dir: Path | str | None = None,
+        flush_s: float = 0.25,
+        shadow_backlog: int = 2000,
+        on_failed: Callable[[], None] | None = None,
+    ) -> None:
         self.clock = clock
-        self.engine = sa.create_engine(url, pool_pre_ping=True)
+        self.on_failed = on_failed
+        sqlite = url.startswith("sqlite")
+        self.engine = sa.create_engine(
+            url, pool_pre_ping=True, connect_args={"timeout": 30} if sqlite else {}
+        )
         if self.engine.dialect.name == "sqlite":
             with self.engine.begin() as conn:
                 conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+            @sa.event.listens_for(self.engine, "connect")
+            def _pragmas(dbapi_conn: Any, _: Any) -> None:  # durable against a killed process
+                dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+
         METADATA.create_all(self.engine)
         self._add_columns()
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self.segments = SegmentWriter(self.log_dir) if self.log_dir is not None else None
+        self.flush_s, self.shadow_backlog = flush_s, shadow_backlog
         self.failed_rows = 0
-        self._queue: queue.Queue[list[dict[str, Any]] | None] = queue.Queue()
+        self.shadow_skipped = 0
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._wake = threading.Event()
         self._writer = threading.Thread(target=self._drain, name="prediction-store", daemon=True)
         self._writer.start()
 
@@ -134,23 +189,27 @@ class PredictionStore:
                     if name not in present:
                         conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
-    def _write(self, requests: list[list[dict[str, Any]]]) -> None:
-        """Insert queued requests; a failing insert is retried per request, then per row.
+    # ------------------------------------------------------------------ writing
+    def _insert(self, rows: list[dict[str, Any]], attempts: int = 3) -> None:
+        for attempt in range(attempts):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(PREDICTIONS.insert(), rows)
+                return
+            except sa.exc.OperationalError:  # locked or unreachable: wait, then again
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.2 * (attempt + 1))
 
-        One bad row never takes the others with it; a row that still fails is counted in
-        ``failed_rows`` and logged with its request id (``/metrics`` and monitoring report it).
-        """
+    def _write(self, requests: list[list[dict[str, Any]]]) -> None:
+        """Insert queued requests; a failing insert is isolated per request, then per row."""
         rows = [row for request in requests for row in request]
         try:
-            with self.engine.begin() as conn:
-                conn.execute(PREDICTIONS.insert(), rows)
+            self._insert(rows, attempts=3 if len(requests) > 1 or len(rows) > 1 else 2)
             return
-        except Exception:  # noqa: BLE001 - narrowed below, row by row
+        except Exception as exc:  # noqa: BLE001 - narrowed below, row by row
             if len(rows) == 1:
-                self.failed_rows += 1
-                log.exception(
-                    "could not write prediction row %s/%s", rows[0]["request_id"], rows[0]["row"]
-                )
+                self._dead_letter(rows[0], exc)
                 return
         if len(requests) > 1:
             for request in requests:
@@ -159,61 +218,139 @@ class PredictionStore:
             for row in rows:
                 self._write([[row]])
 
+    def _dead_letter(self, row: dict[str, Any], exc: BaseException) -> None:
+        self.failed_rows += 1
+        if self.on_failed is not None:
+            self.on_failed()
+        log.error(
+            "could not write prediction row %s/%s (%s)%s",
+            row.get("request_id"),
+            row.get("row"),
+            exc.__class__.__name__,
+            f"; kept in {self.log_dir / 'failed'}" if self.log_dir else "",
+        )
+        if self.log_dir is None:
+            return
+        try:
+            folder = self.log_dir / "failed"
+            folder.mkdir(parents=True, exist_ok=True)
+            with open(folder / f"{os.getpid()}.jsonl", "a") as out:
+                out.write(json.dumps({**row, "error": str(exc)[:500]}, default=str) + "\n")
+        except OSError:
+            log.exception("could not keep the failed row either")
+
+    def _rows(self, item: "_Item") -> list[dict[str, Any]]:
+        shadow_version, shadow_scores = item.shadow_version, item.shadow_scores
+        if item.shadow is not None:
+            shadow_version, shadow_scores = self._shadow_scores(item)
+        rows = [
+            {
+                "request_id": item.request_id,
+                "row": i,
+                "created_at": item.created_at,
+                "model_version": item.model_version,
+                "record_id": item.record_ids[i],
+                "features": "",
+                "score": float(item.scores[i]),
+                "decision": int(item.decisions[i]),
+                "shadow_version": shadow_version if shadow_scores is not None else None,
+                "shadow_score": float(shadow_scores[i]) if shadow_scores is not None else None,
+            }
+            for i in range(len(item.scores))
+        ]
+        written = False
+        if self.segments is not None:
+            try:
+                batch = to_batch(rows, item.features)
+                self.segments.append(item.created_at, item.model_version, batch)
+                written = True
+            except Exception:  # noqa: BLE001 - the inputs then go with the SQL row
+                log.exception("could not append request %s to the segment log", item.request_id)
+        if not written:
+            for row, features in zip(rows, item.features):
+                row["features"] = json.dumps(features, default=str)
+        return rows
+
+    def _shadow_scores(self, item: "_Item") -> tuple[str | None, list[float] | None]:
+        shadow = item.shadow
+        if self._queue.qsize() > self.shadow_backlog:
+            self.shadow_skipped += len(item.scores)
+            return None, None
+        try:
+            if len(item.records) == 1:
+                scores = [shadow.score_one(item.records[0])[0]]
+            else:
+                scores = shadow.score(item.records)[0].tolist()
+        except Exception:  # noqa: BLE001 - the shadow never fails a logged prediction
+            log.warning(
+                "shadow model %s could not score request %s",
+                shadow.version.version,
+                item.request_id,
+            )
+            return None, None
+        return shadow.version.version, scores
+
     def _drain(self) -> None:
         while True:
-            batch = self._queue.get()
+            first = self._queue.get()
+            items = [first]
+            if first is not None:
+                self._wake.wait(self.flush_s)  # gather what arrives within one interval
+                self._wake.clear()
+            while items[-1] is not None:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            work = [i for i in items if i is not None]
             try:
-                if batch is None:
-                    return
-                requests = [batch]
-                while not self._queue.empty():
-                    more = self._queue.get_nowait()
-                    if more is None:
-                        self._queue.put(None)
-                        self._queue.task_done()
-                        break
-                    requests.append(more)
-                    self._queue.task_done()
-                self._write(requests)
-            except Exception:  # keep serving even if the store is briefly unavailable
-                self.failed_rows += len(batch or [])
-                log.exception("could not write %d prediction rows", len(batch or []))
+                if work:
+                    self._write([self._rows(i) for i in work])
+            except Exception:  # noqa: BLE001 - keep serving; every row was dead-lettered
+                log.exception("could not write %d prediction requests", len(work))
             finally:
-                self._queue.task_done()
+                for _ in items:
+                    self._queue.task_done()
+            if items[-1] is None:
+                return
 
     def log(
         self,
         request_id: str,
         model_version: str,
-        record_ids: list[str],
+        record_ids: list[str | None],
         features: list[dict[str, Any]],
         scores: list[float],
         decisions: list[int],
         shadow_version: str | None = None,
         shadow_scores: list[float] | None = None,
+        shadow: Any = None,
+        records: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Queue one request's predictions for writing."""
-        now = self.clock()
+        """Queue one request's predictions for writing.
+
+        ``shadow`` (a loaded model) scores ``records`` in the background; or pass
+        ``shadow_version`` and ``shadow_scores`` already computed.
+        """
         self._queue.put(
-            [
-                {
-                    "request_id": request_id,
-                    "row": i,
-                    "created_at": now,
-                    "model_version": model_version,
-                    "record_id": record_ids[i],
-                    "features": json.dumps(features[i], default=str),
-                    "score": float(scores[i]),
-                    "decision": int(decisions[i]),
-                    "shadow_version": shadow_version,
-                    "shadow_score": float(shadow_scores[i]) if shadow_scores is not None else None,
-                }
-                for i in range(len(scores))
-            ]
+            _Item(
+                request_id,
+                self.clock(),
+                model_version,
+                list(record_ids),
+                features,
+                list(scores),
+                list(decisions),
+                shadow_version,
+                shadow_scores,
+                shadow,
+                records or [],
+            )
         )
 
     def flush(self) -> None:
         """Wait until every queued prediction is written."""
+        self._wake.set()
         self._queue.join()
 
     def add_label(
@@ -303,9 +440,126 @@ class PredictionStore:
             )
             return [dict(r) for r in rows.mappings()]
 
+    def window_frame(
+        self, since: dt.datetime, until: dt.datetime, by: str = "created_at"
+    ) -> pd.DataFrame:
+        """The predictions made (or labelled) in ``[since, until)`` as one frame: their model
+        inputs (by name) beside ``request_id``, ``row``, ``created_at``, ``model_version``,
+        ``score``, ``decision``, ``label``, ``shadow_version`` and ``shadow_score``, oldest
+        first.
+
+        Inputs come from the segment log (typed columns, only the hours needed) and, for rows
+        written before it or while it failed, from the row's JSON.
+        """
+        self.flush()
+        if by not in ("created_at", "labelled_at"):
+            raise ValueError(f"window by 'created_at' or 'labelled_at', not {by!r}")
+        column = PREDICTIONS.c[by]
+        keys = ["request_id", "row"]
+        meta = [c for c in _META_COLUMNS if c != "features"]
+        condition = (column >= since) & (column < until)
+        logged = pd.DataFrame()
+        if by == "created_at" and self.log_dir is not None:
+            logged = read_hours(self.log_dir, hours_between(since, until))
+            if len(logged):
+                stamp = logged["created_at"]
+                logged = logged[(stamp >= pd.Timestamp(since)) & (stamp < pd.Timestamp(until))]
+            # the labels, and rows whose inputs are JSON (older stores, a failed segment write)
+            extra = self._read(
+                sa.select(PREDICTIONS.c.request_id, PREDICTIONS.c.row, PREDICTIONS.c.label).where(
+                    condition & PREDICTIONS.c.label.is_not(None)
+                )
+            )
+            legacy = self._read(
+                sa.select(*[PREDICTIONS.c[c] for c in _META_COLUMNS]).where(
+                    condition & (PREDICTIONS.c.features != "")
+                )
+            )
+            if len(extra) and len(logged):
+                logged = logged.merge(extra[[*keys, "label"]], on=keys, how="left")
+            elif len(logged):
+                logged["label"] = np.nan
+            frame = _concat(logged, _expand(legacy))
+        else:
+            rows = self._read(
+                sa.select(*[PREDICTIONS.c[c] for c in _META_COLUMNS]).where(condition)
+            )
+            frame = _expand(rows[rows["features"] != ""]) if len(rows) else pd.DataFrame()
+            fresh = rows[rows["features"] == ""] if len(rows) else rows
+            if len(fresh) and self.log_dir is not None:
+                stamps = pd.to_datetime(fresh["created_at"], utc=True)
+                hours = sorted(
+                    {t.to_pydatetime().replace(minute=0, second=0, microsecond=0) for t in stamps}
+                )
+                inputs = read_hours(self.log_dir, hours)
+                inputs = inputs.drop(columns=[c for c in meta if c in inputs and c not in keys])
+                fresh = fresh.drop(columns=["features"]).merge(inputs, on=keys, how="left")
+                frame = _concat(frame, fresh)
+        if frame is None or frame.empty:
+            return pd.DataFrame()
+        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+        return frame.sort_values(["created_at", "request_id", "row"], ignore_index=True)
+
+    def _read(self, statement: Any) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            result = conn.execute(statement)
+            return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
+
+    def expire(self, before: dt.datetime) -> dict[str, int]:
+        """Remove predictions (rows, segments, label events) made before ``before``."""
+        self.flush()
+        with self.engine.begin() as conn:
+            rows = conn.execute(PREDICTIONS.delete().where(PREDICTIONS.c.created_at < before))
+            events = conn.execute(LABEL_EVENTS.delete().where(LABEL_EVENTS.c.at < before))
+        hours = expire_hours(self.log_dir, before) if self.log_dir is not None else 0
+        return {"rows": rows.rowcount, "label_events": events.rowcount, "segment_hours": hours}
+
     def close(self) -> None:
         """Flush and stop the writer."""
         self.flush()
         self._queue.put(None)
         self._writer.join(timeout=10)
+        if self.segments is not None:
+            self.segments.close()
         self.engine.dispose()
+
+
+_META_COLUMNS = (
+    "request_id",
+    "row",
+    "created_at",
+    "model_version",
+    "record_id",
+    "score",
+    "decision",
+    "shadow_version",
+    "shadow_score",
+    "label",
+    "features",
+)
+
+
+def _concat(*frames: pd.DataFrame) -> pd.DataFrame:
+    parts = [f for f in frames if f is not None and len(f)]
+    if len(parts) <= 1:
+        return parts[0] if parts else pd.DataFrame()
+    return pd.concat(parts, ignore_index=True)
+
+
+def _expand(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows whose inputs are JSON text, with the inputs as columns."""
+    if rows is None or rows.empty:
+        return pd.DataFrame()
+    inputs = pd.DataFrame.from_records([json.loads(f) for f in rows["features"]])
+    rows = rows.assign(created_at=pd.to_datetime(rows["created_at"], utc=True))
+    return pd.concat([inputs, rows.drop(columns=["features"]).reset_index(drop=True)], axis=1)
+
+
+def log_dir_of(registry_dir: Path | str) -> Path:
+    """The segment log beside a registry."""
+    return Path(registry_dir) / PREDICTION_LOG
+
+
+def open_store(registry_dir: Path | str, clock: Clock = utc_now) -> PredictionStore:
+    """The prediction store of a registry: ``DATABASE_URL`` or SQLite, with its segment log."""
+    return PredictionStore(store_url(registry_dir), clock, log_dir=log_dir_of(registry_dir))

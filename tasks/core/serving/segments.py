@@ -1,0 +1,187 @@
+"""The columnar half of the prediction log: model inputs as typed Arrow segments.
+
+Each API worker (and each batch-scoring run) appends its predictions to its own Arrow IPC
+stream file per hour and model version: ``<log>/<YYYY-MM-DD>/<HH>/<version>.<pid>.<n>.arrows``.
+A batch is appended at every flush and the file is flushed to the operating system, so a
+killed process loses at most what it had not flushed yet, and a reader sees every complete
+batch of a file still being written (it stops at a torn last one). No two writers share a
+file, so several workers never lose or duplicate a row. Reading a window opens only the
+hours it covers: a million rows read in well under a second.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.ipc as ipc
+
+log = logging.getLogger("churn.store")
+
+SUFFIX = ".arrows"
+META = {
+    "request_id": pa.string(),
+    "row": pa.int32(),
+    "created_at": pa.timestamp("us", tz="UTC"),
+    "model_version": pa.string(),
+    "record_id": pa.string(),
+    "score": pa.float64(),
+    "decision": pa.int8(),
+    "shadow_version": pa.string(),
+    "shadow_score": pa.float64(),
+}
+_serial = itertools.count()
+
+
+def hour_dir(root: Path, when: dt.datetime) -> Path:
+    """The folder of one hour's segments (UTC)."""
+    when = when.astimezone(dt.timezone.utc)
+    return root / when.strftime("%Y-%m-%d") / when.strftime("%H")
+
+
+def _input_type(values: list[Any]) -> pa.DataType:
+    """float64 when every value is a number (NaN for missing), else string."""
+    for value in values:
+        if isinstance(value, str) or isinstance(value, bool):
+            return pa.string()
+        if value is not None and not isinstance(value, (int, float)):
+            return pa.string()
+    return pa.float64()
+
+
+def to_batch(rows: list[dict[str, Any]], inputs: list[dict[str, Any]]) -> pa.RecordBatch:
+    """Log rows (one per prediction) and their model inputs as one typed record batch."""
+    columns: dict[str, pa.Array] = {}
+    for name, kind in META.items():
+        columns[name] = pa.array([r[name] for r in rows], type=kind)
+    names = list(dict.fromkeys(k for row in inputs for k in row))
+    for name in names:
+        values = [row.get(name) for row in inputs]
+        kind = _input_type(values)
+        if kind == pa.float64():
+            values = [
+                None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+                for v in values
+            ]
+        else:
+            values = [
+                None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
+                for v in values
+            ]
+        columns[f"in.{name}"] = pa.array(values, type=kind)
+    return pa.RecordBatch.from_pydict(columns)
+
+
+class SegmentWriter:
+    """Appends record batches to this process's open segments (one per hour and schema)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self._open: dict[tuple[Path, str, pa.Schema], tuple[BinaryIO, Any]] = {}
+
+    def append(self, hour: dt.datetime, version: str, batch: pa.RecordBatch) -> None:
+        """Append ``batch`` to the segment of ``hour`` and ``version`` (flushed to the OS)."""
+        folder = hour_dir(self.root, hour)
+        key = (folder, version, batch.schema)
+        if key not in self._open:
+            for old in [k for k in self._open if k[0] != folder]:  # the hour turned
+                self._close(old)
+            folder.mkdir(parents=True, exist_ok=True)
+            name = f"{_safe(version)}.{os.getpid()}.{next(_serial)}{SUFFIX}"
+            sink = open(folder / name, "ab")  # noqa: SIM115 - kept open across flushes
+            self._open[key] = (sink, ipc.new_stream(sink, batch.schema))
+        sink, writer = self._open[key]
+        writer.write_batch(batch)
+        sink.flush()
+
+    def _close(self, key: tuple[Path, str, pa.Schema]) -> None:
+        sink, writer = self._open.pop(key)
+        try:
+            writer.close()
+        finally:
+            sink.close()
+
+    def close(self) -> None:
+        """Close every open segment (writes the end-of-stream marker)."""
+        for key in list(self._open):
+            self._close(key)
+
+
+def _safe(version: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_" else "_" for c in version) or "none"
+
+
+def read_segment(path: Path) -> pa.Table | None:
+    """Every complete batch of one segment (a file still being written, or torn by a kill,
+    gives what was flushed before)."""
+    batches = []
+    try:
+        with open(path, "rb") as source:
+            reader = ipc.open_stream(source)
+            while True:
+                try:
+                    batches.append(reader.read_next_batch())
+                except StopIteration:
+                    break
+            schema = reader.schema
+    except (pa.ArrowInvalid, OSError) as exc:
+        if not batches:
+            log.warning("prediction log segment %s unreadable (%s); skipped", path, exc)
+            return None
+        schema = batches[0].schema
+    return pa.Table.from_batches(batches, schema=schema) if batches else None
+
+
+def hours_between(since: dt.datetime, until: dt.datetime) -> list[dt.datetime]:
+    """Every UTC hour that overlaps ``[since, until)``."""
+    start = since.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    out = []
+    while start < until:
+        out.append(start)
+        start += dt.timedelta(hours=1)
+    return out
+
+
+def read_hours(root: Path, hours: list[dt.datetime]) -> pd.DataFrame:
+    """The logged rows of the given hours, inputs as plain column names (``in.x`` -> ``x``)."""
+    frames = []
+    for hour in hours:
+        folder = hour_dir(root, hour)
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob(f"*{SUFFIX}")):
+            table = read_segment(path)
+            if table is not None and table.num_rows:
+                frames.append(table.to_pandas())
+    if not frames:
+        return pd.DataFrame(columns=list(META))
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return frame.rename(columns={c: c[3:] for c in frame.columns if c.startswith("in.")})
+
+
+def expire(root: Path, before: dt.datetime) -> int:
+    """Remove the hours that end at or before ``before``; returns how many were removed."""
+    removed = 0
+    if not root.is_dir():
+        return 0
+    cutoff = before.astimezone(dt.timezone.utc)
+    for day in sorted(p for p in root.iterdir() if p.is_dir()):
+        for hour in sorted(p for p in day.iterdir() if p.is_dir()):
+            try:
+                start = dt.datetime.strptime(f"{day.name} {hour.name}", "%Y-%m-%d %H")
+            except ValueError:
+                continue
+            if start.replace(tzinfo=dt.timezone.utc) + dt.timedelta(hours=1) <= cutoff:
+                shutil.rmtree(hour)
+                removed += 1
+        if not any(day.iterdir()):
+            day.rmdir()
+    return removed
