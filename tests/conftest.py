@@ -20,6 +20,7 @@ from devtools.project import make_project as copy_project
 from tasks.core.config import Params, parse_params
 from tasks.core.data.schema import kinds_for
 from tasks.core.env import telemetry_off
+from tasks.core.paths import PATHS
 from tests.prefect_server import Server, reset_client_services, start_server, stop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -127,6 +128,19 @@ def trained_project(tmp_path_factory) -> Path:
     (root / PARAMS_READS).write_text(json.dumps({k: sorted(v) for k, v in reads.items()}, indent=1))
     assert decision is not None and decision.promoted, decision
     return root
+
+
+def served_copy(trained_project, dest):
+    """The trained project's params and registry, without its prediction log."""
+    dest.mkdir()
+    for name in (PATHS.params, PATHS.dvc_yaml):
+        shutil.copy(trained_project / name, dest / name)
+    shutil.copytree(
+        trained_project / "registry",
+        dest / "registry",
+        ignore=shutil.ignore_patterns("predictions.db*", "prediction_log"),
+    )
+    return dest
 
 
 # --------------------------------------------------------------------------- a Prefect server

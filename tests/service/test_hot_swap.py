@@ -5,7 +5,6 @@ alias on its own)."""
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 import time
 
@@ -18,22 +17,10 @@ from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
 from tasks.core.runtime.processes import tool_env
 from tasks.core.serving.registry import Registry
+from tests.conftest import served_copy
 
 pytestmark = pytest.mark.slow
 CLIENTS, FLIPS = 8, 12
-
-
-def served_copy(trained_project, dest):
-    """The trained project's params and registry, without its prediction log."""
-    dest.mkdir()
-    for name in (PATHS.params, PATHS.dvc_yaml):
-        shutil.copy(trained_project / name, dest / name)
-    shutil.copytree(
-        trained_project / "registry",
-        dest / "registry",
-        ignore=shutil.ignore_patterns("predictions.db*", "prediction_log"),
-    )
-    return dest
 
 
 def test_alias_flips_under_load_on_two_workers_only_ever_return_200(trained_project, tmp_path):
