@@ -59,8 +59,8 @@ def latency_summary(seconds: list[float], wall: float) -> dict:
     ms = np.array(seconds) * 1000
     return {
         "requests": len(ms),
-        "p50_ms": round(float(np.percentile(ms, 50)), 2),
-        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "p50_ms": round(float(np.percentile(ms, 50)), 3),
+        "p99_ms": round(float(np.percentile(ms, 99)), 3),
         "rps": round(len(ms) / wall, 1),
     }
 

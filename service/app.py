@@ -240,13 +240,17 @@ def create_app(
                 [{"loc": ["body", "records"], "msg": f"at most {max_records} records a request"}],
             )
         X = None
+        signature = model.compiled.signature if model.compiled is not None else None
         try:
             if len(records) == 1 and not explain:  # compiled: about 0.05 ms, runs inline
                 probability, inputs = model.score_one(records[0])
                 proba, rows = [probability], [inputs]
-            else:  # batches and explanations: the pandas path, off the event loop
+            elif not explain:  # batches: compiled too, off the event loop
+                proba, rows = await run_in_threadpool(model.score_many, records)
+            else:  # explanations need the pandas frame
                 scores, X = await run_in_threadpool(model.score, records)
                 proba, rows = scores.tolist(), X.to_dict(orient="records")
+                signature = None  # pandas rows: the shadow reads the records itself
         except RecordError as exc:
             raise HTTPException(
                 422, [{"loc": ["body", "records", exc.index, exc.field], "msg": exc.reason}]
@@ -265,6 +269,7 @@ def create_app(
             decisions,
             shadow=state["champion"].shadow,
             records=records,
+            signature=signature,
         )
         out = [
             {"id": ids[i], "probability": round(proba[i], 6), "decision": decisions[i]}

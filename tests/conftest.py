@@ -20,7 +20,7 @@ from devtools.project import make_project as copy_project
 from tasks.core.config import Params, parse_params
 from tasks.core.data.schema import kinds_for
 from tasks.core.env import telemetry_off
-from tasks.core.paths import PATHS
+from tasks.core.paths import PATHS, PREDICTION_LOG, PREDICTIONS_DB
 from tests.prefect_server import Server, reset_client_services, start_server, stop
 
 REPO = Path(__file__).resolve().parents[1]
@@ -130,6 +130,11 @@ def trained_project(tmp_path_factory) -> Path:
     return root
 
 
+def without_served_state(*more: str) -> Callable[[Any, list[str]], set[str]]:
+    """``copytree``'s ignore: a registry's prediction store and log (and ``more`` names)."""
+    return shutil.ignore_patterns(f"{PREDICTIONS_DB}*", PREDICTION_LOG, *more)
+
+
 def served_copy(trained_project, dest):
     """The trained project's params and registry, without its prediction log."""
     dest.mkdir()
@@ -138,7 +143,7 @@ def served_copy(trained_project, dest):
     shutil.copytree(
         trained_project / "registry",
         dest / "registry",
-        ignore=shutil.ignore_patterns("predictions.db*", "prediction_log"),
+        ignore=without_served_state(),
     )
     return dest
 

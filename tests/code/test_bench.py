@@ -57,16 +57,21 @@ def test_the_table_and_the_sanity_checks():
         "training": [run],
         "rerun": {"flow_s": 8.0, "dvc_repro_s": 1.0, "stages_rerun": 0},
         "api": {
+            "workers": 2,
             "http": {
                 "1_clients": http,
                 "8_clients": http,
                 "32_clients": http,
-                "batch_rows_per_s": 9000.0,
+                "batch_1000_4_clients": {**http, "rows_per_s": 9000.0},
             },
-            "in_process": {**http, "batch_rows_per_s": 10000.0},
+            "pandas_path": {"p50_ms": 30.0, "p99_ms": 60.0, "rps": 30.0},
+            "compiled": {"p50_ms": 0.05, "p99_ms": 0.1, "rps": 20000.0},
+            "compiled_speedup_p50": 600.0,
+            "pandas_batch_rows_per_s": 10000.0,
             "model_only": http,
+            "other_models": {"random_forest": http},
         },
-        "monitoring": {"rows": 1000, "seconds": 5.0, "peak_mb": 300.0},
+        "monitoring": {"rows": 1000, "read_s": 0.5, "seconds": 5.0, "peak_mb": 300.0},
         "dask": {
             "rows": 1000,
             "local": {"seconds": 10.0, "peak_mb": 400.0},
@@ -77,7 +82,9 @@ def test_the_table_and_the_sanity_checks():
     }
     table = markdown(results)
     assert "| training, 1,000 rows: wall | 12.0 s | 10.0 s | 1.20x (+2.0 s) | ≤ 1.3x |" in table
-    assert "8 concurrent clients" in table and "p99 < 20 ms" in table
+    assert "/predict, 1 record, 8 connection(s) (2 workers, shadow on)" in table
+    assert "0.050 / 0.100 ms | 30.00 / 60.00 ms (pandas path) | 600x faster" in table
+    assert "random forest (fallback: its predict_proba)" in table
     assert sanity(results) == []
     results["rerun"]["stages_rerun"] = 2
     results["dask"]["roc_auc_difference"] = 0.05

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
 from devtools.services import start_api, stop
+from tests.conftest import without_served_state
 
 TOKEN = "fuzz-admin-token-0123456789"
 
@@ -33,7 +34,7 @@ def api_url(trained_project: Path, tmp_path_factory) -> Iterator[str]:
     shutil.copytree(
         trained_project / "registry",
         root / "registry",
-        ignore=shutil.ignore_patterns("predictions.db*"),
+        ignore=without_served_state(),
     )
     log = root / "api.log"
     env = {

@@ -24,6 +24,7 @@ from service.app import create_app
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
 from tasks.core.serving.registry import Registry, RegistryError
+from tests.conftest import without_served_state
 
 INJECTIONS = [
     "x' OR '1'='1",
@@ -38,9 +39,7 @@ INJECTIONS = [
 @pytest.fixture
 def registry_copy(trained_project: Path, tmp_path: Path) -> tuple[Path, Registry]:
     root = tmp_path / "registry"
-    shutil.copytree(
-        trained_project / "registry", root, ignore=shutil.ignore_patterns("predictions.db*")
-    )
+    shutil.copytree(trained_project / "registry", root, ignore=without_served_state())
     return root, Registry(root)
 
 

@@ -21,6 +21,7 @@ from service.app import create_app
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
 from tasks.core.serving.store import LABEL_EVENTS, PREDICTIONS, PredictionStore
+from tests.conftest import without_served_state
 
 TOKENS = {"crm-token": "crm"}
 CRM = {"Authorization": "Bearer crm-token"}
@@ -50,7 +51,7 @@ def project(trained_project: Path, tmp_path_factory) -> Path:
     shutil.copytree(
         trained_project / "registry",
         root / "registry",
-        ignore=shutil.ignore_patterns("predictions.db*"),
+        ignore=without_served_state(),
     )
     return root
 
@@ -292,7 +293,7 @@ def test_on_postgresql_a_too_long_id_is_isolated_and_the_api_refuses_it_first(
 @pytest.mark.slow
 def test_batch_scoring_keeps_the_apis_rules(trained_project, tmp_path, record, prefect_api):
     root = tmp_path / "proj"
-    shutil.copytree(trained_project, root, ignore=shutil.ignore_patterns("predictions.db*", ".git"))
+    shutil.copytree(trained_project, root, ignore=without_served_state(".git"))
     ext = root / "data" / "external"
     ext.mkdir(parents=True, exist_ok=True)
     cases = {}

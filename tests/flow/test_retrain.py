@@ -19,6 +19,7 @@ from service.app import create_app
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
 from tasks.core.serving.registry import Registry
+from tests.conftest import without_served_state
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +62,7 @@ def test_a_failed_retraining_leaves_the_champion_in_place(
     trained_project, tmp_path, prefect_api, params, says
 ):
     root = tmp_path / "proj"
-    shutil.copytree(trained_project, root, ignore=shutil.ignore_patterns("predictions.db*"))
+    shutil.copytree(trained_project, root, ignore=without_served_state())
     # the operator of this checkout allows these overrides (retrain.allowed_overrides)
     served = yaml.safe_load((root / "params.yaml").read_text())
     served.setdefault("retrain", {})["allowed_overrides"] = ["feasibility.*", "problem.kpis.*"]

@@ -19,6 +19,7 @@ from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
 from tasks.core.serving.registry import Registry, registry_dir
 from tasks.core.serving.store import PredictionStore, store_url
+from tests.conftest import without_served_state
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +34,7 @@ def harness(prefect_api):
 @pytest.fixture
 def monitored(trained_project, tmp_path):
     root = tmp_path / "proj"
-    shutil.copytree(trained_project, root, ignore=shutil.ignore_patterns("predictions.db*", ".git"))
+    shutil.copytree(trained_project, root, ignore=without_served_state(".git"))
     return root
 
 

@@ -167,6 +167,22 @@ def assert_same_answers(
             want = X.iloc[j].to_dict()
             bad = {c: (row[c], want[c]) for c in want if not _same(row[c], want[c])}
             assert not bad, (kept[j], bad)
+    # the compiled batch path: the same answers, and a batch's first error as pandas names it
+    for k in range(0, len(kept), batch):
+        many, _ = model.score_many(kept[k : k + batch])
+        assert many == fast[k : k + batch]
+    rng = np.random.default_rng(0)
+    bad = sorted(refused)
+    for _ in range(min(200, len(bad))):
+        picks = list(rng.choice(len(records), 4)) + list(rng.choice(bad, 2))
+        mixed = [records[int(i)] for i in rng.permutation(picks)]
+        errors = []
+        for path in (model.score, model.score_many):
+            try:
+                path(mixed)
+            except RecordError as exc:
+                errors.append((exc.index, exc.field, exc.reason))
+        assert len(errors) == 2 and errors[0] == errors[1], (mixed, errors)
     for i, (field, reason) in refused.items():
         try:
             model.score([records[i]])

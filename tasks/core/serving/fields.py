@@ -20,7 +20,7 @@ LARGEST = float(np.finfo(np.float32).max)
 their inputs as float32 and fail on anything larger."""
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 _NOT_IDS = {"nan", "none", "null", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
@@ -49,7 +49,7 @@ def value_problem(value: Any) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return f"expected a finite number, got {value!r}"
     if isinstance(value, str):
-        if _CONTROL.search(value):
+        if CONTROL.search(value):
             return "contains a control character"
         return None
     if not isinstance(value, (int, float)):
@@ -73,7 +73,7 @@ def id_problem(value: Any) -> str | None:
         return "the id is a number too large"
     if len(text) > ID_MAX_CHARS:
         return f"the id has {len(text)} characters; at most {ID_MAX_CHARS}"
-    if _CONTROL.search(text):
+    if CONTROL.search(text):
         return "the id contains a control character"
     return None
 

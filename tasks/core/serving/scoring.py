@@ -61,6 +61,19 @@ class LoadedModel:
         object.__setattr__(loaded, "compiled", CompiledModel(loaded))
         return loaded
 
+    def score_many(self, records: list[Any]) -> tuple[list[float], list[dict[str, Any]]]:
+        """Probabilities and model inputs of a batch, record by record on the compiled path
+        (the pandas path's answers and 422s: the parity test holds the two together)."""
+        compiled = self.compiled
+        if compiled is None:
+            proba, X = self.score(records)
+            return proba.tolist(), X.to_dict(orient="records")
+        records = self.protect(records)
+        problem = compiled.first_problem(records)
+        if problem is not None:
+            raise RecordError(*problem)
+        return compiled.score_records(records)
+
     def warm(self) -> None:
         """Run both paths once (imports, caches, XGBoost's first call) before serving."""
         record = {} if self.problem.id_column is None else {self.problem.id_column: "warm-up"}

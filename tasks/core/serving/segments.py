@@ -47,14 +47,22 @@ def hour_dir(root: Path, when: dt.datetime) -> Path:
     return root / when.strftime("%Y-%m-%d") / when.strftime("%H")
 
 
-def _input_type(values: list[Any]) -> pa.DataType:
-    """float64 when every value is a number (NaN for missing), else string."""
-    for value in values:
-        if isinstance(value, str) or isinstance(value, bool):
-            return pa.string()
-        if value is not None and not isinstance(value, (int, float)):
-            return pa.string()
-    return pa.float64()
+def _input_array(values: list[Any]) -> pa.Array:
+    """A model input as float64 (numbers; NaN and None missing) or string (anything else)."""
+    try:
+        array = pa.array(values, from_pandas=True)  # NaN -> null
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed kinds: keep them as text
+        array = None
+    if array is not None:
+        kind = array.type
+        if pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind):
+            return array.cast(pa.float64())
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            return array.cast(pa.string())
+    return pa.array(
+        [None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v) for v in values],
+        type=pa.string(),
+    )
 
 
 def to_batch(rows: list[dict[str, Any]], inputs: list[dict[str, Any]]) -> pa.RecordBatch:
@@ -62,21 +70,11 @@ def to_batch(rows: list[dict[str, Any]], inputs: list[dict[str, Any]]) -> pa.Rec
     columns: dict[str, pa.Array] = {}
     for name, kind in META.items():
         columns[name] = pa.array([r[name] for r in rows], type=kind)
-    names = list(dict.fromkeys(k for row in inputs for k in row))
+    names = list(dict.fromkeys(k for row in inputs[:1] for k in row))
+    if any(row.keys() != inputs[0].keys() for row in inputs[1:]):
+        names = list(dict.fromkeys(k for row in inputs for k in row))
     for name in names:
-        values = [row.get(name) for row in inputs]
-        kind = _input_type(values)
-        if kind == pa.float64():
-            values = [
-                None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
-                for v in values
-            ]
-        else:
-            values = [
-                None if v is None or (isinstance(v, float) and math.isnan(v)) else str(v)
-                for v in values
-            ]
-        columns[f"in.{name}"] = pa.array(values, type=kind)
+        columns[f"in.{name}"] = _input_array([row.get(name) for row in inputs])
     return pa.RecordBatch.from_pydict(columns)
 
 

@@ -89,6 +89,7 @@ class _Item:
     shadow_scores: list[float] | None
     shadow: Any
     records: list[dict[str, Any]]
+    signature: str | None
 
 
 @dataclass(frozen=True)
@@ -168,8 +169,7 @@ class PredictionStore:
             def _pragmas(dbapi_conn: Any, _: Any) -> None:  # durable against a killed process
                 dbapi_conn.execute("PRAGMA synchronous=NORMAL")
 
-        METADATA.create_all(self.engine)
-        self._add_columns()
+        self._create_schema()
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.segments = SegmentWriter(self.log_dir) if self.log_dir is not None else None
         self.flush_s, self.shadow_backlog = flush_s, shadow_backlog
@@ -179,6 +179,19 @@ class PredictionStore:
         self._wake = threading.Event()
         self._writer = threading.Thread(target=self._drain, name="prediction-store", daemon=True)
         self._writer.start()
+
+    def _create_schema(self, attempts: int = 5) -> None:
+        """Tables and added columns; several API workers starting on a new store race here,
+        and a loser sees the winner's tables on its next try."""
+        for attempt in range(attempts):
+            try:
+                METADATA.create_all(self.engine)
+                self._add_columns()
+                return
+            except (sa.exc.OperationalError, sa.exc.ProgrammingError, sa.exc.IntegrityError):
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(0.1 * (attempt + 1))
 
     def _add_columns(self) -> None:
         inspector = sa.inspect(self.engine)
@@ -277,10 +290,12 @@ class PredictionStore:
             self.shadow_skipped += len(item.scores)
             return None, None
         try:
-            if len(item.records) == 1:
-                scores = [shadow.score_one(item.records[0])[0]]
+            compiled = getattr(shadow, "compiled", None)
+            if compiled is not None and item.signature == compiled.signature:
+                # the champion's input rows are the shadow's too: only its model runs
+                scores = compiled.score_rows(item.features)
             else:
-                scores = shadow.score(item.records)[0].tolist()
+                scores = shadow.score_many(item.records)[0]
         except Exception:  # noqa: BLE001 - the shadow never fails a logged prediction
             log.warning(
                 "shadow model %s could not score request %s",
@@ -326,11 +341,13 @@ class PredictionStore:
         shadow_scores: list[float] | None = None,
         shadow: Any = None,
         records: list[dict[str, Any]] | None = None,
+        signature: str | None = None,
     ) -> None:
         """Queue one request's predictions for writing.
 
-        ``shadow`` (a loaded model) scores ``records`` in the background; or pass
-        ``shadow_version`` and ``shadow_scores`` already computed.
+        ``shadow`` (a loaded model) scores ``records`` in the background (only its model,
+        on ``features``, when the compiled ``signature`` of the rows is the shadow's own); or
+        pass ``shadow_version`` and ``shadow_scores`` already computed.
         """
         self._queue.put(
             _Item(
@@ -345,6 +362,7 @@ class PredictionStore:
                 shadow_scores,
                 shadow,
                 records or [],
+                signature,
             )
         )
 
