@@ -46,6 +46,7 @@ from tasks.monitor import checks, drift, policy
 ALERT_EVENT = "churn.monitoring.alert"
 ROLLBACK_EVENT = "churn.model.rolled-back"
 RETRAIN_EVENT = "churn.retrain.requested"
+SERVICE_EVENT = "churn.service.alert"
 EVIDENTLY_PROJECT = "churn monitoring"
 
 
@@ -87,6 +88,7 @@ def evidently_project(workspace_dir: Path) -> tuple[Any, Any]:
 def _markdown(summary: dict[str, Any]) -> str:
     found = summary.get("drift") or {}
     perf = summary["live_performance"]
+    service = summary["service"]
     lines = [
         f"# Monitoring: {summary['verdict']}",
         "",
@@ -107,6 +109,9 @@ def _markdown(summary: dict[str, Any]) -> str:
         f"- input quality: {summary['input_quality']['checks']} checks, "
         f"{len(summary['input_quality']['failed'])} failed",
         f"- shadow: {summary['shadow'].get('note') or summary['shadow']}",
+        f"- service: {service['requests']} requests, p50 {service['p50_ms']} ms, p99 "
+        f"{service['p99_ms']} ms, 4xx {service['share_4xx']}, 5xx {service['share_5xx']}"
+        + (f"; ALERT: {'; '.join(service['alerts'])}" if service.get("alerts") else ""),
         f"- report: `{summary['report_html']}`",
     ]
     lines += [f"- reason: {r}" for r in summary["reasons"]]
@@ -196,6 +201,30 @@ def roll_back(registry: Any, champion: str, previous: str, shadow: dict[str, Any
     return target
 
 
+@task(name="latency-and-errors", cache_policy=NO_CACHE)
+def check_service(stats: dict[str, Any], champion: str, end: dt.datetime, cfg: Any) -> list[str]:
+    """The API's p99 latency and 4xx/5xx shares in the window against ``monitor``'s limits;
+    an alert is its own event (``churn.service.alert``) and never requests retraining."""
+    reasons = policy.service_reasons(stats, cfg)
+    logger = get_run_logger()
+    logger.info(
+        "service: %s requests, p50 %s ms, p99 %s ms, 4xx %s, 5xx %s",
+        stats["requests"],
+        stats["p50_ms"],
+        stats["p99_ms"],
+        stats["share_4xx"],
+        stats["share_5xx"],
+    )
+    if reasons:
+        emit_event(
+            SERVICE_EVENT,
+            resource={"prefect.resource.id": f"churn.model.{champion}"},
+            payload={"reasons": reasons, "window_end": end.isoformat(), "stats": stats},
+        )
+        logger.warning("SERVICE ALERT (event %s): %s", SERVICE_EVENT, "; ".join(reasons))
+    return reasons
+
+
 @task(name="alert-policy", cache_policy=NO_CACHE)
 def decide_alert(*args: Any) -> policy.AlertDecision:
     """Cooldown, episode and retraining request (``tasks.monitor.policy.decide``)."""
@@ -265,6 +294,7 @@ def monitoring(
         # ground truth arrives late (the problem's horizon): live performance is judged on the
         # predictions whose labels arrived in the window, whenever they were made
         labelled = store.window_frame(start, end, by="labelled_at")
+        service = store.request_stats(start, end)
         expired = store.expire(end - dt.timedelta(days=cfg.log_retention_days))
         if any(expired.values()):
             logger.info(
@@ -289,6 +319,7 @@ def monitoring(
     shadow = check_shadow(labelled, champion.version, previous, cfg)
     unseen = check_unseen_categories(window, champion)
     reasons = policy.alert_reasons(drifted, perf, len(window), cfg, quality, unseen)
+    service["alerts"] = check_service(service, champion.version, end, cfg)
 
     out_dir = root / cfg.workspace_dir
     stamp = end.strftime("%Y%m%dT%H%M%SZ")
@@ -305,6 +336,7 @@ def monitoring(
         "input_quality": quality,
         "unseen_categories": unseen,
         "shadow": shadow,
+        "service": service,
         "reasons": reasons,
         "alert": False,
         "retraining": None,

@@ -206,7 +206,12 @@ def create_app(
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "Authorization"],
         )
-    app.add_middleware(CountRequests, metrics=lambda: state.get("metrics"), version=serving_version)
+    app.add_middleware(
+        CountRequests,
+        metrics=lambda: state.get("metrics"),
+        version=serving_version,
+        store=lambda: state.get("store"),
+    )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

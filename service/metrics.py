@@ -14,7 +14,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
 
-LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+from tasks.core.serving.requests import LATENCY_BUCKETS
+
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -83,9 +84,13 @@ class CountRequests:
     """ASGI middleware: every response counted in :class:`Metrics`, early errors included."""
 
     def __init__(
-        self, app: Any, metrics: Callable[[], Metrics | None], version: Callable[[], str]
+        self,
+        app: Any,
+        metrics: Callable[[], Metrics | None],
+        version: Callable[[], str],
+        store: Callable[[], Any] = lambda: None,
     ) -> None:
-        self.app, self.metrics, self.version = app, metrics, version
+        self.app, self.metrics, self.version, self.store = app, metrics, version, store
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -102,13 +107,15 @@ class CountRequests:
         try:
             await self.app(scope, receive, tracked)
         finally:
+            seconds = time.perf_counter() - started
+            endpoint = endpoint_of(scope["path"])
             metrics = self.metrics()
             if metrics is not None:
-                endpoint = endpoint_of(scope["path"])
                 rows = scope.get("state", {}).get("rows", 0)
-                metrics.observe(
-                    endpoint, self.version(), status["code"], time.perf_counter() - started, rows
-                )
+                metrics.observe(endpoint, self.version(), status["code"], seconds, rows)
+            store = self.store()
+            if store is not None:  # the monitoring flow's latency and error figures
+                store.count_request(endpoint, status["code"], seconds)
 
 
 def endpoint_of(path: str) -> str:

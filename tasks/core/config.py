@@ -435,6 +435,10 @@ class MonitorParams(Section):
     min_drifted_label_days: float = Field(7.0, ge=0)
     retrain_window_days: int = Field(90, ge=1)
     rollback_margin: float = Field(0.02, ge=0)
+    min_window_requests: int = Field(100, ge=1)
+    max_p99_latency_ms: float = Field(100.0, gt=0)
+    max_4xx_share: float = Field(0.05, ge=0, le=1)
+    max_5xx_share: float = Field(0.01, ge=0, le=1)
     log_retention_days: int = Field(90, ge=1)
     """Predictions (rows, input segments, label events) older than this are removed by the
     monitoring flow (at 1,500 requests a second, a day is 130M rows)."""

@@ -48,6 +48,36 @@ def alert_reasons(
     return reasons
 
 
+def service_reasons(stats: dict[str, Any], cfg: MonitorParams) -> list[str]:
+    """Why the API's latency or error rate calls for a person (empty: no alert).
+
+    Judged on windows of at least ``min_window_requests`` requests to ``/predict`` and
+    ``/feedback``. These never request retraining: a new model does not fix a slow server.
+    """
+    n = stats.get("requests") or 0
+    if n < cfg.min_window_requests:
+        return []
+    out = []
+    p99 = stats.get("p99_ms")
+    if p99 is not None and p99 > cfg.max_p99_latency_ms:
+        out.append(
+            f"latency: p99 {p99:.1f} ms over {n} requests "
+            f"(alert above {cfg.max_p99_latency_ms:g} ms)"
+        )
+    if (stats.get("share_5xx") or 0) > cfg.max_5xx_share:
+        out.append(
+            f"server errors: {stats['share_5xx']:.1%} of {n} requests answered 5xx (alert above "
+            f"{cfg.max_5xx_share:.1%}): {stats['by_status']}"
+        )
+    if (stats.get("share_4xx") or 0) > cfg.max_4xx_share:
+        out.append(
+            f"client errors: {stats['share_4xx']:.1%} of {n} requests answered 4xx (alert above "
+            f"{cfg.max_4xx_share:.1%}; a client sending records the model cannot read?): "
+            f"{stats['by_status']}"
+        )
+    return out
+
+
 def retrain_request(
     episode: dict[str, Any] | None,
     champion: str,

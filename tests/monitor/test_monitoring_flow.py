@@ -82,6 +82,9 @@ def test_an_undrifted_window_is_ok_with_reports_and_a_dashboard_run(monitored, h
     assert summary["window"]["rows"] == 900 and not summary["alert"], summary["reasons"]
     assert summary["verdict"].startswith("ok"), summary["verdict"]
     assert summary["drift"]["drifted_columns"] == [] and summary["input_quality"]["failed"] == []
+    service = summary["service"]
+    # 5 batches and 5 label posts: too few requests to judge latency (min_window_requests)
+    assert service["requests"] == 10 and service["alerts"] == [], service
     perf = summary["live_performance"]
     assert perf["labelled_rows"] == 900 and perf["evaluated"] and perf["roc_auc"] > 0.7
     html = monitored / summary["report_html"]
@@ -211,3 +214,33 @@ def test_live_performance_uses_the_labels_that_arrived_in_the_window_for_older_p
     assert summary["verdict"].startswith("ok so far: window too small to judge drift"), summary[
         "verdict"
     ]
+
+
+def test_slow_requests_and_client_errors_raise_a_service_alert_not_a_retraining(monitored, harness):
+    import yaml
+
+    params = yaml.safe_load((monitored / "params.yaml").read_text())
+    params["monitor"]["max_p99_latency_ms"] = 20
+    (monitored / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    raw = raw_rows(monitored).head(300)
+    records = json.loads(
+        raw.drop(columns=["churned_30d", "cancellation_reason", "label"]).to_json(orient="records")
+    )
+    app = create_app(monitored / "registry", poll_s=0.1)
+    with TestClient(app) as client:
+        for record in records[:200]:  # fast: the compiled path, well under a millisecond
+            assert client.post("/predict", json=record).status_code == 200
+        for record in records[200:230]:  # a client sending what the model cannot read
+            reply = client.post("/predict", json={**record, "tenure_months": "twelve"})
+            assert reply.status_code == 422
+        for _ in range(5):  # slow: 300 records with explanations each
+            reply = client.post("/predict?explain=true", json={"records": records})
+            assert reply.status_code == 200
+    summary = monitoring(project_dir=str(monitored), now=later())
+    service = summary["service"]
+    assert service["requests"] == 235 and service["by_status"] == {"200": 205, "422": 30}
+    assert service["p50_ms"] < 5 and service["p99_ms"] > 20, service
+    alerts = service["alerts"]
+    assert len(alerts) == 2, alerts
+    assert alerts[0].startswith("latency: p99") and alerts[1].startswith("client errors: 12.8%")
+    assert summary["retraining"] is None or not summary["retraining"]["request"]

@@ -24,6 +24,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from tasks.core.paths import PREDICTION_LOG, PREDICTIONS_DB
+from tasks.core.serving.requests import RequestTally, summarise
 from tasks.core.serving.segments import SegmentWriter, hours_between, read_hours, to_batch
 from tasks.core.serving.segments import expire as expire_hours
 
@@ -69,6 +70,19 @@ LABEL_EVENTS = sa.Table(
     sa.Column("new_label", sa.Integer, nullable=False),
     sa.Column("labelled_by", sa.String(64), nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+)
+# every request, counted per minute, endpoint and status with its latency buckets (by each
+# worker; tasks/core/serving/requests.py)
+REQUEST_STATS = sa.Table(
+    "request_stats",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("minute", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("endpoint", sa.String(32), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("seconds", sa.Float, nullable=False),
+    sa.Column("buckets", sa.Text, nullable=False),
 )
 # columns added after the first release: created on an older store when it opens
 ADDED_COLUMNS = {"predictions": {"labelled_by": "VARCHAR(64)"}}
@@ -175,6 +189,8 @@ class PredictionStore:
         self.flush_s, self.shadow_backlog = flush_s, shadow_backlog
         self.failed_rows = 0
         self.shadow_skipped = 0
+        self.requests = RequestTally()
+        self._stats_every_s, self._stats_written = 5.0, time.monotonic()
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._wake = threading.Event()
         self._writer = threading.Thread(target=self._drain, name="prediction-store", daemon=True)
@@ -284,6 +300,33 @@ class PredictionStore:
                 row["features"] = json.dumps(features, default=str)
         return rows
 
+    def count_request(self, endpoint: str, status: int, seconds: float) -> None:
+        """Count one answered request (written with the next flush of the stats)."""
+        self.requests.add(self.clock(), endpoint, status, seconds)
+
+    def _write_stats(self) -> None:
+        self._stats_written = time.monotonic()
+        rows = self.requests.take()
+        if not rows:
+            return
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(REQUEST_STATS.insert(), rows)
+        except Exception:  # noqa: BLE001 - counts are not predictions: log and go on
+            log.exception("could not write the request counts of %d minutes", len(rows))
+
+    def request_stats(self, since: dt.datetime, until: dt.datetime) -> dict[str, Any]:
+        """Requests, p50/p99 latency and 4xx/5xx shares of ``[since, until)`` (all workers)."""
+        self.flush()
+        self._write_stats()
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(REQUEST_STATS).where(
+                    (REQUEST_STATS.c.minute >= since) & (REQUEST_STATS.c.minute < until)
+                )
+            ).mappings()
+            return summarise(rows)
+
     def _shadow_scores(self, item: "_Item") -> tuple[str | None, list[float] | None]:
         shadow = item.shadow
         if self._queue.qsize() > self.shadow_backlog:
@@ -307,7 +350,11 @@ class PredictionStore:
 
     def _drain(self) -> None:
         while True:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=self._stats_every_s)
+            except queue.Empty:  # no prediction for a while: the request counts still go out
+                self._write_stats()
+                continue
             items = [first]
             if first is not None:
                 self._wake.wait(self.flush_s)  # gather what arrives within one interval
@@ -326,6 +373,8 @@ class PredictionStore:
             finally:
                 for _ in items:
                     self._queue.task_done()
+            if items[-1] is None or time.monotonic() - self._stats_written >= self._stats_every_s:
+                self._write_stats()
             if items[-1] is None:
                 return
 
@@ -529,6 +578,7 @@ class PredictionStore:
         with self.engine.begin() as conn:
             rows = conn.execute(PREDICTIONS.delete().where(PREDICTIONS.c.created_at < before))
             events = conn.execute(LABEL_EVENTS.delete().where(LABEL_EVENTS.c.at < before))
+            conn.execute(REQUEST_STATS.delete().where(REQUEST_STATS.c.minute < before))
         hours = expire_hours(self.log_dir, before) if self.log_dir is not None else 0
         return {"rows": rows.rowcount, "label_events": events.rowcount, "segment_hours": hours}
 
