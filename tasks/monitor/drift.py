@@ -99,7 +99,7 @@ def drift_check(
     Both frames hold the model's input columns and a ``prediction`` column (the score).
     """
     from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import MeanValue
+    from evidently.metrics import MeanValue, ValueDrift
     from evidently.presets import DataDriftPreset
 
     numeric = [c for c in numeric if c in reference and c in current]
@@ -135,14 +135,23 @@ def drift_check(
         **{c: cfg.drift_threshold for c in numeric + categorical},
         PREDICTION: max(cfg.prediction_drift_threshold, noise or 0.0),
     }
+    # The report's configuration is the same in every run (the dashboard draws one line per
+    # configuration): the features with the static threshold, and the prediction's own drift
+    # with its static threshold; this run's noise floor is applied to the distance below.
+    features_only = [*numeric, *categorical]
     report = Report(
         [
             DataDriftPreset(
-                columns=columns,
+                columns=features_only,
                 num_method=cfg.num_method,
                 cat_method=cfg.cat_method,
-                per_column_threshold=thresholds,
+                per_column_threshold={c: cfg.drift_threshold for c in features_only},
                 drift_share=cfg.drift_share_alert,
+            ),
+            ValueDrift(
+                column=PREDICTION,
+                method=cfg.num_method,
+                threshold=cfg.prediction_drift_threshold,
             ),
             MeanValue(column=PREDICTION),
         ]

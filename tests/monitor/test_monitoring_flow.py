@@ -244,3 +244,21 @@ def test_slow_requests_and_client_errors_raise_a_service_alert_not_a_retraining(
     assert len(alerts) == 2, alerts
     assert alerts[0].startswith("latency: p99") and alerts[1].startswith("client errors: 12.8%")
     assert summary["retraining"] is None or not summary["retraining"]["request"]
+
+
+def test_the_dashboard_draws_one_line_per_panel_with_a_point_per_run(monitored, harness):
+    from tests.monitor.dashboard import panel_series
+
+    raw = raw_rows(monitored)
+    for k, rows in enumerate((900, 600, 1200)):  # windows of 900, 1500, 2700 rows: a run's noise
+        start = sum((900, 600, 1200)[:k])  # floor differs, the report's configuration must not
+        serve(monitored, raw.iloc[start : start + rows])
+        summary = monitoring(project_dir=str(monitored), now=later(0.01), window_hours=1)
+        assert summary["drift"] is not None and summary["live_performance"]["evaluated"]
+    drawn = panel_series(monitored / "monitoring" / "evidently")
+    assert drawn == {
+        "Share of drifted features": [3],
+        "Drifted features": [3],
+        "Live ROC-AUC (labelled requests)": [3],
+        "Prediction mean": [3],
+    }, drawn
