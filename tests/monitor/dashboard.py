@@ -34,3 +34,74 @@ def panel_series(workspace: Path) -> dict[str, list[int]]:
         return out
 
     return asyncio.run(points())
+
+
+def drawn_in_chromium(workspace: Path, log: Path) -> dict[str, tuple[int, int]]:
+    """{panel title: (legend entries, points)} as headless Chromium shows the dashboard of
+    ``evidently ui`` (``make monitor-ui``) started natively on ``workspace``."""
+    import sys
+    import time
+
+    import httpx
+
+    from devtools.services import chromium, free_port, spawn, stop, wait_for
+    from tasks.core.runtime.processes import tool_env
+
+    ws = Workspace(str(workspace))
+    project = ws.search_project(EVIDENTLY_PROJECT)[0]
+    titles = [p.title for p in project.dashboard.model().panels]
+    port = free_port()
+    evidently = Path(sys.executable).with_name("evidently")
+    ui = spawn(
+        [
+            str(evidently),
+            "ui",
+            "--workspace",
+            str(workspace),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        log,
+        tool_env({}),
+    )
+    browser = None
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: httpx.get(url).status_code == 200, 60, "evidently ui", ui, log, 0.5)
+        browser = chromium("--window-size=1600,1400")
+        browser.get(f"{url}/projects/{project.id}")
+
+        def panel(title: str):  # the card whose heading is the panel's title
+            found = browser.find_elements(
+                "xpath",
+                f"//h5[normalize-space(text())='{title}']/ancestor::div"
+                "[contains(@class, 'MuiCard-root')][1]",
+            )
+            return found[0] if found else None
+
+        def counts() -> dict[str, tuple[int, int]] | None:
+            out = {}
+            for title in titles:
+                block = panel(title)
+                if block is None:
+                    return None
+                legend = block.find_elements(
+                    "xpath", ".//*[contains(@class, 'MuiChartsLegend-series')]"
+                )
+                marks = block.find_elements(
+                    "xpath", ".//*[contains(@class, 'MuiMarkElement-root')]"
+                )
+                if not marks:
+                    return None
+                out[title] = (len(legend), len(marks))
+            return out
+
+        drawn = wait_for(counts, 60, "the dashboard's charts", every_s=1)
+        time.sleep(1)  # let late points arrive, then count again
+        return counts() or drawn
+    finally:
+        if browser is not None:
+            browser.quit()
+        stop(ui)

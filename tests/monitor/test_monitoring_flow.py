@@ -246,8 +246,9 @@ def test_slow_requests_and_client_errors_raise_a_service_alert_not_a_retraining(
     assert summary["retraining"] is None or not summary["retraining"]["request"]
 
 
-def test_the_dashboard_draws_one_line_per_panel_with_a_point_per_run(monitored, harness):
-    from tests.monitor.dashboard import panel_series
+def test_the_dashboard_draws_one_line_per_panel_with_a_point_per_run(monitored, harness, tmp_path):
+    from devtools.services import chromium_or_skip
+    from tests.monitor.dashboard import drawn_in_chromium, panel_series
 
     raw = raw_rows(monitored)
     for k, rows in enumerate((900, 600, 1200)):  # windows of 900, 1500, 2700 rows: a run's noise
@@ -262,3 +263,6 @@ def test_the_dashboard_draws_one_line_per_panel_with_a_point_per_run(monitored, 
         "Live ROC-AUC (labelled requests)": [3],
         "Prediction mean": [3],
     }, drawn
+    chromium_or_skip()
+    shown = drawn_in_chromium(monitored / "monitoring" / "evidently", tmp_path / "ui.log")
+    assert shown == {title: (1, 3) for title in drawn}, shown  # one legend entry, 3 points
