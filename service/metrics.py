@@ -115,7 +115,8 @@ class CountRequests:
                 metrics.observe(endpoint, self.version(), status["code"], seconds, rows)
             store = self.store()
             if store is not None:  # the monitoring flow's latency and error figures
-                store.count_request(endpoint, status["code"], seconds)
+                batch = endpoint == "predict" and scope.get("state", {}).get("rows", 0) > 1
+                store.count_request("predict_batch" if batch else endpoint, status["code"], seconds)
 
 
 def endpoint_of(path: str) -> str:

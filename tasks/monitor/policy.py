@@ -61,8 +61,8 @@ def service_reasons(stats: dict[str, Any], cfg: MonitorParams) -> list[str]:
     p99 = stats.get("p99_ms")
     if p99 is not None and p99 > cfg.max_p99_latency_ms:
         out.append(
-            f"latency: p99 {p99:.1f} ms over {n} requests "
-            f"(alert above {cfg.max_p99_latency_ms:g} ms)"
+            f"latency: p99 {p99:.1f} ms over {stats.get('timed_requests', n)} single-record "
+            f"predictions (alert above {cfg.max_p99_latency_ms:g} ms)"
         )
     if (stats.get("share_5xx") or 0) > cfg.max_5xx_share:
         out.append(

@@ -18,8 +18,11 @@ from typing import Any
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 """Upper bounds in seconds (a last, open bucket holds the rest)."""
-WATCHED = ("predict", "feedback")
-"""Endpoints whose latency and errors monitoring judges (not health checks or scrapes)."""
+WATCHED = ("predict", "predict_batch", "feedback")
+"""Endpoints whose errors monitoring judges (not health checks or scrapes)."""
+TIMED = ("predict",)
+"""Endpoints whose latency monitoring judges: single-record predictions (a batch of 1,000 or
+a round of labels takes longer by nature, and would hide a slow single record)."""
 
 
 class RequestTally:
@@ -75,8 +78,9 @@ def quantile(counts: list[int], q: float) -> float | None:
 
 
 def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """Requests, p50/p99 latency (ms) and 4xx/5xx shares of the watched endpoints."""
-    requests = errors_4xx = errors_5xx = 0
+    """Requests and 4xx/5xx shares of the watched endpoints; p50/p99 latency (ms) of
+    single-record predictions."""
+    requests = errors_4xx = errors_5xx = timed = 0
     merged = [0] * (len(LATENCY_BUCKETS) + 1)
     by_status: dict[str, int] = {}
     for row in rows:
@@ -87,6 +91,9 @@ def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
         by_status[str(status)] = by_status.get(str(status), 0) + n
         errors_4xx += n if 400 <= status < 500 else 0
         errors_5xx += n if status >= 500 else 0
+        if row["endpoint"] not in TIMED:
+            continue
+        timed += n
         buckets = row["buckets"]
         for i, b in enumerate(json.loads(buckets) if isinstance(buckets, str) else buckets):
             merged[i] += int(b)
@@ -94,6 +101,7 @@ def summarise(rows: Iterable[dict[str, Any]]) -> dict[str, Any]:
     return {
         "requests": requests,
         "by_status": dict(sorted(by_status.items())),
+        "timed_requests": timed,
         "p50_ms": None if p50 is None else round(p50 * 1000, 3),
         "p99_ms": None if p99 is None else round(p99 * 1000, 3),
         "share_4xx": round(errors_4xx / requests, 4) if requests else None,
