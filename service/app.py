@@ -31,7 +31,7 @@ from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse, ORJSONResponse, Response
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, StrictInt
 
 from service.champion import Champion
@@ -224,7 +224,7 @@ def create_app(
         return JSONResponse(status_code=500, content={"detail": "internal error (logged)"})
 
     @app.post("/predict", openapi_extra={"requestBody": PREDICT_BODY}, responses=PREDICT_ERRORS)
-    async def predict(request: Request, explain: bool = Query(False)) -> ORJSONResponse:
+    async def predict(request: Request, explain: bool = Query(False)) -> Response:
         model = serving()
         version = model.version.version
         try:
@@ -285,14 +285,14 @@ def create_app(
             for row, contrib in zip(out, contributions):
                 row["contributions"] = contrib
         request.state.rows = len(records)
-        return ORJSONResponse(
-            {
-                "request_id": request_id,
-                "model_version": version,
-                "threshold": threshold,
-                "predictions": out,
-            }
-        )
+        answer = {
+            "request_id": request_id,
+            "model_version": version,
+            "threshold": threshold,
+            "predictions": out,
+        }
+        # plain values only: serialised directly, without FastAPI's encoder walking them
+        return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json")
 
     @app.get("/health")
     def health() -> JSONResponse:
