@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -134,13 +135,26 @@ def fairness(
     return out
 
 
+@dataclass(frozen=True)
+class GateDecision:
+    """The gate's verdict: blessed or not, with one reason per check (``PASS``/``FAIL``)."""
+
+    blessed: bool
+    reasons: tuple[str, ...]
+
+    @property
+    def failed(self) -> list[str]:
+        """The checks that failed."""
+        return [r for r in self.reasons if r.startswith("FAIL")]
+
+
 def gate(
     metrics: dict[str, float],
     lift: dict[str, Any],
     slices: list[dict[str, Any]],
     fair: list[dict[str, Any]],
     params: Params,
-) -> tuple[bool, list[str]]:
+) -> GateDecision:
     """Bless or refuse, with one reason per check (passed or failed)."""
     k, cfg = params.problem.kpis, params.evaluate
     reasons, ok = [], True
@@ -191,7 +205,7 @@ def gate(
             f"{f['column']}: selection-rate ratio {f['selection_rate_ratio']:.4f} vs minimum "
             f"{lim.min_selection_rate_ratio}",
         )
-    return ok, reasons
+    return GateDecision(ok, tuple(reasons))
 
 
 def oracle_auc(
@@ -375,7 +389,8 @@ def main(root: Path, params: Params) -> None:
         log.warning("%s: '%s' skipped: %s", s["key"], s["column"], s["reason"])
     if not cfg.slices or len(skipped) == len(cfg.slices) + len(cfg.sensitive):
         log.warning("no slice or fairness check ran: set evaluate.slices and evaluate.sensitive")
-    blessed, reasons = gate(metrics, lift, slices, fair, params)
+    verdict = gate(metrics, lift, slices, fair, params)
+    blessed, reasons = verdict.blessed, list(verdict.reasons)
     sample = X.sample(min(len(X), cfg.importance_rows), random_state=cfg.random_state)
     imp = permutation_importance(
         pipeline,

@@ -148,6 +148,55 @@ def served_copy(trained_project, dest):
     return dest
 
 
+class Load:
+    """Clients posting records (every ``batch_every``-th request a batch of ``batch_size``) to
+    ``/predict`` until :meth:`stop`; ``answers`` holds (status, JSON body or text, monotonic
+    time) of each answer. A client whose server goes away stops quietly."""
+
+    def __init__(
+        self, url: str, records: list[dict], clients: int, batch_every: int, batch_size: int
+    ) -> None:
+        import threading
+
+        self.answers: list[tuple[int, Any, float]] = []
+        self._lock, self._done = threading.Lock(), threading.Event()
+        self._args = (url, records, batch_every, batch_size)
+        self.threads = [
+            threading.Thread(target=self._client, args=(k,), daemon=True) for k in range(clients)
+        ]
+        for t in self.threads:
+            t.start()
+
+    def _client(self, k: int) -> None:
+        import time
+
+        import httpx
+
+        url, records, batch_every, batch_size = self._args
+        with httpx.Client(base_url=url, timeout=30) as http:
+            i = 0
+            while not self._done.is_set():
+                body = records[(k * 7 + i) % len(records)]
+                if i % batch_every == batch_every - 1:  # batches run off the event loop
+                    body = {"records": records[:batch_size]}
+                i += 1
+                try:
+                    r = http.post("/predict", json=body)
+                except httpx.HTTPError:
+                    return
+                with self._lock:
+                    self.answers.append(
+                        (r.status_code, r.json() if r.is_success else r.text, time.monotonic())
+                    )
+
+    def stop(self) -> list[tuple[int, Any, float]]:
+        """Stop the clients; every answer."""
+        self._done.set()
+        for t in self.threads:
+            t.join(60)
+        return self.answers
+
+
 # --------------------------------------------------------------------------- a Prefect server
 @pytest.fixture(scope="session")
 def prefect_api(tmp_path_factory) -> Iterator[Server]:

@@ -11,10 +11,8 @@ import datetime as dt
 import json
 import os
 import signal
-import threading
 import time
 
-import httpx
 import pytest
 
 from devtools.project import REPO
@@ -24,42 +22,19 @@ from tasks.core.paths import PATHS
 from tasks.core.runtime.processes import tool_env
 from tasks.core.serving.segments import hours_between, read_hours
 from tasks.core.serving.store import PredictionStore, log_dir_of, sqlite_url
-from tests.conftest import served_copy
+from tests.conftest import Load, served_copy
 
 pytestmark = pytest.mark.slow
 PROMISED_S = 1.0
 
 
-def load(url: str, records: list[dict], clients: int = 6):
-    """Clients posting until stopped; returns (answered [(request_id, monotonic time)], stop)."""
-    answered: list[tuple[str, float]] = []
-    lock = threading.Lock()
-    done = threading.Event()
-
-    def client(k: int) -> None:
-        with httpx.Client(base_url=url, timeout=10) as http:
-            i = 0
-            while not done.is_set():
-                body = records[(k + i) % len(records)]
-                if i % 8 == 7:
-                    body = {"records": records[:10]}
-                i += 1
-                try:
-                    r = http.post("/predict", json=body)
-                except httpx.HTTPError:  # the server is going away
-                    return
-                if r.status_code == 200:
-                    with lock:
-                        answered.append((r.json()["request_id"], time.monotonic()))
-
-    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in range(clients)]
-    for t in threads:
-        t.start()
-    return answered, done, threads
+def answered_ids(answers) -> list[tuple[str, float]]:
+    """(request id, when) of each prediction the API answered."""
+    return [(body["request_id"], at) for status, body, at in answers if status == 200]
 
 
 def stored(registry) -> tuple[set[str], set[str]]:
-    """Request ids in the SQL rows and in the input segments."""
+    """Request ids in the SQL rows and in the input segments (each row once in each)."""
     store = PredictionStore(sqlite_url(registry))
     try:
         since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=2)
@@ -68,6 +43,8 @@ def stored(registry) -> tuple[set[str], set[str]]:
         store.close()
     now = dt.datetime.now(dt.timezone.utc)
     segments = read_hours(log_dir_of(registry), hours_between(since, now + dt.timedelta(hours=1)))
+    twice = segments.duplicated(["request_id", "row"]).sum()
+    assert twice == 0, f"{twice} rows written twice by the two workers"
     return rows, set(segments["request_id"])
 
 
@@ -88,13 +65,11 @@ def served(trained_project, tmp_path):
 
 def test_sigterm_flushes_every_answered_prediction(served):
     root, proc, url, records = served
-    answered, done, threads = load(url, records)
+    load = Load(url, records, clients=6, batch_every=8, batch_size=10)
     time.sleep(3)
     os.killpg(proc.pid, signal.SIGTERM)  # the master and both workers, as systemd does
     proc.wait(30)
-    done.set()
-    for t in threads:
-        t.join(10)
+    answered = answered_ids(load.stop())
     assert proc.returncode == 0, (root.parent / "api.log").read_text()[-3000:]
     ids = {rid for rid, _ in answered}
     assert len(ids) > 200, len(ids)
@@ -105,14 +80,12 @@ def test_sigterm_flushes_every_answered_prediction(served):
 
 def test_sigkill_loses_at_most_the_last_flush_interval(served):
     root, proc, url, records = served
-    answered, done, threads = load(url, records)
+    load = Load(url, records, clients=6, batch_every=8, batch_size=10)
     time.sleep(3)
     os.killpg(proc.pid, signal.SIGKILL)
     killed = time.monotonic()
     proc.wait(10)
-    done.set()
-    for t in threads:
-        t.join(10)
+    answered = answered_ids(load.stop())
     rows, segments = stored(root / "registry")
     old = {rid for rid, at in answered if at < killed - PROMISED_S}
     assert len(old) > 200, len(old)

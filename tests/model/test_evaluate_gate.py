@@ -58,16 +58,16 @@ def test_a_good_model_is_blessed_and_says_why(splits, params):
             {"problem": {"kpis": {"pr_auc_min": 0.3}}, "evaluate": {"slices": [], "sensitive": []}},
         )
     )
-    blessed, reasons = decide(splits, lenient, good, y)
-    assert blessed, reasons
-    assert reasons[0].startswith("PASS beats rule on roc_auc")
+    decision = decide(splits, lenient, good, y)
+    assert decision.blessed and not decision.failed, decision.reasons
+    assert decision.reasons[0].startswith("PASS beats rule on roc_auc")
 
 
 def test_a_deliberately_weak_model_is_refused_with_reasons(splits, params):
     y, _, weak = good_and_weak(splits, params)
-    blessed, reasons = decide(splits, params, weak, y)
-    assert not blessed
-    failed = [r for r in reasons if r.startswith("FAIL")]
+    decision = decide(splits, params, weak, y)
+    assert not decision.blessed
+    failed = decision.failed
     assert any("beats rule" in r and "lower bound" in r for r in failed)
     assert any(r.startswith("FAIL ROC-AUC") for r in failed)
 
@@ -84,12 +84,13 @@ def test_a_slice_below_its_floor_or_a_fairness_gap_refuses(splits, params):
             {"evaluate": {"slices": ["plan"], "slice_min_rows": 30, "slice_roc_auc_floor": 0.65}},
         )
     )
-    blessed, reasons = decide(splits, strict, hurt, y)
-    assert not blessed and any(r.startswith("FAIL slice plan=premium") for r in reasons)
+    decision = decide(splits, strict, hurt, y)
+    assert not decision.blessed
+    assert any(r.startswith("FAIL slice plan=premium") for r in decision.failed)
     unfair = good.copy()
     unfair[(test["gender"] == "female").to_numpy()] *= 0.2
-    blessed, reasons = decide(splits, params, unfair, y)
-    assert not blessed and any("FAIL gender: " in r for r in reasons)
+    decision = decide(splits, params, unfair, y)
+    assert not decision.blessed and any("FAIL gender: " in r for r in decision.failed)
 
 
 def test_bootstrap_interval_brackets_the_lift(splits, params):

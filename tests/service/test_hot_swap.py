@@ -5,7 +5,6 @@ alias on its own)."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import httpx
@@ -17,7 +16,7 @@ from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
 from tasks.core.runtime.processes import tool_env
 from tasks.core.serving.registry import Registry
-from tests.conftest import served_copy
+from tests.conftest import Load, served_copy
 
 pytestmark = pytest.mark.slow
 CLIENTS, FLIPS = 8, 12
@@ -37,42 +36,18 @@ def test_alias_flips_under_load_on_two_workers_only_ever_return_200(trained_proj
     )
     env = tool_env({"PYTHONPATH": str(REPO)})  # the code of this checkout serves the copy
     proc, url = start_api(root, env, tmp_path / "api.log", workers=2, quiet=True)
-    results: list[tuple[int, str]] = []
-    lock = threading.Lock()
-    done = threading.Event()
-
-    def client(k: int) -> None:
-        with httpx.Client(base_url=url, timeout=30) as http:
-            i = 0
-            while not done.is_set():
-                body = records[(k * 7 + i) % len(records)]
-                if i % 10 == 9:  # batches too: they run off the event loop
-                    body = {"records": records[:20]}
-                r = http.post("/predict", json=body)
-                i += 1
-                with lock:
-                    results.append(
-                        (
-                            r.status_code,
-                            r.json().get("model_version", "") if r.is_success else r.text,
-                        )
-                    )
-
-    workers = [threading.Thread(target=client, args=(k,)) for k in range(CLIENTS)]
+    load = Load(url, records, CLIENTS, batch_every=10, batch_size=20)
     try:
-        for w in workers:
-            w.start()
         for flip in range(FLIPS):
             time.sleep(0.3)
             registry.promote(v2.version if flip % 2 == 0 else v1.version, f"flip {flip}")
         time.sleep(1.0)  # both workers pick up the last flip
-        done.set()
-        for w in workers:
-            w.join(timeout=60)
+        answers = load.stop()
         metrics = httpx.get(url + "/metrics").text
     finally:
-        done.set()
+        load.stop()
         stop(proc)
+    results = [(s, b["model_version"] if s == 200 else b) for s, b, _ in answers]
     statuses = [s for s, _ in results]
     assert len(results) >= 500, len(results)
     assert set(statuses) == {200}, [r for r in results if r[0] != 200][:3]

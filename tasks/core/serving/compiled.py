@@ -239,6 +239,7 @@ class CompiledModel:
         self.num_width = width
         # categorical block: constant imputation, one-hot with infrequent categories last
         self.cat_slots: list[tuple[dict[Any, int], int | None]] = []
+        self.cat_fill: Any = None  # data without categorical inputs (all numbers) has none
         if self.categorical:
             imputer = cat.named_steps["impute"]
             self.cat_fill = imputer.fill_value

@@ -573,8 +573,10 @@ class PredictionStore:
             return pd.DataFrame(result.fetchall(), columns=list(result.keys()))
 
     def expire(self, before: dt.datetime) -> dict[str, int]:
-        """Remove predictions (rows, segments, label events) made before ``before``."""
+        """Remove predictions (rows, segments, label events, request counts) made before
+        ``before``."""
         self.flush()
+        self._write_stats()
         with self.engine.begin() as conn:
             rows = conn.execute(PREDICTIONS.delete().where(PREDICTIONS.c.created_at < before))
             events = conn.execute(LABEL_EVENTS.delete().where(LABEL_EVENTS.c.at < before))
