@@ -180,3 +180,12 @@ def run_in_process(
         os.chdir(before)
     params = load_params(root / PATHS.params)
     return register_and_promote(root, params, open_registry(root, params), run)
+
+
+def register_copy(registry: Any, version: str | None = None) -> Any:
+    """Register the same model and card as ``version`` (default: the champion) once more: a
+    second version to promote, roll back or score in shadow, without training again."""
+    source = registry.get(version) if version else registry.champion()
+    skip = ("version", "model_sha256", "registered_at")
+    card = {k: v for k, v in source.card.items() if k not in skip}
+    return registry.register(source.model_path, card, source.schema(), source.reference())

@@ -43,22 +43,26 @@ def prefect_cli(served, *args: str, timeout: int = 600) -> subprocess.CompletedP
     )
 
 
-def test_training_deployment_run_registers_a_model_and_leaves_the_checkout_alone(served):
-    root = served.root
-    before = checkout_state(root)
-    proc = prefect_cli(
+def run_training(served, overrides: dict, timeout_s: int, *params: str):
+    """``prefect deployment run retrain/training`` with ``overrides``, watched to its end."""
+    return prefect_cli(
         served,
         "deployment",
         "run",
         "retrain/training",
+        *[arg for p in params for arg in ("--param", p)],
         "--param",
-        'reason="test trigger"',
-        "--param",
-        'params={"train.n_trials": 2}',
+        "params=" + json.dumps(overrides),
         "--watch",
         "--watch-timeout",
-        "540",
+        str(timeout_s),
     )
+
+
+def test_training_deployment_run_registers_a_model_and_leaves_the_checkout_alone(served):
+    root = served.root
+    before = checkout_state(root)
+    proc = run_training(served, {"train.n_trials": 2}, 540, 'reason="test trigger"')
     assert proc.returncode == 0, (
         f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}\n{served.log.read_text()[-4000:]}"
     )
@@ -98,17 +102,7 @@ def refused_run(served, overrides: dict) -> str:
     Returns the served deployments' log.
     """
     before = checkout_state(served.root)
-    proc = prefect_cli(
-        served,
-        "deployment",
-        "run",
-        "retrain/training",
-        "--param",
-        "params=" + json.dumps(overrides),
-        "--watch",
-        "--watch-timeout",
-        "120",
-    )
+    proc = run_training(served, overrides, 120)
     assert proc.returncode != 0 or "Failed" in proc.stdout
     assert checkout_state(served.root) == before
     assert not any((served.root / ".runs").iterdir())

@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from devtools.project import register_copy
 from service.app import create_app
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
@@ -59,11 +60,7 @@ def records(trained_project: Path, n: int = 5) -> list[dict]:
 
 
 def second_version(registry: Registry):
-    v1 = registry.get("v0001")
-    card = {
-        k: v for k, v in v1.card.items() if k not in ("version", "model_sha256", "registered_at")
-    }
-    return registry.register(v1.model_path, card, v1.schema(), v1.reference())
+    return register_copy(registry, "v0001")
 
 
 def edit(path: Path, change) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from devtools.project import register_copy
 from flows.monitoring import monitoring
 from service.app import create_app
 from tasks.core.config import load_params
@@ -133,11 +134,7 @@ def test_input_quality_failures_are_named(monitored, harness):
 
 def test_labels_showing_the_new_champion_behind_the_previous_roll_it_back(monitored, harness):
     registry = Registry(monitored / "registry")
-    v1 = registry.get("v0001")
-    card = {
-        k: v for k, v in v1.card.items() if k not in ("version", "model_sha256", "registered_at")
-    }
-    v2 = registry.register(v1.model_path, card, v1.schema(), v1.reference())
+    v2 = register_copy(registry, "v0001")
     registry.promote(v2.version, "test: a challenger")
     # the champion's logged scores are noise; the previous champion, in shadow, ranks well
     rng = np.random.default_rng(0)
@@ -171,11 +168,7 @@ def test_after_a_promotion_the_api_scores_each_request_with_the_previous_champio
     monitored,
 ):
     registry = Registry(monitored / "registry")
-    v1 = registry.get("v0001")
-    card = {
-        k: v for k, v in v1.card.items() if k not in ("version", "model_sha256", "registered_at")
-    }
-    v2 = registry.register(v1.model_path, card, v1.schema(), v1.reference())
+    v2 = register_copy(registry, "v0001")
     registry.promote(v2.version, "test: a challenger")
     serve(monitored, raw_rows(monitored).head(50), label=False)
     store = PredictionStore(

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from devtools.project import REPO
+from devtools.project import REPO, register_copy
 from devtools.services import start_api, stop
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
@@ -25,11 +25,7 @@ CLIENTS, FLIPS = 8, 12
 def test_alias_flips_under_load_on_two_workers_only_ever_return_200(trained_project, tmp_path):
     root = served_copy(trained_project, tmp_path / "proj")
     registry = Registry(root / "registry")
-    v1 = registry.get("v0001")
-    card = {
-        k: v for k, v in v1.card.items() if k not in ("version", "model_sha256", "registered_at")
-    }
-    v2 = registry.register(v1.model_path, card, v1.schema(), v1.reference())
+    v1, v2 = registry.get("v0001"), register_copy(registry, "v0001")
     raw = current_snapshot(trained_project / PATHS.raw_dir).read().drop_duplicates("customer_id")
     records = json.loads(
         raw.head(50).drop(columns=["churned_30d", "cancellation_reason"]).to_json(orient="records")
