@@ -118,10 +118,6 @@ def text_of(value: Any) -> str | None:
     return None if value is None else str(value).strip()
 
 
-def _is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
 _CACHE_SIZE = 65_536
 
 
@@ -343,13 +339,8 @@ class CompiledModel:
                     return field, too_large(value)
             elif kind == "datetime":
                 if parsers[field](value if kind_of_value is str else str(value)) is None:
-                    return field, f"expected a date in one of {self.clean_formats}, got {value!r}"
+                    return field, f"expected a date in one of {self.date_formats}, got {value!r}"
         return None
-
-    @property
-    def clean_formats(self) -> list[str]:
-        """The date formats as the 422 message prints them."""
-        return self.loaded.clean.date_formats
 
     def row(self, record: dict[str, Any]) -> dict[str, Any]:
         """The model's input row for one checked record (NaN / None for missing)."""

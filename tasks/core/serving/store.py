@@ -234,7 +234,7 @@ class PredictionStore:
         """Insert queued requests; a failing insert is isolated per request, then per row."""
         rows = [row for request in requests for row in request]
         try:
-            self._insert(rows, attempts=3 if len(requests) > 1 or len(rows) > 1 else 2)
+            self._insert(rows)
             return
         except Exception as exc:  # noqa: BLE001 - narrowed below, row by row
             if len(rows) == 1:
