@@ -125,6 +125,7 @@ def create_app(
     feedback_tokens: dict[str, str] | None = None,
     cors_origins: list[str] | None = None,
     max_inflight: int | None = None,
+    max_log_lag_s: float | None = None,
 ) -> FastAPI:
     """Build the API over a registry and a prediction store.
 
@@ -152,9 +153,15 @@ def create_app(
     max_inflight : int, optional
         ``/predict`` requests one worker takes at once (default: ``CHURN_MAX_INFLIGHT`` or
         64); beyond it the answer is 503 with ``Retry-After``, not an unbounded queue.
+    max_log_lag_s : float, optional
+        ``/predict`` answers 503 with ``Retry-After`` while the oldest prediction not yet
+        written to the log has waited longer than this (default: ``CHURN_MAX_LOG_LAG_S``
+        or 1 s), so a killed server loses about a second at most however hard it is driven.
     """
     if max_inflight is None:
         max_inflight = int(os.environ.get("CHURN_MAX_INFLIGHT") or 64)
+    if max_log_lag_s is None:
+        max_log_lag_s = float(os.environ.get("CHURN_MAX_LOG_LAG_S") or 1.0)
     registry = Registry(Path(registry_dir))
     url = database_url or sqlite_url(registry_dir)
     token = admin_token if admin_token is not None else os.environ.get("CHURN_ADMIN_TOKEN", "")
@@ -198,7 +205,13 @@ def create_app(
     # outermost last: every response, even a 413 or 415, is counted
     app.add_middleware(JsonOnly, paths=("/predict", "/feedback"))
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    app.add_middleware(Overload, max_inflight=max_inflight, paths=("/predict",))
+    app.add_middleware(
+        Overload,
+        max_inflight=max_inflight,
+        paths=("/predict",),
+        lag=lambda: state["store"].lag_s() if "store" in state else 0.0,
+        max_lag_s=max_log_lag_s,
+    )
     if origins:
         app.add_middleware(
             CORSMiddleware,

@@ -1,7 +1,9 @@
-"""Request limits: body size (413) and content type (415), before a route reads anything."""
+"""Request limits: body size (413), content type (415) and load (503), before a route reads
+anything."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -84,27 +86,41 @@ class JsonOnly:
 
 
 class Overload:
-    """ASGI middleware: at most ``max_inflight`` requests to ``paths`` at once in this worker.
+    """ASGI middleware: at most ``max_inflight`` requests to ``paths`` at once in this worker,
+    and none while the prediction log is more than ``max_lag_s`` behind (``lag`` reads it).
 
     One more is answered 503 with ``Retry-After`` at once, so an overloaded server sheds
     load (a client or a load balancer retries elsewhere) instead of queueing without bound
-    and answering everything late.
+    and answering everything late, or answering predictions faster than it can keep them.
     """
 
-    def __init__(self, app: Any, max_inflight: int, paths: tuple[str, ...]) -> None:
+    def __init__(
+        self,
+        app: Any,
+        max_inflight: int,
+        paths: tuple[str, ...],
+        lag: Callable[[], float] | None = None,
+        max_lag_s: float = 1.0,
+    ) -> None:
         self.app, self.max_inflight, self.paths = app, max_inflight, paths
+        self.lag, self.max_lag_s = lag, max_lag_s
         self.inflight = 0
+
+    def _busy(self) -> str | None:
+        if self.inflight >= self.max_inflight:
+            return f"busy: {self.inflight} requests in flight; retry shortly"
+        behind = self.lag() if self.lag is not None else 0.0
+        if behind > self.max_lag_s:
+            return f"busy: the prediction log is {behind:.1f} s behind; retry shortly"
+        return None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
-        if self.inflight >= self.max_inflight:
-            reply = JSONResponse(
-                {"detail": f"busy: {self.inflight} requests in flight; retry shortly"},
-                status_code=503,
-                headers={"Retry-After": "1"},
-            )
+        reason = self._busy()
+        if reason is not None:
+            reply = JSONResponse({"detail": reason}, status_code=503, headers={"Retry-After": "1"})
             await reply(scope, receive, send)
             return
         self.inflight += 1

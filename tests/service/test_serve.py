@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import threading
+import time
 
 import httpx
 import pytest
@@ -64,6 +66,45 @@ def test_past_its_limit_a_worker_answers_503_with_retry_after(trained_project, t
         assert client.get("/health").status_code == 200  # only /predict is limited
     assert (200, None) in statuses and (503, "1") in statuses, statuses
     assert {s for s, _ in statuses} == {200, 503}
+
+
+def test_a_prediction_log_that_falls_behind_sheds_load_and_loses_nothing(trained_project, tmp_path):
+    """Another process holds the SQLite store's write lock: the writer cannot write, and
+    once the oldest unwritten prediction has waited past the bound, /predict answers 503
+    (so a kill would not lose more); when the lock goes, everything answered is written."""
+    records = records_of(trained_project, 20)
+    db = tmp_path / "p.db"
+    app = create_app(trained_project / "registry", f"sqlite:///{db}", max_log_lag_s=0.5)
+    answered: list[str] = []
+    with TestClient(app) as client:
+        answered.append(client.post("/predict", json=records[0]).json()["request_id"])
+        holder = sqlite3.connect(db, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            started = time.monotonic()
+            while time.monotonic() - started < 10:
+                reply = client.post("/predict", json=records[len(answered) % len(records)])
+                if reply.status_code != 200:
+                    break
+                answered.append(reply.json()["request_id"])
+            assert reply.status_code == 503, reply.text
+            assert "prediction log" in reply.json()["detail"], reply.json()
+            assert reply.headers["retry-after"] == "1"
+            assert time.monotonic() - started >= 0.5, "refused only once past the bound"
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        while (reply := client.post("/predict", json=records[1])).status_code == 503:
+            assert time.monotonic() - started < 30, "the log never caught up"
+            time.sleep(0.05)
+        answered.append(reply.json()["request_id"])
+    store = PredictionStore(f"sqlite:///{db}")
+    try:
+        since = dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=1)
+        assert set(answered) <= {r["request_id"] for r in store.window(since)}
+    finally:
+        store.close()
+    assert len(answered) > 3, answered
 
 
 def test_retention_removes_old_predictions_rows_segments_and_counts(tmp_path):

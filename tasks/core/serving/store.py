@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +104,7 @@ class _Item:
     shadow: Any
     records: list[dict[str, Any]]
     signature: str | None
+    queued: float = field(default_factory=time.monotonic)
 
 
 @dataclass(frozen=True)
@@ -192,6 +193,7 @@ class PredictionStore:
         self.requests = RequestTally()
         self._stats_every_s, self._stats_written = 5.0, time.monotonic()
         self._queue: queue.Queue[_Item | None] = queue.Queue()
+        self._writing_since: float | None = None
         self._wake = threading.Event()
         self._writer = threading.Thread(target=self._drain, name="prediction-store", daemon=True)
         self._writer.start()
@@ -272,7 +274,7 @@ class PredictionStore:
         shadow_version, shadow_scores = item.shadow_version, item.shadow_scores
         if item.shadow is not None:
             shadow_version, shadow_scores = self._shadow_scores(item)
-        rows = [
+        return [
             {
                 "request_id": item.request_id,
                 "row": i,
@@ -287,18 +289,34 @@ class PredictionStore:
             }
             for i in range(len(item.scores))
         ]
-        written = False
+
+    def _append_inputs(self, work: list["_Item"], rows: list[list[dict[str, Any]]]) -> None:
+        """Append the model inputs of one flush to the segment log: one batch per hour and
+        model version (a batch per request costs milliseconds of Arrow set-up each, and the
+        writer then falls behind under load). A group that cannot be appended keeps its
+        inputs as JSON in its SQL rows."""
+        groups: dict[tuple[dt.datetime, str], list[int]] = {}
         if self.segments is not None:
-            try:
-                batch = to_batch(rows, item.features)
-                self.segments.append(item.created_at, item.model_version, batch)
-                written = True
-            except Exception:  # noqa: BLE001 - the inputs then go with the SQL row
-                log.exception("could not append request %s to the segment log", item.request_id)
-        if not written:
-            for row, features in zip(rows, item.features):
-                row["features"] = json.dumps(features, default=str)
-        return rows
+            for k, item in enumerate(work):
+                hour = item.created_at.astimezone(dt.timezone.utc)
+                hour = hour.replace(minute=0, second=0, microsecond=0)
+                groups.setdefault((hour, item.model_version), []).append(k)
+        else:
+            groups[(dt.datetime.min, "")] = list(range(len(work)))
+        for (hour, version), members in groups.items():
+            if self.segments is not None:
+                try:
+                    batch = to_batch(
+                        [row for k in members for row in rows[k]],
+                        [inputs for k in members for inputs in work[k].features],
+                    )
+                    self.segments.append(hour, version, batch)
+                    continue
+                except Exception:  # noqa: BLE001 - the inputs then go with the SQL rows
+                    log.exception("could not append %d requests to the segment log", len(members))
+            for k in members:
+                for row, inputs in zip(rows[k], work[k].features):
+                    row["features"] = json.dumps(inputs, default=str)
 
     def count_request(self, endpoint: str, status: int, seconds: float) -> None:
         """Count one answered request (written with the next flush of the stats)."""
@@ -357,7 +375,9 @@ class PredictionStore:
                 continue
             items = [first]
             if first is not None:
-                self._wake.wait(self.flush_s)  # gather what arrives within one interval
+                self._writing_since = first.queued  # taken, not written yet
+                # gather what arrives until the oldest has waited one interval
+                self._wake.wait(max(0.0, first.queued + self.flush_s - time.monotonic()))
                 self._wake.clear()
             while items[-1] is not None:
                 try:
@@ -367,10 +387,13 @@ class PredictionStore:
             work = [i for i in items if i is not None]
             try:
                 if work:
-                    self._write([self._rows(i) for i in work])
+                    rows = [self._rows(i) for i in work]
+                    self._append_inputs(work, rows)
+                    self._write(rows)
             except Exception:  # noqa: BLE001 - keep serving; every row was dead-lettered
                 log.exception("could not write %d prediction requests", len(work))
             finally:
+                self._writing_since = None
                 for _ in items:
                     self._queue.task_done()
             if items[-1] is None or time.monotonic() - self._stats_written >= self._stats_every_s:
@@ -414,6 +437,21 @@ class PredictionStore:
                 signature,
             )
         )
+
+    def lag_s(self) -> float:
+        """How long the oldest accepted prediction not yet written has waited (0: none).
+
+        The API refuses new predictions while this passes its bound, so that what a
+        killed server loses stays within about one second however hard it is driven.
+        """
+        oldest = self._writing_since
+        try:
+            head = self._queue.queue[0]  # the writer only ever takes from the left
+        except IndexError:
+            head = None
+        if head is not None and (oldest is None or head.queued < oldest):
+            oldest = head.queued
+        return 0.0 if oldest is None else max(0.0, time.monotonic() - oldest)
 
     def flush(self) -> None:
         """Wait until every queued prediction is written."""
