@@ -79,5 +79,7 @@ def parse_hey(text: str) -> dict[str, Any]:
         # with few requests hey prints no 99th percentile: the slowest one stands in
         "p99_ms": round(seconds(r"99%+ in ([\d.]+) secs", r"Slowest:\s+([\d.]+) secs") * 1000, 2),
         "statuses": statuses,
+        # answers that were predictions (a 503 sheds load; it is not a prediction)
+        "ok_share": round(statuses.get(200, 0) / max(1, sum(statuses.values())), 4),
         "errors": len(re.findall(r"Error distribution", text)),
     }

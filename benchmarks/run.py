@@ -244,7 +244,8 @@ def bench_api(root: Path, env: dict[str, str], work: Path, quick: bool) -> dict[
             out["http"][f"{connections}_clients"] = figures
             log(f"  API, 1 record, {connections:>2} connections: {figures}")
         figures = hey(url + "/predict", batch, 4, batches)
-        figures["rows_per_s"] = round(figures["rps"] * 1000, 1)
+        # rows predicted (and logged) a second: only 200s count, a 503 predicted nothing
+        figures["rows_per_s"] = round(figures["rps"] * figures["ok_share"] * 1000, 1)
         out["http"]["batch_1000_4_clients"] = figures
         log(f"  API, batches of 1,000, 4 connections: {figures}")
     finally:
@@ -458,8 +459,10 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{base['p50_ms'] / h['p50_ms']:.1f}x (p50) | {targets[n]} |"
             )
         b = a["http"]["batch_1000_4_clients"]
+        shed, answers = b["statuses"].get(503, 0), sum(b["statuses"].values())
         lines.append(
-            f"| /predict, batches of 1,000, 4 connections: rows/s | {b['rows_per_s']:,.0f} | "
+            f"| /predict, batches of 1,000, 4 connections: rows/s (answered 200) "
+            f"| {b['rows_per_s']:,.0f} ({shed} of {answers} answers 503: the log was behind) | "
             f"{a['pandas_batch_rows_per_s']:,.0f} in-process (one core) | "
             f"{b['rows_per_s'] / a['pandas_batch_rows_per_s']:.2f}x | ≥ 50,000 (goal 80,000) |"
         )

@@ -347,7 +347,8 @@ class PredictionStore:
 
     def _shadow_scores(self, item: "_Item") -> tuple[str | None, list[float] | None]:
         shadow = item.shadow
-        if self._queue.qsize() > self.shadow_backlog:
+        if self._queue.qsize() > self.shadow_backlog or self.lag_s() > 2 * self.flush_s:
+            # behind: the shadow is best effort, keeping the predictions is not
             self.shadow_skipped += len(item.scores)
             return None, None
         try:
