@@ -3,6 +3,7 @@ anything."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -100,7 +101,7 @@ class Overload:
         max_inflight: int,
         paths: tuple[str, ...],
         lag: Callable[[], float] | None = None,
-        max_lag_s: float = 1.0,
+        max_lag_s: float = math.inf,
     ) -> None:
         self.app, self.max_inflight, self.paths = app, max_inflight, paths
         self.lag, self.max_lag_s = lag, max_lag_s

@@ -41,6 +41,11 @@ META = {
 _serial = itertools.count()
 
 
+def hour_start(when: dt.datetime) -> dt.datetime:
+    """The start of the UTC hour that holds ``when``."""
+    return when.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
 def hour_dir(root: Path, when: dt.datetime) -> Path:
     """The folder of one hour's segments (UTC)."""
     when = when.astimezone(dt.timezone.utc)
@@ -140,7 +145,7 @@ def read_segment(path: Path) -> pa.Table | None:
 
 def hours_between(since: dt.datetime, until: dt.datetime) -> list[dt.datetime]:
     """Every UTC hour that overlaps ``[since, until)``."""
-    start = since.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    start = hour_start(since)
     out = []
     while start < until:
         out.append(start)

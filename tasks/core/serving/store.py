@@ -25,7 +25,13 @@ import sqlalchemy as sa
 
 from tasks.core.paths import PREDICTION_LOG, PREDICTIONS_DB
 from tasks.core.serving.requests import RequestTally, summarise
-from tasks.core.serving.segments import SegmentWriter, hours_between, read_hours, to_batch
+from tasks.core.serving.segments import (
+    SegmentWriter,
+    hour_start,
+    hours_between,
+    read_hours,
+    to_batch,
+)
 from tasks.core.serving.segments import expire as expire_hours
 
 log = logging.getLogger("churn.store")
@@ -293,30 +299,27 @@ class PredictionStore:
     def _append_inputs(self, work: list["_Item"], rows: list[list[dict[str, Any]]]) -> None:
         """Append the model inputs of one flush to the segment log: one batch per hour and
         model version (a batch per request costs milliseconds of Arrow set-up each, and the
-        writer then falls behind under load). A group that cannot be appended keeps its
-        inputs as JSON in its SQL rows."""
-        groups: dict[tuple[dt.datetime, str], list[int]] = {}
+        writer then falls behind under load). Inputs that cannot be appended (or with no
+        segment log) go as JSON in their SQL rows."""
+        as_json = list(range(len(work)))
         if self.segments is not None:
+            groups: dict[tuple[dt.datetime, str], list[int]] = {}
             for k, item in enumerate(work):
-                hour = item.created_at.astimezone(dt.timezone.utc)
-                hour = hour.replace(minute=0, second=0, microsecond=0)
-                groups.setdefault((hour, item.model_version), []).append(k)
-        else:
-            groups[(dt.datetime.min, "")] = list(range(len(work)))
-        for (hour, version), members in groups.items():
-            if self.segments is not None:
+                groups.setdefault((hour_start(item.created_at), item.model_version), []).append(k)
+            as_json = []
+            for (hour, version), members in groups.items():
                 try:
                     batch = to_batch(
                         [row for k in members for row in rows[k]],
                         [inputs for k in members for inputs in work[k].features],
                     )
                     self.segments.append(hour, version, batch)
-                    continue
                 except Exception:  # noqa: BLE001 - the inputs then go with the SQL rows
                     log.exception("could not append %d requests to the segment log", len(members))
-            for k in members:
-                for row, inputs in zip(rows[k], work[k].features):
-                    row["features"] = json.dumps(inputs, default=str)
+                    as_json += members
+        for k in as_json:
+            for row, inputs in zip(rows[k], work[k].features):
+                row["features"] = json.dumps(inputs, default=str)
 
     def count_request(self, endpoint: str, status: int, seconds: float) -> None:
         """Count one answered request (written with the next flush of the stats)."""
@@ -594,9 +597,7 @@ class PredictionStore:
             fresh = rows[rows["features"] == ""] if len(rows) else rows
             if len(fresh) and self.log_dir is not None:
                 stamps = pd.to_datetime(fresh["created_at"], utc=True)
-                hours = sorted(
-                    {t.to_pydatetime().replace(minute=0, second=0, microsecond=0) for t in stamps}
-                )
+                hours = sorted({hour_start(t.to_pydatetime()) for t in stamps})
                 inputs = read_hours(self.log_dir, hours)
                 inputs = inputs.drop(columns=[c for c in meta if c in inputs and c not in keys])
                 fresh = fresh.drop(columns=["features"]).merge(inputs, on=keys, how="left")
