@@ -1,0 +1,86 @@
+"""The prediction log's writer: its fast paths store exactly what their definitions would."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from tasks.core.serving.segments import _input_array, input_columns
+from tasks.core.serving.store import PREDICTIONS, PredictionStore
+
+
+def test_the_sqlite_writer_stores_rows_as_sqlalchemy_does(tmp_path):
+    """The driver's multi-row INSERT against SQLAlchemy's own, on a batch larger than one
+    statement holds, with times in another zone than UTC and every optional column."""
+    when = dt.datetime(2026, 3, 1, 9, 5, 7, 123456, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    n = 7_000  # several statements: SQLite binds at most 32,766 values in one
+    texts = {}
+    for name, fast in (("driver", True), ("sqlalchemy", False)):
+        store = PredictionStore(f"sqlite:///{tmp_path / name}.db", lambda: when)
+        if not fast:
+            store._driver_insert = None
+        try:
+            store.log(
+                "r1",
+                "v0001",
+                [f"C{i}" if i % 3 else None for i in range(n)],
+                [{"x": float(i)} for i in range(n)],
+                [i / n for i in range(n)],
+                [i % 2 for i in range(n)],
+                shadow_version="v0000",
+                shadow_scores=[0.5] * n,
+            )
+            store.log("r2", "v0001", ["a"], [{"x": 1.0}], [0.25], [0])
+            store.flush()
+            with store.engine.connect() as conn:
+                texts[name] = conn.exec_driver_sql(
+                    "SELECT * FROM predictions ORDER BY request_id, row"
+                ).all()
+                typed = conn.execute(sa.select(PREDICTIONS.c.created_at).limit(1)).scalar_one()
+            assert typed == when.replace(tzinfo=None), "read back as SQLAlchemy wrote it"
+            window = store.window(when - dt.timedelta(seconds=1), when + dt.timedelta(seconds=1))
+            assert len(window) == n + 1
+        finally:
+            store.close()
+    assert len(texts["driver"]) == n + 1
+    assert texts["driver"] == texts["sqlalchemy"]
+
+
+INPUTS = {
+    "floats with NaN and None": [1.5, math.nan, None, 2.0],
+    "integers": [1, 2, None, 3],
+    "integers and floats": [1, 2.5, 3, None],
+    "text": ["a", None, "b", "c"],
+    "all missing": [None, None, None, None],
+    "all NaN": [math.nan, math.nan, math.nan, math.nan],
+    "booleans": [True, False, None, True],
+    "text and numbers": ["a", 1.5, None, 2],
+    "dates": [dt.date(2024, 1, 1), None, dt.date(2024, 2, 1), dt.date(2024, 3, 1)],
+    "huge integers": [2**70, 1, 2, 3],
+    "pandas NA": [pd.NA, 1.0, 2.0, 3.0],
+}
+
+
+@pytest.mark.parametrize("kind", list(INPUTS))
+def test_input_columns_type_each_input_as_the_definition_does(kind):
+    """Arrow's one-call conversion of the model inputs against :func:`_input_array`, the
+    definition, column by column (a column of mixed kinds beside a clean one too)."""
+    values = INPUTS[kind]
+    rows = [{"clean": float(i), "x": v} for i, v in enumerate(values)]
+    got = input_columns(rows)
+    assert list(got) == ["clean", "x"]
+    for name in got:
+        expected = _input_array([row[name] for row in rows])
+        assert got[name].type == expected.type, (kind, name, got[name].type, expected.type)
+        assert got[name].equals(expected), (kind, name, got[name], expected)
+
+
+def test_input_columns_when_records_have_different_fields():
+    rows = [{"a": 1.0}, {"b": "x"}, {"a": 2.0, "b": None}]
+    got = input_columns(rows)
+    assert got["a"].to_pylist() == [1.0, None, 2.0]
+    assert got["b"].to_pylist() == [None, "x", None]
