@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from tasks.core.serving.segments import _input_array, input_columns
-from tasks.core.serving.store import PREDICTIONS, PredictionStore
+from tasks.core.serving.store import PREDICTIONS, PredictionStore, _sqlalchemy_insert
 
 
 def test_the_sqlite_writer_stores_rows_as_sqlalchemy_does(tmp_path):
@@ -22,7 +22,7 @@ def test_the_sqlite_writer_stores_rows_as_sqlalchemy_does(tmp_path):
     for name, fast in (("driver", True), ("sqlalchemy", False)):
         store = PredictionStore(f"sqlite:///{tmp_path / name}.db", lambda: when)
         if not fast:
-            store._driver_insert = None
+            store._insert_rows = _sqlalchemy_insert
         try:
             store.log(
                 "r1",

@@ -89,29 +89,37 @@ def to_batch(rows: list[dict[str, Any]], inputs: list[dict[str, Any]]) -> pa.Rec
 def input_columns(inputs: list[dict[str, Any]]) -> dict[str, pa.Array]:
     """The model inputs as typed columns, by name (what :func:`_input_array` makes of each)."""
     names = list(dict.fromkeys(k for row in inputs[:1] for k in row))
-    if any(row.keys() != inputs[0].keys() for row in inputs[1:]):
+    table = None
+    if all(row.keys() == inputs[0].keys() for row in inputs[1:]):
+        try:  # Arrow converts the rows in one call
+            table = pa.RecordBatch.from_pylist(inputs)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
+            pass  # mixed kinds in a column: column by column below
+    else:
         names = list(dict.fromkeys(k for row in inputs for k in row))
-        return {name: _input_array([row.get(name) for row in inputs]) for name in names}
-    try:  # every row has the same keys: Arrow converts the rows in one call
-        table = pa.RecordBatch.from_pylist(inputs)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError):
-        table = None  # mixed kinds in a column: column by column below
     columns = {}
     for name in names:
-        array = table.column(name) if table is not None else None
-        kind = array.type if array is not None else None
-        if kind is not None and pa.types.is_floating(kind):
-            nan = pc.is_nan(array)
-            if pc.any(nan).as_py():  # NaN is missing, as pandas means it
-                array = pc.if_else(nan, pa.scalar(None, kind), array)
-            columns[name] = array.cast(pa.float64())
-        elif kind is not None and (pa.types.is_integer(kind) or pa.types.is_null(kind)):
-            columns[name] = array.cast(pa.float64())
-        elif kind is not None and pa.types.is_string(kind):
-            columns[name] = array
-        else:  # booleans, dates, mixed kinds...: as _input_array spells them
-            columns[name] = _input_array([row.get(name) for row in inputs])
+        typed = None if table is None else _as_input(table.column(name))
+        if typed is None:  # booleans, dates, mixed kinds...: as _input_array spells them
+            typed = _input_array([row.get(name) for row in inputs])
+        columns[name] = typed
     return columns
+
+
+def _as_input(array: pa.Array) -> pa.Array | None:
+    """A column Arrow read on its own, typed as :func:`_input_array` types it (None for the
+    kinds that function spells out itself)."""
+    kind = array.type
+    if pa.types.is_floating(kind):
+        nan = pc.is_nan(array)
+        if pc.any(nan).as_py():  # NaN is missing, as pandas means it
+            array = pc.if_else(nan, pa.scalar(None, kind), array)
+        return array.cast(pa.float64())
+    if pa.types.is_integer(kind) or pa.types.is_null(kind):
+        return array.cast(pa.float64())
+    if pa.types.is_string(kind):
+        return array
+    return None
 
 
 class SegmentWriter:

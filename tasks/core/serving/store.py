@@ -193,7 +193,7 @@ class PredictionStore:
                 dbapi_conn.execute("PRAGMA synchronous=NORMAL")
 
         self._create_schema()
-        self._driver_insert = _sqlite_insert(self.engine) if sqlite else None
+        self._insert_rows = _sqlite_insert(self.engine) if sqlite else _sqlalchemy_insert
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self.segments = SegmentWriter(self.log_dir) if self.log_dir is not None else None
         self.flush_s, self.shadow_backlog = flush_s, shadow_backlog
@@ -234,10 +234,7 @@ class PredictionStore:
         for attempt in range(attempts):
             try:
                 with self.engine.begin() as conn:
-                    if self._driver_insert is not None:
-                        self._driver_insert(conn, rows)
-                    else:
-                        conn.execute(PREDICTIONS.insert(), rows)
+                    self._insert_rows(conn, rows)
                 return
             except sa.exc.OperationalError:  # locked or unreachable: wait, then again
                 if attempt == attempts - 1:
@@ -655,6 +652,11 @@ _META_COLUMNS = (
 )
 
 
+def _sqlalchemy_insert(conn: Any, rows: list[dict[str, Any]]) -> None:
+    """Prediction rows inserted through SQLAlchemy (PostgreSQL and any other database)."""
+    conn.execute(PREDICTIONS.insert(), rows)
+
+
 def _sqlite_insert(engine: sa.Engine) -> Callable[[Any, list[dict[str, Any]]], None]:
     """Prediction rows inserted through the SQLite driver, thousands of rows a statement.
 
@@ -676,10 +678,11 @@ def _sqlite_insert(engine: sa.Engine) -> Callable[[Any, list[dict[str, Any]]], N
     if stamp is None:  # pragma: no cover - SQLite's DATETIME always writes text
         raise TypeError(f"no text form for {kind} on {engine.dialect.name}")
     statements: dict[int, str] = {}
+    width = len(names)
 
     def insert(conn: Any, rows: list[dict[str, Any]]) -> None:
         raw = conn.connection.driver_connection
-        per = max(1, raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(names))
+        per = max(1, raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
         stamps: dict[dt.datetime, str] = {}  # a request's rows share one time
         flat: list[Any] = []
         for row in rows:
@@ -689,7 +692,6 @@ def _sqlite_insert(engine: sa.Engine) -> Callable[[Any, list[dict[str, Any]]], N
                 text = stamps[when] = stamp(when)
             flat += values(row)
             flat.append(text)
-        width = len(names)
         for start in range(0, len(rows), per):
             n = min(per, len(rows) - start)
             statement = statements.get(n)
