@@ -142,15 +142,19 @@ def assert_same_answers(
     0.2 ms a row whatever the row, so its 100,000-record test scores one in ten singly).
     """
     refused: dict[int, tuple[str, str]] = {}
+    singles: dict[int, tuple[float, dict[str, Any]]] = {}  # by position in ``kept``
+    kept: list[dict[str, Any]] = []
     for i, record in enumerate(records):
         if i % singles_every and model.compiled.check(model.protect([record])[0]) is None:
-            continue  # accepted: scored in a batch below
+            kept.append(record)  # accepted: scored in a batch below
+            continue
         try:
-            model.score_one(record)
+            singles[len(kept)] = model.score_one(record)
         except RecordError as exc:
             assert exc.index == 0
             refused[i] = (exc.field, exc.reason)
-    kept = [r for i, r in enumerate(records) if i not in refused]
+        else:
+            kept.append(record)
     fast: list[float] = []
     rows: list[dict[str, Any]] = []
     for k in range(0, len(kept), batch):
@@ -175,8 +179,7 @@ def assert_same_answers(
             bad = {c: (row[c], want[c]) for c in want if not _same(row[c], want[c])}
             assert not bad, (kept[j], bad)
     # the single-record path: exactly the batch path's answers
-    for j in range(0, len(kept), singles_every):
-        probability, row = model.score_one(kept[j])
+    for j, (probability, row) in singles.items():
         assert probability == fast[j] and row.keys() == rows[j].keys(), (kept[j], probability)
         assert all(_same(row[c], rows[j][c]) for c in row), (kept[j], row, rows[j])
     # a batch's first error as pandas names it
