@@ -10,6 +10,7 @@ Run it with ``make run`` or ``python -m flows.training``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
@@ -29,7 +30,9 @@ from tasks.core.quality.data_docs import finish as finish_data_docs
 from tasks.core.runtime.experiments import experiment_name, push_data, save_experiment
 from tasks.core.runtime.lock import PipelineBusy, workspace_lock
 from tasks.core.runtime.pipeline import Stage, load_stages
+from tasks.core.runtime.processes import tool_env
 from tasks.core.runtime.stages import StageFailed, repro_stage, stale_stages
+from tasks.core.runtime.warm import warm_steps
 from tasks.core.step import code_version
 
 if TYPE_CHECKING:  # the step module is imported only when a model is registered
@@ -230,15 +233,20 @@ def training(
     ):
         stale, ran = stale_stages(root), set()
         futures: dict[str, Any] = {}
-        for stage in stages:
-            upstream = [futures[u] for u in stage.upstream if u in futures]
-            fresh = stale is not None and stage.name not in stale and not ran & set(stage.upstream)
-            futures[stage.name] = stage_task(stage).submit(
-                stage, str(root), fresh, wait_for=upstream
-            )
-            result["stages"].append(futures[stage.name].result())
-            if result["stages"][-1]["ran"]:
-                ran.add(stage.name)
+        # a warm process pays the steps' imports once (tasks/core/runtime/warm.py); not
+        # started when dvc status says nothing is to run
+        with warm_steps(root, tool_env()) if stale != set() else contextlib.nullcontext():
+            for stage in stages:
+                upstream = [futures[u] for u in stage.upstream if u in futures]
+                fresh = (
+                    stale is not None and stage.name not in stale and not ran & set(stage.upstream)
+                )
+                futures[stage.name] = stage_task(stage).submit(
+                    stage, str(root), fresh, wait_for=upstream
+                )
+                result["stages"].append(futures[stage.name].result())
+                if result["stages"][-1]["ran"]:
+                    ran.add(stage.name)
         finish_data_docs(root / PATHS.data_docs_dir)  # the index over what the stages keep
         same = unchanged_since_last_run(root) if not ran else None
         if same is not None:

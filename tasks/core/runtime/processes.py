@@ -66,7 +66,7 @@ def run_streaming(
         bufsize=1,
         start_new_session=True,
     ) as proc:
-        _track_child(proc.pid, " ".join(Path(a).name if k == 0 else a for k, a in enumerate(args)))
+        track_child(proc.pid, " ".join(Path(a).name if k == 0 else a for k, a in enumerate(args)))
         try:
             assert proc.stdout is not None
             for raw in proc.stdout:
@@ -75,7 +75,7 @@ def run_streaming(
                 on_line(line)
             returncode = proc.wait()
         finally:
-            _track_child(proc.pid, None)
+            track_child(proc.pid, None)
     return returncode, lines
 
 
@@ -88,7 +88,7 @@ def _edit_children(path: Path, edit: Callable[[list[dict]], list[dict]]) -> None
         write_json(path, edit(entries))
 
 
-def _track_child(pid: int, command: str | None) -> None:
+def track_child(pid: int, command: str | None) -> None:
     """Record (or, with ``command=None``, forget) a child of the run holding the workspace lock."""
     path = _tracking["file"]
     if path is None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tasks.core.runtime.lock import PipelineBusy
 from tasks.core.runtime.processes import dvc_executable, run_streaming, tool_env
+from tasks.core.runtime.warm import active_env
 
 BUSY_PATTERNS = ("is busy", "Unable to acquire lock")
 
@@ -68,7 +69,10 @@ def repro_stage(
     deadline = time.monotonic() + busy_timeout_s
     while True:
         code, lines = run_streaming(
-            [dvc_executable(), "repro", "--single-item", stage], root, on_line
+            [dvc_executable(), "repro", "--single-item", stage],
+            root,
+            on_line,
+            env=tool_env(active_env()),  # the warm step server's shim, while a flow keeps one
         )
         text = "\n".join(lines)
         if code != 0 and any(p in text for p in BUSY_PATTERNS):
