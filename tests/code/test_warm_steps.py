@@ -30,6 +30,10 @@ print(json.dumps({"argv": sys.argv[1:], "cwd": os.getcwd(), "probe": os.environ.
 print("to stderr", file=sys.stderr)
 if sys.argv[1:2] == ["sleep"]:
     time.sleep(120)
+if sys.argv[1:2] == ["pool"]:  # joblib's workers, left for the interpreter's exit to stop
+    from joblib import Parallel, delayed
+
+    Parallel(n_jobs=2)(delayed(abs)(-k) for k in range(4))
 sys.exit(int(os.environ.get("PROBE_EXIT", "0")))
 """
 
@@ -120,3 +124,13 @@ def test_switched_off_nothing_is_started(root, monkeypatch):
     with warm_steps(root, tool_env()):
         assert active_env() == {}
         assert json.loads(step(root).stdout)["warm"] is False
+
+
+def test_worker_processes_a_step_leaves_running_end_with_it_as_in_a_fresh_interpreter(root):
+    # the stage's output pipe closes only when they end: DVC and the flow wait for that
+    with warm_steps(root, tool_env()):
+        wait_ready()
+        started = time.monotonic()
+        done = step(root, "pool")
+        assert json.loads(done.stdout)["warm"]
+        assert done.returncode == 0 and time.monotonic() - started < 30

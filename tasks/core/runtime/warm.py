@@ -97,8 +97,9 @@ os.execv(REAL, [REAL, *args])
 
 
 def enabled() -> bool:
-    """Whether flows use the warm process (``CHURN_WARM_STEPS=0`` turns it off)."""
-    return os.environ.get(ENV_SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+    """Whether flows use the warm process: on Linux, unless ``CHURN_WARM_STEPS=0``."""
+    switched_off = os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off")
+    return sys.platform == "linux" and not switched_off  # fork and SOCK_SEQPACKET: Linux
 
 
 def active_env() -> dict[str, str]:
@@ -166,6 +167,7 @@ def _run_child(request: dict, fds: list[int]) -> None:
     """In the forked child: become ``python -m <module> <args>`` and exit with its code."""
     import atexit
     import runpy
+    import threading
     import traceback
 
     code = 1
@@ -193,6 +195,10 @@ def _run_child(request: dict, fds: list[int]) -> None:
         except BaseException:  # noqa: BLE001 - report it as the interpreter would
             traceback.print_exc()
             code = 1
+        # what the interpreter does at exit: threading's exit hooks (they stop the worker
+        # processes of concurrent.futures and joblib, which hold the stage's output open),
+        # then atexit's
+        threading._shutdown()
         atexit._run_exitfuncs()
     finally:
         with contextlib.suppress(Exception):
