@@ -10,12 +10,15 @@ stops the flow.
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold, permutation_test_score
 from threadpoolctl import threadpool_limits
@@ -92,6 +95,37 @@ def label_checks(y: pd.Series, cfg: FeasibilityParams) -> list[dict[str, Any]]:
     ]
 
 
+# Worker processes start in about 2 s (they import scikit-learn): worth it past this much work
+PARALLEL_FROM_S = 8.0
+
+
+def permutation_jobs(
+    model: HistGradientBoostingClassifier, X: pd.DataFrame, y: np.ndarray, cfg: FeasibilityParams
+) -> int:
+    """Processes for the permutation test: two when one fit, timed, says it is long enough.
+
+    The permutations are drawn in this process in order, so the p-value is the same with
+    any number of processes; each worker runs one OpenMP thread (joblib's default for
+    processes: cores divided by workers).
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if (cores or 1) < 2:
+        return 1
+    started = time.perf_counter()
+    clone(model).fit(X, y)
+    each_s = (time.perf_counter() - started) * (cfg.cv_folds - 1) / cfg.cv_folds  # one fold
+    fits = cfg.cv_folds * (cfg.n_permutations + 1)
+    jobs = 2 if each_s * fits >= PARALLEL_FROM_S else 1
+    log.info(
+        "permutation test: %d fits of about %.2f s on %d process%s",
+        fits,
+        each_s,
+        jobs,
+        "es" if jobs > 1 else "",
+    )
+    return jobs
+
+
 def signal_check(X: pd.DataFrame, y: np.ndarray, cfg: FeasibilityParams) -> dict[str, Any]:
     """Cross-validated ROC-AUC of a quick model, with a label-permutation p-value.
 
@@ -120,6 +154,7 @@ def signal_check(X: pd.DataFrame, y: np.ndarray, cfg: FeasibilityParams) -> dict
     # process on the machine (a deployment run beside `dvc repro`) would otherwise stall
     # every one of the model's many small parallel regions (measured: 6 s alone, >120 s).
     with threadpool_limits(limits=1, user_api="openmp"):
+        n_jobs = permutation_jobs(model, X, y, cfg)
         score, _, p_value = permutation_test_score(
             model,
             X,
@@ -128,7 +163,7 @@ def signal_check(X: pd.DataFrame, y: np.ndarray, cfg: FeasibilityParams) -> dict
             n_permutations=cfg.n_permutations,
             scoring="roc_auc",
             random_state=cfg.random_state,
-            n_jobs=1,
+            n_jobs=n_jobs,
         )
     dummy = 0.5  # a constant score (the majority-class dummy) has ROC-AUC 0.5 by definition
     return {

@@ -70,3 +70,16 @@ def test_quick_matrix_leaves_out_id_target_time_and_post_outcome_columns():
     assert X["score_text"].dtype == float and X["plan"].nunique() == 2, (
         "spelling variants count once"
     )
+
+
+def test_the_permutation_test_gives_the_same_answer_on_one_process_and_on_two(monkeypatch):
+    import tasks.feasibility as feasibility
+
+    p = params(n_permutations=19)
+    data = frame(n=2000, seed=5)
+    verdicts = {}
+    for from_s in (float("inf"), 0.0):  # never parallel, always parallel
+        monkeypatch.setattr(feasibility, "PARALLEL_FROM_S", from_s)
+        verdicts[from_s] = decide(data, p.problem, p.feasibility)["signal"]
+    assert verdicts[0.0] == verdicts[float("inf")]
+    assert 0 < verdicts[0.0]["permutation_p_value"] <= 0.1
