@@ -41,6 +41,13 @@ def _blank(values: pd.Series) -> pd.Series:
     return values.isna() | (values.astype("string").str.strip() == "")
 
 
+def _unparsed(values: pd.Series, missing: pd.Series) -> int:
+    """How many cells that are not blank came out missing (blank ones are looked at only
+    where something is missing: most columns parse whole)."""
+    mask = missing.to_numpy()
+    return int((~_blank(values[mask])).sum()) if mask.any() else 0
+
+
 def parse_numbers(values: pd.Series) -> tuple[pd.Series, int]:
     """Numbers from numbers-as-text (blank cells and thousands separators allowed).
 
@@ -55,8 +62,7 @@ def parse_numbers(values: pd.Series) -> tuple[pd.Series, int]:
         return values.astype(float), 0
     text = values.astype("string").str.strip().str.replace(r"(?<=\d),(?=\d{3}\b)", "", regex=True)
     numbers = pd.to_numeric(text, errors="coerce").astype(float)
-    failed = int((numbers.isna() & ~_blank(values)).sum())
-    return numbers, failed
+    return numbers, _unparsed(values, numbers.isna())
 
 
 def parse_dates(values: pd.Series, formats: list[str]) -> tuple[pd.Series, int]:
@@ -76,8 +82,7 @@ def parse_dates(values: pd.Series, formats: list[str]) -> tuple[pd.Series, int]:
         if not todo.any():
             break
         out[todo] = pd.to_datetime(text[todo], format=fmt, errors="coerce")
-    failed = int((out.isna() & ~_blank(values)).sum())
-    return out, failed
+    return out, _unparsed(values, out.isna())
 
 
 def kinds_for(raw: pd.DataFrame, problem: ProblemParams, clean: CleanParams) -> dict[str, str]:
