@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from tasks.core.runtime.processes import tool_env
-from tasks.core.runtime.warm import SOCKET_NAME, active_env, warm_steps
+from tasks.core.runtime.warm import SOCKET_NAME, active_env, sweep, warm_steps
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -134,3 +134,22 @@ def test_worker_processes_a_step_leaves_running_end_with_it_as_in_a_fresh_interp
         done = step(root, "pool")
         assert json.loads(done.stdout)["warm"]
         assert done.returncode == 0 and time.monotonic() - started < 30
+
+
+def test_an_interpreter_path_a_shebang_cannot_hold_runs_steps_fresh(root, monkeypatch):
+    monkeypatch.setattr("sys.executable", "/opt/my envs/bin/python")
+    with warm_steps(root, tool_env()):
+        assert active_env() == {}
+
+
+def test_folders_of_servers_killed_outright_are_swept_and_live_ones_kept(tmp_path):
+    old = time.time() - 7200
+    dead, live, new = (tmp_path / f"churn-warm-{k}" for k in ("dead", "live", "new"))
+    for folder in (dead, live, new):
+        folder.mkdir()
+        (folder / "python").write_text("#!/bin/sh\n")
+    (live / SOCKET_NAME).touch()
+    for folder in (dead, live):
+        os.utime(folder, (old, old))
+    assert sweep(tmp_path) == [dead]
+    assert not dead.exists() and live.exists() and new.exists()

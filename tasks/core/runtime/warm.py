@@ -39,6 +39,7 @@ from pathlib import Path
 
 ENV_SWITCH = "CHURN_WARM_STEPS"
 SOCKET_NAME = "steps.sock"
+FOLDER_PREFIX = "churn-warm-"
 STOP_GRACE_S = 5.0
 # what DVC sets for each command, and the shell between it and the step for itself (the
 # shim's folder leads PATH); any other difference from the server's environment declines
@@ -97,9 +98,15 @@ os.execv(REAL, [REAL, *args])
 
 
 def enabled() -> bool:
-    """Whether flows use the warm process: on Linux, unless ``CHURN_WARM_STEPS=0``."""
+    """Whether flows use the warm process: on Linux, unless ``CHURN_WARM_STEPS=0``.
+
+    Also not when the interpreter's path cannot be a ``#!`` line (a space, or longer than
+    the kernel reads): the shim would not start, and every stage would fail.
+    """
     switched_off = os.environ.get(ENV_SWITCH, "1").strip().lower() in ("0", "false", "no", "off")
-    return sys.platform == "linux" and not switched_off  # fork and SOCK_SEQPACKET: Linux
+    shebang_ok = not any(c.isspace() for c in sys.executable) and len(sys.executable) < 200
+    # fork and SOCK_SEQPACKET: Linux
+    return sys.platform == "linux" and shebang_ok and not switched_off
 
 
 def active_env() -> dict[str, str]:
@@ -120,7 +127,8 @@ def warm_steps(root: Path, env: dict[str, str]) -> Iterator[None]:
         return
     from tasks.core.runtime.processes import track_child
 
-    folder = Path(tempfile.mkdtemp(prefix="churn-warm-"))  # mode 0700: only this user
+    sweep(Path(tempfile.gettempdir()))
+    folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))  # mode 0700: only this user
     sock = folder / SOCKET_NAME
     proc = subprocess.Popen(
         [sys.executable, "-m", "tasks.core.runtime.warm", str(sock), str(root.resolve())],
@@ -148,6 +156,20 @@ def warm_steps(root: Path, env: dict[str, str]) -> Iterator[None]:
             proc.wait()
         track_child(proc.pid, None)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def sweep(tmp: Path, older_than_s: float = 3600.0) -> list[Path]:
+    """Remove what servers killed outright left (SIGKILL runs no clean-up): folders with no
+    socket, unchanged for an hour (a live server's folder holds its socket, or is seconds
+    old while it imports)."""
+    removed = []
+    cutoff = time.time() - older_than_s
+    for folder in tmp.glob(FOLDER_PREFIX + "*"):
+        with contextlib.suppress(OSError):
+            if not (folder / SOCKET_NAME).exists() and folder.stat().st_mtime < cutoff:
+                shutil.rmtree(folder)
+                removed.append(folder)
+    return removed
 
 
 def _preload() -> None:
