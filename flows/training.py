@@ -10,10 +10,16 @@ Run it with ``make run`` or ``python -m flows.training``.
 
 from __future__ import annotations
 
-import contextlib
-import json
-import logging
 import sys
+
+if __name__ == "__main__" and "--flow-anyway" not in sys.argv[1:]:
+    # before Prefect's import (about 2 s): a re-run that would change nothing says so and stops
+    from tasks.core.runtime.rerun import exit_if_unchanged
+
+    exit_if_unchanged()
+
+import contextlib
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +30,13 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.core.env import telemetry_off
-from tasks.core.io import file_sha256, read_json, write_json
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.quality.data_docs import finish as finish_data_docs
 from tasks.core.runtime.experiments import experiment_name, push_data, save_experiment
 from tasks.core.runtime.lock import PipelineBusy, workspace_lock
 from tasks.core.runtime.pipeline import Stage, load_stages
 from tasks.core.runtime.processes import tool_env
+from tasks.core.runtime.rerun import print_model_summary, remember_run, unchanged_since_last_run
 from tasks.core.runtime.stages import StageFailed, repro_stage, stale_stages
 from tasks.core.runtime.warm import warm_steps
 from tasks.core.step import code_version
@@ -141,34 +147,6 @@ def register(root: str, run: dict[str, Any], registry_dir: str | None = None) ->
 def push(root: str) -> None:
     """Push the run's data to the DVC remote."""
     push_data(Path(root), on_line=_log_line)
-
-
-def _run_fingerprint(root: Path) -> dict[str, str]:
-    return {
-        "params_sha256": file_sha256(root / PATHS.params),
-        "lock_sha256": file_sha256(root / "dvc.lock") if (root / "dvc.lock").exists() else "",
-    }
-
-
-def unchanged_since_last_run(root: Path) -> dict[str, Any] | None:
-    """The last recorded run, when params.yaml and dvc.lock are still exactly its own."""
-    path = root / PATHS.last_run
-    if not path.exists():
-        return None
-    last = read_json(path)
-    return (
-        last
-        if {k: last.get(k) for k in ("params_sha256", "lock_sha256")} == _run_fingerprint(root)
-        else None
-    )
-
-
-def remember_run(root: Path, experiment: str, run_name: str) -> None:
-    """Note the run just recorded (what a later nothing-changed run compares with)."""
-    write_json(
-        root / PATHS.last_run,
-        {**_run_fingerprint(root), "experiment": experiment, "flow_run_name": run_name},
-    )
 
 
 def _summary_markdown(result: dict[str, Any]) -> str:
@@ -284,25 +262,6 @@ def training(
     return result
 
 
-def _print_model_summary(root: Path) -> None:
-    metrics_file = root / PATHS.metrics_json
-    if not metrics_file.exists():
-        return
-    m = json.loads(metrics_file.read_text())
-    t = m["test"]
-    best = max(m["baseline"].items(), key=lambda kv: kv[1]["roc_auc"])
-    oracle = t.get("oracle_roc_auc")
-    print(
-        f"  model: {m['model']}, test ROC-AUC {t['roc_auc']:.4f}, PR-AUC {t['pr_auc']:.4f}"
-        + (f" (oracle {oracle:.4f}, {t['roc_auc'] / oracle:.1%} of it)" if oracle else "")
-    )
-    print(
-        f"  best baseline: {best[0]} ROC-AUC {best[1]['roc_auc']:.4f}; lift lower bound "
-        f"{m['lift_lower_bound']:.4f}"
-    )
-    print(f"  {'BLESSED' if m['blessed'] else 'NOT BLESSED'}: see {PATHS.model_card}")
-
-
 def _print_promotion(decision: Promotion | None) -> None:
     if not decision:
         return
@@ -334,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if result["experiment"]:
         print(f"  recorded as DVC experiment '{result['experiment']}' (dvc exp show)")
-    _print_model_summary(Path(result["project_dir"]))
+    print_model_summary(Path(result["project_dir"]))
     _print_promotion(result.get("promotion"))
     reports = sorted(
         p.relative_to(Path(result["project_dir"])).as_posix()

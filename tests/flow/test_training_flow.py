@@ -14,7 +14,9 @@ from prefect.client.orchestration import get_client
 from devtools.project import git
 from flows.training import training
 from tasks.core.runtime.experiments import NOT_BYTE_FOR_BYTE, locked_output_hashes
+from tasks.core.runtime.lock import workspace_lock
 from tasks.core.runtime.processes import dvc_executable, tool_env
+from tasks.core.runtime.rerun import unchanged_workspace
 from tasks.core.runtime.stages import stale_stages
 from tasks.core.serving.registry import Registry
 
@@ -124,12 +126,28 @@ def test_flow_runs_dvc_yaml_records_an_experiment_and_a_fresh_clone_reproduces_i
     second = training(project_dir=str(root))
     assert second["unchanged"] and second["experiment"] == name and "promotion" not in second
     assert not any(s["ran"] for s in second["stages"])
+    # the command line tells it before importing Prefect, and starts no flow run
+    cli = subprocess.run(
+        [sys.executable, "-m", "flows.training"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env=tool_env(),
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    assert f"experiment {name} already holds it" in cli.stdout, cli.stdout
+    assert "Beginning flow run" not in cli.stdout + cli.stderr
+    with workspace_lock(root, holder="a test"):
+        assert unchanged_workspace(root) is None, "a run in progress: the flow waits for it"
+    assert unchanged_workspace(root)["experiment"] == name
     # an edit of the problem's wording reruns what reads it, not the model: a new experiment,
     # and the same model on the same data is not registered a second time
     params_text = (root / "params.yaml").read_text()
     (root / "params.yaml").write_text(
         params_text.replace("metric_reason: ", "metric_reason: (edited) ", 1)
     )
+    assert unchanged_workspace(root) is None
     third = training(project_dir=str(root))
     ran = {s["stage"] for s in third["stages"] if s["ran"]}
     assert "train" not in ran and "clean" not in ran, ran
