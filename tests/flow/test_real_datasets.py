@@ -239,4 +239,4 @@ def test_a_real_champion_gives_the_same_answers_through_the_compiled_path(real_r
     model = LoadedModel.load(registry, registry.champion())
     counts = assert_same_answers(model, records)
     assert counts["scored"] == len(raw), counts
-    assert_same_answers(model, tricky_records(model, records, fields=12), batch=1)
+    assert_same_answers(model, tricky_records(model, records, fields=12))
