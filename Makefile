@@ -90,11 +90,12 @@ lint: install ## style (ruff) and the layer contracts (import-linter); part of m
 	$(VENV)/bin/ruff format --check --quiet . || { echo "run: .venv/bin/ruff format ."; exit 1; }
 	$(VENV)/bin/lint-imports --no-cache
 
-test: setup lint ## run the test suite (slow tests included)
-	$(PY) -m pytest
+TEST_WORKERS ?= 2
+test: setup lint ## run the test suite (slow tests included) on TEST_WORKERS processes (0: one, in this process)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: setup lint ## run the tests not marked slow
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow"
 
 demo: setup ## the whole loop on the simulator: drift, alert, retraining, recovery (DEMO_ARGS="--drift concept")
 	$(PY) -m demo $(DEMO_ARGS)

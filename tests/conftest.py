@@ -27,6 +27,35 @@ REPO = Path(__file__).resolve().parents[1]
 PARAMS_READS = "params_reads.json"
 telemetry_off()
 
+# The longest test files, longest first (minutes each). `make test` runs two pytest-xdist
+# workers that take one file at a time; starting these first keeps one of them from being
+# left to run a long file alone at the end.
+LONG_FILES = (
+    "flow/test_real_datasets.py",
+    "demo/test_demo.py",
+    "deploy/test_deployments.py",
+    "flow/test_training_flow.py",
+    "faults/test_killed_runs.py",
+    "flow/test_retrain.py",
+    "flow/test_foreign_data.py",
+    "faults/test_secrets.py",
+    "monitor/test_monitoring_flow.py",
+    "service/test_compiled_parity.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files of ``LONG_FILES`` first, in its order; the rest as collected."""
+    tests = REPO / "tests"
+
+    def rank(item: pytest.Item) -> int:
+        try:
+            return LONG_FILES.index(item.path.relative_to(tests).as_posix())
+        except ValueError:
+            return len(LONG_FILES)
+
+    items.sort(key=rank)  # stable: within a file, tests keep their order
+
 
 def default_params_dict() -> dict[str, Any]:
     """The repository's params.yaml, parsed."""
