@@ -18,6 +18,9 @@ export DVC_NO_ANALYTICS := 1
 # Prefect keeps its settings and local database in the project (not ~/.prefect).
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+# The temporary server a flow starts when no server is up creates its database on the first
+# run: on a busy machine that passes Prefect's 20 s default and `make run` failed.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 120
 
 PREFECT_PORT ?= 4200
 PREFECT_URL  := http://127.0.0.1:$(PREFECT_PORT)/api
