@@ -5,7 +5,8 @@ The flow holds no copy of the pipeline: it reads the stages from ``dvc.yaml`` at
 same work. Afterwards the run is recorded as a DVC experiment named
 ``<flow-run-name>-<short id>`` and its data pushed to the DVC remote.
 
-Run it with ``make run`` or ``python -m flows.training``.
+Run it with ``make run`` or ``python -m flows.training`` (``--flow-anyway`` to start a flow
+run even when nothing changed since the last recorded run).
 """
 
 from __future__ import annotations
@@ -278,7 +279,11 @@ def _print_promotion(decision: Promotion | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: run the training flow and print a short summary."""
+    """Command line: run the training flow and print a short summary.
+
+    When nothing would change, the module's first lines have already said so and exited,
+    before Prefect's import; ``--flow-anyway`` skips that check.
+    """
     telemetry_off()
     logging.getLogger("prefect").setLevel(logging.INFO)
     try:
