@@ -16,13 +16,15 @@ import shutil
 import sys
 import tempfile
 
+from tasks.core.env import usable_cores
+
 
 def default_workers() -> int:
     """``CHURN_WORKERS``, else the cores this process may use."""
     configured = os.environ.get("CHURN_WORKERS")
     if configured:
         return max(1, int(configured))
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return usable_cores()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,6 @@ stops the flow.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,7 @@ from tasks.core.config import FeasibilityParams, Params, ProblemParams
 from tasks.core.data.labels import binarize_target
 from tasks.core.data.schema import parse_numbers
 from tasks.core.data.snapshots import current_snapshot
+from tasks.core.env import usable_cores
 from tasks.core.errors import StepError
 from tasks.core.io import write_json, write_text
 from tasks.core.paths import PATHS
@@ -108,8 +108,7 @@ def permutation_jobs(
     any number of processes; each worker runs one OpenMP thread (joblib's default for
     processes: cores divided by workers).
     """
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    if (cores or 1) < 2:
+    if usable_cores() < 2:
         return 1
     started = time.perf_counter()
     clone(model).fit(X, y)

@@ -1,4 +1,5 @@
-"""The process environment every tool of the workflow runs with: telemetry off."""
+"""The process environment every tool of the workflow runs with: telemetry off; the cores
+this process may use."""
 
 from __future__ import annotations
 
@@ -17,3 +18,10 @@ def telemetry_off() -> None:
     """Default every tool's telemetry to off in this process's environment."""
     for key, value in TELEMETRY_OFF.items():
         os.environ.setdefault(key, value)
+
+
+def usable_cores() -> int:
+    """The cores this process may use (its CPU affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1

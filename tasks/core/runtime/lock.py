@@ -63,6 +63,30 @@ def _sweep(root: Path, on_line: Callable[[str], None]) -> list[Path]:
     return removed
 
 
+def _lock_path(root: Path) -> Path:
+    return root / ".dvc" / "tmp" / LOCK_NAME
+
+
+@contextlib.contextmanager
+def no_run_in_progress(root: Path) -> Iterator[bool]:
+    """True while no pipeline run holds the workspace; the shared hold taken meanwhile keeps
+    a run from starting (it waits, as for any holder). False at once if one holds it."""
+    path = _lock_path(root)
+    if not path.parent.is_dir():
+        yield True
+        return
+    with open(path, "a+") as fh:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
 @contextlib.contextmanager
 def workspace_lock(
     root: Path, holder: str, timeout_s: float = 600.0, on_wait: Callable[[str], None] = print
@@ -75,9 +99,9 @@ def workspace_lock(
     a line to ``on_wait``: the DVC and step processes it had started, still running
     (``clear_orphans``), and its half-written files (``sweep_half_written``).
     """
-    folder = root / ".dvc" / "tmp"
+    path = _lock_path(root)
+    folder = path.parent
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / LOCK_NAME
     with open(path, "a+") as fh:
         deadline = time.monotonic() + timeout_s
         announced = False

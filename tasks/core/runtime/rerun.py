@@ -11,17 +11,13 @@ paying for Prefect's import and a flow run (``flows/training.py``). It imports n
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from tasks.core.io import file_sha256, read_json, write_json
 from tasks.core.paths import PATHS, find_project_root
-from tasks.core.runtime.lock import LOCK_NAME
+from tasks.core.runtime.lock import no_run_in_progress
 from tasks.core.runtime.stages import stale_stages
 
 
@@ -52,39 +48,18 @@ def remember_run(root: Path, experiment: str, run_name: str) -> None:
     )
 
 
-@contextlib.contextmanager
-def _no_run_in_progress(root: Path) -> Iterator[bool]:
-    """True while no pipeline run holds the workspace (a shared hold keeps one from starting)."""
-    path = root / ".dvc" / "tmp" / LOCK_NAME
-    if not path.parent.is_dir():
-        yield True
-        return
-    with open(path, "a+") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def unchanged_workspace(root: Path) -> dict[str, Any] | None:
     """The last recorded run, if running the pipeline now would do nothing at all.
 
-    True only when no run is in progress, ``params.yaml`` and ``dvc.lock`` are those the
+    Only when no run is in progress, ``params.yaml`` and ``dvc.lock`` are those the
     last recorded run left, and ``dvc status`` finds no stage stale (code, data, params and
     outputs as recorded). None otherwise, or when any of it cannot be told: then the flow runs.
     """
-    last = unchanged_since_last_run(root)
-    if last is None:
-        return None
-    with _no_run_in_progress(root) as free:
-        if not free or stale_stages(root) != set():
+    with no_run_in_progress(root) as free:
+        last = unchanged_since_last_run(root) if free else None
+        if last is None or stale_stages(root) != set():
             return None
-        return unchanged_since_last_run(root)
+        return last
 
 
 def print_model_summary(root: Path) -> None:
@@ -92,7 +67,7 @@ def print_model_summary(root: Path) -> None:
     metrics_file = root / PATHS.metrics_json
     if not metrics_file.exists():
         return
-    m = json.loads(metrics_file.read_text())
+    m = read_json(metrics_file)
     t = m["test"]
     best = max(m["baseline"].items(), key=lambda kv: kv[1]["roc_auc"])
     oracle = t.get("oracle_roc_auc")
