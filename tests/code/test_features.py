@@ -63,3 +63,51 @@ def test_features_table_describes_every_model_input():
         assert f"`{f.name}` | engineered" in table and f.description in table
     assert "`customer_id`" not in table and "`churned_30d`" not in table
     assert all(f.description for f in FEATURES)
+
+
+def test_the_three_forms_of_each_feature_agree_row_by_row():
+    # compute (training, pandas), scalar (one served record) and vector (a served batch's
+    # NumPy columns) on awkward values: missing, zero, negative, below one, far-apart dates
+    rng = np.random.default_rng(3)
+    n = 400
+    numbers = {
+        c: np.where(rng.random(n) < 0.15, np.nan, rng.choice([-2.0, 0.0, 0.5, 1.0, 3.0, 1e6], n))
+        for c in (
+            "total_charges",
+            "tenure_months",
+            "monthly_charges",
+            "support_tickets_90d",
+            "usage_hours_30d",
+            "num_devices",
+        )
+    }
+    micros = rng.integers(-(10**15), 2 * 10**15, size=(3, n)) // 10**6 * 10**6
+    micros[:, rng.random(n) < 0.1] = np.iinfo(np.int64).min  # NaT
+    dates = {
+        c: micros[i].view("M8[us]")
+        for i, c in enumerate(("snapshot_date", "last_activity_date", "signup_date"))
+    }
+    data = pd.DataFrame({**numbers, **dates})
+    data["renewal_date"] = data["signup_date"]  # a date the day-count features pick up
+    extra = [f for f in build_features(data, PROBLEM, [])[1] if f not in FEATURES]
+    assert [f.name for f in extra] == ["days_before_renewal_date"]
+    columns = {c: data[c].to_numpy() for c in data}
+    for feature in (*FEATURES, *extra):
+        trained = feature.compute(data).astype(float).to_numpy()
+        batch = np.asarray(feature.vector(columns), dtype=float)
+        one = np.array(
+            [
+                feature.scalar(
+                    {
+                        c: (None if pd.isna(v) else v.to_pydatetime())
+                        if isinstance(v, pd.Timestamp) or v is pd.NaT
+                        else float(v)
+                        for c, v in row.items()
+                    }
+                )
+                for _, row in data.iterrows()
+            ]
+        )
+        for got in (batch, one):
+            ok = (got == trained) | (np.isnan(got) & np.isnan(trained))
+            assert ok.all(), (feature.name, got[~ok][:3], trained[~ok][:3])

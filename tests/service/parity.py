@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks.core.serving.compiled import InputColumns
 from tasks.core.serving.fields import RecordError
 from tasks.core.serving.scoring import LoadedModel
 
@@ -95,7 +96,7 @@ TRICKY: dict[str, list[Any]] = {
         "\u0130stanbul",
     ],
     "text": [" padded ", "", None, 5, 2.5, False, "x" * 300],
-    "any": [{"nested": 1}, [1, 2], float("nan"), float("inf"), "bell\x07", 2**70],
+    "any": [{"nested": 1}, [1, 2], float("nan"), float("inf"), "bell\x07", 2**70, 1e20],
 }
 
 
@@ -132,7 +133,11 @@ def _same(a: Any, b: Any) -> bool:
 
 
 def assert_same_answers(
-    model: LoadedModel, records: list[dict[str, Any]], batch: int = 5000, singles_every: int = 1
+    model: LoadedModel,
+    records: list[dict[str, Any]],
+    batch: int = 5000,
+    singles_every: int = 1,
+    one_record_batches: bool | None = None,
 ) -> dict[str, int]:
     """Both paths on every record: identical decisions, probabilities to 1e-9, model inputs
     equal, and the same (record, field, reason) for each refused record.
@@ -143,7 +148,13 @@ def assert_same_answers(
     The pandas path scores the accepted records in batches of ``batch`` (tricky values of
     every field side by side: a harder test of its column-wise parsing than one record
     alone, and a fortieth of the time) and each refused record alone, as the issue asks.
+    The compiled batch path reads a batch a column at a time, or record by record when one
+    cell needs it; with ``one_record_batches`` (the default for up to 5,000 records) every
+    record is also sent as a batch of its own, so that each tricky value is read column-wise
+    however its neighbours are read, and every refused record gets the same 422 that way.
     """
+    if one_record_batches is None:
+        one_record_batches = len(records) <= 5000
     refused: dict[int, tuple[str, str]] = {}
     singles: dict[int, tuple[float, dict[str, Any]]] = {}  # by position in ``kept``
     kept: list[dict[str, Any]] = []
@@ -160,10 +171,12 @@ def assert_same_answers(
             kept.append(record)
     fast: list[float] = []
     rows: list[dict[str, Any]] = []
+    columns = 0  # records the batch path read a column at a time
     for k in range(0, len(kept), batch):
         proba, inputs = model.score_many(kept[k : k + batch])
         fast += proba
         rows += inputs
+        columns += len(inputs) if isinstance(inputs, InputColumns) else 0
     slow: list[np.ndarray] = []
     frames: list[pd.DataFrame] = []
     for k in range(0, len(kept), batch):
@@ -185,6 +198,20 @@ def assert_same_answers(
     for j, (probability, row) in singles.items():
         assert probability == fast[j] and row.keys() == rows[j].keys(), (kept[j], probability)
         assert all(_same(row[c], rows[j][c]) for c in row), (kept[j], row, rows[j])
+    alone = 0  # records read column-wise in a batch of their own
+    if one_record_batches:
+        for j, record in enumerate(kept):
+            (probability,), inputs = model.score_many([record])
+            alone += isinstance(inputs, InputColumns)
+            assert probability == fast[j], (record, probability, fast[j])
+            assert all(_same(v, rows[j][c]) for c, v in inputs[0].items()), (record, inputs[0])
+        for i, (field, reason) in refused.items():
+            try:
+                model.score_many([records[i]])
+            except RecordError as exc:
+                assert (exc.index, exc.field, exc.reason) == (0, field, reason), (records[i], exc)
+            else:
+                raise AssertionError(f"the batch path accepts a refused record: {records[i]!r}")
     # a batch's first error as pandas names it
     rng = np.random.default_rng(0)
     bad = sorted(refused)
@@ -208,4 +235,4 @@ def assert_same_answers(
                 f"the pandas path accepts what the compiled path refused: "
                 f"{records[i]!r} ({field}: {reason})"
             )
-    return {"scored": len(got), "refused": len(refused)}
+    return {"scored": len(got), "refused": len(refused), "columns": columns, "alone": alone}

@@ -77,9 +77,11 @@ def test_the_champion_gives_the_same_answers_on_100k_simulator_records(champion,
     assert champion.compiled.kind == "LogisticRegression"
     counts = assert_same_answers(champion, simulated)
     assert counts["scored"] == len(simulated)
+    assert counts["columns"] == len(simulated)  # every batch of 5,000 read column-wise
     tricky = tricky_records(champion, simulated)
     counts = assert_same_answers(champion, tricky)
     assert counts["refused"] > 50 and counts["scored"] > 100, counts
+    assert counts["alone"] > 0.9 * counts["scored"], counts
 
 
 def test_xgboost_gives_the_same_answers(champion, simulated, trained_project):
@@ -92,7 +94,7 @@ def test_xgboost_gives_the_same_answers(champion, simulated, trained_project):
     assert model.compiled.kind == "XGBClassifier"
     assert model.compiled.iteration_range[1] > 0  # early stopping chose the trees used
     counts = assert_same_answers(model, simulated, singles_every=10)
-    assert counts["scored"] == len(simulated)
+    assert counts["scored"] == len(simulated) == counts["columns"]
     assert_same_answers(model, tricky_records(model, simulated))
 
 

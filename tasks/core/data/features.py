@@ -29,6 +29,10 @@ class Feature:
     scalar: Callable[[Mapping[str, Any]], float]
     """The same feature for one record's standardised values (the compiled scoring path;
     a parity test holds it to ``compute``)."""
+    vector: Callable[[Mapping[str, np.ndarray]], np.ndarray]
+    """The same feature for a batch's columns as NumPy arrays (numbers float64 with NaN
+    missing, dates datetime64[us] with NaT): the compiled batch path, equal to ``scalar``
+    row by row."""
 
 
 def _days(later: pd.Series, earlier: pd.Series) -> pd.Series:
@@ -58,6 +62,24 @@ def _clip1(value: float) -> float:
     return value if math.isnan(value) or value >= 1 else 1.0
 
 
+_SECOND = np.timedelta64(1, "s")
+
+
+def days_of(later: np.ndarray, earlier: np.ndarray) -> np.ndarray:
+    """:func:`days` of two datetime64 columns (NaN where either is NaT)."""
+    return (later - earlier) / _SECOND / 86400.0
+
+
+def ratio_of(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """:func:`ratio` of two number columns."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / den, NAN)
+
+
+def _clip1_of(values: np.ndarray) -> np.ndarray:
+    return np.where(values < 1, 1.0, values)  # NaN stays NaN
+
+
 FEATURES: tuple[Feature, ...] = (
     Feature(
         "days_since_last_activity",
@@ -65,6 +87,7 @@ FEATURES: tuple[Feature, ...] = (
         ("snapshot_date", "last_activity_date"),
         lambda d: _days(d["snapshot_date"], d["last_activity_date"]),
         lambda r: days(r["snapshot_date"], r["last_activity_date"]),
+        lambda c: days_of(c["snapshot_date"], c["last_activity_date"]),
     ),
     Feature(
         "account_age_days",
@@ -72,6 +95,7 @@ FEATURES: tuple[Feature, ...] = (
         ("snapshot_date", "signup_date"),
         lambda d: _days(d["snapshot_date"], d["signup_date"]),
         lambda r: days(r["snapshot_date"], r["signup_date"]),
+        lambda c: days_of(c["snapshot_date"], c["signup_date"]),
     ),
     Feature(
         "charges_per_tenure_month",
@@ -79,6 +103,7 @@ FEATURES: tuple[Feature, ...] = (
         ("total_charges", "tenure_months"),
         lambda d: d["total_charges"] / d["tenure_months"].clip(lower=1),
         lambda r: r["total_charges"] / _clip1(r["tenure_months"]),
+        lambda c: c["total_charges"] / _clip1_of(c["tenure_months"]),
     ),
     Feature(
         "tickets_per_month",
@@ -86,6 +111,7 @@ FEATURES: tuple[Feature, ...] = (
         ("support_tickets_90d",),
         lambda d: d["support_tickets_90d"] / 3.0,
         lambda r: r["support_tickets_90d"] / 3.0,
+        lambda c: c["support_tickets_90d"] / 3.0,
     ),
     Feature(
         "usage_per_device",
@@ -93,6 +119,7 @@ FEATURES: tuple[Feature, ...] = (
         ("usage_hours_30d", "num_devices"),
         lambda d: _ratio(d["usage_hours_30d"], d["num_devices"]),
         lambda r: ratio(r["usage_hours_30d"], r["num_devices"]),
+        lambda c: ratio_of(c["usage_hours_30d"], c["num_devices"]),
     ),
     Feature(
         "charge_per_device",
@@ -100,6 +127,7 @@ FEATURES: tuple[Feature, ...] = (
         ("monthly_charges", "num_devices"),
         lambda d: _ratio(d["monthly_charges"], d["num_devices"]),
         lambda r: ratio(r["monthly_charges"], r["num_devices"]),
+        lambda c: ratio_of(c["monthly_charges"], c["num_devices"]),
     ),
     Feature(
         "expected_vs_billed",
@@ -107,6 +135,7 @@ FEATURES: tuple[Feature, ...] = (
         ("total_charges", "tenure_months", "monthly_charges"),
         lambda d: _ratio(d["total_charges"], d["tenure_months"] * d["monthly_charges"]),
         lambda r: ratio(r["total_charges"], r["tenure_months"] * r["monthly_charges"]),
+        lambda c: ratio_of(c["total_charges"], c["tenure_months"] * c["monthly_charges"]),
     ),
 )
 
@@ -135,6 +164,7 @@ def date_features(frame: pd.DataFrame, problem: ProblemParams, used: set[str]) -
                     (time, column),
                     lambda d, c=column: _days(d[time], d[c]),
                     lambda r, c=column: days(r[time], r[c]),
+                    lambda v, c=column: days_of(v[time], v[c]),
                 )
             )
     return out

@@ -23,8 +23,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,8 +35,10 @@ from tasks.core.data.features import feature_list
 from tasks.core.data.schema import parse_dates, parse_numbers
 from tasks.core.serving.fields import (
     CONTROL,
+    ID_MAX_CHARS,
     INT_LIMIT,
     LARGEST,
+    NOT_IDS,
     id_problem,
     too_large,
     value_problem,
@@ -52,6 +55,11 @@ _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)")
 _DIGITS = 15
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}\b)")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+_NAT = int(np.iinfo(np.int64).min)  # NaT, as datetime64 holds it
+_EPOCH = dt.datetime(1970, 1, 1)
+_MICROSECOND = dt.timedelta(microseconds=1)
+_INT_RANGE = float(INT_LIMIT)
 
 
 class CompileError(ValueError):
@@ -140,6 +148,68 @@ def _cached(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return read
 
 
+class _Refer(Exception):
+    """A batch the column-wise reader leaves to the record-by-record path: a cell it refuses,
+    or one it does not read itself (that path then finds the 422, or reads the cell)."""
+
+
+class InputColumns(Sequence[dict[str, Any]]):
+    """A batch's model inputs column by column: numbers as float64 arrays (NaN missing),
+    categories as lists (None missing). Reads as the list of rows :meth:`CompiledModel.row`
+    gives; the prediction log and the shadow model take the columns as they are."""
+
+    def __init__(
+        self, numeric: dict[str, np.ndarray], categorical: dict[str, list[Any]], n: int
+    ) -> None:
+        self.numeric, self.categorical, self.n = numeric, categorical, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def row(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as :meth:`CompiledModel.row` builds it."""
+        out: dict[str, Any] = {c: float(a[i]) for c, a in self.numeric.items()}
+        for c, values in self.categorical.items():
+            out[c] = values[i]
+        return out
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self.row(k) for k in range(*i.indices(self.n))]
+        if not -self.n <= i < self.n:
+            raise IndexError(i)
+        return self.row(i % self.n)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (self.row(i) for i in range(self.n))
+
+
+def _check_ids(ids: Sequence[Any]) -> None:
+    """Refers a batch with an id :func:`id_problem` might refuse (texts checked in C)."""
+    if all(type(v) is str for v in ids):
+        stripped = list(map(str.strip, ids))
+        if (
+            all(stripped)
+            and max(map(len, ids)) <= ID_MAX_CHARS
+            and NOT_IDS.isdisjoint(map(str.lower, stripped))
+        ):
+            return  # control characters: with every other text of the field
+        raise _Refer
+    if any(map(id_problem, ids)):
+        raise _Refer
+
+
+def _finite_numbers(values: Sequence[Any]) -> None:
+    """Refers a non-finite number, or an integer of more than 19 digits, in any field."""
+    numbers = [v for v in values if type(v) is int or type(v) is float]
+    try:
+        magnitude = np.abs(np.array(numbers, dtype=float))
+    except OverflowError:
+        raise _Refer from None
+    if not (magnitude < _INT_RANGE).all():
+        raise _Refer
+
+
 # ----------------------------------------------------------------------------- the model
 class CompiledModel:
     """One raw record to (probability, model inputs), with the fitted tables of a model."""
@@ -166,7 +236,20 @@ class CompiledModel:
                 for c, k in self.kinds.items()
             }
         )
-        self.features = [(f.name, f.scalar) for f in feature_list(empty, problem)]
+        feature_defs = feature_list(empty, problem)
+        self.features = [(f.name, f.scalar) for f in feature_defs]
+        # the batch reader computes them column-wise, with training's own (pandas) code
+        self.feature_defs = feature_defs
+        self.needed = list(
+            dict.fromkeys(
+                [
+                    *(c for c in self.input_columns if c in self.kinds),
+                    *(c for f in feature_defs for c in f.requires),
+                ]
+            )
+        )
+        self._text_numbers: dict[str, float] = {}
+        self._micros: dict[str, dict[str, int]] = {c: {} for c in self.kinds}
         self.id_column = problem.id_column
         # two models with the same signature read a record into the same input row
         self.signature = json.dumps(
@@ -365,24 +448,207 @@ class CompiledModel:
             out[column] = values.get(column)
         return out
 
-    def matrix(self, rows: list[dict[str, Any]]) -> np.ndarray:
+    def matrix(self, rows: Sequence[dict[str, Any]]) -> np.ndarray:
         """The preprocessed rows the classifier takes (one per input row)."""
-        Z = np.zeros((len(rows), self.width))
-        if self.num_width:
+        n = len(rows)
+        if isinstance(rows, InputColumns):
+            numbers = [rows.numeric[c] for c in self.numeric]
+            raw = np.column_stack(numbers) if numbers else np.zeros((n, 0))
+            categories = [rows.categorical[c] for c in self.categorical]
+        else:
             raw = np.array([[row[c] for c in self.numeric] for row in rows], dtype=float)
+            categories = [[row[c] for row in rows] for c in self.categorical]
+        Z = np.zeros((n, self.width))
+        if self.num_width:
             missing = np.isnan(raw)
             keep = raw[:, self.num_keep]
             filled = np.where(missing[:, self.num_keep], self.num_fill_array, keep)
             flags = missing[:, self.num_flags].astype(float)
             Z[:, : self.num_width] = (np.hstack([filled, flags]) - self.num_mean) / self.num_scale
         fill = self.cat_fill
-        for column, (slots, other) in zip(self.categorical, self.cat_slots):
-            for i, row in enumerate(rows):
-                value = row[column]
-                slot = slots.get(fill if value is None else value, other)
-                if slot is not None:
-                    Z[i, slot] = 1.0
+        everyone = np.arange(n)
+        for values, (slots, other) in zip(categories, self.cat_slots):
+            if all(type(v) is str or v is None for v in values):  # a few distinct spellings
+                known = {v: slots.get(fill if v is None else v, other) for v in set(values)}
+                at = [known[v] for v in values]
+            else:
+                at = [slots.get(fill if v is None else v, other) for v in values]
+            if None in at:
+                hit = [i for i, slot in enumerate(at) if slot is not None]
+                Z[hit, [at[i] for i in hit]] = 1.0
+            else:
+                Z[everyone, at] = 1.0
         return Z
+
+    # -- a batch, a column at a time
+    def read_batch(self, records: list[Any]) -> InputColumns | None:
+        """The model inputs of a batch, read a column at a time: what :meth:`row` gives each
+        record, when :meth:`check` accepts every record.
+
+        None when a record may be refused, or holds a cell this reader leaves to
+        :meth:`row` (a number or a flag in a date field, a non-finite or very large number,
+        a time zone): the caller then goes record by record. The parity test holds this
+        reader to the pandas path as it holds the record-by-record one.
+        """
+        try:
+            return self._read_batch(records)
+        except _Refer:
+            return None
+
+    def _read_batch(self, records: list[Any]) -> InputColumns:
+        n = len(records)
+        if not all(type(r) is dict for r in records):
+            raise _Refer
+        needed = set(self.needed)
+        present = list(set().union(*records))
+        table: dict[str, Sequence[Any]] = {}
+        try:  # the usual batch: every record has the same fields, turned into columns in C
+            if len(present) > 1:
+                table = dict(zip(present, zip(*map(operator.itemgetter(*present), records))))
+            elif present:
+                table = {present[0]: [r[present[0]] for r in records]}
+        except KeyError:
+            table = {f: [r.get(f) for r in records] for f in present}
+        if self.id_column is not None:
+            _check_ids(table.get(self.id_column, [None] * n))
+        parsed: dict[str, Any] = {}
+        for field in needed.union(present):
+            values = table.get(field)
+            if values is None:
+                values = [None] * n
+            types = set(map(type, values))
+            if not types <= _PLAIN_TYPES:
+                raise _Refer
+            if str in types:
+                texts = values if len(types) == 1 else [v for v in values if type(v) is str]
+                if CONTROL.search("".join(texts)):
+                    raise _Refer
+            kind = self.kinds.get(field)
+            if kind == "numeric":
+                parsed[field] = self._numbers(values, types)
+                continue
+            if int in types or float in types:
+                _finite_numbers(values)
+            if kind == "datetime":
+                parsed[field] = self._dates(field, values, types)
+            elif kind is not None and field in needed:
+                parse = self._parsers[field]
+                if types <= {str, type(None)}:  # a few distinct spellings, each read once
+                    known = {v: parse(v) for v in set(values)}
+                    parsed[field] = [known[v] for v in values]
+                else:
+                    parsed[field] = [parse(v) for v in values]
+        for column, above, divide_by in self.unit_fixes:
+            if column in parsed:
+                number = parsed[column]
+                parsed[column] = np.where(number > above, number / divide_by, number)
+        if self.feature_defs:
+            self._add_features(parsed, n)
+        numeric: dict[str, np.ndarray] = {}
+        for column in self.numeric:
+            values = parsed.get(column)
+            if values is None:
+                values = np.full(n, NAN)
+            elif not isinstance(values, np.ndarray) or values.dtype != np.float64:
+                raise _Refer  # a number input of another kind: as row() reads it
+            numeric[column] = values
+        categorical: dict[str, list[Any]] = {}
+        for column in self.categorical:
+            values = parsed.get(column)
+            if values is None:
+                values = [None] * n
+            elif not isinstance(values, list):
+                raise _Refer
+            categorical[column] = values
+        return InputColumns(numeric, categorical, n)
+
+    def _numbers(self, values: Sequence[Any], types: set[type]) -> np.ndarray:
+        """A number field's cells as :func:`number_of` reads them (refers what check refuses)."""
+        if bool in types:
+            raise _Refer
+        try:
+            if str not in types:
+                out = np.array(values, dtype=float)  # None -> NaN
+                if float in types and int(np.isnan(out).sum()) != values.count(None):
+                    raise _Refer  # a NaN sent as a number
+            else:
+                known = self._text_numbers
+                cells: list[Any] = []
+                for value in values:
+                    if type(value) is str:
+                        number = known.get(value)
+                        cells.append(self._text_number(value) if number is None else number)
+                    elif value is None:
+                        cells.append(NAN)
+                    elif value != value:
+                        raise _Refer
+                    else:
+                        cells.append(value)
+                out = np.array(cells, dtype=float)
+        except (OverflowError, TypeError, ValueError):
+            raise _Refer from None
+        with np.errstate(invalid="ignore"):
+            if (np.abs(out) >= _INT_RANGE).any():  # too large for a model, or for an integer
+                raise _Refer
+        return out
+
+    def _text_number(self, value: str) -> float:
+        if not value.strip():
+            number = NAN
+        else:
+            number = number_of(value)
+            if not math.isfinite(number) or abs(number) > LARGEST:
+                raise _Refer
+        if len(self._text_numbers) >= _CACHE_SIZE:
+            self._text_numbers.clear()
+        self._text_numbers[value] = number
+        return number
+
+    def _dates(self, field: str, values: Sequence[Any], types: set[type]) -> np.ndarray:
+        """A date field's cells as microseconds since 1970 (NaT missing)."""
+        if not types <= {str, type(None)}:
+            raise _Refer  # numbers and flags in a date field: record by record
+        known = self._micros[field]
+        parse = self._parsers[field]
+        cells: list[int] = []
+        for value in values:
+            if value is None:
+                cells.append(_NAT)
+                continue
+            micros = known.get(value)
+            if micros is None:
+                when = parse(value) if value.strip() else None
+                if when is None:
+                    if value.strip():
+                        raise _Refer  # no format reads it: a 422
+                    micros = _NAT
+                elif when.tzinfo is not None:
+                    raise _Refer
+                else:
+                    micros = (when - _EPOCH) // _MICROSECOND
+                if len(known) >= _CACHE_SIZE:
+                    known.clear()
+                known[value] = micros
+            cells.append(micros)
+        return np.array(cells, dtype=np.int64)
+
+    def _add_features(self, parsed: dict[str, Any], n: int) -> None:
+        """The engineered features, a column at a time (each feature's ``vector`` form)."""
+        columns: dict[str, np.ndarray] = {}
+        for column in {c for f in self.feature_defs for c in f.requires}:
+            values = parsed.get(column)
+            kind = self.kinds.get(column)
+            if kind == "datetime":
+                values = np.full(n, _NAT, dtype=np.int64) if values is None else values
+                columns[column] = values.view("M8[us]")
+            elif kind == "numeric":
+                columns[column] = np.full(n, NAN) if values is None else values
+            else:
+                raise _Refer  # a feature of text: as row() computes it
+        with np.errstate(all="ignore"):
+            for feature in self.feature_defs:
+                number = np.asarray(feature.vector(columns), dtype=float)
+                parsed[feature.name] = np.where(np.isfinite(number), number, NAN)
 
     def first_problem(self, records: list[Any]) -> tuple[int, str, str] | None:
         """The (record, field, reason) the pandas path reports for a batch: a record that is
@@ -399,8 +665,9 @@ class CompiledModel:
                 found = (i, *problem)
         return found
 
-    def score_rows(self, rows: list[dict[str, Any]]) -> list[float]:
-        """Probabilities of input rows that a model of the same :attr:`signature` built."""
+    def score_rows(self, rows: Sequence[dict[str, Any]]) -> list[float]:
+        """Probabilities of input rows (or :class:`InputColumns`) that a model of the same
+        :attr:`signature` built."""
         if not rows:
             return []
         return self._predict(self.matrix(rows)).tolist()

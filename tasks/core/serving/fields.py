@@ -23,7 +23,7 @@ their inputs as float32 and fail on anything larger."""
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
-_NOT_IDS = {"nan", "none", "null", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
+NOT_IDS = {"nan", "none", "null", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 
 def finite(value: int | float) -> bool:
@@ -67,7 +67,7 @@ def id_problem(value: Any) -> str | None:
     if value is None or isinstance(value, bool) or not isinstance(value, (str, int)):
         return "the id is required: a text or an integer"
     text = str(value).strip()
-    if not text or text.lower() in _NOT_IDS:
+    if not text or text.lower() in NOT_IDS:
         return f"the id is required (got {value!r})"
     if isinstance(value, int) and not -INT_LIMIT < value < INT_LIMIT:
         return "the id is a number too large"

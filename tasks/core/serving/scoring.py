@@ -8,6 +8,7 @@ columns; there is no second implementation to drift from training.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,14 +62,18 @@ class LoadedModel:
         object.__setattr__(loaded, "compiled", CompiledModel(loaded))
         return loaded
 
-    def score_many(self, records: list[Any]) -> tuple[list[float], list[dict[str, Any]]]:
-        """Probabilities and model inputs of a batch, record by record on the compiled path
-        (the pandas path's answers and 422s: the parity test holds the two together)."""
+    def score_many(self, records: list[Any]) -> tuple[list[float], Sequence[dict[str, Any]]]:
+        """Probabilities and model inputs of a batch on the compiled path: a column at a
+        time, or record by record when a record may be refused or holds an unusual cell (the
+        pandas path's answers and 422s: the parity test holds the paths together)."""
         compiled = self.compiled
         if compiled is None:
             proba, X = self.score(records)
             return proba.tolist(), X.to_dict(orient="records")
         records = self.protect(records)
+        inputs = compiled.read_batch(records)
+        if inputs is not None:
+            return compiled.score_rows(inputs), inputs
         problem = compiled.first_problem(records)
         if problem is not None:
             raise RecordError(*problem)
