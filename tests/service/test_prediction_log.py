@@ -5,10 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from tasks.core.serving.compiled import InputColumns
 from tasks.core.serving.segments import _input_array, input_columns
 from tasks.core.serving.store import PREDICTIONS, PredictionStore, _sqlalchemy_insert
 
@@ -71,7 +73,7 @@ def test_input_columns_type_each_input_as_the_definition_does(kind):
     definition, column by column (a column of mixed kinds beside a clean one too)."""
     values = INPUTS[kind]
     rows = [{"clean": float(i), "x": v} for i, v in enumerate(values)]
-    got = input_columns(rows)
+    got = input_columns([rows[:1], rows[1:]])  # two requests' inputs
     assert list(got) == ["clean", "x"]
     for name in got:
         expected = _input_array([row[name] for row in rows])
@@ -79,8 +81,28 @@ def test_input_columns_type_each_input_as_the_definition_does(kind):
         assert got[name].equals(expected), (kind, name, got[name], expected)
 
 
+@pytest.mark.parametrize(
+    "categories",
+    [["a", None, "b", "c"], [None, None, None, None], ["x", "y", "z", "w"]],
+    ids=["text", "all missing", "no missing"],
+)
+def test_the_batch_paths_columns_are_typed_as_its_rows(categories):
+    """Requests read column-wise (:class:`InputColumns`) go to the log as Arrow arrays
+    without a row in between: the same types and values as their rows would give."""
+    numbers = np.array([1.5, np.nan, -0.0, 2.0])
+    parts = [
+        InputColumns({"n": numbers[:2]}, {"c": categories[:2]}, 2),
+        InputColumns({"n": numbers[2:]}, {"c": categories[2:]}, 2),
+    ]
+    got = input_columns(parts)
+    want = input_columns([[row for part in parts for row in part]])
+    assert list(got) == list(want) == ["n", "c"]
+    for name in want:
+        assert got[name].type == want[name].type and got[name].equals(want[name]), name
+
+
 def test_input_columns_when_records_have_different_fields():
     rows = [{"a": 1.0}, {"b": "x"}, {"a": 2.0, "b": None}]
-    got = input_columns(rows)
+    got = input_columns([rows])
     assert got["a"].to_pylist() == [1.0, None, 2.0]
     assert got["b"].to_pylist() == [None, "x", None]

@@ -17,13 +17,17 @@ import logging
 import math
 import os
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
+
+from tasks.core.serving.compiled import InputColumns
 
 log = logging.getLogger("churn.store")
 
@@ -39,7 +43,6 @@ META = {
     "shadow_version": pa.string(),
     "shadow_score": pa.float64(),
 }
-_META_SCHEMA = pa.schema(list(META.items()))
 _serial = itertools.count()
 
 
@@ -72,22 +75,38 @@ def _input_array(values: list[Any]) -> pa.Array:
     )
 
 
-def to_batch(rows: list[dict[str, Any]], inputs: list[dict[str, Any]]) -> pa.RecordBatch:
-    """Log rows (one per prediction) and their model inputs as one typed record batch.
+def to_batch(meta: dict[str, list[Any]], parts: list[Sequence[dict[str, Any]]]) -> pa.RecordBatch:
+    """Log rows (the :data:`META` columns, one value per prediction) and their model inputs
+    as one typed record batch.
 
-    Columns are converted by Arrow in C (a Python loop per cell costs the writer several
-    microseconds a row, and it shares the GIL with the requests it logs); :func:`input_columns`
-    gives each input the type :func:`_input_array` defines.
+    ``parts`` holds each request's model inputs, in the order of the rows: rows as dicts, or
+    the compiled batch path's :class:`InputColumns`. Columns are converted by Arrow in C (a
+    Python loop per cell costs the writer several microseconds a row, and it shares the GIL
+    with the requests it logs); :func:`input_columns` gives each input the type
+    :func:`_input_array` defines.
     """
-    meta = pa.RecordBatch.from_pylist(rows, schema=_META_SCHEMA)
-    columns = dict(zip(meta.schema.names, meta.columns))
-    for name, array in input_columns(inputs).items():
+    columns: dict[str, pa.Array] = {
+        name: pa.array(meta[name], type=kind) for name, kind in META.items()
+    }
+    for name, array in input_columns(parts).items():
         columns[f"in.{name}"] = array
     return pa.RecordBatch.from_pydict(columns)
 
 
-def input_columns(inputs: list[dict[str, Any]]) -> dict[str, pa.Array]:
+def input_columns(parts: list[Sequence[dict[str, Any]]]) -> dict[str, pa.Array]:
     """The model inputs as typed columns, by name (what :func:`_input_array` makes of each)."""
+    if parts and all(isinstance(p, InputColumns) for p in parts):
+        first = parts[0]
+        names = (list(first.numeric), list(first.categorical))
+        if all((list(p.numeric), list(p.categorical)) == names for p in parts[1:]):
+            columns = {}
+            for name in names[0]:  # float64 arrays: NaN is missing, as pandas means it
+                numbers = np.concatenate([p.numeric[name] for p in parts])
+                columns[name] = pa.array(numbers, type=pa.float64(), from_pandas=True)
+            for name in names[1]:
+                columns[name] = _input_array([v for p in parts for v in p.categorical[name]])
+            return columns
+    inputs = [row for part in parts for row in part]
     names = list(dict.fromkeys(k for row in inputs[:1] for k in row))
     table = None
     if all(row.keys() == inputs[0].keys() for row in inputs[1:]):

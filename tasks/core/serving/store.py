@@ -7,16 +7,17 @@ written by a background thread in batches, so logging adds almost nothing to a r
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import itertools
 import json
 import logging
-import operator
 import os
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,10 @@ import pandas as pd
 import sqlalchemy as sa
 
 from tasks.core.paths import PREDICTION_LOG, PREDICTIONS_DB
+from tasks.core.serving.compiled import InputColumns
 from tasks.core.serving.requests import RequestTally, summarise
 from tasks.core.serving.segments import (
+    META,
     SegmentWriter,
     hour_start,
     hours_between,
@@ -104,7 +107,7 @@ class _Item:
     created_at: dt.datetime
     model_version: str
     record_ids: list[str | None]
-    features: list[dict[str, Any]]
+    features: Sequence[dict[str, Any]]  # rows, or the batch path's InputColumns
     scores: list[float]
     decisions: list[int]
     shadow_version: str | None
@@ -113,6 +116,81 @@ class _Item:
     records: list[dict[str, Any]]
     signature: str | None
     queued: float = field(default_factory=time.monotonic)
+
+
+@dataclass
+class _Rows:
+    """One request's rows of the log, column by column: what the SQL table and the
+    segments' meta columns hold (built without a dict per row; the writer shares the GIL
+    with the requests it logs)."""
+
+    request_id: str
+    created_at: dt.datetime
+    model_version: str
+    record_ids: list[str | None]
+    scores: list[float]
+    decisions: list[int]
+    shadow_version: str | None
+    shadow_scores: list[float] | None
+    features: list[str] | None = None
+    """The model inputs as JSON text when they go with the SQL rows (else "")."""
+    first_row: int = 0
+    """The row number of the first row (a part of a request, when a failed write is
+    isolated row by row)."""
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def columns(self) -> dict[str, Any]:
+        """Each column as a sequence of ``len(self)`` values (:data:`ROW_COLUMNS` order)."""
+        n = len(self)
+        shadow = self.shadow_scores is not None
+        return {
+            "request_id": itertools.repeat(self.request_id, n),
+            "row": range(self.first_row, self.first_row + n),
+            "model_version": itertools.repeat(self.model_version, n),
+            "record_id": self.record_ids,
+            "features": self.features if self.features is not None else itertools.repeat("", n),
+            "score": self.scores,
+            "decision": self.decisions,
+            "shadow_version": itertools.repeat(self.shadow_version if shadow else None, n),
+            "shadow_score": self.shadow_scores if shadow else itertools.repeat(None, n),
+            "created_at": itertools.repeat(self.created_at, n),
+        }
+
+    def dicts(self) -> list[dict[str, Any]]:
+        """The rows as dicts (SQLAlchemy's insert, a dead letter)."""
+        columns = self.columns()
+        return [dict(zip(columns, values)) for values in zip(*columns.values())]
+
+    def part(self, i: int) -> _Rows:
+        """Row ``i`` alone."""
+        features = None if self.features is None else self.features[i : i + 1]
+        shadow = None if self.shadow_scores is None else self.shadow_scores[i : i + 1]
+        return dataclasses.replace(
+            self,
+            record_ids=self.record_ids[i : i + 1],
+            scores=self.scores[i : i + 1],
+            decisions=self.decisions[i : i + 1],
+            shadow_scores=shadow,
+            features=features,
+            first_row=self.first_row + i,
+        )
+
+
+ROW_COLUMNS = (
+    "request_id",
+    "row",
+    "model_version",
+    "record_id",
+    "features",
+    "score",
+    "decision",
+    "shadow_version",
+    "shadow_score",
+    "created_at",
+)
+"""The columns a prediction row is written with (:meth:`_Rows.columns`)."""
 
 
 @dataclass(frozen=True)
@@ -230,33 +308,32 @@ class PredictionStore:
                         conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
     # ------------------------------------------------------------------ writing
-    def _insert(self, rows: list[dict[str, Any]], attempts: int = 3) -> None:
+    def _insert(self, requests: list[_Rows], attempts: int = 3) -> None:
         for attempt in range(attempts):
             try:
                 with self.engine.begin() as conn:
-                    self._insert_rows(conn, rows)
+                    self._insert_rows(conn, requests)
                 return
             except sa.exc.OperationalError:  # locked or unreachable: wait, then again
                 if attempt == attempts - 1:
                     raise
                 time.sleep(0.2 * (attempt + 1))
 
-    def _write(self, requests: list[list[dict[str, Any]]]) -> None:
+    def _write(self, requests: list[_Rows]) -> None:
         """Insert queued requests; a failing insert is isolated per request, then per row."""
-        rows = [row for request in requests for row in request]
         try:
-            self._insert(rows)
+            self._insert(requests)
             return
         except Exception as exc:  # noqa: BLE001 - narrowed below, row by row
-            if len(rows) == 1:
-                self._dead_letter(rows[0], exc)
+            if len(requests) == 1 and len(requests[0]) == 1:
+                self._dead_letter(requests[0].dicts()[0], exc)
                 return
         if len(requests) > 1:
             for request in requests:
                 self._write([request])
         else:
-            for row in rows:
-                self._write([[row]])
+            for i in range(len(requests[0])):
+                self._write([requests[0].part(i)])
 
     def _dead_letter(self, row: dict[str, Any], exc: BaseException) -> None:
         self.failed_rows += 1
@@ -279,50 +356,50 @@ class PredictionStore:
         except OSError:
             log.exception("could not keep the failed row either")
 
-    def _rows(self, item: "_Item") -> list[dict[str, Any]]:
+    def _rows(self, item: _Item) -> _Rows:
         shadow_version, shadow_scores = item.shadow_version, item.shadow_scores
         if item.shadow is not None:
             shadow_version, shadow_scores = self._shadow_scores(item)
-        return [
-            {
-                "request_id": item.request_id,
-                "row": i,
-                "created_at": item.created_at,
-                "model_version": item.model_version,
-                "record_id": item.record_ids[i],
-                "features": "",
-                "score": float(item.scores[i]),
-                "decision": int(item.decisions[i]),
-                "shadow_version": shadow_version if shadow_scores is not None else None,
-                "shadow_score": float(shadow_scores[i]) if shadow_scores is not None else None,
-            }
-            for i in range(len(item.scores))
-        ]
+        return _Rows(
+            item.request_id,
+            item.created_at,
+            item.model_version,
+            item.record_ids,
+            list(map(float, item.scores)),
+            list(map(int, item.decisions)),
+            shadow_version,
+            None if shadow_scores is None else list(map(float, shadow_scores)),
+        )
 
-    def _append_inputs(self, work: list["_Item"], rows: list[list[dict[str, Any]]]) -> None:
+    def _append_inputs(self, work: list[_Item], rows: list[_Rows]) -> None:
         """Append the model inputs of one flush to the segment log: one batch per hour and
         model version (a batch per request costs milliseconds of Arrow set-up each, and the
         writer then falls behind under load). Inputs that cannot be appended (or with no
         segment log) go as JSON in their SQL rows."""
         as_json = list(range(len(work)))
         if self.segments is not None:
-            groups: dict[tuple[dt.datetime, str], list[int]] = {}
+            # one batch per hour and model version, and per form of the inputs (rows, or the
+            # batch path's columns: a batch of those is put together column-wise)
+            groups: dict[tuple[dt.datetime, str, bool], list[int]] = {}
             for k, item in enumerate(work):
-                groups.setdefault((hour_start(item.created_at), item.model_version), []).append(k)
+                columnar = isinstance(item.features, InputColumns)
+                key = (hour_start(item.created_at), item.model_version, columnar)
+                groups.setdefault(key, []).append(k)
             as_json = []
-            for (hour, version), members in groups.items():
+            for (hour, version, _), members in groups.items():
                 try:
-                    batch = to_batch(
-                        [row for k in members for row in rows[k]],
-                        [inputs for k in members for inputs in work[k].features],
-                    )
+                    meta: dict[str, list[Any]] = {name: [] for name in META}
+                    for k in members:
+                        for name, values in rows[k].columns().items():
+                            if name in meta:
+                                meta[name].extend(values)
+                    batch = to_batch(meta, [work[k].features for k in members])
                     self.segments.append(hour, version, batch)
                 except Exception:  # noqa: BLE001 - the inputs then go with the SQL rows
                     log.exception("could not append %d requests to the segment log", len(members))
                     as_json += members
         for k in as_json:
-            for row, inputs in zip(rows[k], work[k].features):
-                row["features"] = json.dumps(inputs, default=str)
+            rows[k].features = [json.dumps(inputs, default=str) for inputs in work[k].features]
 
     def count_request(self, endpoint: str, status: int, seconds: float) -> None:
         """Count one answered request (written with the next flush of the stats)."""
@@ -413,7 +490,7 @@ class PredictionStore:
         request_id: str,
         model_version: str,
         record_ids: list[str | None],
-        features: list[dict[str, Any]],
+        features: Sequence[dict[str, Any]],
         scores: list[float],
         decisions: list[int],
         shadow_version: str | None = None,
@@ -652,27 +729,29 @@ _META_COLUMNS = (
 )
 
 
-def _sqlalchemy_insert(conn: Any, rows: list[dict[str, Any]]) -> None:
+def _sqlalchemy_insert(conn: Any, requests: list[_Rows]) -> None:
     """Prediction rows inserted through SQLAlchemy (PostgreSQL and any other database)."""
-    conn.execute(PREDICTIONS.insert(), rows)
+    conn.execute(PREDICTIONS.insert(), [row for request in requests for row in request.dicts()])
 
 
-def _sqlite_insert(engine: sa.Engine) -> Callable[[Any, list[dict[str, Any]]], None]:
+def _sqlite_insert(engine: sa.Engine) -> Callable[[Any, list[_Rows]], None]:
     """Prediction rows inserted through the SQLite driver, thousands of rows a statement.
 
     ``executemany`` releases the GIL around every row and waits for it again; with request
     threads busy in the same process each wait can last the interpreter's switch interval,
     and the log writer fell tens of microseconds a row behind (milliseconds with threads that
     never block). One multi-row ``INSERT`` per few thousand rows binds in C and runs in SQLite
-    without the GIL. Times are stored as SQLAlchemy's own DateTime processor writes them, so
+    without the GIL; its values are laid out from the request's columns without a Python
+    step per row. Times are stored as SQLAlchemy's own DateTime processor writes them, so
     every query reads them back the same.
     """
     skip = {"label", "labelled_at", "labelled_by", "created_at"}
     names = [c.name for c in PREDICTIONS.columns if c.name not in skip] + ["created_at"]
+    if tuple(names) != ROW_COLUMNS:  # pragma: no cover - a schema change must update both
+        raise TypeError(f"the predictions table's columns {names} are not {ROW_COLUMNS}")
     quote = engine.dialect.identifier_preparer.quote
     head = f"INSERT INTO {PREDICTIONS.name} ({', '.join(quote(n) for n in names)}) VALUES "
     one = f"({', '.join('?' * len(names))})"
-    values = operator.itemgetter(*names[:-1])
     kind = PREDICTIONS.c.created_at.type.dialect_impl(engine.dialect)
     stamp = kind.bind_processor(engine.dialect)
     if stamp is None:  # pragma: no cover - SQLite's DATETIME always writes text
@@ -680,20 +759,17 @@ def _sqlite_insert(engine: sa.Engine) -> Callable[[Any, list[dict[str, Any]]], N
     statements: dict[int, str] = {}
     width = len(names)
 
-    def insert(conn: Any, rows: list[dict[str, Any]]) -> None:
+    def insert(conn: Any, requests: list[_Rows]) -> None:
         raw = conn.connection.driver_connection
         per = max(1, raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
-        stamps: dict[dt.datetime, str] = {}  # a request's rows share one time
         flat: list[Any] = []
-        for row in rows:
-            when = row["created_at"]
-            text = stamps.get(when)
-            if text is None:
-                text = stamps[when] = stamp(when)
-            flat += values(row)
-            flat.append(text)
-        for start in range(0, len(rows), per):
-            n = min(per, len(rows) - start)
+        for request in requests:
+            columns = request.columns()
+            columns["created_at"] = itertools.repeat(stamp(request.created_at), len(request))
+            flat += itertools.chain.from_iterable(zip(*columns.values()))
+        rows = len(flat) // width
+        for start in range(0, rows, per):
+            n = min(per, rows - start)
             statement = statements.get(n)
             if statement is None:
                 statement = head + ", ".join([one] * n)
