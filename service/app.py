@@ -18,7 +18,6 @@ no request fails or waits during a switch.
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import math
 import os
@@ -34,10 +33,12 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, StrictInt
 
+from service.body import decode, encode, may_differ
 from service.champion import Champion
 from service.limits import BodyLimit, JsonOnly, Overload
 from service.metrics import CONTENT_TYPE, CountRequests, Metrics
 from tasks.core.paths import PATHS
+from tasks.core.serving.compiled import InputColumns
 from tasks.core.serving.fields import RecordError
 from tasks.core.serving.registry import Registry, RegistryError, registry_dir
 from tasks.core.serving.scoring import LoadedModel
@@ -52,6 +53,7 @@ from tasks.core.serving.store import (
 )
 
 log = logging.getLogger("churn.service")
+NOT_JSON = "the body is not valid JSON (NaN and Infinity are not)"
 # /predict reads the raw records itself (the columns are the model's, known only at run time)
 _RECORD = {
     "type": "object",
@@ -240,39 +242,51 @@ def create_app(
     async def predict(request: Request, explain: bool = Query(False)) -> Response:
         model = serving()
         version = model.version.version
-        try:
-            body = json.loads(await request.body(), parse_constant=_no_constant)
-        except (ValueError, RecursionError):  # not JSON, not UTF-8, NaN/Infinity, too deep
-            raise HTTPException(
-                422,
-                [{"loc": ["body"], "msg": "the body is not valid JSON (NaN and Infinity are not)"}],
-            ) from None
-        records = body.get("records") if isinstance(body, dict) and "records" in body else [body]
-        if not isinstance(records, list) or not records:
-            raise HTTPException(
-                422, [{"loc": ["body", "records"], "msg": "expected a record or a non-empty list"}]
-            )
-        if len(records) > max_records:
-            raise HTTPException(
-                422,
-                [{"loc": ["body", "records"], "msg": f"at most {max_records} records a request"}],
-            )
-        X = None
-        signature = model.compiled.signature if model.compiled is not None else None
-        try:
-            if len(records) == 1 and not explain:  # compiled: about 0.05 ms, runs inline
-                probability, inputs = model.score_one(records[0])
-                proba, rows = [probability], [inputs]
-            elif not explain:  # batches: compiled too, off the event loop
-                proba, rows = await run_in_threadpool(model.score_many, records)
-            else:  # explanations need the pandas frame
-                scores, X = await run_in_threadpool(model.score, records)
-                proba, rows = scores.tolist(), X.to_dict(orient="records")
-                signature = None  # pandas rows: the shadow reads the records itself
-        except RecordError as exc:
-            raise HTTPException(
-                422, [{"loc": ["body", "records", exc.index, exc.field], "msg": exc.reason}]
-            ) from None
+        raw = await request.body()
+        # orjson's reading first, then (only when a record is read one by one or refused)
+        # the exact one: at most twice round (see service/body.py); the pandas path and
+        # explanations read exactly from the start
+        exact = explain or model.compiled is None
+        while True:
+            try:
+                body, exact = decode(raw, exact)
+            except (ValueError, RecursionError):  # not JSON, not UTF-8, NaN/Infinity, too deep
+                raise HTTPException(
+                    422,
+                    [
+                        {
+                            "loc": ["body"],
+                            "msg": "the body is not valid JSON (NaN and Infinity are not)",
+                        }
+                    ],
+                ) from None
+            records = _records_of(body, max_records)
+            if not exact and len(records) == 1 and may_differ(records[0]):
+                exact = True
+                continue
+            X = None
+            signature = model.compiled.signature if model.compiled is not None else None
+            try:
+                if len(records) == 1 and not explain:  # compiled: about 0.05 ms, runs inline
+                    probability, inputs = model.score_one(records[0])
+                    proba, rows = [probability], [inputs]
+                elif not explain:  # batches: compiled too, off the event loop
+                    proba, rows = await run_in_threadpool(model.score_many, records)
+                    if not exact and not isinstance(rows, InputColumns):
+                        exact = True  # read record by record: on the exact reading
+                        continue
+                else:  # explanations need the pandas frame
+                    scores, X = await run_in_threadpool(model.score, records)
+                    proba, rows = scores.tolist(), X.to_dict(orient="records")
+                    signature = None  # pandas rows: the shadow reads the records itself
+            except RecordError as exc:
+                if not exact:  # the first problem as the exact reading names it
+                    exact = True
+                    continue
+                raise HTTPException(
+                    422, [{"loc": ["body", "records", exc.index, exc.field], "msg": exc.reason}]
+                ) from None
+            break
         threshold = model.threshold
         decisions = [int(p >= threshold) for p in proba]
         request_id = uuid.uuid4().hex
@@ -305,7 +319,7 @@ def create_app(
             "predictions": out,
         }
         # plain values only: serialised directly, without FastAPI's encoder walking them
-        return Response(json.dumps(answer, separators=(",", ":")), media_type="application/json")
+        return Response(encode(answer), media_type="application/json")
 
     @app.get("/health")
     def health() -> JSONResponse:
@@ -402,8 +416,19 @@ def create_app(
     return app
 
 
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
+def _records_of(body: Any, max_records: int) -> list[Any]:
+    """The records of a /predict body: one record, or ``{"records": [...]}``."""
+    records = body.get("records") if isinstance(body, dict) and "records" in body else [body]
+    if not isinstance(records, list) or not records:
+        raise HTTPException(
+            422, [{"loc": ["body", "records"], "msg": "expected a record or a non-empty list"}]
+        )
+    if len(records) > max_records:
+        raise HTTPException(
+            422,
+            [{"loc": ["body", "records"], "msg": f"at most {max_records} records a request"}],
+        )
+    return records
 
 
 def _bearer(authorization: str, tokens: dict[str, str]) -> str | None:

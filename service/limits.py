@@ -3,7 +3,9 @@ anything."""
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -93,6 +95,10 @@ class Overload:
     One more is answered 503 with ``Retry-After`` at once, so an overloaded server sheds
     load (a client or a load balancer retries elsewhere) instead of queueing without bound
     and answering everything late, or answering predictions faster than it can keep them.
+    Between half the bound and the bound, a new request first waits (up to ``wait_s``,
+    counted in flight) for the log to catch up: clients that send as fast as they are
+    answered then slow to the pace the log keeps, rather than being refused and sending
+    the same body again (a refused batch of 1,000 still costs its 400 kB on the wire).
     """
 
     def __init__(
@@ -102,15 +108,29 @@ class Overload:
         paths: tuple[str, ...],
         lag: Callable[[], float] | None = None,
         max_lag_s: float = math.inf,
+        wait_s: float = 0.5,
     ) -> None:
         self.app, self.max_inflight, self.paths = app, max_inflight, paths
-        self.lag, self.max_lag_s = lag, max_lag_s
+        self.lag, self.max_lag_s, self.wait_s = lag, max_lag_s, wait_s
         self.inflight = 0
 
-    def _busy(self) -> str | None:
+    async def _busy(self) -> str | None:
         if self.inflight >= self.max_inflight:
             return f"busy: {self.inflight} requests in flight; retry shortly"
-        behind = self.lag() if self.lag is not None else 0.0
+        if self.lag is None:
+            return None
+        behind = self.lag()
+        if behind > self.max_lag_s / 2:
+            self.inflight += 1  # waiting counts in flight: the wait is bounded too
+            try:
+                deadline = time.monotonic() + self.wait_s
+                while self.max_lag_s / 2 < behind <= self.max_lag_s:
+                    if time.monotonic() >= deadline:
+                        break
+                    await asyncio.sleep(0.005)
+                    behind = self.lag()
+            finally:
+                self.inflight -= 1
         if behind > self.max_lag_s:
             return f"busy: the prediction log is {behind:.1f} s behind; retry shortly"
         return None
@@ -119,7 +139,7 @@ class Overload:
         if scope["type"] != "http" or scope["path"] not in self.paths:
             await self.app(scope, receive, send)
             return
-        reason = self._busy()
+        reason = await self._busy()
         if reason is not None:
             reply = JSONResponse({"detail": reason}, status_code=503, headers={"Retry-After": "1"})
             await reply(scope, receive, send)

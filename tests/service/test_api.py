@@ -99,6 +99,42 @@ def test_a_batch_reports_its_first_bad_field_in_record_then_field_order(client, 
     assert detail["loc"][3] == next(k for k in record if k in ("age", "tenure_months"))
 
 
+@pytest.mark.parametrize("batch", [False, True], ids=["one record", "batch"])
+def test_the_fast_json_reading_answers_as_the_standard_library_reads(
+    client, trained_project, batch
+):
+    # orjson reads the body first: an integer beyond 64 bits becomes a float there, and
+    # numbers beyond a float's range, UTF-16 and a byte-order mark are refused; each must
+    # get the answer of the standard library's reading
+    record = raw_records(
+        trained_project, list(pd.read_parquet(trained_project / PATHS.test)["customer_id"][:1])
+    )[0]
+
+    def post(body: bytes):
+        return client.post("/predict", content=body, headers={"content-type": "application/json"})
+
+    def wrap(*records: dict) -> dict:
+        return {"records": [record, *records]} if batch else records[0]
+
+    for change, field, reason in (
+        ({"notes": 2**70}, "notes", "at most 19 digits"),
+        ({"tenure_months": -(2**64)}, "tenure_months", "at most 19 digits"),
+        ({"tenure_months": 1e400}, "tenure_months", "finite number"),
+    ):
+        text = json.dumps(wrap({**record, **change})).replace("Infinity", "1e400")
+        reply = post(text.encode())
+        assert reply.status_code == 422, (change, reply.text)
+        detail = reply.json()["detail"][0]
+        assert detail["loc"][-1] == field and reason in detail["msg"], (change, detail)
+        assert detail["loc"][2] == (1 if batch else 0)
+    plain = json.dumps(wrap(record))
+    want = post(plain.encode()).json()["predictions"]
+    for body in (plain.encode("utf-16"), b"\xef\xbb\xbf" + plain.encode()):
+        reply = post(body)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["predictions"] == want
+
+
 def test_unseen_categories_and_missing_values_are_handled_as_in_training(client, trained_project):
     record = raw_records(
         trained_project, list(pd.read_parquet(trained_project / PATHS.test)["customer_id"][:1])
