@@ -319,7 +319,11 @@ def create_app(
             "predictions": out,
         }
         # plain values only: serialised directly, without FastAPI's encoder walking them
-        return Response(encode(answer), media_type="application/json")
+        # a batch's connection is not kept: the client's next one goes to whichever worker
+        # accepts first, the least busy (kept, four connections can all sit on one worker
+        # while the other idles); a reconnect costs far less than a batch
+        headers = {"Connection": "close"} if len(records) > 1 else None
+        return Response(encode(answer), media_type="application/json", headers=headers)
 
     @app.get("/health")
     def health() -> JSONResponse:
