@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 
 import numpy as np
@@ -10,7 +11,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from tasks.core.data.snapshots import current_snapshot
+from tasks.core.paths import PATHS
 from tasks.core.serving.compiled import InputColumns
+from tasks.core.serving.registry import Registry
+from tasks.core.serving.scoring import LoadedModel
 from tasks.core.serving.segments import _input_array, input_columns
 from tasks.core.serving.store import PREDICTIONS, PredictionStore, _sqlalchemy_insert
 
@@ -106,3 +111,46 @@ def test_input_columns_when_records_have_different_fields():
     got = input_columns([rows])
     assert got["a"].to_pylist() == [1.0, None, 2.0]
     assert got["b"].to_pylist() == [None, "x", None]
+
+
+def test_the_writer_scores_a_flush_in_shadow_together_in_every_form(trained_project, tmp_path):
+    """One flush holding a batch read column-wise, single records (rows) and a request
+    whose rows came from the pandas path (no signature: the shadow reads its records): each
+    row's shadow score is the shadow's own score of that record. The champion stands in as
+    its own shadow, so every shadow score equals the logged score."""
+    registry = Registry(trained_project / "registry")
+    model = LoadedModel.load(registry, registry.champion())
+    raw = current_snapshot(trained_project / PATHS.raw_dir).read().head(40)
+    records = json.loads(raw.drop(columns=["churned_30d"]).to_json(orient="records"))
+    store = PredictionStore(f"sqlite:///{tmp_path / 'p.db'}", log_dir=tmp_path / "log", flush_s=1)
+    signature = model.compiled.signature
+    try:
+        proba, inputs = model.score_many(records[:30])
+        assert isinstance(inputs, InputColumns)
+        requests = [("batch", proba, inputs, records[:30], signature)]
+        for i, record in enumerate(records[30:35]):
+            p, row = model.score_one(record)
+            requests.append((f"one-{i}", [p], [row], [record], signature))
+        scores, X = model.score(records[35:])
+        requests.append(("pandas", scores.tolist(), X.to_dict("records"), records[35:], None))
+        for request_id, p, rows, recs, sig in requests:
+            ids = model.record_ids(recs)
+            store.log(
+                request_id,
+                "v0001",
+                ids,
+                rows,
+                p,
+                [1] * len(p),
+                shadow=model,
+                records=recs,
+                signature=sig,
+            )
+        store.flush()
+        assert store.shadow_skipped == 0
+        for request_id, p, *_ in requests:
+            got = store.get(request_id)
+            assert [r["shadow_version"] for r in got] == [model.version.version] * len(p)
+            np.testing.assert_allclose([r["shadow_score"] for r in got], p, rtol=0, atol=1e-12)
+    finally:
+        store.close()

@@ -166,6 +166,14 @@ class InputColumns(Sequence[dict[str, Any]]):
     def __len__(self) -> int:
         return self.n
 
+    @classmethod
+    def concat(cls, parts: list[InputColumns]) -> InputColumns:
+        """The batches of ``parts`` (the same columns) one after another."""
+        first = parts[0]
+        numeric = {c: np.concatenate([p.numeric[c] for p in parts]) for c in first.numeric}
+        categorical = {c: [v for p in parts for v in p.categorical[c]] for c in first.categorical}
+        return cls(numeric, categorical, sum(p.n for p in parts))
+
     def row(self, i: int) -> dict[str, Any]:
         """Row ``i`` as :meth:`CompiledModel.row` builds it."""
         out: dict[str, Any] = {c: float(a[i]) for c, a in self.numeric.items()}

@@ -356,10 +356,10 @@ class PredictionStore:
         except OSError:
             log.exception("could not keep the failed row either")
 
-    def _rows(self, item: _Item) -> _Rows:
+    def _rows(self, item: _Item, shadow: tuple[str | None, list[float] | None]) -> _Rows:
         shadow_version, shadow_scores = item.shadow_version, item.shadow_scores
         if item.shadow is not None:
-            shadow_version, shadow_scores = self._shadow_scores(item)
+            shadow_version, shadow_scores = shadow
         return _Rows(
             item.request_id,
             item.created_at,
@@ -428,27 +428,63 @@ class PredictionStore:
             ).mappings()
             return summarise(rows)
 
-    def _shadow_scores(self, item: "_Item") -> tuple[str | None, list[float] | None]:
-        shadow = item.shadow
+    def _shadow_all(self, work: list[_Item]) -> list[tuple[str | None, list[float] | None]]:
+        """The shadow's (version, scores) for each request of a flush ((None, None) when it
+        has no shadow or the shadow is skipped). Requests whose rows the shadow reads as the
+        champion did are scored together: one model call per flush and form of the inputs,
+        not one per request (under load each call waits for the GIL again)."""
+        out: list[tuple[str | None, list[float] | None]] = [(None, None)] * len(work)
+        wanted = [k for k, item in enumerate(work) if item.shadow is not None]
+        if not wanted:
+            return out
         if self._queue.qsize() > self.shadow_backlog or self.lag_s() > 2 * self.flush_s:
             # behind: the shadow is best effort, keeping the predictions is not
-            self.shadow_skipped += len(item.scores)
-            return None, None
-        try:
-            compiled = getattr(shadow, "compiled", None)
+            self.shadow_skipped += sum(len(work[k].scores) for k in wanted)
+            return out
+        together: dict[tuple[int, bool], list[int]] = {}
+        for k in wanted:
+            item = work[k]
+            compiled = getattr(item.shadow, "compiled", None)
             if compiled is not None and item.signature == compiled.signature:
                 # the champion's input rows are the shadow's too: only its model runs
-                scores = compiled.score_rows(item.features)
+                columnar = isinstance(item.features, InputColumns)
+                together.setdefault((id(item.shadow), columnar), []).append(k)
             else:
-                scores = shadow.score_many(item.records)[0]
+                out[k] = self._shadow_scores(work[k : k + 1])[0]
+        for members in together.values():
+            for k, scored in zip(members, self._shadow_scores([work[k] for k in members])):
+                out[k] = scored
+        return out
+
+    def _shadow_scores(self, items: list[_Item]) -> list[tuple[str | None, list[float] | None]]:
+        """Shadow scores of requests with one shadow: its model on their rows together
+        (same signature), else the shadow's own reading of one request's records."""
+        shadow = items[0].shadow
+        try:
+            compiled = getattr(shadow, "compiled", None)
+            if compiled is not None and items[0].signature == compiled.signature:
+                parts = [item.features for item in items]
+                if all(isinstance(p, InputColumns) for p in parts):
+                    rows: Sequence[dict[str, Any]] = InputColumns.concat(parts)
+                else:
+                    rows = [row for part in parts for row in part]
+                scores = compiled.score_rows(rows)
+            else:
+                scores = [v for item in items for v in shadow.score_many(item.records)[0]]
         except Exception:  # noqa: BLE001 - the shadow never fails a logged prediction
             log.warning(
-                "shadow model %s could not score request %s",
+                "shadow model %s could not score request(s) %s",
                 shadow.version.version,
-                item.request_id,
+                ", ".join(item.request_id for item in items[:3]),
             )
-            return None, None
-        return shadow.version.version, scores
+            return [(None, None)] * len(items)
+        out: list[tuple[str | None, list[float] | None]] = []
+        start = 0
+        for item in items:
+            n = len(item.scores)
+            out.append((shadow.version.version, scores[start : start + n]))
+            start += n
+        return out
 
     def _drain(self) -> None:
         while True:
@@ -471,7 +507,7 @@ class PredictionStore:
             work = [i for i in items if i is not None]
             try:
                 if work:
-                    rows = [self._rows(i) for i in work]
+                    rows = [self._rows(i, s) for i, s in zip(work, self._shadow_all(work))]
                     self._append_inputs(work, rows)
                     self._write(rows)
             except Exception:  # noqa: BLE001 - keep serving; every row was dead-lettered
