@@ -244,22 +244,14 @@ def create_app(
         version = model.version.version
         raw = await request.body()
         # orjson's reading first, then (only when a record is read one by one or refused)
-        # the exact one: at most twice round (see service/body.py); the pandas path and
+        # the exact one: at most two readings (see service/body.py); the pandas path and
         # explanations read exactly from the start
         exact = explain or model.compiled is None
         while True:
             try:
                 body, exact = decode(raw, exact)
             except (ValueError, RecursionError):  # not JSON, not UTF-8, NaN/Infinity, too deep
-                raise HTTPException(
-                    422,
-                    [
-                        {
-                            "loc": ["body"],
-                            "msg": "the body is not valid JSON (NaN and Infinity are not)",
-                        }
-                    ],
-                ) from None
+                raise HTTPException(422, [{"loc": ["body"], "msg": NOT_JSON}]) from None
             records = _records_of(body, max_records)
             if not exact and len(records) == 1 and may_differ(records[0]):
                 exact = True
