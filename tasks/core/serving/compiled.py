@@ -129,6 +129,14 @@ def text_of(value: Any) -> str | None:
 _CACHE_SIZE = 65_536
 
 
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> Any:
+    """``value``, kept in ``cache`` under ``key`` (bounded: full, the cache starts over)."""
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[key] = value
+    return value
+
+
 def _cached(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``parse`` remembering the texts it has read (dates and spellings repeat: one record's
     three dates cost 30 µs through ``strptime``, 1 µs from here). Bounded: full, it starts over."""
@@ -140,10 +148,7 @@ def _cached(parse: Callable[[Any], Any]) -> Callable[[Any], Any]:
         try:
             return seen[value]
         except KeyError:
-            if len(seen) >= _CACHE_SIZE:
-                seen.clear()
-            out = seen[value] = parse(value)
-            return out
+            return _remember(seen, value, parse(value))
 
     return read
 
@@ -246,16 +251,11 @@ class CompiledModel:
         )
         feature_defs = feature_list(empty, problem)
         self.features = [(f.name, f.scalar) for f in feature_defs]
-        # the batch reader computes them column-wise, with training's own (pandas) code
+        # the batch reader computes them column-wise (each feature's vector form), and reads
+        # only the columns the model and the features take
         self.feature_defs = feature_defs
-        self.needed = list(
-            dict.fromkeys(
-                [
-                    *(c for c in self.input_columns if c in self.kinds),
-                    *(c for f in feature_defs for c in f.requires),
-                ]
-            )
-        )
+        self.feature_inputs = {c for f in feature_defs for c in f.requires}
+        self.needed = {c for c in self.input_columns if c in self.kinds} | self.feature_inputs
         self._text_numbers: dict[str, float] = {}
         self._micros: dict[str, dict[str, int]] = {c: {} for c in self.kinds}
         self.id_column = problem.id_column
@@ -507,7 +507,7 @@ class CompiledModel:
         n = len(records)
         if not all(type(r) is dict for r in records):
             raise _Refer
-        needed = set(self.needed)
+        needed = self.needed
         present = list(set().union(*records))
         table: dict[str, Sequence[Any]] = {}
         try:  # the usual batch: every record has the same fields, turned into columns in C
@@ -607,10 +607,7 @@ class CompiledModel:
             number = number_of(value)
             if not math.isfinite(number) or abs(number) > LARGEST:
                 raise _Refer
-        if len(self._text_numbers) >= _CACHE_SIZE:
-            self._text_numbers.clear()
-        self._text_numbers[value] = number
-        return number
+        return _remember(self._text_numbers, value, number)
 
     def _dates(self, field: str, values: Sequence[Any], types: set[type]) -> np.ndarray:
         """A date field's cells as microseconds since 1970 (NaT missing)."""
@@ -634,16 +631,14 @@ class CompiledModel:
                     raise _Refer
                 else:
                     micros = (when - _EPOCH) // _MICROSECOND
-                if len(known) >= _CACHE_SIZE:
-                    known.clear()
-                known[value] = micros
+                _remember(known, value, micros)
             cells.append(micros)
         return np.array(cells, dtype=np.int64)
 
     def _add_features(self, parsed: dict[str, Any], n: int) -> None:
         """The engineered features, a column at a time (each feature's ``vector`` form)."""
         columns: dict[str, np.ndarray] = {}
-        for column in {c for f in self.feature_defs for c in f.requires}:
+        for column in self.feature_inputs:
             values = parsed.get(column)
             kind = self.kinds.get(column)
             if kind == "datetime":

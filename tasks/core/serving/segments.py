@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -96,15 +95,15 @@ def to_batch(meta: dict[str, list[Any]], parts: list[Sequence[dict[str, Any]]]) 
 def input_columns(parts: list[Sequence[dict[str, Any]]]) -> dict[str, pa.Array]:
     """The model inputs as typed columns, by name (what :func:`_input_array` makes of each)."""
     if parts and all(isinstance(p, InputColumns) for p in parts):
-        first = parts[0]
-        names = (list(first.numeric), list(first.categorical))
+        names = (list(parts[0].numeric), list(parts[0].categorical))
         if all((list(p.numeric), list(p.categorical)) == names for p in parts[1:]):
-            columns = {}
-            for name in names[0]:  # float64 arrays: NaN is missing, as pandas means it
-                numbers = np.concatenate([p.numeric[name] for p in parts])
-                columns[name] = pa.array(numbers, type=pa.float64(), from_pandas=True)
-            for name in names[1]:
-                columns[name] = _input_array([v for p in parts for v in p.categorical[name]])
+            batch = InputColumns.concat(parts)
+            columns = {  # float64 arrays: NaN is missing, as pandas means it
+                name: pa.array(numbers, type=pa.float64(), from_pandas=True)
+                for name, numbers in batch.numeric.items()
+            }
+            for name, values in batch.categorical.items():
+                columns[name] = _input_array(values)
             return columns
     inputs = [row for part in parts for row in part]
     names = list(dict.fromkeys(k for row in inputs[:1] for k in row))

@@ -441,36 +441,38 @@ class PredictionStore:
             # behind: the shadow is best effort, keeping the predictions is not
             self.shadow_skipped += sum(len(work[k].scores) for k in wanted)
             return out
-        together: dict[tuple[int, bool], list[int]] = {}
+        groups: dict[tuple[Any, ...], list[int]] = {}
         for k in wanted:
             item = work[k]
             compiled = getattr(item.shadow, "compiled", None)
             if compiled is not None and item.signature == compiled.signature:
                 # the champion's input rows are the shadow's too: only its model runs
-                columnar = isinstance(item.features, InputColumns)
-                together.setdefault((id(item.shadow), columnar), []).append(k)
-            else:
-                out[k] = self._shadow_scores(work[k : k + 1])[0]
-        for members in together.values():
-            for k, scored in zip(members, self._shadow_scores([work[k] for k in members])):
-                out[k] = scored
+                key: tuple[Any, ...] = (id(item.shadow), isinstance(item.features, InputColumns))
+            else:  # the shadow reads this request's records itself
+                key = ("records", k)
+            groups.setdefault(key, []).append(k)
+        for key, members in groups.items():
+            scored = self._shadow_scores([work[k] for k in members], key[0] != "records")
+            for k, one in zip(members, scored):
+                out[k] = one
         return out
 
-    def _shadow_scores(self, items: list[_Item]) -> list[tuple[str | None, list[float] | None]]:
-        """Shadow scores of requests with one shadow: its model on their rows together
-        (same signature), else the shadow's own reading of one request's records."""
+    def _shadow_scores(
+        self, items: list[_Item], from_rows: bool
+    ) -> list[tuple[str | None, list[float] | None]]:
+        """Shadow scores of requests with one shadow: its model on their input rows together
+        (``from_rows``), else its own reading of one request's records."""
         shadow = items[0].shadow
         try:
-            compiled = getattr(shadow, "compiled", None)
-            if compiled is not None and items[0].signature == compiled.signature:
+            if from_rows:
                 parts = [item.features for item in items]
                 if all(isinstance(p, InputColumns) for p in parts):
                     rows: Sequence[dict[str, Any]] = InputColumns.concat(parts)
                 else:
                     rows = [row for part in parts for row in part]
-                scores = compiled.score_rows(rows)
+                scores = shadow.compiled.score_rows(rows)
             else:
-                scores = [v for item in items for v in shadow.score_many(item.records)[0]]
+                scores = shadow.score_many(items[0].records)[0]
         except Exception:  # noqa: BLE001 - the shadow never fails a logged prediction
             log.warning(
                 "shadow model %s could not score request(s) %s",
