@@ -27,7 +27,7 @@ PREFECT_URL  := http://127.0.0.1:$(PREFECT_PORT)/api
 # Use the local Prefect server when one is up (make server); else Prefect starts a temporary one.
 USE_SERVER   = $(PY) -c "import urllib.request,sys; urllib.request.urlopen('$(PREFECT_URL)/health', timeout=1)" 2>/dev/null && export PREFECT_API_URL=$(PREFECT_URL) && echo "using the Prefect server at http://127.0.0.1:$(PREFECT_PORT)";
 
-.PHONY: help install setup run init reproduce rollback models serve lineage score server deploy monitor monitor-ui demo bench lint test test-fast lock clean-venv
+.PHONY: help install setup run init reproduce rollback models serve lineage score server deploy worker monitor monitor-ui demo bench lint test test-fast lock clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -78,8 +78,14 @@ score: install ## batch-score a file with the champion: make score IN=data/exter
 server: install ## start the Prefect server and UI on http://127.0.0.1:4200 (Ctrl-C stops it)
 	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
-deploy: setup ## serve the deployments (training, batch scoring, monitoring) to the server of `make server`
-	PREFECT_API_URL=$(PREFECT_URL) $(PY) -m flows.deployments
+# The Prefect API of `deploy` and `worker`: PREFECT_API_URL when set (a server elsewhere), else make server's.
+API_URL = PREFECT_API_URL=$${PREFECT_API_URL:-$(PREFECT_URL)}
+deploy: setup ## serve the deployments to the server (make server); POOL=churn: put them on that work pool instead
+	$(API_URL) $(PY) -m flows.deployments $(if $(POOL),--pool $(POOL))
+
+POOL_NAME = $(or $(POOL),churn)
+worker: setup ## a Prefect worker running the work pool's flows in this checkout: make worker [POOL=churn]
+	$(API_URL) CHURN_PROJECT_DIR=$(CURDIR) PYTHONPATH=$(CURDIR) $(VENV)/bin/prefect worker start --pool $(POOL_NAME) --type process
 
 monitor: install ## run the monitoring flow once now (drift, live KPIs, input quality; may alert)
 	@$(USE_SERVER) $(PY) -m flows.monitoring

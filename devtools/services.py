@@ -90,6 +90,10 @@ class Server:
         """GET ``path`` of the API (authenticated when auth is on)."""
         return httpx.get(self.api_url + path, auth=self.auth, timeout=5)
 
+    def post(self, path: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        """POST ``body`` (JSON) to ``path`` of the API (authenticated when auth is on)."""
+        return httpx.post(self.api_url + path, json=body or {}, auth=self.auth, timeout=5)
+
     def check_alive(self) -> None:
         """Fail with the server's log if it has exited."""
         if self.proc.poll() is not None:

@@ -14,6 +14,13 @@
 
 This process stays in the foreground and runs the flows the server schedules for these
 deployments; while it is not running, runs started in the UI wait in the state "Late".
+
+``--pool NAME`` (``make deploy POOL=churn``) instead puts the same deployments on the
+Prefect work pool NAME (type process, created if missing) and exits: any number of
+``prefect worker start --pool NAME`` processes (``make worker``), on this machine or others,
+then run them. A worker runs each flow in its own project checkout, named by the
+environment variable ``CHURN_PROJECT_DIR`` on the worker's machine (the pull step below),
+so the code and the registry a run uses are that machine's.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from prefect import serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
 from prefect.events import DeploymentEventTrigger
+from prefect.runner.storage import LocalStorage
 from prefect.schedules import Cron
 
 from flows.batch_scoring import batch_scoring
@@ -40,6 +48,28 @@ from tasks.core.paths import PATHS, find_project_root
 TAGS = ["churn"]
 WEBHOOK_BLOCK = "churn-alert-webhook"
 WEBHOOK_AUTOMATION = "churn alert to webhook"
+PROJECT_DIR_ENV = "CHURN_PROJECT_DIR"
+"""On a worker's machine: the project checkout its flow runs work in (``make worker`` sets it)."""
+
+
+class WorkerCheckout(LocalStorage):
+    """Code storage of the work-pool deployments: the checkout on the worker's own machine.
+
+    The pull step is resolved by the worker's flow-run process, from its environment
+    (``{{ $CHURN_PROJECT_DIR }}``), so one deployment serves workers whose checkouts lie
+    in different folders.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(".")
+
+    def to_pull_step(self) -> dict[str, Any]:
+        """``set_working_directory`` to the worker's checkout."""
+        return {
+            "prefect.deployments.steps.set_working_directory": {
+                "directory": "{{ $" + PROJECT_DIR_ENV + " }}"
+            }
+        }
 
 
 def deployments(params: Params) -> list[RunnerDeployment]:
@@ -131,8 +161,45 @@ def server_is_up(api_url: str) -> bool:
         return False
 
 
+def to_pool(params: Params, pool: str) -> list[str]:
+    """Put the deployments on the process work pool ``pool`` (created if missing).
+
+    Returns the deployments' names.
+    """
+    from prefect import deploy
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name=pool, type="process"))
+        except ObjectAlreadyExists:
+            found = client.read_work_pool(pool)
+            if found.type != "process":
+                raise SystemExit(
+                    f"work pool '{pool}' exists with type '{found.type}': the deployments need a "
+                    "process pool; choose another name (make deploy POOL=<name>)"
+                ) from None
+    made = deployments(params)
+    for d in made:
+        d.storage = WorkerCheckout()
+    deploy(*made, work_pool_name=pool, build=False, push=False, ignore_warnings=True)
+    return [f"{d.flow_name}/{d.name}" for d in made]
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Check the server, create the pipeline's concurrency limit, serve the deployments."""
+    """Check the server, create the pipeline's concurrency limit, serve the deployments
+    (or, with ``--pool NAME``, put them on that work pool and exit)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m flows.deployments", description=__doc__)
+    parser.add_argument(
+        "--pool",
+        metavar="NAME",
+        help="put the deployments on this process work pool (run by `make worker`) and exit",
+    )
+    args = parser.parse_args(argv)
     telemetry_off()
     api_url = os.environ.get("PREFECT_API_URL", "")
     if not api_url or not server_is_up(api_url):
@@ -155,6 +222,14 @@ def main(argv: list[str] | None = None) -> int:
     if webhook:
         print(f"automation '{alert_webhook(webhook)}': monitoring alerts are posted to the webhook")
     ui = api_url.rsplit("/api", 1)[0]
+    if args.pool:
+        names = to_pool(params, args.pool)
+        print(
+            f"deployments on work pool '{args.pool}': {', '.join(names)}. Their runs wait in "
+            f"'Scheduled' until a worker takes them: `make worker POOL={args.pool}` on a machine "
+            f"with a checkout of this project; watch them at {ui}/work-pools/work-pool/{args.pool}"
+        )
+        return 0
     print(f"serving the deployments; open {ui}/deployments to run them (Ctrl-C stops serving)")
     serve(*deployments(params))
     return 0
