@@ -1,15 +1,19 @@
 """docker-compose.yml and the Dockerfile: structure, secrets, and that what they run exists.
 
 No Docker engine runs here; the same services are started natively by other tests
-(tests/deploy: Prefect server and served deployments; tests/service: the API and PostgreSQL).
+(tests/deploy: Prefect server, served deployments and a worker on a work pool; tests/service:
+the API, PostgreSQL and Prometheus; tests/scale: an S3-compatible store, a Dask scheduler and
+workers). Debian's docker-compose reads the file as an engine would (``config``).
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import shlex
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -34,8 +38,9 @@ def test_the_stack_has_every_service_the_design_names():
     expected = {
         "postgres",
         "prefect-server",
-        "deployments",
+        "prefect-worker",
         "api",
+        "prometheus",
         "evidently-ui",
         "dask-scheduler",
         "dask-worker",
@@ -44,7 +49,7 @@ def test_the_stack_has_every_service_the_design_names():
     }
     assert expected <= set(SERVICES)
     assert set(PROJECT_SERVICES) == {
-        "deployments",
+        "prefect-worker",
         "api",
         "evidently-ui",
         "dask-scheduler",
@@ -107,6 +112,11 @@ def test_secrets_come_from_env_and_every_variable_is_documented_in_env_example()
 
 def _check_command(argv: list[str]) -> None:
     program, *args = argv
+    if program == "sh" and args[:1] == ["-c"]:
+        for part in args[1].split("&&"):
+            words = shlex.split(part)
+            _check_command(words[1:] if words[0] == "exec" else words)
+        return
     if program == "python" and args[:1] == ["-m"]:
         module = args[1]
         spec = importlib.util.find_spec(module)
@@ -151,3 +161,51 @@ def test_the_dockerfile_installs_the_lock_and_its_files_exist():
     assert "CREATE DATABASE predictions" in init_sql.read_text()
     ignored = (REPO / ".dockerignore").read_text().split()
     assert {".venv/", ".env", "registry/", ".dvc/cache/"} <= set(ignored)
+
+
+# What the tests start natively, by the compose service that runs the same thing.
+NATIVE = {
+    "s3": "moto's S3 server (tests/scale)",
+    "dask-scheduler": "dask scheduler (tests/scale)",
+    "dask-worker": "dask worker x2 (tests/scale)",
+    "prefect-server": "prefect server start (tests/deploy, tests/flow)",
+    "prefect-worker": "prefect worker start --pool (tests/deploy/test_worker.py)",
+    "postgres": "PostgreSQL (tests/service/test_postgres.py)",
+    "api": "python -m service.serve (tests/service)",
+    "prometheus": "Debian's prometheus (tests/service/test_prometheus.py)",
+}
+
+
+def test_docker_compose_reads_the_file_and_names_the_services_the_tests_start():
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        message = "Debian's docker-compose is needed (.ci/run installs it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    args = [tool, "--project-directory", str(REPO), "-f", str(REPO / "docker-compose.yml")]
+    read = subprocess.run(
+        [*args, "--env-file", str(REPO / ".env.example"), "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert read.returncode == 0, read.stderr
+    resolved = yaml.safe_load(read.stdout)
+    assert set(NATIVE) <= set(resolved["services"]), sorted(resolved["services"])
+    assert resolved["services"]["prefect-worker"]["environment"]["CHURN_PROJECT_DIR"]
+    # every secret filled in from the env file: none left empty or as a ${...} reference
+    text = read.stdout
+    assert not VAR.search(text) and "change-me" in text  # ($${X} is the container's own)
+    # without the secrets, compose refuses to start and says which one is missing
+    empty = REPO / "tests" / "data" / "empty.env"
+    missing = subprocess.run(
+        [*args, "--env-file", str(empty), "config"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert missing.returncode != 0 and "set " in missing.stderr and " in .env" in missing.stderr
