@@ -14,14 +14,23 @@ Data reaches the workers as Parquet partitions written to ``compute.shared_dir``
 or an fsspec URL such as ``s3://bucket/prefix``, which every worker must be able to read);
 with a local cluster and no ``shared_dir`` it is a scratch folder in the project. The
 partitions are deleted when the stage ends.
+
+Code reaches a remote cluster's workers from the client (:func:`ship_code`): the stage zips
+the ``tasks`` package it runs and installs it on every worker, and on workers that join
+later, so the workers need the project's dependencies (``requirements.lock``) but no
+checkout, and always run the stage's own revision of the code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
+import tempfile
+import types
 import uuid
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -118,6 +127,104 @@ def _remove(url: str) -> None:
         fs.rm(path, recursive=True)
 
 
+CODE = Path(__file__).resolve().parents[2]
+"""The ``tasks`` package this process runs: what :func:`ship_code` sends to the workers."""
+
+CODE_PLUGIN = "churn-code"
+"""The name of the worker plugin that holds the shipped code (one per cluster: a new upload
+replaces the last)."""
+
+
+def _code_files(package: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in package.rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")
+    )
+
+
+def code_archive(package: Path, into: Path) -> Path:
+    """``package`` zipped as ``churn-code-<hash>.zip`` in ``into``; the hash is of its files."""
+    files = _code_files(package)
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.relative_to(package.parent).as_posix().encode() + b"\0")
+        digest.update(f.read_bytes())
+    archive = into / f"churn-code-{digest.hexdigest()[:16]}.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as z:
+        for f in files:
+            z.write(f, f.relative_to(package.parent).as_posix())
+    return archive
+
+
+def _use_code(
+    archive_name: str, package: str, dask_worker: Any = None, dask_scheduler: Any = None
+) -> str:
+    """On a worker or the scheduler: import ``package`` from the shipped archive only.
+
+    The upload puts the archive on ``sys.path``; this puts it first, drops earlier uploads
+    from the path and the modules they loaded, so the next task imports this version.
+    Returns where ``package`` now comes from. (Sent by value: see :func:`ship_code`.)
+    """
+    import importlib
+    import sys
+
+    server = dask_worker if dask_worker is not None else dask_scheduler
+    path = os.path.join(server.local_directory, archive_name)
+    sys.path[:] = [path] + [
+        p for p in sys.path if p != path and not os.path.basename(p).startswith("churn-code-")
+    ]
+    for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        if not (getattr(sys.modules[name], "__file__", None) or "").startswith(path):
+            del sys.modules[name]
+    importlib.invalidate_caches()
+    return importlib.import_module(package).__file__ or ""
+
+
+def ship_code(client: Any, package: Path = CODE) -> str:
+    """Install ``package`` (the running ``tasks``) on the scheduler and every worker.
+
+    The scheduler reads the task graphs (it unpickles our functions) and the workers run
+    them. Plugins carry the archive, so workers that join later get it too; a new upload
+    replaces the last. Returns the archive's name. Raises StepError when the scheduler or a
+    worker does not then import the package from it.
+    """
+    from distributed.diagnostics.plugin import SchedulerUploadFile, UploadFile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = code_archive(package, Path(tmp))
+        if client.run_on_scheduler(_by_value(_has_plugin), CODE_PLUGIN):
+            client.unregister_scheduler_plugin(CODE_PLUGIN)
+        client.register_plugin(SchedulerUploadFile(str(archive), load=True), name=CODE_PLUGIN)
+        client.register_plugin(UploadFile(str(archive), load=True), name=CODE_PLUGIN)
+    use = _by_value(_use_code)
+    where = client.run(use, archive.name, package.name)
+    where["scheduler"] = client.run_on_scheduler(use, archive.name, package.name)
+    wrong = {w: f for w, f in where.items() if archive.name not in f}
+    if wrong:
+        raise StepError(
+            "compute",
+            "dask cluster",
+            f"{sorted(wrong)} did not load the shipped code {archive.name} ({wrong}); "
+            "restart them (`dask scheduler`, `dask worker <scheduler address>`)",
+        )
+    log.info("code %s shipped to the scheduler and %d workers", archive.name, len(where) - 1)
+    return archive.name
+
+
+def _has_plugin(name: str, dask_scheduler: Any = None) -> bool:
+    return name in dask_scheduler.plugins
+
+
+def _by_value(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A copy of ``fn`` that belongs to no module, so it is pickled by value: the cluster runs
+    it before it can import anything of ours. ``fn`` may use only builtins and ``os``."""
+    copy = types.FunctionType(fn.__code__, {"__builtins__": __builtins__, "os": os}, fn.__name__)
+    copy.__defaults__ = fn.__defaults__
+    copy.__module__ = "__main__"
+    return copy
+
+
 def _connect(cfg: ComputeParams) -> tuple[Any, Any]:
     from distributed import Client, LocalCluster
 
@@ -150,6 +257,12 @@ def engine(cfg: ComputeParams, root: Path, step: str) -> Iterator[Engine]:
         yield Engine(cfg)
         return
     client, cluster = _connect(cfg)
+    if cluster is None:  # a remote cluster: its workers get this stage's code
+        try:
+            ship_code(client)
+        except BaseException:
+            client.close()
+            raise
     base = cfg.shared_dir or str(root / SCRATCH)
     scratch = f"{base.rstrip('/')}/{step}-{uuid.uuid4().hex[:8]}"
     where = cfg.address or f"a local cluster of {cfg.n_workers} workers"
