@@ -165,9 +165,9 @@ def test_the_dockerfile_installs_the_lock_and_its_files_exist():
 
 # What the tests start natively, by the compose service that runs the same thing.
 NATIVE = {
-    "s3": "moto's S3 server (tests/scale)",
-    "dask-scheduler": "dask scheduler (tests/scale)",
-    "dask-worker": "dask worker x2 (tests/scale)",
+    "s3": "moto_server, S3 (tests/deploy/test_remote_cluster.py)",
+    "dask-scheduler": "dask scheduler (tests/deploy/test_remote_cluster.py)",
+    "dask-worker": "dask worker x2 (tests/deploy/test_remote_cluster.py)",
     "prefect-server": "prefect server start (tests/deploy, tests/flow)",
     "prefect-worker": "prefect worker start --pool (tests/deploy/test_worker.py)",
     "postgres": "PostgreSQL (tests/service/test_postgres.py)",
