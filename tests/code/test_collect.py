@@ -140,3 +140,41 @@ def test_batch_checks_name_the_missing_column():
         check_batch(pd.DataFrame({"id": [], "y": []}), "id", "y")
     with pytest.raises(StepError, match=r"\['y'\].*problem.target"):
         check_batch(pd.DataFrame({"id": [1]}), "id", "y")
+
+
+def test_earlier_snapshots_stay_read_only_and_unchanged_through_dvc_repro(project):
+    """DVC makes data/01_raw writable before it reruns collect; collect seals it again."""
+    import subprocess
+
+    import yaml
+
+    from tasks.core.runtime.processes import dvc_executable, tool_env
+
+    root = project()
+    raw = root / "data" / "01_raw"
+
+    def collect_until(end: str) -> None:
+        spec = yaml.safe_load((root / "params.yaml").read_text())
+        spec["collect"]["window"]["end"] = end
+        (root / "params.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        done = subprocess.run(
+            [dvc_executable(), "repro", "collect"],
+            cwd=root,
+            env=tool_env(),
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    seen: dict[str, tuple[str, int]] = {}
+    for end in ("2024-01-20", "2024-02-10", "2024-02-29"):  # three collections, new data each
+        collect_until(end)
+        files = {
+            str(p.relative_to(raw)): (file_sha256(p), p.stat().st_mode & 0o777)
+            for s in list_snapshots(raw)
+            for p in s.folder.iterdir()
+        }
+        assert {mode for _, mode in files.values()} == {0o444}, files
+        assert {k: files[k] for k in seen} == seen, "an earlier snapshot changed"
+        seen = files
+    assert len(list_snapshots(raw)) == 3

@@ -112,6 +112,7 @@ def write_snapshot(
     content = frame_sha256(data)
     for existing in list_snapshots(raw_dir):
         if existing.provenance.get("content_sha256") == content:
+            seal_snapshots(raw_dir)
             return existing, False
     now = now or dt.datetime.now(dt.timezone.utc)
     snapshot_id = f"{now:%Y%m%dT%H%M%S}Z-{content[:10]}"
@@ -143,9 +144,24 @@ def write_snapshot(
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    for path in target.iterdir():  # files read-only; the folder stays writable for `dvc checkout`
-        os.chmod(path, 0o444)
+    seal_snapshots(raw_dir)
     return Snapshot(target, record), True
+
+
+def seal_snapshots(raw_dir: Path) -> list[Path]:
+    """Make every snapshot's files read-only again; returns the files that were writable.
+
+    DVC makes a stage's outputs writable before it runs the stage, and ``data/01_raw`` is
+    the collect stage's (persistent) output, so each collection re-seals the earlier
+    snapshots as well as its own. The folders stay writable for ``dvc checkout``.
+    """
+    opened = []
+    for snapshot in list_snapshots(raw_dir):
+        for path in snapshot.folder.iterdir():
+            if path.is_file() and path.stat().st_mode & 0o222:
+                os.chmod(path, 0o444)
+                opened.append(path)
+    return opened
 
 
 def set_current(raw_dir: Path, snapshot: Snapshot) -> None:
