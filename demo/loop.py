@@ -47,7 +47,7 @@ from tasks.core.paths import PATHS, find_project_root
 from tasks.core.serving.registry import Registry
 
 LABEL_TOKEN = secrets.token_urlsafe(16)  # the labelling system the demo plays
-DRIFTS = ("none", "covariate", "new_category", "concept")
+DRIFTS = ("none", "covariate", "new_category", "concept", "uncertain")
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -168,6 +168,9 @@ class Day:
     verdict: str = ""
     drift_share: float | None = None
     live_roc_auc: float | None = None
+    estimated_roc_auc: float | None = None
+    estimated_band: list[float] | None = None
+    reasons: list[str] = field(default_factory=list)
     alert: bool = False
     retraining: str = ""
     retrain_requested: bool = False
@@ -311,6 +314,62 @@ def day_scores(live: pd.DataFrame, day: int) -> dict[str, float | None]:
     }
 
 
+def estimate_summary(
+    args: argparse.Namespace, days: list[Day], live: pd.DataFrame
+) -> dict[str, Any]:
+    """The estimate (CBPE, made when the window closed, before any of its labels) against the
+    ROC-AUC the same predictions turned out to have, per monitoring window; and its alerts
+    against the label-based ones."""
+    windows = []
+    for d in days:
+        if d.estimated_roc_auc is None:
+            continue
+        rows = live[(live["day"] > d.day - args.window_days) & (live["day"] <= d.day)]
+        realised = period_scores(rows)["live_roc_auc"]
+        if realised is None:
+            continue
+        low, high = d.estimated_band or (None, None)
+        windows.append(
+            {
+                "day": d.day,
+                "estimated": d.estimated_roc_auc,
+                "band": d.estimated_band,
+                "realised": realised,
+                "error": round(abs(d.estimated_roc_auc - realised), 4),
+                "in_band": low is not None and low <= realised <= high,
+            }
+        )
+    errors = [w["error"] for w in windows]
+    drift = args.drift != "none"
+
+    def first(prefix: str) -> int | None:
+        return next(
+            (
+                d.day
+                for d in days
+                if (not drift or d.day >= args.drift_day)
+                and any(r.startswith(prefix) for r in d.reasons)
+            ),
+            None,
+        )
+
+    by_estimate, by_labels = first("estimated performance"), first("live performance")
+    return {
+        "windows": len(windows),
+        "mean_absolute_error": round(float(np.mean(errors)), 4) if errors else None,
+        "max_error": max(errors) if errors else None,
+        "in_band_share": round(float(np.mean([w["in_band"] for w in windows])), 3)
+        if windows
+        else None,
+        "first_alert_day": by_estimate,
+        "first_label_alert_day": by_labels,
+        "days_earlier_than_labels": None
+        if by_estimate is None or by_labels is None
+        else by_labels - by_estimate,
+        "by_window": windows,
+    }
+
+
 def summarise(
     args: argparse.Namespace, days: list[Day], live: pd.DataFrame, delay: int, first_champion: str
 ) -> dict[str, Any]:
@@ -355,6 +414,12 @@ def summarise(
             4,
         )
     no_drift_windows = sum(1 for d in days if (not drift or d.day < args.drift_day) and d.verdict)
+    estimated = estimate_summary(args, days, live)
+    # the new champion's first full window: its reference (its validation split) is what the
+    # traffic looks like now, so from there on drift should stay quiet
+    quiet_from = first_promotion[0] + args.window_days if first_promotion else None
+    after_window = [d for d in days if quiet_from is not None and d.day >= quiet_from]
+    alerts_after = [d.day for d in after_window if d.alert]
     return {
         "drift_kind": args.drift,
         "injection_day": args.drift_day if drift else None,
@@ -375,6 +440,10 @@ def summarise(
         "retraining_runs": [{"day": d.day, **r} for d in days for r in d.retrain_runs],
         "promotions": [{"day": day, "champion": v} for day, v in promotions],
         "first_champion": first_champion,
+        "quiet_from_day": quiet_from,
+        "days_without_alert_after_new_champion": sum(1 for d in after_window if not d.alert),
+        "alerts_after_new_champion": alerts_after,
+        "estimate": estimated,
         "live_roc_auc": {k: v["live_roc_auc"] for k, v in periods.items()},
         "oracle_roc_auc": {k: v["oracle_roc_auc"] for k, v in periods.items()},
         "periods": periods,
@@ -387,8 +456,12 @@ def summarise(
                 first_alert is not None and (first_alert - visible_from) // args.window_days <= 1
             ),
             "no_false_alert": len(false_alerts) == 0,
+            "no_alert_after_new_champion_window": None if not after_window else not alerts_after,
             "no_drift_windows_at_least_20": no_drift_windows >= 20,
             "after_retraining_within_0.03_of_oracle": None if gap is None else gap <= 0.03,
+            "estimate_error_at_most_0.04": None
+            if estimated["mean_absolute_error"] is None
+            else estimated["mean_absolute_error"] <= 0.04,
         },
         "by_day": [
             {
@@ -425,6 +498,21 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         color="grey",
         label="oracle ROC-AUC",
     )
+    windows = summary["estimate"]["by_window"]
+    if windows:
+        top.errorbar(
+            [w["day"] for w in windows],
+            [w["estimated"] for w in windows],
+            yerr=[
+                [w["estimated"] - w["band"][0] for w in windows],
+                [w["band"][1] - w["estimated"] for w in windows],
+            ],
+            fmt="s",
+            ms=3,
+            color="tab:cyan",
+            alpha=0.8,
+            label="estimated before labels (CBPE, window)",
+        )
     top.set_ylabel("ROC-AUC by prediction day")
     bottom.plot(
         [r["day"] for r in checked],
@@ -558,6 +646,8 @@ def main(argv: list[str]) -> int:
     )
     shown = {
         k: summary[k]
+        if k != "estimate"
+        else {e: v for e, v in summary[k].items() if e != "by_window"}
         for k in (
             "drift_kind",
             "injection_day",
@@ -565,6 +655,9 @@ def main(argv: list[str]) -> int:
             "false_alerts_before_injection",
             "retraining_requests",
             "promotions",
+            "days_without_alert_after_new_champion",
+            "alerts_after_new_champion",
+            "estimate",
             "live_roc_auc",
             "oracle_roc_auc",
             "targets",
@@ -680,6 +773,10 @@ def run_days(
             record.drift_share = (summary.get("drift") or {}).get("drift_share")
             perf = summary["live_performance"]
             record.live_roc_auc = perf.get("roc_auc") if perf.get("evaluated") else None
+            estimated = summary.get("estimated_performance") or {}
+            record.estimated_roc_auc = estimated.get("roc_auc")
+            record.estimated_band = estimated.get("roc_auc_band")
+            record.reasons = list(summary.get("reasons") or [])
             record.alert = bool(summary["alert"])
             decision = summary.get("retraining") or {}
             record.retraining = decision.get("note", "")
@@ -689,6 +786,11 @@ def run_days(
             log(
                 line
                 + (f"; drift share {record.drift_share}" if record.drift_share is not None else "")
+                + (
+                    f"; estimated ROC-AUC {record.estimated_roc_auc}"
+                    if record.estimated_roc_auc is not None
+                    else ""
+                )
             )
             new_values = (summary.get("input_quality") or {}).get("new_values") or {}
             if new_values and args.operator:

@@ -2,8 +2,10 @@
 
 Scheduled by ``make deploy`` (``monitor.cron``), or ``python -m flows.monitoring``. Each run
 takes the recent window of logged predictions and compares it with the champion's reference
-sample (Evidently), scores the predictions whose ground truth arrived in the window against
-the KPI floors (labels come late: they may belong to older predictions), checks the inputs
+sample (Evidently), estimates the window's ROC-AUC and cost from its scores before any label
+is in (CBPE, ``tasks.monitor.estimate``), scores the predictions whose ground truth arrived in
+the window against the KPI floors (labels come late: they may belong to older predictions)
+and sets the estimate those predictions had beside their realised ROC-AUC, checks the inputs
 with the training data-quality suite, and compares the champion with the previous one
 scored in shadow. It writes ``monitoring/reports/<time>.html`` and ``.json``, adds the run
 to the Evidently workspace (``make monitor-ui``), and links both as Prefect artifacts.
@@ -41,7 +43,7 @@ from tasks.core.quality.suites import suite_path_for
 from tasks.core.quality.validation import read_suite_file
 from tasks.core.serving.registry import open_registry, registry_dir
 from tasks.core.serving.store import open_store
-from tasks.monitor import checks, drift, policy
+from tasks.monitor import checks, drift, estimate, policy
 
 ALERT_EVENT = "churn.monitoring.alert"
 ROLLBACK_EVENT = "churn.model.rolled-back"
@@ -52,37 +54,68 @@ EVIDENTLY_PROJECT = "churn monitoring"
 
 def evidently_project(workspace_dir: Path) -> tuple[Any, Any]:
     """The Evidently workspace and its monitoring project, with the dashboard, made once."""
-    from evidently.sdk.models import PanelMetric
-    from evidently.sdk.panels import line_plot_panel
     from evidently.ui.workspace import Workspace
 
     ws = Workspace.create(str(workspace_dir))
     found = ws.search_project(EVIDENTLY_PROJECT)
     if found:
+        add_panels(found[0])
         return ws, found[0]
     project = ws.create_project(
         EVIDENTLY_PROJECT, description="Drift and live performance of the champion"
     )
-    panels = (  # title, legend, metric, labels
-        (
-            "Share of drifted features",
-            "drift share",
-            "DriftedColumnsCount",
-            {"value_type": "share"},
-        ),
-        ("Drifted features", "count", "DriftedColumnsCount", {"value_type": "count"}),
-        ("Live ROC-AUC (labelled requests)", "ROC-AUC", "RocAuc", {}),
-        ("Prediction mean", "mean score", "MeanValue", {"column": drift.PREDICTION}),
-    )
-    for title, legend, metric, labels in panels:
-        project.dashboard.add_panel(
-            line_plot_panel(
-                title,
-                [PanelMetric(legend=legend, metric=metric, metric_labels=labels)],
-                size="half",
-            )
-        )
+    add_panels(project)
     return ws, project
+
+
+ESTIMATE_PANEL = "ROC-AUC estimated before the labels (CBPE), and realised"
+
+
+def add_panels(project: Any) -> None:
+    """The dashboard's panels, each added once (a workspace made by an earlier version gets
+    the ones it lacks)."""
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import line_plot_panel
+
+    def metric(legend: str, name: str, labels: dict[str, str]) -> Any:
+        return PanelMetric(legend=legend, metric=name, metric_labels=labels)
+
+    estimated = {c: {"column": f"estimated_roc_auc{c}"} for c in ("", "_low", "_high")}
+    panels = {
+        "Share of drifted features": [
+            metric("drift share", "DriftedColumnsCount", {"value_type": "share"})
+        ],
+        "Drifted features": [metric("count", "DriftedColumnsCount", {"value_type": "count"})],
+        "Live ROC-AUC (labelled requests)": [metric("ROC-AUC", "RocAuc", {})],
+        "Prediction mean": [metric("mean score", "MeanValue", {"column": drift.PREDICTION})],
+        ESTIMATE_PANEL: [
+            metric("estimated", "MeanValue", estimated[""]),
+            metric("band low", "MeanValue", estimated["_low"]),
+            metric("band high", "MeanValue", estimated["_high"]),
+            metric("realised (labels arrived)", "RocAuc", {}),
+        ],
+    }
+    have = {p.title for p in project.dashboard.model().panels}
+    for title, values in panels.items():
+        if title not in have:
+            project.dashboard.add_panel(line_plot_panel(title, values, size="half"))
+
+
+def _estimate_line(summary: dict[str, Any]) -> str:
+    found = summary.get("estimated_performance") or {}
+    if not found.get("evaluated"):
+        return found.get("note", "-")
+    line = (
+        f"ROC-AUC {found['roc_auc']} (band {found['roc_auc_band']}), expected cost "
+        f"{found['expected_cost']} per prediction (band {found['expected_cost_band']})"
+    )
+    then = found.get("labelled")
+    if then:
+        line += (
+            f"; on the {then['rows']} predictions whose labels arrived: estimated "
+            f"{then['estimated_roc_auc']}, realised {then['realised_roc_auc']}"
+        )
+    return line
 
 
 def _markdown(summary: dict[str, Any]) -> str:
@@ -106,6 +139,7 @@ def _markdown(summary: dict[str, Any]) -> str:
             if perf["evaluated"]
             else perf["note"]
         ),
+        f"- estimated performance (CBPE, before labels): {_estimate_line(summary)}",
         f"- input quality: {summary['input_quality']['checks']} checks, "
         f"{len(summary['input_quality']['failed'])} failed",
         f"- shadow: {summary['shadow'].get('note') or summary['shadow']}",
@@ -155,6 +189,22 @@ def check_live_performance(served: pd.DataFrame, champion: Any, params: Any) -> 
         cfg.min_labelled_rows,
         (champion.card.get("metrics") or {}).get("test", {}).get("roc_auc"),
         cfg.max_roc_auc_drop,
+    )
+
+
+@task(name="estimated-performance", cache_policy=NO_CACHE)
+def check_estimated_performance(
+    window: pd.DataFrame, served: pd.DataFrame, champion: Any, params: Any
+) -> dict[str, Any]:
+    """ROC-AUC and cost estimated from the window's scores (CBPE), before its labels arrive."""
+    return estimate.window_estimate(
+        window,
+        served,
+        champion.reference(),
+        champion.card,
+        params.problem.target,
+        params.evaluate.cost,
+        params.monitor,
     )
 
 
@@ -314,11 +364,12 @@ def monitoring(
     drifted = drift_result.summary if drift_result else None
     served = labelled[labelled["model_version"] == champion.version] if len(labelled) else labelled
     perf = check_live_performance(served, champion, params)
+    estimated = check_estimated_performance(window, served, champion, params)
     quality = check_input_quality(window, root, params)
     previous = registry.aliases().get("previous_champion")
     shadow = check_shadow(labelled, champion.version, previous, cfg)
     unseen = check_unseen_categories(window, champion)
-    reasons = policy.alert_reasons(drifted, perf, len(window), cfg, quality, unseen)
+    reasons = policy.alert_reasons(drifted, perf, len(window), cfg, quality, unseen, estimated)
     service["alerts"] = check_service(service, champion.version, end, cfg)
 
     out_dir = root / cfg.workspace_dir
@@ -333,6 +384,7 @@ def monitoring(
         "policy": cfg.model_dump(),
         "drift": drifted,
         "live_performance": perf,
+        "estimated_performance": estimated,
         "input_quality": quality,
         "unseen_categories": unseen,
         "shadow": shadow,
@@ -373,6 +425,8 @@ def monitoring(
         ws, project = evidently_project(out_dir / "evidently")
         if drift_result is not None:
             ws.add_run(project.id, drift_result.snapshot, include_data=False)
+        if estimated["evaluated"]:
+            ws.add_run(project.id, estimate.estimate_snapshot(estimated, end), include_data=False)
         if perf["evaluated"]:
             with_labels = served[served["label"].notna()]
             ws.add_run(

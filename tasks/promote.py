@@ -77,12 +77,40 @@ def raw_column_kinds(root: Path, params: Params) -> dict[str, str]:
     return dict((spec.get("meta") or {}).get("column_kinds") or {})
 
 
-def reference_sample(train: pd.DataFrame, model: Any, params: Params) -> pd.DataFrame:
-    """Training rows with the model's score, for drift checks."""
+MIN_REFERENCE_ROWS = 500
+"""A holdout smaller than this gives the reference from the training split."""
+
+
+def reference_sample(
+    train: pd.DataFrame, holdout: dict[str, pd.DataFrame], model: Any, params: Params
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The rows monitoring compares live traffic with, scored by the model, and their record.
+
+    ``promote.reference_split: holdout`` (the default) takes them from the validation and
+    test splits: with a time split they are the latest period the model was validated and
+    tested on, so after a retraining on drifted data the reference is the drifted period the
+    new champion was chosen on, not the mostly older training rows (whose drift would go on
+    alerting). The model's scores on rows it did not train on are also what live scores look
+    like, which the performance estimate calibrates on; on training rows they are more
+    confident. ``valid`` takes the validation split alone, ``train`` the training rows.
+    """
     cfg = params.promote
-    sample = train.sample(min(len(train), cfg.reference_rows), random_state=cfg.random_state)
+    split = cfg.reference_split
+    parts = {"holdout": ["valid", "test"], "valid": ["valid"]}.get(split, [])
+    rows = pd.concat([holdout[name] for name in parts], ignore_index=True) if parts else train
+    if len(rows) < MIN_REFERENCE_ROWS:
+        split, rows = "train", train
+    sample = rows.sample(min(len(rows), cfg.reference_rows), random_state=cfg.random_state)
     X, _, _, _ = model_inputs(sample, params.problem)
-    return sample.assign(prediction=model.predict_proba(X)[:, 1]).reset_index(drop=True)
+    reference = sample.assign(prediction=model.predict_proba(X)[:, 1]).reset_index(drop=True)
+    record: dict[str, Any] = {"split": split, "rows": int(len(reference))}
+    time_column = params.problem.time_column
+    if time_column and time_column in sample:
+        times = pd.to_datetime(sample[time_column], errors="coerce")
+        record["from"], record["to"] = (
+            str(t.date()) if pd.notna(t) else None for t in (times.min(), times.max())
+        )
+    return reference, record
 
 
 def score_version(model: Any, card: dict[str, Any], frame: pd.DataFrame) -> np.ndarray:
@@ -217,6 +245,8 @@ def register_and_promote(
     from tasks.core.ml.models import load_model
 
     model = load_model(root / PATHS.model_file)
+    holdout = {"valid": pd.read_parquet(root / PATHS.valid), "test": test}
+    reference, reference_record = reference_sample(train, holdout, model, params)
     evaluation = read_json(root / PATHS.evaluation_json)
     card = {
         "model": meta["model"],
@@ -240,13 +270,14 @@ def register_and_promote(
             "data_quality": read_json(root / PATHS.clean_json),
             "leakage_audit": read_json(root / PATHS.leakage_json),
         },
+        "reference": reference_record,
         **run,
     }
     version = registry.register(
         root / PATHS.model_file,
         card,
         training_schema(train, params),
-        reference_sample(train, model, params),
+        reference,
     )
     log.info(
         "registered %s (%s, test %s %.4f)",

@@ -79,26 +79,36 @@ def splits(params) -> dict[str, Any]:
     """A small simulator dataset, cleaned, with features, split like the pipeline does."""
     import datetime as dt
 
+    from tasks.core.data.simulator import simulate
+
+    raw = simulate(dt.date(2024, 1, 1), dt.date(2024, 4, 30), 60, seed=3).data
+    return split_frames(featured(raw, params), params)
+
+
+def featured(raw: Any, params: Params) -> Any:
+    """Raw rows standardised, cleaned and with features, as the pipeline's steps 4 and 5 do."""
     from tasks.clean import clean_frame
     from tasks.core.data.features import build_features
     from tasks.core.data.schema import standardise
-    from tasks.core.data.simulator import simulate
-    from tasks.split import assign_splits
 
-    raw = simulate(dt.date(2024, 1, 1), dt.date(2024, 4, 30), 60, seed=3).data
     p, c = params.problem, params.clean
-    kinds = kinds_for(raw, p, c)
     std = standardise(
         raw,
-        kinds,
+        kinds_for(raw, p, c),
         p.positive_label,
         c.date_formats,
         c.category_aliases,
         [f.model_dump() for f in c.unit_fixes],
     ).frame
     clean, _ = clean_frame(std, p)
-    features, _ = build_features(clean, p, [])
-    labels = assign_splits(features, params.split, p)
+    return build_features(clean, p, [])[0]
+
+
+def split_frames(features: Any, params: Params) -> dict[str, Any]:
+    """``features`` split into train, valid and test as step 6 does."""
+    from tasks.split import assign_splits
+
+    labels = assign_splits(features, params.split, params.problem)
     return {
         name: features[labels == name].reset_index(drop=True) for name in ("train", "valid", "test")
     }

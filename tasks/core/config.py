@@ -97,22 +97,29 @@ def tracing_reads(params: "Params | None" = None) -> Iterator[set[str]]:
 class Kpis(Section):
     """Thresholds the model must meet to be useful (checked at evaluation and in monitoring)."""
 
+    # the lowest test (and live) ROC-AUC that is useful
     roc_auc_min: float = Field(0.75, ge=0, le=1)
+    # the lowest test (and live) PR-AUC that is useful
     pr_auc_min: float = Field(0.4, ge=0, le=1)
+    # the precision the retention list must keep
     target_precision: float = Field(0.5, gt=0, le=1)
+    # the recall needed at that precision
     recall_at_target_precision_min: float = Field(0.3, ge=0, le=1)
 
 
 class RuleBaseline(Section):
     """A one-column rule: rank rows by ``column`` (reversed if ``higher_is_positive`` is false)."""
 
+    # the column the rule ranks by
     column: str
+    # true: higher values mean the positive class; false: lower ones
     higher_is_positive: bool = True
 
 
 class Baseline(Section):
     """The baselines a model has to beat: the majority class and a simple rule."""
 
+    # score the majority-class baseline
     majority_class: bool = True
     rule: RuleBaseline | None = None
 
@@ -120,18 +127,24 @@ class Baseline(Section):
 class ProblemParams(Section):
     """Step 1: what is predicted, for whom, and how success is measured."""
 
+    # a short name for the problem (model cards, experiment names)
     name: str = "prediction-problem"
+    # the question the model answers, in words (problem brief, model card)
     question: str = ""
+    # the label column
     target: str
     # YAML 1.1 reads an unquoted Yes/No as a boolean: step 1 matches it to the label it means
     positive_label: str | int | bool
-    # null: the data has no id column (rows are keyed by position; README, "Your own data")
+    # null: the data has no id column (rows are keyed by position; docs/own-data.md)
     id_column: str | None = None
     time_column: str | None = None
     post_outcome_columns: list[str] = Field(default_factory=list)
     primary_metric: Literal["roc_auc", "pr_auc", "f1", "recall_at_precision", "brier"] = "roc_auc"
+    # why the primary metric was chosen, in words (problem brief)
     metric_reason: str = ""
+    # how far ahead the label looks (churn within this many days)
     horizon_days: int = Field(30, gt=0)
+    # how long after a prediction its label is known (monitoring waits for it)
     label_delay_days: int = Field(30, ge=0)
     kpis: Kpis = Kpis()
     baseline: Baseline = Baseline()
@@ -141,14 +154,23 @@ class ProblemParams(Section):
 class FeasibilityParams(Section):
     """Step 2: go/no-go thresholds."""
 
+    # fewer labelled rows is a no-go
     min_labelled_rows: int = Field(500, ge=1)
+    # fewer rows of the rarer class is a no-go
     min_minority_rows: int = Field(50, ge=1)
+    # a larger share of rows without a label is a no-go
     max_missing_label_share: float = Field(0.2, ge=0, le=1)
+    # folds of the quick cross-validated signal check
     cv_folds: int = Field(3, ge=2)
+    # the signal check runs on at most this many rows
     sample_rows: int = Field(20000, ge=100)
+    # label permutations of the signal check's permutation test
     n_permutations: int = Field(19, ge=1)
+    # the permutation test's p-value must be below this
     max_permutation_p_value: float = Field(0.05, gt=0, le=1)
+    # cross-validated ROC-AUC needed above the dummy baseline
     min_auc_lift: float = Field(0.02, ge=0, le=0.5)
+    # seed of the sampling, folds and permutations
     random_state: int = 42
 
 
@@ -156,7 +178,9 @@ class FeasibilityParams(Section):
 class Window(Section):
     """A closed date window ``[start, end]``."""
 
+    # first day collected (inclusive)
     start: dt.date
+    # last day collected (inclusive)
     end: dt.date
 
     @model_validator(mode="after")
@@ -169,8 +193,10 @@ class Window(Section):
 class Drift(Section):
     """Drift the simulator injects from ``start`` on (``kind: none`` for none)."""
 
-    kind: Literal["none", "covariate", "new_category", "concept"] = "none"
+    kind: Literal["none", "covariate", "new_category", "concept", "uncertain"] = "none"
+    # first drifted day (needed unless kind is none)
     start: dt.date | None = None
+    # size of the drift (1: the documented default)
     strength: float = Field(1.0, ge=0)
 
     @model_validator(mode="after")
@@ -183,7 +209,9 @@ class Drift(Section):
 class SimulatorParams(Section):
     """The built-in data source."""
 
+    # same seed, same data
     seed: int = 7
+    # rows a simulated day
     customers_per_day: int = Field(100, ge=1)
     drift: Drift = Drift()
 
@@ -191,7 +219,9 @@ class SimulatorParams(Section):
 class CsvParams(Section):
     """How to read a CSV source."""
 
+    # the field separator (make init detects it)
     sep: str = ","
+    # the file's text encoding (make init detects it)
     encoding: str = "utf-8"
     decimal: Literal[".", ","] = "."  # ",": numbers written 1.234,5 (thousands with dots)
 
@@ -200,6 +230,7 @@ class SqlParams(Section):
     """A SQL source: the URL comes from an environment variable, never from this file."""
 
     url_env: str = "CHURN_SQL_URL"
+    # the SELECT to run; :start and :end take collect.window
     query: str = ""
 
 
@@ -210,6 +241,7 @@ class CollectParams(Section):
     path: str | None = None
     data_dir: str = "data"
     allow_outside_data_dir: bool = False
+    # a larger source file is refused (raise it for big exports)
     max_file_mb: float = Field(2048, gt=0)
     max_field_chars: int = Field(10_000, gt=0)
     window: Window | None = None
@@ -235,15 +267,20 @@ class CollectParams(Section):
 class UnitFix(Section):
     """A declared unit bug: values of ``column`` above ``above`` are divided by ``divide_by``."""
 
+    # the column with the unit bug
     column: str
+    # values above this are in the wrong unit
     above: float
+    # what those values are divided by
     divide_by: float = Field(gt=0)
 
 
 class SuiteProposal(Section):
     """How a suite is proposed from the first snapshot of a new source."""
 
+    # a proposed null ceiling is the share seen plus this margin
     null_margin: float = Field(0.05, ge=0, le=1)
+    # share of rows a proposed range or allowed-set check must pass
     mostly: float = Field(0.99, gt=0, le=1)
 
 
@@ -253,6 +290,7 @@ class CleanParams(Section):
     suite: str | None = None
     min_parse_share: float = Field(0.9, gt=0, le=1)
     max_categories: int = Field(50, ge=2)
+    # formats dates are parsed in, tried in order
     date_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d", "%m/%d/%Y", "%b %d, %Y"])
     category_aliases: dict[str, dict[str, str]] = Field(default_factory=dict)
     unit_fixes: list[UnitFix] = Field(default_factory=list)
@@ -274,12 +312,17 @@ class SplitParams(Section):
 
     strategy: Literal["auto", "stratified", "time", "group"] = "auto"
     group_column: str | None = None
+    # share of rows (or of time) in the validation split
     valid_size: float = Field(0.15, gt=0, lt=0.5)
+    # share of rows (or of time) in the sealed test split
     test_size: float = Field(0.15, gt=0, lt=0.5)
+    # seed of the stratified or grouped split
     random_state: int = 42
     max_single_feature_auc: float = Field(0.9, gt=0.5, le=1)
     max_cross_split_duplicate_share: float = Field(0.002, ge=0, lt=1)
+    # the audit's single-feature and duplicate checks sample at most this many rows
     audit_sample_rows: int = Field(50000, ge=100)
+    # the leakage audit's Great Expectations suite
     suite: str = "expectations/leakage.json"
 
     @model_validator(mode="after")
@@ -299,8 +342,10 @@ class ChooseParams(Section):
     candidates: list[ModelKind] = Field(
         default_factory=lambda: ["logistic_regression", "random_forest", "xgboost"]
     )
+    # folds of the candidates' cross-validation
     cv_folds: int = Field(5, ge=2)
     sample_rows: int = Field(30000, ge=100)
+    # seed of the sampling and folds
     random_state: int = 42
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
@@ -322,6 +367,7 @@ class TrainParams(Section):
 
     n_trials: int = Field(20, ge=1)
     early_stopping_rounds: int = Field(50, ge=0)
+    # seed of the search and the model
     random_state: int = 42
 
 
@@ -329,18 +375,26 @@ class TrainParams(Section):
 class CostMatrix(Section):
     """Cost of each kind of decision error (and of a correct retention offer)."""
 
+    # cost of an offer to a customer who would have stayed
     false_positive: float = Field(1.0, ge=0)
+    # cost of a churner who got no offer
     false_negative: float = Field(5.0, ge=0)
+    # cost of an offer to a churner
     true_positive: float = Field(1.0, ge=0)
+    # cost of no offer to a customer who stays
     true_negative: float = Field(0.0, ge=0)
 
 
 class FairnessLimits(Section):
     """Largest acceptable gaps across groups of a sensitive column."""
 
+    # largest gap in true-positive rate between groups
     max_tpr_gap: float = Field(0.1, ge=0, le=1)
+    # largest gap in false-positive rate between groups
     max_fpr_gap: float = Field(0.1, ge=0, le=1)
+    # lowest ratio of selection rates (the four-fifths rule)
     min_selection_rate_ratio: float = Field(0.8, ge=0, le=1)
+    # smaller groups are reported, not judged
     min_group_rows: int = Field(100, ge=1)
 
 
@@ -348,16 +402,25 @@ class EvaluateParams(Section):
     """Step 9: the sealed test set and the blessing gate."""
 
     cost: CostMatrix = CostMatrix()
+    # resamples of the paired bootstrap of the lift over the best baseline
     bootstrap_samples: int = Field(500, ge=50)
+    # level of that bootstrap interval; its lower bound must clear min_lift_over_baseline
     confidence: float = Field(0.95, gt=0.5, lt=1)
     min_lift_over_baseline: float = Field(0.02, ge=0)
+    # categorical columns whose groups are scored one by one
     slices: list[str] = Field(default_factory=list)
+    # smaller groups are reported, not judged
     slice_min_rows: int = Field(200, ge=1)
+    # a group scoring below this fails the gate
     slice_roc_auc_floor: float = Field(0.6, ge=0, le=1)
+    # columns whose groups the fairness gaps are measured across
     sensitive: list[str] = Field(default_factory=list)
     fairness: FairnessLimits = FairnessLimits()
+    # features listed in the model card by permutation importance
     top_features: int = Field(10, ge=1)
+    # test rows the permutation importance uses at most
     importance_rows: int = Field(5000, ge=100)
+    # seed of the bootstrap and the importance
     random_state: int = 42
 
 
@@ -368,9 +431,13 @@ class PromoteParams(Section):
     registry_dir: str = "registry"
     promotion_margin: float = Field(0.0, ge=0)
     slice_tolerance: float = Field(0.03, ge=0, le=1)
+    # resamples of the paired bootstrap of challenger against champion
     bootstrap_samples: int = Field(500, ge=50)
+    # level of that interval; its lower bound must clear promotion_margin
     confidence: float = Field(0.95, gt=0.5, lt=1)
     reference_rows: int = Field(5000, ge=100)
+    reference_split: Literal["holdout", "valid", "train"] = "holdout"
+    # seed of the bootstrap and the reference sample
     random_state: int = 42
 
 
@@ -384,6 +451,7 @@ class RetrainParams(Section):
 
     cron: str | None = "0 3 * * 1"
     schedule_active: bool = False
+    # time zone of the cron schedule
     timezone: str = "UTC"
     allowed_overrides: list[str] = Field(
         default_factory=lambda: [
@@ -419,15 +487,22 @@ class MonitorParams(Section):
     num_method: Literal["wasserstein", "psi", "hellinger", "kl_div", "jensenshannon"] = (
         "wasserstein"
     )
+    # distance for categorical drift
     cat_method: Literal["jensenshannon", "psi", "hellinger", "kl_div"] = "jensenshannon"
     drift_threshold: float = Field(0.1, gt=0)
     drift_share_alert: float = Field(0.3, gt=0, le=1)
+    # a larger distance of the score's distribution is prediction drift (raised to the noise floor
+    # of small windows)
     prediction_drift_threshold: float = Field(0.1, gt=0)
     # a category the serving model never saw (even one the data-quality suite now accepts)
     unseen_share_alert: float = Field(0.02, gt=0, le=1)
     min_labelled_rows: int = Field(200, ge=1)
     # live ROC-AUC this far below the champion's sealed-test ROC-AUC alerts (concept drift)
     max_roc_auc_drop: float = Field(0.05, gt=0)
+    # the same drop on the ROC-AUC estimated from the scores before the labels arrive (CBPE,
+    # tasks.monitor.estimate); null: the estimate is reported, never alerts
+    max_estimated_roc_auc_drop: float | None = Field(0.05, gt=0)
+    estimate_draws: int = Field(200, ge=20)
     cooldown_hours: float = Field(24.0, ge=0)
     # labels come problem.label_delay_days late: a retraining can only learn a drifted period
     # once its labels have arrived, so it is requested when this many days of them exist
@@ -444,12 +519,13 @@ class MonitorParams(Section):
     monitoring flow (at 1,500 requests a second, a day is 130M rows)."""
     cron: str = "0 * * * *"
     workspace_dir: str = "monitoring"
+    # seed of the window sampling and the estimate's label draws
     random_state: int = 42
 
 
 # --------------------------------------------------------------------------- all
 class ComputeParams(Section):
-    """Where the heavy work inside a stage runs (README, "Scale out").
+    """Where the heavy work inside a stage runs (docs/scale-out.md).
 
     ``local``: in the stage's own process. ``dask``: on a Dask cluster, the one at
     ``address`` or, when it is null, a local cluster of ``n_workers`` processes started

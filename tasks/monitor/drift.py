@@ -124,6 +124,11 @@ def drift_check(
     columns = [*numeric, *categorical, PREDICTION]
     ref = sample_rows(reference[columns], cfg.max_window_rows, cfg.random_state)
     cur = sample_rows(current[columns], cfg.max_window_rows, cfg.random_state + 1)
+    for frame in (ref, cur):  # a side constant up to float noise is constant (else its
+        for c in numeric:  # histogram of 10 bins over a 1e-16 range fails)
+            values = frame[c].dropna().to_numpy(dtype=float)
+            if values.size and np.ptp(values) <= 1e-9 * max(1.0, float(np.abs(values).max())):
+                frame[c] = frame[c].where(frame[c].isna(), float(np.median(values)))
     for c in categorical:  # one category type on both sides, missing as its own value
         ref[c] = ref[c].astype("string").fillna("(missing)")
         cur[c] = cur[c].astype("string").fillna("(missing)")

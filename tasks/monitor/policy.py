@@ -18,6 +18,7 @@ def alert_reasons(
     cfg: MonitorParams,
     quality: dict[str, Any] | None = None,
     unseen: dict[str, dict[str, Any]] | None = None,
+    estimated: dict[str, Any] | None = None,
 ) -> list[str]:
     """Why this window calls for retraining (empty: no alert).
 
@@ -43,6 +44,7 @@ def alert_reasons(
             for column, u in (unseen or {}).items()
             if u["share"] >= cfg.unseen_share_alert
         ]
+        reasons += [f"estimated performance: {r}" for r in (estimated or {}).get("reasons", [])]
     if performance.get("evaluated"):
         reasons += [f"live performance: {r}" for r in performance.get("below_floor", [])]
     return reasons

@@ -85,7 +85,7 @@ def test_label_follows_oracle_and_linear_model_is_measurably_below_it():
     assert lr_auc < oracle_half - 0.01, (lr_auc, oracle_half)
 
 
-@pytest.mark.parametrize("kind", ["covariate", "new_category", "concept"])
+@pytest.mark.parametrize("kind", ["covariate", "new_category", "concept", "uncertain"])
 def test_drift_changes_data_or_labels_only_from_its_start(kind):
     kwargs = dict(start=D(2024, 1, 1), end=D(2024, 1, 20), customers_per_day=200, seed=5)
     base = simulate(**kwargs)
@@ -101,6 +101,13 @@ def test_drift_changes_data_or_labels_only_from_its_start(kind):
     elif kind == "new_category":
         assert (after_d["payment_method"] == NEW_PAYMENT).mean() > 0.2
         assert not (base.data["payment_method"] == NEW_PAYMENT).any()
+    elif kind == "uncertain":  # toss-up customers: the best possible ranking gets worse
+        late = drifted.oracle["customer_id"] >= after_d["customer_id"].min()
+        p_base = base.oracle["oracle_proba"][
+            base.oracle["customer_id"] >= after_b["customer_id"].min()
+        ]
+        p_drift = drifted.oracle["oracle_proba"][late]
+        assert abs(p_drift - 0.5).mean() < abs(p_base - 0.5).mean() - 0.1
     else:
         late_b = base.oracle["customer_id"] >= after_b["customer_id"].min()
         assert not np.allclose(

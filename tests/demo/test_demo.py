@@ -65,5 +65,11 @@ def test_a_short_demo_alerts_on_the_injection_day_and_the_trigger_starts_retrain
     assert len(summary["by_day"]) == 5 and all(
         500 <= d["predictions"] <= 520 for d in summary["by_day"]
     )
+    # each window's estimate, made before its labels, beside what its labels turned out to say
+    estimate = summary["estimate"]
+    assert estimate["windows"] >= 4 and estimate["mean_absolute_error"] <= 0.06, estimate
+    assert all(
+        0.5 < w["estimated"] < 1 and w["band"][0] < w["band"][1] for w in estimate["by_window"]
+    )
     assert (tmp_path / "out" / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "day   4" in done.stdout and "retraining" in done.stdout

@@ -44,7 +44,7 @@ def register(registry, fitted, name, splits, params):
         path,
         card,
         training_schema(splits["train"], params),
-        reference_sample(splits["train"], model, params)
+        reference_sample(splits["train"], splits, model, params)[0]
         if name == "good"
         else splits["train"].head(100),
     )

@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from devtools.project import register_copy
-from flows.monitoring import monitoring
+from flows.monitoring import ESTIMATE_PANEL, monitoring
 from service.app import create_app
 from tasks.core.config import load_params
 from tasks.core.data.labels import binarize_target
@@ -88,6 +88,14 @@ def test_an_undrifted_window_is_ok_with_reports_and_a_dashboard_run(monitored, h
     assert service["requests"] == 10 and service["alerts"] == [], service
     perf = summary["live_performance"]
     assert perf["labelled_rows"] == 900 and perf["evaluated"] and perf["roc_auc"] > 0.7
+    # the estimate from the scores alone, and for the same labelled rows beside their truth
+    estimated = summary["estimated_performance"]
+    assert estimated["evaluated"] and estimated["rows"] == 900 and estimated["reasons"] == []
+    low, high = estimated["roc_auc_band"]
+    assert low < estimated["roc_auc"] < high and high - low < 0.15, estimated
+    then = estimated["labelled"]
+    assert then["rows"] == 900 and then["realised_roc_auc"] == round(perf["roc_auc"], 4)
+    assert then["absolute_error"] < 0.05, then
     html = monitored / summary["report_html"]
     assert html.exists() and "monthly_charges" in html.read_text()
     assert (html.with_suffix(".json")).exists()
@@ -95,7 +103,7 @@ def test_an_undrifted_window_is_ok_with_reports_and_a_dashboard_run(monitored, h
 
     ws = Workspace(str(monitored / "monitoring" / "evidently"))
     project = ws.search_project("churn monitoring")[0]
-    assert len(ws.list_runs(project.id)) == 2, "the drift run and the live-performance run"
+    assert len(ws.list_runs(project.id)) == 3, "the drift, live-performance and estimate runs"
 
 
 def test_a_drifted_window_alerts_once_and_the_cooldown_holds_the_next(monitored, harness):
@@ -258,7 +266,10 @@ def test_the_dashboard_draws_one_line_per_panel_with_a_point_per_run(monitored, 
         "Drifted features": [3],
         "Live ROC-AUC (labelled requests)": [3],
         "Prediction mean": [3],
+        ESTIMATE_PANEL: [3, 3, 3, 3],
     }, drawn
     chromium_or_skip()
     shown = drawn_in_chromium(monitored / "monitoring" / "evidently", tmp_path / "ui.log")
-    assert shown == {title: (1, 3) for title in drawn}, shown  # one legend entry, 3 points
+    # a legend entry per series, 3 points each
+    expected = {title: (len(series), 3 * len(series)) for title, series in drawn.items()}
+    assert shown == expected, shown

@@ -240,6 +240,12 @@ COLUMNS = (
 )
 
 
+UNCERTAIN_POOL = 4
+"""``uncertain`` drift draws a day's customers from this many times as many candidates."""
+UNCERTAIN_SCALE = 1.0
+"""... weighted by ``exp(-strength * (z / UNCERTAIN_SCALE)**2 / 2)`` of their true log-odds."""
+
+
 def simulate_day(
     day: dt.date,
     n: int,
@@ -258,8 +264,11 @@ def simulate_day(
         Customers that day.
     seed : int
         Base seed; the day's rows depend only on ``seed`` and ``day``.
-    drift_kind : {'none', 'covariate', 'new_category', 'concept'}
-        Drift applied when ``day >= drift_start``.
+    drift_kind : {'none', 'covariate', 'new_category', 'concept', 'uncertain'}
+        Drift applied when ``day >= drift_start``. ``uncertain`` is a covariate shift that
+        hurts: the day's customers are drawn toward those whose churn is a toss-up (a new
+        acquisition channel, say), chosen by their attributes alone, so churn given the
+        attributes is unchanged while every model ranks them less well.
     drift_start : date, optional
         First drifted day.
     drift_strength : float
@@ -270,8 +279,15 @@ def simulate_day(
     SimulatedBatch
     """
     rng = np.random.default_rng(_day_seed(seed, day))
-    latent = _latent_day(rng, day, n)
     drifted = drift_kind != "none" and drift_start is not None and day >= drift_start
+    if drifted and drift_kind == "uncertain":
+        pool = _latent_day(rng, day, UNCERTAIN_POOL * n)
+        z = churn_logit(pool)
+        weight = np.exp(-0.5 * drift_strength * (z / UNCERTAIN_SCALE) ** 2)
+        keep = np.sort(rng.choice(len(pool), n, replace=False, p=weight / weight.sum()))
+        latent = pool.iloc[keep].reset_index(drop=True)
+    else:
+        latent = _latent_day(rng, day, n)
     if drifted and drift_kind == "covariate":
         latent["monthly_charges"] = np.round(
             latent["monthly_charges"] * (1 + 0.3 * drift_strength), 2
