@@ -27,7 +27,7 @@ PREFECT_URL  := http://127.0.0.1:$(PREFECT_PORT)/api
 # Use the local Prefect server when one is up (make server); else Prefect starts a temporary one.
 USE_SERVER   = $(PY) -c "import urllib.request,sys; urllib.request.urlopen('$(PREFECT_URL)/health', timeout=1)" 2>/dev/null && export PREFECT_API_URL=$(PREFECT_URL) && echo "using the Prefect server at http://127.0.0.1:$(PREFECT_PORT)";
 
-.PHONY: help install setup run init reproduce rollback models serve lineage score server deploy worker monitor monitor-ui demo bench lint test test-fast lock clean-venv
+.PHONY: help install setup docs run init reproduce rollback models serve lineage score server deploy worker monitor monitor-ui demo bench lint test test-fast lock clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -112,9 +112,14 @@ demo: setup ## the whole loop on the simulator: drift, alert, retraining, recove
 bench: setup ## benchmarks against plain baselines -> benchmarks/results.json (BENCH_ARGS=--quick: a smoke run)
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
+docs: install ## build the documentation site into site/ (mkdocs --strict; the params reference regenerated first)
+	$(PY) -m devtools.params_reference
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+	@echo "docs built: open site/index.html (or .venv/bin/mkdocs serve for a live preview)"
+
 lock: ## re-resolve requirements.lock from pyproject.toml (needs the package index)
 	@test -x $(UV) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install --quiet uv==0.9.30; }
-	$(UV) pip compile pyproject.toml --extra test -o requirements.lock --python-version 3.11 --generate-hashes --quiet
+	$(UV) pip compile pyproject.toml --extra test --extra docs -o requirements.lock --python-version 3.11 --generate-hashes --quiet
 
 clean-venv: ## remove the virtual environment
 	rm -rf $(VENV)

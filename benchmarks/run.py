@@ -399,7 +399,7 @@ def bench_dask(
 
 # --------------------------------------------------------------------------- report
 def markdown(results: dict[str, Any]) -> str:
-    """The table the README quotes."""
+    """The table the docs/performance.md quotes."""
     lines = [
         f"Measured {results['date']} on {results['machine']['cpus']} CPUs, "
         f"{results['machine']['memory_gb']} GB ({results['mode']} run).",

@@ -194,6 +194,24 @@ CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromedriver")
 """Debian's headless browser and its driver (.ci/run installs them)."""
 
 
+def start_evidently_ui(workspace: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """``evidently ui`` (``make monitor-ui``) on ``workspace`` at a free port, once it answers:
+    the process and its URL."""
+    from tasks.core.runtime.processes import tool_env
+
+    port = free_port()
+    evidently = Path(sys.executable).with_name("evidently")
+    command = [str(evidently), "ui", "--workspace", str(workspace)]
+    ui = spawn([*command, "--host", "127.0.0.1", "--port", str(port)], log, tool_env({}))
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: httpx.get(url).status_code == 200, 60, "evidently ui", ui, log, 0.5)
+    except BaseException:
+        stop(ui)
+        raise
+    return ui, url
+
+
 def chromium_or_skip(reason: str = "") -> None:
     """Skip the calling test when Chromium is missing (fail instead under CI)."""
     import pytest

@@ -171,7 +171,7 @@ def test_the_training_flow_runs_on_a_remote_dask_cluster_with_s3_storage_and_dvc
     remote_auc, local_auc = (
         json.loads((p / PATHS.metrics_json).read_text())["test"]["roc_auc"] for p in (root, local)
     )
-    # xgboost.dask splits the histogram work across workers: within noise (README, "Scale out")
+    # xgboost.dask splits the histogram work across workers: within noise (docs/scale-out.md)
     assert abs(remote_auc - local_auc) < 0.02, (remote_auc, local_auc)
 
     # a teammate's clone restores the run from the S3 remote

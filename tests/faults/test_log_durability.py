@@ -1,7 +1,7 @@
 """The prediction log under SIGTERM and SIGKILL of ``make serve``'s two-worker server.
 
 SIGTERM: every prediction the API answered is in the store (SQL rows and input segments).
-SIGKILL of every process: nothing answered more than one flush interval (0.25 s; the README
+SIGKILL of every process: nothing answered more than one flush interval (0.25 s; docs/guarantees.md
 promises at most 1 s) before the kill is lost, and what was flushed is readable.
 """
 

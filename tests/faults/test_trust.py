@@ -1,7 +1,7 @@
 """Trust boundaries: who may change what, no 5xx for any input, no prediction lost silently.
 
 Each test drives the API (or the store, or batch scoring) as an outside tester would, with
-the input that broke a guarantee of the README's *Guarantees* table.
+the input that broke a guarantee of the table of docs/guarantees.md.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ from tests.service.parity import assert_same_answers, tricky_records
 pytestmark = pytest.mark.slow
 PII_KEY = "a-test-key-for-pseudonyms"
 
-# what each run must end in with the shipped defaults (README, "Your own data")
+# what each run must end in with the shipped defaults (docs/own-data.md)
 EXPECTED = {
     "telco": "champion",
     "caravan": "champion",

@@ -39,37 +39,16 @@ def panel_series(workspace: Path) -> dict[str, list[int]]:
 def drawn_in_chromium(workspace: Path, log: Path) -> dict[str, tuple[int, int]]:
     """{panel title: (legend entries, points)} as headless Chromium shows the dashboard of
     ``evidently ui`` (``make monitor-ui``) started natively on ``workspace``."""
-    import sys
     import time
 
-    import httpx
-
-    from devtools.services import chromium, free_port, spawn, stop, wait_for
-    from tasks.core.runtime.processes import tool_env
+    from devtools.services import chromium, start_evidently_ui, stop, wait_for
 
     ws = Workspace(str(workspace))
     project = ws.search_project(EVIDENTLY_PROJECT)[0]
     titles = [p.title for p in project.dashboard.model().panels]
-    port = free_port()
-    evidently = Path(sys.executable).with_name("evidently")
-    ui = spawn(
-        [
-            str(evidently),
-            "ui",
-            "--workspace",
-            str(workspace),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        log,
-        tool_env({}),
-    )
+    ui, url = start_evidently_ui(workspace, log)
     browser = None
     try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for(lambda: httpx.get(url).status_code == 200, 60, "evidently ui", ui, log, 0.5)
         browser = chromium("--window-size=1600,1400")
         browser.get(f"{url}/projects/{project.id}")
 

@@ -1,5 +1,5 @@
 """Prometheus scraping ``make serve``'s two workers with docker/prometheus.yml, run natively
-(Debian's ``prometheus``; .ci/run installs it): the README's two queries answer."""
+(Debian's ``prometheus``; .ci/run installs it): the two queries of docs/serving.md answer."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tasks.core.runtime.processes import tool_env
 from tests.conftest import served_copy
 
 pytestmark = pytest.mark.slow
-# the two queries the README ("Serve the model") shows
+# the two queries docs/serving.md ("Serve the model") shows
 RATE_BY_STATUS = 'sum by (status) (rate(churn_requests_total{endpoint="predict"}[1m]))'
 P99 = "histogram_quantile(0.99, sum by (le) (rate(churn_request_latency_seconds_bucket[1m])))"
 
