@@ -210,32 +210,22 @@ def render(params_yaml: Path = REPO / "params.yaml") -> str:
             "|---|---|---|---|---|",
         ]
         for key, sub, owner in rows(model, f"{section}."):
-            kind = type_name(sub.annotation)
-            limit = bounds(sub)
-            value = _lookup(shipped, key)
+            sections = _models_in(sub.annotation)
+            limit, default, value = bounds(sub), default_of(sub), _lookup(shipped, key)
             doc = comments.get(key, "")
             extra = in_code.get((owner.__name__, key.rsplit(".", 1)[-1].removesuffix("[]")), "")
             if extra and extra not in doc:
                 doc = f"{doc}; {extra}" if doc else extra
-            if kind == "section" or _models_in(sub.annotation):
-                doc = doc or inspect.cleandoc(_models_in(sub.annotation)[0].__doc__ or "")
-            lines.append(
-                "| "
-                + " | ".join(
-                    [
-                        f"`{key}`",
-                        _cell(kind + (f" ({limit})" if limit else "")),
-                        _cell(f"`{default_of(sub)}`" if default_of(sub) else ""),
-                        _cell(
-                            ""
-                            if value is _MISSING or _models_in(sub.annotation)
-                            else f"`{json.dumps(value, default=str)}`"
-                        ),
-                        _cell(doc),
-                    ]
-                )
-                + " |"
-            )
+            if sections:
+                doc = doc or inspect.cleandoc(sections[0].__doc__ or "")
+            cells = [
+                f"`{key}`",
+                type_name(sub.annotation) + (f" ({limit})" if limit else ""),
+                f"`{default}`" if default else "",
+                "" if value is _MISSING or sections else f"`{json.dumps(value, default=str)}`",
+                doc,
+            ]
+            lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
         lines.append("")
     return "\n".join(lines)
 

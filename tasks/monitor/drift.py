@@ -62,6 +62,13 @@ def sample_rows(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
     return frame.sample(limit, random_state=seed) if len(frame) > limit else frame
 
 
+def _near_constant(values: np.ndarray) -> bool:
+    """Non-empty and constant up to float noise."""
+    return bool(values.size) and bool(
+        np.ptp(values) <= 1e-9 * max(1.0, float(np.abs(values).max()))
+    )
+
+
 def prediction_noise_floor(reference: np.ndarray, n: int, cfg: MonitorParams) -> float | None:
     """The normed Wasserstein distance that sampling alone produces (a window of ``n`` rows).
 
@@ -107,28 +114,23 @@ def drift_check(
     # a (near-)constant column has no distribution to compare (and breaks histograms):
     # it drifts only if its constant value moves
     constant: dict[str, float] = {}
+    flat_now: list[str] = []  # constant in the window alone: compared, as exactly constant
     for c in list(numeric):
-        both = pd.concat([reference[c], current[c]]).dropna().to_numpy(dtype=float)
-        if both.size and np.ptp(both) <= 1e-9 * max(1.0, float(np.abs(both).max())):
+        ref_c = reference[c].dropna().to_numpy(dtype=float)
+        cur_c = current[c].dropna().to_numpy(dtype=float)
+        if _near_constant(np.concatenate([ref_c, cur_c])):
             numeric.remove(c)
             constant[c] = 0.0
-        elif both.size:
-            ref_c, cur_c = reference[c].dropna(), current[c].dropna()
-            if (
-                ref_c.size
-                and cur_c.size
-                and np.ptp(ref_c) <= 1e-9 * max(1.0, float(np.abs(ref_c).max()))
-            ):
-                numeric.remove(c)
-                constant[c] = 1.0  # constant in training, varies now: a drift by definition
+        elif ref_c.size and cur_c.size and _near_constant(ref_c):
+            numeric.remove(c)
+            constant[c] = 1.0  # constant in training, varies now: a drift by definition
+        elif _near_constant(cur_c):
+            flat_now.append(c)
     columns = [*numeric, *categorical, PREDICTION]
     ref = sample_rows(reference[columns], cfg.max_window_rows, cfg.random_state)
     cur = sample_rows(current[columns], cfg.max_window_rows, cfg.random_state + 1)
-    for frame in (ref, cur):  # a side constant up to float noise is constant (else its
-        for c in numeric:  # histogram of 10 bins over a 1e-16 range fails)
-            values = frame[c].dropna().to_numpy(dtype=float)
-            if values.size and np.ptp(values) <= 1e-9 * max(1.0, float(np.abs(values).max())):
-                frame[c] = frame[c].where(frame[c].isna(), float(np.median(values)))
+    for c in flat_now:  # float noise of 1e-16 would make a 10-bin histogram fail
+        cur[c] = cur[c].where(cur[c].isna(), float(cur[c].median()))
     for c in categorical:  # one category type on both sides, missing as its own value
         ref[c] = ref[c].astype("string").fillna("(missing)")
         cur[c] = cur[c].astype("string").fillna("(missing)")

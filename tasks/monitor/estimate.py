@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.config import CostMatrix
+from tasks.monitor.drift import sample_rows
 
 METHOD = "CBPE (NannyML), isotonic calibration on the reference sample"
 
@@ -176,9 +177,7 @@ def window_estimate(
             seed=seed,
         )
 
-    scores = window["score"]
-    if len(scores) > cfg.max_window_rows:
-        scores = scores.sample(cfg.max_window_rows, random_state=cfg.random_state)
+    scores = sample_rows(window[["score"]], cfg.max_window_rows, cfg.random_state)["score"]
     out.update(run(scores, cfg.random_state), evaluated=True, calibration_rows=calibration.rows)
     out["test_roc_auc"] = test_roc_auc
     out["reasons"] = estimate_reasons(out, test_roc_auc, cfg.max_estimated_roc_auc_drop)
