@@ -11,6 +11,8 @@
 4. Monitoring: a window of predictions the API itself logged (1M rows in the full run) read
    back, and the monitoring flow over it.
 5. The Dask engine (a local cluster of two workers) against local, plain script, same data.
+6. Scale (:mod:`benchmarks.scale`): every stage's own process at growing sizes (1M and 3M
+   rows by default, ``--scale-sizes`` for more): peak memory and wall time per stage.
 
 Results: ``benchmarks/results.json`` and ``benchmarks/results.md``. ``--quick`` runs all of
 it on small data (the CI smoke test); its figures are not the ones to quote.
@@ -33,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks import scale as scale_bench
 from benchmarks.measure import latency_summary, run_measured
 from demo.loop import records_of
 from devtools.project import SMALL, deep_merge, make_project, register_copy
@@ -397,6 +400,25 @@ def bench_dask(
     return out
 
 
+SCALE = {"train": {"n_trials": 3}, "evaluate": {"bootstrap_samples": 200}}
+"""The scale section measures how each stage grows with the rows, not the tuning budget: a
+few trials keep 10M rows within an hour (each trial's time is linear in the rows)."""
+
+
+def bench_scale(work: Path, env: dict[str, str], sizes: list[int], quick: bool) -> dict[str, Any]:
+    """Every stage's process, measured, on a fresh project at each of ``sizes``."""
+    runs = []
+    for rows in sizes:
+        params = deep_merge(overrides(rows, quick), SCALE)
+        root = project(work, f"scale-{rows}", params)
+        log(f"scale at ~{rows:,} rows: each stage in its own process")
+        stages = scale_bench.bench_size(root, env, work)
+        worst = max(stages, key=lambda s: stages[s]["peak_mb"])
+        log(f"  largest: {worst} {stages[worst]['peak_mb']:.0f} MB")
+        runs.append({"size": rows, "rows": rows_of(root), "stages": stages})
+    return scale_bench.summarise(runs)
+
+
 # --------------------------------------------------------------------------- report
 def markdown(results: dict[str, Any]) -> str:
     """The table the docs/performance.md quotes."""
@@ -411,7 +433,7 @@ def markdown(results: dict[str, Any]) -> str:
     def cpu(figures: dict[str, Any]) -> str:
         return f" (CPU {figures['cpu_s']:.0f} s)" if "cpu_s" in figures else ""
 
-    for t in results["training"]:
+    for t in results.get("training", []):
         target = (
             f"≤ {TARGETS['training_ratio_1m']}x"
             if t is results["training"][-1] and not results["quick"]
@@ -427,12 +449,13 @@ def markdown(results: dict[str, Any]) -> str:
             f"| training, {t['rows']:,} rows: peak memory | {t['flow']['peak_mb']:.0f} MB | "
             f"{t['plain']['peak_mb']:.0f} MB | {t['memory_ratio']:.2f}x | |"
         )
-    r = results.get("rerun", {"flow_s": math.nan, "dvc_repro_s": math.nan})
-    lines.append(
-        f"| re-run, nothing changed: flow | {r['flow_s']:.1f} s | | | < {TARGETS['rerun_s']:.0f} s "
-        "|"
-    )
-    lines.append(f"| re-run, nothing changed: `dvc repro` | {r['dvc_repro_s']:.1f} s | | | |")
+    if "rerun" in results:
+        r = results["rerun"]
+        lines.append(
+            f"| re-run, nothing changed: flow | {r['flow_s']:.1f} s | | | "
+            f"< {TARGETS['rerun_s']:.0f} s |"
+        )
+        lines.append(f"| re-run, nothing changed: `dvc repro` | {r['dvc_repro_s']:.1f} s | | | |")
     if "api" in results:
         a = results["api"]
         base = a["pandas_path"]
@@ -489,6 +512,8 @@ def markdown(results: dict[str, Any]) -> str:
             f"{d['local']['peak_mb']:.0f} MB | {d['wall_ratio']:.2f}x; test ROC-AUC "
             f"{d['roc_auc_difference']:+.4f} | for the record |"
         )
+    if results.get("scale"):
+        lines.extend(scale_bench.markdown(results["scale"]))
     return "\n".join(lines) + "\n"
 
 
@@ -510,6 +535,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--dask-rows", type=int, help="rows of the Dask comparison (default 100000)"
     )
     parser.add_argument(
+        "--scale-sizes",
+        type=int,
+        nargs="+",
+        help="sizes of the scale section in rows (default 1000000 3000000; 10000000 takes ~40 min)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=REPO / "benchmarks", help="where results.json/.md go"
     )
     parser.add_argument(
@@ -524,7 +555,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-SECTIONS = ("training", "rerun", "api", "monitoring", "dask")
+SECTIONS = ("training", "rerun", "api", "monitoring", "dask", "scale")
 
 
 def main(argv: list[str]) -> int:
@@ -533,6 +564,7 @@ def main(argv: list[str]) -> int:
     sizes = args.sizes or ([3000] if args.quick else [100_000, 1_000_000])
     monitoring_rows = args.monitoring_rows or (5000 if args.quick else 1_000_000)
     dask_rows = args.dask_rows or (3000 if args.quick else 100_000)
+    scale_sizes = args.scale_sizes or ([3000, 6000] if args.quick else [1_000_000, 3_000_000])
     sections = args.only or list(SECTIONS)
     if set(sections) & {"rerun", "api", "monitoring"} and "training" not in sections:
         print(
@@ -588,6 +620,8 @@ def main(argv: list[str]) -> int:
             results["dask"] = bench_dask(
                 work, env, dask_rows, args.quick, same[0] if same else None
             )
+        if "scale" in sections:
+            results["scale"] = bench_scale(work, env, scale_sizes, args.quick)
     finally:
         stop(server.proc)
         if args.work is None:
@@ -610,7 +644,7 @@ def sanity(results: dict[str, Any]) -> list[str]:
     Speed targets are reported, never checked here: they depend on the machine.
     """
     problems = []
-    for t in results["training"]:
+    for t in results.get("training", []):
         if abs(t["flow_test_roc_auc"] - t["plain_test_roc_auc"]) > 1e-9:
             problems.append(
                 f"the flow and the plain script trained different models at {t['rows']} rows "

@@ -12,8 +12,10 @@ rows. No statistical imputation: that is fitted on the training split, in the mo
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,19 +24,35 @@ import pandas as pd
 from tasks.core.config import Params, ProblemParams
 from tasks.core.data.eda import eda_html
 from tasks.core.data.schema import Standardised, dedupe, kinds_for, standardise
-from tasks.core.data.snapshots import current_snapshot
+from tasks.core.data.shuffle import Copies, keep_mask, shuffle
+from tasks.core.data.snapshots import Snapshot, current_snapshot
 from tasks.core.errors import StepError
-from tasks.core.io import write_json, write_parquet, write_text
+from tasks.core.io import (
+    PartWriter,
+    iter_parts,
+    parquet_parts,
+    write_json,
+    write_parquet,
+    write_parts,
+    write_text,
+)
 from tasks.core.paths import PATHS
 from tasks.core.quality.data_docs import DocsTarget
 from tasks.core.quality.suites import suite_path_for
 from tasks.core.quality.validation import (
+    UNIQUE,
     failures_message,
+    merge_profiles,
+    partition_counts,
+    profile,
+    propose_from_profile,
     propose_suite,
     read_suite_file,
     save_suite,
+    suite_groups,
     validate_frame,
     validate_partitioned,
+    validate_parts,
 )
 from tasks.core.runtime.compute import engine
 from tasks.core.step import run_step
@@ -88,15 +106,20 @@ def clean_frame(std: pd.DataFrame, problem: ProblemParams) -> tuple[pd.DataFrame
 def copies_finding(std: pd.DataFrame, id_column: str | None) -> str | None:
     """Rows that are exact copies of others, in plain words (None when there are none)."""
     copies = int(std.duplicated(keep="first").sum())
+    repeats = int(std.drop_duplicates()[id_column].duplicated().sum()) if id_column else 0
+    return copies_text(copies, repeats, len(std), id_column)
+
+
+def copies_text(copies: int, repeats: int, rows: int, id_column: str | None) -> str | None:
+    """:func:`copies_finding` from the counts."""
     if not copies:
         return None
-    share = copies / len(std)
+    share = copies / rows
     if id_column is None:
         return (
             f"{copies:,} rows ({share:.1%}) are identical to another row; with no id column they "
             "are kept, as different customers can share every value"
         )
-    repeats = int(std.drop_duplicates()[id_column].duplicated().sum())
     text = (
         f"{copies:,} rows ({share:.1%}) are exact copies of other rows (same '{id_column}', "
         "same values): an export that concatenated overlapping files? The clean step keeps one "
@@ -107,41 +130,63 @@ def copies_finding(std: pd.DataFrame, id_column: str | None) -> str | None:
     return text
 
 
+@dataclass
+class Suite:
+    """The source's suite (None until proposed) and the column kinds it reads with."""
+
+    rel: str
+    file: Path
+    proposed: bool
+    kinds: dict[str, str]
+    spec: dict[str, Any] | None = None
+
+
+def suite_for(root: Path, params: Params, sample: pd.DataFrame) -> Suite:
+    """The suite to validate with: the committed one (checked against ``sample``'s columns),
+    or the kinds to propose one with, inferred from ``sample``."""
+    rel = suite_path_for(params.clean, params.collect)
+    file = root / rel
+    if not file.exists():
+        return Suite(rel, file, True, kinds_for(sample, params.problem, params.clean))
+    spec = read_suite_file(file)
+    kinds = (spec.get("meta") or {}).get("column_kinds") or {}
+    if not kinds:
+        raise StepError(
+            STEP,
+            "suite",
+            f"{rel} has no meta.column_kinds; delete it to propose a new one",
+        )
+    check_schema(sample, kinds, rel)
+    return Suite(rel, file, False, kinds, spec)
+
+
+def standardise_kwargs(params: Params, kinds: dict[str, str]) -> dict[str, Any]:
+    """The arguments :func:`standardise` takes besides the data."""
+    cfg = params.clean
+    return {
+        "kinds": kinds,
+        "positive_label": params.problem.positive_label,
+        "date_formats": cfg.date_formats,
+        "aliases": cfg.category_aliases,
+        "unit_fixes": [f.model_dump() for f in cfg.unit_fixes],
+    }
+
+
 def main(root: Path, params: Params) -> None:
-    """Validate, clean and explore the current snapshot."""
+    """Validate, clean and explore the current snapshot (part by part if it has several)."""
     cfg, problem = params.clean, params.problem
     snapshot = current_snapshot(root / PATHS.raw_dir)
-    raw = snapshot.read()
-    suite_rel = suite_path_for(cfg, params.collect)
     docs = DocsTarget(
         root / PATHS.data_docs_dir, "raw", f"snapshot {snapshot.snapshot_id}", cfg.data_docs_runs
     )
-    suite_file = root / suite_rel
-    proposed = not suite_file.exists()
-    if proposed:
-        kinds = kinds_for(raw, problem, cfg)
-    else:
-        spec = read_suite_file(suite_file)
-        kinds = (spec.get("meta") or {}).get("column_kinds") or {}
-        if not kinds:
-            raise StepError(
-                STEP,
-                "suite",
-                f"{suite_rel} has no meta.column_kinds; delete it to propose a new one",
-            )
-        check_schema(raw, kinds, suite_rel)
+    if parquet_parts(snapshot.data_path) > 1:
+        return clean_in_parts(root, params, snapshot, docs)
+    raw = snapshot.read()
+    suite = suite_for(root, params, raw)
+    suite_rel, proposed, kinds, spec = suite.rel, suite.proposed, suite.kinds, suite.spec
     with engine(params.compute, root, STEP) as eng:
         std = Standardised.combine(
-            eng.map_partitions(
-                standardise,
-                raw,
-                "raw",
-                kinds=kinds,
-                positive_label=problem.positive_label,
-                date_formats=cfg.date_formats,
-                aliases=cfg.category_aliases,
-                unit_fixes=[f.model_dump() for f in cfg.unit_fixes],
-            )
+            eng.map_partitions(standardise, raw, "raw", **standardise_kwargs(params, kinds))
         )
         check_parsing(std, cfg.min_parse_share)
         finding = copies_finding(std.frame, problem.id_column)
@@ -154,41 +199,87 @@ def main(root: Path, params: Params) -> None:
                 Path(suite_rel).stem,
                 cfg.proposal.null_margin,
                 cfg.proposal.mostly,
-                {"snapshot_id": snapshot.snapshot_id, "source": snapshot.provenance.get("source")},
+                proposal_source(snapshot),
             )
-            save_suite(suite_file, spec)
-            log.warning(
-                "no suite for this source yet: proposed %s from snapshot %s - review it and commit "
-                "it",
-                suite_rel,
-                snapshot.snapshot_id,
-            )
+            save_proposal(suite, spec, snapshot)
         if eng.is_dask:
             results = validate_partitioned(eng, std.frame, spec, "raw", docs)
         else:
             results = validate_frame(std.frame, spec, "raw", docs)
+    check_results(results, suite_rel)
+    clean, counts = clean_frame(std.frame, problem)
+    facts = clean_facts(snapshot, suite, results, len(raw), counts, len(clean), std)
+    facts["positive_rate"] = round(float(clean[problem.target].mean()), 6)
+    write_parquet(root / PATHS.interim_clean, clean)
+    report(root, params, facts, counts, std.frame, kinds, {})
+
+
+def proposal_source(snapshot: Snapshot) -> dict[str, Any]:
+    """Where a proposed suite came from (stored in its ``meta``)."""
+    return {"snapshot_id": snapshot.snapshot_id, "source": snapshot.provenance.get("source")}
+
+
+def save_proposal(suite: Suite, spec: dict[str, Any], snapshot: Snapshot) -> None:
+    """Write a proposed suite where the source's suite belongs, and say so."""
+    save_suite(suite.file, spec)
+    log.warning(
+        "no suite for this source yet: proposed %s from snapshot %s - review it and commit it",
+        suite.rel,
+        snapshot.snapshot_id,
+    )
+
+
+def check_results(results: list[Any], suite_rel: str) -> None:
+    """Stop on any failed check, naming each with its observed value."""
     if not all(r.success for r in results):
         raise StepError(STEP, "data quality", failures_message(results, suite_rel))
     log.info("data quality: all %d checks of %s passed", len(results), suite_rel)
-    clean, counts = clean_frame(std.frame, problem)
-    facts: dict[str, Any] = {
+
+
+def clean_facts(
+    snapshot: Snapshot,
+    suite: Suite,
+    results: list[Any],
+    rows_in: int,
+    counts: dict[str, int],
+    rows_out: int,
+    std: Standardised,
+) -> dict[str, Any]:
+    """``reports/clean.json`` (the positive rate is added by the caller)."""
+    return {
         "snapshot_id": snapshot.snapshot_id,
-        "suite": suite_rel,
-        "suite_proposed_now": proposed,
+        "suite": suite.rel,
+        "suite_proposed_now": suite.proposed,
         "checks_passed": len(results),
-        "rows_in": int(len(raw)),
+        "rows_in": int(rows_in),
         **counts,
-        "rows_out": int(len(clean)),
+        "rows_out": int(rows_out),
         "unparsed_cells": {c: n for c, n in std.unparsed.items() if n},
         "unit_fixed_rows": std.unit_fixed,
-        "positive_rate": round(float(clean[problem.target].mean()), 6),
     }
-    write_parquet(root / PATHS.interim_clean, clean)
+
+
+def report(
+    root: Path,
+    params: Params,
+    facts: dict[str, Any],
+    counts: dict[str, int],
+    eda_frame: pd.DataFrame,
+    kinds: dict[str, str],
+    eda_extra: dict[str, Any],
+) -> None:
+    """Write ``reports/clean.json`` and the EDA report, and log the summary."""
+    problem = params.problem
     write_json(root / PATHS.clean_json, facts)
     write_text(
         root / PATHS.eda_html,
         eda_html(
-            std.frame, kinds, problem.target, problem.time_column, facts, f"EDA: {problem.name}"
+            eda_frame,
+            kinds,
+            problem.target,
+            problem.time_column,
+            {**facts, **eda_extra},
+            f"EDA: {problem.name}",
         ),
     )
     log.info(
@@ -199,6 +290,108 @@ def main(root: Path, params: Params) -> None:
         PATHS.eda_html,
         PATHS.data_docs_dir,
     )
+
+
+EDA_ROWS = 200_000
+"""The EDA report of a snapshot read in parts draws its figures from about this many rows
+(an even share of every part); its summary numbers are of all rows."""
+
+
+def clean_in_parts(root: Path, params: Params, snapshot: Snapshot, docs: DocsTarget) -> None:
+    """:func:`main` for a snapshot of several parts, holding one part (or bucket) at a time.
+
+    1. Each raw part is standardised and written to a temporary file, and its rows are
+       shuffled to buckets by id (:mod:`tasks.core.data.shuffle`).
+    2. Each bucket gives its exact copies, id repeats and id uniqueness counts (GX on the
+       bucket); a proposed suite is made from the parts' profiles and those counts.
+    3. The suite is checked part by part (:func:`validate_parts`).
+    4. The cleaned parts are written, in the snapshot's order, with the same rows the
+       whole-frame path keeps.
+    """
+    problem, cfg = params.problem, params.clean
+    suite = suite_for(root, params, next(iter_parts(snapshot.data_path)))
+    kinds, id_column, target = suite.kinds, problem.id_column, problem.target
+    total = int(snapshot.provenance["rows"])
+    buckets = max(1, -(-total // params.compute.partition_rows))
+    every = max(1, -(-total // EDA_ROWS))
+    out_path = root / PATHS.interim_clean
+    folder = out_path.parent
+    counters, sample, facts_profile = [], [], None
+    with engine(params.compute, root, STEP) as eng, shuffle(buckets, id_column, folder) as sh:
+        std_path = sh.folder / "standardised.parquet"
+        writer = PartWriter(std_path)
+        for k, raw in enumerate(snapshot.parts()):
+            std = Standardised.combine(
+                eng.map_partitions(standardise, raw, "raw", **standardise_kwargs(params, kinds))
+            )
+            writer.write(std.frame)
+            sh.add(std.frame)
+            if suite.proposed:
+                part_profile = profile(std.frame, kinds)
+                facts_profile = (
+                    part_profile
+                    if facts_profile is None
+                    else merge_profiles(facts_profile, part_profile)
+                )
+            sample.append(std.frame.iloc[::every])
+            counters.append(dataclasses.replace(std, frame=pd.DataFrame()))
+            log.info("standardised part %d (%d of %d rows)", k + 1, sh.rows, total)
+        writer.close()
+        totals = Standardised.totals(counters)
+        check_parsing(totals, cfg.min_parse_share)
+        copies, unique = Copies(), []
+        id_spec = {"expectations": [{"type": UNIQUE, "kwargs": {"column": id_column}}]}
+        for bucket in sh.buckets():
+            copies.add(bucket, id_column)
+            if id_column is not None:
+                for counts in eng.map_partitions(
+                    partition_counts, bucket[[id_column]], "ids", spec=id_spec
+                ):
+                    unique.append(counts[0])
+        finding = copies_text(copies.exact, copies.repeats, sh.rows, id_column)
+        if finding:
+            log.warning("%s", finding)
+        spec = suite.spec
+        if suite.proposed:
+            if id_column is not None and id_column in facts_profile:
+                facts_profile[id_column]["ids"] = copies.ids
+                facts_profile[id_column]["ids_in_repeated_groups"] = copies.ids_in_repeated_groups
+            spec = propose_from_profile(
+                facts_profile,
+                kinds,
+                Path(suite.rel).stem,
+                cfg.proposal.null_margin,
+                cfg.proposal.mostly,
+                proposal_source(snapshot),
+            )
+            save_proposal(suite, spec, snapshot)
+        positions = suite_groups(spec, id_column)["unique"]
+        results = validate_parts(eng, std_path, spec, "raw", docs, {i: unique for i in positions})
+        check_results(results, suite.rel)
+        dropped = copies.dropped()
+        rows_out = positives = unlabelled = start = 0
+        with write_parts(out_path) as out:
+            for part in iter_parts(std_path):
+                kept = part[keep_mask(dropped, start, len(part))]
+                start += len(part)
+                labelled = kept[kept[target].notna()].reset_index(drop=True)
+                labelled[target] = labelled[target].astype("int8")
+                out.write(labelled)
+                rows_out += len(labelled)
+                positives += int(labelled[target].sum())
+                unlabelled += len(kept) - len(labelled)
+            out.close()
+    counts = {
+        "duplicate_rows_removed": copies.exact if id_column is not None else 0,
+        "repeated_ids_removed": copies.repeats,
+        "unlabelled_rows_removed": unlabelled,
+    }
+    if id_column is None:
+        counts["identical_rows_kept"] = copies.exact
+    facts = clean_facts(snapshot, suite, results, sh.rows, counts, rows_out, totals)
+    facts["positive_rate"] = round(positives / rows_out, 6) if rows_out else float("nan")
+    eda = pd.concat(sample, ignore_index=True)
+    report(root, params, facts, counts, eda, kinds, {"eda_sample_rows": len(eda)})
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,8 @@ import pandas as pd
 
 from tasks.core.config import CollectParams, Params
 from tasks.core.data.pii import PiiError, key_from_env, protect_frame
-from tasks.core.data.snapshots import set_current, write_snapshot
-from tasks.core.data.sources import Collected, collect_from_source
+from tasks.core.data.snapshots import set_current, write_snapshot_parts
+from tasks.core.data.sources import Collected, Part, collect_from_source
 from tasks.core.errors import StepError
 from tasks.core.paths import PATHS
 from tasks.core.step import code_version, run_step
@@ -27,8 +28,11 @@ log = logging.getLogger("churn.collect")
 STEP = "collect"
 
 
-def check_field_sizes(data: pd.DataFrame, max_chars: int) -> None:
-    """Refuse a batch with a text cell longer than ``max_chars`` (naming the column and row)."""
+def check_field_sizes(data: pd.DataFrame, max_chars: int, first_row: int = 0) -> None:
+    """Refuse a batch with a text cell longer than ``max_chars`` (naming the column and row).
+
+    ``first_row``: the position of ``data``'s first row in the whole batch (for a part).
+    """
     for column in data.columns:
         values = data[column]
         if not (pd.api.types.is_string_dtype(values) or values.dtype == object):
@@ -39,8 +43,8 @@ def check_field_sizes(data: pd.DataFrame, max_chars: int) -> None:
             raise StepError(
                 STEP,
                 "field size",
-                f"column '{column}', row {row + 1}: a field of {int(lengths.max())} characters, "
-                "above "
+                f"column '{column}', row {first_row + row + 1}: a field of {int(lengths.max())} "
+                "characters, above "
                 f"collect.max_field_chars={max_chars}. A broken export (an unclosed quote swallows "
                 "the "
                 "rest of the file) often does this; fix the source, or raise the limit if such "
@@ -68,6 +72,11 @@ def check_batch(data: pd.DataFrame, id_column: str | None, target: str) -> None:
     """
     if data.empty:
         raise StepError(STEP, "empty batch", "the source returned no rows for this window")
+    check_columns(data, id_column, target)
+
+
+def check_columns(data: pd.DataFrame, id_column: str | None, target: str) -> None:
+    """Refuse a batch without the id or the target column."""
     missing = [c for c in (id_column, target) if c is not None and c not in data.columns]
     if missing:
         shown = ", ".join(map(str, data.columns[:12]))
@@ -89,34 +98,61 @@ def provenance_of(collected: Collected, params: CollectParams, version: str) -> 
     }
 
 
+def checked_parts(
+    collected: Collected, params: Params, provenance: dict[str, Any]
+) -> Iterator[Part]:
+    """The batch's parts, each checked and with its personal data protected.
+
+    Records what was protected in ``provenance["pii"]`` (from the first part: every part
+    has the same columns). Raises on the first bad part, and after the last one if the
+    batch held no rows, so a bad batch never becomes a snapshot.
+    """
+    cfg, problem = params.collect, params.problem
+    key = key_from_env(cfg.pii_key_env)
+    rows = 0
+    for k, (data, oracle) in enumerate(collected.read_parts()):
+        if k == 0:
+            check_columns(data, problem.id_column, problem.target)
+        check_field_sizes(data, cfg.max_field_chars, rows)
+        try:
+            protected, pii = protect_frame(data, cfg.pii, key, cfg.pii_key_env)
+        except PiiError as exc:
+            raise StepError(STEP, "personal data", str(exc)) from None
+        if k == 0:
+            provenance["pii"] = pii
+            if pii["missing"]:
+                log.warning("collect.pii names column(s) not in this batch: %s", pii["missing"])
+            if pii["columns"]:
+                log.info(
+                    "personal data: %s", ", ".join(f"{c} {a}" for c, a in pii["columns"].items())
+                )
+        rows += len(protected)
+        if k and k % 10 == 0:
+            log.info("collected %d parts, %d rows so far", k, rows)
+        yield protected, oracle
+    if rows == 0:
+        raise StepError(STEP, "empty batch", "the source returned no rows for this window")
+
+
 def main(root: Path, params: Params) -> None:
-    """Collect one batch and store it as a snapshot."""
+    """Collect one batch, part by part, and store it as a snapshot."""
     cfg = params.collect
     log.info("reading from source '%s'", cfg.source)
-    collected = collect_from_source(cfg, root)
-    check_batch(collected.data, params.problem.id_column, params.problem.target)
-    check_field_sizes(collected.data, params.collect.max_field_chars)
-    try:
-        data, pii = protect_frame(
-            collected.data, cfg.pii, key_from_env(cfg.pii_key_env), cfg.pii_key_env
-        )
-    except PiiError as exc:
-        raise StepError(STEP, "personal data", str(exc)) from None
-    if pii["missing"]:
-        log.warning("collect.pii names column(s) not in this batch: %s", pii["missing"])
-    if pii["columns"]:
-        log.info("personal data: %s", ", ".join(f"{c} {a}" for c, a in pii["columns"].items()))
+    collected = collect_from_source(cfg, root, params.compute.partition_rows)
     raw_dir = root / PATHS.raw_dir
-    provenance = {**provenance_of(collected, cfg, code_version(root)), "pii": pii}
-    snapshot, created = write_snapshot(raw_dir, data, provenance, collected.oracle)
+    provenance = provenance_of(collected, cfg, code_version(root))
+    snapshot, created = write_snapshot_parts(
+        raw_dir, checked_parts(collected, params, provenance), provenance
+    )
     set_current(raw_dir, snapshot)
     verb = "stored new" if created else "reusing identical"
     log.info(
-        "%s snapshot %s: %d rows x %d columns (sha256 %s...)",
+        "%s snapshot %s: %d rows x %d columns in %d parts (sha256 %s...)",
         verb,
         snapshot.snapshot_id,
         snapshot.provenance["rows"],
         snapshot.provenance["columns"],
+        snapshot.provenance.get("parts", 1),
         snapshot.provenance["content_sha256"][:12],
     )
 

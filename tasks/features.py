@@ -18,7 +18,7 @@ import pandas as pd
 
 from tasks.core.config import Params, ProblemParams
 from tasks.core.data.features import Feature, feature_list, features_only
-from tasks.core.io import write_parquet, write_text
+from tasks.core.io import iter_parts, write_parts, write_text
 from tasks.core.paths import PATHS
 from tasks.core.runtime.compute import engine
 from tasks.core.step import run_step
@@ -29,18 +29,27 @@ STEP = "features"
 
 def features_table(frame: pd.DataFrame, engineered: list[Feature], problem: ProblemParams) -> str:
     """``reports/features.md``: every model input with its kind and description."""
+    missing = {c: float(frame[c].isna().mean()) for c in frame.columns}
+    return features_table_of(frame.head(0), missing, engineered, problem)
+
+
+def features_table_of(
+    empty: pd.DataFrame,
+    missing: dict[str, float],
+    engineered: list[Feature],
+    problem: ProblemParams,
+) -> str:
+    """:func:`features_table` from the columns (``empty``: no rows) and their missing shares."""
     made = {f.name: f for f in engineered}
     skip = {problem.id_column, problem.target, problem.time_column}
     rows = []
-    for column in frame.columns:
+    for column in empty.columns:
         if column in skip:
             continue
-        kind = "numeric" if pd.api.types.is_numeric_dtype(frame[column]) else "categorical"
+        kind = "numeric" if pd.api.types.is_numeric_dtype(empty[column]) else "categorical"
         text = made[column].description if column in made else "as collected (cleaned)"
         origin = "engineered" if column in made else "input"
-        rows.append(
-            f"| `{column}` | {origin} | {kind} | {frame[column].isna().mean():.1%} | {text} |"
-        )
+        rows.append(f"| `{column}` | {origin} | {kind} | {missing[column]:.1%} | {text} |")
     return (
         "# Features\n\nModel inputs after step 5. Row-wise only: anything fitted happens in the "
         "model "
@@ -56,20 +65,34 @@ def never_features(params: Params) -> list[str]:
 
 
 def main(root: Path, params: Params) -> None:
-    """Engineer features on the cleaned data (per partition on the Dask engine)."""
-    frame = pd.read_parquet(root / PATHS.interim_clean)
+    """Engineer features on the cleaned data, part by part (on the Dask engine, each part
+    spread over the workers)."""
     drop = [*params.features.drop_columns, *never_features(params)]
-    with engine(params.compute, root, STEP) as eng:
-        parts = eng.map_partitions(features_only, frame, "clean", problem=params.problem, drop=drop)
-    out = pd.concat(parts) if len(parts) > 1 else parts[0]
-    engineered = feature_list(frame, params.problem)
-    write_parquet(root / PATHS.features_table, out)
-    write_text(root / PATHS.features_md, features_table(out, engineered, params.problem))
+    engineered, empty, rows = None, None, 0
+    nulls: pd.Series | None = None
+    with engine(params.compute, root, STEP) as eng, write_parts(root / PATHS.features_table) as out:
+        for frame in iter_parts(root / PATHS.interim_clean):
+            if engineered is None:
+                engineered = feature_list(frame, params.problem)
+            for part in eng.map_partitions(
+                features_only, frame, "clean", problem=params.problem, drop=drop
+            ):
+                out.write(part)
+                rows += len(part)
+                counted = part.isna().sum()
+                nulls = counted if nulls is None else nulls + counted
+                if empty is None:
+                    empty = part.head(0)
+        out.close()
+    missing = {c: float(nulls[c] / rows) if rows else float("nan") for c in empty.columns}
+    write_text(
+        root / PATHS.features_md, features_table_of(empty, missing, engineered, params.problem)
+    )
     log.info(
         "%d engineered features (%s); %d columns in %s",
         len(engineered),
         ", ".join(f.name for f in engineered),
-        out.shape[1],
+        empty.shape[1],
         PATHS.features_table,
     )
 

@@ -4,6 +4,9 @@ Every file a step writes goes through :func:`atomic_path`: it is written to a hi
 temporary file in the same folder, flushed to disk, then renamed over the target in one
 step. A run killed half-way leaves at most a ``.tmp-*`` file behind, never a truncated
 output under the real name.
+
+Data too large for one frame is written part by part (:func:`write_parts`: each part one
+row group of the same Parquet file) and read back part by part (:func:`iter_parts`).
 """
 
 from __future__ import annotations
@@ -117,3 +120,108 @@ def frame_sha256(frame: pd.DataFrame) -> str:
 
     digest.update(pd.util.hash_pandas_object(frame, index=False).values.tobytes())
     return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------- partitioned
+class PartWriter:
+    """Writes frames, one after another, as the row groups of one Parquet file.
+
+    Each :meth:`write` adds one row group, so the file is a partitioned dataset that a
+    reader takes one part at a time (:func:`iter_parts`; dask's ``read_parquet`` with
+    ``split_row_groups``), and the writer never holds more than the part it is given. The
+    first part fixes the schema; later parts are cast to it. Used inside
+    :func:`atomic_path`, so an error half-way leaves no file under the target name.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.rows = 0
+        self.parts = 0
+        self._writer: Any = None
+        self._schema: Any = None
+
+    def write(self, frame: pd.DataFrame) -> None:
+        """Append ``frame`` (no index column) as the next row group."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if self._writer is None:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            self._schema = table.schema
+            self._writer = pq.ParquetWriter(self.path, self._schema)
+        else:
+            try:
+                table = pa.Table.from_pandas(frame, schema=self._schema, preserve_index=False)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
+                raise ValueError(
+                    f"part {self.parts + 1} of {self.path.name} does not match the first part's "
+                    f"column types: {exc}"
+                ) from None
+        self._writer.write_table(table, row_group_size=max(1, len(frame)))
+        self.rows += len(frame)
+        self.parts += 1
+
+    def close(self, empty: pd.DataFrame | None = None) -> None:
+        """Finish the file; with no part written, write ``empty`` (the columns, no rows)."""
+        if self._writer is None:
+            if empty is None:
+                raise ValueError(f"{self.path.name}: no part was written")
+            empty.to_parquet(self.path, index=False)
+            return
+        self._writer.close()
+
+
+@contextlib.contextmanager
+def write_parts(target: Path | str) -> Iterator[PartWriter]:
+    """An atomic :class:`PartWriter` for ``target``: the file appears complete or not at all.
+
+    The caller calls ``close()`` (passing an empty frame if it may have written nothing);
+    on an exception nothing is renamed and any earlier ``target`` is kept.
+    """
+    with atomic_path(target) as tmp:
+        writer = PartWriter(tmp)
+        try:
+            yield writer
+        finally:
+            if writer._writer is not None and writer._writer.is_open:
+                writer._writer.close()
+
+
+def parquet_parts(path: Path | str) -> int:
+    """How many parts (row groups) a Parquet file holds."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).num_row_groups
+
+
+def iter_parts(
+    path: Path | str, columns: list[str] | None = None, row_offset: bool = False
+) -> Iterator[pd.DataFrame]:
+    """The frame in ``path``, one part (row group) at a time, with pandas' dtypes restored.
+
+    Parameters
+    ----------
+    path : Path or str
+    columns : list of str, optional
+        Read only these.
+    row_offset : bool
+        Number each part's index by its rows' position in the whole file (default: each
+        part starts at 0, as a frame read on its own does).
+    """
+    import pyarrow.parquet as pq
+
+    handle = pq.ParquetFile(path)
+    start = 0
+    for k in range(handle.num_row_groups):
+        part = handle.read_row_group(k, columns=columns).to_pandas()
+        if row_offset:
+            part.index = part.index + start
+        start += len(part)
+        yield part
+
+
+def read_columns(path: Path | str, columns: list[str]) -> pd.DataFrame:
+    """Only ``columns`` of a Parquet file (what a stage that needs a few columns reads)."""
+    import pandas as pd
+
+    return pd.read_parquet(path, columns=columns)

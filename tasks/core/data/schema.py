@@ -154,7 +154,14 @@ class Standardised:
         """One result from the results of consecutive partitions (the Dask engine's)."""
         if len(parts) == 1:
             return parts[0]
-        out = cls(frame=pd.concat([p.frame for p in parts]))
+        return cls.totals(parts, pd.concat([p.frame for p in parts]))
+
+    @classmethod
+    def totals(
+        cls, parts: list["Standardised"], frame: pd.DataFrame | None = None
+    ) -> "Standardised":
+        """The counts of consecutive partitions added up (with ``frame``, or an empty one)."""
+        out = cls(frame=pd.DataFrame() if frame is None else frame)
         for part in parts:
             for name in ("unparsed", "unit_fixed", "present"):
                 total = getattr(out, name)

@@ -1,12 +1,18 @@
 """Data sources: the built-in simulator, CSV, Parquet and SQL.
 
 Each reader returns the data as the source delivers it (CSV cells stay text, so cleaning
-sees exactly what was exported) plus, for the simulator, the oracle probabilities.
+sees exactly what was exported) plus, for the simulator, the oracle probabilities. The
+batch comes as consecutive parts of at most about ``compute.partition_rows`` rows, so a
+batch larger than memory is never held at once: the simulator makes a part from a run of
+days, CSV files are read in chunks and Parquet files by row batches. (A SQL query's result
+is read whole, then cut into parts.)
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,20 +20,75 @@ from typing import Any
 import pandas as pd
 
 from tasks.core.config import CollectParams
-from tasks.core.data.simulator import simulate
+from tasks.core.data.simulator import simulate_day
 from tasks.core.errors import StepError
 
 STEP = "collect"
 
 
+Part = tuple[pd.DataFrame, "pd.DataFrame | None"]
+"""One part of a batch: its rows as delivered, and the simulator's oracle for them (or None)."""
+
+
 @dataclass(frozen=True)
 class Collected:
-    """A batch read from a source, with what is needed to record its provenance."""
+    """A batch read from a source, with what is needed to record its provenance.
 
-    data: pd.DataFrame
+    ``read_parts()`` reads the batch (again, on each call) as consecutive parts;
+    ``data`` and ``oracle`` put them together in memory, for small batches and tests.
+    """
+
+    read_parts: Callable[[], Iterator[Part]]
     source: dict[str, Any]
-    oracle: pd.DataFrame | None = None
     window: dict[str, str] | None = field(default=None)
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The whole batch as one frame."""
+        return pd.concat([d for d, _ in self.read_parts()], ignore_index=True)
+
+    @property
+    def oracle(self) -> pd.DataFrame | None:
+        """The whole batch's oracle, or None."""
+        parts = [o for _, o in self.read_parts() if o is not None]
+        return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def sliced(frame: pd.DataFrame, rows: int) -> Iterator[Part]:
+    """A frame read whole, as consecutive parts of ``rows`` rows (at least one part)."""
+    for start in range(0, max(len(frame), 1), rows):
+        yield frame.iloc[start : start + rows].reset_index(drop=True), None
+
+
+def simulated_parts(params: CollectParams, rows: int) -> Iterator[Part]:
+    """The simulator's window as parts of whole days, about ``rows`` rows each.
+
+    Each day depends only on the seed and the date, so the parts put together are the
+    same rows, in the same order, as the whole window simulated at once.
+    """
+    sim, window = params.simulator, params.window
+    if window.end < window.start:
+        raise ValueError(f"window end {window.end} is before start {window.start}")
+    n_days = (window.end - window.start).days + 1
+    days = [window.start + dt.timedelta(days=k) for k in range(n_days)]
+    per_part = max(1, rows // max(sim.customers_per_day, 1))
+    for at in range(0, len(days), per_part):
+        batches = [
+            simulate_day(
+                d,
+                sim.customers_per_day,
+                sim.seed,
+                sim.drift.kind,
+                sim.drift.start,
+                sim.drift.strength,
+            )
+            for d in days[at : at + per_part]
+        ]
+        data = pd.concat([b.data for b in batches], ignore_index=True)
+        for column in data.columns:
+            if data[column].dtype == object:
+                data[column] = data[column].astype("string")
+        yield data, pd.concat([b.oracle for b in batches], ignore_index=True)
 
 
 def safe_source_path(path: str, root: Path, params: CollectParams) -> Path:
@@ -92,18 +153,35 @@ def check_no_nul(path: Path) -> None:
             offset += len(chunk)
 
 
-def read_csv(path: Path, params: CollectParams) -> pd.DataFrame:
+def read_csv(path: Path, params: CollectParams, rows: int | None = None) -> pd.DataFrame:
     """Read a CSV keeping every cell as text, exactly as exported (blank cells stay blank)."""
+    parts = [d for d, _ in csv_parts(path, params, rows or 1 << 62)]
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+
+def csv_parts(path: Path, params: CollectParams, rows: int) -> Iterator[Part]:
+    """A CSV file in chunks of ``rows`` rows, every cell text (see :func:`read_csv`)."""
     check_no_nul(path)
+    n_columns = 0
     try:
-        frame = pd.read_csv(
+        reader = pd.read_csv(
             path,
             sep=params.csv.sep,
             encoding=params.csv.encoding,
             dtype=str,
             keep_default_na=False,
             na_values=[""],
+            chunksize=rows,
         )
+        with reader:
+            for k, frame in enumerate(reader):
+                if k == 0:
+                    check_last_line(path, params, len(frame.columns))
+                n_columns = len(frame.columns)
+                frame = frame.astype("string").reset_index(drop=True)
+                if params.csv.decimal == ",":
+                    frame = frame.apply(decimal_comma)
+                yield frame, None
     except UnicodeDecodeError as exc:
         raise StepError(
             STEP,
@@ -113,11 +191,9 @@ def read_csv(path: Path, params: CollectParams) -> pd.DataFrame:
         ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
         raise StepError(STEP, "parse", f"{path.name} could not be read as CSV: {exc}") from None
-    check_last_line(path, params, len(frame.columns))
-    frame = frame.astype("string")
-    if params.csv.decimal == ",":
-        frame = frame.apply(decimal_comma)
-    return frame
+    if not n_columns:  # a header and no rows: no chunk at all
+        header = pd.read_csv(path, sep=params.csv.sep, encoding=params.csv.encoding, nrows=0)
+        yield header.astype("string"), None
 
 
 _COMMA_NUMBER = r"^\s*[+-]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$"
@@ -159,9 +235,23 @@ def check_last_line(path: Path, params: CollectParams, n_columns: int) -> None:
 
 def read_parquet(path: Path) -> pd.DataFrame:
     """Read a Parquet file."""
+    return pd.concat([d for d, _ in parquet_parts(path, 1 << 30)], ignore_index=True)
+
+
+def parquet_parts(path: Path, rows: int) -> Iterator[Part]:
+    """A Parquet file in batches of at most ``rows`` rows (pandas' dtypes restored)."""
+    import pyarrow.parquet as pq
+
     try:
-        return pd.read_parquet(path)
+        handle = pq.ParquetFile(path)
+        if handle.metadata.num_rows == 0:
+            yield handle.schema_arrow.empty_table().to_pandas(), None
+            return
+        for batch in handle.iter_batches(batch_size=rows):
+            yield batch.to_pandas(), None
     except Exception as exc:  # pyarrow raises several unrelated types for a bad file
+        if isinstance(exc, StepError):
+            raise
         raise StepError(STEP, "parse", f"{path.name} could not be read as Parquet: {exc}") from None
 
 
@@ -200,14 +290,16 @@ def read_sql(params: CollectParams) -> pd.DataFrame:
         engine.dispose()
 
 
-def collect_from_source(params: CollectParams, root: Path) -> Collected:
-    """Read one batch from the configured source.
+def collect_from_source(params: CollectParams, root: Path, rows: int = 250_000) -> Collected:
+    """Read one batch from the configured source, in parts of about ``rows`` rows.
 
     Parameters
     ----------
     params : CollectParams
     root : Path
         Project root (file paths are relative to it).
+    rows : int
+        Rows per part (``compute.partition_rows``).
 
     Returns
     -------
@@ -217,21 +309,13 @@ def collect_from_source(params: CollectParams, root: Path) -> Collected:
     if params.window is not None:
         window = {"start": params.window.start.isoformat(), "end": params.window.end.isoformat()}
     if params.source == "simulator":
-        sim = params.simulator
-        batch = simulate(
-            params.window.start,
-            params.window.end,
-            sim.customers_per_day,
-            sim.seed,
-            sim.drift.kind,
-            sim.drift.start,
-            sim.drift.strength,
-        )
-        source = {"kind": "simulator", **sim.model_dump(mode="json")}
-        return Collected(batch.data, source, batch.oracle, window)
+        source = {"kind": "simulator", **params.simulator.model_dump(mode="json")}
+        return Collected(lambda: simulated_parts(params, rows), source, window)
     if params.source == "sql":
         source = {"kind": "sql", "url_env": params.sql.url_env, "query": params.sql.query}
-        return Collected(read_sql(params), source, None, window)
+        return Collected(lambda: sliced(read_sql(params), rows), source, window)
     path = safe_source_path(params.path or "", root, params)
-    frame = read_csv(path, params) if params.source == "csv" else read_parquet(path)
-    return Collected(frame, {"kind": params.source, "path": params.path}, None, None)
+    source = {"kind": params.source, "path": params.path}
+    if params.source == "csv":
+        return Collected(lambda: csv_parts(path, params, rows), source, None)
+    return Collected(lambda: parquet_parts(path, rows), source, None)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from tasks.core.env import telemetry_off
 from tasks.core.errors import StepError
-from tasks.core.io import write_json
+from tasks.core.io import iter_parts, write_json
 from tasks.core.quality.data_docs import DocsTarget, publish
 
 log = logging.getLogger("churn.validation")
@@ -292,6 +292,97 @@ def validate_partitioned(
     return [out[i] for i in range(len(expectations))]
 
 
+SCHEMA_LEVEL = frozenset(
+    {
+        "expect_column_to_exist",
+        "expect_table_columns_to_match_ordered_list",
+        "expect_table_columns_to_match_set",
+        "expect_table_column_count_to_equal",
+        "expect_table_column_count_to_be_between",
+    }
+)
+"""Expectations on the columns alone: every part has the same, so one part answers them."""
+
+UNIQUE = "expect_column_values_to_be_unique"
+
+
+def suite_groups(spec: dict[str, Any], unique_column: str | None = None) -> dict[str, list[int]]:
+    """The positions of ``spec``'s expectations by how data read in parts answers them.
+
+    ``rows``: row-level (counts add up over parts); ``schema``: on the columns alone;
+    ``unique``: uniqueness of ``unique_column`` (counted on the buckets of a shuffle on it);
+    ``columns``: the rest, run on the whole of the columns they name.
+    """
+    groups: dict[str, list[int]] = {"rows": [], "schema": [], "unique": [], "columns": []}
+    for i, e in enumerate(spec["expectations"]):
+        if e["type"] in ROW_LEVEL and not _has_parameters(e):
+            groups["rows"].append(i)
+        elif e["type"] in SCHEMA_LEVEL:
+            groups["schema"].append(i)
+        elif (
+            e["type"] == UNIQUE
+            and unique_column is not None
+            and e.get("kwargs", {}).get("column") == unique_column
+            and set(e["kwargs"]) <= {"column", "mostly"}
+        ):
+            groups["unique"].append(i)
+        else:
+            groups["columns"].append(i)
+    return groups
+
+
+def subsuite(spec: dict[str, Any], positions: list[int]) -> dict[str, Any]:
+    """``spec`` with only the expectations at ``positions``."""
+    return {**spec, "expectations": [spec["expectations"][i] for i in positions]}
+
+
+def validate_parts(
+    eng: Any,
+    path: Path,
+    spec: dict[str, Any],
+    name: str,
+    docs: DocsTarget | None,
+    unique_counts: dict[int, list[dict[str, Any]]],
+) -> list[CheckResult]:
+    """:func:`validate_frame` on a Parquet file read part by part, with the same outcome.
+
+    Great Expectations runs every check: the row-level ones on each part (their counts
+    added up and judged against ``mostly`` over all rows, :func:`combine_counts`), the
+    schema ones on the first part (this run builds the Data Docs page), id uniqueness on
+    each bucket of a shuffle on the id (``unique_counts``: per expectation position, the
+    buckets' counts; all rows of an id share a bucket, so the counts add up exactly), and
+    any other on the whole of the columns it names, read alone.
+    """
+    expectations = spec["expectations"]
+    groups = suite_groups(spec)
+    out: dict[int, CheckResult] = {}
+    first = None
+    per_part: list[list[dict[str, Any]]] = []
+    row_spec = subsuite(spec, groups["rows"])
+    for part in iter_parts(path):
+        if first is None:
+            first = part
+        if groups["rows"]:
+            per_part.extend(
+                eng.map_partitions(partition_counts, part, f"{name}-checks", spec=row_spec)
+            )
+    for k, i in enumerate(groups["rows"]):
+        out[i] = combine_counts(expectations[i], [part[k] for part in per_part])
+    schema = groups["schema"]
+    if schema:
+        results = validate_frame(first, subsuite(spec, schema), name, docs)
+        out.update(zip(schema, results, strict=True))
+    for i in groups["unique"]:
+        out[i] = combine_counts(expectations[i], unique_counts[i])
+    for i in groups["columns"]:
+        kwargs = expectations[i].get("kwargs", {})
+        named = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+        named += list(kwargs.get("column_list") or [])
+        frame = pd.read_parquet(path, columns=named or [str(first.columns[0])])
+        (out[i],) = validate_frame(frame, subsuite(spec, [i]), name)
+    return [out[i] for i in range(len(expectations))]
+
+
 def _has_parameters(expectation: dict[str, Any]) -> bool:
     return "$PARAMETER" in json.dumps(expectation.get("kwargs", {}))
 
@@ -302,6 +393,42 @@ def failures_message(results: list[CheckResult], suite_path: str) -> str:
     lines = [f"{len(failed)} of {len(results)} checks in {suite_path} failed:"]
     lines += [f"  - {r.expectation}({r.column or ''}): {r.observed}" for r in failed]
     return "\n".join(lines)
+
+
+def profile(frame: pd.DataFrame, kinds: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """What a suite proposal needs to know of each column; profiles of parts add up
+    (:func:`merge_profiles`), so a proposal from parts equals one from the whole frame."""
+    out: dict[str, dict[str, Any]] = {}
+    for column, kind in kinds.items():
+        values = frame[column]
+        present = values.dropna()
+        facts: dict[str, Any] = {"rows": len(values), "nulls": int(len(values) - len(present))}
+        if kind == "id":
+            facts["ids"] = len(present)
+            facts["ids_in_repeated_groups"] = int(present.duplicated(keep=False).sum())
+        elif kind == "numeric" and len(present):
+            facts["min"], facts["max"] = float(present.min()), float(present.max())
+        elif kind == "categorical":
+            facts["values"] = {str(v) for v in present.unique()}
+        out[column] = facts
+    return out
+
+
+def merge_profiles(a: dict[str, dict[str, Any]], b: dict[str, dict[str, Any]]) -> dict:
+    """The profile of two parts together (id counts of a part are set from the shuffle)."""
+    out = {}
+    for column, x in a.items():
+        y, m = b[column], {}
+        for key in ("rows", "nulls", "ids", "ids_in_repeated_groups"):
+            if key in x:
+                m[key] = x[key] + y.get(key, 0)
+        if "min" in x or "min" in y:
+            m["min"] = min(v["min"] for v in (x, y) if "min" in v)
+            m["max"] = max(v["max"] for v in (x, y) if "max" in v)
+        if "values" in x:
+            m["values"] = x["values"] | y["values"]
+        out[column] = m
+    return out
 
 
 def propose_suite(
@@ -316,22 +443,35 @@ def propose_suite(
 
     The kinds are stored in ``meta.column_kinds`` so later snapshots are read the same way.
     """
+    return propose_from_profile(profile(frame, kinds), kinds, name, null_margin, mostly, source)
+
+
+def propose_from_profile(
+    facts: dict[str, dict[str, Any]],
+    kinds: dict[str, str],
+    name: str,
+    null_margin: float,
+    mostly: float,
+    source: dict[str, Any],
+) -> dict[str, Any]:
+    """:func:`propose_suite` from a column :func:`profile` (of the whole data, or merged)."""
     expectations: list[dict[str, Any]] = []
 
     def add(kind: str, **kwargs: Any) -> None:
         expectations.append({"type": kind, "kwargs": kwargs})
 
     for column, kind in kinds.items():
-        values = frame[column]
+        f = facts[column]
         add("expect_column_to_exist", column=column)
-        null_share = float(values.isna().mean())
+        null_share = f["nulls"] / f["rows"] if f["rows"] else float("nan")
         ceiling = min(1.0, round(null_share + null_margin, 4)) if null_share > 0 else 0.0
         if ceiling < 1.0:
             add("expect_column_values_to_not_be_null", column=column, mostly=round(1 - ceiling, 4))
         if kind == "id":
             # GX counts every row of a repeated value as unexpected; the proposal allows what
             # this snapshot holds (the clean step reports and removes exact copies)
-            unique = 1.0 - float(values.dropna().duplicated(keep=False).mean() or 0.0)
+            repeated = f["ids_in_repeated_groups"] / f["ids"] if f["ids"] else 0.0
+            unique = 1.0 - float(repeated or 0.0)
             add(
                 "expect_column_values_to_be_unique",
                 column=column,
@@ -339,21 +479,19 @@ def propose_suite(
             )
         elif kind == "target":
             add("expect_column_values_to_be_in_set", column=column, value_set=[0.0, 1.0])
-        elif kind == "numeric" and values.notna().any():
-            low, high = float(values.min()), float(values.max())
+        elif kind == "numeric" and "min" in f:
             add(
                 "expect_column_values_to_be_between",
                 column=column,
-                min_value=low,
-                max_value=high,
+                min_value=f["min"],
+                max_value=f["max"],
                 mostly=mostly,
             )
         elif kind == "categorical":
-            value_set = sorted(str(v) for v in values.dropna().unique())
             add(
                 "expect_column_values_to_be_in_set",
                 column=column,
-                value_set=value_set,
+                value_set=sorted(f["values"]),
                 mostly=mostly,
             )
     return {

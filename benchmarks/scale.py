@@ -1,0 +1,98 @@
+"""The scale section of ``make bench``: every data stage's process, measured at growing sizes.
+
+For each size, a fresh project runs the training DAG's stages one by one, each as its own
+process (the ``cmd`` of its ``dvc.yaml`` stage, in the DAG's order), and each process's wall
+time and peak resident memory (the whole process tree, sampled every 0.1 s) are recorded.
+That is the figure that decides whether a size fits a machine: a stage process that holds the
+whole dataset grows with the rows; one that streams its partitions stays flat.
+
+The baseline is the smallest size: each stage's memory and time at a larger size are given as
+a ratio to it (flat memory is a ratio near 1; linear time is a ratio near the ratio of rows).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from benchmarks.measure import run_measured
+
+STAGE_LIMIT_MB = 4096
+"""The issue's bound on any stage process, at any size."""
+
+
+def stage_commands(root: Path) -> list[tuple[str, list[str]]]:
+    """``(stage, argv)`` for every ``dvc.yaml`` stage, in the file's (topological) order."""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    out = []
+    for name, stage in stages.items():
+        argv = shlex.split(stage["cmd"])
+        if argv[0] == "python":
+            argv[0] = sys.executable
+        out.append((name, argv))
+    return out
+
+
+def bench_size(root: Path, env: dict[str, str], logs: Path) -> dict[str, Any]:
+    """Run each stage of the project at ``root`` once, measured: ``{stage: figures}``."""
+    figures = {}
+    for name, argv in stage_commands(root):
+        figures[name] = run_measured(argv, root, env, logs / f"{root.name}-{name}.log")
+    return figures
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ratios to the smallest size, and whether every stage stayed under the bound."""
+    runs = sorted(runs, key=lambda r: r["rows"])
+    base = runs[0]
+    for run in runs:
+        run["rows_ratio"] = round(run["rows"] / base["rows"], 2)
+        run["memory_ratio"] = {
+            s: round(f["peak_mb"] / base["stages"][s]["peak_mb"], 2)
+            for s, f in run["stages"].items()
+        }
+        run["time_ratio"] = {
+            s: round(f["seconds"] / base["stages"][s]["seconds"], 2)
+            for s, f in run["stages"].items()
+        }
+        run["largest_stage_mb"] = max(f["peak_mb"] for f in run["stages"].values())
+        run["under_limit"] = run["largest_stage_mb"] <= STAGE_LIMIT_MB
+    return {"limit_mb": STAGE_LIMIT_MB, "runs": runs}
+
+
+def markdown(scale: dict[str, Any]) -> list[str]:
+    """Rows for results.md: one line per stage, sizes side by side."""
+    runs = scale["runs"]
+    head = " | ".join(f"{r['rows']:,} rows" for r in runs)
+    lines = [
+        "",
+        f"Scale: each stage's own process, peak memory / wall time (ratio to {runs[0]['rows']:,} "
+        f"rows; bound {scale['limit_mb']:,} MB per stage process).",
+        "",
+        f"| stage | {head} |",
+        "|---|" + "---|" * len(runs),
+    ]
+    for stage in runs[0]["stages"]:
+        cells = []
+        for r in runs:
+            f = r["stages"][stage]
+            ratio = (
+                f" ({r['memory_ratio'][stage]:.2f}x / {r['time_ratio'][stage]:.2f}x)"
+                if r is not runs[0]
+                else ""
+            )
+            cells.append(f"{f['peak_mb']:,.0f} MB / {f['seconds']:.1f} s{ratio}")
+        lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    lines.append(
+        "| largest stage | "
+        + " | ".join(
+            f"{r['largest_stage_mb']:,.0f} MB ({'under' if r['under_limit'] else 'OVER'} the bound)"
+            for r in runs
+        )
+        + " |"
+    )
+    return lines
