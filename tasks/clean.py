@@ -322,7 +322,9 @@ def clean_in_parts(root: Path, params: Params, snapshot: Snapshot, docs: DocsTar
         writer = PartWriter(std_path)
         for k, raw in enumerate(snapshot.parts()):
             std = Standardised.combine(
-                eng.map_partitions(standardise, raw, "raw", **standardise_kwargs(params, kinds))
+                eng.map_partitions(
+                    standardise, raw, f"raw-{k}", **standardise_kwargs(params, kinds)
+                )
             )
             writer.write(std.frame)
             sh.add(std.frame)
@@ -341,11 +343,11 @@ def clean_in_parts(root: Path, params: Params, snapshot: Snapshot, docs: DocsTar
         check_parsing(totals, cfg.min_parse_share)
         copies, unique = Copies(), []
         id_spec = {"expectations": [{"type": UNIQUE, "kwargs": {"column": id_column}}]}
-        for bucket in sh.buckets():
+        for b, bucket in enumerate(sh.buckets()):
             copies.add(bucket, id_column)
             if id_column is not None:
                 for counts in eng.map_partitions(
-                    partition_counts, bucket[[id_column]], "ids", spec=id_spec
+                    partition_counts, bucket[[id_column]], f"ids-{b}", spec=id_spec
                 ):
                     unique.append(counts[0])
         finding = copies_text(copies.exact, copies.repeats, sh.rows, id_column)

@@ -71,11 +71,11 @@ def main(root: Path, params: Params) -> None:
     engineered, empty, rows = None, None, 0
     nulls: pd.Series | None = None
     with engine(params.compute, root, STEP) as eng, write_parts(root / PATHS.features_table) as out:
-        for frame in iter_parts(root / PATHS.interim_clean):
+        for k, frame in enumerate(iter_parts(root / PATHS.interim_clean)):
             if engineered is None:
                 engineered = feature_list(frame, params.problem)
             for part in eng.map_partitions(
-                features_only, frame, "clean", problem=params.problem, drop=drop
+                features_only, frame, f"clean-{k}", problem=params.problem, drop=drop
             ):
                 out.write(part)
                 rows += len(part)

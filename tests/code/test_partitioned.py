@@ -90,3 +90,14 @@ def test_the_shuffle_finds_exactly_the_copies_and_repeats_dedupe_finds(tmp_path)
         for s in range(0, len(frame), 300)
     ).reset_index(drop=True)
     pd.testing.assert_frame_equal(ours, kept)
+
+
+def test_the_dask_engine_on_a_snapshot_in_parts_gives_the_local_outputs(tmp_path):
+    """Each part goes to the workers under its own scratch name (parts never mix)."""
+    roots = {}
+    for engine in ("local", "dask"):
+        overrides = {"compute": {"partition_rows": 1000, "engine": engine}}
+        roots[engine] = make_project(tmp_path / engine, overrides, profile=SMALL, commit=False)
+        run_stages(roots[engine], "collect", "clean", "features")
+    for rel in (PATHS.interim_clean, PATHS.features_table):
+        pd.testing.assert_frame_equal(*(pd.read_parquet(r / rel) for r in roots.values()))

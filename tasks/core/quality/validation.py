@@ -359,12 +359,12 @@ def validate_parts(
     first = None
     per_part: list[list[dict[str, Any]]] = []
     row_spec = subsuite(spec, groups["rows"])
-    for part in iter_parts(path):
+    for k, part in enumerate(iter_parts(path)):
         if first is None:
             first = part
         if groups["rows"]:
             per_part.extend(
-                eng.map_partitions(partition_counts, part, f"{name}-checks", spec=row_spec)
+                eng.map_partitions(partition_counts, part, f"{name}-checks-{k}", spec=row_spec)
             )
     for k, i in enumerate(groups["rows"]):
         out[i] = combine_counts(expectations[i], [part[k] for part in per_part])
