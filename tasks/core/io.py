@@ -161,30 +161,31 @@ class PartWriter:
         self.rows += len(frame)
         self.parts += 1
 
-    def close(self, empty: pd.DataFrame | None = None) -> None:
-        """Finish the file; with no part written, write ``empty`` (the columns, no rows)."""
+    def close(self) -> None:
+        """Finish the file (at least one part must have been written)."""
         if self._writer is None:
-            if empty is None:
-                raise ValueError(f"{self.path.name}: no part was written")
-            empty.to_parquet(self.path, index=False)
-            return
+            raise ValueError(f"{self.path.name}: no part was written")
         self._writer.close()
+
+    def release(self) -> None:
+        """Close the file handle if still open, whatever state the file is in (cleanup)."""
+        if self._writer is not None and self._writer.is_open:
+            self._writer.close()
 
 
 @contextlib.contextmanager
 def write_parts(target: Path | str) -> Iterator[PartWriter]:
     """An atomic :class:`PartWriter` for ``target``: the file appears complete or not at all.
 
-    The caller calls ``close()`` (passing an empty frame if it may have written nothing);
-    on an exception nothing is renamed and any earlier ``target`` is kept.
+    The caller calls ``close()`` after the last part; on an exception nothing is renamed
+    and any earlier ``target`` is kept.
     """
     with atomic_path(target) as tmp:
         writer = PartWriter(tmp)
         try:
             yield writer
         finally:
-            if writer._writer is not None and writer._writer.is_open:
-                writer._writer.close()
+            writer.release()
 
 
 def parquet_parts(path: Path | str) -> int:
@@ -218,10 +219,3 @@ def iter_parts(
             part.index = part.index + start
         start += len(part)
         yield part
-
-
-def read_columns(path: Path | str, columns: list[str]) -> pd.DataFrame:
-    """Only ``columns`` of a Parquet file (what a stage that needs a few columns reads)."""
-    import pandas as pd
-
-    return pd.read_parquet(path, columns=columns)

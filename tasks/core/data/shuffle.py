@@ -65,9 +65,13 @@ def shuffle(n: int, key: str | None, near: Path) -> Iterator[Shuffle]:
     """A :class:`Shuffle` of ``n`` buckets in a temporary folder beside ``near``, removed after."""
     near.mkdir(parents=True, exist_ok=True)
     folder = Path(tempfile.mkdtemp(prefix=".tmp-shuffle.", dir=near))
+    sh = None
     try:
-        yield Shuffle(folder, n, key)
+        sh = Shuffle(folder, n, key)
+        yield sh
     finally:
+        for writer in sh._writers if sh else []:
+            writer.release()
         shutil.rmtree(folder, ignore_errors=True)
 
 

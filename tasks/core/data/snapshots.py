@@ -164,10 +164,10 @@ def write_snapshot_parts(
     now = now or dt.datetime.now(dt.timezone.utc)
     raw_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=TMP_PREFIX + "snapshot.", dir=raw_dir))
+    writer = PartWriter(staging / DATA_FILE)
+    oracle_writer = PartWriter(staging / ORACLE_FILE)
+    content, first = _ContentHash(), None
     try:
-        content, writer, oracle_writer, first = _ContentHash(), None, None, None
-        writer = PartWriter(staging / DATA_FILE)
-        oracle_writer = PartWriter(staging / ORACLE_FILE)
         for data, oracle in parts:
             if first is None:
                 first = data
@@ -214,8 +214,7 @@ def write_snapshot_parts(
         os.rename(staging, target)  # atomic; fails rather than replace an existing folder
     finally:
         for w in (writer, oracle_writer):
-            if w is not None and w._writer is not None and w._writer.is_open:
-                w._writer.close()
+            w.release()
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     seal_snapshots(raw_dir)

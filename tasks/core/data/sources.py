@@ -153,10 +153,10 @@ def check_no_nul(path: Path) -> None:
             offset += len(chunk)
 
 
-def read_csv(path: Path, params: CollectParams, rows: int | None = None) -> pd.DataFrame:
+def read_csv(path: Path, params: CollectParams) -> pd.DataFrame:
     """Read a CSV keeping every cell as text, exactly as exported (blank cells stay blank)."""
-    parts = [d for d, _ in csv_parts(path, params, rows or 1 << 62)]
-    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+    (frame, _), *_ = csv_parts(path, params, 1 << 62)  # one chunk: the whole file
+    return frame
 
 
 def csv_parts(path: Path, params: CollectParams, rows: int) -> Iterator[Part]:
