@@ -25,8 +25,21 @@ STAGE_LIMIT_MB = 4096
 """The issue's bound on any stage process, at any size."""
 
 
+REGISTER = """
+from pathlib import Path
+from tasks.core.config import load_params
+from tasks.core.serving.registry import open_registry
+from tasks.promote import register_and_promote
+params = load_params(Path("params.yaml"))
+run = dict(flow_run_id="bench", flow_run_name="bench", experiment=None, code_version="bench")
+print(register_and_promote(Path("."), params, open_registry(Path("."), params), run))
+"""
+"""The training flow's last step (registration and the gated promotion), as its own process."""
+
+
 def stage_commands(root: Path) -> list[tuple[str, list[str]]]:
-    """``(stage, argv)`` for every ``dvc.yaml`` stage, in the file's (topological) order."""
+    """``(stage, argv)`` for every ``dvc.yaml`` stage, in the file's (topological) order, then
+    the training flow's registration (``register``), which reads the splits too."""
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
     out = []
     for name, stage in stages.items():
@@ -34,7 +47,7 @@ def stage_commands(root: Path) -> list[tuple[str, list[str]]]:
         if argv[0] == "python":
             argv[0] = sys.executable
         out.append((name, argv))
-    return out
+    return [*out, ("register", [sys.executable, "-c", REGISTER])]
 
 
 def bench_size(root: Path, env: dict[str, str], logs: Path) -> dict[str, Any]:

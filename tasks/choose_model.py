@@ -19,7 +19,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
 from tasks.core.config import ChooseParams, ComputeParams, Params, ProblemParams
-from tasks.core.io import write_json, write_text
+from tasks.core.io import parquet_rows, sample_positions, take_rows, write_json, write_text
 from tasks.core.ml.models import COMPLEXITY, build_pipeline, metric_fn, model_inputs, oriented
 from tasks.core.paths import PATHS
 from tasks.core.runtime.compute import Engine, engine
@@ -154,7 +154,13 @@ def selection_markdown(
 def main(root: Path, params: Params) -> None:
     """Compare the candidates and record the choice."""
     cfg, problem = params.choose, params.problem
-    train = pd.read_parquet(root / PATHS.train)
+    # Only the cross-validation sample is read (the rows DataFrame.sample would draw).
+    path = root / PATHS.train
+    n_rows = parquet_rows(path)
+    if n_rows > cfg.sample_rows:
+        train = take_rows(path, sample_positions(n_rows, cfg.sample_rows, cfg.random_state))
+    else:
+        train = pd.read_parquet(path)
     with engine(params.compute, root, STEP) as eng:
         rows = cross_validate(train, problem, cfg, eng)
     chosen, reason = pick_simplest(rows, problem.primary_metric)

@@ -27,11 +27,22 @@ from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_auc_sc
 from tasks.core.config import ComputeParams, EvaluateParams, Params, ProblemParams
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.errors import StepError
-from tasks.core.io import atomic_path, file_sha256, read_json, write_json, write_text
+from tasks.core.io import (
+    atomic_path,
+    column_names,
+    file_sha256,
+    iter_parts,
+    read_json,
+    sample_positions,
+    take_rows,
+    write_json,
+    write_text,
+)
 from tasks.core.ml.baselines import baseline_scores
 from tasks.core.ml.costs import expected_cost
 from tasks.core.ml.evaluation import column_slices, paired_bootstrap_lift, slice_groups
-from tasks.core.ml.models import UntrustedModel, load_model, metric_fn, model_inputs
+from tasks.core.ml.models import UntrustedModel, load_model, metric_fn, model_matrix
+from tasks.core.ml.parts import predict_parts
 from tasks.core.paths import PATHS
 from tasks.core.runtime.compute import Engine, engine
 from tasks.core.step import code_version, run_step
@@ -40,8 +51,9 @@ log = logging.getLogger("churn.evaluate")
 STEP = "evaluate"
 
 
-def read_sealed_test(root: Path) -> pd.DataFrame:
-    """Read the test split after checking it has the hash the split stage recorded."""
+def read_sealed_test(root: Path, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read the test split (or some of its columns) after checking it has the hash the split
+    stage recorded."""
     recorded = read_json(root / PATHS.split_manifest)["test"]["sha256"]
     actual = file_sha256(root / PATHS.test)
     if actual != recorded:
@@ -51,7 +63,15 @@ def read_sealed_test(root: Path) -> pd.DataFrame:
             f"{PATHS.test} has sha256 {actual[:12]}..., the split stage recorded "
             f"{recorded[:12]}...: the test set changed after the split; rerun `dvc repro split`",
         )
-    return pd.read_parquet(root / PATHS.test)
+    return pd.read_parquet(root / PATHS.test, columns=columns)
+
+
+def columns_read(columns: list[str], problem: ProblemParams, cfg: EvaluateParams) -> list[str]:
+    """The test columns the checks read beside the model's scores: target, id (the oracle),
+    the rule baseline's, slices and sensitive columns (those present)."""
+    rule = problem.baseline.rule
+    wanted = [problem.target, problem.id_column, rule.column if rule else None]
+    return [c for c in dict.fromkeys([*wanted, *cfg.slices, *cfg.sensitive]) if c in columns]
 
 
 def headline(
@@ -215,7 +235,10 @@ def oracle_auc(
     snapshot = current_snapshot(root / PATHS.raw_dir)
     if snapshot.oracle_path is None or problem.id_column is None:
         return None
-    oracle = pd.read_parquet(snapshot.oracle_path).drop_duplicates(problem.id_column)
+    ids = set(test[problem.id_column])  # the oracle covers every row: read the test rows' only
+    oracle = pd.concat(
+        part[part[problem.id_column].isin(ids)] for part in iter_parts(snapshot.oracle_path)
+    ).drop_duplicates(problem.id_column)
     merged = test[[problem.id_column]].merge(oracle, on=problem.id_column, how="left")
     if merged["oracle_proba"].isna().any():
         return None
@@ -353,9 +376,12 @@ def main(root: Path, params: Params) -> None:
         pipeline = load_model(root / PATHS.model_file)
     except UntrustedModel as exc:
         raise StepError(STEP, "model file", str(exc)) from None
-    test = read_sealed_test(root)
-    X, y, _, _ = model_inputs(test, problem)
-    proba = pipeline.predict_proba(X)[:, 1]
+    # The test split is scored part by part; the checks read only the columns they need.
+    path = root / PATHS.test
+    test = read_sealed_test(root, columns_read(column_names(path), problem, cfg))
+    numeric, categorical = meta["numeric_features"], meta["categorical_features"]
+    y = test[problem.target].to_numpy(int)
+    proba = predict_parts(pipeline, path, numeric, categorical)
     decision = (proba >= meta["threshold"]).astype(int)
     metrics = headline(y, proba, meta["threshold"], params)
     metrics["oracle_roc_auc"] = oracle_auc(root, test, problem, y)
@@ -391,11 +417,12 @@ def main(root: Path, params: Params) -> None:
         log.warning("no slice or fairness check ran: set evaluate.slices and evaluate.sensitive")
     verdict = gate(metrics, lift, slices, fair, params)
     blessed, reasons = verdict.blessed, list(verdict.reasons)
-    sample = X.sample(min(len(X), cfg.importance_rows), random_state=cfg.random_state)
+    rows = sample_positions(len(y), min(len(y), cfg.importance_rows), cfg.random_state)
+    X = model_matrix(take_rows(path, rows), numeric, categorical)  # the rows X.sample draws
     imp = permutation_importance(
         pipeline,
-        sample,
-        y[X.index.get_indexer(sample.index)],
+        X,
+        y[rows],
         scoring="roc_auc",
         n_repeats=3,
         random_state=cfg.random_state,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from tasks.core.data.schema import parse_numbers
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.env import usable_cores
 from tasks.core.errors import StepError
-from tasks.core.io import write_json, write_text
+from tasks.core.io import take_rows, write_json, write_text
 from tasks.core.paths import PATHS
 from tasks.core.step import run_step
 
@@ -125,15 +126,24 @@ def permutation_jobs(
     return jobs
 
 
+def signal_sample(n: int, cfg: FeasibilityParams) -> np.ndarray:
+    """Positions (sorted) of the labelled rows the signal check learns from: at most
+    ``cfg.sample_rows``, drawn with ``cfg.random_state``."""
+    if n <= cfg.sample_rows:
+        return np.arange(n)
+    rng = np.random.default_rng(cfg.random_state)
+    return np.sort(rng.choice(n, cfg.sample_rows, replace=False))
+
+
 def signal_check(X: pd.DataFrame, y: np.ndarray, cfg: FeasibilityParams) -> dict[str, Any]:
     """Cross-validated ROC-AUC of a quick model, with a label-permutation p-value.
 
     Parameters
     ----------
     X : DataFrame
-        Numeric matrix (NaN allowed).
+        Numeric matrix (NaN allowed) of the sampled rows (:func:`signal_sample`).
     y : ndarray of int
-        Labels.
+        Their labels.
     cfg : FeasibilityParams
 
     Returns
@@ -141,10 +151,6 @@ def signal_check(X: pd.DataFrame, y: np.ndarray, cfg: FeasibilityParams) -> dict
     dict
         ``cv_roc_auc``, ``dummy_roc_auc``, ``lift``, ``permutation_p_value`` and the sample size.
     """
-    rng = np.random.default_rng(cfg.random_state)
-    if len(y) > cfg.sample_rows:
-        keep = np.sort(rng.choice(len(y), cfg.sample_rows, replace=False))
-        X, y = X.iloc[keep], y[keep]
     model = HistGradientBoostingClassifier(
         max_iter=50, learning_rate=0.15, random_state=cfg.random_state
     )
@@ -176,14 +182,37 @@ def signal_check(X: pd.DataFrame, y: np.ndarray, cfg: FeasibilityParams) -> dict
 
 
 def decide(data: pd.DataFrame, problem: ProblemParams, cfg: FeasibilityParams) -> dict[str, Any]:
-    """Run every check and return the verdict with its reasons and risks."""
+    """Run every check on a snapshot held in memory (see :func:`decide_on`)."""
     y = binarize_target(data[problem.target], problem.positive_label)
+    return decide_on(y.to_numpy(), lambda positions: data.iloc[positions], problem, cfg)
+
+
+def decide_on(
+    y: np.ndarray,
+    rows: Callable[[np.ndarray], pd.DataFrame],
+    problem: ProblemParams,
+    cfg: FeasibilityParams,
+) -> dict[str, Any]:
+    """Run every check and return the verdict with its reasons and risks.
+
+    Parameters
+    ----------
+    y : ndarray of float
+        The target of every row: 1, 0, or NaN when unlabelled.
+    rows : callable
+        ``rows(positions)``: the snapshot's rows at those positions. Only the signal
+        check's sample is read, so the snapshot need not fit in memory.
+    problem, cfg
+        The ``problem`` and ``feasibility`` sections.
+    """
+    y = pd.Series(y)
     checks = label_checks(y, cfg)
     signal: dict[str, Any] | None = None
     if all(c["passed"] for c in checks):
-        labelled = y.notna().to_numpy()
-        X = quick_matrix(data.loc[labelled], problem)
-        signal = signal_check(X, y[labelled].to_numpy(int), cfg)
+        labelled = np.flatnonzero(y.notna().to_numpy())
+        keep = labelled[signal_sample(len(labelled), cfg)]
+        X = quick_matrix(rows(keep).reset_index(drop=True), problem)
+        signal = signal_check(X, y.to_numpy()[keep].astype(int), cfg)
         checks += [
             {
                 "check": "ROC-AUC lift over dummy",
@@ -243,8 +272,15 @@ def render(verdict: dict[str, Any]) -> str:
 
 def main(root: Path, params: Params) -> None:
     """Decide go/no-go on the current snapshot."""
-    data = current_snapshot(root / PATHS.raw_dir).read()
-    verdict = decide(data, params.problem, params.feasibility)
+    problem = params.problem
+    snapshot = current_snapshot(root / PATHS.raw_dir)
+    # The target column alone for the label checks, then only the sampled rows.
+    target = snapshot.read([problem.target])[problem.target]
+    y = binarize_target(target, problem.positive_label).to_numpy()
+    del target
+    verdict = decide_on(
+        y, lambda positions: take_rows(snapshot.data_path, positions), problem, params.feasibility
+    )
     signal = verdict["signal"] or {}
     write_json(
         root / PATHS.feasibility_json,

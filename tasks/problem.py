@@ -20,7 +20,7 @@ from tasks.core.config import Params, ProblemParams
 from tasks.core.data.labels import LabelError, binarize_target, observed_labels
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.errors import StepError
-from tasks.core.io import write_json, write_text
+from tasks.core.io import column_names, write_json, write_text
 from tasks.core.ml.baselines import rule_scores
 from tasks.core.paths import PATHS
 from tasks.core.step import run_step
@@ -29,14 +29,18 @@ log = logging.getLogger("churn.problem")
 STEP = "problem"
 
 
-def validate_problem(data: pd.DataFrame, cfg: ProblemParams) -> pd.Series:
+def validate_problem(
+    data: pd.DataFrame, cfg: ProblemParams, columns: list[str] | None = None
+) -> pd.Series:
     """Check the problem definition against the data and return the 0/1 target.
 
     Parameters
     ----------
     data : DataFrame
-        The raw snapshot.
+        The raw snapshot, or the columns of it this step reads (:func:`needed_columns`).
     cfg : ProblemParams
+    columns : list of str, optional
+        All the snapshot's columns, when ``data`` holds only some of them.
 
     Returns
     -------
@@ -48,7 +52,7 @@ def validate_problem(data: pd.DataFrame, cfg: ProblemParams) -> pd.Series:
     StepError
         Naming the key in ``params.yaml`` to fix.
     """
-    columns = list(map(str, data.columns))
+    columns = list(map(str, data.columns)) if columns is None else columns
     for key, column in (("problem.target", cfg.target), ("problem.id_column", cfg.id_column)):
         if column is not None and column not in columns:
             raise StepError(
@@ -100,6 +104,13 @@ def validate_problem(data: pd.DataFrame, cfg: ProblemParams) -> pd.Series:
             f"'{cfg.target}' holds one class only ({labels[:10]}): nothing to predict",
         )
     return y
+
+
+def needed_columns(columns: list[str], cfg: ProblemParams) -> list[str]:
+    """The columns this step reads: the target and the rule baseline's (those present)."""
+    rule = cfg.baseline.rule
+    wanted = [cfg.target] + ([rule.column] if rule is not None else [])
+    return [c for c in dict.fromkeys(wanted) if c in columns]
 
 
 def baseline_scores(
@@ -188,8 +199,9 @@ def main(root: Path, params: Params) -> None:
     """Validate the problem against the current snapshot and write the brief."""
     cfg = params.problem
     snapshot = current_snapshot(root / PATHS.raw_dir)
-    data = snapshot.read()
-    y = validate_problem(data, cfg)
+    columns = column_names(snapshot.data_path)
+    data = snapshot.read(needed_columns(columns, cfg))  # two columns, however many rows
+    y = validate_problem(data, cfg, columns)
     summary = summarise(data, y, cfg, snapshot.snapshot_id)
     write_json(root / PATHS.problem_json, summary)
     write_text(root / PATHS.problem_brief, render_brief(cfg, summary))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,18 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.config import Params, load_params
-from tasks.core.io import file_sha256, read_json
+from tasks.core.io import (
+    column_names,
+    file_sha256,
+    iter_parts,
+    parquet_rows,
+    read_json,
+    sample_positions,
+    take_rows,
+)
 from tasks.core.ml.evaluation import paired_bootstrap_lift, slice_groups
 from tasks.core.ml.models import feature_columns, metric_fn, model_inputs, model_matrix, oriented
+from tasks.core.ml.parts import predict_parts
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.serving.registry import ModelVersion, Registry, RegistryError, open_registry
 
@@ -38,24 +48,46 @@ log = logging.getLogger("churn.promote")
 
 def training_schema(train: pd.DataFrame, params: Params) -> dict[str, Any]:
     """Columns, types, category sets and value ranges of the training inputs."""
+    return schema_of_parts([train], params)
+
+
+def schema_of_parts(parts: Iterable[pd.DataFrame], params: Params) -> dict[str, Any]:
+    """:func:`training_schema` of the rows of ``parts`` put together, one part at a time.
+
+    Ranges, missing counts and category sets merge exactly, so the schema is the one of the
+    whole split.
+    """
     p = params.problem
-    numeric, categorical = feature_columns(train, {p.id_column, p.target, p.time_column})
+    seen: dict[str, dict[str, Any]] = {}
+    rows, numeric, categorical = 0, [], []
+    for part in parts:
+        if not seen:
+            numeric, categorical = feature_columns(part, {p.id_column, p.target, p.time_column})
+        rows += len(part)
+        for c in numeric + categorical:
+            values = part[c].dropna()
+            col = seen.setdefault(c, {"dtype": str(part[c].dtype), "missing": 0, "values": set()})
+            col["missing"] += len(part) - len(values)
+            if c in categorical:
+                col["values"].update(str(v) for v in values.unique())
+            elif len(values):
+                col["values"].update((float(values.min()), float(values.max())))
     columns = {}
     for c in numeric:
-        values = train[c].dropna()
+        found = seen[c]["values"]
         columns[c] = {
             "kind": "numeric",
-            "dtype": str(train[c].dtype),
-            "min": float(values.min()) if len(values) else None,
-            "max": float(values.max()) if len(values) else None,
-            "missing_share": float(train[c].isna().mean()),
+            "dtype": seen[c]["dtype"],
+            "min": min(found) if found else None,
+            "max": max(found) if found else None,
+            "missing_share": seen[c]["missing"] / rows if rows else float("nan"),
         }
     for c in categorical:
         columns[c] = {
             "kind": "categorical",
-            "dtype": str(train[c].dtype),
-            "categories": sorted(str(v) for v in train[c].dropna().unique()),
-            "missing_share": float(train[c].isna().mean()),
+            "dtype": seen[c]["dtype"],
+            "categories": sorted(seen[c]["values"]),
+            "missing_share": seen[c]["missing"] / rows if rows else float("nan"),
         }
     return {
         "id_column": p.id_column,
@@ -94,13 +126,39 @@ def reference_sample(
     like, which the performance estimate calibrates on; on training rows they are more
     confident. ``valid`` takes the validation split alone, ``train`` the training rows.
     """
+    frames = {"train": train, **holdout}
+    return reference_from(
+        {name: len(f) for name, f in frames.items()},
+        lambda name, rows: frames[name].iloc[rows],
+        model,
+        params,
+    )
+
+
+def reference_from(
+    sizes: dict[str, int],
+    rows_of: Callable[[str, np.ndarray], pd.DataFrame],
+    model: Any,
+    params: Params,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """:func:`reference_sample` from splits that need not be in memory.
+
+    ``sizes``: rows per split; ``rows_of(split, positions)``: those rows of a split. The
+    sample is the one ``DataFrame.sample`` draws from the splits put together.
+    """
     cfg = params.promote
     split = cfg.reference_split
-    parts = {"holdout": ["valid", "test"], "valid": ["valid"]}.get(split, [])
-    rows = pd.concat([holdout[name] for name in parts], ignore_index=True) if parts else train
-    if len(rows) < MIN_REFERENCE_ROWS:
-        split, rows = "train", train
-    sample = rows.sample(min(len(rows), cfg.reference_rows), random_state=cfg.random_state)
+    names = {"holdout": ["valid", "test"], "valid": ["valid"]}.get(split, ["train"])
+    if sum(sizes[n] for n in names) < MIN_REFERENCE_ROWS:
+        split, names = "train", ["train"]
+    total = sum(sizes[n] for n in names)
+    drawn = sample_positions(total, min(total, cfg.reference_rows), cfg.random_state)
+    pieces, offset = [], 0
+    for name in names:  # each split's drawn rows, then put back in the order drawn
+        mine = (drawn >= offset) & (drawn < offset + sizes[name])
+        pieces.append(rows_of(name, drawn[mine] - offset).set_axis(np.flatnonzero(mine)))
+        offset += sizes[name]
+    sample = pd.concat(pieces).sort_index()
     X, _, _, _ = model_inputs(sample, params.problem)
     reference = sample.assign(prediction=model.predict_proba(X)[:, 1]).reset_index(drop=True)
     record: dict[str, Any] = {"split": split, "rows": int(len(reference))}
@@ -113,10 +171,13 @@ def reference_sample(
     return reference, record
 
 
-def score_version(model: Any, card: dict[str, Any], frame: pd.DataFrame) -> np.ndarray:
-    """Probabilities of a registered model on raw feature rows (its own input columns)."""
-    X = model_matrix(frame, card["numeric_features"], card["categorical_features"])
-    return model.predict_proba(X)[:, 1]
+def score_version(model: Any, card: dict[str, Any], rows: pd.DataFrame | Path) -> np.ndarray:
+    """Probabilities of a registered model on raw feature rows (its own input columns): a
+    frame, or a split file scored part by part."""
+    numeric, categorical = card["numeric_features"], card["categorical_features"]
+    if isinstance(rows, Path):
+        return predict_parts(model, rows, numeric, categorical)
+    return model.predict_proba(model_matrix(rows, numeric, categorical))[:, 1]
 
 
 def compare(
@@ -241,12 +302,17 @@ def register_and_promote(
             ),
         )
     meta = read_json(root / PATHS.model_meta)
-    train, test = pd.read_parquet(root / PATHS.train), pd.read_parquet(root / PATHS.test)
     from tasks.core.ml.models import load_model
 
     model = load_model(root / PATHS.model_file)
-    holdout = {"valid": pd.read_parquet(root / PATHS.valid), "test": test}
-    reference, reference_record = reference_sample(train, holdout, model, params)
+    # The splits are read part by part or by column, never whole.
+    paths = {name: root / getattr(PATHS, name) for name in ("train", "valid", "test")}
+    reference, reference_record = reference_from(
+        {name: parquet_rows(path) for name, path in paths.items()},
+        lambda name, rows: take_rows(paths[name], rows),
+        model,
+        params,
+    )
     evaluation = read_json(root / PATHS.evaluation_json)
     card = {
         "model": meta["model"],
@@ -276,7 +342,7 @@ def register_and_promote(
     version = registry.register(
         root / PATHS.model_file,
         card,
-        training_schema(train, params),
+        schema_of_parts(iter_parts(paths["train"]), params),
         reference,
     )
     log.info(
@@ -295,11 +361,14 @@ def register_and_promote(
             champion=version.version,
             reasons=("no champion yet: the first blessed model becomes champion",),
         )
-    y = test[params.problem.target].to_numpy(int)
+    columns = [params.problem.target, *params.evaluate.slices]
+    test = pd.read_parquet(
+        paths["test"], columns=[c for c in columns if c in column_names(paths["test"])]
+    )
     decision = compare(
-        y,
-        score_version(model, card, test),
-        score_version(registry.load(champion), champion.card, test),
+        test[params.problem.target].to_numpy(int),
+        score_version(model, card, paths["test"]),
+        score_version(registry.load(champion), champion.card, paths["test"]),
         test,
         params,
     )

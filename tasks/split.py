@@ -12,9 +12,11 @@ check stops the run naming the column and the check, and no split file is writte
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +26,27 @@ from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
 from tasks.core.config import Params, ProblemParams, SplitParams
 from tasks.core.errors import StepError
-from tasks.core.io import file_sha256, read_json, write_json, write_parquet, write_text
+from tasks.core.io import (
+    column_names,
+    file_sha256,
+    iter_parts,
+    read_json,
+    sample_positions,
+    take_rows,
+    write_json,
+    write_parts,
+    write_text,
+)
 from tasks.core.paths import PATHS
 from tasks.core.quality.data_docs import DocsTarget
-from tasks.core.quality.leakage import HeldOutCopies, held_out_copies, single_feature_auc
+from tasks.core.quality.leakage import (
+    HeldOutCopies,
+    copies_from_hashes,
+    feature_hashes,
+    held_out_copies,
+    row_numbers,
+    single_feature_auc,
+)
 from tasks.core.quality.validation import read_suite_file, validate_frame
 from tasks.core.step import run_step
 
@@ -114,66 +133,95 @@ def copies_of(
     )
 
 
-def audit_frame(
-    frame: pd.DataFrame,
-    splits: pd.Series,
-    problem: ProblemParams,
-    cfg: SplitParams,
-    strategy: str,
-    copies: HeldOutCopies | None = None,
-) -> pd.DataFrame:
-    """The derived frame the leakage suite checks: one block of rows per check.
+def key_of(cfg: SplitParams, problem: ProblemParams, strategy: str) -> str | None:
+    """The column whose values must each stay in one split (the group or the id), if any."""
+    return cfg.group_column if strategy == "group" else problem.id_column
 
-    Columns: ``subject`` (what a row is about), ``id_n_splits``, ``copy_excess``,
-    ``split_time_ordered``, ``post_outcome_present``, ``feature_auc``. Without an id column
-    (and not a group split) there is no id block: the held-out copy check covers rows.
+
+def key_hashes(keys: pd.Series) -> np.ndarray:
+    """A 64-bit hash of each key's text (computed per part for a large table)."""
+    return pd.util.hash_pandas_object(keys.astype(str), index=False).to_numpy()
+
+
+def id_block(
+    hashes: np.ndarray, splits: pd.Series, keys_at: Callable[[np.ndarray], pd.Series]
+) -> tuple[pd.DataFrame, int]:
+    """The audit rows of the id check, and how many distinct keys were checked.
+
+    Rows are sorted by the hash of their key; a key in two splits shows as a run of equal
+    hashes with two split labels. Those candidates are read back and compared on their
+    values, so the check is exact (a collision of two keys' hashes is not a finding). The
+    block has a row for each key found in several splits and one for all the others, so
+    its size does not grow with the table.
+
+    Parameters
+    ----------
+    hashes : ndarray of uint64
+        :func:`key_hashes` of every row.
+    splits : Series
+        Split label per row, aligned with ``hashes``.
+    keys_at : callable
+        ``keys_at(positions)``: the key values of the rows at those positions.
     """
-    blocks = []
-    group_key = cfg.group_column if strategy == "group" else problem.id_column
-    if group_key:
-        per_id = (
-            pd.DataFrame({"key": frame[group_key].astype(str), "split": splits})
-            .groupby("key")["split"]
-            .nunique()
-        )
-        blocks.append(
-            pd.DataFrame({"subject": "id:" + per_id.index, "id_n_splits": per_id.to_numpy(float)})
-        )
-    copies = copies or copies_of(frame, splits, problem, cfg)
-    blocks.append(
-        pd.DataFrame(
-            {"subject": ["rows: held-out copies of training rows"], "copy_excess": [copies.excess]}
-        )
+    codes = pd.Categorical(splits, categories=SPLITS).codes
+    order = np.argsort(hashes, kind="stable")
+    h, c = hashes[order], codes[order]
+    starts = np.r_[True, h[1:] != h[:-1]]
+    n_keys = int(starts.sum())
+    mixed = np.unique(h[1:][~starts[1:] & (c[1:] != c[:-1])])
+    rows = np.sort(order[np.isin(h, mixed)])
+    per_key = (
+        pd.DataFrame({"key": keys_at(rows).astype(str).to_numpy(), "split": codes[rows]})
+        .groupby("key")["split"]
+        .nunique()
     )
-    if strategy == "time":
-        times = frame[problem.time_column]
-        for prev, cur in (("train", "valid"), ("valid", "test")):
-            ok = times[splits == cur].min() > times[splits == prev].max()
-            blocks.append(
-                pd.DataFrame(
-                    {"subject": [f"split:{cur} after {prev}"], "split_time_ordered": [float(ok)]}
-                )
-            )
-    features = [
-        c
-        for c in frame.columns
-        if c not in {problem.id_column, problem.target, problem.time_column}
-    ]
+    shared = per_key[per_key > 1]
+    block = pd.DataFrame({"subject": "id:" + shared.index, "id_n_splits": shared.to_numpy(float)})
+    if n_keys > len(shared):
+        block.loc[len(block)] = [f"ids: the other {n_keys - len(shared):,}, each in one split", 1.0]
+    return block, n_keys
+
+
+def time_block(times: pd.Series, splits: pd.Series) -> pd.DataFrame:
+    """The audit rows of the time-order check: each split after the one before."""
+    rows = []
+    for prev, cur in (("train", "valid"), ("valid", "test")):
+        ok = times[splits == cur].min() > times[splits == prev].max()
+        rows.append({"subject": f"split:{cur} after {prev}", "split_time_ordered": float(ok)})
+    return pd.DataFrame(rows)
+
+
+def feature_block(
+    train: pd.DataFrame, features: list[str], problem: ProblemParams, cfg: SplitParams
+) -> pd.DataFrame:
+    """The audit rows of the feature checks, from a sample of the training rows."""
     post = set(problem.post_outcome_columns)
-    train = frame[splits == "train"]
-    if len(train) > cfg.audit_sample_rows:
-        train = train.sample(cfg.audit_sample_rows, random_state=cfg.random_state)
     y = train[problem.target].to_numpy(int)
-    aucs = [single_feature_auc(train[c], y, cfg.random_state) for c in features]
-    blocks.append(
-        pd.DataFrame(
-            {
-                "subject": [f"feature:{c}" for c in features],
-                "post_outcome_present": [float(c in post) for c in features],
-                "feature_auc": aucs,
-            }
-        )
+    return pd.DataFrame(
+        {
+            "subject": [f"feature:{c}" for c in features],
+            "post_outcome_present": [float(c in post) for c in features],
+            "feature_auc": [single_feature_auc(train[c], y, cfg.random_state) for c in features],
+        }
     )
+
+
+def audit_features(columns: list[str], problem: ProblemParams) -> list[str]:
+    """The columns the feature checks look at: all but the id, target and time."""
+    return [c for c in columns if c not in {problem.id_column, problem.target, problem.time_column}]
+
+
+def train_sample(splits: pd.Series, cfg: SplitParams) -> np.ndarray:
+    """Positions of the training rows the feature checks use: at most ``audit_sample_rows``,
+    the rows ``DataFrame.sample`` would draw with ``random_state``."""
+    train = np.flatnonzero((splits == "train").to_numpy())
+    if len(train) > cfg.audit_sample_rows:
+        train = train[sample_positions(len(train), cfg.audit_sample_rows, cfg.random_state)]
+    return train
+
+
+def assemble(blocks: list[pd.DataFrame]) -> pd.DataFrame:
+    """The audit frame from its blocks, every check's column present."""
     audit = pd.concat(blocks, ignore_index=True)
     for column in (
         "id_n_splits",
@@ -187,10 +235,114 @@ def audit_frame(
     return audit
 
 
+def copies_row(copies: HeldOutCopies) -> pd.DataFrame:
+    """The audit row of the held-out copy check."""
+    return pd.DataFrame(
+        {"subject": ["rows: held-out copies of training rows"], "copy_excess": [copies.excess]}
+    )
+
+
+def audit_frame(
+    frame: pd.DataFrame,
+    splits: pd.Series,
+    problem: ProblemParams,
+    cfg: SplitParams,
+    strategy: str,
+    copies: HeldOutCopies | None = None,
+) -> pd.DataFrame:
+    """The derived frame the leakage suite checks, for a table held in memory.
+
+    One block of rows per check (:func:`audit_table` builds the same from a file, part by
+    part). Columns: ``subject`` (what a row is about), ``id_n_splits``, ``copy_excess``,
+    ``split_time_ordered``, ``post_outcome_present``, ``feature_auc``. Without an id column
+    (and not a group split) there is no id block: the held-out copy check covers rows.
+    """
+    blocks = []
+    key = key_of(cfg, problem, strategy)
+    if key:
+        keys = frame[key]
+        blocks.append(id_block(key_hashes(keys), splits, lambda rows: keys.iloc[rows])[0])
+    blocks.append(copies_row(copies or copies_of(frame, splits, problem, cfg)))
+    if strategy == "time":
+        blocks.append(time_block(frame[problem.time_column], splits))
+    train = frame.iloc[train_sample(splits, cfg)]
+    blocks.append(feature_block(train, audit_features(list(frame.columns), problem), problem, cfg))
+    return assemble(blocks)
+
+
+def audit_table(
+    path: Path,
+    keys: pd.DataFrame,
+    splits: pd.Series,
+    problem: ProblemParams,
+    cfg: SplitParams,
+    strategy: str,
+) -> tuple[pd.DataFrame, HeldOutCopies, int]:
+    """:func:`audit_frame` for the features file at ``path``, read one part at a time.
+
+    What needs every row is kept as 8-byte hashes per row (the features for the held-out
+    copy check, the key for the id check); the feature checks read only their sample.
+
+    Parameters
+    ----------
+    path : Path
+        The features table.
+    keys : DataFrame
+        The columns :func:`assign_splits` read (the time column for a time split).
+    splits : Series
+        Split label per row.
+
+    Returns
+    -------
+    (DataFrame, HeldOutCopies, int)
+        The audit frame, the held-out copies and the number of distinct keys checked.
+    """
+    skip = {problem.id_column, problem.time_column, problem.target}
+    key = key_of(cfg, problem, strategy)
+    features, ids = [], []
+    for part in iter_parts(path):
+        features.append(feature_hashes(part, skip).to_numpy())
+        if key:
+            ids.append(key_hashes(part[key]))
+    train = (splits == "train").to_numpy()
+    if problem.id_column:
+        id_column = problem.id_column
+
+        def names(positions: np.ndarray) -> list[str]:
+            return list(take_rows(path, positions, [id_column])[id_column].astype(str))
+    else:
+        names = row_numbers
+    copies = copies_from_hashes(
+        np.concatenate(features), train, cfg.max_cross_split_duplicate_share, names
+    )
+    del features
+    blocks, n_keys = [], 0
+    if key:
+        block, n_keys = id_block(
+            np.concatenate(ids), splits, lambda rows: take_rows(path, rows, [key])[key]
+        )
+        blocks.append(block)
+    blocks.append(copies_row(copies))
+    if strategy == "time":
+        blocks.append(time_block(keys[problem.time_column], splits))
+    columns = audit_features(column_names(path), problem)
+    sample = take_rows(path, train_sample(splits, cfg), [*columns, problem.target])
+    blocks.append(feature_block(sample, columns, problem, cfg))
+    return assemble(blocks), copies, n_keys
+
+
 def run_audit(
-    audit: pd.DataFrame, cfg: SplitParams, suite: dict[str, Any], docs: DocsTarget | None
+    audit: pd.DataFrame,
+    cfg: SplitParams,
+    suite: dict[str, Any],
+    docs: DocsTarget | None,
+    n_keys: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Validate the audit frame with the leakage suite; one record per check."""
+    """Validate the audit frame with the leakage suite; one record per check.
+
+    ``n_keys``: how many distinct ids the id check covered (its block has one row for all
+    the ids in one split); default, the block's rows.
+    """
     results = validate_frame(
         audit,
         suite,
@@ -205,6 +357,8 @@ def run_audit(
     for r in results:
         check, column = CHECK_NAMES.get(r.expectation, (r.expectation, r.column))
         applies = audit[r.column].notna().sum() if r.column in audit else 0
+        if column == "id_n_splits" and n_keys is not None:
+            applies = n_keys
         out.append(
             {
                 "check": check,
@@ -285,25 +439,69 @@ def audit_markdown(
     return "\n".join(lines) + "\n"
 
 
-def _sha(frame: pd.DataFrame) -> str:
-    return hashlib.sha256(
-        pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()
-    ).hexdigest()
+def write_splits(
+    root: Path, path: Path, splits: pd.Series, problem: ProblemParams
+) -> dict[str, dict[str, str]]:
+    """Write the split index and each split's rows, one part of the features file at a time.
+
+    Each output is a partitioned file like its input (a row group per input part that has
+    rows of that split). Returns each split's path, file hash and content hash; the content
+    hash equals the one of the split's whole frame (row hashes, in order).
+    """
+    digests = {name: hashlib.sha256() for name in SPLITS}
+    labels = splits.astype(str).to_numpy()
+    with contextlib.ExitStack() as stack:
+        index = stack.enter_context(write_parts(root / PATHS.split_indices))
+        writers = {
+            name: stack.enter_context(write_parts(root / getattr(PATHS, name))) for name in SPLITS
+        }
+        start = 0
+        for part in iter_parts(path):
+            label = labels[start : start + len(part)]
+            keys = (
+                part[problem.id_column]
+                if problem.id_column
+                else pd.RangeIndex(start, start + len(part))
+            )
+            index.write(pd.DataFrame({ROW_KEY: keys, "split": label}))
+            for name in SPLITS:
+                rows = part[label == name].reset_index(drop=True)
+                if len(rows):
+                    writers[name].write(rows)
+                    digests[name].update(
+                        pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes()
+                    )
+            start += len(part)
+        for writer in (index, *writers.values()):
+            writer.close()
+    return {
+        name: {
+            "path": getattr(PATHS, name),
+            "sha256": file_sha256(root / getattr(PATHS, name)),
+            "content_sha256": digests[name].hexdigest(),
+        }
+        for name in SPLITS
+    }
 
 
 def main(root: Path, params: Params) -> None:
-    """Split, audit, and (only if the audit passes) write the splits."""
+    """Split, audit, and (only if the audit passes) write the splits.
+
+    The features table is never loaded whole: the split reads the one column it cuts on,
+    the audit hashes each part's rows, and the outputs are written part by part.
+    """
     cfg, problem = params.split, params.problem
-    frame = pd.read_parquet(root / PATHS.features_table)
+    path = root / PATHS.features_table
     strategy = resolve_strategy(cfg, problem)
-    splits = assign_splits(frame, cfg, problem)
+    cut_on = {"time": problem.time_column, "group": cfg.group_column}.get(strategy, problem.target)
+    keys = pd.read_parquet(path, columns=[cut_on])
+    splits = assign_splits(keys, cfg, problem).astype(pd.CategoricalDtype(SPLITS))
     counts = {s: int((splits == s).sum()) for s in SPLITS}
     if min(counts.values()) == 0:
         raise StepError(
             STEP, "split sizes", f"a split is empty: {counts}; adjust split.valid_size/test_size"
         )
-    copies = copies_of(frame, splits, problem, cfg)
-    audit = audit_frame(frame, splits, problem, cfg, strategy, copies)
+    audit, copies, n_keys = audit_table(path, keys, splits, problem, cfg, strategy)
     snapshot_id = read_json(root / PATHS.clean_json)["snapshot_id"]
     docs = DocsTarget(
         root / PATHS.data_docs_dir,
@@ -311,7 +509,7 @@ def main(root: Path, params: Params) -> None:
         f"{strategy} split of snapshot {snapshot_id}",
         params.clean.data_docs_runs,
     )
-    checks = run_audit(audit, cfg, read_suite_file(root / cfg.suite), docs)
+    checks = run_audit(audit, cfg, read_suite_file(root / cfg.suite), docs, n_keys or None)
     top = audit.dropna(subset=["feature_auc"]).nlargest(8, "feature_auc")
     write_text(root / PATHS.leakage_md, audit_markdown(checks, strategy, counts, top))
     failed = [c for c in checks if not c["passed"]]
@@ -332,25 +530,11 @@ def main(root: Path, params: Params) -> None:
             "leakage audit",
             f"{detail}\n  See {PATHS.leakage_md}; no split was written.",
         )
-    write_parquet(
-        root / PATHS.split_indices,
-        pd.DataFrame(
-            {
-                ROW_KEY: frame[problem.id_column] if problem.id_column else frame.index,
-                "split": splits.astype(str),
-            }
-        ),
-    )
-    manifest: dict[str, Any] = {"strategy": strategy, "rows": counts}
-    for name in SPLITS:
-        part = frame[splits == name].reset_index(drop=True)
-        path = root / getattr(PATHS, name)
-        write_parquet(path, part)
-        manifest[name] = {
-            "path": getattr(PATHS, name),
-            "sha256": file_sha256(path),
-            "content_sha256": _sha(part),
-        }
+    manifest: dict[str, Any] = {
+        "strategy": strategy,
+        "rows": counts,
+        **write_splits(root, path, splits, problem),
+    }
     write_json(root / PATHS.split_manifest, manifest)
     log.info(
         "%s split: %s; leakage audit passed (%d checks); %s",

@@ -14,26 +14,42 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.pipeline import Pipeline
 
-from tasks.core.config import ComputeParams, Params
-from tasks.core.io import atomic_path, read_json, write_json
+from tasks.core.config import ComputeParams, Params, ProblemParams, TrainParams
+from tasks.core.io import (
+    atomic_path,
+    iter_parts,
+    parquet_rows,
+    read_json,
+    sample_positions,
+    take_rows,
+    write_json,
+)
 from tasks.core.ml.costs import best_threshold
 from tasks.core.ml.models import (
     build_pipeline,
     fit_pipeline,
     metric_fn,
     model_inputs,
+    model_matrix,
     oriented,
     sample_params,
     save_model,
+)
+from tasks.core.ml.parts import (
+    as_classifier,
+    predict_parts,
+    quantile_matrix,
+    target_column,
+    train_xgboost,
 )
 from tasks.core.paths import PATHS
 from tasks.core.runtime.compute import Engine, engine
@@ -79,33 +95,36 @@ def trial_score(
     }
 
 
+def as_xy(staged: Any) -> tuple[Any, Any]:
+    """A staged dask frame of preprocessed rows (features, then ``label``) as ``(X, y)``: one
+    array, so rows and labels share chunks."""
+    values = staged.to_dask_array(lengths=True)
+    return values[:, :-1], values[:, -1]
+
+
+def prepared(prep: Any, X: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
+    """``X`` through the fitted preprocessing, with the labels as a last column."""
+    return pd.DataFrame(prep.transform(X)).rename(columns=str).assign(label=y)
+
+
 def dask_xgboost_trials(
-    eng: Engine, configs: list[dict[str, Any]], data: dict[str, Any], params: Params
+    eng: Engine,
+    configs: list[dict[str, Any]],
+    prep: Any,
+    matrices: dict[str, tuple[Any, Any]],
+    features: tuple[list[str], list[str]],
+    score_valid: Callable[[Pipeline], np.ndarray],
+    params: Params,
 ) -> Iterator[dict[str, Any]]:
     """XGBoost trials trained with ``xgboost.dask`` over the workers' training partitions.
 
-    The preprocessing has no hyperparameters: it is fitted once (on the training split) and
-    the transformed splits are written to the shared storage as partitions. Each trial
-    trains across all workers, stops early on validation, and becomes a plain
+    The preprocessing has no hyperparameters: it is fitted once, and the transformed splits
+    are on the shared storage as partitions (``matrices``, from :func:`as_xy`). Each
+    trial trains across all workers, stops early on validation, and becomes a plain
     ``XGBClassifier`` in the usual pipeline, so it is stored and served like any other.
     """
-    from xgboost import XGBClassifier
     from xgboost import dask as dxgb
 
-    prep = build_pipeline("xgboost", data["numeric"], data["categorical"], {}, 0).named_steps[
-        "prep"
-    ]
-    prep.fit(data["X_train"], data["y_train"])
-    matrices = {}
-    for split in ("train", "valid"):
-        values = pd.DataFrame(prep.transform(data[f"X_{split}"])).rename(columns=str)
-        staged = eng.partitions(
-            values.assign(label=data[f"y_{split}"]), f"{split}-matrix"
-        ).to_dask_array(lengths=True)
-        matrices[split] = (
-            staged[:, :-1],
-            staged[:, -1],
-        )  # one array, so rows and labels share chunks
     for number, config in enumerate(configs):
         started = time.perf_counter()
         model = dxgb.DaskXGBClassifier(
@@ -117,23 +136,158 @@ def dask_xgboost_trials(
         )
         model.client = eng.client
         model.fit(*matrices["train"], eval_set=[matrices["valid"]], verbose=False)
-        local = XGBClassifier()
-        with tempfile.TemporaryDirectory() as folder:  # the same booster, as a local estimator
-            model.save_model(Path(folder) / "model.json")
-            local.load_model(Path(folder) / "model.json")
-        pipeline = build_pipeline(
-            "xgboost", data["numeric"], data["categorical"], config, params.train.random_state
-        )
+        local = as_classifier(model)  # the same booster, as a local estimator
+        pipeline = build_pipeline("xgboost", *features, config, params.train.random_state)
         pipeline.set_params(prep=prep, model=local)
-        proba = pipeline.predict_proba(data["X_valid"])[:, 1]
         yield {
             "number": number,
             "config": config,
-            "proba": proba,
+            "proba": score_valid(pipeline),
             "seconds": time.perf_counter() - started,
             "best_iteration": getattr(local, "best_iteration", None),
             "pipeline": pipeline,
         }
+
+
+def record_trials(
+    done: Iterable[dict[str, Any]],
+    kind: str,
+    n_trials: int,
+    y_valid: np.ndarray,
+    problem: ProblemParams,
+    data_hashes: dict[str, str],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Score and log each finished trial; keep the fitted pipeline of the best one only."""
+    score = metric_fn(problem.primary_metric, problem.kpis.target_precision)
+    trials, best, best_value = [], None, -np.inf
+    for result in done:
+        value = score(y_valid, result["proba"])
+        trial = {
+            "trial": result["number"],
+            "model": kind,
+            "config": json.dumps(result["config"], sort_keys=True),
+            problem.primary_metric: round(value, 6),
+            "pr_auc": round(metric_fn("pr_auc")(y_valid, result["proba"]), 6),
+            "best_iteration": result["best_iteration"],
+            "seconds": round(result["seconds"], 3),
+            "train_sha256": data_hashes["train"][:16],
+            "valid_sha256": data_hashes["valid"][:16],
+        }
+        trials.append(trial)
+        log.info(
+            "trial %2d/%d %s=%.4f %.1fs %s",
+            result["number"] + 1,
+            n_trials,
+            problem.primary_metric,
+            value,
+            trial["seconds"],
+            trial["config"],
+        )
+        if oriented(problem.primary_metric, value) > best_value:
+            if best is not None:
+                best["pipeline"] = None
+            best_value, best = oriented(problem.primary_metric, value), result
+        else:
+            result["pipeline"] = None
+    return trials, best
+
+
+def trial_configs(kind: str, base: dict[str, Any], cfg: TrainParams) -> list[dict[str, Any]]:
+    """The search: the starting parameters, then ``n_trials - 1`` seeded random draws."""
+    rng = np.random.default_rng(cfg.random_state)
+    return [dict(base)] + [sample_params(kind, rng) for _ in range(cfg.n_trials - 1)]
+
+
+def tune_in_parts(
+    kind: str,
+    base: dict[str, Any],
+    root: Path,
+    params: Params,
+    data_hashes: dict[str, str],
+    eng: Engine,
+) -> tuple[list[dict[str, Any]], Any]:
+    """:func:`tune` for a training split larger than ``train.in_memory_rows``, read in parts.
+
+    XGBoost learns from all training rows through a histogram matrix built part by part
+    (:mod:`tasks.core.ml.parts`); its preprocessing, and any other model kind, is fitted on
+    a seeded sample of ``in_memory_rows`` training rows. Validation is scored part by part.
+    On the Dask engine, XGBoost trains with ``xgboost.dask`` on the parts, each staged on
+    the shared storage as one partition once preprocessed; other kinds run here.
+    """
+    problem, cfg = params.problem, params.train
+    train_path, valid_path = root / PATHS.train, root / PATHS.valid
+    n_rows = parquet_rows(train_path)
+    sample = take_rows(train_path, sample_positions(n_rows, cfg.in_memory_rows, cfg.random_state))
+    X_sample, y_sample, numeric, categorical = model_inputs(sample, problem)
+    del sample
+    log.info(
+        "training split of %d rows, over train.in_memory_rows (%d): %s",
+        n_rows,
+        cfg.in_memory_rows,
+        "XGBoost reads it part by part; preprocessing fitted on a sample of that many"
+        if kind == "xgboost"
+        else f"{kind} is fitted on a sample of that many rows",
+    )
+    y_valid = target_column(valid_path, problem.target)
+    configs = trial_configs(kind, base, cfg)
+
+    def score_valid(pipeline: Pipeline) -> np.ndarray:
+        return predict_parts(pipeline, valid_path, numeric, categorical)
+
+    if kind == "xgboost":
+        prep = build_pipeline(kind, numeric, categorical, {}, 0).named_steps["prep"]
+        prep.fit(X_sample, y_sample)
+
+    def staged(path: Path) -> tuple[Any, Any]:
+        frames = (
+            prepared(
+                prep,
+                model_matrix(part, numeric, categorical),
+                part[problem.target].to_numpy(int),
+            )
+            for part in iter_parts(path)
+        )
+        return as_xy(eng.partitions_from(frames, path.stem))
+
+    def trials() -> Iterator[dict[str, Any]]:
+        if kind == "xgboost":
+            dtrain = quantile_matrix(train_path, prep, numeric, categorical, problem.target)
+            dvalid = quantile_matrix(
+                valid_path, prep, numeric, categorical, problem.target, ref=dtrain
+            )
+        for number, config in enumerate(configs):
+            started = time.perf_counter()
+            pipeline = build_pipeline(kind, numeric, categorical, config, cfg.random_state)
+            if kind == "xgboost":
+                model = train_xgboost(
+                    config, cfg.random_state, dtrain, dvalid, cfg.early_stopping_rounds
+                )
+                pipeline.set_params(prep=prep, model=model)
+            else:
+                pipeline.fit(X_sample, y_sample)
+            yield {
+                "number": number,
+                "config": config,
+                "proba": score_valid(pipeline),
+                "seconds": time.perf_counter() - started,
+                "best_iteration": getattr(pipeline.named_steps["model"], "best_iteration", None),
+                "pipeline": pipeline,
+            }
+
+    if eng.is_dask and kind == "xgboost":
+        matrices = {"train": staged(train_path), "valid": staged(valid_path)}
+        log.info(
+            "xgboost.dask on %d + %d staged partitions",
+            matrices["train"][0].numblocks[0],
+            matrices["valid"][0].numblocks[0],
+        )
+        done = dask_xgboost_trials(
+            eng, configs, prep, matrices, (numeric, categorical), score_valid, params
+        )
+    else:
+        done = trials()
+    log_, best = record_trials(done, kind, len(configs), y_valid, problem, data_hashes)
+    return log_, (best["config"], best["pipeline"], best["proba"])
 
 
 def tune(
@@ -164,46 +318,31 @@ def tune(
         "numeric": numeric,
         "categorical": categorical,
     }
-    score = metric_fn(problem.primary_metric, problem.kpis.target_precision)
-    rng = np.random.default_rng(cfg.random_state)
-    configs = [dict(base)] + [sample_params(kind, rng) for _ in range(cfg.n_trials - 1)]
+    configs = trial_configs(kind, base, cfg)
     jobs = list(enumerate(configs))
     if eng.is_dask and kind == "xgboost":
-        done: Iterable[dict[str, Any]] = dask_xgboost_trials(eng, configs, data, params)
+        prep = build_pipeline(kind, numeric, categorical, {}, 0).named_steps["prep"]
+        prep.fit(X_train, y_train)
+        matrices = {
+            split: as_xy(
+                eng.partitions(prepared(prep, data[f"X_{split}"], data[f"y_{split}"]), split)
+            )
+            for split in ("train", "valid")
+        }
+        done: Iterable[dict[str, Any]] = dask_xgboost_trials(
+            eng,
+            configs,
+            prep,
+            matrices,
+            (numeric, categorical),
+            lambda pipeline: pipeline.predict_proba(X_valid)[:, 1],
+            params,
+        )
     elif eng.is_dask:
         done = eng.map(trial_score, jobs, kind=kind, data=data, params=params)
     else:  # one at a time, keeping only the best fitted pipeline in memory
         done = (trial_score(job, kind, data, params, keep=True) for job in jobs)
-    trials, best, best_value = [], None, -np.inf
-    for result in done:
-        value = score(y_valid, result["proba"])
-        trial = {
-            "trial": result["number"],
-            "model": kind,
-            "config": json.dumps(result["config"], sort_keys=True),
-            problem.primary_metric: round(value, 6),
-            "pr_auc": round(metric_fn("pr_auc")(y_valid, result["proba"]), 6),
-            "best_iteration": result["best_iteration"],
-            "seconds": round(result["seconds"], 3),
-            "train_sha256": data_hashes["train"][:16],
-            "valid_sha256": data_hashes["valid"][:16],
-        }
-        trials.append(trial)
-        log.info(
-            "trial %2d/%d %s=%.4f %.1fs %s",
-            result["number"] + 1,
-            len(configs),
-            problem.primary_metric,
-            value,
-            trial["seconds"],
-            trial["config"],
-        )
-        if oriented(problem.primary_metric, value) > best_value:
-            if best is not None:
-                best["pipeline"] = None
-            best_value, best = oriented(problem.primary_metric, value), result
-        else:
-            result["pipeline"] = None
+    trials, best = record_trials(done, kind, len(configs), y_valid, problem, data_hashes)
     pipeline = best["pipeline"]
     if pipeline is None:  # trained on a worker: fit the best configuration again here
         pipeline = build_pipeline(kind, numeric, categorical, best["config"], cfg.random_state)
@@ -216,13 +355,21 @@ def main(root: Path, params: Params) -> None:
     problem = params.problem
     chosen = read_json(root / PATHS.selection_json)["chosen"]
     manifest = read_json(root / PATHS.split_manifest)
-    train, valid = pd.read_parquet(root / PATHS.train), pd.read_parquet(root / PATHS.valid)
     hashes = {"train": manifest["train"]["sha256"], "valid": manifest["valid"]["sha256"]}
+    base = params.choose.params.get(chosen, {})
     with engine(params.compute, root, STEP) as eng:
-        trials, (config, pipeline, proba) = tune(
-            chosen, params.choose.params.get(chosen, {}), train, valid, params, hashes, eng
-        )
-    y_valid = valid[problem.target].to_numpy(int)
+        if parquet_rows(root / PATHS.train) > params.train.in_memory_rows:
+            trials, (config, pipeline, proba) = tune_in_parts(
+                chosen, base, root, params, hashes, eng
+            )
+        else:
+            train = pd.read_parquet(root / PATHS.train)
+            valid = pd.read_parquet(root / PATHS.valid)
+            trials, (config, pipeline, proba) = tune(
+                chosen, base, train, valid, params, hashes, eng
+            )
+            del train, valid
+    y_valid = target_column(root / PATHS.valid, problem.target)
     threshold, cost = best_threshold(y_valid, proba, params.evaluate.cost)
     numeric, categorical = (
         pipeline.named_steps["prep"].transformers[0][2],

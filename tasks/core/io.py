@@ -195,6 +195,13 @@ def parquet_parts(path: Path | str) -> int:
     return pq.ParquetFile(path).num_row_groups
 
 
+def parquet_rows(path: Path | str) -> int:
+    """How many rows a Parquet file holds (from its footer)."""
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
 def iter_parts(
     path: Path | str, columns: list[str] | None = None, row_offset: bool = False
 ) -> Iterator[pd.DataFrame]:
@@ -219,3 +226,61 @@ def iter_parts(
             part.index = part.index + start
         start += len(part)
         yield part
+
+
+def column_names(path: Path | str) -> list[str]:
+    """The columns of a Parquet file, from its footer (no data read)."""
+    import pyarrow.parquet as pq
+
+    return [str(c) for c in pq.read_schema(path).names if not c.startswith("__index_level_")]
+
+
+def sample_positions(n: int, size: int, random_state: int) -> Any:
+    """The positions ``DataFrame.sample(size, random_state=random_state)`` takes from ``n`` rows.
+
+    pandas draws them with ``RandomState(random_state).choice(n, size, replace=False)``;
+    drawing them here lets a stage sample a file it never loads whole (:func:`take_rows`)
+    and get the very rows the whole-frame sample gives.
+    """
+    import numpy as np
+
+    return np.random.RandomState(random_state).choice(n, size=size, replace=False)
+
+
+def take_rows(path: Path | str, positions: Any, columns: list[str] | None = None) -> pd.DataFrame:
+    """The rows at ``positions`` (0-based, over the whole file, in the order given).
+
+    Reads one part (row group) at a time and keeps only its wanted rows, so the memory
+    needed is one part plus the result, whatever the file's size. The result equals
+    ``pd.read_parquet(path, columns).take(positions)``, index included.
+    """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    positions = np.asarray(positions, dtype=np.int64)
+    order = np.argsort(positions, kind="stable")
+    ordered = positions[order]
+    handle = pq.ParquetFile(path)
+    pieces, start = [], 0
+    for k in range(handle.num_row_groups):
+        n = handle.metadata.row_group(k).num_rows
+        lo, hi = np.searchsorted(ordered, [start, start + n])
+        if hi > lo:
+            part = handle.read_row_group(k, columns=columns)
+            pieces.append(part.take(pa.array(ordered[lo:hi] - start)))
+        start += n
+    if len(ordered) and (ordered[0] < 0 or ordered[-1] >= start):
+        raise IndexError(f"positions outside the {start:,} rows of {Path(path).name}")
+    if pieces:
+        table = pa.concat_tables(pieces)
+    else:  # nothing wanted: the file's columns, no rows
+        table = handle.schema_arrow.empty_table()
+        if columns is not None:
+            table = table.select(columns)
+    frame = table.to_pandas()
+    frame.index = pd.RangeIndex(len(frame)) if not len(frame) else ordered
+    inverse = np.empty_like(order)
+    inverse[order] = np.arange(len(order))
+    return frame.take(inverse)

@@ -1,8 +1,10 @@
 """Data read part by part gives the same results as data read whole.
 
-collect writes a snapshot as row groups of ``compute.partition_rows`` rows; clean and
-features then hold one part (or one bucket of the id shuffle) at a time. The outputs must
-equal the whole-frame path's, on the test profile, row for row.
+collect writes a snapshot as row groups of ``compute.partition_rows`` rows; every later
+stage holds one part (or one bucket of the id shuffle, or a sample) at a time. The outputs
+must equal the whole-frame path's, on the test profile, row for row and metric for metric.
+A training split over ``train.in_memory_rows`` is trained on from its parts: a model within
+the noise of the in-memory one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from devtools.project import SMALL, make_project
 from tasks.core.data.schema import dedupe
@@ -25,11 +28,13 @@ pytestmark = pytest.mark.slow
 
 
 def run_stages(root, *stages):
+    """Run each stage's module in ``root``; returns the last one's log (stderr)."""
     for stage in stages:
         done = subprocess.run(
             [sys.executable, "-m", f"tasks.{stage}"], cwd=root, capture_output=True, text=True
         )
         assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr
 
 
 @pytest.mark.parametrize("propose", [False, True], ids=["committed-suite", "proposed-suite"])
@@ -41,7 +46,10 @@ def test_collect_clean_and_features_in_parts_equal_the_whole_frame_path(tmp_path
         )
         if propose:
             (root / "expectations" / "simulator.raw.json").unlink()
-        run_stages(root, "collect", "clean", "features")
+        if propose:
+            run_stages(root, "collect", "clean", "features")
+        else:  # the whole DAG once
+            run_stages(root, *DAG)
         roots[name] = root
     whole, parts = roots["whole"], roots["parts"]
     raw = {
@@ -58,6 +66,8 @@ def test_collect_clean_and_features_in_parts_equal_the_whole_frame_path(tmp_path
         f.pop("snapshot_id")
     assert facts["whole"] == facts["parts"]
     assert (whole / PATHS.features_md).read_text() == (parts / PATHS.features_md).read_text()
+    if not propose:
+        later_stages_equal(whole, parts)
     if propose:
         suites = [
             json.loads((r / "expectations" / "simulator.raw.json").read_text())
@@ -66,6 +76,57 @@ def test_collect_clean_and_features_in_parts_equal_the_whole_frame_path(tmp_path
         for s in suites:
             s["meta"]["proposed_from"].pop("snapshot_id")
         assert suites[0] == suites[1]
+
+
+DAG = (
+    "collect",
+    "problem",
+    "feasibility",
+    "clean",
+    "features",
+    "split",
+    "choose_model",
+    "train",
+    "evaluate",
+)
+
+
+def read_json(root, rel):
+    return json.loads((root / rel).read_text())
+
+
+def later_stages_equal(whole, parts):
+    """problem to evaluate: the same facts, splits, audit, choice and test metrics."""
+    for rel in (PATHS.problem_json, PATHS.feasibility_json, PATHS.leakage_json):
+        a, b = read_json(whole, rel), read_json(parts, rel)
+        a.pop("snapshot_id", None), b.pop("snapshot_id", None)
+        assert a == b, rel
+    assert (whole / PATHS.leakage_md).read_text() == (parts / PATHS.leakage_md).read_text()
+    assert pq.ParquetFile(parts / PATHS.train).num_row_groups > 1
+    for rel in (PATHS.train, PATHS.valid, PATHS.test, PATHS.split_indices):
+        pd.testing.assert_frame_equal(pd.read_parquet(whole / rel), pd.read_parquet(parts / rel))
+    manifests = [read_json(r, PATHS.split_manifest) for r in (whole, parts)]
+    for split in ("train", "valid", "test"):
+        assert manifests[0][split]["content_sha256"] == manifests[1][split]["content_sha256"]
+    assert read_json(whole, PATHS.selection_json) == read_json(parts, PATHS.selection_json)
+    assert read_json(whole, PATHS.metrics_json) == read_json(parts, PATHS.metrics_json)
+    metrics = [read_json(r, PATHS.evaluation_json) for r in (whole, parts)]
+    for key in ("test", "baselines", "lift", "slices", "fairness", "top_features", "blessed"):
+        assert metrics[0][key] == metrics[1][key], key
+
+    # XGBoost trained from the parts (the split over train.in_memory_rows): close to in memory.
+    (parts / PATHS.selection_json).write_text(json.dumps({"chosen": "xgboost"}))
+    valid = {}
+    for rows in (250_000, 1000):
+        params = yaml.safe_load((parts / "params.yaml").read_text())
+        params["train"]["in_memory_rows"] = rows
+        (parts / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        logs = run_stages(parts, "train")
+        assert ("XGBoost reads it part by part" in logs) == (rows == 1000)
+        valid[rows] = read_json(parts, PATHS.train_json)["valid_roc_auc"]
+    assert abs(valid[1000] - valid[250_000]) < 0.02, valid
+    run_stages(parts, "evaluate")
+    assert read_json(parts, PATHS.evaluation_json)["model"] == "xgboost"
 
 
 def test_the_shuffle_finds_exactly_the_copies_and_repeats_dedupe_finds(tmp_path):
@@ -93,11 +154,26 @@ def test_the_shuffle_finds_exactly_the_copies_and_repeats_dedupe_finds(tmp_path)
 
 
 def test_the_dask_engine_on_a_snapshot_in_parts_gives_the_local_outputs(tmp_path):
-    """Each part goes to the workers under its own scratch name (parts never mix)."""
+    """Each part goes to the workers under its own scratch name (parts never mix); a training
+    split over train.in_memory_rows trains with xgboost.dask from its staged parts."""
     roots = {}
     for engine in ("local", "dask"):
-        overrides = {"compute": {"partition_rows": 1000, "engine": engine}}
-        roots[engine] = make_project(tmp_path / engine, overrides, profile=SMALL, commit=False)
-        run_stages(roots[engine], "collect", "clean", "features")
-    for rel in (PATHS.interim_clean, PATHS.features_table):
+        overrides = {
+            "compute": {"partition_rows": 1000, "engine": engine},
+            "train": {"n_trials": 2, "in_memory_rows": 1000},
+        }
+        root = roots[engine] = make_project(
+            tmp_path / engine, overrides, profile=SMALL, commit=False
+        )
+        run_stages(root, "collect", "clean", "features", "split")
+        # XGBoost as if chosen (what the choice picks is not the point here)
+        (root / PATHS.selection_json).write_text(json.dumps({"chosen": "xgboost"}))
+        logs = run_stages(root, "train")
+    assert "xgboost.dask on" in logs
+    for rel in (PATHS.interim_clean, PATHS.features_table, PATHS.train, PATHS.test):
         pd.testing.assert_frame_equal(*(pd.read_parquet(r / rel) for r in roots.values()))
+    valid = [read_json(r, PATHS.train_json)["valid_roc_auc"] for r in roots.values()]
+    assert abs(valid[0] - valid[1]) < 0.02, valid
+    assert not (roots["dask"] / ".dask-scratch").exists() or not any(
+        (roots["dask"] / ".dask-scratch").iterdir()
+    )

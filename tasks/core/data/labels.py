@@ -66,12 +66,13 @@ def binarize_target(values: pd.Series, positive_label: str | int | bool) -> pd.S
     -------
     Series of float
     """
-    missing = values.isna() | (values.astype("string").str.strip() == "")
-    wanted = resolve_label(values, positive_label)
-    normalised = values.astype(object).map(_norm, na_action="ignore")
-    out = pd.Series(np.where(normalised == wanted, 1.0, 0.0), index=values.index)
-    out[missing.fillna(True).to_numpy(bool)] = np.nan
-    return out
+    # Each distinct value is judged once: a column of millions of rows holds a few labels.
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    wanted = resolve_label(pd.Series(uniques, dtype=object), positive_label)
+    judged = np.array(
+        [np.nan if not str(u).strip() else float(_norm(u) == wanted) for u in uniques] + [np.nan]
+    )
+    return pd.Series(judged[codes], index=values.index)  # code -1 (missing) takes the last
 
 
 def observed_labels(values: pd.Series) -> list[str]:

@@ -13,6 +13,7 @@ chance is a finding.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -90,9 +91,44 @@ def held_out_copies(
     -------
     HeldOutCopies
     """
-    hashes = feature_hashes(frame, skip).to_numpy()
-    split = splits.to_numpy()
-    train = split == "train"
+    names = row_names.astype(str).to_numpy() if row_names is not None else None
+    return copies_from_hashes(
+        feature_hashes(frame, skip).to_numpy(),
+        splits.to_numpy() == "train",
+        max_share,
+        lambda positions: list(names[positions]) if names is not None else row_numbers(positions),
+        n_examples,
+    )
+
+
+def row_numbers(positions: np.ndarray) -> list[str]:
+    """How an example names a row of a table without ids: its 1-based row number."""
+    return [f"row {i + 1}" for i in positions]
+
+
+def copies_from_hashes(
+    hashes: np.ndarray,
+    train: np.ndarray,
+    max_share: float,
+    names: Callable[[np.ndarray], list[str]],
+    n_examples: int = 5,
+) -> HeldOutCopies:
+    """:func:`held_out_copies` from the rows' feature hashes (:func:`feature_hashes`).
+
+    A table too large to load is hashed one part at a time; the hashes of every row (8
+    bytes each) are all this needs.
+
+    Parameters
+    ----------
+    hashes : ndarray of uint64
+        One per row, in table order.
+    train : ndarray of bool
+        Whether each row is in the training split (the others are held out).
+    max_share : float
+    names : callable
+        ``names(positions)``: how examples name the rows at those positions.
+    n_examples : int
+    """
     held = ~train
     train_hashes = pd.Series(hashes[train])
     counts = train_hashes.value_counts()
@@ -104,16 +140,12 @@ def held_out_copies(
         max(chance * (1 - chance), 1.0 / max(n_held, 1)) / max(n_held, 1)
     )
     limit = min(chance + max_share + noise, 1.0)
-    names = (
-        row_names.astype(str).to_numpy()
-        if row_names is not None
-        else np.array([f"row {i + 1}" for i in range(len(frame))])
-    )
     examples = []
     if share > limit:
-        first_in_train = dict(zip(hashes[train][::-1], names[train][::-1], strict=True))
-        for name, h in zip(names[held][copied][:n_examples], hashes[held][copied][:n_examples]):
-            examples.append({"held_out": str(name), "training": str(first_in_train[h])})
+        shown = np.flatnonzero(held)[copied][:n_examples]
+        firsts = [int(np.flatnonzero(train & (hashes == hashes[p]))[0]) for p in shown]
+        for held_name, train_name in zip(names(shown), names(np.array(firsts)), strict=True):
+            examples.append({"held_out": str(held_name), "training": str(train_name)})
     return HeldOutCopies(int(copied.sum()), n_held, share, chance, limit, examples)
 
 

@@ -31,7 +31,7 @@ import tempfile
 import types
 import uuid
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,24 @@ class Engine:
         )
         with dask.config.set({"dataframe.convert-string": False}):  # keep pandas' own dtypes
             return dd.read_parquet(folder, storage_options=storage_options(folder))
+
+    def partitions_from(self, frames: Iterable[pd.DataFrame], name: str) -> Any:
+        """Frames, one partition each, as a dask DataFrame read by the workers from shared
+        storage (like :meth:`partitions`). Each frame is written as it comes, so a table read
+        one part at a time is never whole in this process."""
+        import dask
+        import dask.dataframe as dd
+
+        if not self.is_dask:
+            raise RuntimeError("partitions_from() needs the dask engine")
+        folder = f"{self.scratch.rstrip('/')}/{name}"
+        options = storage_options(folder)
+        if "://" not in folder:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        for k, frame in enumerate(frames):
+            frame.to_parquet(f"{folder}/part.{k:05d}.parquet", storage_options=options or None)
+        with dask.config.set({"dataframe.convert-string": False}):
+            return dd.read_parquet(folder, storage_options=options)
 
     def map_partitions(
         self, fn: Callable[..., Any], frame: pd.DataFrame, name: str, **kwargs: Any

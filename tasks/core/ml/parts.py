@@ -1,0 +1,116 @@
+"""Fitting and scoring a pipeline on a split file too large to load, one part at a time.
+
+XGBoost learns from a ``QuantileDMatrix`` built from an iterator over the file's parts
+(row groups): each part is read, turned into model inputs and passed through the fitted
+preprocessing, and only the matrix's compact histogram index stays in memory. The
+preprocessing (median imputation, category lists) is fitted on a seeded sample of the
+training rows. Scores are computed part by part the same way. The fitted booster becomes
+a plain ``XGBClassifier`` in the usual pipeline, so it is stored and served like any other.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn.pipeline import Pipeline
+
+from tasks.core.io import iter_parts
+from tasks.core.ml.models import make_classifier, model_matrix
+
+
+class _Parts(xgb.DataIter):
+    """The rows of a split file, part by part, as preprocessed float32 matrices."""
+
+    def __init__(
+        self, path: Path, prep: Any, numeric: list[str], categorical: list[str], target: str
+    ) -> None:
+        super().__init__(release_data=True)
+        self.path, self.prep, self.target = path, prep, target
+        self.numeric, self.categorical = numeric, categorical
+        self._parts: Any = None
+
+    def next(self, input_data: Any) -> bool:
+        if self._parts is None:
+            self._parts = iter_parts(self.path)
+        part = next(self._parts, None)
+        if part is None:
+            return False
+        X = self.prep.transform(model_matrix(part, self.numeric, self.categorical))
+        input_data(data=np.asarray(X, dtype=np.float32), label=part[self.target].to_numpy(int))
+        return True
+
+    def reset(self) -> None:
+        self._parts = None
+
+
+def quantile_matrix(
+    path: Path,
+    prep: Any,
+    numeric: list[str],
+    categorical: list[str],
+    target: str,
+    ref: xgb.QuantileDMatrix | None = None,
+) -> xgb.QuantileDMatrix:
+    """The split file at ``path`` as XGBoost's histogram matrix, built part by part.
+
+    ``ref``: the training matrix, whose bin edges a validation matrix must share.
+    """
+    return xgb.QuantileDMatrix(_Parts(path, prep, numeric, categorical, target), ref=ref, nthread=2)
+
+
+def as_classifier(model: Any) -> Any:
+    """A trained booster (or a dask XGBoost model) as a plain ``XGBClassifier``."""
+    from xgboost import XGBClassifier
+
+    local = XGBClassifier()
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_model(Path(folder) / "model.json")
+        local.load_model(Path(folder) / "model.json")
+    return local
+
+
+def train_xgboost(
+    config: dict[str, Any],
+    random_state: int,
+    dtrain: xgb.QuantileDMatrix,
+    dvalid: xgb.QuantileDMatrix,
+    early_stopping_rounds: int,
+) -> Any:
+    """One XGBoost configuration trained on ``dtrain``, stopping early on ``dvalid``.
+
+    The booster parameters are the ones ``XGBClassifier(**config)`` would pass, so the
+    model is the one the in-memory pipeline trains, up to the histogram bins, which come
+    from the parts' merged sketches.
+    """
+    params = make_classifier("xgboost", config, random_state).get_xgb_params()
+    booster = xgb.train(
+        {k: v for k, v in params.items() if v is not None},
+        dtrain,
+        num_boost_round=int(config.get("n_estimators", 100)),
+        evals=[(dvalid, "valid")],
+        early_stopping_rounds=early_stopping_rounds or None,
+        verbose_eval=False,
+    )
+    return as_classifier(booster)
+
+
+def predict_parts(
+    pipeline: Pipeline, path: Path, numeric: list[str], categorical: list[str]
+) -> np.ndarray:
+    """The positive-class probability of every row of ``path``, scored part by part."""
+    return np.concatenate(
+        [
+            pipeline.predict_proba(model_matrix(part, numeric, categorical))[:, 1]
+            for part in iter_parts(path)
+        ]
+    )
+
+
+def target_column(path: Path, target: str) -> np.ndarray:
+    """The 0/1 labels of a split file (one column read)."""
+    return pd.read_parquet(path, columns=[target])[target].to_numpy(int)

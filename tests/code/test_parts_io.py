@@ -1,0 +1,57 @@
+"""The readers that let a stage work on a file it never loads whole."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tasks.core.io import parquet_rows, sample_positions, take_rows, write_parts
+from tasks.promote import schema_of_parts, training_schema
+from tasks.split import id_block
+
+
+def parted(tmp_path, frame, rows):
+    path = tmp_path / "t.parquet"
+    with write_parts(path) as out:
+        for start in range(0, len(frame), rows):
+            out.write(frame.iloc[start : start + rows])
+        out.close()
+    return path
+
+
+def test_take_rows_gives_the_rows_dataframe_sample_draws(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {"x": rng.normal(size=1000), "c": rng.choice(["a", "b", None], 1000), "k": range(1000)}
+    )
+    path = parted(tmp_path, frame, 128)
+    assert parquet_rows(path) == 1000
+    for size, seed in ((10, 1), (999, 2), (1000, 3)):
+        expected = frame.sample(size, random_state=seed)
+        got = take_rows(path, sample_positions(1000, size, seed))
+        pd.testing.assert_frame_equal(got, expected)
+    assert take_rows(path, np.array([], dtype=int)).empty
+
+
+def test_the_id_check_is_exact_when_two_keys_share_a_hash():
+    keys = pd.Series(["a", "b", "c", "c"])
+    splits = pd.Series(["train", "test", "train", "valid"])
+    collide = np.array([7, 7, 9, 9], dtype=np.uint64)  # a and b collide; c is in two splits
+    block, n_keys = id_block(collide, splits, lambda rows: keys.iloc[rows])
+    assert list(block.loc[block["id_n_splits"] > 1, "subject"]) == ["id:c"]
+    assert n_keys == 2  # counted by hash: the collision merges a and b
+    assert block["subject"].iloc[-1].startswith("ids: the other")
+
+
+def test_the_training_schema_merged_over_parts_is_the_whole_frames(params):
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame(
+        {
+            "tenure_months": rng.integers(0, 70, 500).astype(float),
+            "contract": rng.choice(["monthly", "annual", None], 500),
+            "churned_30d": rng.integers(0, 2, 500),
+        }
+    )
+    frame.loc[::7, "tenure_months"] = np.nan
+    parts = [frame.iloc[s : s + 64] for s in range(0, 500, 64)]
+    assert schema_of_parts(parts, params) == training_schema(frame, params)
