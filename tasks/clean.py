@@ -335,7 +335,8 @@ def clean_in_parts(root: Path, params: Params, snapshot: Snapshot, docs: DocsTar
                     if facts_profile is None
                     else merge_profiles(facts_profile, part_profile)
                 )
-            sample.append(std.frame.iloc[::every])
+            # a copy: a slice is a view that would keep the whole part alive
+            sample.append(std.frame.iloc[::every].copy())
             counters.append(dataclasses.replace(std, frame=pd.DataFrame()))
             log.info("standardised part %d (%d of %d rows)", k + 1, sh.rows, total)
         writer.close()
