@@ -539,7 +539,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--scale-sizes",
         type=int,
         nargs="+",
-        help="sizes of the scale section in rows (default 1000000 3000000; 10000000 takes ~40 min)",
+        help="sizes of the scale section in rows (default 1000000 3000000; 10000000: over an hour)",
     )
     parser.add_argument(
         "--out", type=Path, default=REPO / "benchmarks", help="where results.json/.md go"
