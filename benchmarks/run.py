@@ -406,9 +406,12 @@ trial (the starting parameters) keeps 10M rows near an hour; each further trial 
 linear in the rows, and no memory (one model is kept at a time)."""
 
 
-def bench_scale(work: Path, env: dict[str, str], sizes: list[int], quick: bool) -> dict[str, Any]:
-    """Every stage's process, measured, on a fresh project at each of ``sizes``."""
-    runs = []
+def bench_scale(
+    work: Path, env: dict[str, str], sizes: list[int], quick: bool, earlier: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Every stage's process, measured, on a fresh project at each of ``sizes``; the ``earlier``
+    runs of other sizes (from the last results.json) are kept, so one size can be run alone."""
+    runs = [r for r in earlier if r.get("size") not in sizes and r.get("quick", False) == quick]
     for rows in sizes:
         params = deep_merge(overrides(rows, quick), SCALE)
         root = project(work, f"scale-{rows}", params)
@@ -416,7 +419,7 @@ def bench_scale(work: Path, env: dict[str, str], sizes: list[int], quick: bool) 
         stages = scale_bench.bench_size(root, env, work)
         worst = max(stages, key=lambda s: stages[s]["peak_mb"])
         log(f"  largest: {worst} {stages[worst]['peak_mb']:.0f} MB")
-        runs.append({"size": rows, "rows": rows_of(root), "stages": stages})
+        runs.append({"size": rows, "rows": rows_of(root), "quick": quick, "stages": stages})
     return scale_bench.summarise(runs)
 
 
@@ -622,7 +625,8 @@ def main(argv: list[str]) -> int:
                 work, env, dask_rows, args.quick, same[0] if same else None
             )
         if "scale" in sections:
-            results["scale"] = bench_scale(work, env, scale_sizes, args.quick)
+            earlier = results.get("scale", {}).get("runs", [])
+            results["scale"] = bench_scale(work, env, scale_sizes, args.quick, earlier)
     finally:
         stop(server.proc)
         if args.work is None:
