@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.io import parquet_rows, sample_positions, take_rows, write_parts
+from tasks.core.quality.audit_frame import id_block
 from tasks.promote import schema_of_parts, training_schema
-from tasks.split import id_block
 
 
 def parted(tmp_path, frame, rows):

@@ -22,11 +22,12 @@ from tasks.core.data.features import build_features
 from tasks.core.data.pii import protect_frame
 from tasks.core.data.schema import kinds_for, standardise
 from tasks.core.errors import StepError
+from tasks.core.quality.audit_frame import audit_frame, copies_of
 from tasks.core.quality.validation import propose_suite, read_suite_file, validate_frame
 from tasks.evaluate import model_card, skipped_columns
 from tasks.features import never_features
 from tasks.problem import validate_problem
-from tasks.split import assign_splits, audit_frame, copies_of, finding, run_audit
+from tasks.split import assign_splits, finding, run_audit
 from tests.conftest import REPO, default_params_dict
 from tests.data.real import REAL, overrides
 
