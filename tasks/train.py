@@ -59,6 +59,25 @@ log = logging.getLogger("churn.train")
 STEP = "train"
 
 
+def finished(
+    number: int,
+    config: dict[str, Any],
+    pipeline: Pipeline,
+    proba: np.ndarray,
+    started: float,
+    keep: bool = True,
+) -> dict[str, Any]:
+    """One trial's result, as :func:`record_trials` reads it (the pipeline only with ``keep``)."""
+    return {
+        "number": number,
+        "config": config,
+        "proba": proba,
+        "seconds": time.perf_counter() - started,
+        "best_iteration": getattr(pipeline.named_steps["model"], "best_iteration", None),
+        "pipeline": pipeline if keep else None,
+    }
+
+
 def trial_score(
     job: tuple[int, dict[str, Any]],
     kind: str,
@@ -85,14 +104,7 @@ def trial_score(
         params.train.early_stopping_rounds,
     )
     proba = pipeline.predict_proba(data["X_valid"])[:, 1]
-    return {
-        "number": number,
-        "config": config,
-        "proba": proba,
-        "seconds": time.perf_counter() - started,
-        "best_iteration": getattr(pipeline.named_steps["model"], "best_iteration", None),
-        "pipeline": pipeline if keep else None,
-    }
+    return finished(number, config, pipeline, proba, started, keep)
 
 
 def as_xy(staged: Any) -> tuple[Any, Any]:
@@ -139,14 +151,7 @@ def dask_xgboost_trials(
         local = as_classifier(model)  # the same booster, as a local estimator
         pipeline = build_pipeline("xgboost", *features, config, params.train.random_state)
         pipeline.set_params(prep=prep, model=local)
-        yield {
-            "number": number,
-            "config": config,
-            "proba": score_valid(pipeline),
-            "seconds": time.perf_counter() - started,
-            "best_iteration": getattr(local, "best_iteration", None),
-            "pipeline": pipeline,
-        }
+        yield finished(number, config, pipeline, score_valid(pipeline), started)
 
 
 def record_trials(
@@ -265,14 +270,7 @@ def tune_in_parts(
                 pipeline.set_params(prep=prep, model=model)
             else:
                 pipeline.fit(X_sample, y_sample)
-            yield {
-                "number": number,
-                "config": config,
-                "proba": score_valid(pipeline),
-                "seconds": time.perf_counter() - started,
-                "best_iteration": getattr(pipeline.named_steps["model"], "best_iteration", None),
-                "pipeline": pipeline,
-            }
+            yield finished(number, config, pipeline, score_valid(pipeline), started)
 
     if eng.is_dask and kind == "xgboost":
         matrices = {"train": staged(train_path), "valid": staged(valid_path)}
