@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import yaml
 
 from tasks.core.io import file_sha256
 from tasks.core.runtime.processes import tool_env
@@ -53,6 +54,15 @@ def descendants(pid: int) -> list[psutil.Process]:
     return psutil.Process(pid).children(recursive=True)
 
 
+def set_trials(root: Path, n: int) -> int:
+    """Set ``train.n_trials`` in the project's params.yaml; returns the value it had."""
+    path = root / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    before, params["train"]["n_trials"] = params["train"]["n_trials"], n
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return before
+
+
 def snapshot_hashes(root: Path) -> dict[str, str]:
     raw = root / "data" / "01_raw"
     return {
@@ -81,7 +91,8 @@ def test_runs_killed_in_collect_and_in_train_leave_nothing_the_next_run_must_rep
     first.wait(30)
 
     # 2. only the flow process dies during train: its `dvc repro` and the train step run on,
-    # orphaned
+    # orphaned (a long search, so they still run when the next run starts)
+    n_trials = set_trials(root, 500)
     second = start_training(root, prefect_api.api_url, tmp_path / "second.log")
     wait_for_line(second, tmp_path / "second.log", "Running stage 'train'")
     orphans = descendants(second.pid)
@@ -93,6 +104,7 @@ def test_runs_killed_in_collect_and_in_train_leave_nothing_the_next_run_must_rep
     assert any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in orphans), (
         "orphans still run"
     )
+    set_trials(root, n_trials)
 
     # 3. the next run: no manual repair
     third = start_training(root, prefect_api.api_url, tmp_path / "third.log")

@@ -243,7 +243,9 @@ def test_slow_requests_and_client_errors_raise_a_service_alert_not_a_retraining(
     service = summary["service"]
     assert service["requests"] == 236 and service["by_status"] == {"200": 206, "422": 30}
     assert service["timed_requests"] == 235
-    assert service["p50_ms"] < 5 and service["p99_ms"] > 20, service
+    # the typical request is under the bound, the slowest 1% (explanations) over it; how far
+    # under depends on the machine's load, so only the side of the bound is checked
+    assert service["p50_ms"] < 20 < service["p99_ms"], service
     alerts = service["alerts"]
     assert len(alerts) == 2, alerts
     assert alerts[0].startswith("latency: p99") and alerts[1].startswith("client errors: 12.7%")
