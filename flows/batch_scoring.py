@@ -2,7 +2,8 @@
 
 ``make score IN=data/external/new.csv`` or ``python -m flows.batch_scoring <file>``. The
 file (CSV or Parquet, under ``data/`` like any source) is read as the source delivers it,
-scored in chunks through the same cleaning and feature code as training, and written to
+one chunk at a time (so a file of any size fits), scored through the same cleaning and
+feature code as training, and written, chunk by chunk, to
 ``data/06_predictions/<file>.<model version>.parquet`` with the model version on every row.
 """
 
@@ -19,9 +20,9 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.common import project_root
 from tasks.core.config import load_params
-from tasks.core.data.sources import read_csv, read_parquet, safe_source_path
+from tasks.core.data.sources import csv_parts, parquet_parts, safe_source_path
 from tasks.core.env import telemetry_off
-from tasks.core.io import write_parquet
+from tasks.core.io import write_parts
 from tasks.core.paths import PATHS
 from tasks.core.serving.fields import RecordError
 from tasks.core.serving.registry import open_registry, registry_dir
@@ -93,36 +94,43 @@ def batch_scoring(
         raise RuntimeError("no champion model yet: run `make run` to train and promote one")
     model = LoadedModel.load(registry, champion)
     path = safe_source_path(input_path, root, params.collect)
-    frame = read_parquet(path) if path.suffix == ".parquet" else read_csv(path, params.collect)
-    if frame.empty:
-        raise ValueError(f"{input_path} holds no rows (a header only?): nothing to score")
+    chunks = (
+        parquet_parts(path, chunk_rows)
+        if path.suffix == ".parquet"
+        else csv_parts(path, params.collect, chunk_rows)
+    )
+    target = out_dir / f"{path.stem}.{champion.version}.parquet"
     store = open_store(registry_dir(root, params))
     batch_id = "batch-" + uuid.uuid4().hex[:12]
-    try:
-        parts = [
-            score_chunk(model, frame.iloc[i : i + chunk_rows], store, batch_id, n)
-            for n, i in enumerate(range(0, len(frame), chunk_rows))
-        ]
+    rows = positive = 0
+    try:  # one chunk in memory at a time; the output appears whole or not at all
+        with write_parts(target) as out:
+            for n, (chunk, _) in enumerate(chunks):
+                if chunk.empty:
+                    continue
+                chunk.index = pd.RangeIndex(rows, rows + len(chunk))  # rows of the file
+                scored = score_chunk(model, chunk, store, batch_id, n)
+                out.write(scored)
+                rows += len(scored)
+                positive += int(scored["decision"].sum())
+                logger.info("scored %d rows", rows)
+            if not rows:
+                raise ValueError(f"{input_path} holds no rows (a header only?): nothing to score")
+            out.close()
     finally:
         store.close()
-    out = pd.concat(parts, ignore_index=True)
-    target = out_dir / f"{path.stem}.{champion.version}.parquet"
-    write_parquet(target, out)
-    logger.info(
-        "scored %d rows of %s with %s -> %s", len(out), input_path, champion.version, target
-    )
+    logger.info("scored %d rows of %s with %s -> %s", rows, input_path, champion.version, target)
     create_markdown_artifact(
         key="batch-scoring",
         markdown=(
-            f"# Batch scoring\n\n- input: `{input_path}` ({len(out)} rows)\n- model: "
+            f"# Batch scoring\n\n- input: `{input_path}` ({rows} rows)\n- model: "
             f"`{champion.version}`\n"
-            f"- output: `{target.relative_to(root)}`\n- positive decisions: "
-            f"{int(out['decision'].sum())}\n"
+            f"- output: `{target.relative_to(root)}`\n- positive decisions: {positive}\n"
         ),
     )
     return {
         "output": str(target),
-        "rows": int(len(out)),
+        "rows": rows,
         "model_version": champion.version,
         "batch_id": batch_id,
     }

@@ -313,3 +313,8 @@ def test_batch_scoring_keeps_the_apis_rules(trained_project, tmp_path, record, p
     for name, why in cases.items():
         with pytest.raises(Exception, match=why):
             batch_scoring(f"data/external/{name}", project_dir=str(root))
+    # read a row at a time, the bad row is still named by its place in the file
+    with pytest.raises(Exception, match="record 1, field 'customer_id'"):
+        batch_scoring("data/external/blank.csv", project_dir=str(root), chunk_rows=1)
+    out = root / "data" / "06_predictions"  # a refused file leaves no output, whole or partial
+    assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
