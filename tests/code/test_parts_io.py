@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tasks.core.io import parquet_rows, sample_positions, take_rows, write_parts
 from tasks.core.quality.audit_frame import id_block
@@ -55,3 +56,56 @@ def test_the_training_schema_merged_over_parts_is_the_whole_frames(params):
     frame.loc[::7, "tenure_months"] = np.nan
     parts = [frame.iloc[s : s + 64] for s in range(0, 500, 64)]
     assert schema_of_parts(parts, params) == training_schema(frame, params)
+
+
+@pytest.mark.parametrize("repeats", [0, 40], ids=["unique-ids", "repeated-ids"])
+def test_id_uniqueness_counted_on_the_shuffle_equals_gx_on_the_whole_column(
+    tmp_path, repeats, monkeypatch
+):
+    """clean's id check reads the buckets of the id shuffle, never the whole id column."""
+    from tasks.core.config import ComputeParams
+    from tasks.core.data.shuffle import shuffle
+    from tasks.core.quality.validation import (
+        UNIQUE,
+        partition_counts,
+        validate_frame,
+        validate_parts,
+    )
+    from tasks.core.runtime.compute import Engine
+
+    rng = np.random.default_rng(repeats)
+    ids = [f"c{i}" for i in range(2000)]
+    for k in range(repeats):  # repeated ids, far apart in the file
+        ids[1999 - k] = ids[k * 7]
+    frame = pd.DataFrame({"id": ids, "x": rng.normal(size=2000)})
+    unique = {"type": UNIQUE, "kwargs": {"column": "id", "mostly": 0.99}}
+    spec = {
+        "name": "t",
+        "expectations": [
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "x"}},
+            unique,
+        ],
+    }
+    path = parted(tmp_path, frame, 300)
+    counts = []
+    with shuffle(5, "id", tmp_path) as sh:
+        for start in range(0, 2000, 300):
+            sh.add(frame.iloc[start : start + 300])
+        for bucket in sh.buckets():
+            counts.append(partition_counts(bucket[["id"]], {"expectations": [unique]})[0])
+
+    def whole_column(*args, **kwargs):
+        raise AssertionError(f"a whole column was read: {args} {kwargs}")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pd, "read_parquet", whole_column)
+        got = validate_parts(Engine(ComputeParams()), path, spec, "t", None, {1: counts})
+    whole = validate_frame(frame, spec, "t")
+
+    def verdict(r):  # the examples come in bucket order, not row order
+        return r.expectation, r.column, r.success, r.observed.split(", e.g.")[0]
+
+    assert [verdict(r) for r in got] == [verdict(r) for r in whole]
+    assert got[1].success == (repeats == 0)
+    if repeats:
+        assert "4.00% unexpected" in got[1].observed and "'c7'" in got[1].observed

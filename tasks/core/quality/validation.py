@@ -355,6 +355,9 @@ def validate_parts(
     """
     expectations = spec["expectations"]
     groups = suite_groups(spec)
+    # the uniqueness checks the shuffle counted: never the whole id column read into GX
+    groups["unique"] = sorted(unique_counts)
+    groups["columns"] = [i for i in groups["columns"] if i not in unique_counts]
     out: dict[int, CheckResult] = {}
     first = None
     per_part: list[list[dict[str, Any]]] = []
