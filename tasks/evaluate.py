@@ -383,6 +383,7 @@ def main(root: Path, params: Params) -> None:
     y = test[problem.target].to_numpy(int)
     proba = predict_parts(pipeline, path, numeric, categorical)
     decision = (proba >= meta["threshold"]).astype(int)
+    log.info("scored the %d test rows part by part; now the baselines and the lift", len(y))
     metrics = headline(y, proba, meta["threshold"], params)
     metrics["oracle_roc_auc"] = oracle_auc(root, test, problem, y)
     baselines = baseline_scores(test, problem)
@@ -407,6 +408,13 @@ def main(root: Path, params: Params) -> None:
             cfg.random_state,
         ),
     }
+    log.info(
+        "lift over %s: %+.4f %s (%d bootstrap samples); now the slices",
+        best_name,
+        lift["lift"],
+        metric,
+        cfg.bootstrap_samples,
+    )
     with engine(params.compute, root, STEP) as eng:
         slices = slice_metrics(test, y, proba, cfg, eng)
     fair = fairness(test, y, decision, cfg)
@@ -418,6 +426,7 @@ def main(root: Path, params: Params) -> None:
     verdict = gate(metrics, lift, slices, fair, params)
     blessed, reasons = verdict.blessed, list(verdict.reasons)
     rows = sample_positions(len(y), min(len(y), cfg.importance_rows), cfg.random_state)
+    log.info("slices and fairness checked; now permutation importance on %d rows", len(rows))
     X = model_matrix(take_rows(path, rows), numeric, categorical)  # the rows X.sample draws
     imp = permutation_importance(
         pipeline,
