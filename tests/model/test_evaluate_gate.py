@@ -130,3 +130,33 @@ def test_a_model_file_holding_an_extra_type_is_refused(tmp_path, splits, params)
     save_model(sneaky, tmp_path / "extra.skops")
     with pytest.raises(UntrustedModel, match="FunctionTransformer|log1p"):
         load_model(tmp_path / "extra.skops")
+
+
+@pytest.mark.parametrize("metric", ["roc_auc", "pr_auc"])
+def test_the_bootstrap_from_sorted_scores_equals_scikit_learn_on_each_resample(metric):
+    """The lift's interval is linear in the rows (scores sorted once), with the values a
+    plain loop over resamples gives, ties included."""
+    from tasks.core.ml.evaluation import Ranked
+    from tasks.core.ml.models import metric_fn
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    y = (rng.random(n) < 0.2).astype(int)
+    model = np.round(rng.random(n) * 0.6 + 0.4 * y, 2)  # rounded: many tied scores
+    baseline = rng.integers(0, 5, n).astype(float)  # a rule column: few values
+    score = metric_fn(metric)
+    draws = np.random.default_rng(1)
+    for _ in range(20):
+        idx = draws.integers(0, n, n)
+        counts = np.bincount(idx, minlength=n)
+        for s in (model, baseline):
+            assert Ranked(y, s).score(metric, counts) == pytest.approx(
+                score(y[idx], s[idx]), abs=1e-12
+            )
+    plain, draws = [], np.random.default_rng(0)  # the loop it replaces
+    for _ in range(200):
+        idx = draws.integers(0, n, n)
+        plain.append(score(y[idx], model[idx]) - score(y[idx], baseline[idx]))
+    lift = paired_bootstrap_lift(y, model, baseline, metric, 200, 0.95, 0)
+    assert lift["lower"] == pytest.approx(np.quantile(plain, 0.025), abs=1e-12)
+    assert lift["upper"] == pytest.approx(np.quantile(plain, 0.975), abs=1e-12)
