@@ -200,7 +200,8 @@ def main(root: Path, params: Params) -> None:
     cfg = params.problem
     snapshot = current_snapshot(root / PATHS.raw_dir)
     columns = column_names(snapshot.data_path)
-    data = snapshot.read(needed_columns(columns, cfg))  # two columns, however many rows
+    # two columns, however many rows, their text as categorical codes
+    data = snapshot.read_compact(needed_columns(columns, cfg))
     y = validate_problem(data, cfg, columns)
     summary = summarise(data, y, cfg, snapshot.snapshot_id)
     write_json(root / PATHS.problem_json, summary)

@@ -109,3 +109,32 @@ def test_id_uniqueness_counted_on_the_shuffle_equals_gx_on_the_whole_column(
     assert got[1].success == (repeats == 0)
     if repeats:
         assert "4.00% unexpected" in got[1].observed and "'c7'" in got[1].observed
+
+
+def test_text_columns_read_compact_keep_their_values_and_give_the_same_rule_scores(tmp_path):
+    from tasks.core.config import RuleBaseline
+    from tasks.core.io import read_compact
+    from tasks.core.ml.baselines import rule_scores
+
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame(
+        {
+            "label": pd.Series(rng.choice(["yes", "no", " Yes", None], 1000), dtype="string"),
+            "tenure": pd.Series(rng.choice(["1,200", "3", " 7 ", "", None, "x"], 1000)),
+            "n": rng.integers(0, 9, 1000),
+        }
+    )
+    path = parted(tmp_path, frame, 128)
+    compact = read_compact(path, ["label", "tenure", "n"])
+    assert isinstance(compact["label"].dtype, pd.CategoricalDtype)
+    assert compact["n"].dtype == frame["n"].dtype
+    whole = pd.read_parquet(path)
+    for c in ("label", "tenure"):
+        assert (
+            compact[c].astype(object).where(compact[c].notna(), None).tolist()
+            == whole[c].astype(object).where(whole[c].notna(), None).tolist()
+        )
+    rule = RuleBaseline(column="tenure", higher_is_positive=False)
+    np.testing.assert_array_equal(
+        rule_scores(compact["tenure"], rule), rule_scores(whole["tenure"], rule)
+    )

@@ -31,6 +31,7 @@ from tasks.core.io import (
     _umask,
     file_sha256,
     iter_parts,
+    read_compact,
     write_json,
 )
 
@@ -67,6 +68,12 @@ class Snapshot:
         """Load the batch (or some of its columns), after checking the file's recorded hash."""
         self.verify()
         return pd.read_parquet(self.data_path, columns=columns)
+
+    def read_compact(self, columns: list[str]) -> pd.DataFrame:
+        """Some columns, text ones as categoricals (:func:`tasks.core.io.read_compact`),
+        after checking the file's recorded hash."""
+        self.verify()
+        return read_compact(self.data_path, columns)
 
     def parts(self, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
         """The batch one part at a time (each indexed from 0), after checking its hash."""
