@@ -98,8 +98,14 @@ def markdown(scale: dict[str, Any]) -> list[str]:
                 if r is not runs[0]
                 else ""
             )
-            cells.append(f"{f['peak_mb']:,.0f} MB / {f['seconds']:.1f} s{ratio}")
+            again = " †" if f.get("remeasured") else ""
+            cells.append(f"{f['peak_mb']:,.0f} MB / {f['seconds']:.1f} s{ratio}{again}")
         lines.append(f"| {stage} | " + " | ".join(cells) + " |")
+    if any(f.get("remeasured") for r in runs for f in r["stages"].values()):
+        lines.append(
+            "| † | re-measured alone, with the code of a later commit, on the same project |"
+            + " |" * (len(runs) - 1)
+        )
     lines.append(
         "| largest stage | "
         + " | ".join(
