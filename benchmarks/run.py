@@ -402,7 +402,7 @@ def bench_dask(
 
 SCALE = {"train": {"n_trials": 1}, "evaluate": {"bootstrap_samples": 200}}
 """The scale section measures how each stage grows with the rows, not the tuning budget: one
-trial (the starting parameters) keeps 10M rows near an hour; each further trial adds a time
+trial (the starting parameters) keeps 10M rows near 40 minutes; each further trial adds a time
 linear in the rows, and no memory (one model is kept at a time)."""
 
 
@@ -542,7 +542,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--scale-sizes",
         type=int,
         nargs="+",
-        help="sizes of the scale section in rows (default 1000000 3000000; 10000000: over an hour)",
+        help="sizes of the scale section in rows (default 1000000 3000000; 10000000: +40 min)",
     )
     parser.add_argument(
         "--out", type=Path, default=REPO / "benchmarks", help="where results.json/.md go"
