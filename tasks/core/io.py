@@ -246,7 +246,10 @@ def read_compact(path: Path | str, columns: list[str]) -> pd.DataFrame:
     out = {}
     for c, parts in pieces.items():
         if parts and all(isinstance(v.dtype, pd.CategoricalDtype) for v in parts):
-            out[c] = pd.Series(union_categoricals([v.array for v in parts]), name=c)
+            try:
+                out[c] = pd.Series(union_categoricals([v.array for v in parts]), name=c)
+            except TypeError:  # parts whose categories differ in type: plain values
+                out[c] = pd.concat([v.astype(object) for v in parts], ignore_index=True)
         else:
             out[c] = pd.concat(parts, ignore_index=True) if parts else pd.Series(name=c)
     return pd.DataFrame(out)
