@@ -49,7 +49,6 @@ from tasks.core.quality.validation import (
     propose_suite,
     read_suite_file,
     save_suite,
-    suite_groups,
     validate_frame,
     validate_partitioned,
     validate_parts,
@@ -368,8 +367,7 @@ def clean_in_parts(root: Path, params: Params, snapshot: Snapshot, docs: DocsTar
                 proposal_source(snapshot),
             )
             save_proposal(suite, spec, snapshot)
-        positions = suite_groups(spec, id_column)["unique"]
-        results = validate_parts(eng, std_path, spec, "raw", docs, {i: unique for i in positions})
+        results = validate_parts(eng, std_path, spec, "raw", docs, id_column, unique)
         check_results(results, suite.rel)
         dropped = copies.dropped()
         rows_out = positives = unlabelled = start = 0

@@ -99,7 +99,7 @@ def test_id_uniqueness_counted_on_the_shuffle_equals_gx_on_the_whole_column(
 
     with monkeypatch.context() as patch:
         patch.setattr(pd, "read_parquet", whole_column)
-        got = validate_parts(Engine(ComputeParams()), path, spec, "t", None, {1: counts})
+        got = validate_parts(Engine(ComputeParams()), path, spec, "t", None, "id", counts)
     whole = validate_frame(frame, spec, "t")
 
     def verdict(r):  # the examples come in bucket order, not row order
@@ -134,6 +134,11 @@ def test_text_columns_read_compact_keep_their_values_and_give_the_same_rule_scor
             compact[c].astype(object).where(compact[c].notna(), None).tolist()
             == whole[c].astype(object).where(whole[c].notna(), None).tolist()
         )
+    from tasks.core.data.schema import parse_numbers
+
+    parsed, whole_parsed = parse_numbers(compact["tenure"]), parse_numbers(whole["tenure"])
+    pd.testing.assert_series_equal(parsed[0], whole_parsed[0])
+    assert parsed[1] == whole_parsed[1] > 0  # the same cells counted as not numbers
     rule = RuleBaseline(column="tenure", higher_is_positive=False)
     np.testing.assert_array_equal(
         rule_scores(compact["tenure"], rule), rule_scores(whole["tenure"], rule)

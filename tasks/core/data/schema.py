@@ -60,6 +60,13 @@ def parse_numbers(values: pd.Series) -> tuple[pd.Series, int]:
         return values.astype(float), 0
     if pd.api.types.is_numeric_dtype(values):
         return values.astype(float), 0
+    if isinstance(values.dtype, pd.CategoricalDtype):  # each distinct text parsed once
+        parsed = parse_numbers(pd.Series(values.cat.categories, dtype=object))[0].to_numpy()
+        codes = values.cat.codes.to_numpy()
+        numbers = pd.Series(
+            np.where(codes >= 0, parsed[codes], np.nan), index=values.index, name=values.name
+        )
+        return numbers, _unparsed(values, numbers.isna())
     text = values.astype("string").str.strip().str.replace(r"(?<=\d),(?=\d{3}\b)", "", regex=True)
     numbers = pd.to_numeric(text, errors="coerce").astype(float)
     return numbers, _unparsed(values, numbers.isna())

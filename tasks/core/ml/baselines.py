@@ -11,12 +11,7 @@ from tasks.core.data.schema import parse_numbers
 
 def rule_scores(values: pd.Series, rule: RuleBaseline) -> np.ndarray:
     """The one-column rule baseline's scores: the column as numbers (missing: its median)."""
-    if isinstance(values.dtype, pd.CategoricalDtype):  # each distinct text parsed once
-        parsed = parse_numbers(pd.Series(values.cat.categories, dtype=object))[0].to_numpy()
-        codes = values.cat.codes.to_numpy()
-        numbers = pd.Series(np.where(codes >= 0, parsed[codes], np.nan), index=values.index)
-    else:
-        numbers = parse_numbers(values)[0]
+    numbers = parse_numbers(values)[0]
     numbers = numbers.fillna(numbers.median() if numbers.notna().any() else 0.0).to_numpy()
     return numbers if rule.higher_is_positive else -numbers
 

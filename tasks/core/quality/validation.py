@@ -342,22 +342,20 @@ def validate_parts(
     spec: dict[str, Any],
     name: str,
     docs: DocsTarget | None,
-    unique_counts: dict[int, list[dict[str, Any]]],
+    unique_column: str | None,
+    unique_counts: list[dict[str, Any]],
 ) -> list[CheckResult]:
     """:func:`validate_frame` on a Parquet file read part by part, with the same outcome.
 
     Great Expectations runs every check: the row-level ones on each part (their counts
     added up and judged against ``mostly`` over all rows, :func:`combine_counts`), the
-    schema ones on the first part (this run builds the Data Docs page), id uniqueness on
-    each bucket of a shuffle on the id (``unique_counts``: per expectation position, the
-    buckets' counts; all rows of an id share a bucket, so the counts add up exactly), and
-    any other on the whole of the columns it names, read alone.
+    schema ones on the first part (this run builds the Data Docs page), uniqueness of
+    ``unique_column`` on each bucket of a shuffle on it (``unique_counts``: the buckets'
+    counts; all rows of an id share a bucket, so the counts add up exactly, and the whole
+    column is never read), and any other on the whole of the columns it names, read alone.
     """
     expectations = spec["expectations"]
-    groups = suite_groups(spec)
-    # the uniqueness checks the shuffle counted: never the whole id column read into GX
-    groups["unique"] = sorted(unique_counts)
-    groups["columns"] = [i for i in groups["columns"] if i not in unique_counts]
+    groups = suite_groups(spec, unique_column)
     out: dict[int, CheckResult] = {}
     first = None
     per_part: list[list[dict[str, Any]]] = []
@@ -376,7 +374,7 @@ def validate_parts(
         results = validate_frame(first, subsuite(spec, schema), name, docs)
         out.update(zip(schema, results, strict=True))
     for i in groups["unique"]:
-        out[i] = combine_counts(expectations[i], unique_counts[i])
+        out[i] = combine_counts(expectations[i], unique_counts)
     for i in groups["columns"]:
         kwargs = expectations[i].get("kwargs", {})
         named = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
