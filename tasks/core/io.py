@@ -246,10 +246,8 @@ def read_compact(path: Path | str, columns: list[str]) -> pd.DataFrame:
     out = {}
     for c, parts in pieces.items():
         if parts and all(isinstance(v.dtype, pd.CategoricalDtype) for v in parts):
-            try:
-                out[c] = pd.Series(union_categoricals([v.array for v in parts]), name=c)
-            except TypeError:  # parts whose categories differ in type: plain values
-                out[c] = pd.concat([v.astype(object) for v in parts], ignore_index=True)
+            # one Parquet column has one type in every part: the categories' types agree
+            out[c] = pd.Series(union_categoricals([v.array for v in parts]), name=c)
         else:
             out[c] = pd.concat(parts, ignore_index=True) if parts else pd.Series(name=c)
     return pd.DataFrame(out)
