@@ -23,17 +23,25 @@ from devtools.project import SMALL, make_project
 from tasks.core.data.schema import dedupe
 from tasks.core.data.shuffle import Copies, keep_mask, shuffle
 from tasks.core.paths import PATHS
+from tasks.core.runtime.processes import tool_env
+from tasks.core.runtime.warm import active_env, warm_steps
 
 pytestmark = pytest.mark.slow
 
 
 def run_stages(root, *stages):
-    """Run each stage's module in ``root``; returns the last one's log (stderr)."""
-    for stage in stages:
-        done = subprocess.run(
-            [sys.executable, "-m", f"tasks.{stage}"], cwd=root, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
+    """Run each stage's module in ``root`` as ``dvc repro`` does in the training flow: a
+    ``python -m tasks.<stage>`` process each, through the flow's warm step process (the
+    heavy imports paid once, not per stage); returns the last one's log (stderr)."""
+    env = tool_env()
+    with warm_steps(root, env):
+        env = {**env, **active_env()}
+        python = "python" if active_env() else sys.executable  # the shim, when warm is on
+        for stage in stages:
+            done = subprocess.run(
+                [python, "-m", f"tasks.{stage}"], cwd=root, env=env, capture_output=True, text=True
+            )
+            assert done.returncode == 0, done.stderr[-3000:]
     return done.stderr
 
 
