@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -33,13 +32,16 @@ def run_stages(root, *stages):
     """Run each stage's module in ``root`` as ``dvc repro`` does in the training flow: a
     ``python -m tasks.<stage>`` process each, through the flow's warm step process (the
     heavy imports paid once, not per stage); returns the last one's log (stderr)."""
-    env = tool_env()
+    env = tool_env()  # its PATH leads to this interpreter, as DVC's does in the flow
     with warm_steps(root, env):
-        env = {**env, **active_env()}
-        python = "python" if active_env() else sys.executable  # the shim, when warm is on
+        env = {**env, **active_env()}  # the warm process's shim first on PATH, when it is on
         for stage in stages:
             done = subprocess.run(
-                [python, "-m", f"tasks.{stage}"], cwd=root, env=env, capture_output=True, text=True
+                ["python", "-m", f"tasks.{stage}"],
+                cwd=root,
+                env=env,
+                capture_output=True,
+                text=True,
             )
             assert done.returncode == 0, done.stderr[-3000:]
     return done.stderr
