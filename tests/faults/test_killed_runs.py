@@ -11,6 +11,7 @@ What must hold afterwards:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -104,6 +105,10 @@ def test_runs_killed_in_collect_and_in_train_leave_nothing_the_next_run_must_rep
     assert any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in orphans), (
         "orphans still run"
     )
+    # paused, so they are still there when the next run starts however fast training is here
+    for p in orphans:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.suspend()
     set_trials(root, n_trials)
 
     # 3. the next run: no manual repair

@@ -113,7 +113,8 @@ def clear_orphans(
 
     Called by the next run once it holds the workspace lock: the previous holder is gone
     (the kernel released its lock), so a child it recorded that still runs (same pid and
-    start time) is an orphan: its process group gets SIGTERM, then SIGKILL.
+    start time) is an orphan: its process group gets SIGTERM (and SIGCONT, so a stopped one
+    handles it), then SIGKILL.
     """
     import psutil
 
@@ -136,6 +137,7 @@ def clear_orphans(
         )
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(e["pid"], signal.SIGTERM)  # started in its own session: pgid == pid
+            os.killpg(e["pid"], signal.SIGCONT)  # a stopped process (kill -STOP, ^Z) gets it now
         _, alive = psutil.wait_procs([proc], timeout=grace_s)
         if alive:
             with contextlib.suppress(ProcessLookupError, PermissionError):
