@@ -13,6 +13,8 @@
 5. The Dask engine (a local cluster of two workers) against local, plain script, same data.
 6. Scale (:mod:`benchmarks.scale`): every stage's own process at growing sizes (1M and 3M
    rows by default, ``--scale-sizes`` for more): peak memory and wall time per stage.
+7. Scale through the flow (opt-in: ``--only scale-flow``): the whole training flow at the
+   scale sizes, the largest single process of each stage, DVC push and registration.
 
 Results: ``benchmarks/results.json`` and ``benchmarks/results.md``. ``--quick`` runs all of
 it on small data (the CI smoke test); its figures are not the ones to quote.
@@ -423,6 +425,23 @@ def bench_scale(
     return scale_bench.summarise(runs)
 
 
+def bench_scale_flow(
+    work: Path, env: dict[str, str], sizes: list[int], quick: bool, earlier: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The whole training flow at each of ``sizes`` (the scale section's params), each stage's
+    largest process measured; ``earlier`` runs of other sizes are kept."""
+    runs = [r for r in earlier if r.get("size") not in sizes and r.get("quick", False) == quick]
+    for rows in sizes:
+        root = project(work, f"scale-flow-{rows}", deep_merge(overrides(rows, quick), SCALE))
+        log(f"the training flow at ~{rows:,} rows, every process measured")
+        figures = scale_bench.run_flow_measured(
+            [sys.executable, "-m", "flows.training"], root, env, work / f"scale-flow-{rows}.log"
+        )
+        log(f"  {figures['seconds']:.0f} s; largest process {figures['largest_process_mb']:.0f} MB")
+        runs.append({"size": rows, "rows": rows_of(root), "quick": quick, **figures})
+    return {"limit_mb": scale_bench.STAGE_LIMIT_MB, "runs": sorted(runs, key=lambda r: r["rows"])}
+
+
 # --------------------------------------------------------------------------- report
 def markdown(results: dict[str, Any]) -> str:
     """The table the docs/performance.md quotes."""
@@ -518,6 +537,8 @@ def markdown(results: dict[str, Any]) -> str:
         )
     if results.get("scale"):
         lines.extend(scale_bench.markdown(results["scale"]))
+    if results.get("scale_flow"):
+        lines.extend(scale_bench.flow_markdown(results["scale_flow"]))
     return "\n".join(lines) + "\n"
 
 
@@ -553,13 +574,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=SECTIONS,
+        choices=SECTIONS + OPT_IN,
         help="run these benchmarks only, updating the last results.json",
     )
     return parser.parse_args(argv)
 
 
 SECTIONS = ("training", "rerun", "api", "monitoring", "dask", "scale")
+OPT_IN = ("scale-flow",)
+"""Run only when named in ``--only``: the whole training flow at the scale sizes (10M rows:
+about an hour)."""
 
 
 def main(argv: list[str]) -> int:
@@ -627,6 +651,9 @@ def main(argv: list[str]) -> int:
         if "scale" in sections:
             earlier = results.get("scale", {}).get("runs", [])
             results["scale"] = bench_scale(work, env, scale_sizes, args.quick, earlier)
+        if "scale-flow" in sections:
+            earlier = results.get("scale_flow", {}).get("runs", [])
+            results["scale_flow"] = bench_scale_flow(work, env, scale_sizes, args.quick, earlier)
     finally:
         stop(server.proc)
         if args.work is None:

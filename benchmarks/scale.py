@@ -12,11 +12,15 @@ a ratio to it (flat memory is a ratio near 1; linear time is a ratio near the ra
 
 from __future__ import annotations
 
+import re
 import shlex
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import psutil
 import yaml
 
 from benchmarks.measure import run_measured
@@ -56,6 +60,87 @@ def bench_size(root: Path, env: dict[str, str], logs: Path) -> dict[str, Any]:
     for name, argv in stage_commands(root):
         figures[name] = run_measured(argv, root, env, logs / f"{root.name}-{name}.log")
     return figures
+
+
+STAGE_LINE = re.compile(r"Running stage '([\w-]+)'|Task run '(push-data|register-and-promote)")
+"""A line of the flow's log where a stage, the DVC push or the registration starts."""
+
+
+def run_flow_measured(
+    args: list[str], cwd: Path, env: dict[str, str], log: Path, timeout_s: float = 14400
+) -> dict[str, Any]:
+    """Run the training flow (``args``) and measure every process it starts, by stage.
+
+    Every 0.2 s each process of the tree is sampled; the stage is the last ``Running stage``
+    line of the flow's log so far (or ``push-data``, ``register-and-promote`` after it).
+    Returns the wall time, the whole tree's peak and, per stage (``flow`` before the first),
+    the largest single process's resident memory and its command: the figure the 4 GB bound
+    is about (the flow's warm process forks one child per stage).
+    """
+    stages: dict[str, dict[str, Any]] = {}
+    stage, seen, tree_peak = "flow", 0, 0
+    with open(log, "w") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            with open(log, errors="replace") as fh:  # the new part of the log: which stage runs
+                fh.seek(seen)
+                new = fh.read()
+                seen += len(new.encode(errors="replace"))
+            for found in STAGE_LINE.findall(new):
+                stage = found[0] or found[1]
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                procs = []
+            tree = 0
+            entry = stages.setdefault(stage, {"largest_mb": 0.0, "largest": ""})
+            for p in procs:
+                try:
+                    rss = p.memory_info().rss / 2**20
+                    tree += rss
+                    if rss > entry["largest_mb"]:
+                        cmd = " ".join(p.cmdline())[:160]
+                        entry.update(largest_mb=round(rss, 1), largest=cmd)
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+            tree_peak = max(tree_peak, tree)
+            if time.perf_counter() - started > timeout_s:
+                proc.kill()
+                raise RuntimeError(f"{' '.join(args)}: over {timeout_s:.0f} s")
+            time.sleep(0.2)
+        seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{log.read_text()[-4000:]}")
+    largest = max(stages.values(), key=lambda e: e["largest_mb"])
+    return {
+        "seconds": round(seconds, 1),
+        "tree_peak_mb": round(tree_peak, 1),
+        "largest_process_mb": largest["largest_mb"],
+        "under_limit": largest["largest_mb"] <= STAGE_LIMIT_MB,
+        "stages": stages,
+    }
+
+
+def flow_markdown(flow: dict[str, Any]) -> list[str]:
+    """Rows for results.md: the training flow at each size, the largest process per stage."""
+    lines = [
+        "",
+        "Scale, the whole training flow (`python -m flows.training` against a Prefect server): "
+        f"the largest single process of each stage (bound {STAGE_LIMIT_MB:,} MB).",
+        "",
+        "| rows | wall | whole tree at once | largest process | per stage (MB) |",
+        "|---|---|---|---|---|",
+    ]
+    for run in flow["runs"]:
+        per = ", ".join(f"{s} {e['largest_mb']:,.0f}" for s, e in run["stages"].items())
+        lines.append(
+            f"| {run['rows']:,} | {run['seconds']:.0f} s | {run['tree_peak_mb']:,.0f} MB | "
+            f"{run['largest_process_mb']:,.0f} MB "
+            f"({'under' if run['under_limit'] else 'OVER'} the bound) | {per} |"
+        )
+    return lines
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:

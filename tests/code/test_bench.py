@@ -29,6 +29,29 @@ def test_peak_memory_counts_the_child_processes(tmp_path):
     assert figures["cpu_s"] >= 0.2, "the grandchild's CPU time is counted"
 
 
+def test_the_flow_at_scale_is_measured_process_by_process_and_stage_by_stage(tmp_path):
+    from benchmarks.scale import flow_markdown, run_flow_measured
+
+    # a stand-in for the flow: stage 'big' runs a child holding 300 MB, stage 'small' does not
+    child = (
+        "import time; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1)"
+    )
+    flow = (
+        "import subprocess, sys, time\n"
+        "print(\"Running stage 'big':\", flush=True)\n"
+        f"subprocess.run([sys.executable, '-c', {child!r}], check=True)\n"
+        "print(\"Running stage 'small':\", flush=True)\n"
+        "time.sleep(1)\n"
+    )
+    figures = run_flow_measured([sys.executable, "-c", flow], tmp_path, {}, tmp_path / "log")
+    big, small = figures["stages"]["big"], figures["stages"]["small"]
+    assert big["largest_mb"] > 300 > small["largest_mb"], figures
+    assert "-c" in big["largest"] and figures["largest_process_mb"] == big["largest_mb"]
+    assert figures["under_limit"] and figures["tree_peak_mb"] >= big["largest_mb"]
+    table = "\n".join(flow_markdown({"runs": [{**figures, "rows": 1000}]}))
+    assert "| 1,000 |" in table and "big 3" in table and "under the bound" in table
+
+
 def test_latencies_come_from_every_client():
     latencies, wall = concurrent(lambda state: state.setdefault("n", 0), clients=4, per_client=5)
     summary = latency_summary(latencies, wall)
