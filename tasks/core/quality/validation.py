@@ -7,6 +7,7 @@ committed like code. They are validated with an ephemeral Great Expectations con
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import math
@@ -240,6 +241,10 @@ def partition_counts(frame: pd.DataFrame, spec: dict[str, Any]) -> list[dict[str
                 "examples": list(res.get("partial_unexpected_list") or [])[:5],
             }
         )
+    # a run leaves its objects (and the partition's columns) in reference cycles, which
+    # only a full collection frees: without it a step checking part after part grew by
+    # about 165 MB a part between collections (1.75 GB after 10 parts of 250k rows)
+    gc.collect()
     return out
 
 
