@@ -6,6 +6,7 @@ import resource
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,37 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
+def run_sampled(
+    args: list[str],
+    cwd: Path,
+    env: dict[str, str],
+    log: Path,
+    sample: Callable[[psutil.Process], None],
+    every_s: float,
+    timeout_s: float,
+) -> float:
+    """Run ``args`` (output to ``log``), calling ``sample`` on its process every ``every_s``
+    while it runs: the wall time in seconds. A failing or overlong command raises with the
+    end of its log."""
+    with open(log, "w") as out:
+        started = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+        watched = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                sample(watched)
+            except psutil.NoSuchProcess:
+                pass
+            if time.perf_counter() - started > timeout_s:
+                proc.kill()
+                raise RuntimeError(f"{' '.join(args)}: over {timeout_s:.0f} s")
+            time.sleep(every_s)
+        seconds = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{log.read_text()[-4000:]}")
+    return seconds
+
+
 def run_measured(
     args: list[str], cwd: Path, env: dict[str, str], log: Path, timeout_s: float = 7200
 ) -> dict:
@@ -33,25 +65,19 @@ def run_measured(
     0.1 s). A failing command raises with the end of its log.
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with open(log, "w") as out:
-        started = time.perf_counter()
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        peak, watched = 0, psutil.Process(proc.pid)
-        while proc.poll() is None:
-            try:
-                peak = max(peak, tree_rss(watched))
-            except psutil.NoSuchProcess:
-                pass
-            if time.perf_counter() - started > timeout_s:
-                proc.kill()
-                raise RuntimeError(f"{' '.join(args)}: over {timeout_s:.0f} s")
-            time.sleep(0.1)
-        seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{log.read_text()[-4000:]}")
+    peak = [0]
+
+    def sample(watched: psutil.Process) -> None:
+        peak[0] = max(peak[0], tree_rss(watched))
+
+    seconds = run_sampled(args, cwd, env, log, sample, 0.1, timeout_s)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-    return {"seconds": round(seconds, 2), "cpu_s": round(cpu, 1), "peak_mb": round(peak / 2**20, 1)}
+    return {
+        "seconds": round(seconds, 2),
+        "cpu_s": round(cpu, 1),
+        "peak_mb": round(peak[0] / 2**20, 1),
+    }
 
 
 def latency_summary(seconds: list[float], wall: float) -> dict:

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import psutil
 import yaml
 
-from benchmarks.measure import run_measured
+from benchmarks.measure import run_measured, run_sampled
 
 STAGE_LIMIT_MB = 4096
 """The issue's bound on any stage process, at any size."""
@@ -78,45 +76,33 @@ def run_flow_measured(
     is about (the flow's warm process forks one child per stage).
     """
     stages: dict[str, dict[str, Any]] = {}
-    stage, seen, tree_peak = "flow", 0, 0
-    with open(log, "w") as out:
-        started = time.perf_counter()
-        proc = subprocess.Popen(args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        root = psutil.Process(proc.pid)
-        while proc.poll() is None:
-            with open(log, errors="replace") as fh:  # the new part of the log: which stage runs
-                fh.seek(seen)
-                new = fh.read()
-                seen += len(new.encode(errors="replace"))
-            for found in STAGE_LINE.findall(new):
-                stage = found[0] or found[1]
+    state = {"stage": "flow", "read": 0, "tree_peak": 0.0}
+
+    def sample(root: psutil.Process) -> None:
+        with open(log, "rb") as fh:  # the log's new complete lines: which stage runs
+            fh.seek(state["read"])
+            new = fh.read()
+        new = new[: new.rfind(b"\n") + 1]
+        state["read"] += len(new)
+        for found in STAGE_LINE.findall(new.decode(errors="replace")):
+            state["stage"] = found[0] or found[1]
+        entry = stages.setdefault(state["stage"], {"largest_mb": 0.0, "largest": ""})
+        tree = 0.0
+        for p in [root, *root.children(recursive=True)]:
             try:
-                procs = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                procs = []
-            tree = 0
-            entry = stages.setdefault(stage, {"largest_mb": 0.0, "largest": ""})
-            for p in procs:
-                try:
-                    rss = p.memory_info().rss / 2**20
-                    tree += rss
-                    if rss > entry["largest_mb"]:
-                        cmd = " ".join(p.cmdline())[:160]
-                        entry.update(largest_mb=round(rss, 1), largest=cmd)
-                except (psutil.NoSuchProcess, psutil.AccessDenied):
-                    pass
-            tree_peak = max(tree_peak, tree)
-            if time.perf_counter() - started > timeout_s:
-                proc.kill()
-                raise RuntimeError(f"{' '.join(args)}: over {timeout_s:.0f} s")
-            time.sleep(0.2)
-        seconds = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args)} exited {proc.returncode}:\n{log.read_text()[-4000:]}")
+                rss = p.memory_info().rss / 2**20
+                tree += rss
+                if rss > entry["largest_mb"]:
+                    entry.update(largest_mb=round(rss, 1), largest=" ".join(p.cmdline())[:160])
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                pass
+        state["tree_peak"] = max(state["tree_peak"], tree)
+
+    seconds = run_sampled(args, cwd, env, log, sample, 0.2, timeout_s)
     largest = max(stages.values(), key=lambda e: e["largest_mb"])
     return {
         "seconds": round(seconds, 1),
-        "tree_peak_mb": round(tree_peak, 1),
+        "tree_peak_mb": round(state["tree_peak"], 1),
         "largest_process_mb": largest["largest_mb"],
         "under_limit": largest["largest_mb"] <= STAGE_LIMIT_MB,
         "stages": stages,
