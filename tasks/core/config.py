@@ -290,8 +290,11 @@ class CleanParams(Section):
     suite: str | None = None
     min_parse_share: float = Field(0.9, gt=0, le=1)
     max_categories: int = Field(50, ge=2)
-    # formats dates are parsed in, tried in order
-    date_formats: list[str] = Field(default_factory=lambda: ["%Y-%m-%d", "%m/%d/%Y", "%b %d, %Y"])
+    # formats dates are parsed in, tried in order (strptime patterns, or ISO8601 for any
+    # ISO 8601 date or time stamp such as 2017-01-01T06:00:42Z, zones turned to UTC)
+    date_formats: list[str] = Field(
+        default_factory=lambda: ["%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%b %d, %Y", "ISO8601"]
+    )
     category_aliases: dict[str, dict[str, str]] = Field(default_factory=dict)
     unit_fixes: list[UnitFix] = Field(default_factory=list)
     proposal: SuiteProposal = SuiteProposal()
@@ -578,6 +581,34 @@ class Params(Section):
     monitor: MonitorParams = MonitorParams()
     compute: ComputeParams = ComputeParams()
 
+    @model_validator(mode="after")
+    def _no_role_for_a_dropped_column(self) -> "Params":
+        """A column collect.pii drops cannot be the target, id, time or any named column."""
+        dropped = {c for c, action in self.collect.pii.items() if action == "drop"}
+        if not dropped:
+            return self
+        problem, rule = self.problem, self.problem.baseline.rule
+        named = {
+            "problem.target": [problem.target],
+            "problem.id_column": [problem.id_column],
+            "problem.time_column": [problem.time_column],
+            "problem.post_outcome_columns": problem.post_outcome_columns,
+            "problem.baseline.rule.column": [rule.column if rule else None],
+            "split.group_column": [self.split.group_column],
+            "evaluate.slices": self.evaluate.slices,
+            "evaluate.sensitive": self.evaluate.sensitive,
+        }
+        clashes = [
+            f"{key} names '{column}', which collect.pii drops before any step sees it: "
+            f"remove it from collect.pii (or set it to pseudonymise), or from {key}"
+            for key, columns in named.items()
+            for column in columns
+            if column in dropped
+        ]
+        if clashes:
+            raise ValueError("; ".join(clashes))
+        return self
+
 
 class ParamsError(ValueError):
     """``params.yaml`` is missing, unreadable or does not match the typed models."""
@@ -585,6 +616,8 @@ class ParamsError(ValueError):
 
 def _describe(err: dict[str, Any], known: dict[str, list[str]]) -> str:
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
+    if not loc and err["type"] == "value_error":  # a check across sections names its keys
+        return str(err.get("ctx", {}).get("error", err["msg"]))
     if err["type"] == "extra_forbidden":
         parent, _, key = loc.rpartition(".")
         hint = difflib.get_close_matches(key, known.get(parent, []), n=1)

@@ -125,3 +125,17 @@ def test_a_key_under_both_its_old_and_new_name_is_refused():
         ParamsError, match="deploy.registry_dir and promote.registry_dir are both set"
     ):
         parse_params(raw)
+
+
+def test_a_role_for_a_column_collect_pii_drops_names_both_keys():
+    import yaml
+
+    from tasks.core.config import ParamsError, parse_params
+
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    raw["collect"]["pii"] = {"signup_date": "drop"}
+    raw["problem"]["time_column"] = "signup_date"
+    with pytest.raises(ParamsError, match=r"problem.time_column names 'signup_date'.*collect.pii"):
+        parse_params(raw)
+    raw["collect"]["pii"] = {"signup_date": "pseudonymise"}
+    assert parse_params(raw).problem.time_column == "signup_date"

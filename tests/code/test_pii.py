@@ -53,7 +53,36 @@ def test_a_record_gets_the_same_treatment_as_the_snapshot():
 def test_columns_that_look_personal_are_named_with_a_reason():
     found = looks_personal(FRAME.assign(last_name=["X", "Y", "Z"]))
     assert found == {
-        "email": "values look like e-mail addresses",
-        "phone": "values look like phone numbers",
+        "email": "100% of sampled values look like e-mail addresses",
+        "phone": "100% of sampled values look like phone numbers",
         "last_name": "its name suggests personal data",
     }
+
+
+def test_decimals_amounts_dates_and_coordinates_are_not_phone_numbers():
+    """Columns from public tables that an earlier pattern took for phones (HMDA's loan ratio,
+    amounts with cents, ISO dates and time stamps, latitudes and longitudes)."""
+    frame = pd.DataFrame(
+        {
+            "lvrat": ["0.921875", "0.8", "0.920398", "0.865"],
+            "amount": ["1353.00", "-2500.50", "1,234,567", "10.234.567"],
+            "flight_date": ["2013-01-01", "2013-12-31", "01/05/2013", "05.01.2013"],
+            "time_hour": ["2017-01-01T06:00:42Z", "2013-01-01 05:00:00+01:00"] * 2,
+            "lat": ["40.7484", "-73.9857", "51.5072", "-0.1276"],
+            "ip_like": ["192.168.1.1", "10.0.0.12", "172.16.4.2", "8.8.8.8"],
+        }
+    )
+    assert looks_personal(frame) == {}
+
+
+def test_a_phone_column_needs_most_of_its_values_in_a_phone_shape():
+    mostly = ["+44 20 7946 0958", "(555) 010-9999", "555.010.9999", "555-0100", "n/a"]
+    assert "phone" in looks_personal(pd.DataFrame({"contact": mostly}))["contact"]
+    few = ["+44 20 7946 0958", "12.5", "13.5", "14.5", "15.5"]
+    assert looks_personal(pd.DataFrame({"contact": few})) == {}
+
+
+def test_the_target_is_never_proposed_as_personal():
+    frame = pd.DataFrame({"card": ["yes", "no"], "x": [1, 2]})
+    assert looks_personal(frame) == {"card": "its name suggests personal data"}
+    assert looks_personal(frame, exclude={"card"}) == {}

@@ -131,3 +131,18 @@ def test_the_suite_is_named_after_the_source():
         )
     )
     assert suite_path_for(csv.clean, csv.collect) == "expectations/my-churn.raw.json"
+
+
+def test_iso_8601_time_stamps_parse_with_their_zone_turned_to_utc():
+    from tasks.core.config import CleanParams
+    from tasks.core.data.schema import parse_dates
+
+    values = pd.Series(["2017-01-01T06:00:42Z", "2013-01-01 05:00:00+01:00", "2013-01-02", ""])
+    dates, failed = parse_dates(values, CleanParams().date_formats)
+    assert failed == 0
+    assert list(dates[:3]) == [
+        pd.Timestamp("2017-01-01 06:00:42"),
+        pd.Timestamp("2013-01-01 04:00:00"),
+        pd.Timestamp("2013-01-02"),
+    ]
+    assert pd.isna(dates[3])

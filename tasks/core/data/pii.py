@@ -29,7 +29,33 @@ _NAMES = re.compile(
     re.IGNORECASE,
 )
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
-_PHONE = re.compile(r"^\+?[\d\s().-]{7,}$")
+# a phone: an optional +, then groups of digits split by spaces, dashes, dots or brackets,
+# 7 to 15 digits in all (E.164 allows 15)
+_PHONE = re.compile(r"^\+?\(?\d{1,4}\)?(?:[\s.-]?\(?\d{1,5}\)?){1,6}$")
+# the separators a phone is written with: spaces, brackets, +, dashes; dots only in the
+# 555.010.9999 form (digits and dots alone are more often thousands or an IP address)
+_PHONE_SEPARATOR = re.compile(r"[\s()+-]|^\d{2,4}\.\d{3,4}\.\d{4}$")
+# what a phone is not: a plain number (a decimal, an amount, a coordinate), a date or a
+# time stamp (ISO 8601 or day/month forms), a version-like or dotted decimal
+_NUMBER = re.compile(r"^[+-]?(\d+([.,]\d*)?|[.,]\d+)([eE][+-]?\d+)?$")
+_DATE = re.compile(
+    r"^(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})"
+    r"([T\s]\d{1,2}(:\d{2}){0,2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?)?$"
+)
+# at least this share of a column's sampled values must have a shape before it is flagged
+MIN_SHARE = 0.8
+
+
+def _phone_like(values: pd.Series) -> pd.Series:
+    """Which values have a phone's shape (and are not a number or a date)."""
+    digits = values.str.count(r"\d")
+    return (
+        values.str.match(_PHONE)
+        & values.str.contains(_PHONE_SEPARATOR)
+        & digits.between(7, 15)
+        & ~values.str.match(_NUMBER)
+        & ~values.str.match(_DATE)
+    )
 
 
 class PiiError(ValueError):
@@ -100,20 +126,32 @@ def protect_record(record: dict[str, Any], rules: dict[str, Action], key: bytes 
     return out
 
 
-def looks_personal(frame: pd.DataFrame, sample: int = 500) -> dict[str, str]:
-    """Columns that look personal, with the reason (a name, or values like e-mails/phones)."""
+def looks_personal(
+    frame: pd.DataFrame, sample: int = 500, exclude: set[str] | None = None
+) -> dict[str, str]:
+    """Columns that look personal, with the reason (a name, or values like e-mails/phones).
+
+    Values are judged on a sample of up to ``sample`` non-blank cells, and a shape must hold
+    for at least :data:`MIN_SHARE` of them: a column of decimals, amounts, dates or
+    coordinates is never taken for phone numbers. Columns of a numeric type are judged by
+    their name only. ``exclude`` names columns never proposed (the target).
+    """
     found = {}
     for column in frame.columns:
-        values = frame[column].dropna().astype(str).str.strip()
-        values = values[values != ""].head(sample)
-        if len(values) and values.str.match(_EMAIL).mean() > 0.5:
-            found[str(column)] = "values look like e-mail addresses"
-        elif (
-            len(values)
-            and values.str.match(_PHONE).mean() > 0.5
-            and values.str.contains(r"[\s().+-]").mean() > 0.5
-        ):
-            found[str(column)] = "values look like phone numbers"
+        if exclude and column in exclude:
+            continue
+        typed = frame[column]
+        numeric = pd.api.types.is_numeric_dtype(typed) or pd.api.types.is_bool_dtype(typed)
+        values = pd.Series([], dtype=str)
+        if not numeric:
+            values = typed.dropna().astype(str).str.strip()
+            values = values[values != ""].head(sample)
+        emails = values.str.match(_EMAIL).mean() if len(values) else 0.0
+        phones = _phone_like(values).mean() if len(values) else 0.0
+        if emails >= MIN_SHARE:
+            found[str(column)] = f"{emails:.0%} of sampled values look like e-mail addresses"
+        elif phones >= MIN_SHARE:
+            found[str(column)] = f"{phones:.0%} of sampled values look like phone numbers"
         elif _NAMES.search(str(column)):
             found[str(column)] = "its name suggests personal data"
     return found

@@ -18,6 +18,8 @@ import pandas as pd
 from tasks.core.config import CleanParams, ProblemParams
 from tasks.core.data.labels import binarize_target
 
+ISO8601 = "ISO8601"
+"""The date format that reads any ISO 8601 date or time stamp (pandas' own parser)."""
 KINDS = ("id", "target", "numeric", "datetime", "categorical", "text")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
@@ -75,6 +77,10 @@ def parse_numbers(values: pd.Series) -> tuple[pd.Series, int]:
 def parse_dates(values: pd.Series, formats: list[str]) -> tuple[pd.Series, int]:
     """Dates written in any of ``formats`` (tried in order).
 
+    A format is a ``strptime`` pattern, or ``ISO8601``: any ISO 8601 date or time stamp
+    (``2017-01-01T06:00:42Z``, ``2013-01-01 05:00:00+01:00``); a time stamp with a zone
+    is turned to UTC and kept without it, so every date of a column is comparable.
+
     Returns
     -------
     (Series of datetime64, int)
@@ -88,8 +94,14 @@ def parse_dates(values: pd.Series, formats: list[str]) -> tuple[pd.Series, int]:
         todo = out.isna() & text.notna()
         if not todo.any():
             break
-        out[todo] = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+        out[todo] = _to_datetime(text[todo], fmt)
     return out, _unparsed(values, out.isna())
+
+
+def _to_datetime(text: pd.Series, fmt: str) -> pd.Series:
+    if fmt.upper() != ISO8601:
+        return pd.to_datetime(text, format=fmt, errors="coerce")
+    return pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True).dt.tz_convert(None)
 
 
 def kinds_for(raw: pd.DataFrame, problem: ProblemParams, clean: CleanParams) -> dict[str, str]:

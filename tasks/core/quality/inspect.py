@@ -22,8 +22,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from tasks.core.config import CleanParams
 from tasks.core.data.pii import looks_personal
-from tasks.core.data.schema import parse_numbers
+from tasks.core.data.schema import parse_dates, parse_numbers
 from tasks.core.data.sources import decimal_comma
 from tasks.core.io import write_text
 from tasks.core.paths import PATHS, find_project_root
@@ -119,16 +120,17 @@ def id_candidates(frame: pd.DataFrame) -> list[str]:
 
 
 def time_candidates(frame: pd.DataFrame, formats: list[str]) -> list[str]:
-    """Columns where at least 90% of the cells parse as dates in one of ``formats``."""
+    """Columns where at least 90% of the cells parse as dates in one of ``formats``.
+
+    The clean step's own parser reads them (:func:`tasks.core.data.schema.parse_dates`), so
+    an ISO 8601 time stamp such as ``2017-01-01T06:00:42Z`` is offered as it will be read.
+    """
     out = []
     for column in frame.columns:
         values = frame[column].dropna().head(2000)
         if values.empty or _numbers(values).notna().mean() > 0.5:
             continue
-        parsed = pd.Series(pd.NaT, index=values.index)
-        for fmt in formats:
-            parsed = parsed.fillna(pd.to_datetime(values, format=fmt, errors="coerce"))
-        if parsed.notna().mean() >= 0.9:
+        if parse_dates(values, formats)[0].notna().mean() >= 0.9:
             out.append(str(column))
     return out
 
@@ -161,9 +163,9 @@ def propose(frame: pd.DataFrame, fmt: dict[str, str], path: str) -> dict[str, An
     targets = target_candidates(frame)
     target = targets[0] if targets else None
     positive = positive_label(frame[target]) if target else None
-    personal = looks_personal(frame)
+    personal = looks_personal(frame, exclude={target})
     ids = sorted(id_candidates(frame), key=lambda c: c in personal)  # a personal id last
-    times = time_candidates(frame, ["%Y-%m-%d", "%m/%d/%Y", "%d.%m.%Y", "%b %d, %Y"])
+    times = time_candidates(frame, CleanParams().date_formats)
     post = post_outcome_candidates(frame, target, positive or "")
     taken = {target, *ids[:1], *times[:1], *post, *personal}
     low = [
