@@ -2,8 +2,11 @@
 
 Each candidate (``choose.candidates``, at least logistic regression, random forest and
 XGBoost) is a full pipeline, so its preprocessing is fitted inside each fold on that
-fold's training rows only. The pick is the simplest candidate whose mean score is within
-one standard error of the best (the one-standard-error rule).
+fold's training rows only. The folds follow the split (``data/04_splits/manifest.json``):
+after a time split each fold is validated on rows later than those it was fitted on, after
+a group split no group is in two folds, else the folds are stratified by the target. The
+pick is the simplest candidate whose mean score is within one standard error of the best
+(the one-standard-error rule). Each fit logs a progress line.
 """
 
 from __future__ import annotations
@@ -16,10 +19,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, TimeSeriesSplit
 
 from tasks.core.config import ChooseParams, ComputeParams, Params, ProblemParams
-from tasks.core.io import parquet_rows, sample_positions, take_rows, write_json, write_text
+from tasks.core.io import (
+    parquet_rows,
+    read_json,
+    sample_positions,
+    take_rows,
+    write_json,
+    write_text,
+)
 from tasks.core.ml.models import COMPLEXITY, build_pipeline, metric_fn, model_inputs, oriented
 from tasks.core.paths import PATHS
 from tasks.core.runtime.compute import Engine, engine
@@ -38,36 +48,102 @@ def fold_score(
     cfg: ChooseParams,
     numeric: list[str],
     categorical: list[str],
+    max_categories: int = 50,
+    total: int = 0,
 ) -> tuple[float, float]:
     """Fit candidate ``job[0]`` on fold ``job[1]``'s training rows: ``(validation score,
-    seconds)``."""
+    seconds)``. Logs one progress line per fit (``total`` fits in all)."""
     kind, k = job
     fit_idx, val_idx = folds[k]
     started = time.perf_counter()
     pipeline = build_pipeline(
-        kind, numeric, categorical, cfg.params.get(kind, {}), cfg.random_state
+        kind, numeric, categorical, cfg.params.get(kind, {}), cfg.random_state, max_categories
     )
     pipeline.fit(X.iloc[fit_idx], y[fit_idx])
     score = metric_fn(problem.primary_metric, problem.kpis.target_precision)
-    return score(
-        y[val_idx], pipeline.predict_proba(X.iloc[val_idx])[:, 1]
-    ), time.perf_counter() - started
+    value = score(y[val_idx], pipeline.predict_proba(X.iloc[val_idx])[:, 1])
+    seconds = time.perf_counter() - started
+    log.info(
+        "%s fold %d/%d: %s = %.4f on %d rows (%.1f s)%s",
+        kind,
+        k + 1,
+        len(folds),
+        problem.primary_metric,
+        value,
+        len(val_idx),
+        seconds,
+        f" [fit {job_number(job, cfg, len(folds))} of {total}]" if total else "",
+    )
+    return value, seconds
+
+
+def job_number(job: tuple[str, int], cfg: ChooseParams, n_folds: int) -> int:
+    """The 1-based place of ``job`` among all (candidate, fold) fits."""
+    return cfg.candidates.index(job[0]) * n_folds + job[1] + 1
+
+
+def cv_folds(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    cfg: ChooseParams,
+    strategy: str = "stratified",
+    order: pd.Series | None = None,
+    groups: pd.Series | None = None,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The cross-validation folds, following the split's ``strategy``.
+
+    ``time``: rows ordered by ``order`` (the time column), each fold validated on the block
+    after the rows it is fitted on (``TimeSeriesSplit``), as the split validates on later
+    rows; ``group``: no value of ``groups`` in two folds (``StratifiedGroupKFold``);
+    otherwise stratified by the target.
+    """
+    if strategy == "time" and order is not None:
+        ranked = np.argsort(order.to_numpy(), kind="stable")
+        return [
+            (ranked[fit], ranked[val]) for fit, val in TimeSeriesSplit(cfg.cv_folds).split(ranked)
+        ]
+    if strategy == "group" and groups is not None:
+        splitter = StratifiedGroupKFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state)
+        return list(splitter.split(X, y, groups=groups.astype(str).to_numpy()))
+    return list(
+        StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state).split(X, y)
+    )
 
 
 def cross_validate(
-    train: pd.DataFrame, problem: ProblemParams, cfg: ChooseParams, eng: Engine | None = None
+    train: pd.DataFrame,
+    problem: ProblemParams,
+    cfg: ChooseParams,
+    eng: Engine | None = None,
+    strategy: str = "stratified",
+    group_column: str | None = None,
+    max_categories: int = 50,
 ) -> list[dict[str, Any]]:
     """Mean, standard deviation and standard error of the primary metric for each candidate.
 
     Every (candidate, fold) fit is independent: on the Dask engine they run in parallel.
+    The folds follow the split's ``strategy`` (:func:`cv_folds`).
     """
     if len(train) > cfg.sample_rows:
         train = train.sample(cfg.sample_rows, random_state=cfg.random_state)
     X, y, numeric, categorical = model_inputs(train, problem)
-    folds = list(
-        StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state).split(X, y)
+    folds = cv_folds(
+        X,
+        y,
+        cfg,
+        strategy,
+        order=train[problem.time_column] if problem.time_column in train else None,
+        groups=train[group_column] if group_column in train else None,
     )
     jobs = [(kind, k) for kind in cfg.candidates for k in range(len(folds))]
+    log.info(
+        "%d candidates x %d %s folds on %d rows: %d fits",
+        len(cfg.candidates),
+        len(folds),
+        strategy if strategy in ("time", "group") else "stratified",
+        len(X),
+        len(jobs),
+    )
     done = dict(
         zip(
             jobs,
@@ -81,6 +157,8 @@ def cross_validate(
                 cfg=cfg,
                 numeric=numeric,
                 categorical=categorical,
+                max_categories=max_categories,
+                total=len(jobs),
             ),
             strict=True,
         )
@@ -133,8 +211,19 @@ def pick_simplest(rows: list[dict[str, Any]], metric: str) -> tuple[str, str]:
     return chosen["model"], reason
 
 
+FOLD_KINDS = {
+    "time": "time-ordered (each fold validated on later rows)",
+    "group": "grouped (no group in two folds)",
+}
+
+
 def selection_markdown(
-    rows: list[dict[str, Any]], chosen: str, reason: str, metric: str, folds: int
+    rows: list[dict[str, Any]],
+    chosen: str,
+    reason: str,
+    metric: str,
+    folds: int,
+    strategy: str = "stratified",
 ) -> str:
     """``reports/model_selection.md``."""
     table = "\n".join(
@@ -143,9 +232,10 @@ def selection_markdown(
         f"{r['mean']:.4f} | {r['std']:.4f} | {r['se']:.4f} |"
         for r in rows
     )
+    kind = FOLD_KINDS.get(strategy, "stratified")
     return (
-        f"# Model selection\n\n{folds}-fold cross-validation on the training split, metric "
-        f"**{metric}**.\n\n"
+        f"# Model selection\n\n{folds}-fold {kind} cross-validation on the training split, "
+        f"metric **{metric}**.\n\n"
         f"| model | complexity | mean | std | SE |\n|---|---|---|---|---|\n{table}\n\n"
         f"**Chosen: {chosen}.** {reason}.\n"
     )
@@ -161,18 +251,33 @@ def main(root: Path, params: Params) -> None:
         train = take_rows(path, sample_positions(n_rows, cfg.sample_rows, cfg.random_state))
     else:
         train = pd.read_parquet(path)
+    strategy = read_json(root / PATHS.split_manifest).get("strategy", "stratified")
     with engine(params.compute, root, STEP) as eng:
-        rows = cross_validate(train, problem, cfg, eng)
+        rows = cross_validate(
+            train,
+            problem,
+            cfg,
+            eng,
+            strategy,
+            params.split.group_column,
+            params.clean.max_categories,
+        )
     chosen, reason = pick_simplest(rows, problem.primary_metric)
     timings = {r["model"]: r.pop("seconds") for r in rows}  # runtimes vary: kept out of DVC outputs
     write_json(root / PATHS.timings_dir / "choose.json", timings)
     write_json(
         root / PATHS.selection_json,
-        {"chosen": chosen, "reason": reason, "metric": problem.primary_metric, "candidates": rows},
+        {
+            "chosen": chosen,
+            "reason": reason,
+            "metric": problem.primary_metric,
+            "folds": strategy if strategy in FOLD_KINDS else "stratified",
+            "candidates": rows,
+        },
     )
     write_text(
         root / PATHS.selection_md,
-        selection_markdown(rows, chosen, reason, problem.primary_metric, cfg.cv_folds),
+        selection_markdown(rows, chosen, reason, problem.primary_metric, cfg.cv_folds, strategy),
     )
     log.info("chosen: %s (%s)", chosen, reason)
 

@@ -93,7 +93,12 @@ def trial_score(
     number, config = job
     started = time.perf_counter()
     pipeline = build_pipeline(
-        kind, data["numeric"], data["categorical"], config, params.train.random_state
+        kind,
+        data["numeric"],
+        data["categorical"],
+        config,
+        params.train.random_state,
+        params.clean.max_categories,
     )
     fit_pipeline(
         pipeline,
@@ -114,9 +119,14 @@ def as_xy(staged: Any) -> tuple[Any, Any]:
     return values[:, :-1], values[:, -1]
 
 
+def labelled(Z: Any, y: np.ndarray) -> pd.DataFrame:
+    """A preprocessed matrix as a frame with its labels (the Dask engine's partitions)."""
+    return pd.DataFrame(Z).rename(columns=str).assign(label=y)
+
+
 def prepared(prep: Any, X: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
     """``X`` through the fitted preprocessing, with the labels as a last column."""
-    return pd.DataFrame(prep.transform(X)).rename(columns=str).assign(label=y)
+    return labelled(prep.transform(X), y)
 
 
 def dask_xgboost_trials(
@@ -149,7 +159,9 @@ def dask_xgboost_trials(
         model.client = eng.client
         model.fit(*matrices["train"], eval_set=[matrices["valid"]], verbose=False)
         local = as_classifier(model)  # the same booster, as a local estimator
-        pipeline = build_pipeline("xgboost", *features, config, params.train.random_state)
+        pipeline = build_pipeline(
+            "xgboost", *features, config, params.train.random_state, params.clean.max_categories
+        )
         pipeline.set_params(prep=prep, model=local)
         yield finished(number, config, pipeline, score_valid(pipeline), started)
 
@@ -220,6 +232,7 @@ def tune_in_parts(
     the shared storage as one partition once preprocessed; other kinds run here.
     """
     problem, cfg = params.problem, params.train
+    max_categories = params.clean.max_categories
     train_path, valid_path = root / PATHS.train, root / PATHS.valid
     n_rows = parquet_rows(train_path)
     sample = take_rows(train_path, sample_positions(n_rows, cfg.in_memory_rows, cfg.random_state))
@@ -240,7 +253,9 @@ def tune_in_parts(
         return predict_parts(pipeline, valid_path, numeric, categorical)
 
     if kind == "xgboost":
-        prep = build_pipeline(kind, numeric, categorical, {}, 0).named_steps["prep"]
+        prep = build_pipeline(
+            kind, numeric, categorical, {}, cfg.random_state, max_categories
+        ).named_steps["prep"]
         prep.fit(X_sample, y_sample)
 
     def staged(path: Path) -> tuple[Any, Any]:
@@ -262,7 +277,9 @@ def tune_in_parts(
             )
         for number, config in enumerate(configs):
             started = time.perf_counter()
-            pipeline = build_pipeline(kind, numeric, categorical, config, cfg.random_state)
+            pipeline = build_pipeline(
+                kind, numeric, categorical, config, cfg.random_state, max_categories
+            )
             if kind == "xgboost":
                 model = train_xgboost(
                     config, cfg.random_state, dtrain, dvalid, cfg.early_stopping_rounds
@@ -305,6 +322,7 @@ def tune(
     here, which gives the same model.
     """
     problem, cfg = params.problem, params.train
+    max_categories = params.clean.max_categories
     eng = eng or Engine(ComputeParams())
     X_train, y_train, numeric, categorical = model_inputs(train, problem)
     X_valid, y_valid, _, _ = model_inputs(valid, problem)
@@ -319,13 +337,14 @@ def tune(
     configs = trial_configs(kind, base, cfg)
     jobs = list(enumerate(configs))
     if eng.is_dask and kind == "xgboost":
-        prep = build_pipeline(kind, numeric, categorical, {}, 0).named_steps["prep"]
-        prep.fit(X_train, y_train)
+        prep = build_pipeline(
+            kind, numeric, categorical, {}, cfg.random_state, max_categories
+        ).named_steps["prep"]
+        # the training rows as the fit sees them (a target encoding is cross-fitted on them)
+        Z_train = prep.fit_transform(X_train, y_train)
         matrices = {
-            split: as_xy(
-                eng.partitions(prepared(prep, data[f"X_{split}"], data[f"y_{split}"]), split)
-            )
-            for split in ("train", "valid")
+            "train": as_xy(eng.partitions(labelled(Z_train, y_train), "train")),
+            "valid": as_xy(eng.partitions(prepared(prep, X_valid, y_valid), "valid")),
         }
         done: Iterable[dict[str, Any]] = dask_xgboost_trials(
             eng,
@@ -343,7 +362,9 @@ def tune(
     trials, best = record_trials(done, kind, len(configs), y_valid, problem, data_hashes)
     pipeline = best["pipeline"]
     if pipeline is None:  # trained on a worker: fit the best configuration again here
-        pipeline = build_pipeline(kind, numeric, categorical, best["config"], cfg.random_state)
+        pipeline = build_pipeline(
+            kind, numeric, categorical, best["config"], cfg.random_state, max_categories
+        )
         fit_pipeline(pipeline, X_train, y_train, X_valid, y_valid, cfg.early_stopping_rounds)
     return trials, (best["config"], pipeline, best["proba"])
 

@@ -90,3 +90,42 @@ def test_threshold_minimises_the_expected_cost():
     assert best == min(expected_cost(y, p, t, cost) for t in np.arange(0.01, 1, 0.01))
     assert expected_cost(y, p, 0.5, cost) == (1 + 1 + 1) / 5
     assert threshold <= 0.55
+
+
+def test_folds_follow_the_split_strategy():
+    from tasks.choose_model import cv_folds
+    from tasks.core.config import ChooseParams
+
+    rng = np.random.default_rng(0)
+    n = 600
+    times = pd.Series(pd.to_datetime("2024-01-01") + pd.to_timedelta(rng.permutation(n), "h"))
+    X = pd.DataFrame({"x": rng.normal(size=n)})
+    y = rng.integers(0, 2, n)
+    groups = pd.Series(rng.integers(0, 40, n))
+    cfg = ChooseParams(cv_folds=4)
+    for fit, val in cv_folds(X, y, cfg, "time", order=times):
+        assert times.iloc[fit].max() < times.iloc[val].min()  # validated on later rows only
+    for fit, val in cv_folds(X, y, cfg, "group", groups=groups):
+        assert not set(groups.iloc[fit]) & set(groups.iloc[val])
+    stratified = cv_folds(X, y, cfg)
+    assert sorted(np.concatenate([val for _, val in stratified])) == list(range(n))
+
+
+def test_a_wide_text_column_is_target_encoded_not_one_hot_encoded():
+    rng = np.random.default_rng(1)
+    n = 4000
+    codes = rng.integers(0, 900, n)
+    X = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "plan": rng.choice(["a", "b", "c"], n).astype(object),
+            "tailnum": pd.Series([f"N{c:04d}" for c in codes], dtype=object),
+        }
+    )
+    y = ((codes % 7 == 0) | (rng.random(n) < 0.1)).astype(int)  # the wide column matters
+    pipeline = build_pipeline("logistic_regression", ["x"], ["plan", "tailnum"], {}, 0).fit(X, y)
+    names = list(pipeline.named_steps["prep"].get_feature_names_out())
+    assert len(names) == 1 + 3 + 1  # x, its missing flag is absent, 3 plans, one tailnum column
+    assert "tailnum" in names and not any(n.startswith("tailnum_") for n in names)
+    narrow = build_pipeline("logistic_regression", ["x"], ["plan", "tailnum"], {}, 0, 1000)
+    assert len(narrow.fit(X, y).named_steps["prep"].get_feature_names_out()) > 100

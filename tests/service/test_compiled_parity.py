@@ -58,14 +58,16 @@ def simulated() -> list[dict]:
     return records
 
 
-def refit(champion: LoadedModel, root, kind: str, params: dict) -> LoadedModel:
+def refit(
+    champion: LoadedModel, root, kind: str, params: dict, max_categories: int = 50
+) -> LoadedModel:
     """The champion's card with another kind of model fitted on the same splits."""
     problem = load_params(root / PATHS.params).problem
     X_train, y_train, _, _ = model_inputs(pd.read_parquet(root / PATHS.train), problem)
     X_valid, y_valid, _, _ = model_inputs(pd.read_parquet(root / PATHS.valid), problem)
     card = champion.version.card
     pipeline = build_pipeline(
-        kind, card["numeric_features"], card["categorical_features"], params, 0
+        kind, card["numeric_features"], card["categorical_features"], params, 0, max_categories
     )
     fit_pipeline(pipeline, X_train, y_train, X_valid, y_valid, early_stopping_rounds=20)
     model = dataclasses.replace(champion, model=pipeline)
@@ -115,3 +117,20 @@ def test_unseen_categories_get_the_same_answers(champion, simulated):
     assert_same_answers(champion, unseen)
     probabilities = np.array([champion.score_one(r)[0] for r in unseen])
     assert np.isfinite(probabilities).all()
+
+
+@pytest.mark.parametrize("kind", ["logistic_regression", "xgboost"])
+def test_target_encoded_wide_columns_give_the_same_answers(
+    champion, simulated, trained_project, kind
+):
+    # with a ceiling of 3 distinct values, the simulator's wider category columns are
+    # target encoded (as a tail number or a product code is at the default of 50)
+    params = {"n_estimators": 200, "max_depth": 3} if kind == "xgboost" else {}
+    model = refit(champion, trained_project, kind, params, max_categories=3)
+    encode = model.model.named_steps["prep"].named_transformers_["cat"].named_steps["encode"]
+    assert encode.wide_ and encode.narrow_, "both encodings are exercised"
+    assert len(model.compiled.cat_values) == len(encode.wide_)
+    sample = simulated[:: len(simulated) // 20000]
+    unseen = [dict(r, plan="platinum-plus", region="mars") for r in sample[:500]]
+    assert_same_answers(model, sample + unseen, singles_every=10)
+    assert_same_answers(model, tricky_records(model, sample))

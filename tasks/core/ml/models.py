@@ -1,10 +1,10 @@
 """Model definitions: candidate pipelines, metrics, search spaces and safe persistence.
 
 Every candidate is one scikit-learn ``Pipeline``: preprocessing (imputation, one-hot
-encoding, scaling) and the classifier, fitted together on the training split only, so no
-statistic of validation or test data leaks into the model. The same pipeline serves
-predictions. Models are stored with skops and loaded only with the fixed list of trusted
-types below; no pickle is ever loaded.
+encoding or, for a wide text column, target encoding; scaling) and the classifier, fitted
+together on the training split only, so no statistic of validation or test data leaks
+into the model. The same pipeline serves predictions. Models are stored with skops and
+loaded only with the fixed list of trusted types below; no pickle is ever loaded.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import StandardScaler
 
 from tasks.core.config import ProblemParams
 from tasks.core.io import atomic_path
+from tasks.core.ml.encoders import CategoryEncoder
 
 COMPLEXITY = {"logistic_regression": 1, "random_forest": 2, "xgboost": 3}
 """Simplest first: model selection prefers the lowest rank within one standard error."""
@@ -79,7 +80,9 @@ def model_matrix(frame: pd.DataFrame, numeric: list[str], categorical: list[str]
 
 
 # ----------------------------------------------------------------------------- models
-def _preprocessor(numeric: list[str], categorical: list[str], scale: bool) -> ColumnTransformer:
+def _preprocessor(
+    numeric: list[str], categorical: list[str], scale: bool, max_categories: int, random_state: int
+) -> ColumnTransformer:
     num_steps: list[tuple[str, Any]] = [
         ("impute", SimpleImputer(strategy="median", add_indicator=True))
     ]
@@ -88,12 +91,7 @@ def _preprocessor(numeric: list[str], categorical: list[str], scale: bool) -> Co
     cat = Pipeline(
         [
             ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-            (
-                "onehot",
-                OneHotEncoder(
-                    handle_unknown="infrequent_if_exist", min_frequency=5, sparse_output=False
-                ),
-            ),
+            ("encode", CategoryEncoder(max_categories, 5, random_state)),
         ]
     )
     return ColumnTransformer(
@@ -118,12 +116,23 @@ def make_classifier(kind: str, params: dict[str, Any], random_state: int) -> Any
 
 
 def build_pipeline(
-    kind: str, numeric: list[str], categorical: list[str], params: dict[str, Any], random_state: int
+    kind: str,
+    numeric: list[str],
+    categorical: list[str],
+    params: dict[str, Any],
+    random_state: int,
+    max_categories: int = 50,
 ) -> Pipeline:
-    """Preprocessing and classifier as one unfitted pipeline."""
+    """Preprocessing and classifier as one unfitted pipeline.
+
+    A categorical input with more than ``max_categories`` distinct values in the fitting
+    rows is target encoded, the others one-hot encoded
+    (:class:`tasks.core.ml.encoders.CategoryEncoder`).
+    """
+    scale = kind == "logistic_regression"
     return Pipeline(
         [
-            ("prep", _preprocessor(numeric, categorical, scale=kind == "logistic_regression")),
+            ("prep", _preprocessor(numeric, categorical, scale, max_categories, random_state)),
             ("model", make_classifier(kind, params, random_state)),
         ]
     )
@@ -166,10 +175,13 @@ def fit_pipeline(
     """Fit; XGBoost stops early on the validation split when it is given."""
     model = pipeline.named_steps["model"]
     if early_stopping_rounds and X_valid is not None and type(model).__name__ == "XGBClassifier":
-        prep = pipeline.named_steps["prep"].fit(X_train, y_train)
+        prep = pipeline.named_steps["prep"]
+        # fit_transform, not fit then transform: a target encoding is cross-fitted on the
+        # rows it is fitted on (the same matrix for every other transformer)
+        Z_train = prep.fit_transform(X_train, y_train)
         model.set_params(early_stopping_rounds=early_stopping_rounds)
         model.fit(
-            prep.transform(X_train),
+            Z_train,
             y_train,
             eval_set=[(prep.transform(X_valid), y_valid)],
             verbose=False,
@@ -228,9 +240,12 @@ TRUSTED_TYPES = frozenset(
         "sklearn.impute._base.MissingIndicator",
         "sklearn.impute._base.SimpleImputer",
         "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.model_selection._split.KFold",
         "sklearn.pipeline.Pipeline",
         "sklearn.preprocessing._data.StandardScaler",
         "sklearn.preprocessing._encoders.OneHotEncoder",
+        "sklearn.preprocessing._target_encoder.TargetEncoder",
+        "tasks.core.ml.encoders.CategoryEncoder",
         "sklearn.tree._classes.DecisionTreeClassifier",
         "sklearn.tree._tree.Tree",
         "xgboost.core.Booster",

@@ -324,27 +324,36 @@ class CompiledModel:
             self.num_fill_array = np.zeros(0)
             self.num_mean, self.num_scale = np.zeros(0), np.ones(0)
         self.num_width = width
-        # categorical block: constant imputation, one-hot with infrequent categories last
-        self.cat_slots: list[tuple[dict[Any, int], int | None]] = []
+        # categorical block: constant imputation, then one-hot encoding (infrequent categories
+        # last) of the narrow columns and, after them, the target encoding of the wide ones
+        # (models stored before the target encoding have a bare one-hot step)
+        self.cat_slots: list[tuple[dict[Any, int], int | None]] = [({}, None)] * len(
+            self.categorical
+        )
+        self.cat_values: list[tuple[int, int, dict[Any, float], float]] = []
         self.cat_fill: Any = None  # data without categorical inputs (all numbers) has none
         if self.categorical:
             imputer = cat.named_steps["impute"]
             self.cat_fill = imputer.fill_value
-            onehot = cat.named_steps["onehot"]
-            if getattr(onehot, "drop_idx_", None) is not None:
-                raise CompileError("one-hot encoding with dropped categories")
-            infrequent = getattr(onehot, "infrequent_categories_", None) or [None] * len(
-                onehot.categories_
-            )
-            for categories, rare in zip(onehot.categories_, infrequent):
-                rare_set = set() if rare is None else set(rare.tolist())
-                frequent = [c for c in categories.tolist() if c not in rare_set]
-                slots = {c: width + k for k, c in enumerate(frequent)}
-                other = width + len(frequent) if rare_set else None
-                for c in rare_set:
-                    slots[c] = other
-                self.cat_slots.append((slots, other))
-                width += len(frequent) + (1 if rare_set else 0)
+            encode = cat.named_steps.get("encode")
+            if encode is None:
+                onehot, narrow, target, wide = cat.named_steps["onehot"], None, None, []
+            else:
+                onehot, narrow = encode.onehot_, encode.narrow_
+                target, wide = encode.target_, encode.wide_
+            if narrow is None:
+                narrow = list(range(len(self.categorical)))
+            if onehot is not None:
+                width = self._compile_onehot(onehot, narrow, width)
+            if target is not None:
+                if getattr(target, "target_type_", "binary") not in ("binary", "continuous"):
+                    raise CompileError("a target encoding of more than one output per column")
+                for k, (j, categories, codes) in enumerate(
+                    zip(wide, target.categories_, target.encodings_)
+                ):
+                    mapping = dict(zip(categories.tolist(), np.asarray(codes, float).tolist()))
+                    self.cat_values.append((j, width + k, mapping, float(target.target_mean_)))
+                width += len(wide)
         self.width = width
         kind = type(model).__name__
         self.kind = kind
@@ -368,6 +377,24 @@ class CompiledModel:
             self._predict = self._estimator
         if self.width != len(prep.get_feature_names_out()):
             raise CompileError("the compiled row's width differs from the pipeline's output")
+
+    def _compile_onehot(self, onehot: Any, positions: list[int], width: int) -> int:
+        """Slots of the one-hot encoded inputs at ``positions``; the block's end."""
+        if getattr(onehot, "drop_idx_", None) is not None:
+            raise CompileError("one-hot encoding with dropped categories")
+        infrequent = getattr(onehot, "infrequent_categories_", None) or [None] * len(
+            onehot.categories_
+        )
+        for j, categories, rare in zip(positions, onehot.categories_, infrequent):
+            rare_set = set() if rare is None else set(rare.tolist())
+            frequent = [c for c in categories.tolist() if c not in rare_set]
+            slots = {c: width + k for k, c in enumerate(frequent)}
+            other = width + len(frequent) if rare_set else None
+            for c in rare_set:
+                slots[c] = other
+            self.cat_slots[j] = (slots, other)
+            width += len(frequent) + (1 if rare_set else 0)
+        return width
 
     # each predictor computes every row on its own, so a row's probability does not depend
     # on the other rows of its batch (a single record and a batch agree exactly)
@@ -475,7 +502,12 @@ class CompiledModel:
             Z[:, : self.num_width] = (np.hstack([filled, flags]) - self.num_mean) / self.num_scale
         fill = self.cat_fill
         everyone = np.arange(n)
-        for values, (slots, other) in zip(categories, self.cat_slots):
+        wide = {j for j, _, _, _ in self.cat_values}
+        for j, at, mapping, unseen in self.cat_values:
+            Z[:, at] = [mapping.get(fill if v is None else v, unseen) for v in categories[j]]
+        for j, (values, (slots, other)) in enumerate(zip(categories, self.cat_slots)):
+            if j in wide:
+                continue
             if all(type(v) is str or v is None for v in values):  # a few distinct spellings
                 known = {v: slots.get(fill if v is None else v, other) for v in set(values)}
                 at = [known[v] for v in values]
