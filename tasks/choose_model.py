@@ -165,7 +165,9 @@ def cross_validate(
     )
     rows = []
     for kind in cfg.candidates:
-        values = np.array([done[(kind, k)][0] for k in range(len(folds))])
+        # each fold's score to 6 digits, and the summary from those: a random forest adds its
+        # trees' votes across threads in no fixed order, which moves the last bits of a score
+        values = np.array([round(done[(kind, k)][0], 6) for k in range(len(folds))])
         rows.append(
             {
                 "model": kind,
