@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,8 @@ class Suite:
     proposed: bool
     kinds: dict[str, str]
     spec: dict[str, Any] | None = None
+    # columns of this snapshot the committed suite does not know, typed by inference
+    new_columns: dict[str, str] = field(default_factory=dict)
 
 
 def suite_for(root: Path, params: Params, sample: pd.DataFrame) -> Suite:
@@ -156,7 +158,18 @@ def suite_for(root: Path, params: Params, sample: pd.DataFrame) -> Suite:
             f"{rel} has no meta.column_kinds; delete it to propose a new one",
         )
     check_schema(sample, kinds, rel)
-    return Suite(rel, file, False, kinds, spec)
+    unknown = [c for c in sample.columns if c not in kinds]
+    new = {}
+    if unknown:  # typed as a proposal would type them, never silently as text
+        new = kinds_for(sample[unknown], params.problem, params.clean)
+        log.warning(
+            "new column(s) %s: %s does not know them, so no check judges them; typed by "
+            "inference. Add them to the suite (or delete it: a new one is proposed from the "
+            "next run)",
+            ", ".join(f"'{c}' ({k})" for c, k in new.items()),
+            rel,
+        )
+    return Suite(rel, file, False, {**kinds, **new}, spec, new)
 
 
 def standardise_kwargs(params: Params, kinds: dict[str, str]) -> dict[str, Any]:
@@ -205,7 +218,7 @@ def main(root: Path, params: Params) -> None:
             results = validate_partitioned(eng, std.frame, spec, "raw", docs)
         else:
             results = validate_frame(std.frame, spec, "raw", docs)
-    check_results(results, suite_rel)
+    check_results(results, suite_rel, len(suite.new_columns))
     clean, counts = clean_frame(std.frame, problem)
     facts = clean_facts(snapshot, suite, results, len(raw), counts, len(clean), std)
     facts["positive_rate"] = round(float(clean[problem.target].mean()), 6)
@@ -228,11 +241,16 @@ def save_proposal(suite: Suite, spec: dict[str, Any], snapshot: Snapshot) -> Non
     )
 
 
-def check_results(results: list[Any], suite_rel: str) -> None:
+def check_results(results: list[Any], suite_rel: str, unchecked: int = 0) -> None:
     """Stop on any failed check, naming each with its observed value."""
     if not all(r.success for r in results):
         raise StepError(STEP, "data quality", failures_message(results, suite_rel))
-    log.info("data quality: all %d checks of %s passed", len(results), suite_rel)
+    log.info(
+        "data quality: all %d checks of %s passed%s",
+        len(results),
+        suite_rel,
+        f"; {unchecked} new column(s) it has no checks for" if unchecked else "",
+    )
 
 
 def clean_facts(
@@ -250,6 +268,7 @@ def clean_facts(
         "suite": suite.rel,
         "suite_proposed_now": suite.proposed,
         "checks_passed": len(results),
+        "new_columns": suite.new_columns,
         "rows_in": int(rows_in),
         **counts,
         "rows_out": int(rows_out),
@@ -368,7 +387,7 @@ def clean_in_parts(root: Path, params: Params, snapshot: Snapshot, docs: DocsTar
             )
             save_proposal(suite, spec, snapshot)
         results = validate_parts(eng, std_path, spec, "raw", docs, id_column, unique)
-        check_results(results, suite.rel)
+        check_results(results, suite.rel, len(suite.new_columns))
         dropped = copies.dropped()
         rows_out = positives = unlabelled = start = 0
         with write_parts(out_path) as out:

@@ -106,7 +106,10 @@ def raw_column_kinds(root: Path, params: Params) -> dict[str, str]:
     from tasks.core.quality.validation import read_suite_file
 
     spec = read_suite_file(root / suite_path_for(params.clean, params.collect))
-    return dict((spec.get("meta") or {}).get("column_kinds") or {})
+    kinds = dict((spec.get("meta") or {}).get("column_kinds") or {})
+    report = root / PATHS.clean_json  # columns the suite does not know, as clean typed them
+    new = read_json(report).get("new_columns", {}) if report.is_file() else {}
+    return {**kinds, **new}
 
 
 MIN_REFERENCE_ROWS = 500

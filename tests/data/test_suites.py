@@ -210,3 +210,31 @@ def test_a_single_feature_that_predicts_the_label_fails_naming_it(model_frame):
     checks = audit_checks(frame)
     assert only_failure(checks) == ["single-feature ROC-AUC"]
     assert "feature:billing_flag" in checks["single-feature ROC-AUC"]["observed"]
+
+
+def test_a_column_the_committed_suite_does_not_know_is_typed_by_inference_and_reported(
+    tmp_path, caplog
+):
+    from tasks.clean import suite_for
+
+    suite = tmp_path / "expectations" / "mine.raw.json"
+    suite.parent.mkdir()
+    kinds = {"customer_id": "id", "churned_30d": "target", "plan": "categorical"}
+    suite.write_text(json.dumps({"expectations": [], "meta": {"column_kinds": kinds}}))
+    params = parse_params(
+        {**default_params_dict(), "clean": {**default_params_dict()["clean"], "suite": str(suite)}}
+    )
+    sample = pd.DataFrame(
+        {
+            "customer_id": ["a", "b", "c"],
+            "churned_30d": ["yes", "no", "no"],
+            "plan": ["basic", "pro", "basic"],
+            "monthly_spend": ["12.5", "30", "7.25"],  # new: numbers, as a CSV holds them
+            "signed_up": ["2024-01-02", "2024-02-03", "2024-03-04"],  # new: dates
+        }
+    )
+    with caplog.at_level("WARNING", logger="churn.clean"):
+        found = suite_for(tmp_path, params, sample)
+    assert found.new_columns == {"monthly_spend": "numeric", "signed_up": "datetime"}
+    assert found.kinds["monthly_spend"] == "numeric" and found.kinds["plan"] == "categorical"
+    assert "new column(s) 'monthly_spend' (numeric), 'signed_up' (datetime)" in caplog.text
