@@ -571,7 +571,11 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     repo = find_project_root()
     base = parse_params(yaml.safe_load((repo / PATHS.params).read_text()))
-    delay = args.label_delay if args.label_delay is not None else int(base.problem.label_delay_days)
+    delay = (
+        args.label_delay
+        if args.label_delay is not None
+        else int(base.problem.label_delay_days or 0)
+    )
     day0 = dt.date.fromisoformat(args.start)
     work = (repo / args.work).resolve()
     out = (repo / args.out).resolve()

@@ -408,7 +408,7 @@ def monitoring(
         served,
         perf["evaluated"],
         champion.version,
-        params.problem.label_delay_days,
+        params.problem.label_delay_days or 0,
         params.collect.window is not None,
         cfg,
     )

@@ -31,6 +31,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.core.env import telemetry_off
+from tasks.core.io import read_json
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.quality.data_docs import finish as finish_data_docs
 from tasks.core.runtime.experiments import experiment_name, push_data, save_experiment
@@ -163,10 +164,13 @@ def _summary_markdown(result: dict[str, Any]) -> str:
         f"| {s['stage']} | {'ran' if s['ran'] else 'up to date'} | {s['seconds']} |"
         for s in result["stages"]
     )
+    gate = "\n".join(f"- {r}" for r in result.get("gate", []))
     return (
         f"# Training run `{result['experiment'] or '(not recorded)'}`\n\n"
         f"| stage | result | seconds |\n|---|---|---|\n{rows}\n\n"
-        f"Reproduce it: `dvc exp apply {result['experiment']}` then `dvc pull` and `dvc repro`.\n"
+        + (f"## Gate (passed, failed and skipped checks)\n\n{gate}\n\n" if gate else "")
+        + f"Reproduce it: `dvc exp apply {result['experiment']}` then `dvc pull` and "
+        "`dvc repro`.\n"
     )
 
 
@@ -263,6 +267,9 @@ def training(
             result["promotion"] = register(str(root), run_info, registry_dir)
         if same is None and result["experiment"]:
             remember_run(root, result["experiment"], run_name)
+    evaluation = root / PATHS.evaluation_json
+    if evaluation.exists():  # what the gate judged and skipped, beside the stages
+        result["gate"] = read_json(evaluation).get("gate_reasons", [])
     create_markdown_artifact(
         markdown=_summary_markdown(result),
         key="training-run",

@@ -117,7 +117,7 @@ def copies_text(copies: int, repeats: int, rows: int, id_column: str | None) -> 
     if id_column is None:
         return (
             f"{copies:,} rows ({share:.1%}) are identical to another row; with no id column they "
-            "are kept, as different customers can share every value"
+            "are kept, as two different customers (or applicants, or flights) can share every value"
         )
     text = (
         f"{copies:,} rows ({share:.1%}) are exact copies of other rows (same '{id_column}', "

@@ -120,17 +120,45 @@ def skipped_columns(test: pd.DataFrame, cfg: EvaluateParams) -> list[dict[str, s
     return out
 
 
+def unjudged_slices(slices: list[dict[str, Any]], cfg: EvaluateParams) -> list[dict[str, str]]:
+    """Slice columns with groups the gate could not judge (too few rows, or one class)."""
+    out = []
+    for column in dict.fromkeys(s["column"] for s in slices):
+        groups = [s for s in slices if s["column"] == column]
+        left = [s for s in groups if not s["checked"]]
+        if not left:
+            continue
+        largest = max(s["rows"] for s in left)
+        out.append(
+            {
+                "key": "evaluate.slices",
+                "column": column,
+                "reason": f"{len(left)} of {len(groups)} groups not judged: under "
+                f"evaluate.slice_min_rows={cfg.slice_min_rows} or of one class (largest of "
+                f"them {largest} rows)"
+                + ("; no group of this column was judged" if len(left) == len(groups) else ""),
+            }
+        )
+    return out
+
+
 def fairness(
     test: pd.DataFrame, y: np.ndarray, decision: np.ndarray, cfg: EvaluateParams
-) -> list[dict[str, Any]]:
-    """TPR and FPR gaps and the selection-rate ratio across groups of each sensitive column."""
-    out = []
+) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
+    """TPR and FPR gaps and the selection-rate ratio across groups of each sensitive column.
+
+    Returns the judged columns, and those that could not be judged with the reason (fewer
+    than two groups of ``evaluate.fairness.min_group_rows``). A numeric column with many
+    values is judged in ranges (:func:`tasks.core.ml.evaluation.slice_groups`).
+    """
+    out, skipped = [], []
     for column in cfg.sensitive:
         if column not in test:
             continue
-        groups = {}
+        groups, small = {}, {}
         for value, idx in slice_groups(test[column].reset_index(drop=True)).items():
             if len(idx) < cfg.fairness.min_group_rows:
+                small[str(value)] = int(len(idx))
                 continue
             ys, ds = y[idx], decision[idx]
             groups[str(value)] = {
@@ -140,6 +168,16 @@ def fairness(
                 "selection_rate": float(ds.mean()),
             }
         if len(groups) < 2:
+            sizes = ", ".join(f"{v}: {n}" for v, n in list(small.items())[:6])
+            skipped.append(
+                {
+                    "key": "evaluate.sensitive",
+                    "column": column,
+                    "reason": f"{len(groups)} group(s) of at least "
+                    f"evaluate.fairness.min_group_rows={cfg.fairness.min_group_rows} rows, two "
+                    f"needed (smaller groups: {sizes or 'none'})",
+                }
+            )
             continue
         g = groups.values()
         rates = [v["selection_rate"] for v in g]
@@ -147,12 +185,13 @@ def fairness(
             {
                 "column": column,
                 "groups": groups,
+                "small_groups": small,
                 "tpr_gap": max(v["tpr"] for v in g) - min(v["tpr"] for v in g),
                 "fpr_gap": max(v["fpr"] for v in g) - min(v["fpr"] for v in g),
                 "selection_rate_ratio": min(rates) / max(rates) if max(rates) > 0 else 1.0,
             }
         )
-    return out
+    return out, skipped
 
 
 @dataclass(frozen=True)
@@ -174,8 +213,13 @@ def gate(
     slices: list[dict[str, Any]],
     fair: list[dict[str, Any]],
     params: Params,
+    skipped: list[dict[str, str]] | None = None,
 ) -> GateDecision:
-    """Bless or refuse, with one reason per check (passed or failed)."""
+    """Bless or refuse, with one reason per check: passed, failed or skipped.
+
+    A skipped check says why (``SKIP``); a sensitive column whose fairness could not be
+    judged fails the gate while ``evaluate.fairness.block_when_skipped`` is on.
+    """
     k, cfg = params.problem.kpis, params.evaluate
     reasons, ok = [], True
 
@@ -183,6 +227,16 @@ def gate(
         nonlocal ok
         ok = ok and passed
         reasons.append(("PASS " if passed else "FAIL ") + text)
+
+    for s in skipped or []:
+        if s["key"] == "evaluate.sensitive" and cfg.fairness.block_when_skipped:
+            check(
+                False,
+                f"fairness on '{s['column']}' could not be judged: {s['reason']} (a fairness "
+                "check that did not run is not a pass; evaluate.fairness.block_when_skipped)",
+            )
+        else:
+            reasons.append(f"SKIP {s['key']} '{s['column']}': {s['reason']}")
 
     check(
         lift["lower"] > cfg.min_lift_over_baseline,
@@ -308,10 +362,11 @@ def model_card(
     )
     reasons = "\n".join(f"- {r}" for r in result["gate_reasons"])
     slices = result["slices"]
+    judged = {s["column"] for s in slices if s["checked"]}
     checked = "\n".join(
         [
-            f"- slices checked: {', '.join(sorted({s['column'] for s in slices})) or 'none'}",
-            f"- fairness checked: {', '.join(f['column'] for f in result['fairness']) or 'none'}",
+            f"- slices judged: {', '.join(sorted(judged)) or 'none'}",
+            f"- fairness judged: {', '.join(f['column'] for f in result['fairness']) or 'none'}",
             *[
                 f"- **skipped** `{s['column']}` ({s['key']}): {s['reason']}"
                 for s in result.get("skipped_columns", [])
@@ -344,7 +399,7 @@ def model_card(
 | PR-AUC | {t["pr_auc"]:.4f} |
 | Brier score | {t["brier"]:.4f} |
 | Recall at precision {params.problem.kpis.target_precision} | {t["recall_at_precision"]:.4f} |
-| Expected cost per customer | {t["expected_cost"]:.4f} |
+| Expected cost per row (`evaluate.cost`) | {t["expected_cost"]:.4f} |
 | Oracle ROC-AUC (best achievable) | {oracle} |
 
 | baseline | ROC-AUC | PR-AUC |
@@ -417,13 +472,13 @@ def main(root: Path, params: Params) -> None:
     )
     with engine(params.compute, root, STEP) as eng:
         slices = slice_metrics(test, y, proba, cfg, eng)
-    fair = fairness(test, y, decision, cfg)
-    skipped = skipped_columns(test, cfg)
+    fair, unfair = fairness(test, y, decision, cfg)
+    skipped = skipped_columns(test, cfg) + unjudged_slices(slices, cfg) + unfair
     for s in skipped:
         log.warning("%s: '%s' skipped: %s", s["key"], s["column"], s["reason"])
-    if not cfg.slices or len(skipped) == len(cfg.slices) + len(cfg.sensitive):
+    if not any(s["checked"] for s in slices) and not fair:
         log.warning("no slice or fairness check ran: set evaluate.slices and evaluate.sensitive")
-    verdict = gate(metrics, lift, slices, fair, params)
+    verdict = gate(metrics, lift, slices, fair, params, skipped)
     blessed, reasons = verdict.blessed, list(verdict.reasons)
     rows = sample_positions(len(y), min(len(y), cfg.importance_rows), cfg.random_state)
     log.info("slices and fairness checked; now permutation importance on %d rows", len(rows))
@@ -474,6 +529,12 @@ def main(root: Path, params: Params) -> None:
                 n: {k: round(v, 6) for k, v in b.items()} for n, b in base_metrics.items()
             },
             "lift_lower_bound": round(lift["lower"], 6),
+            "checks": {
+                "passed": sum(r.startswith("PASS") for r in reasons),
+                "failed": sum(r.startswith("FAIL") for r in reasons),
+                "skipped": len(skipped),
+            },
+            "skipped": [f"{s['key']} '{s['column']}': {s['reason']}" for s in skipped],
         },
     )
     _curves(y, proba, decision, root)

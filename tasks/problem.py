@@ -171,7 +171,8 @@ def render_brief(cfg: ProblemParams, summary: dict[str, Any]) -> str:
 | Target | `{cfg.target}` (positive label `{cfg.positive_label}`) |
 | Unit | {unit} |
 | Time column | {f"`{cfg.time_column}`" if cfg.time_column else "none (random or grouped split)"} |
-| Horizon | {cfg.horizon_days} days; labels arrive after about {cfg.label_delay_days} days |
+| Horizon | {f"{cfg.horizon_days} days" if cfg.horizon_days else "not set"}; labels arrive after \
+{f"about {cfg.label_delay_days} days" if cfg.label_delay_days is not None else "an unknown delay"} |
 | Post-outcome columns (never features) | {excluded} |
 | Data | snapshot `{sm["snapshot_id"]}`: {sm["rows"]:,} rows, {sm["labelled_rows"]:,} labelled, \
 {sm["positive_rate"]:.1%} positive |

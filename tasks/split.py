@@ -197,13 +197,16 @@ def audit_markdown(
         f"# Leakage audit\n\nSplit: **{strategy}**; rows: "
         + ", ".join(f"{k} {v:,}" for k, v in counts.items())
         + "\n",
-        "| | check | rows checked | observed |",
+        "| | check | subjects checked | observed |",
         "|---|---|---|---|",
     ]
     for c in checks:
         mark = "[x]" if c["passed"] else "**[ ] FAILED**"
         lines.append(f"| {mark} | {c['check']} | {c['applies_to']} | {c['observed']} |")
     lines += [
+        "",
+        "Subjects: what each check looks at (ids for the id check, features for the "
+        "single-feature check, rows or groups of rows for the others).",
         "",
         "## Strongest single features (ROC-AUC alone, on the training split)",
         "",

@@ -142,10 +142,11 @@ class ProblemParams(Section):
     primary_metric: Literal["roc_auc", "pr_auc", "f1", "recall_at_precision", "brier"] = "roc_auc"
     # why the primary metric was chosen, in words (problem brief)
     metric_reason: str = ""
-    # how far ahead the label looks (churn within this many days)
-    horizon_days: int = Field(30, gt=0)
-    # how long after a prediction its label is known (monitoring waits for it)
-    label_delay_days: int = Field(30, ge=0)
+    # how far ahead the label looks (churn within this many days); null: not a question of time
+    horizon_days: int | None = Field(30, gt=0)
+    # how long after a prediction its label is known (monitoring waits for it); null: not
+    # known, taken as 0 (labels judged as soon as they are recorded)
+    label_delay_days: int | None = Field(30, ge=0)
     kpis: Kpis = Kpis()
     baseline: Baseline = Baseline()
 
@@ -403,6 +404,9 @@ class FairnessLimits(Section):
     min_selection_rate_ratio: float = Field(0.8, ge=0, le=1)
     # smaller groups are reported, not judged
     min_group_rows: int = Field(100, ge=1)
+    # a sensitive column that cannot be judged (not in the data, or fewer than two groups of
+    # min_group_rows) blocks the blessing: a fairness check that did not run is not a pass
+    block_when_skipped: bool = True
 
 
 class EvaluateParams(Section):

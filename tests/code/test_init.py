@@ -102,3 +102,67 @@ def test_a_file_with_no_two_valued_column_is_refused(tmp_path, capsys):
     finally:
         os.chdir(cwd)
     assert "no two-valued column" in capsys.readouterr().err
+
+
+def test_init_keeps_comments_notes_its_guesses_and_flags_the_defaults_it_kept(tmp_path):
+    from tasks.core.quality.inspect import read_any, write_params
+    from tests.conftest import REPO
+    from tests.data.real import hmda
+
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text((REPO / "params.yaml").read_text())
+    path = tmp_path / "hmda.csv"
+    hmda().to_csv(path, index=False)
+    frame, fmt = read_any(path)
+    proposal = propose(frame, fmt, "data/external/hmda.csv")
+    assert "pii" not in proposal["collect"], "no decimal is a phone number"
+    assert proposal["evaluate"]["sensitive"] == ["afam"]  # the race column
+    written = proposal["evaluate"]["slices"]
+    assert f"evaluate.slices: {written}" in "\n".join(proposal["notes"]), "writes what it prints"
+    write_params(params_file, proposal)
+    text = params_file.read_text()
+    # a comment of a section init did not touch, and one of a key it rewrote, both kept
+    assert "# step 5: row-wise engineered features" in text
+    assert "# simulator | csv | parquet | sql" in text
+    assert "# make init: floors from the best single column" in text
+    assert "# make init: the churn defaults, kept" in text
+    params = parse_params(yaml.safe_load(text))
+    assert params.problem.target == "deny" and params.problem.positive_label == "yes"
+    assert params.problem.kpis.roc_auc_min > 0.5 and params.problem.horizon_days is None
+    assert params.evaluate.slices == written and params.collect.pii == {}
+
+
+def test_a_sqlite_file_is_proposed_as_a_sql_source_and_another_file_is_refused(tmp_path, capsys):
+    import sqlite3
+
+    root = make_project(tmp_path / "proj", commit=False)
+    with sqlite3.connect(root / "data" / "external" / "crm.sqlite") as conn:
+        REAL["credit"]["load"]().to_sql("applicants", conn, index=False)
+    (root / "data" / "external" / "book.xlsx").write_bytes(b"PK\x03\x04\x00\x00binary")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main(["data/external/crm.sqlite"]) == 0
+        out = capsys.readouterr().out
+        assert "source: sql" in out and 'SELECT * FROM "applicants"' in out
+        assert "export CHURN_SQL_URL=sqlite:///" in out
+        assert main(["data/external/book.xlsx"]) == 2
+        assert "neither CSV, Parquet nor a SQLite database" in capsys.readouterr().err
+    finally:
+        os.chdir(cwd)
+
+
+def test_columns_that_give_the_outcome_away_together_are_flagged(tmp_path):
+    from tests.data.real import flights
+
+    path = tmp_path / "flights.csv"
+    flights(8000).to_csv(path, index=False)
+    proposal = proposal_for(path)
+    problem = proposal["problem"]
+    assert problem["time_column"] == "time_hour"  # an ISO 8601 time stamp with a zone
+    # arr_delay alone; the actual departure beside the scheduled one is the delay itself
+    assert {"arr_delay", "dep_time", "arr_time"} <= set(problem["post_outcome_columns"])
+    assert "sched_dep_time" not in problem["post_outcome_columns"]
+    notes = "\n".join(proposal["notes"])
+    assert "post-outcome? dep_time: a quick model predicts late with ROC-AUC" in notes
+    assert "pii" not in proposal["collect"]

