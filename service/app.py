@@ -33,7 +33,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, StrictInt
 
-from service.body import decode, encode, may_differ
+from service.body import NotUnicode, decode, encode, may_differ
 from service.champion import Champion
 from service.limits import BodyLimit, JsonOnly, Overload
 from service.metrics import CONTENT_TYPE, CountRequests, Metrics
@@ -250,6 +250,8 @@ def create_app(
         while True:
             try:
                 body, exact = decode(raw, exact)
+            except NotUnicode as exc:  # refused before anything is scored or logged
+                raise HTTPException(422, [{"loc": ["body"], "msg": str(exc)}]) from None
             except (ValueError, RecursionError):  # not JSON, not UTF-8, NaN/Infinity, too deep
                 raise HTTPException(422, [{"loc": ["body"], "msg": NOT_JSON}]) from None
             records = _records_of(body, max_records)
@@ -441,10 +443,12 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {json_safe(str(k)): json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
-    if value is None or isinstance(value, (str, int, float, bool)):
+    if isinstance(value, str):  # a lone surrogate cannot be encoded: shown as its escape
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if value is None or isinstance(value, (int, float, bool)):
         return value
     return repr(value)
 

@@ -23,12 +23,19 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON value")
 
 
+class NotUnicode(ValueError):
+    """A body whose text holds a lone surrogate: valid JSON, but no Unicode text."""
+
+
 def decode(raw: bytes, exact: bool = False) -> tuple[Any, bool]:
     """(value, read exactly): orjson's reading unless ``exact``, else the standard
     library's (which refuses NaN and Infinity).
 
     Raises
     ------
+    NotUnicode
+        A string or a key holds a lone surrogate (``"\\ud800"``): JSON allows the escape,
+        but it is no character, so it could be neither logged nor answered.
     ValueError, RecursionError
         The body is not JSON (or not UTF-8, or holds NaN or Infinity, or is too deep).
     """
@@ -37,7 +44,16 @@ def decode(raw: bytes, exact: bool = False) -> tuple[Any, bool]:
             return orjson.loads(raw), False
         except orjson.JSONDecodeError:
             pass  # the standard library says why, or reads what orjson does not
-    return json.loads(raw, parse_constant=_no_constant), True
+    value = json.loads(raw, parse_constant=_no_constant)
+    if b"\\u" in raw:  # escapes: orjson refused them if one is a lone surrogate
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise NotUnicode(
+                "a string holds a lone surrogate (a \\ud800-\\udfff escape without its pair): "
+                "not Unicode text"
+            ) from None
+    return value, True
 
 
 def may_differ(record: Any) -> bool:
