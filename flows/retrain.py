@@ -65,9 +65,10 @@ def retrain(
     logger.info("retraining (%s) from revision %s of %s", reason, revision, main)
     served = load_params(main / PATHS.params)
     registry_dir = default_registry_dir(main, served)
-    allowed = served.retrain.allowed_overrides
-    # refused before anything is created: only retrain.allowed_overrides of this checkout
-    workspace.check_allowed(workspace.leaf_overrides(params or {}), allowed)
+    allowed, limits = served.retrain.allowed_overrides, served.retrain.override_limits
+    # refused before anything is created: only retrain.allowed_overrides of this checkout,
+    # each number within retrain.override_limits
+    workspace.check_allowed(workspace.leaf_overrides(params or {}), allowed, limits)
     with pipeline_slot(logger.warning, slot_timeout_s):
         ws = workspace.create(main, run_name, revision, on_line=logger.info)
         result: dict[str, Any] = {
@@ -77,7 +78,7 @@ def retrain(
         }
         try:
             result["overrides"] = workspace.apply_overrides(
-                ws.root / PATHS.params, params or {}, allowed
+                ws.root / PATHS.params, params or {}, allowed, limits
             )
             for line in result["overrides"]:
                 logger.info("params override %s", line)

@@ -468,12 +468,32 @@ class RetrainParams(Section):
         default_factory=lambda: [
             "collect.window",
             "collect.window.*",
-            "choose.*",
+            "choose.candidates",
+            "choose.cv_folds",
+            "choose.sample_rows",
+            "choose.random_state",
             "train.*",
             "evaluate.bootstrap_samples",
             "evaluate.importance_rows",
             "evaluate.top_features",
         ]
+    )
+    # the largest number a run may set for each allowed key (fnmatch patterns): a number
+    # for an allowed key without a bound here is refused, so no run holds the retraining
+    # slot for as long as its caller likes
+    override_limits: dict[str, float] = Field(
+        default_factory=lambda: {
+            "choose.cv_folds": 10,
+            "choose.sample_rows": 1_000_000,
+            "choose.random_state": 2**31 - 1,
+            "train.n_trials": 200,
+            "train.early_stopping_rounds": 1000,
+            "train.in_memory_rows": 5_000_000,
+            "train.random_state": 2**31 - 1,
+            "evaluate.bootstrap_samples": 5000,
+            "evaluate.importance_rows": 100_000,
+            "evaluate.top_features": 100,
+        }
     )
 
     @field_validator("cron")

@@ -66,6 +66,7 @@ def test_a_failed_retraining_leaves_the_champion_in_place(
     # the operator of this checkout allows these overrides (retrain.allowed_overrides)
     served = yaml.safe_load((root / "params.yaml").read_text())
     served.setdefault("retrain", {})["allowed_overrides"] = ["feasibility.*", "problem.kpis.*"]
+    served["retrain"]["override_limits"] = {"feasibility.*": 1e8, "problem.kpis.*": 1}
     (root / "params.yaml").write_text(yaml.safe_dump(served, sort_keys=False))
     registry = Registry(root / "registry")
     champion, aliases, history = (

@@ -119,8 +119,26 @@ def leaf_overrides(overrides: dict[str, Any], prefix: str = "") -> dict[str, Any
     return out
 
 
-def check_allowed(overrides: dict[str, Any], allowed: list[str]) -> None:
-    """Refuse any override key that no pattern of ``retrain.allowed_overrides`` matches."""
+def _number(value: Any) -> float | None:
+    """``value`` as a number when it is one, or text that reads as one (None otherwise)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def check_allowed(
+    overrides: dict[str, Any], allowed: list[str], limits: dict[str, float] | None = None
+) -> None:
+    """Refuse any override key that no pattern of ``retrain.allowed_overrides`` matches,
+    and, with ``limits`` (``retrain.override_limits``), any number above its key's bound or
+    for a key that has none."""
     refused = [k for k in overrides if not any(fnmatch.fnmatchcase(k, p) for p in allowed)]
     if refused:
         raise ParamsError(
@@ -128,16 +146,38 @@ def check_allowed(overrides: dict[str, Any], allowed: list[str]) -> None:
             f"keys matching retrain.allowed_overrides ({', '.join(allowed) or 'none'}) in the "
             "served checkout's params.yaml"
         )
+    if limits is None:
+        return
+    for key, value in overrides.items():
+        number = _number(value)
+        if number is None:
+            continue  # dates, names, lists: checked by the typed params
+        bound = next((v for p, v in limits.items() if fnmatch.fnmatchcase(key, p)), None)
+        if bound is None:
+            raise ParamsError(
+                f"parameter override {key}={value!r}: {key} has no bound in "
+                "retrain.override_limits of the served checkout's params.yaml, so a run may "
+                "not set it to a number"
+            )
+        if not abs(number) <= bound:  # NaN too
+            raise ParamsError(
+                f"parameter override {key}={value!r} is above its bound {bound:g} "
+                "(retrain.override_limits in the served checkout's params.yaml)"
+            )
 
 
 def apply_overrides(
-    params_file: Path, overrides: dict[str, Any], allowed: list[str] | None = None
+    params_file: Path,
+    overrides: dict[str, Any],
+    allowed: list[str] | None = None,
+    limits: dict[str, float] | None = None,
 ) -> list[str]:
     """Apply ``{"train.n_trials": 20, ...}`` to ``params_file`` after validating the result.
 
     Returns the ``key=value`` lines applied. Raises :class:`ParamsError` naming the key
     when a key is not allowed (``allowed``: the patterns of ``retrain.allowed_overrides``;
-    None allows every key, for tests and local tools), unknown, or of the wrong type; the
+    None allows every key, for tests and local tools), a number is past its bound
+    (``limits``: ``retrain.override_limits``), a key is unknown, or of the wrong type; the
     file is left as it was.
     """
     if not overrides:
@@ -148,7 +188,7 @@ def apply_overrides(
         )
     overrides = leaf_overrides(overrides)
     if allowed is not None:
-        check_allowed(overrides, allowed)
+        check_allowed(overrides, allowed, limits)
     raw = yaml.safe_load(params_file.read_text(encoding="utf-8")) or {}
     merged = copy.deepcopy(raw)
     for key, value in overrides.items():
