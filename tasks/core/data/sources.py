@@ -112,8 +112,8 @@ def safe_source_path(path: str, root: Path, params: CollectParams) -> Path:
     Raises
     ------
     StepError
-        If the file is missing, too large, or outside ``collect.data_dir`` while
-        ``collect.allow_outside_data_dir`` is false.
+        If the file is missing, too large, or outside ``collect.data_dir`` (through a
+        symbolic link or a hard link) while ``collect.allow_outside_data_dir`` is false.
     """
     data_dir = (root / params.data_dir).resolve()
     resolved = (root / path).resolve()
@@ -127,7 +127,18 @@ def safe_source_path(path: str, root: Path, params: CollectParams) -> Path:
         )
     if not resolved.is_file():
         raise StepError(STEP, "source path", f"collect.path '{path}' ({resolved}) is not a file")
-    size_mb = resolved.stat().st_size / 1e6
+    stat = resolved.stat()
+    if not params.allow_outside_data_dir and stat.st_nlink > 1:
+        # a hard link is the same file under another name, which may be anywhere on the
+        # same disk: the path check above cannot see it
+        raise StepError(
+            STEP,
+            "source path",
+            f"collect.path '{path}' is a hard link ({stat.st_nlink} names for one file): its "
+            "other name may be outside the data folder. Copy the file under data/ instead "
+            "(cp, not ln), or set collect.allow_outside_data_dir: true if you trust it.",
+        )
+    size_mb = stat.st_size / 1e6
     if size_mb > params.max_file_mb:
         raise StepError(
             STEP,
