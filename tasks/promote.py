@@ -12,6 +12,7 @@ Command line (``make rollback``)::
 
     python -m tasks.promote show
     python -m tasks.promote rollback [--to v0002]
+    python -m tasks.promote reindex      # rebuild registry/index.jsonl from verified files
 """
 
 from __future__ import annotations
@@ -400,7 +401,7 @@ def describe(version: ModelVersion | None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``show`` the registry or ``rollback`` the champion."""
+    """``show`` the registry, ``rollback`` the champion, or ``reindex`` the registry."""
     parser = argparse.ArgumentParser(prog="python -m tasks.promote", description="model registry")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("show", help="versions and aliases")
@@ -411,6 +412,11 @@ def main(argv: list[str] | None = None) -> int:
         "--to", default=None, help="version to roll back to (default: the previous champion)"
     )
     back.add_argument("--reason", default="manual rollback")
+    sub.add_parser(
+        "reindex",
+        help="rebuild registry/index.jsonl from the versions whose model matches its card "
+        "(only for a registry whose files you trust)",
+    )
     args = parser.parse_args(argv)
     root = find_project_root()
     params = load_params(root / PATHS.params)
@@ -420,6 +426,12 @@ def main(argv: list[str] | None = None) -> int:
             before = registry.aliases().get("champion")
             target = registry.rollback(args.to, args.reason)
             print(f"champion: {before} -> {target}")
+            return 0
+        if args.command == "reindex":
+            kept, left = registry.rebuild_index()
+            print(f"indexed: {', '.join(kept) or 'none'}")
+            if left:
+                print(f"left out (model does not match its card): {', '.join(left)}")
             return 0
     except RegistryError as exc:
         print(f"rollback refused: {exc}", file=sys.stderr)

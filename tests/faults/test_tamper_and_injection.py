@@ -120,7 +120,12 @@ def test_the_api_keeps_serving_when_the_new_champion_is_tampered_with(
     edit(v2.model_path, lambda p: p.write_bytes(b"not a model"))
     with TestClient(create_app(root, poll_s=0.05)) as client:
         assert client.get("/health").json()["model_version"] == "v0001"
-        registry.promote(v2.version, "a tampered challenger")
+        # promotion refuses it now (tests/faults/test_registry_guard.py); an alias file
+        # edited by hand still names it
+        with pytest.raises(RegistryError, match="model file sha256"):
+            registry.promote(v2.version, "a tampered challenger")
+        aliases = root / "aliases.json"
+        aliases.write_text(json.dumps({**json.loads(aliases.read_text()), "champion": "v0002"}))
         time.sleep(0.5)  # ten polls of the alias
         for record in records(trained_project):
             reply = client.post("/predict", json=record)

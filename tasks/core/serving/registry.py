@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from tasks.core.config import Params
-from tasks.core.io import TMP_PREFIX, file_sha256, write_json, write_parquet
+from tasks.core.io import TMP_PREFIX, file_sha256, write_json, write_parquet, write_text
 from tasks.core.ml.models import load_model
 from tasks.core.paths import REGISTRY_ALIASES, REGISTRY_INDEX
 
@@ -138,8 +138,9 @@ class Registry:
         """Refuse a version whose files changed since it was registered.
 
         Its model file must match the hash on its card, and each file (card, schema, reference,
-        model) the hash recorded in ``index.jsonl`` at registration. A registry made before the
-        index existed is checked against the card alone.
+        model) the hash recorded in ``index.jsonl`` at registration. A missing or empty index
+        is refused too (deleting it must not turn the check off); ``python -m tasks.promote
+        reindex`` rebuilds it from the versions whose model still matches its card.
         """
         actual = file_sha256(version.model_path)
         expected = version.card["model_sha256"]
@@ -150,7 +151,11 @@ class Registry:
             )
         index = self.index()
         if not index:
-            return
+            raise RegistryError(
+                f"{self.root / INDEX} is missing or empty, so {version.version}'s files cannot "
+                "be checked; refusing to load it. If the registry is yours and its files were "
+                "not edited, rebuild the index: python -m tasks.promote reindex"
+            )
         if version.version not in index:
             raise RegistryError(
                 f"{version.version} is not in {self.root / INDEX}: it was not added by "
@@ -228,10 +233,38 @@ class Registry:
             fh.flush()
             os.fsync(fh.fileno())
 
-    def promote(self, version: str, reason: str) -> None:
-        """Make ``version`` the champion; the current one becomes ``previous_champion``."""
+    def rebuild_index(self) -> tuple[list[str], list[str]]:
+        """Write ``index.jsonl`` anew from the versions whose model file matches its card.
+
+        Returns the versions indexed and those left out (a model that does not match its
+        card: never indexed, so never loaded). The other files are recorded as they are now:
+        run it only on a registry whose files you trust.
+        """
         with self._locked():
-            self.get(version)
+            kept, left = [], []
+            lines = []
+            for version in self.versions():
+                if file_sha256(version.model_path) != version.card.get("model_sha256"):
+                    left.append(version.version)
+                    continue
+                files = {
+                    name: file_sha256(version.folder / name)
+                    for name in VERSION_FILES
+                    if (version.folder / name).is_file()
+                }
+                lines.append(json.dumps({"version": version.version, "files": files}) + "\n")
+                kept.append(version.version)
+            write_text(self.root / INDEX, "".join(lines))
+            return kept, left
+
+    def promote(self, version: str, reason: str) -> None:
+        """Make ``version`` the champion; the current one becomes ``previous_champion``.
+
+        Refused (nothing changes) when the version's files changed since registration: the
+        alias never names a version the API would refuse to load.
+        """
+        with self._locked():
+            self.verify(self.get(version))
             current = self.aliases().get("champion")
             if current == version:
                 return
@@ -244,7 +277,10 @@ class Registry:
             )
 
     def rollback(self, to: str | None = None, reason: str = "manual rollback") -> str:
-        """Point the champion back at ``to`` (default: the previous champion); return it."""
+        """Point the champion back at ``to`` (default: the previous champion); return it.
+
+        Refused, like :meth:`promote`, when the target's files changed since registration.
+        """
         with self._locked():
             aliases = self.aliases()
             current = aliases.get("champion")
@@ -253,7 +289,7 @@ class Registry:
                 raise RegistryError(
                     "no previous champion to roll back to: name a version (make rollback TO=v0001)"
                 )
-            self.get(target)
+            self.verify(self.get(target))
             if target == current:
                 raise RegistryError(f"{target} is already the champion")
             changes = {"champion": target}
