@@ -2,9 +2,10 @@
 
 Each API worker (and each batch-scoring run) appends its predictions to its own Arrow IPC
 stream file per hour and model version: ``<log>/<YYYY-MM-DD>/<HH>/<version>.<pid>.<n>.arrows``.
-A batch is appended at every flush and the file is flushed to the operating system, so a
-killed process loses at most what it had not flushed yet, and a reader sees every complete
-batch of a file still being written (it stops at a torn last one). No two writers share a
+A batch is appended at every flush, unbuffered, so a killed process loses at most what it
+had not flushed yet, and a reader sees every complete batch of a file still being written
+(it stops at a torn last one). A write that fails (a full disk) ends its file at the last
+complete batch, and the next batch starts a new file. No two writers share a
 file, so several workers never lose or duplicate a row. Reading a window opens only the
 hours it covers: a million rows read in well under a second.
 """
@@ -148,7 +149,13 @@ class SegmentWriter:
         self._open: dict[tuple[Path, str, pa.Schema], tuple[BinaryIO, Any]] = {}
 
     def append(self, hour: dt.datetime, version: str, batch: pa.RecordBatch) -> None:
-        """Append ``batch`` to the segment of ``hour`` and ``version`` (flushed to the OS)."""
+        """Append ``batch`` to the segment of ``hour`` and ``version`` (flushed to the OS).
+
+        A write that fails (a full disk) discards that stream: the file is cut back to its
+        last complete batch and closed, and the next batch starts a new file, so no batch
+        is ever appended after a torn one. The error is raised: the caller keeps ``batch``
+        some other way.
+        """
         folder = hour_dir(self.root, hour)
         key = (folder, version, batch.schema)
         if key not in self._open:
@@ -156,11 +163,34 @@ class SegmentWriter:
                 self._close(old)
             folder.mkdir(parents=True, exist_ok=True)
             name = f"{_safe(version)}.{os.getpid()}.{next(_serial)}{SUFFIX}"
-            sink = open(folder / name, "ab")  # noqa: SIM115 - kept open across flushes
-            self._open[key] = (sink, ipc.new_stream(sink, batch.schema))
+            # unbuffered: what a failed write leaves is all on disk, and cut away below
+            sink = open(folder / name, "ab", buffering=0)  # noqa: SIM115 - kept open
+            try:
+                self._open[key] = (sink, ipc.new_stream(sink, batch.schema))
+            except (OSError, pa.ArrowException):
+                sink.close()
+                _remove_quietly(folder / name)  # no stream began: nothing to read there
+                raise
         sink, writer = self._open[key]
-        writer.write_batch(batch)
-        sink.flush()
+        good = os.fstat(sink.fileno()).st_size
+        try:
+            writer.write_batch(batch)
+        except (OSError, pa.ArrowException):
+            self._discard(key, good)
+            raise
+
+    def _discard(self, key: tuple[Path, str, pa.Schema], good: int) -> None:
+        """Drop a stream whose last write failed: cut its file back to ``good`` bytes (the
+        end of its last complete batch) and close it without an end marker."""
+        sink, _ = self._open.pop(key)
+        try:
+            os.ftruncate(sink.fileno(), good)
+        except OSError:
+            pass  # a reader still stops at the torn batch, and no batch follows it
+        try:
+            sink.close()
+        except OSError:
+            pass
 
     def _close(self, key: tuple[Path, str, pa.Schema]) -> None:
         sink, writer = self._open.pop(key)
@@ -173,6 +203,13 @@ class SegmentWriter:
         """Close every open segment (writes the end-of-stream marker)."""
         for key in list(self._open):
             self._close(key)
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass
 
 
 def _safe(version: str) -> str:
@@ -192,7 +229,7 @@ def read_segment(path: Path) -> pa.Table | None:
                 except StopIteration:
                     break
             schema = reader.schema
-    except (pa.ArrowInvalid, OSError) as exc:
+    except (pa.ArrowException, OSError) as exc:  # a torn last batch: keep those before it
         if not batches:
             log.warning("prediction log segment %s unreadable (%s); skipped", path, exc)
             return None

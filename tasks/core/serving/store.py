@@ -12,6 +12,7 @@ import datetime as dt
 import itertools
 import json
 import logging
+import math
 import os
 import queue
 import sqlite3
@@ -229,6 +230,11 @@ def file_clock(path: str | Path) -> Clock:
     return now
 
 
+MAX_UNKEPT_ROWS = 200_000
+"""Rows the writer holds in memory while it can neither write nor keep them (a full disk);
+past that a row is lost, counted and logged."""
+
+
 class PredictionStore:
     """Write predictions in the background; record labels; read windows back.
 
@@ -276,6 +282,9 @@ class PredictionStore:
         self.segments = SegmentWriter(self.log_dir) if self.log_dir is not None else None
         self.flush_s, self.shadow_backlog = flush_s, shadow_backlog
         self.failed_rows = 0
+        self.lost_rows = 0  # rows neither written nor kept (counted; /predict then 503s)
+        self._cannot_keep = False
+        self._unkept: list[tuple[dict[str, Any], BaseException]] = []  # until the disk frees
         self.shadow_skipped = 0
         self.requests = RequestTally()
         self._stats_every_s, self._stats_written = 5.0, time.monotonic()
@@ -323,6 +332,8 @@ class PredictionStore:
         """Insert queued requests; a failing insert is isolated per request, then per row."""
         try:
             self._insert(requests)
+            if self._cannot_keep and not self._unkept:
+                self._cannot_keep = False
             return
         except Exception as exc:  # noqa: BLE001 - narrowed below, row by row
             if len(requests) == 1 and len(requests[0]) == 1:
@@ -336,25 +347,93 @@ class PredictionStore:
                 self._write([requests[0].part(i)])
 
     def _dead_letter(self, row: dict[str, Any], exc: BaseException) -> None:
+        """Keep a row the database refused in ``failed/``; log what really happened to it."""
         self.failed_rows += 1
         if self.on_failed is not None:
             self.on_failed()
+        kept = None if self._unkept else self._keep_failed(row, exc)  # in order: held first
+        if kept is not None:
+            log.error(
+                "could not write prediction row %s/%s (%s); kept in %s",
+                row.get("request_id"),
+                row.get("row"),
+                exc.__class__.__name__,
+                kept,
+            )
+            return
+        self._cannot_keep = True  # /predict answers 503 until a write succeeds again
+        if self.log_dir is not None and len(self._unkept) < MAX_UNKEPT_ROWS:
+            self._unkept.append((row, exc))
+            log.error(
+                "could not write prediction row %s/%s (%s) nor keep it in %s (a full disk?): "
+                "held in memory (%d rows) until the disk takes writes again; /predict answers "
+                "503 meanwhile",
+                row.get("request_id"),
+                row.get("row"),
+                exc.__class__.__name__,
+                self.log_dir / "failed",
+                len(self._unkept),
+            )
+            return
+        self.lost_rows += 1
         log.error(
-            "could not write prediction row %s/%s (%s)%s",
+            "LOST prediction row %s/%s: the database refused it (%s) and it could not be kept (%s)",
             row.get("request_id"),
             row.get("row"),
             exc.__class__.__name__,
-            f"; kept in {self.log_dir / 'failed'}" if self.log_dir else "",
+            "no log folder" if self.log_dir is None else f"{MAX_UNKEPT_ROWS} rows held already",
         )
+
+    def _keep_failed(self, row: dict[str, Any], exc: BaseException) -> Path | None:
+        """Append ``row`` to ``failed/<pid>.jsonl``, synced; its path, or None if it failed."""
+        if self.log_dir is None:
+            return None
+        path = self.log_dir / "failed" / f"{os.getpid()}.jsonl"
+        line = json.dumps({**row, "error": str(exc)[:500]}, default=str) + "\n"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as out:
+                start = out.tell()
+                try:
+                    out.write(line)
+                    out.flush()
+                    os.fsync(out.fileno())
+                except OSError:
+                    out.truncate(start)  # no half line: the replay reads whole lines only
+                    raise
+        except OSError:
+            return None
+        return path
+
+    def _can_keep_again(self) -> None:
+        """While rows could not be kept: whether the log folder takes a write again (a
+        probe of 64 KiB, synced and removed), so /predict may accept again."""
         if self.log_dir is None:
             return
+        probe = self.log_dir / f".probe-{os.getpid()}"
         try:
-            folder = self.log_dir / "failed"
-            folder.mkdir(parents=True, exist_ok=True)
-            with open(folder / f"{os.getpid()}.jsonl", "a") as out:
-                out.write(json.dumps({**row, "error": str(exc)[:500]}, default=str) + "\n")
+            with open(probe, "wb") as out:
+                out.write(b"\0" * 65536)
+                out.flush()
+                os.fsync(out.fileno())
         except OSError:
-            log.exception("could not keep the failed row either")
+            return
+        finally:
+            try:
+                probe.unlink()
+            except OSError:
+                pass
+        while self._unkept:  # the rows held in memory first, in order
+            row, exc = self._unkept[0]
+            if self._keep_failed(row, exc) is None:
+                return
+            self._unkept.pop(0)
+        self._cannot_keep = False
+        log.warning(
+            "the prediction log can write again (rows held in memory kept in %s): /predict "
+            "accepts predictions",
+            self.log_dir / "failed",
+        )
 
     def _rows(self, item: _Item, shadow: tuple[str | None, list[float] | None]) -> _Rows:
         shadow_version, shadow_scores = item.shadow_version, item.shadow_scores
@@ -491,9 +570,12 @@ class PredictionStore:
     def _drain(self) -> None:
         while True:
             try:
-                first = self._queue.get(timeout=self._stats_every_s)
+                first = self._queue.get(timeout=1.0 if self._cannot_keep else self._stats_every_s)
             except queue.Empty:  # no prediction for a while: the request counts still go out
-                self._write_stats()
+                if self._cannot_keep:
+                    self._can_keep_again()
+                if time.monotonic() - self._stats_written >= self._stats_every_s:
+                    self._write_stats()
                 continue
             items = [first]
             if first is not None:
@@ -561,11 +643,14 @@ class PredictionStore:
         )
 
     def lag_s(self) -> float:
-        """How long the oldest accepted prediction not yet written has waited (0: none).
+        """How long the oldest accepted prediction not yet written has waited (0: none;
+        infinite while a row could be neither written nor kept).
 
         The API refuses new predictions while this passes its bound, so that what a
         killed server loses stays within about one second however hard it is driven.
         """
+        if self._cannot_keep:  # rows are being lost: accept nothing it could not keep
+            return math.inf
         oldest = self._writing_since
         try:
             head = self._queue.queue[0]  # the writer only ever takes from the left
@@ -743,10 +828,20 @@ class PredictionStore:
         return {"rows": rows.rowcount, "label_events": events.rowcount, "segment_hours": hours}
 
     def close(self) -> None:
-        """Flush and stop the writer."""
+        """Flush and stop the writer (rows held for a full disk: kept now, or counted lost)."""
         self.flush()
         self._queue.put(None)
         self._writer.join(timeout=10)
+        if self._unkept:
+            self._can_keep_again()
+        if self._unkept:
+            self.lost_rows += len(self._unkept)
+            log.error(
+                "LOST %d prediction rows at shutdown: the disk still takes no write (first: %s)",
+                len(self._unkept),
+                self._unkept[0][0].get("request_id"),
+            )
+            self._unkept.clear()
         if self.segments is not None:
             self.segments.close()
         self.engine.dispose()
