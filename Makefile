@@ -27,7 +27,7 @@ PREFECT_URL  := http://127.0.0.1:$(PREFECT_PORT)/api
 # Use the local Prefect server when one is up (make server); else Prefect starts a temporary one.
 USE_SERVER   = $(PY) -c "import urllib.request,sys; urllib.request.urlopen('$(PREFECT_URL)/health', timeout=1)" 2>/dev/null && export PREFECT_API_URL=$(PREFECT_URL) && echo "using the Prefect server at http://127.0.0.1:$(PREFECT_PORT)";
 
-.PHONY: help install setup docs run init reproduce rollback models serve lineage score server deploy worker monitor monitor-ui demo bench lint test test-fast lock clean-venv
+.PHONY: help install setup docs run init reproduce rollback models serve lineage replay score server deploy worker monitor monitor-ui demo bench lint test test-fast lock clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ serve: install ## the prediction API on http://127.0.0.1:8000 (docs at /docs)
 lineage: install ## the chain behind a prediction: make lineage ID=<request id>
 	@test -n "$(ID)" || { echo "usage: make lineage ID=<request id from /predict>"; exit 2; }
 	$(PY) -m service.lineage "$(ID)"
+
+replay: install ## put prediction rows kept in failed/ (a database outage) back into the store
+	$(PY) -m service.replay
 
 score: install ## batch-score a file with the champion: make score IN=data/external/new.csv
 	@test -n "$(IN)" || { echo "usage: make score IN=<csv or parquet under data/>"; exit 2; }

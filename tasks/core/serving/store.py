@@ -230,6 +230,21 @@ def file_clock(path: str | Path) -> Clock:
     return now
 
 
+REPLAY_EVERY_S = 30.0
+"""How often, at most, the writer replays dead letters after a write that went through."""
+REPLAY_SETTLE_S = 10.0
+"""A replayed dead-letter file moves aside once nobody has written to it for this long."""
+
+
+def _replayable(kept: dict[str, Any]) -> dict[str, Any]:
+    """A dead letter (a row's columns and the error) as the row to insert."""
+    row = {name: kept[name] for name in ROW_COLUMNS}
+    stamp = row["created_at"]
+    if isinstance(stamp, str):
+        row["created_at"] = dt.datetime.fromisoformat(stamp)
+    return row
+
+
 MAX_UNKEPT_ROWS = 200_000
 """Rows the writer holds in memory while it can neither write nor keep them (a full disk);
 past that a row is lost, counted and logged."""
@@ -285,6 +300,7 @@ class PredictionStore:
         self.lost_rows = 0  # rows neither written nor kept (counted; /predict then 503s)
         self._cannot_keep = False
         self._unkept: list[tuple[dict[str, Any], BaseException]] = []  # until the disk frees
+        self._replayed_at = -math.inf
         self.shadow_skipped = 0
         self.requests = RequestTally()
         self._stats_every_s, self._stats_written = 5.0, time.monotonic()
@@ -334,6 +350,7 @@ class PredictionStore:
             self._insert(requests)
             if self._cannot_keep and not self._unkept:
                 self._cannot_keep = False
+            self._replay_due()
             return
         except Exception as exc:  # noqa: BLE001 - narrowed below, row by row
             if len(requests) == 1 and len(requests[0]) == 1:
@@ -434,6 +451,83 @@ class PredictionStore:
             "accepts predictions",
             self.log_dir / "failed",
         )
+
+    def _replay_due(self) -> None:
+        """After a write that went through: replay the dead letters, at most every
+        :data:`REPLAY_EVERY_S` (the database that refused them may be back)."""
+        if self.log_dir is None or time.monotonic() - self._replayed_at < REPLAY_EVERY_S:
+            return
+        self._replayed_at = time.monotonic()
+        if not any((self.log_dir / "failed").glob("*.jsonl")):
+            return
+        try:
+            done = self.replay_failed()
+        except Exception:  # noqa: BLE001 - replayed again later; predictions go on
+            log.exception("could not replay the dead letters of %s", self.log_dir / "failed")
+            return
+        if done["inserted"]:
+            log.warning(
+                "replayed %d dead-lettered prediction rows into the store (%d already there)",
+                done["inserted"],
+                done["present"],
+            )
+
+    def replay_failed(self, settle_s: float = REPLAY_SETTLE_S) -> dict[str, int]:
+        """Insert every row kept in ``failed/*.jsonl`` that the store does not hold yet.
+
+        Idempotent by (request id, row): run it as often as you like (``python -m
+        service.replay`` does by hand; the writer does after a write that went through). A
+        file all of whose rows are in the store and that nobody wrote for ``settle_s``
+        seconds moves to ``failed/replayed/``.
+
+        Returns
+        -------
+        dict
+            ``inserted``, ``present`` (already in the store), ``files`` read, ``moved``.
+        """
+        out = {"inserted": 0, "present": 0, "files": 0, "moved": 0}
+        if self.log_dir is None:
+            return out
+        folder = self.log_dir / "failed"
+        for path in sorted(folder.glob("*.jsonl")):
+            rows = []
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rows.append(_replayable(json.loads(line)))
+                except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+                    continue  # a torn line: its row was never answered as kept
+            out["files"] += 1
+            fresh = self._missing(rows)
+            if fresh:
+                with self.engine.begin() as conn:
+                    conn.execute(PREDICTIONS.insert(), fresh)
+            out["inserted"] += len(fresh)
+            out["present"] += len(rows) - len(fresh)
+            if time.time() - path.stat().st_mtime >= settle_s:
+                (folder / "replayed").mkdir(exist_ok=True)
+                stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+                path.rename(folder / "replayed" / f"{path.stem}.{stamp}.jsonl")
+                out["moved"] += 1
+        return out
+
+    def _missing(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The rows whose (request id, row) the store does not hold, each once."""
+        ids = sorted({r["request_id"] for r in rows})
+        held: set[tuple[str, int]] = set()
+        with self.engine.connect() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                query = sa.select(PREDICTIONS.c.request_id, PREDICTIONS.c.row).where(
+                    PREDICTIONS.c.request_id.in_(chunk)
+                )
+                held.update((r[0], int(r[1])) for r in conn.execute(query))
+        out = []
+        for row in rows:
+            key = (row["request_id"], int(row["row"]))
+            if key not in held:
+                held.add(key)
+                out.append(row)
+        return out
 
     def _rows(self, item: _Item, shadow: tuple[str | None, list[float] | None]) -> _Rows:
         shadow_version, shadow_scores = item.shadow_version, item.shadow_scores
