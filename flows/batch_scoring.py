@@ -5,12 +5,17 @@ file (CSV or Parquet, under ``data/`` like any source) is read as the source del
 one chunk at a time (so a file of any size fits), scored through the same cleaning and
 feature code as training, and written, chunk by chunk, to
 ``data/06_predictions/<file>.<model version>.parquet`` with the model version on every row.
+The predictions reach the prediction log only once that output is complete, under request
+ids made from the file's content and the model version: a failed run logs nothing, and a
+rerun logs nothing twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import sys
-import uuid
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -22,7 +27,7 @@ from flows.common import project_root
 from tasks.core.config import load_params
 from tasks.core.data.sources import csv_parts, parquet_parts, safe_source_path
 from tasks.core.env import telemetry_off
-from tasks.core.io import write_parts
+from tasks.core.io import TMP_PREFIX, file_sha256, write_parts
 from tasks.core.paths import PATHS
 from tasks.core.serving.fields import RecordError
 from tasks.core.serving.registry import open_registry, registry_dir
@@ -34,9 +39,9 @@ OUTPUT_DIR = PATHS.predictions_dir
 
 @task(name="score-chunk", cache_policy=NO_CACHE)
 def score_chunk(
-    model: LoadedModel, chunk: pd.DataFrame, store: PredictionStore, batch_id: str, number: int
+    model: LoadedModel, chunk: pd.DataFrame, request_id: str, spool: Path
 ) -> pd.DataFrame:
-    """Score one chunk and log it to the prediction store."""
+    """Score one chunk; its log rows go to ``spool`` (logged once the output is complete)."""
     records = chunk.astype(object).where(chunk.notna(), None).to_dict(orient="records")
     try:
         proba, X = model.score(records)
@@ -44,13 +49,9 @@ def score_chunk(
         raise RecordError(int(chunk.index[exc.index]), exc.field, exc.reason) from None
     decisions = (proba >= model.threshold).astype(int)
     ids = model.record_ids(records)
-    store.log(
-        f"{batch_id}-{number:05d}",
-        model.version.version,
-        model.logged_ids(ids),
-        X.to_dict(orient="records"),
-        proba.tolist(),
-        decisions.tolist(),
+    inputs = X.astype(object).where(X.notna(), None)
+    inputs.assign(**{_ID: model.logged_ids(ids), _P: proba, _D: decisions}).to_parquet(
+        spool / f"{request_id}.parquet"
     )
     return pd.DataFrame(
         {
@@ -58,9 +59,38 @@ def score_chunk(
             "probability": proba,
             "decision": decisions,
             "model_version": model.version.version,
-            "request_id": f"{batch_id}-{number:05d}",
+            "request_id": request_id,
         }
     )
+
+
+_ID, _P, _D = "__record_id", "__probability", "__decision"
+
+
+def log_spooled(store: PredictionStore, spool: Path, version: str) -> tuple[int, int]:
+    """Log each spooled chunk the store does not hold yet: (chunks logged, chunks skipped).
+
+    A chunk's request id comes from the file's content and the model version, so a rerun on
+    the same file logs nothing twice."""
+    logged = skipped = 0
+    for path in sorted(spool.glob("*.parquet")):
+        request_id = path.stem
+        if store.get(request_id):
+            skipped += 1
+            continue
+        frame = pd.read_parquet(path)
+        inputs = frame.drop(columns=[_ID, _P, _D])
+        store.log(
+            request_id,
+            version,
+            frame[_ID].tolist(),
+            inputs.astype(object).where(inputs.notna(), None).to_dict(orient="records"),
+            frame[_P].tolist(),
+            frame[_D].astype(int).tolist(),
+        )
+        logged += 1
+    store.flush()
+    return logged, skipped
 
 
 @flow(name="batch_scoring")
@@ -100,16 +130,22 @@ def batch_scoring(
         else csv_parts(path, params.collect, chunk_rows)
     )
     target = out_dir / f"{path.stem}.{champion.version}.parquet"
-    store = open_store(registry_dir(root, params))
-    batch_id = "batch-" + uuid.uuid4().hex[:12]
+    # the same file and model give the same request ids: a rerun logs nothing twice
+    batch_id = "batch-" + hashlib.sha256(
+        f"{file_sha256(path)}:{champion.version}:{chunk_rows}".encode()
+    ).hexdigest()[:12]
     rows = positive = 0
-    try:  # one chunk in memory at a time; the output appears whole or not at all
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=TMP_PREFIX + "log.", dir=out_dir) as spooled:
+        spool = Path(spooled)
+        # one chunk in memory at a time; the output appears whole or not at all, and the
+        # predictions are logged only once it has (a refused row logs nothing)
         with write_parts(target) as out:
             for n, (chunk, _) in enumerate(chunks):
                 if chunk.empty:
                     continue
                 chunk.index = pd.RangeIndex(rows, rows + len(chunk))  # rows of the file
-                scored = score_chunk(model, chunk, store, batch_id, n)
+                scored = score_chunk(model, chunk, f"{batch_id}-{n:05d}", spool)
                 out.write(scored)
                 rows += len(scored)
                 positive += int(scored["decision"].sum())
@@ -117,8 +153,13 @@ def batch_scoring(
             if not rows:
                 raise ValueError(f"{input_path} holds no rows (a header only?): nothing to score")
             out.close()
-    finally:
-        store.close()
+        store = open_store(registry_dir(root, params))
+        try:
+            logged, skipped = log_spooled(store, spool, champion.version)
+        finally:
+            store.close()
+    if skipped:
+        logger.info("%d chunks were logged by an earlier run of this file and model", skipped)
     logger.info("scored %d rows of %s with %s -> %s", rows, input_path, champion.version, target)
     create_markdown_artifact(
         key="batch-scoring",
