@@ -221,6 +221,7 @@ def gate(
     judged fails the gate while ``evaluate.fairness.block_when_skipped`` is on.
     """
     k, cfg = params.problem.kpis, params.evaluate
+    block_skipped = cfg.fairness.block_when_skipped
     reasons, ok = [], True
 
     def check(passed: bool, text: str) -> None:
@@ -229,7 +230,7 @@ def gate(
         reasons.append(("PASS " if passed else "FAIL ") + text)
 
     for s in skipped or []:
-        if s["key"] == "evaluate.sensitive" and cfg.fairness.block_when_skipped:
+        if s["key"] == "evaluate.sensitive" and block_skipped:
             check(
                 False,
                 f"fairness on '{s['column']}' could not be judged: {s['reason']} (a fairness "

@@ -325,3 +325,10 @@ def postgres_url() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+def dvc_up_to_date(status: str) -> bool:
+    """Whether ``dvc status`` says nothing is to run: "up to date", or only that collect
+    always runs (it queries a SQL source each time and reads nothing else unchanged)."""
+    lines = [ln.strip() for ln in status.strip().splitlines() if ln.strip()]
+    return "up to date" in status or lines == ["collect:", "always changed"]

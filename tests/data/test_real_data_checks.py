@@ -234,7 +234,7 @@ def test_slices_and_sensitive_columns_the_data_lacks_are_named_in_the_card():
             "expected_cost": 1.0,
         },
         "baselines": {},
-        "slices": [{"column": "Home"}],
+        "slices": [{"column": "Home", "checked": True}],
         "fairness": [],
         "skipped_columns": skipped,
         "top_features": [],
@@ -243,4 +243,4 @@ def test_slices_and_sensitive_columns_the_data_lacks_are_named_in_the_card():
     card = model_card(params, {"model": "m", "config": {}, "threshold": 0.5}, result, "0" * 64, "v")
     assert "**skipped** `plan` (evaluate.slices)" in card
     assert "**skipped** `region` (evaluate.sensitive)" in card
-    assert "slices checked: Home" in card
+    assert "slices judged: Home" in card

@@ -25,6 +25,7 @@ import yaml
 
 from tasks.core.io import file_sha256
 from tasks.core.runtime.processes import tool_env
+from tests.conftest import dvc_up_to_date
 
 pytestmark = pytest.mark.slow
 
@@ -126,7 +127,7 @@ def test_runs_killed_in_collect_and_in_train_leave_nothing_the_next_run_must_rep
         capture_output=True,
         text=True,
     )
-    assert status.returncode == 0 and "up to date" in status.stdout, status.stdout + status.stderr
+    assert status.returncode == 0 and dvc_up_to_date(status.stdout), status.stdout + status.stderr
     assert (root / "reports" / "metrics.json").exists()
 
 

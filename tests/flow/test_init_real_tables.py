@@ -6,7 +6,7 @@
   "phone numbers" before), the race column is proposed as sensitive, and a fairness check
   it cannot judge (too few applicants in a group of the test split) blocks the blessing
   with its reason, in the gate, the card and ``reports/metrics.json``.
-- New York flights (a 30,000-row sample, every column as exported): the ISO 8601
+- New York flights (a 20,000-row sample, every column as exported): the ISO 8601
   ``time_hour`` is the time column, ``arr_delay`` (alone), ``dep_time`` (beside
   ``sched_dep_time``) and ``arr_time`` are found to give the outcome away, and the 3,000-odd
   tail numbers are target encoded, not one-hot encoded.
