@@ -131,9 +131,8 @@ def batch_scoring(
     )
     target = out_dir / f"{path.stem}.{champion.version}.parquet"
     # the same file and model give the same request ids: a rerun logs nothing twice
-    batch_id = "batch-" + hashlib.sha256(
-        f"{file_sha256(path)}:{champion.version}:{chunk_rows}".encode()
-    ).hexdigest()[:12]
+    key = f"{file_sha256(path)}:{champion.version}:{chunk_rows}"
+    batch_id = "batch-" + hashlib.sha256(key.encode()).hexdigest()[:12]
     rows = positive = 0
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=TMP_PREFIX + "log.", dir=out_dir) as spooled:
