@@ -659,12 +659,13 @@ def _describe(err: dict[str, Any], known: dict[str, list[str]]) -> str:
     return f"{loc}: {err['msg']}{shown}"
 
 
-def _known_keys(model: type[BaseModel], prefix: str = "") -> dict[str, list[str]]:
+def known_keys(model: type[BaseModel], prefix: str = "") -> dict[str, list[str]]:
+    """Each section's dotted name (``""`` for the top) to the keys it may hold."""
     out: dict[str, list[str]] = {prefix: list(model.model_fields)}
     for name, field in model.model_fields.items():
         for arg in (field.annotation, *getattr(field.annotation, "__args__", ())):
             if isinstance(arg, type) and issubclass(arg, BaseModel):
-                out.update(_known_keys(arg, f"{prefix}.{name}" if prefix else name))
+                out.update(known_keys(arg, f"{prefix}.{name}" if prefix else name))
     return out
 
 
@@ -748,7 +749,7 @@ def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:
-        known = _known_keys(Params)
+        known = known_keys(Params)
         lines = [_describe(e, known) for e in exc.errors()]
         raise ParamsError(f"{source} is invalid:\n  " + "\n  ".join(lines)) from None
     if _TRACE is not None:

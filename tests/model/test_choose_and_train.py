@@ -129,3 +129,27 @@ def test_a_wide_text_column_is_target_encoded_not_one_hot_encoded():
     assert "tailnum" in names and not any(n.startswith("tailnum_") for n in names)
     narrow = build_pipeline("logistic_regression", ["x"], ["plan", "tailnum"], {}, 0, 1000)
     assert len(narrow.fit(X, y).named_steps["prep"].get_feature_names_out()) > 100
+
+
+def test_a_linear_model_takes_its_one_hot_block_sparse_with_the_same_answers():
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(2)
+    n = 3000
+    X = pd.DataFrame(
+        {
+            "x": rng.normal(size=n),
+            "city": pd.Series([f"c{k}" for k in rng.integers(0, 40, n)], dtype=object),
+        }
+    )
+    y = (rng.random(n) < 0.3).astype(int)
+    sparse = build_pipeline("logistic_regression", ["x"], ["city"], {}, 0).fit(X, y)
+    assert sp.issparse(sparse.named_steps["prep"].transform(X))  # 40 one-hot columns
+    dense = build_pipeline("logistic_regression", ["x"], ["city"], {}, 0)
+    dense.set_params(prep__sparse_threshold=0.0, prep__cat__encode__sparse=False).fit(X, y)
+    assert not sp.issparse(dense.named_steps["prep"].transform(X))
+    np.testing.assert_allclose(
+        sparse.predict_proba(X)[:, 1], dense.predict_proba(X)[:, 1], atol=1e-6
+    )
+    trees = build_pipeline("xgboost", ["x"], ["city"], {"n_estimators": 5}, 0).fit(X, y)
+    assert not sp.issparse(trees.named_steps["prep"].transform(X))  # absent != missing

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.model_selection import KFold
 from sklearn.preprocessing import OneHotEncoder, TargetEncoder
@@ -36,6 +37,10 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
         One-hot encoding puts values seen in fewer rows into one "infrequent" slot.
     random_state : int
         Seed of the target encoding's cross-fitting folds.
+    sparse : bool
+        Give a sparse matrix (for a linear model: the same fit, without a dense column per
+        category). Trees keep dense inputs: XGBoost reads a sparse matrix's absent entries
+        as missing, not as zero.
 
     Attributes
     ----------
@@ -46,10 +51,17 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
         follow the one-hot block.
     """
 
-    def __init__(self, max_categories: int = 50, min_frequency: int = 5, random_state: int = 0):
+    def __init__(
+        self,
+        max_categories: int = 50,
+        min_frequency: int = 5,
+        random_state: int = 0,
+        sparse: bool = False,
+    ):
         self.max_categories = max_categories
         self.min_frequency = min_frequency
         self.random_state = random_state
+        self.sparse = sparse
 
     def _split(self, X: Any) -> np.ndarray:
         values = np.asarray(X, dtype=object)
@@ -76,7 +88,7 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
             self.onehot_ = OneHotEncoder(
                 handle_unknown="infrequent_if_exist",
                 min_frequency=self.min_frequency,
-                sparse_output=False,
+                sparse_output=self.sparse,
             )
             blocks.append(self.onehot_.fit_transform(values[:, self.narrow_]))
         if self.wide_:
@@ -98,9 +110,12 @@ class CategoryEncoder(TransformerMixin, BaseEstimator):
             blocks.append(self.target_.transform(values[:, self.wide_]))
         return self._stack(blocks, len(values))
 
-    @staticmethod
-    def _stack(blocks: list[np.ndarray], n: int) -> np.ndarray:
-        return np.hstack(blocks) if blocks else np.zeros((n, 0))
+    def _stack(self, blocks: list[Any], n: int) -> Any:
+        if not blocks:
+            return sp.csr_matrix((n, 0)) if self.sparse else np.zeros((n, 0))
+        if self.sparse:
+            return sp.hstack([sp.csr_matrix(b) for b in blocks], format="csr")
+        return np.hstack(blocks)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """One-hot names (``column_value``), then each target-encoded column's own name."""

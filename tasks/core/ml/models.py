@@ -91,12 +91,15 @@ def _preprocessor(
     cat = Pipeline(
         [
             ("impute", SimpleImputer(strategy="constant", fill_value="missing")),
-            ("encode", CategoryEncoder(max_categories, 5, random_state)),
+            ("encode", CategoryEncoder(max_categories, 5, random_state, sparse=scale)),
         ]
     )
+    # a linear model (scaled) takes the one-hot block sparse where most of it is zeros;
+    # trees keep dense inputs (XGBoost reads absent sparse entries as missing, not zero)
     return ColumnTransformer(
         [("num", Pipeline(num_steps), numeric), ("cat", cat, categorical)],
         verbose_feature_names_out=False,
+        sparse_threshold=0.3 if scale else 0.0,
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from tasks.core.config import ParamsError, load_params, parse_params
+from tasks.core.config import Params, ParamsError, known_keys, load_params, parse_params
 from tasks.core.io import write_text
 from tasks.core.paths import PATHS
 from tasks.core.runtime.processes import dvc_executable, run_streaming, tool_env
@@ -148,10 +148,12 @@ def check_allowed(
         )
     if limits is None:
         return
+    known = known_keys(Params)
     for key, value in overrides.items():
         number = _number(value)
-        if number is None:
-            continue  # dates, names, lists: checked by the typed params
+        parent, _, leaf = key.rpartition(".")
+        if number is None or leaf not in known.get(parent, []):
+            continue  # dates, names, lists, unknown keys: the typed params name the problem
         bound = next((v for p, v in limits.items() if fnmatch.fnmatchcase(key, p)), None)
         if bound is None:
             raise ParamsError(

@@ -240,6 +240,7 @@ class LoadedModel:
         linear model)."""
         prep, model = self.model.named_steps["prep"], self.model.named_steps["model"]
         Z = prep.transform(X)
+        Z = Z.toarray() if hasattr(Z, "toarray") else Z  # a linear model's sparse one-hot block
         names = list(prep.get_feature_names_out())
         if type(model).__name__ == "XGBClassifier":
             import xgboost as xgb
