@@ -39,6 +39,7 @@ from tasks.core.config import load_params
 from tasks.core.env import telemetry_off
 from tasks.core.io import read_json, write_json, write_text
 from tasks.core.paths import MONITORING_REPORTS, PATHS
+from tasks.core.quality.pages import evidently_html
 from tasks.core.quality.suites import suite_path_for
 from tasks.core.quality.validation import read_suite_file
 from tasks.core.serving.registry import open_registry, registry_dir
@@ -376,7 +377,7 @@ def monitoring(
     stamp = end.strftime("%Y%m%dT%H%M%SZ")
     html = out_dir / MONITORING_REPORTS / f"{stamp}.html"
     if drift_result is not None:
-        write_text(html, drift_result.snapshot.get_html_str(as_iframe=False))
+        write_text(html, evidently_html(drift_result.snapshot))  # data never becomes markup
     summary: dict[str, Any] = {
         "model_version": champion.version,
         "checked_at": dt.datetime.now(dt.timezone.utc).isoformat(),

@@ -44,6 +44,7 @@ from tasks.core.ml.evaluation import column_slices, paired_bootstrap_lift, slice
 from tasks.core.ml.models import UntrustedModel, load_model, metric_fn, model_matrix
 from tasks.core.ml.parts import predict_parts
 from tasks.core.paths import PATHS
+from tasks.core.quality.pages import md
 from tasks.core.runtime.compute import Engine, engine
 from tasks.core.step import code_version, run_step
 
@@ -361,20 +362,23 @@ def model_card(
     base_rows = "\n".join(
         f"| {name} | {b['roc_auc']:.4f} | {b['pr_auc']:.4f} |" for name, b in base.items()
     )
-    reasons = "\n".join(f"- {r}" for r in result["gate_reasons"])
+    reasons = "\n".join(f"- {md(r)}" for r in result["gate_reasons"])
     slices = result["slices"]
     judged = {s["column"] for s in slices if s["checked"]}
     checked = "\n".join(
         [
-            f"- slices judged: {', '.join(sorted(judged)) or 'none'}",
-            f"- fairness judged: {', '.join(f['column'] for f in result['fairness']) or 'none'}",
+            f"- slices judged: {', '.join(md(c) for c in sorted(judged)) or 'none'}",
+            "- fairness judged: "
+            + (", ".join(md(f["column"]) for f in result["fairness"]) or "none"),
             *[
-                f"- **skipped** `{s['column']}` ({s['key']}): {s['reason']}"
+                f"- **skipped** {md(s['column'])} ({s['key']}): {md(s['reason'])}"
                 for s in result.get("skipped_columns", [])
             ],
         ]
     )
-    top = "\n".join(f"| {f['feature']} | {f['importance']:.4f} |" for f in result["top_features"])
+    top = "\n".join(
+        f"| {md(f['feature'])} | {f['importance']:.4f} |" for f in result["top_features"]
+    )
     oracle = (
         f"{t['oracle_roc_auc']:.4f}"
         if t.get("oracle_roc_auc") is not None

@@ -20,6 +20,7 @@ from tasks.core.config import Params, ProblemParams
 from tasks.core.data.features import Feature, feature_list, features_only
 from tasks.core.io import iter_parts, write_parts, write_text
 from tasks.core.paths import PATHS
+from tasks.core.quality.pages import md
 from tasks.core.runtime.compute import engine
 from tasks.core.step import run_step
 
@@ -49,7 +50,7 @@ def features_table_of(
         kind = "numeric" if pd.api.types.is_numeric_dtype(empty[column]) else "categorical"
         text = made[column].description if column in made else "as collected (cleaned)"
         origin = "engineered" if column in made else "input"
-        rows.append(f"| `{column}` | {origin} | {kind} | {missing[column]:.1%} | {text} |")
+        rows.append(f"| {md(column)} | {origin} | {kind} | {missing[column]:.1%} | {md(text)} |")
     return (
         "# Features\n\nModel inputs after step 5. Row-wise only: anything fitted happens in the "
         "model "

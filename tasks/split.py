@@ -37,6 +37,7 @@ from tasks.core.paths import PATHS
 from tasks.core.quality.audit_frame import SPLITS, audit_table
 from tasks.core.quality.data_docs import DocsTarget
 from tasks.core.quality.leakage import HeldOutCopies
+from tasks.core.quality.pages import md
 from tasks.core.quality.validation import read_suite_file, validate_frame
 from tasks.core.step import run_step
 
@@ -202,7 +203,7 @@ def audit_markdown(
     ]
     for c in checks:
         mark = "[x]" if c["passed"] else "**[ ] FAILED**"
-        lines.append(f"| {mark} | {c['check']} | {c['applies_to']} | {c['observed']} |")
+        lines.append(f"| {mark} | {c['check']} | {c['applies_to']} | {md(c['observed'])} |")
     lines += [
         "",
         "Subjects: what each check looks at (ids for the id check, features for the "
@@ -214,7 +215,7 @@ def audit_markdown(
         "|---|---|",
     ]
     lines += [
-        f"| {s.removeprefix('feature:')} | {a:.3f} |"
+        f"| {md(s.removeprefix('feature:'))} | {a:.3f} |"
         for s, a in zip(top["subject"], top["feature_auc"])
     ]
     return "\n".join(lines) + "\n"

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tasks.core.io import read_json, write_json, write_text
+from tasks.core.quality.pages import escape_strings
 
 log = logging.getLogger("churn.data_docs")
 
@@ -152,8 +153,27 @@ class DocsTarget:
         return self.root / self.site
 
 
-def publish(target: DocsTarget, since: float, success: bool, checks: int, failed: int) -> None:
-    """Record the page GX just wrote for a validation, then rebuild the index."""
+def publish(
+    target: DocsTarget,
+    since: float,
+    success: bool,
+    checks: int,
+    failed: int,
+    unsafe: set[str] | frozenset[str] = frozenset(),
+) -> None:
+    """Record the page GX just wrote for a validation, then rebuild the index.
+
+    ``unsafe``: texts of the data (column names, reported values) with a character that
+    means something in HTML; GX writes them into its pages raw, so every page it wrote
+    now is rewritten with them escaped (:func:`tasks.core.quality.pages.escape_strings`).
+    """
+    if unsafe:
+        for written in target.site_dir.rglob("*.html"):
+            if written.stat().st_mtime >= since:
+                text = written.read_text(encoding="utf-8")
+                safe = escape_strings(text, unsafe)
+                if safe != text:
+                    write_text(written, safe)
     pages = [
         p for p in (target.site_dir / "validations").rglob("*.html") if p.stat().st_mtime >= since
     ]

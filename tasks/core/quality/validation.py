@@ -22,6 +22,7 @@ from tasks.core.env import telemetry_off
 from tasks.core.errors import StepError
 from tasks.core.io import iter_parts, write_json
 from tasks.core.quality.data_docs import DocsTarget, publish
+from tasks.core.quality.pages import unsafe_strings
 
 log = logging.getLogger("churn.validation")
 
@@ -157,7 +158,9 @@ def _run_suite(
     results = [r for validation in run.run_results.values() for r in validation.results]
     if docs is not None:
         failed = sum(not r.success for r in results)
-        publish(docs, started, not failed, len(results), failed)
+        # the data's names and the values GX reports reach its pages raw: escaped there
+        unsafe = unsafe_strings([*map(str, frame.columns), *(r.to_json_dict() for r in results)])
+        publish(docs, started, not failed, len(results), failed, unsafe)
     return results
 
 
