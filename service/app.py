@@ -37,6 +37,7 @@ from service.body import NotUnicode, decode, encode, may_differ
 from service.champion import Champion
 from service.limits import BodyLimit, JsonOnly, Overload
 from service.metrics import CONTENT_TYPE, CountRequests, Metrics
+from tasks.core.env import refuse_placeholder
 from tasks.core.paths import PATHS
 from tasks.core.serving.compiled import InputColumns
 from tasks.core.serving.fields import RecordError
@@ -106,6 +107,23 @@ class FeedbackBatch(BaseModel):
     overwrite: bool = False
 
 
+def check_secrets(admin_token: str | None = None, labellers: dict[str, str] | None = None) -> None:
+    """Refuse ``.env.example``'s placeholder as the admin token, a labeller's token or the
+    pseudonyms' key (``CHURN_PII_KEY``); the environment's values by default.
+
+    Raises
+    ------
+    PlaceholderSecret
+        Naming the variable.
+    """
+    if admin_token is None:
+        admin_token = os.environ.get("CHURN_ADMIN_TOKEN", "")
+    refuse_placeholder("CHURN_ADMIN_TOKEN", admin_token)
+    for secret in labellers if labellers is not None else feedback_tokens_from_env():
+        refuse_placeholder("CHURN_FEEDBACK_TOKENS", secret)
+    refuse_placeholder("CHURN_PII_KEY", os.environ.get("CHURN_PII_KEY", ""))
+
+
 def feedback_tokens_from_env() -> dict[str, str]:
     """``CHURN_FEEDBACK_TOKENS`` (``name=token,name=token``) as {token: name}."""
     out = {}
@@ -168,6 +186,7 @@ def create_app(
     url = database_url or sqlite_url(registry_dir)
     token = admin_token if admin_token is not None else os.environ.get("CHURN_ADMIN_TOKEN", "")
     labellers = dict(feedback_tokens if feedback_tokens is not None else feedback_tokens_from_env())
+    check_secrets(token, labellers)  # refused at start, naming the variable
     if token:
         labellers.setdefault(token, "admin")
     origins = cors_origins

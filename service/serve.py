@@ -36,6 +36,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--drain", type=float, default=20.0, help="seconds to finish on SIGTERM")
     parser.add_argument("--log-level", default="info")
     args = parser.parse_args(argv)
+    from service.app import check_secrets
+    from tasks.core.env import PlaceholderSecret
+
+    try:
+        check_secrets()
+    except PlaceholderSecret as exc:
+        print(f"make serve refused: {exc}", file=sys.stderr)
+        return 2
     workers = args.workers or default_workers()
     metrics_dir = tempfile.mkdtemp(prefix="churn-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir  # before any worker imports the client

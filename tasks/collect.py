@@ -138,7 +138,10 @@ def checked_parts(
 def check_pii_key(cfg: CollectParams) -> bytes | None:
     """The pseudonymisation key, refusing at once (before any row is read) when it is needed
     and not set."""
-    key = key_from_env(cfg.pii_key_env)
+    try:
+        key = key_from_env(cfg.pii_key_env)
+    except PiiError as exc:  # the placeholder of .env.example
+        raise StepError(STEP, "personal data", str(exc)) from None
     needed = sorted(c for c, action in cfg.pii.items() if action == "pseudonymise")
     if needed and key is None:
         raise StepError(

@@ -25,3 +25,27 @@ def usable_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+PLACEHOLDER = "change-me"
+"""The value ``.env.example`` gives every secret: never accepted as one."""
+
+
+class PlaceholderSecret(ValueError):
+    """A secret still holds ``.env.example``'s placeholder."""
+
+
+def refuse_placeholder(name: str, value: str) -> str:
+    """``value``, unless it is (or holds) ``.env.example``'s placeholder.
+
+    Raises
+    ------
+    PlaceholderSecret
+        Naming the variable and how to make a real value.
+    """
+    if PLACEHOLDER in value.lower():
+        raise PlaceholderSecret(
+            f"{name} still holds the placeholder '{PLACEHOLDER}' of .env.example: set a real "
+            'secret, e.g. python -c "import secrets; print(secrets.token_urlsafe(24))"'
+        )
+    return value

@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from tasks.core.env import PlaceholderSecret, refuse_placeholder
+
 Action = Literal["drop", "pseudonymise"]
 PREFIX = "p_"
 
@@ -63,8 +65,18 @@ class PiiError(ValueError):
 
 
 def key_from_env(variable: str) -> bytes | None:
-    """The pseudonymisation key from the environment (None when unset or empty)."""
+    """The pseudonymisation key from the environment (None when unset or empty).
+
+    Raises
+    ------
+    PiiError
+        When it still holds ``.env.example``'s placeholder.
+    """
     value = os.environ.get(variable, "")
+    try:
+        refuse_placeholder(variable, value)
+    except PlaceholderSecret as exc:
+        raise PiiError(str(exc)) from None
     return value.encode() if value else None
 
 
