@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from devtools.cleanup import register
 from tasks.core.env import TELEMETRY_OFF
 
 
@@ -68,11 +69,14 @@ def stop(proc: subprocess.Popen) -> None:
 def spawn(
     args: list[str], log: Path, env: dict[str, str], cwd: Path | None = None
 ) -> subprocess.Popen:
-    """Start ``args`` in its own process group, output to ``log``."""
+    """Start ``args`` in its own process group, output to ``log``; stopped when the session
+    ends, however it ends (:mod:`devtools.cleanup`)."""
     with open(log, "w") as out:
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             args, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
         )
+    register(lambda: stop(proc))
+    return proc
 
 
 @dataclass

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from devtools.cleanup import install as install_cleanup
+from devtools.cleanup import register as register_stop
 from devtools.project import SMALL, deep_merge, default_params, run_in_process
 from devtools.project import make_project as copy_project
 from tasks.core.config import Params, parse_params
@@ -42,6 +44,12 @@ LONG_FILES = (
     "monitor/test_monitoring_flow.py",
     "service/test_compiled_parity.py",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Servers started by this session stop however it ends (devtools/cleanup.py); the main
+    process forwards SIGTERM to its xdist workers."""
+    install_cleanup(forward=not os.environ.get("PYTEST_XDIST_WORKER"))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -317,13 +325,18 @@ def postgres_url() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
+
+    def stop_postgres() -> None:
         subprocess.run(
             [*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"],
             capture_output=True,
         )
+
+    register_stop(stop_postgres)  # also when the session is terminated
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        stop_postgres()
         shutil.rmtree(base, ignore_errors=True)
 
 
