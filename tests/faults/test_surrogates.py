@@ -2,7 +2,9 @@
 
 Before: ``/predict`` logged the prediction, then failed to encode its answer (HTTP 500, and
 a request id in the log that no client ever got); ``/feedback``'s 422 handler could not
-encode its own reply. Now both answer 422, and nothing is logged.
+encode its own reply. Now both answer 422, and nothing is logged. The same holds for a text
+longer than any field may hold (``collect.max_field_chars``' 10,000 characters; a 1.9 MB
+string in a category field was scored and logged).
 """
 
 from __future__ import annotations
@@ -83,3 +85,22 @@ def test_feedback_with_a_lone_surrogate_gets_a_422_it_can_encode(served):
     )
     assert answer.status_code == 422, answer.text
     assert "\\\\ud800" in answer.text or "\\ud800" in answer.text  # shown as its escape
+
+
+def test_a_text_longer_than_any_field_holds_is_refused_before_it_is_logged(served, trained_project):
+    # before: a 1.9 MB string in a category field was scored and written to the log
+    client, registry = served
+    record = record_json(trained_project)
+    before = logged(registry)
+    for batch in (
+        [{**record, "plan": "x" * 1_900_000}],
+        [record] * 3 + [{**record, "plan": "y" * 10_001}],
+    ):
+        answer = client.post("/predict", json={"records": batch})
+        assert answer.status_code == 422, answer.text
+        assert "characters; at most 10,000" in answer.json()["detail"][0]["msg"]
+    client.post("/predict", json={"records": [record]})  # a clean one, to know the log caught up
+    deadline = time.monotonic() + 10
+    while len(logged(registry)) == len(before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(logged(registry)) == len(before) + 1

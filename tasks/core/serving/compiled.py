@@ -38,9 +38,11 @@ from tasks.core.serving.fields import (
     ID_MAX_CHARS,
     INT_LIMIT,
     LARGEST,
+    MAX_FIELD_CHARS,
     NOT_IDS,
     id_problem,
     too_large,
+    too_long,
     value_problem,
 )
 
@@ -428,6 +430,8 @@ class CompiledModel:
         for field, value in record.items():
             kind_of_value = type(value)
             if kind_of_value is str:  # the common cases first, without a call
+                if len(value) > MAX_FIELD_CHARS:
+                    return str(field), too_long(value)
                 if CONTROL.search(value):
                     return str(field), "contains a control character"
                 if not value.strip():
@@ -561,7 +565,10 @@ class CompiledModel:
                 raise _Refer
             if str in types:
                 texts = values if len(types) == 1 else [v for v in values if type(v) is str]
-                if CONTROL.search("".join(texts)):
+                joined = "".join(texts)
+                if CONTROL.search(joined) or (
+                    len(joined) > MAX_FIELD_CHARS and max(map(len, texts)) > MAX_FIELD_CHARS
+                ):
                     raise _Refer
             kind = self.kinds.get(field)
             if kind == "numeric":

@@ -23,6 +23,11 @@ their inputs as float32 and fail on anything larger."""
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
+MAX_FIELD_CHARS = 10_000
+"""Longest text a field may hold (``collect.max_field_chars``' default, which sources
+obey): a longer one is refused before it is scored or logged."""
+
+
 NOT_IDS = {"nan", "none", "null", "inf", "+inf", "-inf", "infinity", "+infinity", "-infinity"}
 
 
@@ -49,12 +54,19 @@ def value_problem(value: Any) -> str | None:
     if isinstance(value, float) and not math.isfinite(value):
         return f"expected a finite number, got {value!r}"
     if isinstance(value, str):
+        if len(value) > MAX_FIELD_CHARS:
+            return too_long(value)
         if CONTROL.search(value):
             return "contains a control character"
         return None
     if not isinstance(value, (int, float)):
         return f"unsupported value of type {type(value).__name__}"
     return None
+
+
+def too_long(value: str) -> str:
+    """The 422 reason for a text longer than any field may hold."""
+    return f"a text of {len(value):,} characters; at most {MAX_FIELD_CHARS:,}"
 
 
 def too_large(value: Any) -> str:
