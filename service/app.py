@@ -17,6 +17,7 @@ no request fails or waits during a switch.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import math
@@ -26,6 +27,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -194,18 +196,52 @@ def create_app(
         origins = [o for o in os.environ.get("CHURN_CORS_ORIGINS", "").split(",") if o.strip()]
     state: dict[str, Any] = {}
 
+    def open_store() -> PredictionStore:
+        return PredictionStore(
+            url, clock, log_dir=log_dir_of(registry_dir), on_failed=counts.write_failures.inc
+        )
+
+    async def store_when_up() -> None:
+        """Open the store once the database answers (started while it did not)."""
+        delay = 1.0
+        while "store" not in state:
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 10.0)
+            try:
+                state["store"] = await run_in_threadpool(open_store)
+                log.warning("the prediction store answers again: /predict accepts predictions")
+            except sa.exc.SQLAlchemyError as exc:
+                log.warning(
+                    "the prediction store is still unreachable (%s)", exc.__class__.__name__
+                )
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202
         Path(registry_dir).mkdir(parents=True, exist_ok=True)
-        state["store"] = PredictionStore(
-            url, clock, log_dir=log_dir_of(registry_dir), on_failed=counts.write_failures.inc
-        )
+        waiting = None
+        try:
+            state["store"] = open_store()
+        except sa.exc.SQLAlchemyError as exc:  # a database down at start: wait for it, 503
+            log.error(
+                "the prediction store is unreachable (%s): /predict and /feedback answer 503 "
+                "until it answers; retrying",
+                exc.__class__.__name__,
+            )
+            waiting = asyncio.create_task(store_when_up())
         state["champion"] = Champion(registry, poll_s)
         yield
         # uvicorn stops accepting and waits for requests in flight before this runs
+        if waiting is not None:
+            waiting.cancel()
         state["champion"].stop()
-        state["store"].close()  # every accepted prediction is written
+        if "store" in state:
+            state["store"].close()  # every accepted prediction is written
         counts.close()
+
+    def store() -> PredictionStore:
+        if "store" not in state:
+            raise HTTPException(503, "the prediction store is unreachable; retry shortly")
+        return state["store"]
 
     app = FastAPI(title="churn-workflow prediction API", version="1", lifespan=lifespan)
     counts = state["metrics"] = Metrics()
@@ -230,7 +266,7 @@ def create_app(
         Overload,
         max_inflight=max_inflight,
         paths=("/predict",),
-        lag=lambda: state["store"].lag_s() if "store" in state else 0.0,
+        lag=lambda: state["store"].lag_s() if "store" in state else math.inf,
         max_lag_s=max_log_lag_s,
     )
     if origins:
@@ -305,7 +341,7 @@ def create_app(
         request_id = uuid.uuid4().hex
         ids = model.record_ids(records)
         # the previous champion scores in shadow in the log writer, after the answer is sent
-        state["store"].log(
+        store().log(
             request_id,
             version,
             model.logged_ids(ids),
@@ -381,7 +417,7 @@ def create_app(
                 )
             seen[key] = i
         outcomes = [
-            state["store"].add_label(f.request_id, f.label, f.row, who, batch.overwrite)
+            store().add_label(f.request_id, f.label, f.row, who, batch.overwrite)
             for f in batch.labels
         ]
         unknown = sorted({f.request_id for f, o in zip(batch.labels, outcomes) if o.matched == 0})
@@ -406,7 +442,7 @@ def create_app(
 
     @app.get("/lineage/{request_id}")
     def lineage(request_id: str) -> dict[str, Any]:
-        rows = state["store"].get(request_id)
+        rows = store().get(request_id)
         if not rows:
             raise HTTPException(404, f"no prediction with request id '{request_id}'")
         return lineage_of(registry, rows)

@@ -133,8 +133,8 @@ class Overload:
                 self.inflight -= 1
         if math.isinf(behind):
             return (
-                "the prediction log cannot write (a full disk?): no prediction is answered "
-                "that could not be kept; retry later"
+                "the prediction log cannot write (the database unreachable, or a full disk): "
+                "no prediction is answered that could not be kept; retry later"
             )
         if behind > self.max_lag_s:
             return f"busy: the prediction log is {behind:.1f} s behind; retry shortly"
