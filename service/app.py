@@ -36,7 +36,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, StrictInt
 
 from service.body import NotUnicode, decode, encode, may_differ
-from service.champion import Champion
+from service.champion import Champion, request_reload
 from service.limits import BodyLimit, JsonOnly, Overload
 from service.metrics import CONTENT_TYPE, CountRequests, Metrics
 from tasks.core.env import refuse_placeholder
@@ -459,6 +459,7 @@ def create_app(
                 401, "admin endpoints need 'Authorization: Bearer <CHURN_ADMIN_TOKEN>'"
             )
         try:
+            request_reload(registry)  # every other worker of this registry reloads too
             state["champion"].refresh(force=True)
         except RegistryError as exc:
             raise HTTPException(

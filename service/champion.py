@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from tasks.core.paths import REGISTRY_ALIASES
+from tasks.core.paths import REGISTRY_ALIASES, RELOAD_MARKER
 from tasks.core.serving.registry import Registry
 from tasks.core.serving.scoring import LoadedModel
 
@@ -29,20 +29,28 @@ class Champion:
         )
         self._watcher.start()
 
-    def _stamp(self) -> tuple[float, int] | None:
-        path = self.registry.root / REGISTRY_ALIASES
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime, st.st_ino)
+    def _stamp(self) -> tuple[tuple[float, int] | None, tuple[float, int] | None]:
+        """The alias file's and the reload marker's (time, inode)."""
+        out = []
+        for name in (REGISTRY_ALIASES, RELOAD_MARKER):
+            try:
+                st = (self.registry.root / name).stat()
+                out.append((st.st_mtime, st.st_ino))
+            except FileNotFoundError:
+                out.append(None)
+        return out[0], out[1]
 
     def refresh(self, force: bool = False) -> bool:
-        """Load the champion if the alias changed; True if a new model was swapped in."""
+        """Load the champion if the alias changed; True if a new model was swapped in.
+
+        A new reload marker (``/admin/reload`` on any worker) forces the load here too.
+        """
         with self._lock:
             stamp = self._stamp()
             if stamp == self._alias_stamp and not force:
                 return False
+            if self._alias_stamp is not None and stamp[1] != self._alias_stamp[1]:
+                force = True  # another worker was asked to reload: every worker does
             version = self.registry.champion()
             if version is None:
                 self._alias_stamp = stamp
@@ -80,12 +88,30 @@ class Champion:
         return shadow
 
     def _watch(self, poll_s: float) -> None:
+        refused = None
         while not self._stop.wait(poll_s):
             try:
                 self.refresh()
+                refused = None
             except Exception:  # a bad new champion must not stop the one serving
-                log.exception("could not load the new champion; the previous model keeps serving")
+                stamp = self._stamp()
+                if stamp != refused:  # said once per change of the alias, not every poll
+                    log.exception(
+                        "could not load the new champion; the previous model keeps serving"
+                    )
+                    refused = stamp
+                with self._lock:
+                    self._alias_stamp = stamp  # tried again when the alias changes again
 
     def stop(self) -> None:
         """Stop watching."""
         self._stop.set()
+
+
+def request_reload(registry: Registry) -> None:
+    """Ask every API worker watching ``registry`` to reload its champion (``/admin/reload``)."""
+    import uuid
+
+    from tasks.core.io import write_text
+
+    write_text(registry.root / RELOAD_MARKER, uuid.uuid4().hex + "\n")
