@@ -60,8 +60,8 @@ def test_features_table_describes_every_model_input():
     out, made = build_features(frame(), PROBLEM, [])
     table = features_table(out, made, PROBLEM)
     for f in made:
-        assert f"`{f.name}` | engineered" in table and f.description in table
-    assert "`customer_id`" not in table and "`churned_30d`" not in table
+        assert f"| {f.name} | engineered" in table and f.description in table
+    assert "| customer_id |" not in table and "| churned_30d |" not in table
     assert all(f.description for f in FEATURES)
 
 

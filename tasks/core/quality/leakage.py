@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -199,6 +200,7 @@ def carrying_columns(
     at most ``rows`` rows are used.
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
 
     if len(X) > rows:
         keep = np.sort(np.random.default_rng(seed).choice(len(X), rows, replace=False))
@@ -221,6 +223,14 @@ def carrying_columns(
         model.fit(data.loc[fit, columns], y[fit])
         return float(roc_auc_score(y[~fit], model.predict_proba(data.loc[~fit, columns])[:, 1]))
 
+    with threadpool_limits(1):  # small fits: threads cost more than they give, and
+        return _peel(data, score, ceiling, most)  # fight the other processes for the cores
+
+
+def _peel(
+    data: pd.DataFrame, score: Any, ceiling: float, most: int
+) -> dict[str, tuple[float, float]]:
+    """The rounds of :func:`carrying_columns`."""
     found: dict[str, tuple[float, float]] = {}
     columns = list(data.columns)
     full = score(columns) if columns else 0.5
