@@ -153,8 +153,24 @@ def _typed(values: pd.Series) -> pd.Series:
     return numbers if numbers.notna().mean() > 0.9 else values
 
 
+def column_aucs(frame: pd.DataFrame, target: str, positive: str) -> dict[str, float]:
+    """Each column's ROC-AUC alone for the target (none when the labels hold one class)."""
+    labelled, y = labels_of(frame, target, positive)
+    if y.min() == y.max():
+        return {}
+    return {
+        str(c): single_feature_auc(_typed(labelled[c]), y, seed=0)
+        for c in labelled.columns
+        if c != target
+    }
+
+
 def post_outcome_candidates(
-    frame: pd.DataFrame, target: str | None, positive: str, ceiling: float = 0.9
+    frame: pd.DataFrame,
+    target: str | None,
+    positive: str,
+    ceiling: float,
+    aucs: dict[str, float],
 ) -> dict[str, str]:
     """Columns that look known only after the outcome, with the reason.
 
@@ -164,18 +180,16 @@ def post_outcome_candidates(
     that give the label away together, as an actual and a scheduled time give a delay).
     """
     found: dict[str, str] = {}
-    if target is None:
+    if target is None or not aucs:  # no target, or labels of one class
         return found
     labelled, y = labels_of(frame, target, positive)
-    if y.min() == y.max():
-        return found
     for column in frame.columns:
         if column == target:
             continue
         if POST_NAMES.search(str(column)):
             found[str(column)] = "its name suggests it is known only after the outcome"
             continue
-        auc = single_feature_auc(_typed(labelled[column]), y, seed=0)
+        auc = aucs[str(column)]  # alone (column_aucs)
         if auc >= ceiling:
             found[str(column)] = f"alone it predicts {target} with ROC-AUC {auc:.3f}"
     rest = [c for c in labelled.columns if c != target and str(c) not in found]
@@ -189,17 +203,19 @@ def post_outcome_candidates(
 
 
 def baseline_floors(
-    frame: pd.DataFrame, target: str, positive: str, exclude: set[str], precision: float
+    frame: pd.DataFrame,
+    target: str,
+    positive: str,
+    exclude: set[str],
+    precision: float,
+    aucs: dict[str, float],
 ) -> tuple[dict[str, float], str]:
     """KPI floors from the best single column (a model must do at least that well), and
-    what they came from."""
+    what they came from (``aucs``: :func:`column_aucs`)."""
     labelled, y = labels_of(frame, target, positive)
     best, best_auc = None, 0.5
-    for column in labelled.columns:
-        if column in exclude or column == target:
-            continue
-        auc = single_feature_auc(_typed(labelled[column]), y, seed=0)
-        if auc > best_auc:
+    for column, auc in aucs.items():
+        if column not in exclude and auc > best_auc:
             best, best_auc = column, auc
     rate = float(y.mean())
     target_precision = round(min(precision, max(2 * rate, 0.05)), 2)
@@ -238,7 +254,8 @@ def propose(
     personal = looks_personal(frame, exclude={target})
     ids = sorted(id_candidates(frame), key=lambda c: c in personal)  # a personal id last
     times = time_candidates(frame, CleanParams().date_formats)
-    post = post_outcome_candidates(frame, target, positive or "", ceiling)
+    aucs = column_aucs(frame, target, positive or "") if target else {}
+    post = post_outcome_candidates(frame, target, positive or "", ceiling, aucs)
     taken = {target, *ids[:1], *times[:1], *post, *personal}
     low = [
         str(c)
@@ -247,7 +264,7 @@ def propose(
     ]
     sensitive = [str(c) for c in frame.columns if SENSITIVE_NAMES.search(str(c)) and c not in taken]
     slices = [c for c in low if c not in sensitive][:5]
-    source = "parquet" if fmt.get("kind") == "parquet" else fmt.get("kind", "csv")
+    source = fmt.get("kind", "csv")
     collect: dict[str, Any] = {"source": source, "path": path, "window": None}
     if source == "csv":
         collect["csv"] = {k: v for k, v in fmt.items() if k != "kind"}
@@ -259,7 +276,7 @@ def propose(
     if target:
         precision = defaults.problem.kpis.target_precision if defaults else 0.5
         kpis, floors_from = baseline_floors(
-            frame, target, positive or "", {*taken, *personal} - {target}, precision
+            frame, target, positive or "", {*taken, *personal} - {target}, precision, aucs
         )
     problem = {
         "name": Path(path).stem,
