@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 
+from tasks.core.io import write_text
 from tasks.core.paths import REGISTRY_ALIASES, RELOAD_MARKER
 from tasks.core.serving.registry import Registry
 from tasks.core.serving.scoring import LoadedModel
@@ -88,20 +90,13 @@ class Champion:
         return shadow
 
     def _watch(self, poll_s: float) -> None:
-        refused = None
         while not self._stop.wait(poll_s):
             try:
                 self.refresh()
-                refused = None
             except Exception:  # a bad new champion must not stop the one serving
-                stamp = self._stamp()
-                if stamp != refused:  # said once per change of the alias, not every poll
-                    log.exception(
-                        "could not load the new champion; the previous model keeps serving"
-                    )
-                    refused = stamp
-                with self._lock:
-                    self._alias_stamp = stamp  # tried again when the alias changes again
+                log.exception("could not load the new champion; the previous model keeps serving")
+                with self._lock:  # tried (and said) again only when the alias changes again
+                    self._alias_stamp = self._stamp()
 
     def stop(self) -> None:
         """Stop watching."""
@@ -110,8 +105,4 @@ class Champion:
 
 def request_reload(registry: Registry) -> None:
     """Ask every API worker watching ``registry`` to reload its champion (``/admin/reload``)."""
-    import uuid
-
-    from tasks.core.io import write_text
-
     write_text(registry.root / RELOAD_MARKER, uuid.uuid4().hex + "\n")
