@@ -33,7 +33,10 @@ def test_a_failed_batch_logs_nothing_and_a_rerun_logs_each_row_once(
     trained_project, tmp_path, prefect_api
 ):
     root = tmp_path / "proj"
-    shutil.copytree(trained_project, root, ignore=without_served_state())
+    # without what other tests scored in the shared project (its outputs and inputs)
+    shutil.copytree(
+        trained_project, root, ignore=without_served_state("06_predictions", "to_score.csv")
+    )
     raw = current_snapshot(root / PATHS.raw_dir).read().drop_duplicates("customer_id").head(900)
     raw = raw.drop(columns=["churned_30d", "cancellation_reason"]).reset_index(drop=True)
     bad = raw.astype(object)
