@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from tasks.core.config import Params
+from tasks.core.metrics import metrics_for
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = REPO / "docs" / "reference" / "params.md"
@@ -218,9 +219,12 @@ def render(params_yaml: Path = REPO / "params.yaml") -> str:
                 doc = f"{doc}; {extra}" if doc else extra
             if sections:
                 doc = doc or inspect.cleandoc(sections[0].__doc__ or "")
+            kind = type_name(sub.annotation)
+            if key == "problem.primary_metric":  # the metric registry's names
+                kind = "one of: " + ", ".join(metrics_for("binary"))
             cells = [
                 f"`{key}`",
-                type_name(sub.annotation) + (f" ({limit})" if limit else ""),
+                kind + (f" ({limit})" if limit else ""),
                 f"`{default}`" if default else "",
                 "" if value is _MISSING or sections else f"`{json.dumps(value, default=str)}`",
                 doc,

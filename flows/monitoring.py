@@ -38,6 +38,7 @@ from flows.common import project_root
 from tasks.core.config import load_params
 from tasks.core.env import telemetry_off
 from tasks.core.io import read_json, write_json, write_text
+from tasks.core.ml.objective import objective_for
 from tasks.core.paths import MONITORING_REPORTS, PATHS
 from tasks.core.quality.pages import evidently_html
 from tasks.core.quality.suites import suite_path_for
@@ -182,14 +183,18 @@ def check_drift(
 
 @task(name="live-performance", cache_policy=NO_CACHE)
 def check_live_performance(served: pd.DataFrame, champion: Any, params: Any) -> dict[str, Any]:
-    """ROC-AUC and PR-AUC on the labels that arrived, against the KPI floors and the card."""
-    kpis, cfg = params.problem.kpis, params.monitor
+    """The objective's summary metrics on the labels that arrived, against the KPI floors and
+    the card."""
+    objective, cfg = objective_for(params.problem), params.monitor
+    floors = {f.metric.name: f.value for f in objective.floors()}
+    tested = (champion.card.get("metrics") or {}).get("test", {})
     return checks.live_performance(
         served,
-        {"roc_auc": kpis.roc_auc_min, "pr_auc": kpis.pr_auc_min},
+        {m: floors[m] for m in objective.SUMMARY if m in floors},
         cfg.min_labelled_rows,
-        (champion.card.get("metrics") or {}).get("test", {}).get("roc_auc"),
+        tested.get(objective.FLOOR_METRIC),
         cfg.max_roc_auc_drop,
+        objective,
     )
 
 
@@ -226,11 +231,17 @@ def check_unseen_categories(window: pd.DataFrame, champion: Any) -> dict[str, An
 
 @task(name="shadow", cache_policy=NO_CACHE)
 def check_shadow(
-    labelled: pd.DataFrame, champion: str, previous: str | None, cfg: Any
+    labelled: pd.DataFrame, champion: str, previous: str | None, params: Any
 ) -> dict[str, Any]:
     """The champion against the previous one on the same labelled requests."""
+    cfg = params.monitor
     return checks.shadow_comparison(
-        labelled, champion, previous, cfg.min_labelled_rows, cfg.rollback_margin
+        labelled,
+        champion,
+        previous,
+        cfg.min_labelled_rows,
+        cfg.rollback_margin,
+        objective_for(params.problem),
     )
 
 
@@ -368,7 +379,7 @@ def monitoring(
     estimated = check_estimated_performance(window, served, champion, params)
     quality = check_input_quality(window, root, params)
     previous = registry.aliases().get("previous_champion")
-    shadow = check_shadow(labelled, champion.version, previous, cfg)
+    shadow = check_shadow(labelled, champion.version, previous, params)
     unseen = check_unseen_categories(window, champion)
     reasons = policy.alert_reasons(drifted, perf, len(window), cfg, quality, unseen, estimated)
     service["alerts"] = check_service(service, champion.version, end, cfg)

@@ -30,7 +30,9 @@ from tasks.core.io import (
     write_json,
     write_text,
 )
-from tasks.core.ml.models import COMPLEXITY, build_pipeline, metric_fn, model_inputs, oriented
+from tasks.core.metrics import Metric
+from tasks.core.ml.models import COMPLEXITY, build_pipeline, model_inputs
+from tasks.core.ml.objective import objective_for
 from tasks.core.paths import PATHS
 from tasks.core.runtime.compute import Engine, engine
 from tasks.core.step import run_step
@@ -56,12 +58,14 @@ def fold_score(
     kind, k = job
     fit_idx, val_idx = folds[k]
     started = time.perf_counter()
+    objective = objective_for(problem)
+    params = cfg.params.get(kind, {})
     pipeline = build_pipeline(
-        kind, numeric, categorical, cfg.params.get(kind, {}), cfg.random_state, max_categories
+        kind, numeric, categorical, params, cfg.random_state, max_categories, objective
     )
     pipeline.fit(X.iloc[fit_idx], y[fit_idx])
-    score = metric_fn(problem.primary_metric, problem.kpis.target_precision)
-    value = score(y[val_idx], pipeline.predict_proba(X.iloc[val_idx])[:, 1])
+    scores = objective.scores(pipeline, X.iloc[val_idx])
+    value = objective.score(problem.primary_metric, y[val_idx], scores)
     seconds = time.perf_counter() - started
     log.info(
         "%s fold %d/%d: %s = %.4f on %d rows (%.1f s)%s",
@@ -129,7 +133,7 @@ def cross_validate(
     X, y, numeric, categorical = model_inputs(train, problem)
     folds = cv_folds(
         X,
-        y,
+        objective_for(problem).strata(y),
         cfg,
         strategy,
         order=train[problem.time_column] if problem.time_column in train else None,
@@ -191,14 +195,15 @@ def cross_validate(
     return rows
 
 
-def pick_simplest(rows: list[dict[str, Any]], metric: str) -> tuple[str, str]:
+def pick_simplest(rows: list[dict[str, Any]], metric: Metric) -> tuple[str, str]:
     """The simplest candidate within one standard error of the best, and why."""
-    best = max(rows, key=lambda r: oriented(metric, r["mean"]))
-    floor = oriented(metric, best["mean"]) - best["se"]
-    eligible = [r for r in rows if oriented(metric, r["mean"]) >= floor]
-    chosen = min(eligible, key=lambda r: (r["complexity"], -oriented(metric, r["mean"])))
+    best = max(rows, key=lambda r: metric.oriented(r["mean"]))
+    floor = metric.oriented(best["mean"]) - best["se"]
+    eligible = [r for r in rows if metric.oriented(r["mean"]) >= floor]
+    chosen = min(eligible, key=lambda r: (r["complexity"], -metric.oriented(r["mean"])))
+    metric_name = metric.name
     if chosen["model"] == best["model"]:
-        reason = f"{chosen['model']} has the best mean {metric} ({best['mean']:.4f})"
+        reason = f"{chosen['model']} has the best mean {metric_name} ({best['mean']:.4f})"
         others = [r["model"] for r in eligible if r is not chosen]
         if others:
             reason += f"; {', '.join(others)} within one SE are not simpler"
@@ -264,7 +269,7 @@ def main(root: Path, params: Params) -> None:
             params.split.group_column,
             params.clean.max_categories,
         )
-    chosen, reason = pick_simplest(rows, problem.primary_metric)
+    chosen, reason = pick_simplest(rows, objective_for(problem).primary)
     timings = {r["model"]: r.pop("seconds") for r in rows}  # runtimes vary: kept out of DVC outputs
     write_json(root / PATHS.timings_dir / "choose.json", timings)
     write_json(

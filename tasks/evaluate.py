@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn.calibration import calibration_curve
 from sklearn.inspection import permutation_importance
-from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_auc_score, roc_curve
+from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
 from tasks.core.config import ComputeParams, EvaluateParams, Params, ProblemParams
 from tasks.core.data.snapshots import current_snapshot
@@ -38,10 +38,9 @@ from tasks.core.io import (
     write_json,
     write_text,
 )
-from tasks.core.ml.baselines import baseline_scores
-from tasks.core.ml.costs import expected_cost
 from tasks.core.ml.evaluation import column_slices, paired_bootstrap_lift, slice_groups
-from tasks.core.ml.models import UntrustedModel, load_model, metric_fn, model_matrix
+from tasks.core.ml.models import UntrustedModel, load_model, model_matrix
+from tasks.core.ml.objective import objective_for
 from tasks.core.ml.parts import predict_parts
 from tasks.core.paths import PATHS
 from tasks.core.quality.pages import md
@@ -78,14 +77,12 @@ def columns_read(columns: list[str], problem: ProblemParams, cfg: EvaluateParams
 def headline(
     y: np.ndarray, proba: np.ndarray, threshold: float, params: Params
 ) -> dict[str, float]:
-    """The KPI metrics on one set of predictions."""
-    k = params.problem.kpis
+    """Every reported metric of the problem type on one set of predictions, and the expected
+    cost of the decisions at ``threshold``."""
+    objective = objective_for(params.problem)
     return {
-        "roc_auc": metric_fn("roc_auc")(y, proba),
-        "pr_auc": metric_fn("pr_auc")(y, proba),
-        "brier": metric_fn("brier")(y, proba),
-        "recall_at_precision": metric_fn("recall_at_precision", k.target_precision)(y, proba),
-        "expected_cost": expected_cost(y, proba, threshold, params.evaluate.cost),
+        **objective.headline(y, proba),
+        "expected_cost": objective.expected_cost(y, proba, threshold, params.evaluate.cost),
     }
 
 
@@ -94,13 +91,19 @@ def slice_metrics(
     y: np.ndarray,
     proba: np.ndarray,
     cfg: EvaluateParams,
+    problem: ProblemParams,
     eng: Engine | None = None,
 ) -> list[dict[str, Any]]:
-    """ROC-AUC and PR-AUC per value of each slice column (one task per column on the Dask
-    engine)."""
+    """The objective's summary metrics per value of each slice column (one task per column on
+    the Dask engine)."""
     columns = [test[c].reset_index(drop=True) for c in cfg.slices if c in test]
     done = (eng or Engine(ComputeParams())).map(
-        column_slices, columns, y=y, proba=proba, min_rows=cfg.slice_min_rows
+        column_slices,
+        columns,
+        y=y,
+        proba=proba,
+        min_rows=cfg.slice_min_rows,
+        objective=objective_for(problem),
     )
     return [row for rows in done for row in rows]
 
@@ -221,7 +224,7 @@ def gate(
     A skipped check says why (``SKIP``); a sensitive column whose fairness could not be
     judged fails the gate while ``evaluate.fairness.block_when_skipped`` is on.
     """
-    k, cfg = params.problem.kpis, params.evaluate
+    objective, cfg = objective_for(params.problem), params.evaluate
     block_skipped = cfg.fairness.block_when_skipped
     reasons, ok = [], True
 
@@ -246,25 +249,17 @@ def gate(
         f"{cfg.confidence:.0%} lower bound "
         f"{lift['lower']:.4f} vs margin {cfg.min_lift_over_baseline}",
     )
-    check(
-        metrics["roc_auc"] >= k.roc_auc_min,
-        f"ROC-AUC {metrics['roc_auc']:.4f} vs floor {k.roc_auc_min}",
-    )
-    check(
-        metrics["pr_auc"] >= k.pr_auc_min, f"PR-AUC {metrics['pr_auc']:.4f} vs floor {k.pr_auc_min}"
-    )
-    check(
-        metrics["recall_at_precision"] >= k.recall_at_target_precision_min,
-        f"recall at precision {k.target_precision} {metrics['recall_at_precision']:.4f} vs floor "
-        f"{k.recall_at_target_precision_min}",
-    )
+    for floor in objective.floors():
+        found = metrics[floor.metric.name]
+        bound = "floor" if floor.metric.higher_is_better else "ceiling"
+        check(floor.met(found), f"{floor.label} {found:.4f} vs {bound} {floor.value}")
+    judged = objective.metric(objective.FLOOR_METRIC)
     for s in slices:
         if s["checked"]:
             check(
-                s["roc_auc"] >= cfg.slice_roc_auc_floor,
-                f"slice {s['column']}={s['value']} ({s['rows']} rows) ROC-AUC {s['roc_auc']:.4f} "
-                "vs floor "
-                f"{cfg.slice_roc_auc_floor}",
+                s[judged.name] >= cfg.slice_roc_auc_floor,
+                f"slice {s['column']}={s['value']} ({s['rows']} rows) {judged.label} "
+                f"{s[judged.name]:.4f} vs floor {cfg.slice_roc_auc_floor}",
             )
     for f in fair:
         lim = cfg.fairness
@@ -298,7 +293,7 @@ def oracle_auc(
     merged = test[[problem.id_column]].merge(oracle, on=problem.id_column, how="left")
     if merged["oracle_proba"].isna().any():
         return None
-    return float(roc_auc_score(y, merged["oracle_proba"].to_numpy()))
+    return objective_for(problem).score("roc_auc", y, merged["oracle_proba"].to_numpy())
 
 
 def _figures(y: np.ndarray, proba: np.ndarray, decision: np.ndarray, folder: Path) -> None:
@@ -440,24 +435,22 @@ def main(root: Path, params: Params) -> None:
     path = root / PATHS.test
     test = read_sealed_test(root, columns_read(column_names(path), problem, cfg))
     numeric, categorical = meta["numeric_features"], meta["categorical_features"]
-    y = test[problem.target].to_numpy(int)
-    proba = predict_parts(pipeline, path, numeric, categorical)
-    decision = (proba >= meta["threshold"]).astype(int)
+    objective = objective_for(problem)
+    y = objective.labels(test[problem.target])
+    proba = predict_parts(pipeline, path, numeric, categorical, objective)
+    decision = objective.decide(proba, meta["threshold"])
     log.info("scored the %d test rows part by part; now the baselines and the lift", len(y))
     metrics = headline(y, proba, meta["threshold"], params)
     metrics["oracle_roc_auc"] = oracle_auc(root, test, problem, y)
-    baselines = baseline_scores(test, problem)
+    baselines = objective.baseline_scores(test)
     base_metrics = {
-        n: {"roc_auc": metric_fn("roc_auc")(y, s), "pr_auc": metric_fn("pr_auc")(y, s)}
-        for n, s in baselines.items()
+        n: {m: objective.score(m, y, s) for m in objective.SUMMARY} for n, s in baselines.items()
     }
-    metric = (
-        problem.primary_metric if problem.primary_metric in ("roc_auc", "pr_auc") else "roc_auc"
-    )
-    best_name = max(base_metrics, key=lambda n: base_metrics[n][metric])
+    metric = objective.lift_metric
+    best_name = max(base_metrics, key=lambda n: metric.oriented(base_metrics[n][metric.name]))
     lift = {
         "baseline": best_name,
-        "metric": metric,
+        "metric": metric.name,
         **paired_bootstrap_lift(
             y,
             proba,
@@ -472,11 +465,11 @@ def main(root: Path, params: Params) -> None:
         "lift over %s: %+.4f %s (%d bootstrap samples); now the slices",
         best_name,
         lift["lift"],
-        metric,
+        metric.name,
         cfg.bootstrap_samples,
     )
     with engine(params.compute, root, STEP) as eng:
-        slices = slice_metrics(test, y, proba, cfg, eng)
+        slices = slice_metrics(test, y, proba, cfg, problem, eng)
     fair, unfair = fairness(test, y, decision, cfg)
     skipped = skipped_columns(test, cfg) + unjudged_slices(slices, cfg) + unfair
     for s in skipped:
@@ -492,7 +485,7 @@ def main(root: Path, params: Params) -> None:
         pipeline,
         X,
         y[rows],
-        scoring="roc_auc",
+        scoring=objective.IMPORTANCE_SCORER,
         n_repeats=3,
         random_state=cfg.random_state,
         n_jobs=1,

@@ -14,14 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from tasks.core.config import Params, ProblemParams
-from tasks.core.data.labels import LabelError, binarize_target, observed_labels
+from tasks.core.data.labels import LabelError, observed_labels
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.errors import StepError
 from tasks.core.io import column_names, write_json, write_text
-from tasks.core.ml.baselines import rule_scores
+from tasks.core.ml.objective import objective_for
 from tasks.core.paths import PATHS
 from tasks.core.step import run_step
 
@@ -87,7 +86,7 @@ def validate_problem(
             "it), then set problem.target and problem.positive_label",
         )
     try:
-        y = binarize_target(data[cfg.target], cfg.positive_label)
+        y = objective_for(cfg).read_target(data[cfg.target])
     except LabelError as exc:
         raise StepError(STEP, "positive label", str(exc)) from None
     if not (y == 1).any():
@@ -116,21 +115,14 @@ def needed_columns(columns: list[str], cfg: ProblemParams) -> list[str]:
 def baseline_scores(
     data: pd.DataFrame, y: pd.Series, cfg: ProblemParams
 ) -> dict[str, dict[str, float]]:
-    """Score the configured baselines on the labelled rows (ROC-AUC and PR-AUC)."""
+    """Score the configured baselines on the labelled rows (the objective's summary metrics)."""
+    objective = objective_for(cfg)
     labelled = y.notna().to_numpy()
-    y_true = y[labelled].to_numpy(int)
-    prevalence = float(y_true.mean())
-    out: dict[str, dict[str, float]] = {}
-    if cfg.baseline.majority_class:
-        out["majority_class"] = {"roc_auc": 0.5, "pr_auc": prevalence}
-    rule = cfg.baseline.rule
-    if rule is not None:
-        score = rule_scores(data[rule.column][labelled], rule)
-        out[f"rule:{rule.column}"] = {
-            "roc_auc": float(roc_auc_score(y_true, score)),
-            "pr_auc": float(average_precision_score(y_true, score)),
-        }
-    return out
+    y_true = objective.labels(y[labelled])
+    return {
+        name: {m: objective.score(m, y_true, scores) for m in objective.SUMMARY}
+        for name, scores in objective.baseline_scores(data[labelled]).items()
+    }
 
 
 def summarise(

@@ -39,7 +39,8 @@ from tasks.core.io import (
     take_rows,
 )
 from tasks.core.ml.evaluation import paired_bootstrap_lift, slice_groups
-from tasks.core.ml.models import feature_columns, metric_fn, model_inputs, model_matrix, oriented
+from tasks.core.ml.models import feature_columns, model_inputs, model_matrix
+from tasks.core.ml.objective import Objective, objective_for
 from tasks.core.ml.parts import predict_parts
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.serving.registry import ModelVersion, Registry, RegistryError, open_registry
@@ -164,7 +165,8 @@ def reference_from(
         offset += sizes[name]
     sample = pd.concat(pieces).sort_index()
     X, _, _, _ = model_inputs(sample, params.problem)
-    reference = sample.assign(prediction=model.predict_proba(X)[:, 1]).reset_index(drop=True)
+    scores = objective_for(params.problem).scores(model, X)
+    reference = sample.assign(prediction=scores).reset_index(drop=True)
     record: dict[str, Any] = {"split": split, "rows": int(len(reference))}
     time_column = params.problem.time_column
     if time_column and time_column in sample:
@@ -175,34 +177,36 @@ def reference_from(
     return reference, record
 
 
-def score_version(model: Any, card: dict[str, Any], rows: pd.DataFrame | Path) -> np.ndarray:
-    """Probabilities of a registered model on raw feature rows (its own input columns): a
-    frame, or a split file scored part by part."""
+def score_version(
+    model: Any, card: dict[str, Any], rows: pd.DataFrame | Path, objective: Objective
+) -> np.ndarray:
+    """The objective's scores of a registered model on raw feature rows (its own input
+    columns): a frame, or a split file scored part by part."""
     numeric, categorical = card["numeric_features"], card["categorical_features"]
     if isinstance(rows, Path):
-        return predict_parts(model, rows, numeric, categorical)
-    return model.predict_proba(model_matrix(rows, numeric, categorical))[:, 1]
+        return predict_parts(model, rows, numeric, categorical, objective)
+    return objective.scores(model, model_matrix(rows, numeric, categorical))
 
 
 def compare(
     y: np.ndarray, challenger: np.ndarray, champion: np.ndarray, frame: pd.DataFrame, params: Params
 ) -> dict[str, Any]:
     """Challenger against champion on the same rows: paired bootstrap gain and slice regressions."""
-    cfg, metric = params.promote, params.problem.primary_metric
+    objective = objective_for(params.problem)
+    cfg, metric = params.promote, objective.primary
     gain = paired_bootstrap_lift(
         y, challenger, champion, metric, cfg.bootstrap_samples, cfg.confidence, cfg.random_state
     )
-    score = metric_fn(metric, params.problem.kpis.target_precision)
     regressions = []
     for column in params.evaluate.slices:
         if column not in frame:
             continue
         for value, idx in slice_groups(frame[column].reset_index(drop=True)).items():
             ys = y[idx]
-            if len(idx) < params.evaluate.slice_min_rows or ys.min() == ys.max():
+            if len(idx) < params.evaluate.slice_min_rows or not objective.judgeable(ys):
                 continue
-            loss = oriented(metric, score(ys, champion[idx])) - oriented(
-                metric, score(ys, challenger[idx])
+            loss = metric.oriented(objective.score(metric.name, ys, champion[idx])) - (
+                metric.oriented(objective.score(metric.name, ys, challenger[idx]))
             )
             if loss > cfg.slice_tolerance:
                 regressions.append(
@@ -210,7 +214,7 @@ def compare(
                 )
     promote = gain["lower"] > cfg.promotion_margin and not regressions
     reasons = [
-        f"{metric} gain over the champion {gain['lift']:+.4f}, {cfg.confidence:.0%} interval "
+        f"{metric.name} gain over the champion {gain['lift']:+.4f}, {cfg.confidence:.0%} interval "
         f"[{gain['lower']:+.4f}, {gain['upper']:+.4f}], margin {cfg.promotion_margin}: "
         + ("clears it" if gain["lower"] > cfg.promotion_margin else "does not clear it")
     ]
@@ -220,7 +224,7 @@ def compare(
     ]
     return {
         "promote": promote,
-        "metric": metric,
+        "metric": metric.name,
         "gain": gain,
         "slice_regressions": regressions,
         "rows": int(len(y)),
@@ -369,10 +373,11 @@ def register_and_promote(
     test = pd.read_parquet(
         paths["test"], columns=[c for c in columns if c in column_names(paths["test"])]
     )
+    objective = objective_for(params.problem)
     decision = compare(
-        test[params.problem.target].to_numpy(int),
-        score_version(model, card, paths["test"]),
-        score_version(registry.load(champion), champion.card, paths["test"]),
+        objective.labels(test[params.problem.target]),
+        score_version(model, card, paths["test"], objective),
+        score_version(registry.load(champion), champion.card, paths["test"], objective),
         test,
         params,
     )

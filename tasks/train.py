@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from tasks.core.config import ComputeParams, Params, ProblemParams, TrainParams
+from tasks.core.config import ComputeParams, Params, TrainParams
 from tasks.core.io import (
     atomic_path,
     iter_parts,
@@ -33,17 +33,15 @@ from tasks.core.io import (
     take_rows,
     write_json,
 )
-from tasks.core.ml.costs import best_threshold
 from tasks.core.ml.models import (
     build_pipeline,
     fit_pipeline,
-    metric_fn,
     model_inputs,
     model_matrix,
-    oriented,
     sample_params,
     save_model,
 )
+from tasks.core.ml.objective import TRIALS_Y, Objective, objective_for
 from tasks.core.ml.parts import (
     as_classifier,
     predict_parts,
@@ -92,6 +90,7 @@ def trial_score(
     """
     number, config = job
     started = time.perf_counter()
+    objective = objective_for(params.problem)
     pipeline = build_pipeline(
         kind,
         data["numeric"],
@@ -99,6 +98,7 @@ def trial_score(
         config,
         params.train.random_state,
         params.clean.max_categories,
+        objective,
     )
     fit_pipeline(
         pipeline,
@@ -108,7 +108,7 @@ def trial_score(
         data["y_valid"],
         params.train.early_stopping_rounds,
     )
-    proba = pipeline.predict_proba(data["X_valid"])[:, 1]
+    proba = objective.scores(pipeline, data["X_valid"])
     return finished(number, config, pipeline, proba, started, keep)
 
 
@@ -160,7 +160,12 @@ def dask_xgboost_trials(
         model.fit(*matrices["train"], eval_set=[matrices["valid"]], verbose=False)
         local = as_classifier(model)  # the same booster, as a local estimator
         pipeline = build_pipeline(
-            "xgboost", *features, config, params.train.random_state, params.clean.max_categories
+            "xgboost",
+            *features,
+            config,
+            params.train.random_state,
+            params.clean.max_categories,
+            objective_for(params.problem),
         )
         pipeline.set_params(prep=prep, model=local)
         yield finished(number, config, pipeline, score_valid(pipeline), started)
@@ -171,20 +176,28 @@ def record_trials(
     kind: str,
     n_trials: int,
     y_valid: np.ndarray,
-    problem: ProblemParams,
+    objective: Objective,
     data_hashes: dict[str, str],
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Score and log each finished trial; keep the fitted pipeline of the best one only."""
-    score = metric_fn(problem.primary_metric, problem.kpis.target_precision)
+    """Score and log each finished trial; keep the fitted pipeline of the best one only.
+
+    A trial's row holds its primary metric on validation as :data:`TRIALS_Y` (the column
+    the ``dvc.yaml`` plot draws, whatever the metric), named in ``metric``, and the
+    objective's summary metrics by name."""
+    primary = objective.primary
     trials, best, best_value = [], None, -np.inf
     for result in done:
-        value = score(y_valid, result["proba"])
+        value = objective.score(primary.name, y_valid, result["proba"])
         trial = {
             "trial": result["number"],
             "model": kind,
             "config": json.dumps(result["config"], sort_keys=True),
-            problem.primary_metric: round(value, 6),
-            "pr_auc": round(metric_fn("pr_auc")(y_valid, result["proba"]), 6),
+            "metric": primary.name,
+            TRIALS_Y: round(value, 6),
+            **{
+                name: round(objective.score(name, y_valid, result["proba"]), 6)
+                for name in objective.SUMMARY
+            },
             "best_iteration": result["best_iteration"],
             "seconds": round(result["seconds"], 3),
             "train_sha256": data_hashes["train"][:16],
@@ -195,15 +208,15 @@ def record_trials(
             "trial %2d/%d %s=%.4f %.1fs %s",
             result["number"] + 1,
             n_trials,
-            problem.primary_metric,
+            primary.name,
             value,
             trial["seconds"],
             trial["config"],
         )
-        if oriented(problem.primary_metric, value) > best_value:
+        if primary.oriented(value) > best_value:
             if best is not None:
                 best["pipeline"] = None
-            best_value, best = oriented(problem.primary_metric, value), result
+            best_value, best = primary.oriented(value), result
         else:
             result["pipeline"] = None
     return trials, best
@@ -232,6 +245,7 @@ def tune_in_parts(
     the shared storage as one partition once preprocessed; other kinds run here.
     """
     problem, cfg = params.problem, params.train
+    objective = objective_for(problem)
     max_categories = params.clean.max_categories
     train_path, valid_path = root / PATHS.train, root / PATHS.valid
     n_rows = parquet_rows(train_path)
@@ -246,15 +260,15 @@ def tune_in_parts(
         if kind == "xgboost"
         else f"{kind} is fitted on a sample of that many rows",
     )
-    y_valid = target_column(valid_path, problem.target)
+    y_valid = target_column(valid_path, objective)
     configs = trial_configs(kind, base, cfg)
 
     def score_valid(pipeline: Pipeline) -> np.ndarray:
-        return predict_parts(pipeline, valid_path, numeric, categorical)
+        return predict_parts(pipeline, valid_path, numeric, categorical, objective)
 
     if kind == "xgboost":
         prep = build_pipeline(
-            kind, numeric, categorical, {}, cfg.random_state, max_categories
+            kind, numeric, categorical, {}, cfg.random_state, max_categories, objective
         ).named_steps["prep"]
         prep.fit(X_sample, y_sample)
 
@@ -263,7 +277,7 @@ def tune_in_parts(
             prepared(
                 prep,
                 model_matrix(part, numeric, categorical),
-                part[problem.target].to_numpy(int),
+                objective.labels(part[problem.target]),
             )
             for part in iter_parts(path)
         )
@@ -271,18 +285,16 @@ def tune_in_parts(
 
     def trials() -> Iterator[dict[str, Any]]:
         if kind == "xgboost":
-            dtrain = quantile_matrix(train_path, prep, numeric, categorical, problem.target)
-            dvalid = quantile_matrix(
-                valid_path, prep, numeric, categorical, problem.target, ref=dtrain
-            )
+            dtrain = quantile_matrix(train_path, prep, numeric, categorical, objective)
+            dvalid = quantile_matrix(valid_path, prep, numeric, categorical, objective, ref=dtrain)
         for number, config in enumerate(configs):
             started = time.perf_counter()
             pipeline = build_pipeline(
-                kind, numeric, categorical, config, cfg.random_state, max_categories
+                kind, numeric, categorical, config, cfg.random_state, max_categories, objective
             )
             if kind == "xgboost":
                 model = train_xgboost(
-                    config, cfg.random_state, dtrain, dvalid, cfg.early_stopping_rounds
+                    config, cfg.random_state, dtrain, dvalid, cfg.early_stopping_rounds, objective
                 )
                 pipeline.set_params(prep=prep, model=model)
             else:
@@ -301,7 +313,7 @@ def tune_in_parts(
         )
     else:
         done = trials()
-    log_, best = record_trials(done, kind, len(configs), y_valid, problem, data_hashes)
+    log_, best = record_trials(done, kind, len(configs), y_valid, objective, data_hashes)
     return log_, (best["config"], best["pipeline"], best["proba"])
 
 
@@ -322,6 +334,7 @@ def tune(
     here, which gives the same model.
     """
     problem, cfg = params.problem, params.train
+    objective = objective_for(problem)
     max_categories = params.clean.max_categories
     eng = eng or Engine(ComputeParams())
     X_train, y_train, numeric, categorical = model_inputs(train, problem)
@@ -338,7 +351,7 @@ def tune(
     jobs = list(enumerate(configs))
     if eng.is_dask and kind == "xgboost":
         prep = build_pipeline(
-            kind, numeric, categorical, {}, cfg.random_state, max_categories
+            kind, numeric, categorical, {}, cfg.random_state, max_categories, objective
         ).named_steps["prep"]
         # the training rows as the fit sees them (a target encoding is cross-fitted on them)
         Z_train = prep.fit_transform(X_train, y_train)
@@ -352,18 +365,18 @@ def tune(
             prep,
             matrices,
             (numeric, categorical),
-            lambda pipeline: pipeline.predict_proba(X_valid)[:, 1],
+            lambda pipeline: objective.scores(pipeline, X_valid),
             params,
         )
     elif eng.is_dask:
         done = eng.map(trial_score, jobs, kind=kind, data=data, params=params)
     else:  # one at a time, keeping only the best fitted pipeline in memory
         done = (trial_score(job, kind, data, params, keep=True) for job in jobs)
-    trials, best = record_trials(done, kind, len(configs), y_valid, problem, data_hashes)
+    trials, best = record_trials(done, kind, len(configs), y_valid, objective, data_hashes)
     pipeline = best["pipeline"]
     if pipeline is None:  # trained on a worker: fit the best configuration again here
         pipeline = build_pipeline(
-            kind, numeric, categorical, best["config"], cfg.random_state, max_categories
+            kind, numeric, categorical, best["config"], cfg.random_state, max_categories, objective
         )
         fit_pipeline(pipeline, X_train, y_train, X_valid, y_valid, cfg.early_stopping_rounds)
     return trials, (best["config"], pipeline, best["proba"])
@@ -371,7 +384,8 @@ def tune(
 
 def main(root: Path, params: Params) -> None:
     """Tune the chosen model, store the best one and its validation threshold."""
-    problem = params.problem
+    objective = objective_for(params.problem)
+    primary = objective.primary.name
     chosen = read_json(root / PATHS.selection_json)["chosen"]
     manifest = read_json(root / PATHS.split_manifest)
     hashes = {"train": manifest["train"]["sha256"], "valid": manifest["valid"]["sha256"]}
@@ -388,14 +402,14 @@ def main(root: Path, params: Params) -> None:
                 chosen, base, train, valid, params, hashes, eng
             )
             del train, valid
-    y_valid = target_column(root / PATHS.valid, problem.target)
-    threshold, cost = best_threshold(y_valid, proba, params.evaluate.cost)
+    y_valid = target_column(root / PATHS.valid, objective)
+    threshold, cost = objective.decision_rule(y_valid, proba, params.evaluate.cost)
     numeric, categorical = (
         pipeline.named_steps["prep"].transformers[0][2],
         pipeline.named_steps["prep"].transformers[1][2],
     )
     save_model(pipeline, root / PATHS.model_file)
-    best = max(trials, key=lambda t: oriented(problem.primary_metric, t[problem.primary_metric]))
+    best = max(trials, key=lambda t: objective.primary.oriented(t[TRIALS_Y]))
     meta = {
         "model": chosen,
         "config": config,
@@ -404,8 +418,8 @@ def main(root: Path, params: Params) -> None:
         "numeric_features": list(numeric),
         "categorical_features": list(categorical),
         "valid": {
-            problem.primary_metric: best[problem.primary_metric],
-            "pr_auc": best["pr_auc"],
+            primary: best[TRIALS_Y],
+            **{name: best[name] for name in objective.SUMMARY if name != primary},
             "expected_cost": round(cost, 6),
         },
         "data": hashes,
@@ -422,15 +436,15 @@ def main(root: Path, params: Params) -> None:
             "model": chosen,
             "n_trials": len(trials),
             "threshold": threshold,
-            f"valid_{problem.primary_metric}": best[problem.primary_metric],
+            f"valid_{primary}": best[TRIALS_Y],
             "valid_expected_cost": round(cost, 6),
         },
     )
     log.info(
         "best of %d trials: %s=%.4f with %s; threshold %.2f (expected cost %.3f on validation)",
         len(trials),
-        problem.primary_metric,
-        best[problem.primary_metric],
+        primary,
+        best[TRIALS_Y],
         best["config"],
         threshold,
         cost,

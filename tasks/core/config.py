@@ -19,8 +19,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-METRICS = ("roc_auc", "pr_auc", "f1", "recall_at_precision", "brier")
-"""Primary metrics the workflow knows how to compute and compare."""
+from tasks.core.metrics import metric
 
 
 class Section(BaseModel):
@@ -139,7 +138,8 @@ class ProblemParams(Section):
     id_column: str | None = None
     time_column: str | None = None
     post_outcome_columns: list[str] = Field(default_factory=list)
-    primary_metric: Literal["roc_auc", "pr_auc", "f1", "recall_at_precision", "brier"] = "roc_auc"
+    # the metric model selection, tuning and the gate's lift judge by (tasks/core/metrics.py)
+    primary_metric: str = "roc_auc"
     # why the primary metric was chosen, in words (problem brief)
     metric_reason: str = ""
     # how far ahead the label looks (churn within this many days); null: not a question of time
@@ -149,6 +149,12 @@ class ProblemParams(Section):
     label_delay_days: int | None = Field(30, ge=0)
     kpis: Kpis = Kpis()
     baseline: Baseline = Baseline()
+
+    @field_validator("primary_metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        metric(value)  # the registry's message lists the metrics there are
+        return value
 
 
 # --------------------------------------------------------------------------- step 2

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.config import MonitorParams
+from tasks.core.ml.objective import Objective, objective_for
 from tasks.monitor.drift import sample_rows
 
 
@@ -18,15 +19,18 @@ def live_performance(
     min_rows: int,
     test_roc_auc: float | None = None,
     max_drop: float | None = None,
+    objective: Objective | None = None,
 ) -> dict[str, Any]:
-    """ROC-AUC and PR-AUC on the labelled requests of the window, against the KPI floors.
+    """The objective's summary metrics (ROC-AUC and PR-AUC) on the labelled requests of the
+    window, against the KPI floors.
 
     Counts only rows whose ground truth has arrived, and says how many. With the champion's
-    ``test_roc_auc`` and ``max_drop``, a live ROC-AUC that far below the sealed test set's is
-    named too: the world changed under the model (concept drift) even above the floor.
+    ``test_roc_auc`` and ``max_drop``, a live figure that far below the sealed test set's is
+    named too (on the metric slices are judged by): the world changed under the model
+    (concept drift) even above the floor. ``objective``: binary when not given.
     """
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
+    objective = objective or objective_for(None)
+    judged = objective.metric(objective.FLOOR_METRIC)
     labelled = window[window["label"].notna()] if "label" in window else window.iloc[0:0]
     out: dict[str, Any] = {
         "labelled_rows": int(len(labelled)),
@@ -35,30 +39,29 @@ def live_performance(
         "evaluated": False,
         "below_floor": [],
     }
-    y = labelled["label"].astype(int).to_numpy() if len(labelled) else np.array([], dtype=int)
-    if len(labelled) < min_rows or len(np.unique(y)) < 2:
+    y = objective.labels(labelled["label"]) if len(labelled) else np.array([], dtype=int)
+    if len(labelled) < min_rows or not objective.judgeable(y):
         out["note"] = (
             f"{len(labelled)} labelled rows (need {min_rows} with both classes): "
             "live performance not judged"
         )
         return out
     scores = labelled["score"].to_numpy(dtype=float)
-    out.update(
-        evaluated=True,
-        roc_auc=float(roc_auc_score(y, scores)),
-        pr_auc=float(average_precision_score(y, scores)),
-    )
+    out["evaluated"] = True
+    out.update({m: objective.score(m, y, scores) for m in objective.SUMMARY})
     out["below_floor"] = [
         f"{m} {out[m]:.4f} < floor {floor}"
         for m, floor in floors.items()
         if m in out and out[m] < floor
     ]
     if test_roc_auc is not None and max_drop is not None:
-        out["test_roc_auc"] = float(test_roc_auc)
-        if test_roc_auc - out["roc_auc"] >= max_drop:
+        out[f"test_{judged.name}"] = float(test_roc_auc)
+        live = out[judged.name]
+        if judged.oriented(test_roc_auc) - judged.oriented(live) >= max_drop:
             out["below_floor"].append(
-                f"roc_auc {out['roc_auc']:.4f} is {test_roc_auc - out['roc_auc']:.4f} below the "
-                f"champion's test ROC-AUC {test_roc_auc:.4f} (alert at a drop of {max_drop})"
+                f"{judged.name} {live:.4f} is {abs(test_roc_auc - live):.4f} "
+                f"{'below' if judged.higher_is_better else 'above'} the champion's test "
+                f"{judged.label} {test_roc_auc:.4f} (alert at a drop of {max_drop})"
             )
     return out
 
@@ -111,15 +114,19 @@ def performance_snapshot(labelled: pd.DataFrame, timestamp: dt.datetime | None =
 
 
 def shadow_comparison(
-    window: pd.DataFrame, champion: str, previous: str | None, min_rows: int, margin: float
+    window: pd.DataFrame,
+    champion: str,
+    previous: str | None,
+    min_rows: int,
+    margin: float,
+    objective: Objective | None = None,
 ) -> dict[str, Any]:
     """Champion against the previous champion scored in shadow, on the same labelled requests.
 
     ``rollback`` is True when the labels show the champion's ROC-AUC below the previous
-    one's by more than ``margin``.
+    one's by more than ``margin``. ``objective``: binary when not given.
     """
-    from sklearn.metrics import roc_auc_score
-
+    objective = objective or objective_for(None)
     out: dict[str, Any] = {"champion": champion, "previous": previous, "rollback": False}
     if previous is None or window.empty or "shadow_version" not in window:
         out["note"] = "no previous champion scored in shadow"
@@ -131,13 +138,17 @@ def shadow_comparison(
         & window["shadow_score"].notna()
     ]
     out["labelled_rows"] = int(len(rows))
-    y = rows["label"].astype(int).to_numpy()
-    if len(rows) < min_rows or len(np.unique(y)) < 2:
+    y = objective.labels(rows["label"])
+    if len(rows) < min_rows or not objective.judgeable(y):
         out["note"] = f"{len(rows)} labelled rows with a shadow score (need {min_rows}): not judged"
         return out
-    out["champion_roc_auc"] = float(roc_auc_score(y, rows["score"].to_numpy(dtype=float)))
-    out["previous_roc_auc"] = float(roc_auc_score(y, rows["shadow_score"].to_numpy(dtype=float)))
-    out["difference"] = out["champion_roc_auc"] - out["previous_roc_auc"]
+    judged = objective.metric(objective.FLOOR_METRIC)
+    for who, column in (("champion", "score"), ("previous", "shadow_score")):
+        value = objective.score(judged.name, y, rows[column].to_numpy(dtype=float))
+        out[f"{who}_{judged.name}"] = value
+    out["difference"] = judged.oriented(out[f"champion_{judged.name}"]) - judged.oriented(
+        out[f"previous_{judged.name}"]
+    )
     out["rollback"] = bool(out["difference"] < -margin)
     return out
 

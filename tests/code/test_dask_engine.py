@@ -18,7 +18,8 @@ from tasks.core.config import ComputeParams
 from tasks.core.data.features import build_features, features_only
 from tasks.core.data.schema import Standardised, kinds_for, standardise
 from tasks.core.data.simulator import simulate
-from tasks.core.ml.models import load_model, metric_fn, save_model
+from tasks.core.metrics import metric as metric_named
+from tasks.core.ml.models import load_model, save_model
 from tasks.core.quality.validation import propose_suite, validate_frame, validate_partitioned
 from tasks.core.runtime.compute import engine
 from tasks.train import tune
@@ -130,7 +131,7 @@ def test_tuning_on_dask_matches_local(dask_engine, params, splits, tmp_path):
     dask_trials, (_, pipeline, dask_proba) = tune(
         "xgboost", base, train, valid, params, hashes, dask_engine
     )
-    roc = metric_fn("roc_auc")
+    roc = metric_named("roc_auc")
     y_valid = valid[params.problem.target].to_numpy(int)
     assert abs(roc(y_valid, dask_proba) - roc(y_valid, local_proba)) < 0.02
     # the result is an ordinary pipeline: stored, loaded and scored like a local one
@@ -152,6 +153,6 @@ def test_slices_in_parallel_match_local(dask_engine, params, splits):
     y = valid[params.problem.target].to_numpy(int)
     proba = np.linspace(0, 1, len(valid))
     cfg = params.evaluate
-    local = slice_metrics(valid, y, proba, cfg)
+    local = slice_metrics(valid, y, proba, cfg, params.problem)
     assert {r["column"] for r in local} == set(cfg.slices) and len(local) > len(cfg.slices)
-    assert slice_metrics(valid, y, proba, cfg, dask_engine) == local
+    assert slice_metrics(valid, y, proba, cfg, params.problem, dask_engine) == local

@@ -192,7 +192,7 @@ def test_xgboost_dask_trains_on_the_remote_workers_from_partitions_in_the_bucket
 ):
     """The training flow above chose logistic regression; XGBoost takes the xgboost.dask path."""
     from tasks.core.config import ComputeParams
-    from tasks.core.ml.models import metric_fn
+    from tasks.core.metrics import metric as metric_named
     from tasks.core.runtime.compute import engine
     from tasks.train import tune
 
@@ -206,7 +206,7 @@ def test_xgboost_dask_trains_on_the_remote_workers_from_partitions_in_the_bucket
         workers = eng.client.scheduler_info()["workers"].values()
         assert {w["name"] for w in workers} == {"worker-1", "worker-2"}  # the remote ones
         _, (_, _, dask_proba) = tune("xgboost", base, train, valid, params, hashes, eng)
-    roc = metric_fn("roc_auc")
+    roc = metric_named("roc_auc")
     y_valid = valid[params.problem.target].to_numpy(int)
     assert abs(roc(y_valid, dask_proba) - roc(y_valid, local_proba)) < 0.02
     assert cluster["logs"]["s3"].read_text().count("/dask-scratch/xgb-") > before

@@ -5,6 +5,7 @@ import pandas as pd
 
 from tasks.choose_model import cross_validate, pick_simplest
 from tasks.core.config import CostMatrix
+from tasks.core.metrics import metric
 from tasks.core.ml.costs import best_threshold, expected_cost
 from tasks.core.ml.models import build_pipeline, load_model, model_inputs, save_model
 from tasks.train import tune
@@ -16,15 +17,15 @@ def test_the_simplest_candidate_within_one_standard_error_wins():
         {"model": "random_forest", "complexity": 2, "mean": 0.829, "se": 0.002},
         {"model": "xgboost", "complexity": 3, "mean": 0.831, "se": 0.002},
     ]
-    chosen, reason = pick_simplest(rows, "roc_auc")
+    chosen, reason = pick_simplest(rows, metric("roc_auc"))
     assert chosen == "logistic_regression" and "within one standard error" in reason
     rows[2]["mean"] = 0.850
-    assert pick_simplest(rows, "roc_auc")[0] == "xgboost"
+    assert pick_simplest(rows, metric("roc_auc"))[0] == "xgboost"
     brier = [
         {"model": "logistic_regression", "complexity": 1, "mean": 0.20, "se": 0.001},
         {"model": "xgboost", "complexity": 3, "mean": 0.10, "se": 0.001},
     ]
-    assert pick_simplest(brier, "brier")[0] == "xgboost", "lower Brier is better"
+    assert pick_simplest(brier, metric("brier"))[0] == "xgboost", "lower Brier is better"
 
 
 def test_cross_validation_scores_every_candidate(splits, params):

@@ -7,6 +7,7 @@ import pytest
 from devtools.project import deep_merge
 from tasks.core.config import parse_params
 from tasks.core.errors import StepError
+from tasks.core.metrics import metric as metric_named
 from tasks.core.ml.evaluation import paired_bootstrap_lift
 from tasks.core.ml.models import (
     UntrustedModel,
@@ -46,10 +47,10 @@ def decide(splits, params, proba, y):
     lift = {
         "baseline": "rule",
         "metric": "roc_auc",
-        **paired_bootstrap_lift(y, proba, rule, "roc_auc", 200, 0.95, 0),
+        **paired_bootstrap_lift(y, proba, rule, metric_named("roc_auc"), 200, 0.95, 0),
     }
     metrics = headline(y, proba, 0.3, params)
-    slices = slice_metrics(test, y, proba, params.evaluate)
+    slices = slice_metrics(test, y, proba, params.evaluate, params.problem)
     fair, unfair = fairness(test, y, (proba >= 0.3).astype(int), params.evaluate)
     skipped = skipped_columns(test, params.evaluate) + unjudged_slices(slices, params.evaluate)
     return gate(metrics, lift, slices, fair, params, skipped + unfair)
@@ -101,7 +102,7 @@ def test_a_slice_below_its_floor_or_a_fairness_gap_refuses(splits, params):
 def test_bootstrap_interval_brackets_the_lift(splits, params):
     y, good, _ = good_and_weak(splits, params)
     rule = -pd.to_numeric(splits["test"]["tenure_months"]).to_numpy(float)
-    lift = paired_bootstrap_lift(y, good, rule, "roc_auc", 200, 0.95, 0)
+    lift = paired_bootstrap_lift(y, good, rule, metric_named("roc_auc"), 200, 0.95, 0)
     assert lift["lower"] < lift["lift"] < lift["upper"] and lift["lower"] > 0
 
 
@@ -141,15 +142,15 @@ def test_a_model_file_holding_an_extra_type_is_refused(tmp_path, splits, params)
 def test_the_bootstrap_from_sorted_scores_equals_scikit_learn_on_each_resample(metric):
     """The lift's interval is linear in the rows (scores sorted once), with the values a
     plain loop over resamples gives, ties included."""
+    from tasks.core.metrics import metric as metric_named
     from tasks.core.ml.evaluation import Ranked
-    from tasks.core.ml.models import metric_fn
 
     rng = np.random.default_rng(5)
     n = 3000
     y = (rng.random(n) < 0.2).astype(int)
     model = np.round(rng.random(n) * 0.6 + 0.4 * y, 2)  # rounded: many tied scores
     baseline = rng.integers(0, 5, n).astype(float)  # a rule column: few values
-    score = metric_fn(metric)
+    score = metric_named(metric)
     draws = np.random.default_rng(1)
     for _ in range(20):
         idx = draws.integers(0, n, n)
@@ -162,7 +163,7 @@ def test_the_bootstrap_from_sorted_scores_equals_scikit_learn_on_each_resample(m
     for _ in range(200):
         idx = draws.integers(0, n, n)
         plain.append(score(y[idx], model[idx]) - score(y[idx], baseline[idx]))
-    lift = paired_bootstrap_lift(y, model, baseline, metric, 200, 0.95, 0)
+    lift = paired_bootstrap_lift(y, model, baseline, score, 200, 0.95, 0)
     assert lift["lower"] == pytest.approx(np.quantile(plain, 0.025), abs=1e-12)
     assert lift["upper"] == pytest.approx(np.quantile(plain, 0.975), abs=1e-12)
 

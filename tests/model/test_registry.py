@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tasks.core.ml.models import build_pipeline, model_inputs, save_model
+from tasks.core.ml.objective import objective_for
 from tasks.core.serving.registry import Registry, RegistryError
 from tasks.promote import compare, reference_sample, score_version, training_schema
 
@@ -98,8 +99,8 @@ def test_a_model_file_edited_on_disk_is_refused_at_load(tmp_path, fitted, splits
 def test_a_challenger_is_promoted_only_when_its_gain_is_proven(fitted, splits, params):
     test = splits["test"]
     y = test[params.problem.target].to_numpy(int)
-    good = score_version(fitted["good"][1], fitted["good"][2], test)
-    weak = score_version(fitted["weak"][1], fitted["weak"][2], test)
+    good = score_version(fitted["good"][1], fitted["good"][2], test, objective_for(params.problem))
+    weak = score_version(fitted["weak"][1], fitted["weak"][2], test, objective_for(params.problem))
     better = compare(y, good, weak, test, params)
     assert better["promote"] and better["gain"]["lower"] > 0 and "clears it" in better["reasons"][0]
     same = compare(y, good, good, test, params)
@@ -111,8 +112,8 @@ def test_a_challenger_is_promoted_only_when_its_gain_is_proven(fitted, splits, p
 def test_a_slice_regression_blocks_promotion_even_with_an_overall_gain(fitted, splits, params):
     test = splits["test"]
     y = test[params.problem.target].to_numpy(int)
-    good = score_version(fitted["good"][1], fitted["good"][2], test)
-    weak = score_version(fitted["weak"][1], fitted["weak"][2], test)
+    good = score_version(fitted["good"][1], fitted["good"][2], test, objective_for(params.problem))
+    weak = score_version(fitted["weak"][1], fitted["weak"][2], test, objective_for(params.problem))
     challenger = good.copy()
     mask = (test["contract"] == "month-to-month").to_numpy()
     challenger[mask] = np.random.default_rng(0).random(mask.sum())

@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
-from tasks.core.ml.models import metric_fn, oriented
+from tasks.core.metrics import Metric
+from tasks.core.ml.objective import Objective
 
 
 class Ranked:
@@ -43,15 +43,11 @@ class Ranked:
         return float((tp / pos * precision).sum())
 
 
-RANKED_METRICS = ("roc_auc", "pr_auc")
-"""The metrics :class:`Ranked` computes; any other is recomputed on each resample."""
-
-
 def paired_bootstrap_lift(
     y: np.ndarray,
     model: np.ndarray,
     baseline: np.ndarray,
-    metric: str,
+    metric: Metric,
     samples: int,
     confidence: float,
     seed: int,
@@ -59,14 +55,13 @@ def paired_bootstrap_lift(
     """Lift of the model over a baseline on the same resampled rows: point estimate and interval.
 
     Each resample draws ``len(y)`` rows with replacement; one that holds a single class is
-    skipped. For ROC-AUC and PR-AUC both scores are sorted once (:class:`Ranked`), so the
-    time is linear in the rows.
+    skipped. A ranked metric (ROC-AUC, PR-AUC) sorts both scores once (:class:`Ranked`), so
+    the time is linear in the rows; any other is recomputed on each resample.
     """
-    score = metric_fn(metric)
     rng = np.random.default_rng(seed)
     diffs = []
     n = len(y)
-    ranked = (Ranked(y, model), Ranked(y, baseline)) if metric in RANKED_METRICS else None
+    ranked = (Ranked(y, model), Ranked(y, baseline)) if metric.ranked else None
     positive = np.asarray(y) == 1
     for _ in range(samples):
         idx = rng.integers(0, n, n)
@@ -75,17 +70,19 @@ def paired_bootstrap_lift(
             drawn = int(counts[positive].sum())
             if drawn in (0, n):
                 continue
-            diffs.append(ranked[0].score(metric, counts) - ranked[1].score(metric, counts))
+            diffs.append(
+                ranked[0].score(metric.name, counts) - ranked[1].score(metric.name, counts)
+            )
             continue
         if y[idx].min() == y[idx].max():
             continue
         diffs.append(
-            oriented(metric, score(y[idx], model[idx]))
-            - oriented(metric, score(y[idx], baseline[idx]))
+            metric.oriented(metric(y[idx], model[idx]))
+            - metric.oriented(metric(y[idx], baseline[idx]))
         )
     alpha = (1 - confidence) / 2
     return {
-        "lift": oriented(metric, score(y, model)) - oriented(metric, score(y, baseline)),
+        "lift": metric.oriented(metric(y, model)) - metric.oriented(metric(y, baseline)),
         "lower": float(np.quantile(diffs, alpha)),
         "upper": float(np.quantile(diffs, 1 - alpha)),
     }
@@ -110,21 +107,20 @@ def slice_groups(values: pd.Series, max_values: int = 10) -> dict[str, np.ndarra
 
 
 def column_slices(
-    values: pd.Series, y: np.ndarray, proba: np.ndarray, min_rows: int
+    values: pd.Series, y: np.ndarray, proba: np.ndarray, min_rows: int, objective: Objective
 ) -> list[dict[str, Any]]:
-    """ROC-AUC and PR-AUC for each value of one slice column."""
+    """The objective's summary metrics for each value of one slice column."""
     rows = []
     for value, idx in slice_groups(values).items():
         ys, ps = y[idx], proba[idx]
-        both = ys.min() != ys.max()
+        both = objective.judgeable(ys)
         rows.append(
             {
                 "column": str(values.name),
                 "value": str(value),
                 "rows": int(len(idx)),
                 "positive_rate": float(ys.mean()),
-                "roc_auc": float(roc_auc_score(ys, ps)) if both else None,
-                "pr_auc": metric_fn("pr_auc")(ys, ps) if both else None,
+                **{m: objective.score(m, ys, ps) if both else None for m in objective.SUMMARY},
                 "checked": bool(both and len(idx) >= min_rows),
             }
         )

@@ -1,4 +1,4 @@
-"""Model definitions: candidate pipelines, metrics, search spaces and safe persistence.
+"""Model definitions: candidate pipelines, search spaces and safe persistence.
 
 Every candidate is one scikit-learn ``Pipeline``: preprocessing (imputation, one-hot
 encoding or, for a wide text column, target encoding; scaling) and the classifier, fitted
@@ -13,40 +13,23 @@ import io
 import json
 import re
 import zipfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (
-    average_precision_score,
-    brier_score_loss,
-    f1_score,
-    precision_recall_curve,
-    roc_auc_score,
-)
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
 from tasks.core.config import ProblemParams
 from tasks.core.io import atomic_path
 from tasks.core.ml.encoders import CategoryEncoder
+from tasks.core.ml.objective import Objective, objective_for
 
 COMPLEXITY = {"logistic_regression": 1, "random_forest": 2, "xgboost": 3}
 """Simplest first: model selection prefers the lowest rank within one standard error."""
-
-HIGHER_IS_BETTER = {
-    "roc_auc": True,
-    "pr_auc": True,
-    "f1": True,
-    "recall_at_precision": True,
-    "brier": False,
-}
 
 
 # ----------------------------------------------------------------------------- data
@@ -103,21 +86,6 @@ def _preprocessor(
     )
 
 
-def make_classifier(kind: str, params: dict[str, Any], random_state: int) -> Any:
-    """A classifier of ``kind`` with ``params``."""
-    if kind == "logistic_regression":
-        return LogisticRegression(max_iter=2000, random_state=random_state, **params)
-    if kind == "random_forest":
-        return RandomForestClassifier(n_jobs=2, random_state=random_state, **params)
-    if kind == "xgboost":
-        from xgboost import XGBClassifier
-
-        return XGBClassifier(
-            tree_method="hist", n_jobs=2, random_state=random_state, eval_metric="logloss", **params
-        )
-    raise ValueError(f"unknown model kind '{kind}'; known: {sorted(COMPLEXITY)}")
-
-
 def build_pipeline(
     kind: str,
     numeric: list[str],
@@ -125,18 +93,21 @@ def build_pipeline(
     params: dict[str, Any],
     random_state: int,
     max_categories: int = 50,
+    objective: Objective | None = None,
 ) -> Pipeline:
-    """Preprocessing and classifier as one unfitted pipeline.
+    """Preprocessing and the problem type's model of ``kind`` as one unfitted pipeline.
 
     A categorical input with more than ``max_categories`` distinct values in the fitting
     rows is target encoded, the others one-hot encoded
-    (:class:`tasks.core.ml.encoders.CategoryEncoder`).
+    (:class:`tasks.core.ml.encoders.CategoryEncoder`). ``objective`` gives the model
+    (:meth:`tasks.core.ml.objective.Objective.estimator`); binary when not given.
     """
+    objective = objective or objective_for(None)
     scale = kind == "logistic_regression"
     return Pipeline(
         [
             ("prep", _preprocessor(numeric, categorical, scale, max_categories, random_state)),
-            ("model", make_classifier(kind, params, random_state)),
+            ("model", objective.estimator(kind, params, random_state)),
         ]
     )
 
@@ -191,33 +162,6 @@ def fit_pipeline(
         )
         return pipeline
     return pipeline.fit(X_train, y_train)
-
-
-# ----------------------------------------------------------------------------- metrics
-def recall_at_precision(y_true: np.ndarray, score: np.ndarray, precision: float) -> float:
-    """Highest recall reachable with precision at least ``precision``."""
-    p, r, _ = precision_recall_curve(y_true, score)
-    ok = p >= precision
-    return float(r[ok].max()) if ok.any() else 0.0
-
-
-def metric_fn(
-    name: str, target_precision: float = 0.5
-) -> Callable[[np.ndarray, np.ndarray], float]:
-    """``f(y_true, proba)`` for a metric name."""
-    table: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-        "roc_auc": lambda y, p: float(roc_auc_score(y, p)),
-        "pr_auc": lambda y, p: float(average_precision_score(y, p)),
-        "brier": lambda y, p: float(brier_score_loss(y, p)),
-        "f1": lambda y, p: float(f1_score(y, p >= 0.5)),
-        "recall_at_precision": lambda y, p: recall_at_precision(y, p, target_precision),
-    }
-    return table[name]
-
-
-def oriented(name: str, value: float) -> float:
-    """A metric turned so that higher is better (Brier is negated)."""
-    return value if HIGHER_IS_BETTER[name] else -value
 
 
 # ----------------------------------------------------------------------------- persistence
@@ -354,7 +298,7 @@ def model_inputs(
     )
     return (
         model_matrix(frame, numeric, categorical),
-        frame[problem.target].to_numpy(int),
+        objective_for(problem).labels(frame[problem.target]),
         numeric,
         categorical,
     )

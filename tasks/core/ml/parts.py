@@ -20,17 +20,23 @@ import xgboost as xgb
 from sklearn.pipeline import Pipeline
 
 from tasks.core.io import iter_parts
-from tasks.core.ml.models import make_classifier, model_matrix
+from tasks.core.ml.models import model_matrix
+from tasks.core.ml.objective import Objective
 
 
 class _Parts(xgb.DataIter):
     """The rows of a split file, part by part, as preprocessed float32 matrices."""
 
     def __init__(
-        self, path: Path, prep: Any, numeric: list[str], categorical: list[str], target: str
+        self,
+        path: Path,
+        prep: Any,
+        numeric: list[str],
+        categorical: list[str],
+        objective: Objective,
     ) -> None:
         super().__init__(release_data=True)
-        self.path, self.prep, self.target = path, prep, target
+        self.path, self.prep, self.objective = path, prep, objective
         self.numeric, self.categorical = numeric, categorical
         self._parts: Any = None
 
@@ -41,7 +47,8 @@ class _Parts(xgb.DataIter):
         if part is None:
             return False
         X = self.prep.transform(model_matrix(part, self.numeric, self.categorical))
-        input_data(data=np.asarray(X, dtype=np.float32), label=part[self.target].to_numpy(int))
+        labels = self.objective.labels(part[self.objective.problem.target])
+        input_data(data=np.asarray(X, dtype=np.float32), label=labels)
         return True
 
     def reset(self) -> None:
@@ -53,14 +60,15 @@ def quantile_matrix(
     prep: Any,
     numeric: list[str],
     categorical: list[str],
-    target: str,
+    objective: Objective,
     ref: xgb.QuantileDMatrix | None = None,
 ) -> xgb.QuantileDMatrix:
     """The split file at ``path`` as XGBoost's histogram matrix, built part by part.
 
     ``ref``: the training matrix, whose bin edges a validation matrix must share.
     """
-    return xgb.QuantileDMatrix(_Parts(path, prep, numeric, categorical, target), ref=ref, nthread=2)
+    parts = _Parts(path, prep, numeric, categorical, objective)
+    return xgb.QuantileDMatrix(parts, ref=ref, nthread=2)
 
 
 def as_classifier(model: Any) -> Any:
@@ -80,6 +88,7 @@ def train_xgboost(
     dtrain: xgb.QuantileDMatrix,
     dvalid: xgb.QuantileDMatrix,
     early_stopping_rounds: int,
+    objective: Objective,
 ) -> Any:
     """One XGBoost configuration trained on ``dtrain``, stopping early on ``dvalid``.
 
@@ -87,7 +96,7 @@ def train_xgboost(
     model is the one the in-memory pipeline trains, up to the histogram bins, which come
     from the parts' merged sketches.
     """
-    params = make_classifier("xgboost", config, random_state).get_xgb_params()
+    params = objective.estimator("xgboost", config, random_state).get_xgb_params()
     booster = xgb.train(
         {k: v for k, v in params.items() if v is not None},
         dtrain,
@@ -100,17 +109,22 @@ def train_xgboost(
 
 
 def predict_parts(
-    pipeline: Pipeline, path: Path, numeric: list[str], categorical: list[str]
+    pipeline: Pipeline,
+    path: Path,
+    numeric: list[str],
+    categorical: list[str],
+    objective: Objective,
 ) -> np.ndarray:
-    """The positive-class probability of every row of ``path``, scored part by part."""
+    """The objective's scores of every row of ``path``, scored part by part."""
     return np.concatenate(
         [
-            pipeline.predict_proba(model_matrix(part, numeric, categorical))[:, 1]
+            objective.scores(pipeline, model_matrix(part, numeric, categorical))
             for part in iter_parts(path)
         ]
     )
 
 
-def target_column(path: Path, target: str) -> np.ndarray:
-    """The 0/1 labels of a split file (one column read)."""
-    return pd.read_parquet(path, columns=[target])[target].to_numpy(int)
+def target_column(path: Path, objective: Objective) -> np.ndarray:
+    """The labels of a split file (one column read), as the objective's metrics take them."""
+    target = objective.problem.target
+    return objective.labels(pd.read_parquet(path, columns=[target])[target])

@@ -33,7 +33,7 @@ from tasks.core.data.pii import looks_personal
 from tasks.core.data.schema import parse_dates, parse_numbers
 from tasks.core.data.sources import decimal_comma
 from tasks.core.io import write_text
-from tasks.core.ml.models import recall_at_precision
+from tasks.core.metrics import recall_at_precision
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.quality.leakage import carrying_columns, single_feature_auc, single_feature_scores
 

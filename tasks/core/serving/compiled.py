@@ -26,13 +26,15 @@ import math
 import operator
 import re
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from tasks.core.config import CleanParams, ProblemParams
 from tasks.core.data.features import feature_list
 from tasks.core.data.schema import parse_dates, parse_numbers
+from tasks.core.ml.objective import objective_for
 from tasks.core.serving.fields import (
     CONTROL,
     ID_MAX_CHARS,
@@ -46,8 +48,22 @@ from tasks.core.serving.fields import (
     value_problem,
 )
 
-if TYPE_CHECKING:  # the scoring module imports this one
-    from tasks.core.serving.scoring import LoadedModel
+
+class Loaded(Protocol):
+    """What compiling needs of a loaded model (:class:`tasks.core.serving.scoring.LoadedModel`
+    has it; this module does not import that one, which imports this)."""
+
+    @property
+    def version(self) -> Any: ...  # a registered version: ``.card``
+    @property
+    def model(self) -> Any: ...  # the fitted pipeline
+    @property
+    def problem(self) -> ProblemParams: ...
+    @property
+    def clean(self) -> CleanParams: ...
+    @property
+    def kinds(self) -> dict[str, str]: ...
+
 
 NAN = float("nan")
 # plain decimals of up to 15 digits read the same in Python and in pandas (whose parser is
@@ -229,10 +245,10 @@ def _finite_numbers(values: Sequence[Any]) -> None:
 class CompiledModel:
     """One raw record to (probability, model inputs), with the fitted tables of a model."""
 
-    def __init__(self, loaded: LoadedModel) -> None:
-        self.loaded = loaded
+    def __init__(self, loaded: Loaded) -> None:
         card = loaded.version.card
         problem, clean = loaded.problem, loaded.clean
+        self.objective = objective_for(problem)
         self.kinds = {c: k for c, k in loaded.kinds.items() if c != problem.target}
         self.date_formats = list(clean.date_formats)
         self.aliases = {c: dict(a) for c, a in (clean.category_aliases or {}).items()}
@@ -401,8 +417,7 @@ class CompiledModel:
     # each predictor computes every row on its own, so a row's probability does not depend
     # on the other rows of its batch (a single record and a batch agree exactly)
     def _logistic(self, Z: np.ndarray) -> np.ndarray:
-        margin = (Z * self.coef).sum(axis=1) + self.intercept
-        return 1.0 / (1.0 + np.exp(-np.clip(margin, -700.0, 700.0)))
+        return self.objective.link((Z * self.coef).sum(axis=1) + self.intercept)
 
     def _xgboost(self, Z: np.ndarray) -> np.ndarray:
         out = self.booster.inplace_predict(
@@ -415,7 +430,7 @@ class CompiledModel:
         return np.asarray(out, dtype=float)
 
     def _estimator(self, Z: np.ndarray) -> np.ndarray:
-        return np.asarray(self.estimator.predict_proba(Z)[:, 1], dtype=float)
+        return self.objective.scores(self.estimator, Z)
 
     # -- one record
     def check(self, record: Any) -> tuple[str, str] | None:

@@ -20,6 +20,7 @@ from tasks.core.data.features import build_features
 from tasks.core.data.pii import key_from_env, protect_record, pseudonym
 from tasks.core.data.schema import parse_dates, parse_numbers, standardise
 from tasks.core.ml.models import model_matrix
+from tasks.core.ml.objective import objective_for
 from tasks.core.serving.compiled import CompiledModel
 from tasks.core.serving.fields import (
     LARGEST,
@@ -233,7 +234,7 @@ class LoadedModel:
         records = self.protect(records)
         self.validate(records)
         X = self.prepare(records)
-        return self.model.predict_proba(X)[:, 1], X
+        return objective_for(self.problem).scores(self.model, X), X
 
     def contributions(self, X: pd.DataFrame, top: int) -> list[list[dict[str, float]]]:
         """Top feature contributions per row (XGBoost SHAP values; else |coef x value| for a

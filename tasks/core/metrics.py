@@ -1,0 +1,151 @@
+"""The metric registry: every metric a problem type can be judged by, in one table.
+
+A :class:`Metric` carries its name (the key in ``params.yaml``, ``reports/metrics.json`` and
+the plots), how it is written for people, which way is better, what it is computed from
+and the function. ``problem.primary_metric``, the KPI floors, tuning, model selection, the
+evaluation gate, promotion and the monitoring estimate all look their metrics up here,
+through the problem's objective (:mod:`tasks.core.ml.objective`).
+
+This module sits at the bottom of the base (the typed config validates
+``problem.primary_metric`` against it), so it imports scikit-learn only inside the
+functions.
+
+Where the other problem types plug in: a ``"regression"`` table (``rmse``, ``mae``, ``r2``,
+``mape``; scores are the predicted values) and a ``"multiclass"`` table (``log_loss``,
+``macro_f1``, ``accuracy``, ``roc_auc_ovr``; scores are one probability per class, one column
+each) beside :data:`BINARY` in :data:`REGISTRY`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+Needs = Literal["scores", "decisions"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric of a problem type.
+
+    Attributes
+    ----------
+    name : str
+        Its key in ``params.yaml`` and the reports.
+    label : str
+        How people read it; ``{target_precision}`` and the like are filled from
+        :meth:`describe`'s options.
+    higher_is_better : bool
+    compute : callable
+        ``compute(y_true, scores, options) -> float``; ``options`` holds what some metrics
+        need beyond the rows (``target_precision``).
+    needs : {"scores", "decisions"}
+        ``scores``: the model's scores (ranking metrics, losses); ``decisions``: the scores
+        cut at 0.5 (the metric judges labels, not a ranking).
+    ranked : bool
+        The bootstrap computes it from one sort of the scores
+        (:class:`tasks.core.ml.evaluation.Ranked`).
+    reported : bool
+        Part of the headline every evaluation reports, whatever the primary metric.
+    """
+
+    name: str
+    label: str
+    higher_is_better: bool
+    compute: Callable[[np.ndarray, np.ndarray, Mapping[str, Any]], float]
+    needs: Needs = "scores"
+    ranked: bool = False
+    reported: bool = True
+
+    def __call__(self, y_true: np.ndarray, scores: np.ndarray, **options: Any) -> float:
+        """The metric of ``scores`` against ``y_true``."""
+        return float(self.compute(np.asarray(y_true), np.asarray(scores), options))
+
+    def oriented(self, value: float) -> float:
+        """``value`` turned so that higher is better (a loss is negated)."""
+        return value if self.higher_is_better else -value
+
+    def describe(self, **options: Any) -> str:
+        """The label with its options filled in (``recall at precision 0.5``)."""
+        return self.label.format(**options)
+
+
+def _roc_auc(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(y, s))
+
+
+def _pr_auc(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
+    from sklearn.metrics import average_precision_score
+
+    return float(average_precision_score(y, s))
+
+
+def _brier(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
+    from sklearn.metrics import brier_score_loss
+
+    return float(brier_score_loss(y, s))
+
+
+def _f1(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y, s >= 0.5))
+
+
+def recall_at_precision(y_true: np.ndarray, score: np.ndarray, precision: float) -> float:
+    """Highest recall reachable with precision at least ``precision``."""
+    from sklearn.metrics import precision_recall_curve
+
+    p, r, _ = precision_recall_curve(y_true, score)
+    ok = p >= precision
+    return float(r[ok].max()) if ok.any() else 0.0
+
+
+def _recall_at_precision(y: np.ndarray, s: np.ndarray, options: Mapping[str, Any]) -> float:
+    return recall_at_precision(y, s, float(options.get("target_precision", 0.5)))
+
+
+BINARY: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("roc_auc", "ROC-AUC", True, _roc_auc, ranked=True),
+        Metric("pr_auc", "PR-AUC", True, _pr_auc, ranked=True),
+        Metric("brier", "Brier score", False, _brier),
+        Metric(
+            "recall_at_precision",
+            "recall at precision {target_precision}",
+            True,
+            _recall_at_precision,
+        ),
+        Metric("f1", "F1 at 0.5", True, _f1, needs="decisions", reported=False),
+    )
+}
+"""A yes/no outcome; the scores are the positive class's probability."""
+
+REGISTRY: dict[str, dict[str, Metric]] = {"binary": BINARY}
+"""Each problem type's metrics, by name."""
+
+
+def metrics_for(problem_type: str) -> dict[str, Metric]:
+    """The metrics of ``problem_type`` (``binary``), by name."""
+    try:
+        return REGISTRY[problem_type]
+    except KeyError:
+        raise ValueError(
+            f"problem type '{problem_type}' has no metrics; known: {sorted(REGISTRY)}"
+        ) from None
+
+
+def metric(name: str, problem_type: str = "binary") -> Metric:
+    """The metric ``name`` of ``problem_type``, or an error that lists the known ones."""
+    table = metrics_for(problem_type)
+    if name not in table:
+        raise ValueError(
+            f"'{name}' is not a metric of a {problem_type} problem; known: {', '.join(table)}"
+        )
+    return table[name]

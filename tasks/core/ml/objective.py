@@ -1,0 +1,259 @@
+"""The objective: everything that depends on the problem type, behind one interface.
+
+Steps, serving and monitoring ask the problem's objective (:func:`objective_for`) and
+never slice a class index or name a metric themselves. An objective answers:
+
+- **the target**: how a delivered label column becomes what the model learns
+  (:meth:`Objective.read_target`) and how a split file's labels are read (:meth:`labels`);
+- **the estimators**: the candidate model of each kind (:meth:`estimator`), and the
+  objective the compiled serving path applies to a linear margin (:meth:`link`);
+- **the scores and the decision**: what a fitted model gives for each row
+  (:meth:`scores`) and what is decided from it (:meth:`decide`);
+- **the metrics**: the registry of the type (:mod:`tasks.core.metrics`), the primary one,
+  the headline every evaluation reports, those scored for the baselines and per slice, and
+  the KPI floors of ``problem.kpis`` (:meth:`floors`);
+- **the baselines** (:meth:`baseline_scores`) and **how a split is stratified**
+  (:meth:`strata`);
+- **what a run draws**: the columns of the tuning-trials plot (:data:`TRIALS_Y`).
+
+Binary is the only type today (:class:`Binary`). Where the others plug in:
+
+- *regression*: ``read_target`` coerces to a number; ``scores`` is ``predict``; ``decide``
+  is the identity; the metrics are the ``"regression"`` table (rmse, mae, r2); the
+  baselines are the training mean and median; ``strata`` bins the target into quantiles;
+  ``link`` is the identity; the monitoring estimate is not available before labels.
+- *multiclass*: ``read_target`` maps labels to the class codes recorded with the model;
+  ``scores`` is the whole ``predict_proba`` matrix (one column per class); ``decide`` is
+  the arg-max, or the least expected cost under ``evaluate.cost_matrix``; the metrics are
+  the ``"multiclass"`` table; the baseline is the class prior; ``strata`` is the class;
+  ``link`` is the soft-max; the monitoring estimate is one-vs-rest CBPE.
+
+Each is a subclass registered in :data:`OBJECTIVES` under its ``problem.type``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from tasks.core.config import CostMatrix, ProblemParams
+from tasks.core.data.labels import binarize_target
+from tasks.core.metrics import Metric, metric, metrics_for
+from tasks.core.ml.baselines import rule_scores
+from tasks.core.ml.costs import best_threshold, expected_cost
+
+TRIALS_Y = "validation_score"
+"""The tuning-trials column that holds each trial's primary metric on validation (the y of
+the ``dvc.yaml`` plot, whatever the metric is called; ``metric`` names it)."""
+
+
+@dataclass(frozen=True)
+class Floor:
+    """A KPI bound from ``problem.kpis``: ``metric`` must be at least (or at most) ``value``."""
+
+    metric: Metric
+    key: str
+    value: float
+    label: str
+
+    def met(self, found: float) -> bool:
+        """Whether ``found`` is on the good side of the bound."""
+        return found >= self.value if self.metric.higher_is_better else found <= self.value
+
+
+class Objective:
+    """The problem type's answers; see the module docstring for each."""
+
+    type: ClassVar[str]
+
+    def __init__(self, problem: ProblemParams) -> None:
+        self.problem = problem
+        self.metrics: dict[str, Metric] = metrics_for(self.type)
+
+    # -- metrics
+    @property
+    def primary(self) -> Metric:
+        """``problem.primary_metric``."""
+        return metric(self.problem.primary_metric, self.type)
+
+    def metric(self, name: str) -> Metric:
+        """The metric ``name`` of this type."""
+        return metric(name, self.type)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """What some metrics need beyond the rows (the KPI target precision)."""
+        return {}
+
+    def score(self, name: str, y_true: np.ndarray, scores: np.ndarray) -> float:
+        """Metric ``name`` of ``scores`` against ``y_true``."""
+        return self.metric(name)(y_true, scores, **self.options)
+
+    def headline(self, y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+        """Every reported metric of the type, in the registry's order."""
+        return {
+            name: m(y_true, scores, **self.options)
+            for name, m in self.metrics.items()
+            if m.reported
+        }
+
+    def floors(self) -> list[Floor]:
+        """The KPI bounds of ``problem.kpis`` (each metric's floor or ceiling)."""
+        raise NotImplementedError
+
+    # -- the target, the model, its scores and the decision
+    def read_target(self, values: pd.Series) -> pd.Series:
+        """The delivered label column as the model learns it (missing stays missing)."""
+        raise NotImplementedError
+
+    def labels(self, values: pd.Series | np.ndarray) -> np.ndarray:
+        """A split file's (already read) target column as the metrics take it."""
+        raise NotImplementedError
+
+    def estimator(self, kind: str, params: dict[str, Any], random_state: int) -> Any:
+        """The unfitted model of ``kind`` with ``params``."""
+        raise NotImplementedError
+
+    def scores(self, model: Any, X: Any) -> np.ndarray:
+        """What a fitted model (a pipeline or a bare estimator) gives for each row of ``X``."""
+        raise NotImplementedError
+
+    def link(self, margin: np.ndarray) -> np.ndarray:
+        """A linear model's margin turned into scores (the compiled serving path)."""
+        raise NotImplementedError
+
+    def decide(self, scores: np.ndarray, threshold: float) -> np.ndarray:
+        """The decision for each row."""
+        raise NotImplementedError
+
+    def strata(self, y: np.ndarray) -> np.ndarray:
+        """The values a split and the cross-validation folds stratify on."""
+        raise NotImplementedError
+
+    def judgeable(self, y: np.ndarray) -> bool:
+        """Whether the metrics can judge rows with labels ``y`` (a slice, a resample)."""
+        raise NotImplementedError
+
+    def baseline_scores(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Scores of the configured baselines on ``frame``'s rows."""
+        raise NotImplementedError
+
+
+class Binary(Objective):
+    """A yes/no outcome: the positive class's probability, cut at a threshold."""
+
+    type = "binary"
+
+    SUMMARY = ("roc_auc", "pr_auc")
+    """The short list scored for each baseline, each slice and each tuning trial (a slice of
+    a single class has neither: left unjudged)."""
+
+    FLOOR_METRIC = "roc_auc"
+    """The metric a slice's floor (``evaluate.slice_roc_auc_floor``) is judged on."""
+
+    IMPORTANCE_SCORER = "roc_auc"
+    """scikit-learn's scorer for permutation importance (the drop in this metric)."""
+
+    @property
+    def options(self) -> dict[str, Any]:
+        return {"target_precision": self.problem.kpis.target_precision}
+
+    @property
+    def lift_metric(self) -> Metric:
+        """The metric the gate's lift over the baselines is judged on: the primary one when
+        it ranks (a baseline is a ranking, not a probability), else ROC-AUC."""
+        return self.primary if self.primary.ranked else self.metric("roc_auc")
+
+    def floors(self) -> list[Floor]:
+        k = self.problem.kpis
+        return [
+            Floor(self.metric("roc_auc"), "roc_auc_min", k.roc_auc_min, "ROC-AUC"),
+            Floor(self.metric("pr_auc"), "pr_auc_min", k.pr_auc_min, "PR-AUC"),
+            Floor(
+                self.metric("recall_at_precision"),
+                "recall_at_target_precision_min",
+                k.recall_at_target_precision_min,
+                self.metric("recall_at_precision").describe(**self.options),
+            ),
+        ]
+
+    def read_target(self, values: pd.Series) -> pd.Series:
+        return binarize_target(values, self.problem.positive_label)
+
+    def labels(self, values: pd.Series | np.ndarray) -> np.ndarray:
+        return np.asarray(values).astype(int)
+
+    def estimator(self, kind: str, params: dict[str, Any], random_state: int) -> Any:
+        if kind == "logistic_regression":
+            from sklearn.linear_model import LogisticRegression
+
+            return LogisticRegression(max_iter=2000, random_state=random_state, **params)
+        if kind == "random_forest":
+            from sklearn.ensemble import RandomForestClassifier
+
+            return RandomForestClassifier(n_jobs=2, random_state=random_state, **params)
+        if kind == "xgboost":
+            from xgboost import XGBClassifier
+
+            return XGBClassifier(
+                tree_method="hist",
+                n_jobs=2,
+                random_state=random_state,
+                eval_metric="logloss",
+                **params,
+            )
+        raise ValueError(
+            f"unknown model kind '{kind}'; known: logistic_regression, random_forest, xgboost"
+        )
+
+    def scores(self, model: Any, X: Any) -> np.ndarray:
+        return np.asarray(model.predict_proba(X)[:, 1], dtype=float)
+
+    def link(self, margin: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-np.clip(margin, -700.0, 700.0)))
+
+    def decide(self, scores: np.ndarray, threshold: float) -> np.ndarray:
+        return (np.asarray(scores) >= threshold).astype(int)
+
+    def decision_rule(
+        self, y_valid: np.ndarray, scores: np.ndarray, cost: CostMatrix
+    ) -> tuple[float, float]:
+        """The threshold with the lowest expected cost on validation, and that cost."""
+        return best_threshold(y_valid, scores, cost)
+
+    def expected_cost(
+        self, y: np.ndarray, scores: np.ndarray, threshold: float, cost: CostMatrix
+    ) -> float:
+        """Mean cost per row of the decisions at ``threshold``."""
+        return expected_cost(y, scores, threshold, cost)
+
+    def strata(self, y: np.ndarray) -> np.ndarray:
+        return np.asarray(y)
+
+    def judgeable(self, y: np.ndarray) -> bool:
+        """Both classes among ``y`` (a ranking metric needs both)."""
+        return bool(len(y)) and np.min(y) != np.max(y)
+
+    def baseline_scores(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        if self.problem.baseline.majority_class:
+            out["majority_class"] = np.zeros(len(frame))
+        rule = self.problem.baseline.rule
+        if rule is not None and rule.column in frame:
+            out[f"rule:{rule.column}"] = rule_scores(frame[rule.column], rule)
+        return out
+
+
+OBJECTIVES: dict[str, type[Objective]] = {"binary": Binary}
+"""Each ``problem.type``'s objective."""
+
+
+def objective_for(problem: ProblemParams | None) -> Binary:
+    """The objective of ``problem``'s type (binary: the only type so far).
+
+    ``None``: a model built outside a project (a test, a benchmark) is binary, with the
+    default KPI options."""
+    return Binary(problem or ProblemParams(target="label", positive_label=1))
