@@ -27,7 +27,7 @@ PREFECT_URL  := http://127.0.0.1:$(PREFECT_PORT)/api
 # Use the local Prefect server when one is up (make server); else Prefect starts a temporary one.
 USE_SERVER   = $(PY) -c "import urllib.request,sys; urllib.request.urlopen('$(PREFECT_URL)/health', timeout=1)" 2>/dev/null && export PREFECT_API_URL=$(PREFECT_URL) && echo "using the Prefect server at http://127.0.0.1:$(PREFECT_PORT)";
 
-.PHONY: help install setup docs run init reproduce rollback models serve lineage replay score server deploy worker monitor monitor-ui demo bench lint test test-fast lock clean-venv
+.PHONY: help install setup docs run init reproduce rollback models reindex serve lineage replay score server deploy worker monitor monitor-ui demo bench lint test test-fast lock clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -59,10 +59,13 @@ reproduce: setup ## restore a recorded run and recompute it: make reproduce RUN=
 	$(PY) -m flows.reproduce "$(RUN)"
 
 rollback: install ## point the champion back at the previous one (or TO=v0002)
-	$(PY) -m tasks.promote rollback $(if $(TO),--to $(TO))
+	$(PY) -m tasks.core.serving.registry_cli rollback $(if $(TO),--to $(TO))
 
 models: install ## list registered model versions and which is champion
-	$(PY) -m tasks.promote show
+	$(PY) -m tasks.core.serving.registry_cli show
+
+reindex: install ## rebuild registry/index.jsonl from the versions whose model matches its card
+	$(PY) -m tasks.core.serving.registry_cli reindex
 
 serve: install ## the prediction API on http://127.0.0.1:8000 (docs at /docs)
 	$(PY) -m service.serve

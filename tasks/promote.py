@@ -6,20 +6,14 @@ for drift checks. It becomes champion only if, on the same recent labelled rows 
 run's sealed test split, the most recent period for a time split), the lower bound of a
 paired bootstrap interval of its gain in the primary metric over the champion clears
 ``promote.promotion_margin`` and no slice loses more than ``promote.slice_tolerance``.
-Otherwise it stays registered, not promoted, and the decision says why, with figures.
-
-Command line (``make rollback``)::
-
-    python -m tasks.promote show
-    python -m tasks.promote rollback [--to v0002]
-    python -m tasks.promote reindex      # rebuild registry/index.jsonl from verified files
+Otherwise it stays registered, not promoted, and the decision says why, with figures
+(the comparison: :mod:`tasks.core.ml.comparison`; the registry's command line, ``make
+rollback``: :mod:`tasks.core.serving.registry_cli`).
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.core.config import Params, load_params
+from tasks.core.config import Params
 from tasks.core.io import (
     column_names,
     file_sha256,
@@ -38,12 +32,11 @@ from tasks.core.io import (
     sample_positions,
     take_rows,
 )
-from tasks.core.ml.evaluation import paired_bootstrap_lift, slice_groups
-from tasks.core.ml.models import feature_columns, model_inputs, model_matrix
-from tasks.core.ml.objective import Objective, objective_for
-from tasks.core.ml.parts import predict_parts
-from tasks.core.paths import PATHS, find_project_root
-from tasks.core.serving.registry import ModelVersion, Registry, RegistryError, open_registry
+from tasks.core.ml.comparison import compare, score_version
+from tasks.core.ml.models import feature_columns, model_inputs
+from tasks.core.ml.objective import objective_for
+from tasks.core.paths import PATHS
+from tasks.core.serving.registry import ModelVersion, Registry
 
 log = logging.getLogger("churn.promote")
 
@@ -175,61 +168,6 @@ def reference_from(
             str(t.date()) if pd.notna(t) else None for t in (times.min(), times.max())
         )
     return reference, record
-
-
-def score_version(
-    model: Any, card: dict[str, Any], rows: pd.DataFrame | Path, objective: Objective
-) -> np.ndarray:
-    """The objective's scores of a registered model on raw feature rows (its own input
-    columns): a frame, or a split file scored part by part."""
-    numeric, categorical = card["numeric_features"], card["categorical_features"]
-    if isinstance(rows, Path):
-        return predict_parts(model, rows, numeric, categorical, objective)
-    return objective.scores(model, model_matrix(rows, numeric, categorical))
-
-
-def compare(
-    y: np.ndarray, challenger: np.ndarray, champion: np.ndarray, frame: pd.DataFrame, params: Params
-) -> dict[str, Any]:
-    """Challenger against champion on the same rows: paired bootstrap gain and slice regressions."""
-    objective = objective_for(params.problem)
-    cfg, metric = params.promote, objective.primary
-    gain = paired_bootstrap_lift(
-        y, challenger, champion, metric, cfg.bootstrap_samples, cfg.confidence, cfg.random_state
-    )
-    regressions = []
-    for column in params.evaluate.slices:
-        if column not in frame:
-            continue
-        for value, idx in slice_groups(frame[column].reset_index(drop=True)).items():
-            ys = y[idx]
-            if len(idx) < params.evaluate.slice_min_rows or not objective.judgeable(ys):
-                continue
-            loss = metric.oriented(objective.score(metric.name, ys, champion[idx])) - (
-                metric.oriented(objective.score(metric.name, ys, challenger[idx]))
-            )
-            if loss > cfg.slice_tolerance:
-                regressions.append(
-                    {"slice": f"{column}={value}", "rows": int(len(idx)), "loss": round(loss, 4)}
-                )
-    promote = gain["lower"] > cfg.promotion_margin and not regressions
-    reasons = [
-        f"{metric.name} gain over the champion {gain['lift']:+.4f}, {cfg.confidence:.0%} interval "
-        f"[{gain['lower']:+.4f}, {gain['upper']:+.4f}], margin {cfg.promotion_margin}: "
-        + ("clears it" if gain["lower"] > cfg.promotion_margin else "does not clear it")
-    ]
-    reasons += [
-        f"slice {r['slice']} ({r['rows']} rows) loses {r['loss']} > tolerance {cfg.slice_tolerance}"
-        for r in regressions
-    ]
-    return {
-        "promote": promote,
-        "metric": metric.name,
-        "gain": gain,
-        "slice_regressions": regressions,
-        "rows": int(len(y)),
-        "reasons": reasons,
-    }
 
 
 def registered_as(
@@ -391,64 +329,3 @@ def register_and_promote(
         previous=champion.version,
         comparison={k: v for k, v in decision.items() if k not in ("promote", "reasons")},
     )
-
-
-def describe(version: ModelVersion | None) -> str:
-    """One line about a version."""
-    if version is None:
-        return "none"
-    m = version.card.get("metrics", {}).get("test", {})
-    return (
-        f"{version.version} {version.card.get('model')} test ROC-AUC "
-        f"{m.get('roc_auc', float('nan')):.4f} "
-        f"(run {version.card.get('flow_run_name')}, experiment {version.card.get('experiment')})"
-    )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``show`` the registry, ``rollback`` the champion, or ``reindex`` the registry."""
-    parser = argparse.ArgumentParser(prog="python -m tasks.promote", description="model registry")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("show", help="versions and aliases")
-    back = sub.add_parser(
-        "rollback", help="point the champion back at the previous champion or a version"
-    )
-    back.add_argument(
-        "--to", default=None, help="version to roll back to (default: the previous champion)"
-    )
-    back.add_argument("--reason", default="manual rollback")
-    sub.add_parser(
-        "reindex",
-        help="rebuild registry/index.jsonl from the versions whose model matches its card "
-        "(only for a registry whose files you trust)",
-    )
-    args = parser.parse_args(argv)
-    root = find_project_root()
-    params = load_params(root / PATHS.params)
-    registry = open_registry(root, params)
-    try:
-        if args.command == "rollback":
-            before = registry.aliases().get("champion")
-            target = registry.rollback(args.to, args.reason)
-            print(f"champion: {before} -> {target}")
-            return 0
-        if args.command == "reindex":
-            kept, left = registry.rebuild_index()
-            print(f"indexed: {', '.join(kept) or 'none'}")
-            if left:
-                print(f"left out (model does not match its card): {', '.join(left)}")
-            return 0
-    except RegistryError as exc:
-        print(f"rollback refused: {exc}", file=sys.stderr)
-        return 1
-    aliases = registry.aliases()
-    for v in registry.versions():
-        tags = [a for a, n in aliases.items() if n == v.version]
-        print(f"  {describe(v)}{'  <- ' + ', '.join(tags) if tags else ''}")
-    if not aliases:
-        print("  no champion yet (run `make run`; a blessed model is registered and promoted)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -147,7 +147,7 @@ def _x(frame, params):
 
 
 def test_slices_in_parallel_match_local(dask_engine, params, splits):
-    from tasks.evaluate import slice_metrics
+    from tasks.core.ml.gate import slice_metrics
 
     valid = splits["valid"]
     y = valid[params.problem.target].to_numpy(int)

@@ -22,9 +22,10 @@ from tasks.core.data.features import build_features
 from tasks.core.data.pii import protect_frame
 from tasks.core.data.schema import kinds_for, standardise
 from tasks.core.errors import StepError
+from tasks.core.ml.gate import skipped_columns
+from tasks.core.ml.report import model_card
 from tasks.core.quality.audit_frame import audit_frame, copies_of
 from tasks.core.quality.validation import propose_suite, read_suite_file, validate_frame
-from tasks.evaluate import model_card, skipped_columns
 from tasks.features import never_features
 from tasks.problem import validate_problem
 from tasks.split import assign_splits, finding, run_audit

@@ -69,12 +69,12 @@ def test_a_missing_or_empty_index_refuses_every_load_until_rebuilt(trained_proje
     card = champion.folder / "card.json"
     os.chmod(card, 0o644)
     card.write_text(json.dumps({**champion.card, "threshold": 0.99}))  # the edit it hid
-    with pytest.raises(RegistryError, match="missing or empty.*python -m tasks.promote reindex"):
+    with pytest.raises(RegistryError, match="missing or empty.*make reindex"):
         registry.load(registry.champion())
     # the rebuild trusts the files as they are (the edited card included): restore first
     card.write_text(json.dumps(champion.card))
     done = subprocess.run(
-        [sys.executable, "-m", "tasks.promote", "reindex"],
+        [sys.executable, "-m", "tasks.core.serving.registry_cli", "reindex"],
         cwd=root,
         capture_output=True,
         text=True,

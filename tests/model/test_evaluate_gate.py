@@ -9,6 +9,7 @@ from tasks.core.config import parse_params
 from tasks.core.errors import StepError
 from tasks.core.metrics import metric as metric_named
 from tasks.core.ml.evaluation import paired_bootstrap_lift
+from tasks.core.ml.gate import fairness, gate, skipped_columns, slice_metrics, unjudged_slices
 from tasks.core.ml.models import (
     UntrustedModel,
     build_pipeline,
@@ -18,15 +19,7 @@ from tasks.core.ml.models import (
 )
 from tasks.core.paths import PATHS
 from tasks.core.runtime.pipeline import load_stages
-from tasks.evaluate import (
-    fairness,
-    gate,
-    headline,
-    read_sealed_test,
-    skipped_columns,
-    slice_metrics,
-    unjudged_slices,
-)
+from tasks.evaluate import headline, read_sealed_test
 from tests.conftest import REPO, default_params_dict
 
 

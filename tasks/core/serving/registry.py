@@ -139,8 +139,8 @@ class Registry:
 
         Its model file must match the hash on its card, and each file (card, schema, reference,
         model) the hash recorded in ``index.jsonl`` at registration. A missing or empty index
-        is refused too (deleting it must not turn the check off); ``python -m tasks.promote
-        reindex`` rebuilds it from the versions whose model still matches its card.
+        is refused too (deleting it must not turn the check off); ``make reindex`` rebuilds it
+        from the versions whose model still matches its card.
         """
         actual = file_sha256(version.model_path)
         expected = version.card["model_sha256"]
@@ -154,7 +154,7 @@ class Registry:
             raise RegistryError(
                 f"{self.root / INDEX} is missing or empty, so {version.version}'s files cannot "
                 "be checked; refusing to load it. If the registry is yours and its files were "
-                "not edited, rebuild the index: python -m tasks.promote reindex"
+                "not edited, rebuild the index: make reindex"
             )
         if version.version not in index:
             raise RegistryError(

@@ -1,0 +1,134 @@
+"""What evaluate writes for people: the model card (from a Jinja2 template), the figures and
+the curves ``dvc plots`` draws.
+
+The card's layout is ``templates/model_card.md.j2``; the metric rows and their labels come
+from the problem's objective (:mod:`tasks.core.ml.objective`), and every cell that a user's
+data fills is escaped for Markdown (:func:`tasks.core.quality.pages.md`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
+
+from tasks.core.config import Params
+from tasks.core.io import atomic_path
+from tasks.core.ml.objective import objective_for
+from tasks.core.paths import PATHS
+from tasks.core.quality.pages import md
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+def _environment() -> Any:
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=False,  # Markdown, escaped cell by cell with the md filter
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["md"] = md
+    return env
+
+
+def model_card(
+    params: Params, meta: dict[str, Any], result: dict[str, Any], env_hash: str, version: str
+) -> str:
+    """``reports/model_card.md``."""
+    objective = objective_for(params.problem)
+    t = result["test"]
+    labels = {n: m.describe(**objective.options) for n, m in objective.metrics.items()}
+    headline = [
+        (labels[n][:1].upper() + labels[n][1:], t[n])
+        for n, m in objective.metrics.items()
+        if m.reported
+    ]
+    ranking = objective.metric(objective.FLOOR_METRIC).label
+    oracle = t.get(f"oracle_{objective.FLOOR_METRIC}")
+    return (
+        _environment()
+        .get_template("model_card.md.j2")
+        .render(
+            name=params.problem.name,
+            blessed=result["blessed"],
+            meta=meta,
+            data=result["data"],
+            version=version,
+            env_hash=env_hash,
+            headline=headline,
+            test=t,
+            ranking=ranking,
+            oracle=f"{oracle:.4f}" if oracle is not None else "n/a (not simulator data)",
+            summary=[objective.metric(n) for n in objective.SUMMARY],
+            baselines=result["baselines"],
+            reasons=result["gate_reasons"],
+            judged=sorted({s["column"] for s in result["slices"] if s["checked"]}),
+            fairness=result["fairness"],
+            skipped=result.get("skipped_columns", []),
+            importance=objective.metric(objective.IMPORTANCE_SCORER).label,
+            top_features=result["top_features"],
+        )
+    )
+
+
+def figures(y: np.ndarray, proba: np.ndarray, decision: np.ndarray, folder: Path) -> None:
+    """``reports/figures/evaluation.png``: ROC, precision-recall, calibration, confusion."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fpr, tpr, _ = roc_curve(y, proba)
+    precision, recall, _ = precision_recall_curve(y, proba)
+    frac_pos, mean_pred = calibration_curve(y, proba, n_bins=10, strategy="quantile")
+    cm = confusion_matrix(y, decision)
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8), dpi=90)
+    axes[0].plot(fpr, tpr)
+    axes[0].plot([0, 1], [0, 1], ":", color="grey")
+    axes[0].set(title="ROC", xlabel="false positive rate", ylabel="true positive rate")
+    axes[1].plot(recall, precision)
+    axes[1].set(title="Precision-recall", xlabel="recall", ylabel="precision")
+    axes[2].plot(mean_pred, frac_pos, marker="o")
+    axes[2].plot([0, 1], [0, 1], ":", color="grey")
+    axes[2].set(title="Calibration", xlabel="mean predicted", ylabel="observed rate")
+    axes[3].imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        axes[3].text(
+            j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black"
+        )
+    axes[3].set(
+        title="Confusion matrix", xlabel="predicted", ylabel="actual", xticks=[0, 1], yticks=[0, 1]
+    )
+    fig.tight_layout()
+    with atomic_path(folder / "evaluation.png") as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def curves(y: np.ndarray, proba: np.ndarray, decision: np.ndarray, root: Path) -> None:
+    """The curves ``dvc plots`` draws (``reports/plots/``): ROC, PR, calibration, confusion."""
+    fpr, tpr, _ = roc_curve(y, proba)
+    precision, recall, _ = precision_recall_curve(y, proba)
+    frac_pos, mean_pred = calibration_curve(y, proba, n_bins=10, strategy="quantile")
+    keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 400)).astype(int))
+    step = np.unique(np.linspace(0, len(recall) - 1, min(len(recall), 400)).astype(int))
+    with atomic_path(root / PATHS.confusion_csv) as tmp:
+        pd.DataFrame({"actual": y, "predicted": decision}).to_csv(tmp, index=False)
+    for path, frame in (
+        (PATHS.roc_csv, pd.DataFrame({"fpr": fpr[keep], "tpr": tpr[keep]})),
+        (PATHS.pr_csv, pd.DataFrame({"recall": recall[step], "precision": precision[step]})),
+        (
+            PATHS.calibration_csv,
+            pd.DataFrame({"mean_predicted": mean_pred, "observed_rate": frac_pos}),
+        ),
+    ):
+        with atomic_path(root / path) as tmp:
+            frame.round(6).to_csv(tmp, index=False)
