@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import difflib
-import logging
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -675,7 +673,8 @@ def known_keys(model: type[BaseModel], prefix: str = "") -> dict[str, list[str]]
     return out
 
 
-# Renamed sections: the old name's keys, and where each now lives.
+# Renamed sections: the old name's keys, and where each now lives (an old section is
+# refused with this map in the message; it is not read any more).
 RENAMED = {
     "deploy": {
         **{k: f"promote.{k}" for k in PromoteParams.model_fields},
@@ -686,48 +685,25 @@ RENAMED = {
 }
 
 
-def upgrade(raw: dict[str, Any], source: str = "params.yaml") -> dict[str, Any]:
-    """``raw`` with renamed sections moved to their new names (a warning says which).
+def refuse_renamed(raw: dict[str, Any], source: str = "params.yaml") -> None:
+    """Refuse a section that was renamed, saying where each of its keys lives now.
 
     Raises
     ------
     ParamsError
-        When a key is given under both its old and its new name, or is unknown.
     """
-    out = dict(raw)
     for old, moves in RENAMED.items():
-        if old not in out:
+        if old not in raw:
             continue
-        section = out.pop(old) or {}
-        if not isinstance(section, dict):
-            raise ParamsError(f"{source}: {old} must be a mapping")
-        for key, value in section.items():
-            if key not in moves:
-                raise ParamsError(f"{source} is invalid:\n  {old}.{key}: unknown key")
-            new_section, new_key = moves[key].split(".")
-            target = dict(out.get(new_section) or {})
-            if new_key in target:
-                raise ParamsError(
-                    f"{source}: {old}.{key} and {moves[key]} are both set; keep {moves[key]}"
-                )
-            target[new_key] = value
-            out[new_section] = target
-        warnings.warn(
-            f"{source}: section '{old}' is deprecated; its keys moved to "
-            + ", ".join(sorted({f"'{m.split('.')[0]}'" for m in moves.values()}))
-            + " ("
-            + ", ".join(f"{old}.{k} -> {moves[k]}" for k in section)
-            + ")",
-            DeprecationWarning,
-            stacklevel=2,
+        section = raw[old] if isinstance(raw[old], dict) else {}
+        given = [f"{old}.{k} -> {moves[k]}" for k in section if k in moves]
+        raise ParamsError(
+            f"{source}: the '{old}' section was split into "
+            + " and ".join(sorted({f"'{m.split('.')[0]}'" for m in moves.values()}))
+            + ": move "
+            + (", ".join(given) if given else "its keys")
+            + " (docs/reference/params.md lists every key)"
         )
-        logging.getLogger("churn.params").warning(
-            "%s: section '%s' is deprecated: rename it (%s)",
-            source,
-            old,
-            ", ".join(f"{old}.{k} -> {moves[k]}" for k in section),
-        )
-    return out
 
 
 def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
@@ -751,7 +727,7 @@ def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
     """
     if not isinstance(raw, dict):
         raise ParamsError(f"{source}: expected a mapping of sections, got {type(raw).__name__}")
-    raw = upgrade(raw, source)
+    refuse_renamed(raw, source)
     try:
         params = Params.model_validate(raw)
     except ValidationError as exc:

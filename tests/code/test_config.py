@@ -95,36 +95,18 @@ def test_an_unreachable_scheduler_is_a_clear_step_error(tmp_path, monkeypatch):
     assert "could not reach the Dask scheduler at tcp://127.0.0.1:9" in str(err.value)
 
 
-def test_the_old_deploy_section_is_accepted_with_a_deprecation_message(caplog):
-    from tasks.core.config import parse_params
-    from tests.conftest import default_params_dict
-
-    raw = default_params_dict()
-    raw.pop("promote")
-    raw.pop("retrain")
-    raw["deploy"] = {
-        "registry_dir": "models-registry",
-        "retrain_schedule_active": True,
-        "timezone": "CET",
-    }
-    with pytest.warns(
-        DeprecationWarning, match="deploy.retrain_schedule_active -> retrain.schedule_active"
-    ):
-        params = parse_params(raw)
-    assert params.promote.registry_dir == "models-registry"
-    assert params.retrain.schedule_active and params.retrain.timezone == "CET"
-
-
-def test_a_key_under_both_its_old_and_new_name_is_refused():
+def test_the_old_deploy_section_is_refused_with_where_each_key_lives_now():
     from tasks.core.config import ParamsError, parse_params
     from tests.conftest import default_params_dict
 
     raw = default_params_dict()
-    raw["deploy"] = {"registry_dir": "elsewhere"}
-    with pytest.raises(
-        ParamsError, match="deploy.registry_dir and promote.registry_dir are both set"
-    ):
+    raw["deploy"] = {"registry_dir": "models-registry", "retrain_schedule_active": True}
+    with pytest.raises(ParamsError) as refused:
         parse_params(raw)
+    message = str(refused.value)
+    assert "'deploy' section was split into 'promote' and 'retrain'" in message
+    assert "deploy.registry_dir -> promote.registry_dir" in message
+    assert "deploy.retrain_schedule_active -> retrain.schedule_active" in message
 
 
 def test_a_role_for_a_column_collect_pii_drops_names_both_keys():
