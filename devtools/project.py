@@ -131,7 +131,7 @@ def steps(repo: Path = REPO) -> list[tuple[str, Any]]:
     import importlib
     import re
 
-    from tasks.core.runtime.pipeline import load_stages
+    from flows.runtime.pipeline import load_stages
 
     out = []
     for stage in load_stages(repo / PATHS.dvc_yaml):

@@ -201,7 +201,7 @@ CHROMIUM = ("/usr/bin/chromium", "/usr/bin/chromedriver")
 def start_evidently_ui(workspace: Path, log: Path) -> tuple[subprocess.Popen, str]:
     """``evidently ui`` (``make monitor-ui``) on ``workspace`` at a free port, once it answers:
     the process and its URL."""
-    from tasks.core.runtime.processes import tool_env
+    from flows.runtime.processes import tool_env
 
     port = free_port()
     evidently = Path(sys.executable).with_name("evidently")

@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from flows.runtime.experiments import reproduce_run
+from flows.runtime.pipeline import load_stages
 from tasks.core.paths import PATHS, find_project_root
-from tasks.core.runtime.experiments import reproduce_run
-from tasks.core.runtime.pipeline import load_stages
 
 
 def main(argv: list[str] | None = None) -> int:

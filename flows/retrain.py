@@ -21,12 +21,12 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.runtime import flow_run
 
 from flows.common import pipeline_slot, project_root
+from flows.runtime import workspace
+from flows.runtime.experiments import experiment_name
 from flows.training import training
 from tasks.core.config import load_params
 from tasks.core.env import telemetry_off
 from tasks.core.paths import PATHS
-from tasks.core.runtime import workspace
-from tasks.core.runtime.experiments import experiment_name
 from tasks.core.serving.registry import registry_dir as default_registry_dir
 
 

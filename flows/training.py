@@ -1,7 +1,7 @@
 """The training flow: every stage of ``dvc.yaml`` as one Prefect task, in DAG order.
 
 The flow holds no copy of the pipeline: it reads the stages from ``dvc.yaml`` at run time
-(``tasks.core.runtime.pipeline``) and runs each through DVC, so ``dvc repro`` and this flow do the
+(``flows.runtime.pipeline``) and runs each through DVC, so ``dvc repro`` and this flow do the
 same work. Afterwards the run is recorded as a DVC experiment named
 ``<flow-run-name>-<short id>`` and its data pushed to the DVC remote.
 
@@ -15,7 +15,7 @@ import sys
 
 if __name__ == "__main__" and "--flow-anyway" not in sys.argv[1:]:
     # before Prefect's import (about 2 s): a re-run that would change nothing says so and stops
-    from tasks.core.runtime.rerun import exit_if_unchanged
+    from flows.runtime.rerun import exit_if_unchanged
 
     exit_if_unchanged()
 
@@ -30,17 +30,17 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.runtime.experiments import experiment_name, push_data, save_experiment
+from flows.runtime.lock import PipelineBusy, workspace_lock
+from flows.runtime.pipeline import Stage, load_stages
+from flows.runtime.processes import tool_env
+from flows.runtime.rerun import print_model_summary, remember_run, unchanged_since_last_run
+from flows.runtime.stages import StageFailed, repro_stage, stale_stages
+from flows.runtime.warm import warm_steps
 from tasks.core.env import telemetry_off
 from tasks.core.io import read_json
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.quality.data_docs import finish as finish_data_docs
-from tasks.core.runtime.experiments import experiment_name, push_data, save_experiment
-from tasks.core.runtime.lock import PipelineBusy, workspace_lock
-from tasks.core.runtime.pipeline import Stage, load_stages
-from tasks.core.runtime.processes import tool_env
-from tasks.core.runtime.rerun import print_model_summary, remember_run, unchanged_since_last_run
-from tasks.core.runtime.stages import StageFailed, repro_stage, stale_stages
-from tasks.core.runtime.warm import warm_steps
 from tasks.core.step import code_version
 
 if TYPE_CHECKING:  # the step module is imported only when a model is registered
@@ -224,7 +224,7 @@ def training(
     ):
         stale, ran = stale_stages(root), set()
         futures: dict[str, Any] = {}
-        # a warm process pays the steps' imports once (tasks/core/runtime/warm.py); not
+        # a warm process pays the steps' imports once (flows/runtime/warm.py); not
         # started when dvc status says nothing is to run
         with warm_steps(root, tool_env()) if stale != set() else contextlib.nullcontext():
             for stage in stages:

@@ -2,7 +2,7 @@
 
 DVC decides what is stale from each stage's ``deps``; a module a stage imports but does not
 list would leave results cached after its code changed. ``tests/code/test_dvc_deps.py`` checks
-``dvc.yaml`` against this closure, and ``python -m tasks.core.runtime.code_deps`` prints what
+``dvc.yaml`` against this closure, and ``python -m flows.runtime.code_deps`` prints what
 each stage is missing or lists for nothing.
 
 Every import statement counts, those inside functions too. Package ``__init__.py`` files are
@@ -16,8 +16,8 @@ import re
 import sys
 from pathlib import Path
 
+from flows.runtime.pipeline import load_stages
 from tasks.core.paths import PATHS, find_project_root
-from tasks.core.runtime.pipeline import load_stages
 
 CODE_ROOTS = ("tasks", "flows", "service")
 _MODULE_CMD = re.compile(r"\bpython3?\s+-m\s+([\w.]+)")

@@ -7,8 +7,8 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from flows.runtime.processes import dvc_executable, run_streaming
 from tasks.core.paths import PATHS
-from tasks.core.runtime.processes import dvc_executable, run_streaming
 
 # Outputs that record when they were made (Data Docs pages name the validation time), so a
 # reproduction recomputes them but they never match byte for byte: left out of the check.

@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from flows.runtime.processes import clear_orphans, tracking_children
 from tasks.core.io import TMP_PREFIX
-from tasks.core.runtime.processes import clear_orphans, tracking_children
 
 # Pipeline output folders swept for half-written files (``tasks.core.io.atomic_path``)
 # of a killed run

@@ -15,10 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from flows.runtime.lock import no_run_in_progress
+from flows.runtime.stages import stale_stages
 from tasks.core.io import file_sha256, read_json, write_json
 from tasks.core.paths import PATHS, find_project_root
-from tasks.core.runtime.lock import no_run_in_progress
-from tasks.core.runtime.stages import stale_stages
 
 
 def run_fingerprint(root: Path) -> dict[str, str]:

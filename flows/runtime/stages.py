@@ -16,9 +16,9 @@ from pathlib import Path
 
 import yaml
 
-from tasks.core.runtime.lock import PipelineBusy
-from tasks.core.runtime.processes import dvc_executable, run_streaming, tool_env
-from tasks.core.runtime.warm import active_env
+from flows.runtime.lock import PipelineBusy
+from flows.runtime.processes import dvc_executable, run_streaming, tool_env
+from flows.runtime.warm import active_env
 
 BUSY_PATTERNS = ("is busy", "Unable to acquire lock")
 

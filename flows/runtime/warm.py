@@ -69,7 +69,7 @@ PRELOAD = (
 _active: dict[str, dict[str, str]] = {"env": {}}
 
 SHIM = """#!{python} -S
-# Written by tasks/core/runtime/warm.py: forwards `python -m tasks.<step>` to a warm process.
+# Written by flows/runtime/warm.py: forwards `python -m tasks.<step>` to a warm process.
 import json, os, re, socket, sys
 
 REAL, SOCKET = {python!r}, {socket!r}
@@ -125,13 +125,13 @@ def warm_steps(root: Path, env: dict[str, str]) -> Iterator[None]:
     if not enabled():
         yield
         return
-    from tasks.core.runtime.processes import track_child
+    from flows.runtime.processes import track_child
 
     sweep(Path(tempfile.gettempdir()))
     folder = Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX))  # mode 0700: only this user
     sock = folder / SOCKET_NAME
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tasks.core.runtime.warm", str(sock), str(root.resolve())],
+        [sys.executable, "-m", "flows.runtime.warm", str(sock), str(root.resolve())],
         cwd=root,
         env=env,
         stdin=subprocess.PIPE,
@@ -364,7 +364,7 @@ class _Server:
 
 
 def main(argv: list[str]) -> None:
-    """``python -m tasks.core.runtime.warm <socket> <project root>``, from :func:`warm_steps`."""
+    """``python -m flows.runtime.warm <socket> <project root>``, from :func:`warm_steps`."""
     sock_path = Path(argv[0])
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:

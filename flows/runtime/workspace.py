@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
+from flows.runtime.processes import dvc_executable, run_streaming, tool_env
 from tasks.core.config import Params, ParamsError, known_keys, load_params, parse_params
 from tasks.core.io import write_text
 from tasks.core.paths import PATHS
-from tasks.core.runtime.processes import dvc_executable, run_streaming, tool_env
 
 
 class WorkspaceError(RuntimeError):

@@ -7,7 +7,7 @@ import sys
 from benchmarks.measure import concurrent, latency_summary, run_measured
 from benchmarks.plain import STEPS
 from benchmarks.run import markdown, sanity
-from tasks.core.runtime.pipeline import load_stages
+from flows.runtime.pipeline import load_stages
 from tests.conftest import REPO
 
 

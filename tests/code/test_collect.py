@@ -152,7 +152,7 @@ def test_earlier_snapshots_stay_read_only_and_unchanged_through_dvc_repro(projec
 
     import yaml
 
-    from tasks.core.runtime.processes import dvc_executable, tool_env
+    from flows.runtime.processes import dvc_executable, tool_env
 
     root = project()
     raw = root / "data" / "01_raw"
@@ -197,7 +197,7 @@ def titanic_db(path, rows: int) -> str:
 
 @pytest.mark.slow
 def test_a_changed_or_grown_sql_source_is_collected_again(project, tmp_path, monkeypatch):
-    from tasks.core.runtime.stages import repro_stage, stale_stages
+    from flows.runtime.stages import repro_stage, stale_stages
 
     root = project(
         {
@@ -234,7 +234,7 @@ def test_a_changed_or_grown_sql_source_is_collected_again(project, tmp_path, mon
 
 
 def test_an_unchanged_file_is_not_read_again_and_a_changed_one_is(project):
-    from tasks.core.runtime.stages import repro_stage, stale_stages
+    from flows.runtime.stages import repro_stage, stale_stages
 
     root = project({"collect": {"source": "csv", "path": "data/external/x.csv", "window": None}})
     (root / "data" / "external").mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from tasks.core.runtime.code_deps import CODE_ROOTS, compare, import_closure
+from flows.runtime.code_deps import CODE_ROOTS, compare, import_closure
 from tests.conftest import REPO
 
 
@@ -18,7 +18,7 @@ def test_every_stage_lists_exactly_the_project_modules_its_command_imports():
     ]
     assert not problems, (
         "dvc.yaml deps disagree with the stages' imports (python -m "
-        "tasks.core.runtime.code_deps lists them):\n" + "\n".join(problems)
+        "flows.runtime.code_deps lists them):\n" + "\n".join(problems)
     )
 
 

@@ -12,8 +12,8 @@ import json
 
 import pytest
 
+from flows.runtime.pipeline import load_stages
 from tasks.core.config import Params, Section
-from tasks.core.runtime.pipeline import load_stages
 from tests.conftest import PARAMS_READS, REPO
 
 

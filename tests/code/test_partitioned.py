@@ -19,11 +19,11 @@ import pytest
 import yaml
 
 from devtools.project import SMALL, make_project
+from flows.runtime.processes import tool_env
+from flows.runtime.warm import active_env, warm_steps
 from tasks.core.data.schema import dedupe
 from tasks.core.data.shuffle import Copies, keep_mask, shuffle
 from tasks.core.paths import PATHS
-from tasks.core.runtime.processes import tool_env
-from tasks.core.runtime.warm import active_env, warm_steps
 
 pytestmark = pytest.mark.slow
 

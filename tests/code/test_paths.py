@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from flows.runtime.pipeline import load_stages
 from tasks.core.paths import PATHS
-from tasks.core.runtime.pipeline import load_stages
 from tests.conftest import REPO
 
 CODE_PREFIXES = ("tasks/", "flows/")

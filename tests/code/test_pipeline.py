@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from tasks.core.runtime.pipeline import load_stages, parse_stages
+from flows.runtime.pipeline import load_stages, parse_stages
 from tests.conftest import REPO
 
 

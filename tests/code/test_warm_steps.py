@@ -17,8 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tasks.core.runtime.processes import tool_env
-from tasks.core.runtime.warm import SOCKET_NAME, active_env, sweep, warm_steps
+from flows.runtime.processes import tool_env
+from flows.runtime.warm import SOCKET_NAME, active_env, sweep, warm_steps
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,7 +41,8 @@ sys.exit(int(os.environ.get("PROBE_EXIT", "0")))
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     skip = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(REPO / "tasks", tmp_path / "tasks", ignore=skip)
+    for package in ("tasks", "flows"):  # the steps, and the warm server beside the flows
+        shutil.copytree(REPO / package, tmp_path / package, ignore=skip)
     (tmp_path / "tasks" / "probe_step.py").write_text(PROBE)
     return tmp_path
 

@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from devtools.project import git
+from flows.runtime import workspace
 from tasks.core.config import ParamsError
-from tasks.core.runtime import workspace
 
 
 def test_overrides_are_validated_before_the_file_changes(project):
@@ -54,7 +54,7 @@ def test_a_workspace_is_a_worktree_of_a_commit_that_shares_the_dvc_cache_and_rem
 def test_a_workspace_runs_objects_land_in_the_main_cache_by_hash(project):
     import subprocess
 
-    from tasks.core.runtime.processes import dvc_executable, tool_env
+    from flows.runtime.processes import dvc_executable, tool_env
 
     main = project()
     ws = workspace.create(main, "run-cache", on_line=lambda _: None)

@@ -10,14 +10,14 @@ import time
 import pytest
 import zc.lockfile
 
-from tasks.core.runtime.lock import PipelineBusy, workspace_lock
-from tasks.core.runtime.stages import repro_stage
+from flows.runtime.lock import PipelineBusy, workspace_lock
+from flows.runtime.stages import repro_stage
 from tests.conftest import REPO
 
 HOLDER = """
 import sys, time
 from pathlib import Path
-from tasks.core.runtime.lock import workspace_lock
+from flows.runtime.lock import workspace_lock
 with workspace_lock(Path(sys.argv[1]), holder="flow run other-run (1234)"):
     print("held", flush=True)
     time.sleep(60)

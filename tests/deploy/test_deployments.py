@@ -14,7 +14,7 @@ import pytest
 
 from devtools.project import git
 from devtools.services import chromium, chromium_or_skip
-from tasks.core.runtime.processes import dvc_executable, tool_env
+from flows.runtime.processes import dvc_executable, tool_env
 
 pytestmark = pytest.mark.slow
 

@@ -23,8 +23,8 @@ import pytest
 
 from devtools.project import git
 from devtools.services import free_port, spawn, stop, wait_for
+from flows.runtime.processes import dvc_executable, tool_env
 from tasks.core.paths import PATHS
-from tasks.core.runtime.processes import dvc_executable, tool_env
 from tests.conftest import dvc_up_to_date
 
 pytestmark = pytest.mark.slow

@@ -23,9 +23,9 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from flows.runtime.processes import tool_env
 from service.app import create_app
 from tasks.core.paths import PATHS, PREDICTIONS_DB
-from tasks.core.runtime.processes import tool_env
 from tasks.core.serving import store as store_module
 from tests.conftest import without_served_state
 

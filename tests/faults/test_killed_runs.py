@@ -23,8 +23,8 @@ import psutil
 import pytest
 import yaml
 
+from flows.runtime.processes import tool_env
 from tasks.core.io import file_sha256
-from tasks.core.runtime.processes import tool_env
 from tests.conftest import dvc_up_to_date
 
 pytestmark = pytest.mark.slow
@@ -132,7 +132,7 @@ def test_runs_killed_in_collect_and_in_train_leave_nothing_the_next_run_must_rep
 
 
 def test_a_half_written_file_of_a_killed_step_is_removed_by_the_next_run_and_never_read(tmp_path):
-    from tasks.core.runtime.lock import workspace_lock
+    from flows.runtime.lock import workspace_lock
 
     (tmp_path / ".dvc" / "tmp").mkdir(parents=True)
     leftover = tmp_path / "data" / "02_interim" / ".tmp-clean.parquet.abc123"
@@ -147,7 +147,7 @@ def test_a_half_written_file_of_a_killed_step_is_removed_by_the_next_run_and_nev
 def test_a_running_dvc_command_keeps_its_temporary_files(tmp_path):
     import fcntl
 
-    from tasks.core.runtime.lock import sweep_half_written
+    from flows.runtime.lock import sweep_half_written
 
     (tmp_path / ".dvc" / "tmp").mkdir(parents=True)
     work = tmp_path / "reports" / ".tmp-metrics.json.x1"

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
+from flows.runtime import workspace
 from tasks.core.config import ParamsError
-from tasks.core.runtime import workspace
 
 
 @pytest.mark.parametrize(

@@ -11,10 +11,10 @@ import sys
 
 import pytest
 
+from flows.runtime.processes import tool_env
 from service.app import check_secrets
 from tasks.core.data.pii import PiiError, key_from_env
 from tasks.core.env import PlaceholderSecret
-from tasks.core.runtime.processes import tool_env
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from devtools.project import register_copy
-from tasks.core.runtime.processes import tool_env
+from flows.runtime.processes import tool_env
 from tasks.core.serving.registry import Registry, RegistryError
 from tests.conftest import without_served_state
 

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from flows.runtime.processes import tool_env
 from tasks.core.data.simulator import simulate
-from tasks.core.runtime.processes import tool_env
 
 pytestmark = pytest.mark.slow
 

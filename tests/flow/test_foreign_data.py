@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from flows.runtime.processes import dvc_executable, tool_env
 from tasks.core.paths import PATHS
-from tasks.core.runtime.processes import dvc_executable, tool_env
 from tests.data.foreign import FOREIGN_PARAMS, foreign_frame, write_csv
 
 pytestmark = pytest.mark.slow

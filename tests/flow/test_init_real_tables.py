@@ -23,9 +23,9 @@ import sys
 import pytest
 import yaml
 
+from flows.runtime.processes import tool_env
 from tasks.core.config import parse_params
 from tasks.core.paths import PATHS
-from tasks.core.runtime.processes import tool_env
 from tests.conftest import make_project
 from tests.data.real import flights, hmda, plain_roc_auc
 

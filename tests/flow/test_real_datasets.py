@@ -24,9 +24,9 @@ import pyarrow.parquet as pq
 import pytest
 from fastapi.testclient import TestClient
 
+from flows.runtime.processes import tool_env
 from service.app import create_app
 from tasks.core.paths import PATHS
-from tasks.core.runtime.processes import tool_env
 from tasks.core.serving.registry import Registry
 from tasks.core.serving.scoring import LoadedModel
 from tests.conftest import make_project

@@ -13,12 +13,12 @@ import yaml
 from prefect.client.orchestration import get_client
 
 from devtools.project import git
+from flows.runtime.experiments import NOT_BYTE_FOR_BYTE, locked_output_hashes
+from flows.runtime.lock import workspace_lock
+from flows.runtime.processes import dvc_executable, tool_env
+from flows.runtime.rerun import unchanged_workspace
+from flows.runtime.stages import stale_stages
 from flows.training import training
-from tasks.core.runtime.experiments import NOT_BYTE_FOR_BYTE, locked_output_hashes
-from tasks.core.runtime.lock import workspace_lock
-from tasks.core.runtime.processes import dvc_executable, tool_env
-from tasks.core.runtime.rerun import unchanged_workspace
-from tasks.core.runtime.stages import stale_stages
 from tasks.core.serving.registry import Registry
 
 pytestmark = pytest.mark.slow

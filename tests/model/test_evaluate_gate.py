@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from devtools.project import deep_merge
+from flows.runtime.pipeline import load_stages
 from tasks.core.config import parse_params
 from tasks.core.errors import StepError
 from tasks.core.metrics import metric as metric_named
@@ -18,7 +19,6 @@ from tasks.core.ml.models import (
     save_model,
 )
 from tasks.core.paths import PATHS
-from tasks.core.runtime.pipeline import load_stages
 from tasks.evaluate import headline, read_sealed_test
 from tests.conftest import REPO, default_params_dict
 

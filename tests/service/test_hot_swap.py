@@ -12,9 +12,9 @@ import pytest
 
 from devtools.project import REPO, register_copy
 from devtools.services import start_api, stop
+from flows.runtime.processes import tool_env
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
-from tasks.core.runtime.processes import tool_env
 from tasks.core.serving.registry import Registry
 from tests.conftest import Load, served_copy
 

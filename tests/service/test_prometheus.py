@@ -13,9 +13,9 @@ import yaml
 
 from devtools.project import REPO
 from devtools.services import free_port, spawn, start_api, stop, wait_for
+from flows.runtime.processes import tool_env
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
-from tasks.core.runtime.processes import tool_env
 from tests.conftest import served_copy
 
 pytestmark = pytest.mark.slow

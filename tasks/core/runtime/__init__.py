@@ -1,1 +1,1 @@
-"""Runtime: the DVC runner, the workspace lock, isolated workspaces and the compute engine."""
+"""Runtime the steps stand on: the compute engine (local processes or a Dask cluster)."""
