@@ -20,9 +20,9 @@ from tasks.core.data.schema import Standardised, kinds_for, standardise
 from tasks.core.data.simulator import simulate
 from tasks.core.metrics import metric as metric_named
 from tasks.core.ml.models import load_model, save_model
+from tasks.core.ml.tuning import tune
 from tasks.core.quality.validation import propose_suite, validate_frame, validate_partitioned
 from tasks.core.runtime.compute import engine
-from tasks.train import tune
 
 pytestmark = pytest.mark.slow
 

@@ -193,8 +193,8 @@ def test_xgboost_dask_trains_on_the_remote_workers_from_partitions_in_the_bucket
     """The training flow above chose logistic regression; XGBoost takes the xgboost.dask path."""
     from tasks.core.config import ComputeParams
     from tasks.core.metrics import metric as metric_named
+    from tasks.core.ml.tuning import tune
     from tasks.core.runtime.compute import engine
-    from tasks.train import tune
 
     train, valid = splits["train"], splits["valid"]
     hashes = {"train": "0" * 16, "valid": "0" * 16}

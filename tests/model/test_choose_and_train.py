@@ -8,7 +8,7 @@ from tasks.core.config import CostMatrix
 from tasks.core.metrics import metric
 from tasks.core.ml.costs import best_threshold, expected_cost
 from tasks.core.ml.models import build_pipeline, load_model, model_inputs, save_model
-from tasks.train import tune
+from tasks.core.ml.tuning import tune
 
 
 def test_the_simplest_candidate_within_one_standard_error_wins():
