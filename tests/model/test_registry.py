@@ -12,8 +12,9 @@ import pytest
 from tasks.core.ml.comparison import compare, score_version
 from tasks.core.ml.models import build_pipeline, model_inputs, save_model
 from tasks.core.ml.objective import objective_for
+from tasks.core.ml.reference import reference_sample
 from tasks.core.serving.registry import Registry, RegistryError
-from tasks.promote import reference_sample, training_schema
+from tasks.promote import training_schema
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,9 @@ from sklearn.metrics import roc_auc_score
 
 from tasks.core.data.simulator import simulate
 from tasks.core.ml.models import build_pipeline, model_inputs
+from tasks.core.ml.reference import reference_sample
 from tasks.monitor.estimate import calibrate, estimate, window_estimate
 from tasks.monitor.policy import alert_reasons
-from tasks.promote import reference_sample
 from tests.conftest import featured, split_frames
 
 LIVE_FROM = dt.date(2024, 4, 1)

@@ -14,10 +14,11 @@ import pytest
 
 from tasks.core.data.simulator import simulate
 from tasks.core.ml.models import build_pipeline, model_inputs
+from tasks.core.ml.reference import reference_sample
 from tasks.monitor.checks import unseen_categories
 from tasks.monitor.drift import drift_check
 from tasks.monitor.policy import alert_reasons
-from tasks.promote import reference_sample, training_schema
+from tasks.promote import training_schema
 from tests.conftest import featured, split_frames
 
 START, DRIFT, END = dt.date(2024, 1, 1), dt.date(2024, 3, 1), dt.date(2024, 4, 10)
