@@ -255,6 +255,13 @@ def bench_api(root: Path, env: dict[str, str], work: Path, quick: bool) -> dict[
         log(f"  API, batches of 1,000, 4 connections: {figures}")
     finally:
         stop(proc)
+    out["bare"] = bare_endpoint(root, env, work, workers, requests[8])
+    ours = out["http"]["8_clients"]
+    out["vs_bare_8_clients"] = {
+        "rps_ratio": round(ours["rps"] / out["bare"]["rps"], 2),
+        "p99_ratio": round(ours["p99_ms"] / out["bare"]["p99_ms"], 2),
+    }
+    log(f"  API vs the bare endpoint, 8 connections: {out['vs_bare_8_clients']}")
     _, model = champion(root)
     n = 300 if quick else 3000
     out["pandas_path"] = per_record(lambda r: model.score([r]), records, n)  # the baseline
@@ -271,6 +278,25 @@ def bench_api(root: Path, env: dict[str, str], work: Path, quick: bool) -> dict[
     out["other_models"] = other_models(root, records, n)
     out["compiled_speedup_p50"] = round(out["pandas_path"]["p50_ms"] / out["compiled"]["p50_ms"], 1)
     return out
+
+
+def bare_endpoint(
+    root: Path, env: dict[str, str], work: Path, workers: int, requests: int
+) -> dict[str, Any]:
+    """The floor: the champion's model on a ready vector behind Starlette and orjson, with the
+    same workers (:mod:`benchmarks.bare`), under the same load as our 8-connection run."""
+    from benchmarks.bare import start
+    from benchmarks.load import hey
+
+    body = work / "single.json"
+    proc, url = start(root, env, work / "bare.log", workers)
+    try:
+        hey(url + "/predict", body, 4, 400)  # warm-up
+        figures = hey(url + "/predict", body, 8, requests)
+    finally:
+        stop(proc)
+    log(f"  bare endpoint, 1 record, 8 connections: {figures}")
+    return figures
 
 
 def _get(port: int, path: str) -> int:
@@ -503,6 +529,15 @@ def markdown(results: dict[str, Any]) -> str:
                 f"p50 / p99, req/s | {h['p50_ms']:.2f} / {h['p99_ms']:.2f} ms, {h['rps']:,.0f}/s | "
                 f"{base['p50_ms']:.2f} / {base['p99_ms']:.2f} ms in-process (pandas) | "
                 f"{base['p50_ms'] / h['p50_ms']:.1f}x (p50) | {targets[n]} |"
+            )
+        if "bare" in a:  # the floor any model server pays: our figures as a ratio of it
+            bare, ours, ratio = a["bare"], a["http"]["8_clients"], a["vs_bare_8_clients"]
+            lines.append(
+                f"| /predict against the bare endpoint (Starlette, orjson, the model on a ready "
+                f"vector; {a['workers']} workers), 8 connections: req/s, p99 | "
+                f"{ours['rps']:,.0f}/s, {ours['p99_ms']:.1f} ms | {bare['rps']:,.0f}/s, "
+                f"{bare['p99_ms']:.1f} ms (bare) | {ratio['rps_ratio']:.2f}x req/s, "
+                f"{ratio['p99_ratio']:.2f}x p99 | for the record |"
             )
         b = a["http"]["batch_1000_4_clients"]
         shed, answers = b["statuses"].get(503, 0), sum(b["statuses"].values())
