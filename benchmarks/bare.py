@@ -26,7 +26,7 @@ def ready_vector(project: Path) -> tuple[Any, Any]:
     """The champion's compiled model and one record's input vector, made once."""
     import numpy as np
 
-    from benchmarks.run import api_records, champion
+    from benchmarks.served import api_records, champion
 
     _, model = champion(project)
     compiled = model.compiled

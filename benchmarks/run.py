@@ -39,7 +39,7 @@ from typing import Any
 
 from benchmarks import scale as scale_bench
 from benchmarks.measure import latency_summary, run_measured
-from demo.loop import records_of
+from benchmarks.served import api_records, champion
 from devtools.project import SMALL, deep_merge, make_project, register_copy
 from devtools.services import start_api, start_server, stop
 from tasks.core.env import TELEMETRY_OFF
@@ -145,28 +145,6 @@ def bench_rerun(root: Path, env: dict[str, str], work: Path) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- 3: the API
-def api_records(root: Path, n: int) -> list[dict[str, Any]]:
-    """``n`` raw records of the project's snapshot, as clients send them (no label)."""
-    from tasks.core.config import load_params
-    from tasks.core.data.snapshots import current_snapshot
-
-    params = load_params(root / "params.yaml")
-    raw = current_snapshot(root / "data" / "01_raw").read().head(n)
-    drop = [params.problem.target, *params.problem.post_outcome_columns]
-    return records_of(raw.drop(columns=[c for c in drop if c in raw]))
-
-
-def champion(root: Path) -> Any:
-    """The project's params and its champion, loaded for scoring (``(params, LoadedModel)``)."""
-    from tasks.core.config import load_params
-    from tasks.core.serving.registry import open_registry
-    from tasks.core.serving.scoring import LoadedModel
-
-    params = load_params(root / "params.yaml")
-    registry = open_registry(root, params)
-    return params, LoadedModel.load(registry, registry.champion())
-
-
 def with_shadow(root: Path) -> None:
     """Promote a copy of the champion, so the previous one scores in shadow (as after a
     promotion): the API figures are measured with the shadow's work included."""
@@ -195,9 +173,9 @@ def other_models(root: Path, records: list[dict[str, Any]], n: int) -> dict[str,
 
     import pandas as pd
 
+    from scoring.compiled import CompiledModel
     from tasks.core.ml.models import build_pipeline, fit_pipeline, model_inputs
     from tasks.core.paths import PATHS
-    from tasks.core.serving.compiled import CompiledModel
 
     params, model = champion(root)
     train = pd.read_parquet(root / PATHS.train)
@@ -330,10 +308,10 @@ def bench_monitoring(root: Path, env: dict[str, str], work: Path, rows: int) -> 
     clients), then: reading the window back, and the monitoring flow over it."""
     import threading
 
+    from scoring.store import PredictionStore, log_dir_of
     from service.serve import default_workers
     from tasks.core.config import load_params
     from tasks.core.serving.registry import registry_dir
-    from tasks.core.serving.store import PredictionStore, log_dir_of
 
     registry = registry_dir(root, load_params(root / "params.yaml"))
     shutil.rmtree(log_dir_of(registry), ignore_errors=True)  # the API benchmark's log
