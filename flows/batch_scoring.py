@@ -24,15 +24,15 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.common import project_root
+from scoring.fields import RecordError
+from scoring.scoring import LoadedModel
+from scoring.store import PredictionStore, open_store
 from tasks.core.config import load_params
 from tasks.core.data.sources import csv_parts, parquet_parts, safe_source_path
 from tasks.core.env import telemetry_off
 from tasks.core.io import TMP_PREFIX, file_sha256, write_parts
 from tasks.core.paths import PATHS
-from tasks.core.serving.fields import RecordError
 from tasks.core.serving.registry import open_registry, registry_dir
-from tasks.core.serving.scoring import LoadedModel
-from tasks.core.serving.store import PredictionStore, open_store
 
 OUTPUT_DIR = PATHS.predictions_dir
 

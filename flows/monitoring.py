@@ -35,6 +35,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.events import emit_event
 
 from flows.common import project_root
+from scoring.store import open_store
 from tasks.core.config import load_params
 from tasks.core.env import telemetry_off
 from tasks.core.io import read_json, write_json, write_text
@@ -44,7 +45,6 @@ from tasks.core.quality.pages import evidently_html
 from tasks.core.quality.suites import suite_path_for
 from tasks.core.quality.validation import read_suite_file
 from tasks.core.serving.registry import open_registry, registry_dir
-from tasks.core.serving.store import open_store
 from tasks.monitor import checks, drift, estimate, policy
 
 ALERT_EVENT = "churn.monitoring.alert"

@@ -8,7 +8,7 @@ infrequent categories) and the model (a logistic regression's coefficients, or X
 ``inplace_predict`` on one row). A random forest keeps scikit-learn's own ``predict_proba``
 on the compiled row: the documented fallback (``make bench`` reports its speed).
 
-The pandas path (:meth:`tasks.core.serving.scoring.LoadedModel.score`) stays the definition.
+The pandas path (:meth:`scoring.scoring.LoadedModel.score`) stays the definition.
 Cells this path is not sure to read the same way (a number written in an unusual form, a
 date no format matches) are handed to the definition's own parsers, one cell at a time, and
 ``tests/service/test_compiled_parity.py`` holds the two paths to the same decisions,
@@ -31,11 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from tasks.core.config import CleanParams, ProblemParams
-from tasks.core.data.features import feature_list
-from tasks.core.data.schema import parse_dates, parse_numbers
-from tasks.core.ml.objective import objective_for
-from tasks.core.serving.fields import (
+from scoring.fields import (
     CONTROL,
     ID_MAX_CHARS,
     INT_LIMIT,
@@ -47,10 +43,14 @@ from tasks.core.serving.fields import (
     too_long,
     value_problem,
 )
+from tasks.core.config import CleanParams, ProblemParams
+from tasks.core.data.features import feature_list
+from tasks.core.data.schema import parse_dates, parse_numbers
+from tasks.core.ml.objective import objective_for
 
 
 class Loaded(Protocol):
-    """What compiling needs of a loaded model (:class:`tasks.core.serving.scoring.LoadedModel`
+    """What compiling needs of a loaded model (:class:`scoring.scoring.LoadedModel`
     has it; this module does not import that one, which imports this)."""
 
     @property

@@ -15,14 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.core.config import CleanParams, ProblemParams
-from tasks.core.data.features import build_features
-from tasks.core.data.pii import key_from_env, protect_record, pseudonym
-from tasks.core.data.schema import parse_dates, parse_numbers, standardise
-from tasks.core.ml.models import model_matrix
-from tasks.core.ml.objective import objective_for
-from tasks.core.serving.compiled import CompiledModel
-from tasks.core.serving.fields import (
+from scoring.compiled import CompiledModel
+from scoring.fields import (
     LARGEST,
     RecordError,
     finite,
@@ -31,6 +25,12 @@ from tasks.core.serving.fields import (
     too_large,
     value_problem,
 )
+from tasks.core.config import CleanParams, ProblemParams
+from tasks.core.data.features import build_features
+from tasks.core.data.pii import key_from_env, protect_record, pseudonym
+from tasks.core.data.schema import parse_dates, parse_numbers, standardise
+from tasks.core.ml.models import model_matrix
+from tasks.core.ml.objective import objective_for
 from tasks.core.serving.registry import ModelVersion, Registry
 
 
@@ -49,7 +49,7 @@ class LoadedModel:
     def load(cls, registry: Registry, version: ModelVersion) -> "LoadedModel":
         """Load after the hash check; read the params the model was trained with from its card.
 
-        The per-record path is compiled here (:mod:`tasks.core.serving.compiled`), so the
+        The per-record path is compiled here (:mod:`scoring.compiled`), so the
         first request pays nothing for it.
         """
         params = version.card["params"]

@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
 
-from tasks.core.serving.compiled import InputColumns
+from scoring.compiled import InputColumns
 
 log = logging.getLogger("churn.store")
 

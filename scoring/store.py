@@ -27,10 +27,9 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from tasks.core.paths import PREDICTION_LOG, PREDICTIONS_DB
-from tasks.core.serving.compiled import InputColumns
-from tasks.core.serving.requests import RequestTally, summarise
-from tasks.core.serving.segments import (
+from scoring.compiled import InputColumns
+from scoring.requests import RequestTally, summarise
+from scoring.segments import (
     META,
     SegmentWriter,
     hour_start,
@@ -38,7 +37,8 @@ from tasks.core.serving.segments import (
     read_hours,
     to_batch,
 )
-from tasks.core.serving.segments import expire as expire_hours
+from scoring.segments import expire as expire_hours
+from tasks.core.paths import PREDICTION_LOG, PREDICTIONS_DB
 
 log = logging.getLogger("churn.store")
 
@@ -84,7 +84,7 @@ LABEL_EVENTS = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
 # every request, counted per minute, endpoint and status with its latency buckets (by each
-# worker; tasks/core/serving/requests.py)
+# worker; scoring/requests.py)
 REQUEST_STATS = sa.Table(
     "request_stats",
     METADATA,
@@ -256,7 +256,7 @@ class PredictionStore:
     ``clock`` stamps predictions and labels (default: the real time; the demo passes a
     simulated one). With ``log_dir`` (the API and batch scoring pass the registry's
     ``prediction_log``), model inputs go to typed Arrow segments there
-    (:mod:`tasks.core.serving.segments`) and the SQL row keeps ids, scores and labels;
+    (:mod:`scoring.segments`) and the SQL row keeps ids, scores and labels;
     without it, inputs are kept as JSON in the row (as before the columnar log).
 
     The writer thread flushes every ``flush_s`` seconds: on SIGTERM the API's shutdown

@@ -35,17 +35,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field, StrictInt
 
-from service.body import NotUnicode, decode, encode, may_differ
-from service.champion import Champion, request_reload
-from service.limits import BodyLimit, JsonOnly, Overload
-from service.metrics import CONTENT_TYPE, CountRequests, Metrics
-from tasks.core.env import refuse_placeholder
-from tasks.core.paths import PATHS
-from tasks.core.serving.compiled import InputColumns
-from tasks.core.serving.fields import RecordError
-from tasks.core.serving.registry import Registry, RegistryError, registry_dir
-from tasks.core.serving.scoring import LoadedModel
-from tasks.core.serving.store import (
+from scoring.compiled import InputColumns
+from scoring.fields import RecordError
+from scoring.scoring import LoadedModel
+from scoring.store import (
     Clock,
     PredictionStore,
     file_clock,
@@ -54,6 +47,13 @@ from tasks.core.serving.store import (
     store_url,
     utc_now,
 )
+from service.body import NotUnicode, decode, encode, may_differ
+from service.champion import Champion, request_reload
+from service.limits import BodyLimit, JsonOnly, Overload
+from service.metrics import CONTENT_TYPE, CountRequests, Metrics
+from tasks.core.env import refuse_placeholder
+from tasks.core.paths import PATHS
+from tasks.core.serving.registry import Registry, RegistryError, registry_dir
 
 log = logging.getLogger("churn.service")
 NOT_JSON = "the body is not valid JSON (NaN and Infinity are not)"

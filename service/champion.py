@@ -6,10 +6,10 @@ import logging
 import threading
 import uuid
 
+from scoring.scoring import LoadedModel
 from tasks.core.io import write_text
 from tasks.core.paths import REGISTRY_ALIASES, RELOAD_MARKER
 from tasks.core.serving.registry import Registry
-from tasks.core.serving.scoring import LoadedModel
 
 log = logging.getLogger("churn.service")
 

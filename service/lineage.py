@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sys
 
+from scoring.store import PredictionStore, store_url
 from service.app import lineage_of
 from tasks.core.config import load_params
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.serving.registry import open_registry
-from tasks.core.serving.store import PredictionStore, store_url
 
 
 def main(argv: list[str]) -> int:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import sys
 
+from scoring.store import open_store
 from tasks.core.config import load_params
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.serving.registry import registry_dir
-from tasks.core.serving.store import open_store
 
 
 def main(argv: list[str]) -> int:

@@ -19,7 +19,7 @@ from pathlib import Path
 from flows.runtime.pipeline import load_stages
 from tasks.core.paths import PATHS, find_project_root
 
-CODE_ROOTS = ("tasks", "flows", "service")
+CODE_ROOTS = ("tasks", "flows", "service", "scoring")
 _MODULE_CMD = re.compile(r"\bpython3?\s+-m\s+([\w.]+)")
 
 

@@ -121,7 +121,7 @@ def _check_command(argv: list[str]) -> None:
         module = args[1]
         spec = importlib.util.find_spec(module)
         assert spec is not None, f"python -m {module}: no such module"
-        if module.split(".")[0] in ("flows", "tasks", "service"):
+        if module.split(".")[0] in ("flows", "tasks", "service", "scoring"):
             assert Path(spec.origin).is_relative_to(REPO), module
             assert "def main" in Path(spec.origin).read_text(), (
                 f"{module} has no command-line main()"

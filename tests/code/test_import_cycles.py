@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import grimp
 
-PACKAGES = ("tasks", "flows", "service", "devtools", "benchmarks", "demo")
+PACKAGES = ("tasks", "flows", "service", "scoring", "devtools", "benchmarks", "demo")
 
 
 def circles(graph: grimp.ImportGraph) -> list[list[str]]:

@@ -24,9 +24,9 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from flows.runtime.processes import tool_env
+from scoring import store as store_module
 from service.app import create_app
 from tasks.core.paths import PATHS, PREDICTIONS_DB
-from tasks.core.serving import store as store_module
 from tests.conftest import without_served_state
 
 

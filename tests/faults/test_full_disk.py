@@ -28,9 +28,9 @@ import pyarrow as pa
 import pytest
 from fastapi.testclient import TestClient
 
+from scoring.segments import SegmentWriter, read_hours
 from service.app import create_app
 from tasks.core.paths import PATHS, PREDICTIONS_DB
-from tasks.core.serving.segments import SegmentWriter, read_hours
 from tests.conftest import without_served_state
 
 pytestmark = pytest.mark.skipif(

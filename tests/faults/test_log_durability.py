@@ -18,10 +18,10 @@ import pytest
 from devtools.project import REPO
 from devtools.services import start_api
 from flows.runtime.processes import tool_env
+from scoring.segments import hours_between, read_hours
+from scoring.store import PredictionStore, log_dir_of, sqlite_url
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
-from tasks.core.serving.segments import hours_between, read_hours
-from tasks.core.serving.store import PredictionStore, log_dir_of, sqlite_url
 from tests.conftest import Load, served_copy
 
 pytestmark = pytest.mark.slow

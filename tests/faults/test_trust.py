@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from flows.batch_scoring import batch_scoring
+from scoring.store import LABEL_EVENTS, PREDICTIONS, PredictionStore
 from service.app import create_app
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
-from tasks.core.serving.store import LABEL_EVENTS, PREDICTIONS, PredictionStore
 from tests.conftest import without_served_state
 
 TOKENS = {"crm-token": "crm"}

@@ -25,10 +25,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flows.runtime.processes import tool_env
+from scoring.scoring import LoadedModel
 from service.app import create_app
 from tasks.core.paths import PATHS
 from tasks.core.serving.registry import Registry
-from tasks.core.serving.scoring import LoadedModel
 from tests.conftest import make_project
 from tests.data.real import (
     PLANTED_DOMAIN,

@@ -13,13 +13,13 @@ from fastapi.testclient import TestClient
 
 from devtools.project import register_copy
 from flows.monitoring import ESTIMATE_PANEL, monitoring
+from scoring.store import PredictionStore, store_url
 from service.app import create_app
 from tasks.core.config import load_params
 from tasks.core.data.labels import binarize_target
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
 from tasks.core.serving.registry import Registry, registry_dir
-from tasks.core.serving.store import PredictionStore, store_url
 from tests.conftest import without_served_state
 
 pytestmark = pytest.mark.slow

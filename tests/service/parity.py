@@ -8,9 +8,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.core.serving.compiled import InputColumns
-from tasks.core.serving.fields import RecordError
-from tasks.core.serving.scoring import LoadedModel
+from scoring.compiled import InputColumns
+from scoring.fields import RecordError
+from scoring.scoring import LoadedModel
 
 # values a source really sends, per kind of field: each replaces one field of a record
 TRICKY: dict[str, list[Any]] = {

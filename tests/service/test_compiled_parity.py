@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scoring.compiled import CompiledModel
+from scoring.scoring import LoadedModel
 from tasks.core.config import load_params
 from tasks.core.data.simulator import simulate
 from tasks.core.ml.models import build_pipeline, fit_pipeline, model_inputs
 from tasks.core.paths import PATHS
-from tasks.core.serving.compiled import CompiledModel
 from tasks.core.serving.registry import Registry
-from tasks.core.serving.scoring import LoadedModel
 from tests.service.parity import assert_same_answers, tricky_records
 
 pytestmark = pytest.mark.slow

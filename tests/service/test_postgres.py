@@ -9,10 +9,10 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from scoring.store import PredictionStore
 from service.app import create_app
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
-from tasks.core.serving.store import PredictionStore
 
 pytestmark = pytest.mark.slow
 

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
+from scoring.compiled import InputColumns
+from scoring.scoring import LoadedModel
+from scoring.segments import _input_array, input_columns
+from scoring.store import PREDICTIONS, PredictionStore, _sqlalchemy_insert
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
-from tasks.core.serving.compiled import InputColumns
 from tasks.core.serving.registry import Registry
-from tasks.core.serving.scoring import LoadedModel
-from tasks.core.serving.segments import _input_array, input_columns
-from tasks.core.serving.store import PREDICTIONS, PredictionStore, _sqlalchemy_insert
 
 
 def test_the_sqlite_writer_stores_rows_as_sqlalchemy_does(tmp_path):

@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 from devtools.project import REPO
 from devtools.services import start_api, stop
 from flows.runtime.processes import tool_env
+from scoring.segments import hours_between, read_hours
+from scoring.store import PredictionStore
 from service.app import create_app
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.paths import PATHS
-from tasks.core.serving.segments import hours_between, read_hours
-from tasks.core.serving.store import PredictionStore
 from tests.conftest import served_copy
 
 
