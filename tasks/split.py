@@ -36,22 +36,14 @@ from tasks.core.io import (
 from tasks.core.paths import PATHS
 from tasks.core.quality.audit_frame import SPLITS, audit_table
 from tasks.core.quality.data_docs import DocsTarget
-from tasks.core.quality.leakage import HeldOutCopies
-from tasks.core.quality.pages import md
-from tasks.core.quality.validation import read_suite_file, validate_frame
+from tasks.core.quality.leakage_audit import audit_markdown, finding, run_audit
+from tasks.core.quality.validation import read_suite_file
 from tasks.core.step import run_step
 
 log = logging.getLogger("churn.split")
 STEP = "split"
 ROW_KEY = "row_key"
 """The splits file's key column when the data has no id (the row's position in the table)."""
-CHECK_NAMES = {
-    "expect_ids_in_one_split": ("id in two splits", "id_n_splits"),
-    "expect_held_out_copies_within_chance": ("held-out copies of training rows", "copy_excess"),
-    "expect_splits_in_time_order": ("time order of splits", "split_time_ordered"),
-    "expect_column_values_to_be_in_set": ("post-outcome columns absent", "post_outcome_present"),
-    "expect_single_feature_auc_below": ("single-feature ROC-AUC", "feature_auc"),
-}
 
 
 def resolve_strategy(cfg: SplitParams, problem: ProblemParams) -> str:
@@ -108,117 +100,6 @@ def assign_splits(frame: pd.DataFrame, cfg: SplitParams, problem: ProblemParams)
     labels.iloc[valid_idx] = "valid"
     labels.iloc[test_idx] = "test"
     return labels
-
-
-def run_audit(
-    audit: pd.DataFrame,
-    cfg: SplitParams,
-    suite: dict[str, Any],
-    docs: DocsTarget | None,
-    n_keys: int | None = None,
-) -> list[dict[str, Any]]:
-    """Validate the audit frame with the leakage suite; one record per check.
-
-    ``n_keys``: how many distinct ids the id check covered (its block has one row for all
-    the ids in one split); default, the block's rows.
-    """
-    results = validate_frame(
-        audit,
-        suite,
-        "leakage",
-        docs,
-        index_column="subject",
-        parameters={
-            "max_single_feature_auc": cfg.max_single_feature_auc,
-        },
-    )
-    out = []
-    for r in results:
-        check, column = CHECK_NAMES.get(r.expectation, (r.expectation, r.column))
-        applies = audit[r.column].notna().sum() if r.column in audit else 0
-        if column == "id_n_splits" and n_keys is not None:
-            applies = n_keys
-        out.append(
-            {
-                "check": check,
-                "column": column,
-                "passed": r.success,
-                "applies_to": int(applies),
-                "observed": r.observed,
-            }
-        )
-    return out
-
-
-def finding(
-    check: dict[str, Any],
-    audit: pd.DataFrame,
-    copies: HeldOutCopies,
-    problem: ProblemParams,
-    cfg: SplitParams,
-) -> str:
-    """A failed check in plain words: what was found, the limit, and what to do."""
-    name = check["check"]
-    if name == "held-out copies of training rows":
-        return (
-            f"{name}: {copies.describe()}. The same entity, or rows copied under new ids, on "
-            "both sides of the split make the test score optimistic: remove the copies from the "
-            "source, split by entity (split.strategy: group, split.group_column), or raise "
-            "split.max_cross_split_duplicate_share if these rows really are different entities."
-        )
-    if name == "id in two splits":
-        ids = audit.loc[audit["id_n_splits"] > 1, "subject"].str.removeprefix("id:")
-        key = cfg.group_column or problem.id_column
-        return (
-            f"{name}: {len(ids):,} values of '{key}' occur in more than one split "
-            f"(e.g. {', '.join(ids[:5])}); each must stay in one split"
-        )
-    if name == "single-feature ROC-AUC":
-        bad = audit[audit["feature_auc"] >= cfg.max_single_feature_auc]
-        shown = ", ".join(
-            f"'{s.removeprefix('feature:')}' ({a:.3f})"
-            for s, a in zip(bad["subject"], bad["feature_auc"])
-        )
-        return (
-            f"{name}: column(s) {shown} alone predict '{problem.target}' with ROC-AUC at or above "
-            f"split.max_single_feature_auc {cfg.max_single_feature_auc}: a column known only after "
-            "the outcome? List it in problem.post_outcome_columns (or drop it)"
-        )
-    if name == "post-outcome columns absent":
-        bad = audit.loc[audit["post_outcome_present"] > 0, "subject"].str.removeprefix("feature:")
-        return f"{name}: column(s) {', '.join(bad)} are listed in problem.post_outcome_columns"
-    return f"{name} (column {check['column']}): {check['observed']}"
-
-
-def audit_markdown(
-    checks: list[dict[str, Any]], strategy: str, counts: dict[str, int], top: pd.DataFrame
-) -> str:
-    """``reports/leakage_audit.md``: the checklist."""
-    lines = [
-        f"# Leakage audit\n\nSplit: **{strategy}**; rows: "
-        + ", ".join(f"{k} {v:,}" for k, v in counts.items())
-        + "\n",
-        "| | check | subjects checked | observed |",
-        "|---|---|---|---|",
-    ]
-    for c in checks:
-        mark = "[x]" if c["passed"] else "**[ ] FAILED**"
-        lines.append(f"| {mark} | {c['check']} | {c['applies_to']} | {md(c['observed'])} |")
-    lines += [
-        "",
-        "Subjects: what each check looks at (ids for the id check, features for the "
-        "single-feature check, rows or groups of rows for the others).",
-        "",
-        "## Strongest single features (ROC-AUC alone, on the training split)",
-        "",
-        "| feature | ROC-AUC |",
-        "|---|---|",
-    ]
-    lines += [
-        f"| {md(s.removeprefix('feature:'))} | {a:.3f} |"
-        for s, a in zip(top["subject"], top["feature_auc"])
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def write_splits(

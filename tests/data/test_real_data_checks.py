@@ -25,10 +25,11 @@ from tasks.core.errors import StepError
 from tasks.core.ml.gate import skipped_columns
 from tasks.core.ml.report import model_card
 from tasks.core.quality.audit_frame import audit_frame, copies_of
+from tasks.core.quality.leakage_audit import finding, run_audit
 from tasks.core.quality.validation import propose_suite, read_suite_file, validate_frame
 from tasks.features import never_features
 from tasks.problem import validate_problem
-from tasks.split import assign_splits, finding, run_audit
+from tasks.split import assign_splits
 from tests.conftest import REPO, default_params_dict
 from tests.data.real import REAL, overrides
 

@@ -16,8 +16,9 @@ from tasks.core.data.features import build_features
 from tasks.core.data.schema import standardise
 from tasks.core.data.simulator import simulate
 from tasks.core.quality.audit_frame import audit_frame
+from tasks.core.quality.leakage_audit import run_audit
 from tasks.core.quality.validation import load_suite, read_suite_file, validate_frame
-from tasks.split import assign_splits, run_audit
+from tasks.split import assign_splits
 from tasks.suites import SuiteEditError, accept_values
 from tasks.suites import main as suites_main
 from tests.conftest import REPO, default_params_dict
