@@ -30,9 +30,7 @@ from tasks.core.errors import StepError
 from tasks.core.io import (
     PartWriter,
     iter_parts,
-    parquet_parts,
     write_json,
-    write_parquet,
     write_parts,
     write_text,
 )
@@ -46,11 +44,8 @@ from tasks.core.quality.validation import (
     partition_counts,
     profile,
     propose_from_profile,
-    propose_suite,
     read_suite_file,
     save_suite,
-    validate_frame,
-    validate_partitioned,
     validate_parts,
 )
 from tasks.core.runtime.compute import engine
@@ -185,45 +180,16 @@ def standardise_kwargs(params: Params, kinds: dict[str, str]) -> dict[str, Any]:
 
 
 def main(root: Path, params: Params) -> None:
-    """Validate, clean and explore the current snapshot (part by part if it has several)."""
-    cfg, problem = params.clean, params.problem
+    """Validate, clean and explore the current snapshot, one part at a time (a snapshot of
+    one part is read as one part: there is no second, whole-frame path)."""
     snapshot = current_snapshot(root / PATHS.raw_dir)
     docs = DocsTarget(
-        root / PATHS.data_docs_dir, "raw", f"snapshot {snapshot.snapshot_id}", cfg.data_docs_runs
+        root / PATHS.data_docs_dir,
+        "raw",
+        f"snapshot {snapshot.snapshot_id}",
+        params.clean.data_docs_runs,
     )
-    if parquet_parts(snapshot.data_path) > 1:
-        return clean_in_parts(root, params, snapshot, docs)
-    raw = snapshot.read()
-    suite = suite_for(root, params, raw)
-    suite_rel, proposed, kinds, spec = suite.rel, suite.proposed, suite.kinds, suite.spec
-    with engine(params.compute, root, STEP) as eng:
-        std = Standardised.combine(
-            eng.map_partitions(standardise, raw, "raw", **standardise_kwargs(params, kinds))
-        )
-        check_parsing(std, cfg.min_parse_share)
-        finding = copies_finding(std.frame, problem.id_column)
-        if finding:
-            log.warning("%s", finding)
-        if proposed:
-            spec = propose_suite(
-                std.frame,
-                kinds,
-                Path(suite_rel).stem,
-                cfg.proposal.null_margin,
-                cfg.proposal.mostly,
-                proposal_source(snapshot),
-            )
-            save_proposal(suite, spec, snapshot)
-        if eng.is_dask:
-            results = validate_partitioned(eng, std.frame, spec, "raw", docs)
-        else:
-            results = validate_frame(std.frame, spec, "raw", docs)
-    check_results(results, suite_rel, len(suite.new_columns))
-    clean, counts = clean_frame(std.frame, problem)
-    facts = clean_facts(snapshot, suite, results, len(raw), counts, len(clean), std)
-    facts["positive_rate"] = round(float(clean[problem.target].mean()), 6)
-    write_parquet(root / PATHS.interim_clean, clean)
-    report(root, params, facts, counts, std.frame, kinds, {})
+    clean_in_parts(root, params, snapshot, docs)
 
 
 def proposal_source(snapshot: Snapshot) -> dict[str, Any]:
@@ -316,15 +282,15 @@ EDA_ROWS = 200_000
 
 
 def clean_in_parts(root: Path, params: Params, snapshot: Snapshot, docs: DocsTarget) -> None:
-    """:func:`main` for a snapshot of several parts, holding one part (or bucket) at a time.
+    """The clean step, holding one part (or bucket) of the snapshot at a time.
 
     1. Each raw part is standardised and written to a temporary file, and its rows are
        shuffled to buckets by id (:mod:`tasks.core.data.shuffle`).
     2. Each bucket gives its exact copies, id repeats and id uniqueness counts (GX on the
        bucket); a proposed suite is made from the parts' profiles and those counts.
     3. The suite is checked part by part (:func:`validate_parts`).
-    4. The cleaned parts are written, in the snapshot's order, with the same rows the
-       whole-frame path keeps.
+    4. The cleaned parts are written, in the snapshot's order, with the rows
+       :func:`clean_frame` keeps of the whole frame.
     """
     problem, cfg = params.problem, params.clean
     suite = suite_for(root, params, next(iter_parts(snapshot.data_path)))

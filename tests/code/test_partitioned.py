@@ -1,8 +1,10 @@
 """Data read part by part gives the same results as data read whole.
 
 collect writes a snapshot as row groups of ``compute.partition_rows`` rows; every later
-stage holds one part (or one bucket of the id shuffle, or a sample) at a time. The outputs
-must equal the whole-frame path's, on the test profile, row for row and metric for metric.
+stage holds one part (or one bucket of the id shuffle, or a sample) at a time. A snapshot of
+many parts must give what the same snapshot in one part gives (clean has one path for both;
+features, split and the later stages read the parts they are given), on the test profile,
+row for row and metric for metric.
 A training split over ``train.in_memory_rows`` is trained on from its parts: a model within
 the noise of the in-memory one.
 """
