@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import pandas as pd
 
 from tasks.core.config import Params, ProblemParams
 from tasks.core.data.eda import eda_html
-from tasks.core.data.schema import Standardised, dedupe, kinds_for, standardise
+from tasks.core.data.schema import Standardised, dedupe, standardise
 from tasks.core.data.shuffle import Copies, keep_mask, shuffle
 from tasks.core.data.snapshots import Snapshot, current_snapshot
 from tasks.core.errors import StepError
@@ -36,7 +35,7 @@ from tasks.core.io import (
 )
 from tasks.core.paths import PATHS
 from tasks.core.quality.data_docs import DocsTarget
-from tasks.core.quality.suites import suite_path_for
+from tasks.core.quality.suites import Suite, proposal_source, save_proposal, suite_for
 from tasks.core.quality.validation import (
     UNIQUE,
     failures_message,
@@ -44,8 +43,6 @@ from tasks.core.quality.validation import (
     partition_counts,
     profile,
     propose_from_profile,
-    read_suite_file,
-    save_suite,
     validate_parts,
 )
 from tasks.core.runtime.compute import engine
@@ -53,18 +50,6 @@ from tasks.core.step import run_step
 
 log = logging.getLogger("churn.clean")
 STEP = "clean"
-
-
-def check_schema(data: pd.DataFrame, kinds: dict[str, str], suite_path: str) -> None:
-    """Every column the suite knows must still be there."""
-    gone = [c for c in kinds if c not in data.columns]
-    if gone:
-        raise StepError(
-            STEP,
-            "schema: column gone",
-            f"column(s) {gone} of {suite_path} are not in this snapshot. If the source changed on "
-            f"purpose, update or delete {suite_path} (a new one is proposed from the next run).",
-        )
 
 
 def check_parsing(std: Standardised, min_parse_share: float) -> None:
@@ -124,49 +109,6 @@ def copies_text(copies: int, repeats: int, rows: int, id_column: str | None) -> 
     return text
 
 
-@dataclass
-class Suite:
-    """The source's suite (None until proposed) and the column kinds it reads with."""
-
-    rel: str
-    file: Path
-    proposed: bool
-    kinds: dict[str, str]
-    spec: dict[str, Any] | None = None
-    # columns of this snapshot the committed suite does not know, typed by inference
-    new_columns: dict[str, str] = field(default_factory=dict)
-
-
-def suite_for(root: Path, params: Params, sample: pd.DataFrame) -> Suite:
-    """The suite to validate with: the committed one (checked against ``sample``'s columns),
-    or the kinds to propose one with, inferred from ``sample``."""
-    rel = suite_path_for(params.clean, params.collect)
-    file = root / rel
-    if not file.exists():
-        return Suite(rel, file, True, kinds_for(sample, params.problem, params.clean))
-    spec = read_suite_file(file)
-    kinds = (spec.get("meta") or {}).get("column_kinds") or {}
-    if not kinds:
-        raise StepError(
-            STEP,
-            "suite",
-            f"{rel} has no meta.column_kinds; delete it to propose a new one",
-        )
-    check_schema(sample, kinds, rel)
-    unknown = [c for c in sample.columns if c not in kinds]
-    new = {}
-    if unknown:  # typed as a proposal would type them, never silently as text
-        new = kinds_for(sample[unknown], params.problem, params.clean)
-        log.warning(
-            "new column(s) %s: %s does not know them, so no check judges them; typed by "
-            "inference. Add them to the suite (or delete it: a new one is proposed from the "
-            "next run)",
-            ", ".join(f"'{c}' ({k})" for c, k in new.items()),
-            rel,
-        )
-    return Suite(rel, file, False, {**kinds, **new}, spec, new)
-
-
 def standardise_kwargs(params: Params, kinds: dict[str, str]) -> dict[str, Any]:
     """The arguments :func:`standardise` takes besides the data."""
     cfg = params.clean
@@ -190,21 +132,6 @@ def main(root: Path, params: Params) -> None:
         params.clean.data_docs_runs,
     )
     clean_in_parts(root, params, snapshot, docs)
-
-
-def proposal_source(snapshot: Snapshot) -> dict[str, Any]:
-    """Where a proposed suite came from (stored in its ``meta``)."""
-    return {"snapshot_id": snapshot.snapshot_id, "source": snapshot.provenance.get("source")}
-
-
-def save_proposal(suite: Suite, spec: dict[str, Any], snapshot: Snapshot) -> None:
-    """Write a proposed suite where the source's suite belongs, and say so."""
-    save_suite(suite.file, spec)
-    log.warning(
-        "no suite for this source yet: proposed %s from snapshot %s - review it and commit it",
-        suite.rel,
-        snapshot.snapshot_id,
-    )
 
 
 def check_results(results: list[Any], suite_rel: str, unchecked: int = 0) -> None:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from devtools.project import deep_merge
-from tasks.clean import check_parsing, check_schema, clean_frame
+from tasks.clean import check_parsing, clean_frame
 from tasks.core.config import parse_params
 from tasks.core.data.schema import (
     dedupe,
@@ -16,7 +16,7 @@ from tasks.core.data.schema import (
     standardise,
 )
 from tasks.core.errors import StepError
-from tasks.core.quality.suites import suite_path_for
+from tasks.core.quality.suites import check_schema, suite_path_for
 from tests.conftest import default_params_dict
 
 FORMATS = ["%Y-%m-%d", "%m/%d/%Y", "%b %d, %Y"]

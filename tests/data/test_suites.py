@@ -216,7 +216,7 @@ def test_a_single_feature_that_predicts_the_label_fails_naming_it(model_frame):
 def test_a_column_the_committed_suite_does_not_know_is_typed_by_inference_and_reported(
     tmp_path, caplog
 ):
-    from tasks.clean import suite_for
+    from tasks.core.quality.suites import suite_for
 
     suite = tmp_path / "expectations" / "mine.raw.json"
     suite.parent.mkdir()
