@@ -5,7 +5,8 @@ import pandas as pd
 
 from devtools.project import deep_merge
 from tasks.core.config import parse_params
-from tasks.feasibility import decide, quick_matrix
+from tasks.core.ml.signal import quick_matrix
+from tasks.feasibility import decide
 from tests.conftest import default_params_dict
 
 
@@ -73,13 +74,13 @@ def test_quick_matrix_leaves_out_id_target_time_and_post_outcome_columns():
 
 
 def test_the_permutation_test_gives_the_same_answer_on_one_process_and_on_two(monkeypatch):
-    import tasks.feasibility as feasibility
+    import tasks.core.ml.signal as signal
 
     p = params(n_permutations=19)
     data = frame(n=2000, seed=5)
     verdicts = {}
     for from_s in (float("inf"), 0.0):  # never parallel, always parallel
-        monkeypatch.setattr(feasibility, "PARALLEL_FROM_S", from_s)
+        monkeypatch.setattr(signal, "PARALLEL_FROM_S", from_s)
         verdicts[from_s] = decide(data, p.problem, p.feasibility)["signal"]
     assert verdicts[0.0] == verdicts[float("inf")]
     assert 0 < verdicts[0.0]["permutation_p_value"] <= 0.1
