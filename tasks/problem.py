@@ -16,11 +16,10 @@ from typing import Any
 import pandas as pd
 
 from tasks.core.config import Params, ProblemParams
-from tasks.core.data.labels import LabelError, observed_labels
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.errors import StepError
 from tasks.core.io import column_names, write_json, write_text
-from tasks.core.ml.objective import objective_for
+from tasks.core.ml.objective import TargetError, objective_for
 from tasks.core.paths import PATHS
 from tasks.core.step import run_step
 
@@ -70,39 +69,10 @@ def validate_problem(
         raise StepError(
             STEP, "column exists", f"problem.baseline.rule.column '{rule.column}' is not a column"
         )
-    labels = observed_labels(data[cfg.target])
-    if len(labels) < 2:
-        raise StepError(
-            STEP,
-            "two classes",
-            f"'{cfg.target}' holds one class only ({labels[:10]}): nothing to predict",
-        )
-    if len(labels) > 2:
-        raise StepError(
-            STEP,
-            "two classes",
-            f"'{cfg.target}' holds {len(labels)} classes ({labels[:10]}); this workflow predicts "
-            "a binary target: map the classes to two in the export (or a column derived from "
-            "it), then set problem.target and problem.positive_label",
-        )
     try:
-        y = objective_for(cfg).read_target(data[cfg.target])
-    except LabelError as exc:
-        raise StepError(STEP, "positive label", str(exc)) from None
-    if not (y == 1).any():
-        raise StepError(
-            STEP,
-            "positive label",
-            f"problem.positive_label {cfg.positive_label!r} never occurs in '{cfg.target}'; "
-            f"labels seen: {labels[:10]}",
-        )
-    if not (y == 0).any():
-        raise StepError(
-            STEP,
-            "two classes",
-            f"'{cfg.target}' holds one class only ({labels[:10]}): nothing to predict",
-        )
-    return y
+        return objective_for(cfg).check_target(data[cfg.target])
+    except TargetError as exc:
+        raise StepError(STEP, exc.check, str(exc)) from None
 
 
 def needed_columns(columns: list[str], cfg: ProblemParams) -> list[str]:

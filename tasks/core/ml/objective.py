@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.config import CostMatrix, ProblemParams
-from tasks.core.data.labels import binarize_target
+from tasks.core.data.labels import LabelError, binarize_target, observed_labels
 from tasks.core.metrics import Metric, metric, metrics_for
 from tasks.core.ml.baselines import rule_scores
 from tasks.core.ml.costs import best_threshold, expected_cost
@@ -48,6 +48,14 @@ from tasks.core.ml.costs import best_threshold, expected_cost
 TRIALS_Y = "validation_score"
 """The tuning-trials column that holds each trial's primary metric on validation (the y of
 the ``dvc.yaml`` plot, whatever the metric is called; ``metric`` names it)."""
+
+
+class TargetError(ValueError):
+    """The target column cannot be what the problem type needs; ``check`` names the check."""
+
+    def __init__(self, check: str, message: str) -> None:
+        super().__init__(message)
+        self.check = check
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,16 @@ class Objective:
     # -- the target, the model, its scores and the decision
     def read_target(self, values: pd.Series) -> pd.Series:
         """The delivered label column as the model learns it (missing stays missing)."""
+        raise NotImplementedError
+
+    def check_target(self, values: pd.Series) -> pd.Series:
+        """:meth:`read_target`, after checking the column is a target of this type.
+
+        Raises
+        ------
+        TargetError
+            Naming the check and the ``params.yaml`` key to fix.
+        """
         raise NotImplementedError
 
     def labels(self, values: pd.Series | np.ndarray) -> np.ndarray:
@@ -182,6 +200,38 @@ class Binary(Objective):
 
     def read_target(self, values: pd.Series) -> pd.Series:
         return binarize_target(values, self.problem.positive_label)
+
+    def check_target(self, values: pd.Series) -> pd.Series:
+        cfg = self.problem
+        labels = observed_labels(values)
+        if len(labels) < 2:
+            raise TargetError(
+                "two classes",
+                f"'{cfg.target}' holds one class only ({labels[:10]}): nothing to predict",
+            )
+        if len(labels) > 2:
+            raise TargetError(
+                "two classes",
+                f"'{cfg.target}' holds {len(labels)} classes ({labels[:10]}); this workflow "
+                "predicts a binary target: map the classes to two in the export (or a column "
+                "derived from it), then set problem.target and problem.positive_label",
+            )
+        try:
+            y = self.read_target(values)
+        except LabelError as exc:
+            raise TargetError("positive label", str(exc)) from None
+        if not (y == 1).any():
+            raise TargetError(
+                "positive label",
+                f"problem.positive_label {cfg.positive_label!r} never occurs in '{cfg.target}'; "
+                f"labels seen: {labels[:10]}",
+            )
+        if not (y == 0).any():
+            raise TargetError(
+                "two classes",
+                f"'{cfg.target}' holds one class only ({labels[:10]}): nothing to predict",
+            )
+        return y
 
     def labels(self, values: pd.Series | np.ndarray) -> np.ndarray:
         return np.asarray(values).astype(int)
