@@ -30,12 +30,19 @@ class Traffic:
     def __init__(self, root, record) -> None:
         self.client = TestClient(create_app(root / "registry", poll_s=0.05))
         self.record, self.answers, self.stop = record, [], threading.Event()
+        self.shed = 0
         self.thread = threading.Thread(target=self.run, daemon=True)
 
     def run(self) -> None:
         with self.client:
             while not self.stop.is_set():
                 reply = self.client.post("/predict", json=self.record)
+                if reply.status_code == 503 and reply.headers.get("Retry-After"):
+                    # load shed (the log behind on a busy machine): a well-behaved client
+                    # retries, as documented; a 503 without Retry-After (no model) counts
+                    self.shed += 1
+                    self.stop.wait(float(reply.headers["Retry-After"]))
+                    continue
                 self.answers.append((reply.status_code, reply.json().get("model_version")))
                 self.stop.wait(0.1)  # steady traffic, not a CPU hog beside the retraining
 
