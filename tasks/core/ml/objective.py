@@ -33,6 +33,7 @@ Each is a subclass registered in :data:`OBJECTIVES` under its ``problem.type``.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -72,10 +73,16 @@ class Floor:
         return found >= self.value if self.metric.higher_is_better else found <= self.value
 
 
-class Objective:
+class Objective(ABC):
     """The problem type's answers; see the module docstring for each."""
 
     type: ClassVar[str]
+    SUMMARY: ClassVar[tuple[str, ...]]
+    """The short list of metrics scored for each baseline, each slice and each trial."""
+    FLOOR_METRIC: ClassVar[str]
+    """The metric a slice's floor, the live-performance drop and the shadow are judged on."""
+    IMPORTANCE_SCORER: ClassVar[str]
+    """scikit-learn's scorer for permutation importance."""
 
     def __init__(self, problem: ProblemParams) -> None:
         self.problem = problem
@@ -108,15 +115,21 @@ class Objective:
             if m.reported
         }
 
+    @abstractmethod
     def floors(self) -> list[Floor]:
         """The KPI bounds of ``problem.kpis`` (each metric's floor or ceiling)."""
-        raise NotImplementedError
+
+    @property
+    @abstractmethod
+    def lift_metric(self) -> Metric:
+        """The metric the gate's lift over the baselines is judged on."""
 
     # -- the target, the model, its scores and the decision
+    @abstractmethod
     def read_target(self, values: pd.Series) -> pd.Series:
         """The delivered label column as the model learns it (missing stays missing)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def check_target(self, values: pd.Series) -> pd.Series:
         """:meth:`read_target`, after checking the column is a target of this type.
 
@@ -125,39 +138,50 @@ class Objective:
         TargetError
             Naming the check and the ``params.yaml`` key to fix.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def labels(self, values: pd.Series | np.ndarray) -> np.ndarray:
         """A split file's (already read) target column as the metrics take it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def estimator(self, kind: str, params: dict[str, Any], random_state: int) -> Any:
         """The unfitted model of ``kind`` with ``params``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def scores(self, model: Any, X: Any) -> np.ndarray:
         """What a fitted model (a pipeline or a bare estimator) gives for each row of ``X``."""
-        raise NotImplementedError
 
+    @abstractmethod
     def link(self, margin: np.ndarray) -> np.ndarray:
         """A linear model's margin turned into scores (the compiled serving path)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def decide(self, scores: np.ndarray, threshold: float) -> np.ndarray:
         """The decision for each row."""
-        raise NotImplementedError
 
+    @abstractmethod
+    def decision_rule(
+        self, y_valid: np.ndarray, scores: np.ndarray, cost: CostMatrix
+    ) -> tuple[float, float]:
+        """The decision's parameter chosen on validation (a threshold), and its expected cost."""
+
+    @abstractmethod
+    def expected_cost(
+        self, y: np.ndarray, scores: np.ndarray, threshold: float, cost: CostMatrix
+    ) -> float:
+        """Mean cost per row of the decisions."""
+
+    @abstractmethod
     def strata(self, y: np.ndarray) -> np.ndarray:
         """The values a split and the cross-validation folds stratify on."""
-        raise NotImplementedError
 
+    @abstractmethod
     def judgeable(self, y: np.ndarray) -> bool:
         """Whether the metrics can judge rows with labels ``y`` (a slice, a resample)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def baseline_scores(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Scores of the configured baselines on ``frame``'s rows."""
-        raise NotImplementedError
 
 
 class Binary(Objective):
@@ -301,9 +325,10 @@ OBJECTIVES: dict[str, type[Objective]] = {"binary": Binary}
 """Each ``problem.type``'s objective."""
 
 
-def objective_for(problem: ProblemParams | None) -> Binary:
-    """The objective of ``problem``'s type (binary: the only type so far).
+def objective_for(problem: ProblemParams | None) -> Objective:
+    """The objective of ``problem``'s type (binary: the only type so far; ``problem.type``
+    chooses among :data:`OBJECTIVES` once there are more).
 
     ``None``: a model built outside a project (a test, a benchmark) is binary, with the
     default KPI options."""
-    return Binary(problem or ProblemParams(target="label", positive_label=1))
+    return OBJECTIVES["binary"](problem or ProblemParams(target="label", positive_label=1))
