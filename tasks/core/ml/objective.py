@@ -29,6 +29,12 @@ Binary is the only type today (:class:`Binary`). Where the others plug in:
   ``link`` is the soft-max; the monitoring estimate is one-vs-rest CBPE.
 
 Each is a subclass registered in :data:`OBJECTIVES` under its ``problem.type``.
+
+Not asked yet, and binary where they stand: the performance estimate before labels
+(:mod:`tasks.monitor.estimate`, CBPE), the leakage audit's single-feature model
+(:mod:`tasks.core.quality.leakage`), the explanations (``scoring.scoring``), fairness's TPR
+and FPR gaps (:mod:`tasks.core.ml.gate`) and the evaluation figures
+(:mod:`tasks.core.ml.report`).
 """
 
 from __future__ import annotations
