@@ -8,6 +8,7 @@ columns; there is no second implementation to drift from training.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -30,7 +31,7 @@ from tasks.core.data.features import build_features
 from tasks.core.data.pii import key_from_env, protect_record, pseudonym
 from tasks.core.data.schema import parse_dates, parse_numbers, standardise
 from tasks.core.ml.models import model_matrix
-from tasks.core.ml.objective import objective_for
+from tasks.core.ml.objective import Objective, objective_for
 from tasks.core.serving.registry import ModelVersion, Registry
 
 
@@ -44,6 +45,11 @@ class LoadedModel:
     clean: CleanParams
     kinds: dict[str, str]
     compiled: CompiledModel | None = dataclasses.field(default=None, compare=False, repr=False)
+
+    @functools.cached_property
+    def objective(self) -> Objective:
+        """The problem type's objective (made once per loaded model, not per request)."""
+        return objective_for(self.problem)
 
     @classmethod
     def load(cls, registry: Registry, version: ModelVersion) -> "LoadedModel":
@@ -234,7 +240,7 @@ class LoadedModel:
         records = self.protect(records)
         self.validate(records)
         X = self.prepare(records)
-        return objective_for(self.problem).scores(self.model, X), X
+        return self.objective.scores(self.model, X), X
 
     def contributions(self, X: pd.DataFrame, top: int) -> list[list[dict[str, float]]]:
         """Top feature contributions per row (XGBoost SHAP values; else |coef x value| for a
