@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import shutil
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -141,9 +140,7 @@ def steps(repo: Path = REPO) -> list[tuple[str, Any]]:
     return out
 
 
-def run_in_process(
-    root: Path, run: dict[str, Any], around_step: Callable[[str], Any] | None = None
-) -> Any:
+def run_in_process(root: Path, run: dict[str, Any]) -> Any:
     """Every step's entry point in this process (no Prefect, no DVC), then register and promote.
 
     Parameters
@@ -153,15 +150,12 @@ def run_in_process(
     run : dict
         The run's lineage for the model card (``flow_run_id``, ``flow_run_name``,
         ``experiment``, ``code_version``).
-    around_step : callable, optional
-        ``around_step(stage)`` returns a context manager entered around each step.
 
     Returns
     -------
     Promotion or None
         The registration decision; None if a step failed (its message is on stderr).
     """
-    import contextlib
     import os
 
     from tasks.core.config import load_params
@@ -173,9 +167,8 @@ def run_in_process(
     os.chdir(root)
     try:
         for name, module in steps(root):
-            with around_step(name) if around_step else contextlib.nullcontext():
-                if run_step(name, module.main) != 0:
-                    return None
+            if run_step(name, module.main) != 0:
+                return None
     finally:
         os.chdir(before)
     params = load_params(root / PATHS.params)

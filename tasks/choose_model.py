@@ -15,13 +15,20 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, TimeSeriesSplit
 
-from tasks.core.config import ChooseParams, ComputeParams, Params, ProblemParams
+from tasks.core.config import (
+    ChooseParams,
+    CleanParams,
+    ComputeParams,
+    ProblemParams,
+    SplitParams,
+)
+from tasks.core.declare import Keys
 from tasks.core.io import (
     parquet_rows,
     read_json,
@@ -248,9 +255,18 @@ def selection_markdown(
     )
 
 
-def main(root: Path, params: Params) -> None:
+def main(
+    root: Path,
+    cfg: ChooseParams,
+    problem: Annotated[
+        ProblemParams,
+        Keys("target", "id_column", "time_column", "primary_metric", "kpis.target_precision"),
+    ],
+    clean: Annotated[CleanParams, Keys("max_categories")],
+    split: Annotated[SplitParams, Keys("group_column")],
+    compute: ComputeParams,
+) -> None:
     """Compare the candidates and record the choice."""
-    cfg, problem = params.choose, params.problem
     # Only the cross-validation sample is read (the rows DataFrame.sample would draw).
     path = root / PATHS.train
     n_rows = parquet_rows(path)
@@ -259,15 +275,15 @@ def main(root: Path, params: Params) -> None:
     else:
         train = pd.read_parquet(path)
     strategy = read_json(root / PATHS.split_manifest).get("strategy", "stratified")
-    with engine(params.compute, root, STEP) as eng:
+    with engine(compute, root, STEP) as eng:
         rows = cross_validate(
             train,
             problem,
             cfg,
             eng,
             strategy,
-            params.split.group_column,
-            params.clean.max_categories,
+            split.group_column,
+            clean.max_categories,
         )
     chosen, reason = pick_simplest(rows, objective_for(problem).primary)
     timings = {r["model"]: r.pop("seconds") for r in rows}  # runtimes vary: kept out of DVC outputs

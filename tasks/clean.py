@@ -16,15 +16,16 @@ import dataclasses
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
 
-from tasks.core.config import Params, ProblemParams
+from tasks.core.config import CleanParams, CollectParams, ComputeParams, ProblemParams
 from tasks.core.data.eda import eda_html
 from tasks.core.data.schema import Standardised, dedupe, standardise
 from tasks.core.data.shuffle import Copies, keep_mask, shuffle
 from tasks.core.data.snapshots import Snapshot, current_snapshot
+from tasks.core.declare import Keys
 from tasks.core.errors import StepError
 from tasks.core.io import (
     PartWriter,
@@ -109,19 +110,28 @@ def copies_text(copies: int, repeats: int, rows: int, id_column: str | None) -> 
     return text
 
 
-def standardise_kwargs(params: Params, kinds: dict[str, str]) -> dict[str, Any]:
+def standardise_kwargs(
+    cfg: CleanParams, problem: ProblemParams, kinds: dict[str, str]
+) -> dict[str, Any]:
     """The arguments :func:`standardise` takes besides the data."""
-    cfg = params.clean
     return {
         "kinds": kinds,
-        "positive_label": params.problem.positive_label,
+        "positive_label": problem.positive_label,
         "date_formats": cfg.date_formats,
         "aliases": cfg.category_aliases,
         "unit_fixes": [f.model_dump() for f in cfg.unit_fixes],
     }
 
 
-def main(root: Path, params: Params) -> None:
+def main(
+    root: Path,
+    cfg: CleanParams,
+    problem: Annotated[
+        ProblemParams, Keys("target", "id_column", "time_column", "positive_label", "name")
+    ],
+    collect: Annotated[CollectParams, Keys("source", "path", "sql.query")],
+    compute: ComputeParams,
+) -> None:
     """Validate, clean and explore the current snapshot, one part at a time (a snapshot of
     one part is read as one part: there is no second, whole-frame path)."""
     snapshot = current_snapshot(root / PATHS.raw_dir)
@@ -129,9 +139,9 @@ def main(root: Path, params: Params) -> None:
         root / PATHS.data_docs_dir,
         "raw",
         f"snapshot {snapshot.snapshot_id}",
-        params.clean.data_docs_runs,
+        cfg.data_docs_runs,
     )
-    clean_in_parts(root, params, snapshot, docs)
+    clean_in_parts(root, cfg, problem, collect, compute, snapshot, docs)
 
 
 def check_results(results: list[Any], suite_rel: str, unchecked: int = 0) -> None:
@@ -172,7 +182,7 @@ def clean_facts(
 
 def report(
     root: Path,
-    params: Params,
+    problem: ProblemParams,
     facts: dict[str, Any],
     counts: dict[str, int],
     eda_frame: pd.DataFrame,
@@ -180,7 +190,6 @@ def report(
     eda_extra: dict[str, Any],
 ) -> None:
     """Write ``reports/clean.json`` and the EDA report, and log the summary."""
-    problem = params.problem
     write_json(root / PATHS.clean_json, facts)
     write_text(
         root / PATHS.eda_html,
@@ -208,7 +217,15 @@ EDA_ROWS = 200_000
 (an even share of every part); its summary numbers are of all rows."""
 
 
-def clean_in_parts(root: Path, params: Params, snapshot: Snapshot, docs: DocsTarget) -> None:
+def clean_in_parts(
+    root: Path,
+    cfg: CleanParams,
+    problem: ProblemParams,
+    collect: CollectParams,
+    compute: ComputeParams,
+    snapshot: Snapshot,
+    docs: DocsTarget,
+) -> None:
     """The clean step, holding one part (or bucket) of the snapshot at a time.
 
     1. Each raw part is standardised and written to a temporary file, and its rows are
@@ -219,22 +236,21 @@ def clean_in_parts(root: Path, params: Params, snapshot: Snapshot, docs: DocsTar
     4. The cleaned parts are written, in the snapshot's order, with the rows
        :func:`clean_frame` keeps of the whole frame.
     """
-    problem, cfg = params.problem, params.clean
-    suite = suite_for(root, params, next(iter_parts(snapshot.data_path)))
+    suite = suite_for(root, cfg, problem, collect, next(iter_parts(snapshot.data_path)))
     kinds, id_column, target = suite.kinds, problem.id_column, problem.target
     total = int(snapshot.provenance["rows"])
-    buckets = max(1, -(-total // params.compute.partition_rows))
+    buckets = max(1, -(-total // compute.partition_rows))
     every = max(1, -(-total // EDA_ROWS))
     out_path = root / PATHS.interim_clean
     folder = out_path.parent
     counters, sample, facts_profile = [], [], None
-    with engine(params.compute, root, STEP) as eng, shuffle(buckets, id_column, folder) as sh:
+    with engine(compute, root, STEP) as eng, shuffle(buckets, id_column, folder) as sh:
         std_path = sh.folder / "standardised.parquet"
         writer = PartWriter(std_path)
         for k, raw in enumerate(snapshot.parts()):
             std = Standardised.combine(
                 eng.map_partitions(
-                    standardise, raw, f"raw-{k}", **standardise_kwargs(params, kinds)
+                    standardise, raw, f"raw-{k}", **standardise_kwargs(cfg, problem, kinds)
                 )
             )
             writer.write(std.frame)
@@ -304,7 +320,7 @@ def clean_in_parts(root: Path, params: Params, snapshot: Snapshot, docs: DocsTar
     facts = clean_facts(snapshot, suite, results, sh.rows, counts, rows_out, totals)
     facts["positive_rate"] = round(positives / rows_out, 6) if rows_out else float("nan")
     eda = pd.concat(sample, ignore_index=True)
-    report(root, params, facts, counts, eda, kinds, {"eda_sample_rows": len(eda)})
+    report(root, problem, facts, counts, eda, kinds, {"eda_sample_rows": len(eda)})
 
 
 if __name__ == "__main__":

@@ -12,14 +12,15 @@ import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import pandas as pd
 
-from tasks.core.config import CollectParams, Params
+from tasks.core.config import CollectParams, ComputeParams, ProblemParams
 from tasks.core.data.pii import PiiError, key_from_env, key_id, protect_frame
 from tasks.core.data.snapshots import current_snapshot, set_current, write_snapshot_parts
 from tasks.core.data.sources import Collected, Part, collect_from_source, source_key
+from tasks.core.declare import Keys
 from tasks.core.errors import StepError
 from tasks.core.io import read_json, write_json
 from tasks.core.paths import PATHS
@@ -100,7 +101,7 @@ def provenance_of(collected: Collected, params: CollectParams, version: str) -> 
 
 
 def checked_parts(
-    collected: Collected, params: Params, provenance: dict[str, Any]
+    collected: Collected, cfg: CollectParams, problem: ProblemParams, provenance: dict[str, Any]
 ) -> Iterator[Part]:
     """The batch's parts, each checked and with its personal data protected.
 
@@ -108,7 +109,6 @@ def checked_parts(
     has the same columns). Raises on the first bad part, and after the last one if the
     batch held no rows, so a bad batch never becomes a snapshot.
     """
-    cfg, problem = params.collect, params.problem
     key = key_from_env(cfg.pii_key_env)
     rows = 0
     for k, (data, oracle) in enumerate(collected.read_parts()):
@@ -169,7 +169,12 @@ def unchanged_source(root: Path, raw_dir: Path, key: str | None) -> str | None:
     return None
 
 
-def main(root: Path, params: Params) -> None:
+def main(
+    root: Path,
+    cfg: CollectParams,
+    problem: Annotated[ProblemParams, Keys("id_column", "target")],
+    compute: ComputeParams,
+) -> None:
     """Collect one batch, part by part, and store it as a snapshot.
 
     The stage runs on every ``dvc repro`` (``always_changed`` in dvc.yaml), since a database
@@ -177,7 +182,6 @@ def main(root: Path, params: Params) -> None:
     stored only when the content differs. A file or the simulator is read again only when
     its fingerprint (:func:`tasks.core.data.sources.source_key`) changed.
     """
-    cfg = params.collect
     key_bytes = check_pii_key(cfg)
     raw_dir = root / PATHS.raw_dir
     version = code_version(root)
@@ -187,7 +191,7 @@ def main(root: Path, params: Params) -> None:
         {
             "code": version,
             "pii_key": key_id(key_bytes) if key_bytes else None,
-            "columns": [params.problem.id_column, params.problem.target],
+            "columns": [problem.id_column, problem.target],
         },
     )
     same = unchanged_source(root, raw_dir, fingerprint)
@@ -200,10 +204,10 @@ def main(root: Path, params: Params) -> None:
         )
         return
     log.info("reading from source '%s'", cfg.source)
-    collected = collect_from_source(cfg, root, params.compute.partition_rows)
+    collected = collect_from_source(cfg, root, compute.partition_rows)
     provenance = provenance_of(collected, cfg, version)
     snapshot, created = write_snapshot_parts(
-        raw_dir, checked_parts(collected, params, provenance), provenance
+        raw_dir, checked_parts(collected, cfg, problem, provenance), provenance
     )
     set_current(raw_dir, snapshot)
     if fingerprint is not None:

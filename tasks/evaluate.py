@@ -16,14 +16,15 @@ import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
 
-from tasks.core.config import EvaluateParams, Params, ProblemParams
+from tasks.core.config import ComputeParams, EvaluateParams, ProblemParams
 from tasks.core.data.snapshots import current_snapshot
+from tasks.core.declare import Keys
 from tasks.core.errors import StepError
 from tasks.core.io import (
     column_names,
@@ -38,7 +39,7 @@ from tasks.core.io import (
 from tasks.core.ml.evaluation import paired_bootstrap_lift
 from tasks.core.ml.gate import fairness, gate, skipped_columns, slice_metrics, unjudged_slices
 from tasks.core.ml.models import UntrustedModel, load_model, model_matrix
-from tasks.core.ml.objective import objective_for
+from tasks.core.ml.objective import Objective, objective_for
 from tasks.core.ml.parts import predict_parts
 from tasks.core.ml.report import curves, figures, model_card
 from tasks.core.paths import PATHS
@@ -73,14 +74,14 @@ def columns_read(columns: list[str], problem: ProblemParams, cfg: EvaluateParams
 
 
 def headline(
-    y: np.ndarray, proba: np.ndarray, threshold: float, params: Params
+    y: np.ndarray, proba: np.ndarray, threshold: float, problem: ProblemParams, cfg: EvaluateParams
 ) -> dict[str, float]:
     """Every reported metric of the problem type on one set of predictions, and the expected
     cost of the decisions at ``threshold``."""
-    objective = objective_for(params.problem)
+    objective = objective_for(problem)
     return {
         **objective.headline(y, proba),
-        "expected_cost": objective.expected_cost(y, proba, threshold, params.evaluate.cost),
+        "expected_cost": objective.expected_cost(y, proba, threshold, cfg.cost),
     }
 
 
@@ -111,11 +112,13 @@ class Scored:
     decision: np.ndarray
 
 
-def score_test(root: Path, params: Params, pipeline: Any, meta: dict[str, Any]) -> Scored:
+def score_test(
+    root: Path, problem: ProblemParams, cfg: EvaluateParams, pipeline: Any, meta: dict[str, Any]
+) -> Scored:
     """Score the sealed test split part by part; read only the columns the checks need."""
-    problem, objective = params.problem, objective_for(params.problem)
+    objective = objective_for(problem)
     path = root / PATHS.test
-    test = read_sealed_test(root, columns_read(column_names(path), problem, params.evaluate))
+    test = read_sealed_test(root, columns_read(column_names(path), problem, cfg))
     scores = predict_parts(
         pipeline, path, meta["numeric_features"], meta["categorical_features"], objective
     )
@@ -125,10 +128,10 @@ def score_test(root: Path, params: Params, pipeline: Any, meta: dict[str, Any]) 
 
 
 def baselines_and_lift(
-    scored: Scored, params: Params
+    scored: Scored, problem: ProblemParams, cfg: EvaluateParams
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """Each baseline's summary metrics, and the lift over the best of them (paired bootstrap)."""
-    objective, cfg = objective_for(params.problem), params.evaluate
+    objective = objective_for(problem)
     baselines = objective.baseline_scores(scored.test)
     base_metrics = {
         n: {m: objective.score(m, scored.y, s) for m in objective.SUMMARY}
@@ -160,12 +163,12 @@ def baselines_and_lift(
 
 
 def slices_and_fairness(
-    root: Path, scored: Scored, params: Params
+    root: Path, scored: Scored, problem: ProblemParams, cfg: EvaluateParams, compute: ComputeParams
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, str]]]:
     """The slices, the fairness of each sensitive column, and what could not be judged."""
-    cfg, test = params.evaluate, scored.test
-    with engine(params.compute, root, STEP) as eng:
-        slices = slice_metrics(test, scored.y, scored.scores, cfg, params.problem, eng)
+    test = scored.test
+    with engine(compute, root, STEP) as eng:
+        slices = slice_metrics(test, scored.y, scored.scores, cfg, problem, eng)
     fair, unfair = fairness(test, scored.y, scored.decision, cfg)
     skipped = skipped_columns(test, cfg) + unjudged_slices(slices, cfg) + unfair
     for s in skipped:
@@ -176,11 +179,15 @@ def slices_and_fairness(
 
 
 def top_features(
-    root: Path, scored: Scored, params: Params, pipeline: Any, meta: dict[str, Any]
+    root: Path,
+    scored: Scored,
+    objective: Objective,
+    cfg: EvaluateParams,
+    pipeline: Any,
+    meta: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """Permutation importance on a seeded sample of the test rows (drop in the objective's
     importance metric)."""
-    cfg, objective = params.evaluate, objective_for(params.problem)
     rows = sample_positions(
         len(scored.y), min(len(scored.y), cfg.importance_rows), cfg.random_state
     )
@@ -233,18 +240,24 @@ def load_trained(root: Path) -> tuple[Any, dict[str, Any]]:
         raise StepError(STEP, "model file", str(exc)) from None
 
 
-def main(root: Path, params: Params) -> None:
+def main(
+    root: Path,
+    cfg: EvaluateParams,
+    problem: Annotated[
+        ProblemParams,
+        Keys("target", "id_column", "name", "primary_metric", "kpis", "baseline"),
+    ],
+    compute: ComputeParams,
+) -> None:
     """Evaluate the trained model on the sealed test set and decide the blessing."""
-    objective = objective_for(params.problem)
+    objective = objective_for(problem)
     pipeline, meta = load_trained(root)
-    scored = score_test(root, params, pipeline, meta)
-    metrics = headline(scored.y, scored.scores, meta["threshold"], params)
-    metrics[f"oracle_{objective.FLOOR_METRIC}"] = oracle_auc(
-        root, scored.test, params.problem, scored.y
-    )
-    base_metrics, lift = baselines_and_lift(scored, params)
-    slices, fair, skipped = slices_and_fairness(root, scored, params)
-    verdict = gate(metrics, lift, slices, fair, params, skipped)
+    scored = score_test(root, problem, cfg, pipeline, meta)
+    metrics = headline(scored.y, scored.scores, meta["threshold"], problem, cfg)
+    metrics[f"oracle_{objective.FLOOR_METRIC}"] = oracle_auc(root, scored.test, problem, scored.y)
+    base_metrics, lift = baselines_and_lift(scored, problem, cfg)
+    slices, fair, skipped = slices_and_fairness(root, scored, problem, cfg, compute)
+    verdict = gate(metrics, lift, slices, fair, problem, cfg, skipped)
     env_lock = root / PATHS.env_lock
     env_hash = file_sha256(env_lock) if env_lock.exists() else "unknown"
     result = {
@@ -258,7 +271,7 @@ def main(root: Path, params: Params) -> None:
         "slices": slices,
         "fairness": fair,
         "skipped_columns": skipped,
-        "top_features": top_features(root, scored, params, pipeline, meta),
+        "top_features": top_features(root, scored, objective, cfg, pipeline, meta),
         "environment_sha256": env_hash,
         "data": {
             "snapshot_id": current_snapshot(root / PATHS.raw_dir).snapshot_id,
@@ -270,7 +283,7 @@ def main(root: Path, params: Params) -> None:
     write_json(root / PATHS.metrics_json, metrics_summary(result))
     curves(scored.y, scored.scores, scored.decision, root)
     figures(scored.y, scored.scores, scored.decision, root / PATHS.figures_dir)
-    card = model_card(params, meta, result, env_hash, code_version(root))
+    card = model_card(problem, meta, result, env_hash, code_version(root))
     write_text(root / PATHS.model_card, card)
     summary = ", ".join(f"{objective.metric(m).label} {metrics[m]:.4f}" for m in objective.SUMMARY)
     oracle = metrics[f"oracle_{objective.FLOOR_METRIC}"]

@@ -13,13 +13,14 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 
-from tasks.core.config import FeasibilityParams, Params, ProblemParams
+from tasks.core.config import FeasibilityParams, ProblemParams
 from tasks.core.data.snapshots import current_snapshot
+from tasks.core.declare import Keys
 from tasks.core.errors import StepError
 from tasks.core.io import take_rows, write_json, write_text
 from tasks.core.ml.objective import objective_for
@@ -150,17 +151,21 @@ def render(verdict: dict[str, Any]) -> str:
 """
 
 
-def main(root: Path, params: Params) -> None:
+def main(
+    root: Path,
+    cfg: FeasibilityParams,
+    problem: Annotated[
+        ProblemParams,
+        Keys("target", "id_column", "time_column", "positive_label", "post_outcome_columns"),
+    ],
+) -> None:
     """Decide go/no-go on the current snapshot."""
-    problem = params.problem
     snapshot = current_snapshot(root / PATHS.raw_dir)
     # The target column alone for the label checks, then only the sampled rows.
     target = snapshot.read([problem.target])[problem.target]
     y = objective_for(problem).read_target(target).to_numpy()
     del target
-    verdict = decide_on(
-        y, lambda positions: take_rows(snapshot.data_path, positions), problem, params.feasibility
-    )
+    verdict = decide_on(y, lambda positions: take_rows(snapshot.data_path, positions), problem, cfg)
     signal = verdict["signal"] or {}
     write_json(
         root / PATHS.feasibility_json,

@@ -13,11 +13,13 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import pandas as pd
 
-from tasks.core.config import Params, ProblemParams
+from tasks.core.config import CollectParams, ComputeParams, FeaturesParams, ProblemParams
 from tasks.core.data.features import Feature, feature_list, features_only
+from tasks.core.declare import Keys
 from tasks.core.io import iter_parts, write_parts, write_text
 from tasks.core.paths import PATHS
 from tasks.core.quality.pages import md
@@ -59,24 +61,31 @@ def features_table_of(
     )
 
 
-def never_features(params: Params) -> list[str]:
+def never_features(problem: ProblemParams, collect: CollectParams) -> list[str]:
     """Pseudonymised personal columns: kept for joins (as the id), never a model input."""
-    p = params.problem
-    return [c for c in params.collect.pii if c not in (p.id_column, p.time_column)]
+    return [c for c in collect.pii if c not in (problem.id_column, problem.time_column)]
 
 
-def main(root: Path, params: Params) -> None:
+def main(
+    root: Path,
+    cfg: FeaturesParams,
+    problem: Annotated[
+        ProblemParams, Keys("target", "id_column", "time_column", "post_outcome_columns")
+    ],
+    collect: Annotated[CollectParams, Keys("pii")],
+    compute: ComputeParams,
+) -> None:
     """Engineer features on the cleaned data, part by part (on the Dask engine, each part
     spread over the workers)."""
-    drop = [*params.features.drop_columns, *never_features(params)]
+    drop = [*cfg.drop_columns, *never_features(problem, collect)]
     engineered, empty, rows = None, None, 0
     nulls: pd.Series | None = None
-    with engine(params.compute, root, STEP) as eng, write_parts(root / PATHS.features_table) as out:
+    with engine(compute, root, STEP) as eng, write_parts(root / PATHS.features_table) as out:
         for k, frame in enumerate(iter_parts(root / PATHS.interim_clean)):
             if engineered is None:
-                engineered = feature_list(frame, params.problem)
+                engineered = feature_list(frame, problem)
             for part in eng.map_partitions(
-                features_only, frame, f"clean-{k}", problem=params.problem, drop=drop
+                features_only, frame, f"clean-{k}", problem=problem, drop=drop
             ):
                 out.write(part)
                 rows += len(part)
@@ -86,9 +95,7 @@ def main(root: Path, params: Params) -> None:
                     empty = part.head(0)
         out.close()
     missing = {c: float(nulls[c] / rows) if rows else float("nan") for c in empty.columns}
-    write_text(
-        root / PATHS.features_md, features_table_of(empty, missing, engineered, params.problem)
-    )
+    write_text(root / PATHS.features_md, features_table_of(empty, missing, engineered, problem))
     log.info(
         "%d engineered features (%s); %d columns in %s",
         len(engineered),

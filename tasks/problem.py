@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.core.config import Params, ProblemParams
+from tasks.core.config import ProblemParams
 from tasks.core.data.snapshots import current_snapshot
 from tasks.core.errors import StepError
 from tasks.core.io import column_names, write_json, write_text
@@ -158,9 +158,8 @@ KPI floors a model must meet on the sealed test set (and, live, in monitoring):
 """
 
 
-def main(root: Path, params: Params) -> None:
+def main(root: Path, cfg: ProblemParams) -> None:
     """Validate the problem against the current snapshot and write the brief."""
-    cfg = params.problem
     snapshot = current_snapshot(root / PATHS.raw_dir)
     columns = column_names(snapshot.data_path)
     # two columns, however many rows, their text as categorical codes

@@ -17,13 +17,14 @@ import hashlib
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupShuffleSplit, train_test_split
 
-from tasks.core.config import Params, ProblemParams, SplitParams
+from tasks.core.config import CleanParams, ProblemParams, SplitParams
+from tasks.core.declare import Keys
 from tasks.core.errors import StepError
 from tasks.core.io import (
     file_sha256,
@@ -147,13 +148,19 @@ def write_splits(
     }
 
 
-def main(root: Path, params: Params) -> None:
+def main(
+    root: Path,
+    cfg: SplitParams,
+    problem: Annotated[
+        ProblemParams, Keys("target", "id_column", "time_column", "post_outcome_columns")
+    ],
+    clean: Annotated[CleanParams, Keys("data_docs_runs")],
+) -> None:
     """Split, audit, and (only if the audit passes) write the splits.
 
     The features table is never loaded whole: the split reads the one column it cuts on,
     the audit hashes each part's rows, and the outputs are written part by part.
     """
-    cfg, problem = params.split, params.problem
     path = root / PATHS.features_table
     strategy = resolve_strategy(cfg, problem)
     cut_on = {"time": problem.time_column, "group": cfg.group_column}.get(strategy, problem.target)
@@ -170,7 +177,7 @@ def main(root: Path, params: Params) -> None:
         root / PATHS.data_docs_dir,
         "leakage",
         f"{strategy} split of snapshot {snapshot_id}",
-        params.clean.data_docs_runs,
+        clean.data_docs_runs,
     )
     checks = run_audit(audit, cfg, read_suite_file(root / cfg.suite), docs, n_keys or None)
     top = audit.dropna(subset=["feature_auc"]).nlargest(8, "feature_auc")

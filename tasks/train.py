@@ -15,12 +15,20 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 import pandas as pd
 
-from tasks.core.config import Params
+from tasks.core.config import (
+    ChooseParams,
+    CleanParams,
+    ComputeParams,
+    EvaluateParams,
+    ProblemParams,
+    TrainParams,
+)
+from tasks.core.declare import Keys
 from tasks.core.io import (
     atomic_path,
     parquet_rows,
@@ -32,7 +40,7 @@ from tasks.core.ml.models import (
 )
 from tasks.core.ml.objective import TRIALS_Y, objective_for
 from tasks.core.ml.parts import target_column
-from tasks.core.ml.tuning import tune, tune_in_parts
+from tasks.core.ml.tuning import Tuning, tune, tune_in_parts
 from tasks.core.paths import PATHS
 from tasks.core.runtime.compute import engine
 from tasks.core.step import run_step
@@ -42,18 +50,23 @@ STEP = "train"
 
 
 def search(
-    root: Path, params: Params, chosen: str, hashes: dict[str, str]
+    root: Path,
+    tuning: Tuning,
+    base: dict[str, Any],
+    compute: ComputeParams,
+    chosen: str,
+    hashes: dict[str, str],
 ) -> tuple[list[dict[str, Any]], dict[str, Any], Any, np.ndarray]:
-    """The trials of the chosen kind: ``(trial log, best config, its pipeline, its validation
-    scores)``; part by part when the training split is over ``train.in_memory_rows``."""
-    base = params.choose.params.get(chosen, {})
-    with engine(params.compute, root, STEP) as eng:
-        if parquet_rows(root / PATHS.train) > params.train.in_memory_rows:
-            trials, best = tune_in_parts(chosen, base, root, params, hashes, eng)
+    """The trials of the chosen kind from its starting parameters ``base``: ``(trial log,
+    best config, its pipeline, its validation scores)``; part by part when the training
+    split is over ``train.in_memory_rows``."""
+    with engine(compute, root, STEP) as eng:
+        if parquet_rows(root / PATHS.train) > tuning.cfg.in_memory_rows:
+            trials, best = tune_in_parts(chosen, base, root, tuning, hashes, eng)
         else:
             train = pd.read_parquet(root / PATHS.train)
             valid = pd.read_parquet(root / PATHS.valid)
-            trials, best = tune(chosen, base, train, valid, params, hashes, eng)
+            trials, best = tune(chosen, base, train, valid, tuning, hashes, eng)
     return trials, *best
 
 
@@ -66,16 +79,29 @@ def write_trials(root: Path, trials: list[dict[str, Any]]) -> None:
         log_frame[["trial", "seconds"]].to_csv(tmp, index=False)
 
 
-def main(root: Path, params: Params) -> None:
+def main(
+    root: Path,
+    cfg: TrainParams,
+    problem: Annotated[
+        ProblemParams,
+        Keys("target", "id_column", "time_column", "primary_metric", "kpis.target_precision"),
+    ],
+    choose: Annotated[ChooseParams, Keys("params")],
+    clean: Annotated[CleanParams, Keys("max_categories")],
+    evaluate: Annotated[EvaluateParams, Keys("cost")],
+    compute: ComputeParams,
+) -> None:
     """Tune the chosen model, store the best one and its validation threshold."""
-    objective = objective_for(params.problem)
+    objective = objective_for(problem)
     primary = objective.primary.name
     chosen = read_json(root / PATHS.selection_json)["chosen"]
     manifest = read_json(root / PATHS.split_manifest)
     hashes = {"train": manifest["train"]["sha256"], "valid": manifest["valid"]["sha256"]}
-    trials, config, pipeline, scores = search(root, params, chosen, hashes)
+    tuning = Tuning(problem, cfg, clean.max_categories)
+    base = choose.params.get(chosen, {})
+    trials, config, pipeline, scores = search(root, tuning, base, compute, chosen, hashes)
     y_valid = target_column(root / PATHS.valid, objective)
-    threshold, cost = objective.decision_rule(y_valid, scores, params.evaluate.cost)
+    threshold, cost = objective.decision_rule(y_valid, scores, evaluate.cost)
     save_model(pipeline, root / PATHS.model_file)
     best = max(trials, key=lambda t: objective.primary.oriented(t[TRIALS_Y]))
     prep = pipeline.named_steps["prep"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
 import socket
@@ -26,7 +24,6 @@ from tasks.core.paths import PATHS, PREDICTION_LOG, PREDICTIONS_DB
 from tests.prefect_server import Server, reset_client_services, start_server, stop
 
 REPO = Path(__file__).resolve().parents[1]
-PARAMS_READS = "params_reads.json"
 telemetry_off()
 
 # The longest test files, longest first (minutes each). `make test` runs two pytest-xdist
@@ -142,25 +139,10 @@ def project(tmp_path: Path) -> Callable[..., Path]:
 
 
 # --------------------------------------------------------------------------- a trained project
-@contextlib.contextmanager
-def _trace_into(into: set[str], tracing_reads) -> Iterator[None]:
-    with tracing_reads() as reads:
-        yield
-    into |= reads
-
-
 @pytest.fixture(scope="session")
 def trained_project(tmp_path_factory) -> Path:
     """A project that has run every step once, its model registered as champion v0001."""
-    from tasks.core.config import tracing_reads
-
     root = make_project(tmp_path_factory.mktemp("served") / "proj")
-    reads: dict[str, set[str]] = {}
-
-    def traced(stage: str):  # which params keys each stage reads
-        reads[stage] = set()
-        return _trace_into(reads[stage], tracing_reads)
-
     decision = run_in_process(
         root,
         {
@@ -169,10 +151,7 @@ def trained_project(tmp_path_factory) -> Path:
             "experiment": "test-exp",
             "code_version": "test",
         },
-        traced,
     )
-    # tests/code/test_dvc_params.py checks dvc.yaml against what each stage read
-    (root / PARAMS_READS).write_text(json.dumps({k: sorted(v) for k, v in reads.items()}, indent=1))
     assert decision is not None and decision.promoted, decision
     return root
 

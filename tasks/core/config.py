@@ -7,15 +7,21 @@ and values of the wrong type fail with the dotted name of the key, so a typo in
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import difflib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from tasks.core.metrics import metric
 
@@ -24,70 +30,17 @@ class Section(BaseModel):
     """Base of every params section: unknown keys are errors, values are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    # (section, step) when tasks.core.declare narrowed this copy to the keys a step declares
+    _declared: tuple[str, str] | None = PrivateAttr(default=None)
 
-    def model_dump(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        """As pydantic's; while :func:`tracing_reads` records, a dump reads the whole section."""
-        if _TRACE is not None and id(self) in _TRACE.where:
-            _TRACE.reads.add(_TRACE.where[id(self)])
-        return super().model_dump(*args, **kwargs)
-
-
-class _Trace:
-    """The params keys read while :func:`tracing_reads` is active."""
-
-    def __init__(self) -> None:
-        self.where: dict[int, str] = {}
-        self.keep: list[Section] = []  # keeps traced objects alive, so their ids stay theirs
-        self.reads: set[str] = set()
-
-    def place(self, section: Section, path: str) -> None:
-        self.where[id(section)] = path
-        self.keep.append(section)
-        for name in type(section).model_fields:
-            value = object.__getattribute__(section, name)
-            for item in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(item, Section):
-                    self.place(item, f"{path}.{name}" if path else name)
-
-
-_TRACE: _Trace | None = None
-
-
-def _traced_getattribute(self: Section, name: str) -> Any:
-    value = object.__getattribute__(self, name)
-    trace = _TRACE
-    if (
-        trace is not None
-        and name in type(self).model_fields
-        and id(self) in trace.where
-        and not isinstance(value, Section)
-    ):
-        path = trace.where[id(self)]
-        trace.reads.add(f"{path}.{name}" if path else name)
-    return value
-
-
-@contextlib.contextmanager
-def tracing_reads(params: "Params | None" = None) -> Iterator[set[str]]:
-    """Record which keys of ``params`` are read inside the block (dotted names).
-
-    Params parsed inside the block are traced too. A key whose value is a section counts only
-    when the section is dumped whole; reading its fields counts them.
-
-    ``tests/code/test_dvc_params.py`` runs each stage under it and checks that ``dvc.yaml``
-    lists exactly the keys the stage reads, so editing a key no stage reads reruns nothing.
-    Reading a field of a list item counts as reading the list.
-    """
-    global _TRACE
-    trace = _Trace()
-    if params is not None:
-        trace.place(params, "")
-    _TRACE, Section.__getattribute__ = trace, _traced_getattribute  # type: ignore[method-assign]
-    try:
-        yield trace.reads
-    finally:
-        _TRACE = None
-        del Section.__getattribute__
+    def __getattr__(self, name: str) -> Any:
+        if name in type(self).model_fields and self._declared is not None:
+            where, step = self._declared
+            raise UndeclaredKey(
+                f"step '{step}' read {where}.{name}, which its main() does not declare: add it "
+                f"to the Keys of its '{where}' parameter, and to the stage's params in dvc.yaml"
+            )
+        return super().__getattr__(name)  # type: ignore[misc]
 
 
 # --------------------------------------------------------------------------- step 1
@@ -642,6 +595,10 @@ class ParamsError(ValueError):
     """``params.yaml`` is missing, unreadable or does not match the typed models."""
 
 
+class UndeclaredKey(ParamsError):
+    """A step read a params key its signature does not declare (a bug in the step)."""
+
+
 def _describe(err: dict[str, Any], known: dict[str, list[str]]) -> str:
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
     if not loc and err["type"] == "value_error":  # a check across sections names its keys
@@ -734,8 +691,6 @@ def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
         known = known_keys(Params)
         lines = [_describe(e, known) for e in exc.errors()]
         raise ParamsError(f"{source} is invalid:\n  " + "\n  ".join(lines)) from None
-    if _TRACE is not None:
-        _TRACE.place(params, "")
     return params
 
 

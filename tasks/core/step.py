@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tasks.core.config import Params, ParamsError, load_params
+from tasks.core.config import ParamsError, load_params
+from tasks.core.declare import arguments
 from tasks.core.errors import StepError
 from tasks.core.paths import PATHS, find_project_root
 
@@ -51,7 +52,7 @@ def configure_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def run_step(step: str, body: Callable[[Path, Params], None]) -> int:
+def run_step(step: str, body: Callable[..., None]) -> int:
     """Run one step's I/O edge and turn failures into a clear message and exit code.
 
     Parameters
@@ -59,7 +60,8 @@ def run_step(step: str, body: Callable[[Path, Params], None]) -> int:
     step : str
         Step name for messages.
     body : callable
-        ``body(root, params)``; reads inputs, calls the pure functions, writes outputs.
+        ``body(root, <the sections its signature declares>)`` (:mod:`tasks.core.declare`);
+        reads inputs, calls the pure functions, writes outputs.
 
     Returns
     -------
@@ -72,7 +74,7 @@ def run_step(step: str, body: Callable[[Path, Params], None]) -> int:
         root = find_project_root()
         params = load_params(root / PATHS.params)
         log.info("[%s] starting", step)
-        body(root, params)
+        body(**arguments(body, root, params, step))
     except StepError as exc:
         log.error("%s", exc)
         print(f"\nFAILED step '{exc.step}', check '{exc.check}':\n  {exc.message}", file=sys.stderr)

@@ -20,7 +20,7 @@ from tasks.core.data.schema import Standardised, kinds_for, standardise
 from tasks.core.data.simulator import simulate
 from tasks.core.metrics import metric as metric_named
 from tasks.core.ml.models import load_model, save_model
-from tasks.core.ml.tuning import tune
+from tasks.core.ml.tuning import Tuning, tune
 from tasks.core.quality.validation import propose_suite, validate_frame, validate_partitioned
 from tasks.core.runtime.compute import engine
 
@@ -112,24 +112,24 @@ def test_cross_validation_in_parallel_matches_local(dask_engine, params, splits)
 
 
 def test_tuning_on_dask_matches_local(dask_engine, params, splits, tmp_path):
-    params = params
+    tuning = Tuning.of(params)
     train, valid = splits["train"], splits["valid"]
     hashes = {"train": "0" * 16, "valid": "0" * 16}
     # logistic regression: parallel trials, then the best refitted here - the same model exactly
     local_trials, (_, _, local_proba) = tune(
-        "logistic_regression", {}, train, valid, params, hashes
+        "logistic_regression", {}, train, valid, tuning, hashes
     )
     dask_trials, (_, pipeline, dask_proba) = tune(
-        "logistic_regression", {}, train, valid, params, hashes, dask_engine
+        "logistic_regression", {}, train, valid, tuning, hashes, dask_engine
     )
     assert [t["roc_auc"] for t in dask_trials] == [t["roc_auc"] for t in local_trials]
     np.testing.assert_allclose(pipeline.predict_proba(_x(valid, params))[:, 1], dask_proba)
 
     # xgboost.dask: trained across both workers; the same search within noise
     base = params.choose.params.get("xgboost", {})
-    local_trials, (_, _, local_proba) = tune("xgboost", base, train, valid, params, hashes)
+    local_trials, (_, _, local_proba) = tune("xgboost", base, train, valid, tuning, hashes)
     dask_trials, (_, pipeline, dask_proba) = tune(
-        "xgboost", base, train, valid, params, hashes, dask_engine
+        "xgboost", base, train, valid, tuning, hashes, dask_engine
     )
     roc = metric_named("roc_auc")
     y_valid = valid[params.problem.target].to_numpy(int)

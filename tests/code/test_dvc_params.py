@@ -1,87 +1,65 @@
-"""dvc.yaml lists exactly the params keys each stage reads.
+"""dvc.yaml lists exactly the params keys each stage declares, and a stage reads no others.
 
-The shared trained project runs every stage with ``tracing_reads``; a key a stage reads but
-does not list would leave its results cached after an edit, and a section listed whole where
-the stage reads a few of its keys reruns the stage (and everything after it) for nothing:
-editing ``problem.metric_reason`` must not retrain the model.
+A step's ``main`` declares what it reads in its signature (:mod:`tasks.core.declare`): its
+own section, and the keys of other sections it needs. The stage's ``params`` in dvc.yaml
+must be exactly those keys: one the stage reads but does not list would leave its results
+cached after an edit, and a section listed whole where the stage reads a few of its keys
+reruns the stage (and everything after it) for nothing: editing ``problem.metric_reason``
+must not retrain the model. A read of an undeclared key fails the step, so the declaration
+cannot fall behind the code.
 """
 
 from __future__ import annotations
 
-import json
+from pathlib import Path
+from typing import Annotated
 
 import pytest
 
+from devtools.project import steps
 from flows.runtime.pipeline import load_stages
-from tasks.core.config import Params, Section
-from tests.conftest import PARAMS_READS, REPO
-
-
-def leaves(model: type[Section], prefix: str) -> set[str]:
-    """Every leaf key under a section type."""
-    out = set()
-    for name, field in model.model_fields.items():
-        key = f"{prefix}.{name}" if prefix else name
-        kinds = [
-            a
-            for a in (field.annotation, *getattr(field.annotation, "__args__", ()))
-            if isinstance(a, type) and issubclass(a, Section)
-        ]
-        out |= leaves(kinds[0], key) if kinds else {key}
-    return out
-
-
-ALL_LEAVES = leaves(Params, "")
+from tasks.core.config import (
+    ComputeParams,
+    EvaluateParams,
+    Params,
+    ProblemParams,
+    UndeclaredKey,
+)
+from tasks.core.declare import Keys, arguments, declared_keys
+from tests.conftest import REPO, default_params_dict
 
 # Where the work runs does not change a stage's results (tests/code/test_dask_engine.py shows
-# the same outputs on both engines), so compute.* need not be listed; train lists
-# compute.engine because xgboost.dask trains a slightly different model.
-RUNTIME_ONLY = ("compute",)
-# Keys read only on a branch the small simulator profile does not take.
-BRANCH_ONLY = {
-    "clean": {
-        "clean.max_categories": "suite proposal for a new source",
-        "clean.proposal.mostly": "suite proposal for a new source",
-        "clean.proposal.null_margin": "suite proposal for a new source",
-        "collect.path": "the suite's name for a file source",
-    },
-    "split": {"split.group_column": "split.strategy group"},
-}
+# the same outputs on both engines), so a stage receives compute whole without listing it;
+# train lists compute.engine because xgboost.dask trains a slightly different model.
+RUNTIME_ONLY = "compute"
+RESULT_CHANGING = {"train": {"compute.engine"}}
 
 
 def under(key: str, prefix: str) -> bool:
     return key == prefix or key.startswith(prefix + ".")
 
 
-@pytest.mark.slow
-def test_each_stage_lists_exactly_the_params_it_reads(trained_project):
-    reads = json.loads((trained_project / PARAMS_READS).read_text())
+def test_each_stage_lists_exactly_the_params_its_main_declares():
+    modules = dict(steps(REPO))
     problems = []
     for stage in load_stages(REPO / "dvc.yaml"):
-        declared = [p.split(":")[-1] for p in stage.params]
-        read = set(reads[stage.name])
-        for key in sorted(read):
-            if key.split(".")[0] in RUNTIME_ONLY and stage.name != "train":
-                continue
-            if not any(under(key, d) for d in declared):
-                problems.append(f"{stage.name}: reads {key} but dvc.yaml does not list it")
-        for d in declared:
-            if any(under(d, r) for r in read):
-                continue  # read whole (or a leaf listed as such)
-            unread = sorted(
-                leaf
-                for leaf in ALL_LEAVES
-                if under(leaf, d)
-                and not any(under(leaf, r) for r in read)
-                and leaf not in BRANCH_ONLY.get(stage.name, {})
+        listed = {p.split(":")[-1] for p in stage.params}
+        declared = set(declared_keys(modules[stage.name].main))
+        runtime = {k for k in declared | listed if under(k, RUNTIME_ONLY)}
+        expected = RESULT_CHANGING.get(stage.name, set())
+        if runtime & listed != expected:
+            problems.append(
+                f"{stage.name}: lists {sorted(runtime & listed)} of compute, not {sorted(expected)}"
             )
-            if unread:
-                problems.append(f"{stage.name}: lists {d} but never reads {', '.join(unread)}")
+        for key in sorted((declared - runtime) - listed):
+            problems.append(f"{stage.name}: main() declares {key}, dvc.yaml does not list it")
+        for key in sorted((listed - runtime) - declared):
+            problems.append(f"{stage.name}: dvc.yaml lists {key}, main() does not declare it")
     assert not problems, "\n".join(problems)
 
 
 def test_a_problem_description_or_kpi_edit_does_not_rerun_the_model_stages():
-    # the contract the trace test enforces, stated plainly for the keys people edit most
+    # the contract the test above enforces, stated plainly for the keys people edit most
     model_stages = {"clean", "features", "split", "choose", "train"}
     for stage in load_stages(REPO / "dvc.yaml"):
         if stage.name not in model_stages:
@@ -96,3 +74,39 @@ def test_a_problem_description_or_kpi_edit_does_not_rerun_the_model_stages():
             assert not any(under(key, d) for d in declared), (
                 f"{stage.name} reruns when {key} changes"
             )
+
+
+def entry(
+    root: Path,
+    cfg: EvaluateParams,
+    problem: Annotated[ProblemParams, Keys("target", "kpis.target_precision")],
+    compute: ComputeParams,
+) -> None:
+    """A step entry as the steps write them."""
+
+
+def test_a_step_receives_its_section_whole_and_only_the_keys_it_declares_of_others():
+    params = Params.model_validate(default_params_dict())
+    args = arguments(entry, Path("."), params, "demo")
+    assert declared_keys(entry) == [
+        "evaluate",
+        "problem.target",
+        "problem.kpis.target_precision",
+        "compute",
+    ]
+    assert args["cfg"] is params.evaluate and args["compute"] is params.compute
+    problem = args["problem"]
+    assert problem.target == params.problem.target
+    assert problem.kpis.target_precision == params.problem.kpis.target_precision
+    with pytest.raises(UndeclaredKey, match=r"step 'demo' read problem\.question, which"):
+        problem.question
+    with pytest.raises(UndeclaredKey, match=r"problem\.kpis\.roc_auc_min"):
+        problem.kpis.roc_auc_min
+    assert params.problem.question is not None  # the whole params are untouched
+
+
+@pytest.mark.parametrize("name", [s.name for s in load_stages(REPO / "dvc.yaml")])
+def test_each_stage_declares_keys_params_yaml_has(name):
+    # a typo in a declaration fails here, not in a run
+    params = Params.model_validate(default_params_dict())
+    arguments(dict(steps(REPO))[name].main, Path("."), params, name)

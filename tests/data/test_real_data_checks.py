@@ -53,7 +53,7 @@ def prepared(raw: pd.DataFrame, params) -> tuple[pd.DataFrame, dict, object]:
     kinds = kinds_for(raw, p, c)
     std = standardise(raw, kinds, p.positive_label, c.date_formats, {}, [])
     clean, _ = clean_frame(std.frame, p)
-    features, _ = build_features(clean, p, never_features(params))
+    features, _ = build_features(clean, p, never_features(params.problem, params.collect))
     return features, kinds, std
 
 
@@ -242,7 +242,9 @@ def test_slices_and_sensitive_columns_the_data_lacks_are_named_in_the_card():
         "top_features": [],
         "data": {"snapshot_id": "s", "test_sha256": "0" * 64, "test_rows": 10},
     }
-    card = model_card(params, {"model": "m", "config": {}, "threshold": 0.5}, result, "0" * 64, "v")
+    card = model_card(
+        params.problem, {"model": "m", "config": {}, "threshold": 0.5}, result, "0" * 64, "v"
+    )
     assert "**skipped** plan (evaluate.slices)" in card
     assert "**skipped** region (evaluate.sensitive)" in card
     assert "slices judged: Home" in card

@@ -235,7 +235,7 @@ def test_a_column_the_committed_suite_does_not_know_is_typed_by_inference_and_re
         }
     )
     with caplog.at_level("WARNING", logger="churn.clean"):
-        found = suite_for(tmp_path, params, sample)
+        found = suite_for(tmp_path, params.clean, params.problem, params.collect, sample)
     assert found.new_columns == {"monthly_spend": "numeric", "signed_up": "datetime"}
     assert found.kinds["monthly_spend"] == "numeric" and found.kinds["plan"] == "categorical"
     assert "new column(s) 'monthly_spend' (numeric), 'signed_up' (datetime)" in caplog.text

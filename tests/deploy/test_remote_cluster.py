@@ -193,19 +193,19 @@ def test_xgboost_dask_trains_on_the_remote_workers_from_partitions_in_the_bucket
     """The training flow above chose logistic regression; XGBoost takes the xgboost.dask path."""
     from tasks.core.config import ComputeParams
     from tasks.core.metrics import metric as metric_named
-    from tasks.core.ml.tuning import tune
+    from tasks.core.ml.tuning import Tuning, tune
     from tasks.core.runtime.compute import engine
 
     train, valid = splits["train"], splits["valid"]
     hashes = {"train": "0" * 16, "valid": "0" * 16}
     base = params.choose.params.get("xgboost", {})
     before = cluster["logs"]["s3"].read_text().count("/dask-scratch/xgb-")
-    _, (_, _, local_proba) = tune("xgboost", base, train, valid, params, hashes)
+    _, (_, _, local_proba) = tune("xgboost", base, train, valid, Tuning.of(params), hashes)
     cfg = ComputeParams(**compute(cluster, partition_rows=1000))
     with engine(cfg, Path.cwd(), "xgb") as eng:
         workers = eng.client.scheduler_info()["workers"].values()
         assert {w["name"] for w in workers} == {"worker-1", "worker-2"}  # the remote ones
-        _, (_, _, dask_proba) = tune("xgboost", base, train, valid, params, hashes, eng)
+        _, (_, _, dask_proba) = tune("xgboost", base, train, valid, Tuning.of(params), hashes, eng)
     roc = metric_named("roc_auc")
     y_valid = valid[params.problem.target].to_numpy(int)
     assert abs(roc(y_valid, dask_proba) - roc(y_valid, local_proba)) < 0.02

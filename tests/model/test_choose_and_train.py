@@ -8,7 +8,7 @@ from tasks.core.config import CostMatrix
 from tasks.core.metrics import metric
 from tasks.core.ml.costs import best_threshold, expected_cost
 from tasks.core.ml.models import build_pipeline, load_model, model_inputs, save_model
-from tasks.core.ml.tuning import tune
+from tasks.core.ml.tuning import Tuning, tune
 
 
 def test_the_simplest_candidate_within_one_standard_error_wins():
@@ -49,7 +49,7 @@ def test_preprocessing_is_fitted_on_the_training_split_only(splits, params):
 def test_an_early_stopped_xgboost_round_trips_through_the_safe_format(tmp_path, splits, params):
     hashes = {"train": "a" * 64, "valid": "b" * 64}
     _, (_, pipeline, proba) = tune(
-        "xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], params, hashes
+        "xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], Tuning.of(params), hashes
     )
     save_model(pipeline, tmp_path / "m.skops")
     X_valid = model_inputs(splits["valid"], params.problem)[0]
@@ -61,10 +61,10 @@ def test_an_early_stopped_xgboost_round_trips_through_the_safe_format(tmp_path, 
 def test_tuning_is_reproducible_and_logs_every_trial(splits, params):
     hashes = {"train": "a" * 64, "valid": "b" * 64}
     first, (config, _, proba) = tune(
-        "xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], params, hashes
+        "xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], Tuning.of(params), hashes
     )
     second, _ = tune(
-        "xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], params, hashes
+        "xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], Tuning.of(params), hashes
     )
     strip = [{k: v for k, v in t.items() if k != "seconds"} for t in first]
     assert strip == [{k: v for k, v in t.items() if k != "seconds"} for t in second]

@@ -42,11 +42,11 @@ def decide(splits, params, proba, y):
         "metric": "roc_auc",
         **paired_bootstrap_lift(y, proba, rule, metric_named("roc_auc"), 200, 0.95, 0),
     }
-    metrics = headline(y, proba, 0.3, params)
+    metrics = headline(y, proba, 0.3, params.problem, params.evaluate)
     slices = slice_metrics(test, y, proba, params.evaluate, params.problem)
     fair, unfair = fairness(test, y, (proba >= 0.3).astype(int), params.evaluate)
     skipped = skipped_columns(test, params.evaluate) + unjudged_slices(slices, params.evaluate)
-    return gate(metrics, lift, slices, fair, params, skipped + unfair)
+    return gate(metrics, lift, slices, fair, params.problem, params.evaluate, skipped + unfair)
 
 
 def test_a_good_model_is_blessed_and_says_why(splits, params):

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.core.config import ComputeParams, EvaluateParams, Params, ProblemParams
+from tasks.core.config import ComputeParams, EvaluateParams, ProblemParams
 from tasks.core.ml.evaluation import column_slices, slice_groups
 from tasks.core.ml.objective import objective_for
 from tasks.core.runtime.compute import Engine
@@ -152,7 +152,8 @@ def gate(
     lift: dict[str, Any],
     slices: list[dict[str, Any]],
     fair: list[dict[str, Any]],
-    params: Params,
+    problem: ProblemParams,
+    cfg: EvaluateParams,
     skipped: list[dict[str, str]] | None = None,
 ) -> GateDecision:
     """Bless or refuse, with one reason per check: passed, failed or skipped.
@@ -160,7 +161,7 @@ def gate(
     A skipped check says why (``SKIP``); a sensitive column whose fairness could not be
     judged fails the gate while ``evaluate.fairness.block_when_skipped`` is on.
     """
-    objective, cfg = objective_for(params.problem), params.evaluate
+    objective = objective_for(problem)
     block_skipped = cfg.fairness.block_when_skipped
     reasons, ok = [], True
 

@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
-from tasks.core.config import Params
+from tasks.core.config import ProblemParams
 from tasks.core.io import atomic_path
 from tasks.core.ml.objective import objective_for
 from tasks.core.paths import PATHS
@@ -40,10 +40,14 @@ def _environment() -> Any:
 
 
 def model_card(
-    params: Params, meta: dict[str, Any], result: dict[str, Any], env_hash: str, version: str
+    problem: ProblemParams,
+    meta: dict[str, Any],
+    result: dict[str, Any],
+    env_hash: str,
+    version: str,
 ) -> str:
     """``reports/model_card.md``."""
-    objective = objective_for(params.problem)
+    objective = objective_for(problem)
     t = result["test"]
     labels = {n: m.describe(**objective.options) for n, m in objective.metrics.items()}
     headline = [
@@ -57,7 +61,7 @@ def model_card(
         _environment()
         .get_template("model_card.md.j2")
         .render(
-            name=params.problem.name,
+            name=problem.name,
             blessed=result["blessed"],
             meta=meta,
             data=result["data"],

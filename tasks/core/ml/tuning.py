@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from tasks.core.config import ComputeParams, Params, TrainParams
+from tasks.core.config import ComputeParams, Params, ProblemParams, TrainParams
 from tasks.core.io import iter_parts, parquet_rows, sample_positions, take_rows
 from tasks.core.ml.models import (
     build_pipeline,
@@ -43,6 +44,21 @@ from tasks.core.paths import PATHS
 from tasks.core.runtime.compute import Engine
 
 log = logging.getLogger("churn.train")  # the train step's log: tuning is its story
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """What the search reads from params: the problem, train's section, and the category
+    cap the preprocessing shares with choose (``clean.max_categories``)."""
+
+    problem: ProblemParams
+    cfg: TrainParams
+    max_categories: int
+
+    @classmethod
+    def of(cls, params: Params) -> "Tuning":
+        """From the whole of params (tests and tools; the train step passes its sections)."""
+        return cls(params.problem, params.train, params.clean.max_categories)
 
 
 def finished(
@@ -68,7 +84,7 @@ def trial_score(
     job: tuple[int, dict[str, Any]],
     kind: str,
     data: dict[str, Any],
-    params: Params,
+    tuning: Tuning,
     keep: bool = False,
 ) -> dict[str, Any]:
     """Fit one trial's configuration and score it on validation (a task of its own on Dask).
@@ -78,14 +94,14 @@ def trial_score(
     """
     number, config = job
     started = time.perf_counter()
-    objective = objective_for(params.problem)
+    objective = objective_for(tuning.problem)
     pipeline = build_pipeline(
         kind,
         data["numeric"],
         data["categorical"],
         config,
-        params.train.random_state,
-        params.clean.max_categories,
+        tuning.cfg.random_state,
+        tuning.max_categories,
         objective,
     )
     fit_pipeline(
@@ -94,7 +110,7 @@ def trial_score(
         data["y_train"],
         data["X_valid"],
         data["y_valid"],
-        params.train.early_stopping_rounds,
+        tuning.cfg.early_stopping_rounds,
     )
     proba = objective.scores(pipeline, data["X_valid"])
     return finished(number, config, pipeline, proba, started, keep)
@@ -124,7 +140,7 @@ def dask_xgboost_trials(
     matrices: dict[str, tuple[Any, Any]],
     features: tuple[list[str], list[str]],
     score_valid: Callable[[Pipeline], np.ndarray],
-    params: Params,
+    tuning: Tuning,
 ) -> Iterator[dict[str, Any]]:
     """XGBoost trials trained with ``xgboost.dask`` over the workers' training partitions.
 
@@ -139,9 +155,9 @@ def dask_xgboost_trials(
         started = time.perf_counter()
         model = dxgb.DaskXGBClassifier(
             tree_method="hist",
-            random_state=params.train.random_state,
+            random_state=tuning.cfg.random_state,
             eval_metric="logloss",
-            early_stopping_rounds=params.train.early_stopping_rounds or None,
+            early_stopping_rounds=tuning.cfg.early_stopping_rounds or None,
             **config,
         )
         model.client = eng.client
@@ -151,9 +167,9 @@ def dask_xgboost_trials(
             "xgboost",
             *features,
             config,
-            params.train.random_state,
-            params.clean.max_categories,
-            objective_for(params.problem),
+            tuning.cfg.random_state,
+            tuning.max_categories,
+            objective_for(tuning.problem),
         )
         pipeline.set_params(prep=prep, model=local)
         yield finished(number, config, pipeline, score_valid(pipeline), started)
@@ -220,7 +236,7 @@ def tune_in_parts(
     kind: str,
     base: dict[str, Any],
     root: Path,
-    params: Params,
+    tuning: Tuning,
     data_hashes: dict[str, str],
     eng: Engine,
 ) -> tuple[list[dict[str, Any]], Any]:
@@ -232,9 +248,9 @@ def tune_in_parts(
     On the Dask engine, XGBoost trains with ``xgboost.dask`` on the parts, each staged on
     the shared storage as one partition once preprocessed; other kinds run here.
     """
-    problem, cfg = params.problem, params.train
+    problem, cfg = tuning.problem, tuning.cfg
     objective = objective_for(problem)
-    max_categories = params.clean.max_categories
+    max_categories = tuning.max_categories
     train_path, valid_path = root / PATHS.train, root / PATHS.valid
     n_rows = parquet_rows(train_path)
     sample = take_rows(train_path, sample_positions(n_rows, cfg.in_memory_rows, cfg.random_state))
@@ -297,7 +313,7 @@ def tune_in_parts(
             matrices["valid"][0].numblocks[0],
         )
         done = dask_xgboost_trials(
-            eng, configs, prep, matrices, (numeric, categorical), score_valid, params
+            eng, configs, prep, matrices, (numeric, categorical), score_valid, tuning
         )
     else:
         done = trials()
@@ -310,7 +326,7 @@ def tune(
     base: dict[str, Any],
     train: pd.DataFrame,
     valid: pd.DataFrame,
-    params: Params,
+    tuning: Tuning,
     data_hashes: dict[str, str],
     eng: Engine | None = None,
 ) -> tuple[list[dict[str, Any]], Any]:
@@ -321,9 +337,9 @@ def tune(
     validation probabilities travel back; the best configuration is then fitted once more
     here, which gives the same model.
     """
-    problem, cfg = params.problem, params.train
+    problem, cfg = tuning.problem, tuning.cfg
     objective = objective_for(problem)
-    max_categories = params.clean.max_categories
+    max_categories = tuning.max_categories
     eng = eng or Engine(ComputeParams())
     X_train, y_train, numeric, categorical = model_inputs(train, problem)
     X_valid, y_valid, _, _ = model_inputs(valid, problem)
@@ -354,12 +370,12 @@ def tune(
             matrices,
             (numeric, categorical),
             lambda pipeline: objective.scores(pipeline, X_valid),
-            params,
+            tuning,
         )
     elif eng.is_dask:
-        done = eng.map(trial_score, jobs, kind=kind, data=data, params=params)
+        done = eng.map(trial_score, jobs, kind=kind, data=data, tuning=tuning)
     else:  # one at a time, keeping only the best fitted pipeline in memory
-        done = (trial_score(job, kind, data, params, keep=True) for job in jobs)
+        done = (trial_score(job, kind, data, tuning, keep=True) for job in jobs)
     trials, best = record_trials(done, kind, len(configs), y_valid, objective, data_hashes)
     pipeline = best["pipeline"]
     if pipeline is None:  # trained on a worker: fit the best configuration again here

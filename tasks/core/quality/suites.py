@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from tasks.core.config import CleanParams, CollectParams, Params
+from tasks.core.config import CleanParams, CollectParams, ProblemParams
 from tasks.core.data.schema import kinds_for
 from tasks.core.data.snapshots import Snapshot
 from tasks.core.errors import StepError
@@ -73,13 +73,19 @@ class Suite:
     new_columns: dict[str, str] = field(default_factory=dict)
 
 
-def suite_for(root: Path, params: Params, sample: pd.DataFrame) -> Suite:
+def suite_for(
+    root: Path,
+    clean: CleanParams,
+    problem: ProblemParams,
+    collect: CollectParams,
+    sample: pd.DataFrame,
+) -> Suite:
     """The suite to validate with: the committed one (checked against ``sample``'s columns),
     or the kinds to propose one with, inferred from ``sample``."""
-    rel = suite_path_for(params.clean, params.collect)
+    rel = suite_path_for(clean, collect)
     file = root / rel
     if not file.exists():
-        return Suite(rel, file, True, kinds_for(sample, params.problem, params.clean))
+        return Suite(rel, file, True, kinds_for(sample, problem, clean))
     spec = read_suite_file(file)
     kinds = (spec.get("meta") or {}).get("column_kinds") or {}
     if not kinds:
@@ -92,7 +98,7 @@ def suite_for(root: Path, params: Params, sample: pd.DataFrame) -> Suite:
     unknown = [c for c in sample.columns if c not in kinds]
     new = {}
     if unknown:  # typed as a proposal would type them, never silently as text
-        new = kinds_for(sample[unknown], params.problem, params.clean)
+        new = kinds_for(sample[unknown], problem, clean)
         log.warning(
             "new column(s) %s: %s does not know them, so no check judges them; typed by "
             "inference. Add them to the suite (or delete it: a new one is proposed from the "
