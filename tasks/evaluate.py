@@ -85,10 +85,11 @@ def headline(
     }
 
 
-def oracle_auc(
+def oracle_score(
     root: Path, test: pd.DataFrame, problem: ProblemParams, y: np.ndarray
 ) -> float | None:
-    """ROC-AUC of the simulator's true probabilities on the test rows (None for other sources)."""
+    """The ranking metric of the simulator's truth (its probabilities, for binary) on the test
+    rows (None for other sources)."""
     snapshot = current_snapshot(root / PATHS.raw_dir)
     if snapshot.oracle_path is None or problem.id_column is None:
         return None
@@ -97,9 +98,11 @@ def oracle_auc(
         part[part[problem.id_column].isin(ids)] for part in iter_parts(snapshot.oracle_path)
     ).drop_duplicates(problem.id_column)
     merged = test[[problem.id_column]].merge(oracle, on=problem.id_column, how="left")
-    if merged["oracle_proba"].isna().any():
+    objective = objective_for(problem)
+    if objective.ORACLE_COLUMN not in merged or merged[objective.ORACLE_COLUMN].isna().any():
         return None
-    return objective_for(problem).score("roc_auc", y, merged["oracle_proba"].to_numpy())
+    truth = merged[objective.ORACLE_COLUMN].to_numpy()
+    return objective.score(objective.FLOOR_METRIC, y, truth)
 
 
 @dataclass(frozen=True)
@@ -254,7 +257,7 @@ def main(
     pipeline, meta = load_trained(root)
     scored = score_test(root, problem, cfg, pipeline, meta)
     metrics = headline(scored.y, scored.scores, meta["threshold"], problem, cfg)
-    metrics[f"oracle_{objective.FLOOR_METRIC}"] = oracle_auc(root, scored.test, problem, scored.y)
+    metrics[f"oracle_{objective.FLOOR_METRIC}"] = oracle_score(root, scored.test, problem, scored.y)
     base_metrics, lift = baselines_and_lift(scored, problem, cfg)
     slices, fair, skipped = slices_and_fairness(root, scored, problem, cfg, compute)
     verdict = gate(metrics, lift, slices, fair, problem, cfg, skipped)

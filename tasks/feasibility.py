@@ -23,7 +23,7 @@ from tasks.core.data.snapshots import current_snapshot
 from tasks.core.declare import Keys
 from tasks.core.errors import StepError
 from tasks.core.io import take_rows, write_json, write_text
-from tasks.core.ml.objective import objective_for
+from tasks.core.ml.objective import Objective, objective_for
 from tasks.core.ml.signal import quick_matrix, signal_check, signal_sample
 from tasks.core.paths import PATHS
 from tasks.core.step import run_step
@@ -32,10 +32,12 @@ log = logging.getLogger("churn.feasibility")
 STEP = "feasibility"
 
 
-def label_checks(y: pd.Series, cfg: FeasibilityParams) -> list[dict[str, Any]]:
-    """Enough labelled rows, enough of the minority class, few missing labels."""
+def label_checks(
+    y: pd.Series, cfg: FeasibilityParams, objective: Objective
+) -> list[dict[str, Any]]:
+    """Enough labelled rows, the problem type's checks (binary: enough of the minority
+    class), few missing labels."""
     labelled = int(y.notna().sum())
-    minority = int(min((y == 1).sum(), (y == 0).sum()))
     missing_share = float(y.isna().mean())
     return [
         {
@@ -45,13 +47,7 @@ def label_checks(y: pd.Series, cfg: FeasibilityParams) -> list[dict[str, Any]]:
             "passed": labelled >= cfg.min_labelled_rows,
             "rule": ">=",
         },
-        {
-            "check": "minority-class rows",
-            "value": minority,
-            "threshold": cfg.min_minority_rows,
-            "passed": minority >= cfg.min_minority_rows,
-            "rule": ">=",
-        },
+        *objective.label_checks(y, cfg),
         {
             "check": "missing-label share",
             "value": round(missing_share, 4),
@@ -87,16 +83,18 @@ def decide_on(
         The ``problem`` and ``feasibility`` sections.
     """
     y = pd.Series(y)
-    checks = label_checks(y, cfg)
+    objective = objective_for(problem)
+    spec = objective.signal(cfg)
+    checks = label_checks(y, cfg, objective)
     signal: dict[str, Any] | None = None
     if all(c["passed"] for c in checks):
         labelled = np.flatnonzero(y.notna().to_numpy())
         keep = labelled[signal_sample(len(labelled), cfg)]
         X = quick_matrix(rows(keep).reset_index(drop=True), problem)
-        signal = signal_check(X, y.to_numpy()[keep].astype(int), cfg)
+        signal = signal_check(X, objective.labels(y.to_numpy()[keep]), cfg, spec)
         checks += [
             {
-                "check": "ROC-AUC lift over dummy",
+                "check": f"{spec.label} lift over dummy",
                 "value": round(signal["lift"], 4),
                 "threshold": cfg.min_auc_lift,
                 "passed": signal["lift"] >= cfg.min_auc_lift,
@@ -110,13 +108,9 @@ def decide_on(
                 "rule": "<=",
             },
         ]
-    risks = []
-    positive_rate = float((y == 1).sum() / max(int(y.notna().sum()), 1))
-    if positive_rate < 0.05 or positive_rate > 0.95:
-        risks.append(
-            f"strong class imbalance ({positive_rate:.1%} positive): watch PR-AUC and calibration"
-        )
-    if signal and signal["cv_roc_auc"] > 0.99:
+    facts = objective.feasibility_facts(y)
+    risks = objective.target_risks(facts)
+    if signal and signal[f"cv_{spec.metric}"] > spec.near_perfect:
         risks.append(
             "near-perfect quick model: look for a leaking column before trusting any score"
         )
@@ -126,7 +120,8 @@ def decide_on(
         "go": all(c["passed"] for c in checks),
         "checks": checks,
         "signal": signal,
-        "positive_rate": positive_rate,
+        "facts": facts,
+        "metric": spec.metric,
         "risks": risks,
     }
 
@@ -166,13 +161,13 @@ def main(
     y = objective_for(problem).read_target(target).to_numpy()
     del target
     verdict = decide_on(y, lambda positions: take_rows(snapshot.data_path, positions), problem, cfg)
-    signal = verdict["signal"] or {}
+    signal, metric = verdict["signal"] or {}, verdict["metric"]
     write_json(
         root / PATHS.feasibility_json,
         {
             "go": verdict["go"],
-            "positive_rate": round(verdict["positive_rate"], 6),
-            "cv_roc_auc": round(signal.get("cv_roc_auc", float("nan")), 6),
+            **{k: round(v, 6) for k, v in verdict["facts"].items()},
+            f"cv_{metric}": round(signal.get(f"cv_{metric}", float("nan")), 6),
             "permutation_p_value": signal.get("permutation_p_value"),
             "failed_checks": [c["check"] for c in verdict["checks"] if not c["passed"]],
         },

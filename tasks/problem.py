@@ -99,14 +99,12 @@ def summarise(
     data: pd.DataFrame, y: pd.Series, cfg: ProblemParams, snapshot_id: str
 ) -> dict[str, Any]:
     """Facts about the problem on this snapshot, for the brief and later steps."""
-    labelled = int(y.notna().sum())
     return {
         "name": cfg.name,
         "snapshot_id": snapshot_id,
         "rows": int(len(data)),
-        "labelled_rows": labelled,
-        "positive_rows": int((y == 1).sum()),
-        "positive_rate": float((y == 1).sum() / labelled),
+        "labelled_rows": int(y.notna().sum()),
+        **objective_for(cfg).target_facts(y),
         "primary_metric": cfg.primary_metric,
         "kpis": cfg.kpis.model_dump(),
         "baselines": baseline_scores(data, y, cfg),
@@ -115,14 +113,20 @@ def summarise(
 
 def render_brief(cfg: ProblemParams, summary: dict[str, Any]) -> str:
     """The one-page problem brief (Markdown)."""
-    k, sm = cfg.kpis, summary
+    objective, sm = objective_for(cfg), summary
     unit = (
         f"one row per `{cfg.id_column}`" if cfg.id_column else "one row per record (no id column)"
     )
+    summary_metrics = [objective.metric(m) for m in objective.SUMMARY]
     rows = "\n".join(
-        f"| {name} | {s['roc_auc']:.3f} | {s['pr_auc']:.3f} |"
+        f"| {name} | " + " | ".join(f"{s[m.name]:.3f}" for m in summary_metrics) + " |"
         for name, s in summary["baselines"].items()
     )
+    floors = "\n".join(
+        f"| {f.label} | {'>=' if f.metric.higher_is_better else '<='} {f.value} |"
+        for f in objective.floors()
+    )
+    header = " | ".join(m.label for m in summary_metrics)
     excluded = ", ".join(f"`{c}`" for c in cfg.post_outcome_columns) or "none declared"
     return f"""# Problem brief: {cfg.name}
 
@@ -130,14 +134,14 @@ def render_brief(cfg: ProblemParams, summary: dict[str, Any]) -> str:
 
 | | |
 |---|---|
-| Target | `{cfg.target}` (positive label `{cfg.positive_label}`) |
+| Target | `{cfg.target}` {objective.describe_target()} |
 | Unit | {unit} |
 | Time column | {f"`{cfg.time_column}`" if cfg.time_column else "none (random or grouped split)"} |
 | Horizon | {f"{cfg.horizon_days} days" if cfg.horizon_days else "not set"}; labels arrive after \
 {f"about {cfg.label_delay_days} days" if cfg.label_delay_days is not None else "an unknown delay"} |
 | Post-outcome columns (never features) | {excluded} |
 | Data | snapshot `{sm["snapshot_id"]}`: {sm["rows"]:,} rows, {sm["labelled_rows"]:,} labelled, \
-{sm["positive_rate"]:.1%} positive |
+{objective.describe_facts(sm)} |
 
 ## How success is measured
 Primary metric: **{cfg.primary_metric}**. {cfg.metric_reason}
@@ -146,14 +150,12 @@ KPI floors a model must meet on the sealed test set (and, live, in monitoring):
 
 | KPI | floor |
 |---|---|
-| ROC-AUC | >= {k.roc_auc_min} |
-| PR-AUC | >= {k.pr_auc_min} |
-| recall at precision {k.target_precision} | >= {k.recall_at_target_precision_min} |
+{floors}
 
 ## Baselines to beat (scored on all labelled rows of this snapshot)
 
-| baseline | ROC-AUC | PR-AUC |
-|---|---|---|
+| baseline | {header} |
+|---{"|---" * len(summary_metrics)}|
 {rows}
 """
 

@@ -17,7 +17,9 @@ from typing import Any
 
 from flows.runtime.lock import no_run_in_progress
 from flows.runtime.stages import stale_stages
+from tasks.core.config import load_params
 from tasks.core.io import file_sha256, read_json, write_json
+from tasks.core.ml.objective import objective_for
 from tasks.core.paths import PATHS, find_project_root
 
 
@@ -69,15 +71,18 @@ def print_model_summary(root: Path) -> None:
         return
     m = read_json(metrics_file)
     t = m["test"]
-    best = max(m["baseline"].items(), key=lambda kv: kv[1]["roc_auc"])
-    oracle = t.get("oracle_roc_auc")
+    objective = objective_for(load_params(root / PATHS.params).problem)
+    ranking = objective.metric(objective.FLOOR_METRIC)
+    best = max(m["baseline"].items(), key=lambda kv: ranking.oriented(kv[1][ranking.name]))
+    oracle = t.get(f"oracle_{ranking.name}")
+    figures = ", ".join(f"{objective.metric(n).label} {t[n]:.4f}" for n in objective.SUMMARY)
     print(
-        f"  model: {m['model']}, test ROC-AUC {t['roc_auc']:.4f}, PR-AUC {t['pr_auc']:.4f}"
-        + (f" (oracle {oracle:.4f}, {t['roc_auc'] / oracle:.1%} of it)" if oracle else "")
+        f"  model: {m['model']}, test {figures}"
+        + (f" (oracle {oracle:.4f}, {t[ranking.name] / oracle:.1%} of it)" if oracle else "")
     )
     print(
-        f"  best baseline: {best[0]} ROC-AUC {best[1]['roc_auc']:.4f}; lift lower bound "
-        f"{m['lift_lower_bound']:.4f}"
+        f"  best baseline: {best[0]} {ranking.label} {best[1][ranking.name]:.4f}; lift lower "
+        f"bound {m['lift_lower_bound']:.4f}"
     )
     print(f"  {'BLESSED' if m['blessed'] else 'NOT BLESSED'}: see {PATHS.model_card}")
     for skipped in m.get("skipped", []):  # a check that did not run is not a pass

@@ -14,6 +14,9 @@ never slice a class index or name a metric themselves. An objective answers:
   the KPI floors of ``problem.kpis`` (:meth:`floors`);
 - **the baselines** (:meth:`baseline_scores`) and **how a split is stratified**
   (:meth:`strata`);
+- **what the brief and feasibility say of the target**: its facts and risks
+  (:meth:`target_facts`, :meth:`feasibility_facts`, :meth:`target_risks`), the type's label
+  checks (:meth:`label_checks`) and feasibility's quick model (:meth:`signal`);
 - **what a run draws**: the columns of the tuning-trials plot (:data:`TRIALS_Y`).
 
 Binary is the only type today (:class:`Binary`). Where the others plug in:
@@ -46,7 +49,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from tasks.core.config import CostMatrix, ProblemParams
+from tasks.core.config import CostMatrix, FeasibilityParams, ProblemParams
 from tasks.core.data.labels import LabelError, binarize_target, observed_labels
 from tasks.core.metrics import Metric, metric, metrics_for
 from tasks.core.ml.baselines import rule_scores
@@ -79,6 +82,25 @@ class Floor:
         return found >= self.value if self.metric.higher_is_better else found <= self.value
 
 
+@dataclass(frozen=True)
+class SignalSpec:
+    """How feasibility's signal check runs for a problem type (:mod:`tasks.core.ml.signal`)."""
+
+    metric: str
+    """The score's name in ``reports/feasibility.json`` (``cv_<metric>``, ``dummy_<metric>``)."""
+    label: str
+    scoring: str
+    """scikit-learn's scorer, cross-validated and permutation-tested."""
+    dummy: float
+    """A constant model's score."""
+    near_perfect: float
+    """Above this, the quick model is too good to be true (a leaking column?)."""
+    model: Any
+    """The quick model, unfitted."""
+    cv: Any
+    """The folds."""
+
+
 class Objective(ABC):
     """The problem type's answers; see the module docstring for each."""
 
@@ -89,6 +111,8 @@ class Objective(ABC):
     """The metric a slice's floor, the live-performance drop and the shadow are judged on."""
     IMPORTANCE_SCORER: ClassVar[str]
     """scikit-learn's scorer for permutation importance."""
+    ORACLE_COLUMN: ClassVar[str]
+    """The simulator's column of the truth the model estimates (the oracle's score)."""
 
     def __init__(self, problem: ProblemParams) -> None:
         self.problem = problem
@@ -150,6 +174,34 @@ class Objective(ABC):
         """A split file's (already read) target column as the metrics take it."""
 
     @abstractmethod
+    def signal(self, cfg: FeasibilityParams) -> SignalSpec:
+        """Feasibility's quick model, its folds and its score."""
+
+    @abstractmethod
+    def label_checks(self, y: pd.Series, cfg: FeasibilityParams) -> list[dict[str, Any]]:
+        """Feasibility's checks of the read target beyond the labelled rows' count."""
+
+    @abstractmethod
+    def feasibility_facts(self, y: pd.Series) -> dict[str, float]:
+        """The target's figures in ``reports/feasibility.json`` (binary: the positive rate)."""
+
+    @abstractmethod
+    def target_risks(self, facts: dict[str, float]) -> list[str]:
+        """Risks of the target to name in the feasibility report."""
+
+    @abstractmethod
+    def target_facts(self, y: pd.Series) -> dict[str, Any]:
+        """Facts about the read target column (missing: unlabelled) for ``problem.json``."""
+
+    @abstractmethod
+    def describe_target(self) -> str:
+        """What the brief says after the target's name (binary: its positive label)."""
+
+    @abstractmethod
+    def describe_facts(self, facts: dict[str, Any]) -> str:
+        """The brief's words for :meth:`target_facts` (binary: the positive share)."""
+
+    @abstractmethod
     def estimator(self, kind: str, params: dict[str, Any], random_state: int) -> Any:
         """The unfitted model of ``kind`` with ``params``."""
 
@@ -204,6 +256,8 @@ class Binary(Objective):
 
     IMPORTANCE_SCORER = "roc_auc"
     """scikit-learn's scorer for permutation importance (the drop in this metric)."""
+
+    ORACLE_COLUMN = "oracle_proba"
 
     @property
     def options(self) -> dict[str, Any]:
@@ -265,6 +319,56 @@ class Binary(Objective):
 
     def labels(self, values: pd.Series | np.ndarray) -> np.ndarray:
         return np.asarray(values).astype(int)
+
+    def target_facts(self, y: pd.Series) -> dict[str, Any]:
+        labelled = int(y.notna().sum())
+        return {
+            "positive_rows": int((y == 1).sum()),
+            "positive_rate": float((y == 1).sum() / labelled),
+        }
+
+    def describe_target(self) -> str:
+        return f"(positive label `{self.problem.positive_label}`)"
+
+    def signal(self, cfg: FeasibilityParams) -> SignalSpec:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.model_selection import StratifiedKFold
+
+        return SignalSpec(
+            metric="roc_auc",
+            label="ROC-AUC",
+            scoring="roc_auc",
+            dummy=0.5,  # a constant score (the majority-class dummy) has ROC-AUC 0.5
+            near_perfect=0.99,
+            model=HistGradientBoostingClassifier(
+                max_iter=50, learning_rate=0.15, random_state=cfg.random_state
+            ),
+            cv=StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state),
+        )
+
+    def label_checks(self, y: pd.Series, cfg: FeasibilityParams) -> list[dict[str, Any]]:
+        minority = int(min((y == 1).sum(), (y == 0).sum()))
+        return [
+            {
+                "check": "minority-class rows",
+                "value": minority,
+                "threshold": cfg.min_minority_rows,
+                "passed": minority >= cfg.min_minority_rows,
+                "rule": ">=",
+            }
+        ]
+
+    def feasibility_facts(self, y: pd.Series) -> dict[str, float]:
+        return {"positive_rate": float((y == 1).sum() / max(int(y.notna().sum()), 1))}
+
+    def target_risks(self, facts: dict[str, float]) -> list[str]:
+        rate = facts["positive_rate"]
+        if rate < 0.05 or rate > 0.95:
+            return [f"strong class imbalance ({rate:.1%} positive): watch PR-AUC and calibration"]
+        return []
+
+    def describe_facts(self, facts: dict[str, Any]) -> str:
+        return f"{facts['positive_rate']:.1%} positive"
 
     def estimator(self, kind: str, params: dict[str, Any], random_state: int) -> Any:
         if kind == "logistic_regression":

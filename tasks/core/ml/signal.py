@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sklearn.base import clone
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.model_selection import StratifiedKFold, permutation_test_score
+from sklearn.model_selection import permutation_test_score
 from threadpoolctl import threadpool_limits
 
 from tasks.core.config import FeasibilityParams, ProblemParams
 from tasks.core.data.schema import parse_numbers
 from tasks.core.env import usable_cores
+from tasks.core.ml.objective import SignalSpec
 
 log = logging.getLogger("churn.feasibility")  # the feasibility step's story
 
@@ -59,9 +59,7 @@ def quick_matrix(data: pd.DataFrame, problem: ProblemParams) -> pd.DataFrame:
 PARALLEL_FROM_S = 8.0
 
 
-def permutation_jobs(
-    model: HistGradientBoostingClassifier, X: pd.DataFrame, y: np.ndarray, cfg: FeasibilityParams
-) -> int:
+def permutation_jobs(model: Any, X: pd.DataFrame, y: np.ndarray, cfg: FeasibilityParams) -> int:
     """Processes for the permutation test: two when one fit, timed, says it is long enough.
 
     The permutations are drawn in this process in order, so the p-value is the same with
@@ -94,26 +92,28 @@ def signal_sample(n: int, cfg: FeasibilityParams) -> np.ndarray:
     return np.sort(rng.choice(n, cfg.sample_rows, replace=False))
 
 
-def signal_check(X: pd.DataFrame, y: np.ndarray, cfg: FeasibilityParams) -> dict[str, Any]:
-    """Cross-validated ROC-AUC of a quick model, with a label-permutation p-value.
+def signal_check(
+    X: pd.DataFrame, y: np.ndarray, cfg: FeasibilityParams, spec: SignalSpec
+) -> dict[str, Any]:
+    """The cross-validated score of a quick model, with a label-permutation p-value.
 
     Parameters
     ----------
     X : DataFrame
         Numeric matrix (NaN allowed) of the sampled rows (:func:`signal_sample`).
-    y : ndarray of int
+    y : ndarray
         Their labels.
     cfg : FeasibilityParams
+    spec : SignalSpec
+        The problem type's quick model, folds and score (the objective's ``signal``).
 
     Returns
     -------
     dict
-        ``cv_roc_auc``, ``dummy_roc_auc``, ``lift``, ``permutation_p_value`` and the sample size.
+        ``cv_<metric>``, ``dummy_<metric>``, ``lift``, ``permutation_p_value`` and the
+        sample size.
     """
-    model = HistGradientBoostingClassifier(
-        max_iter=50, learning_rate=0.15, random_state=cfg.random_state
-    )
-    cv = StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state)
+    model = spec.model
     # One OpenMP thread: on a sample this size it is as fast as two, and a second busy
     # process on the machine (a deployment run beside `dvc repro`) would otherwise stall
     # every one of the model's many small parallel regions (measured: 6 s alone, >120 s).
@@ -123,18 +123,17 @@ def signal_check(X: pd.DataFrame, y: np.ndarray, cfg: FeasibilityParams) -> dict
             model,
             X,
             y,
-            cv=cv,
+            cv=spec.cv,
             n_permutations=cfg.n_permutations,
-            scoring="roc_auc",
+            scoring=spec.scoring,
             random_state=cfg.random_state,
             n_jobs=n_jobs,
         )
-    dummy = 0.5  # a constant score (the majority-class dummy) has ROC-AUC 0.5 by definition
     return {
         "sample_rows": int(len(y)),
-        "cv_roc_auc": float(score),
-        "dummy_roc_auc": dummy,
-        "lift": float(score - dummy),
+        f"cv_{spec.metric}": float(score),
+        f"dummy_{spec.metric}": spec.dummy,
+        "lift": float(score - spec.dummy),
         "permutation_p_value": float(p_value),
         "n_permutations": cfg.n_permutations,
     }

@@ -13,10 +13,24 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
-from tasks.core.config import load_params
+from tasks.core.config import ProblemParams, load_params
+from tasks.core.metrics import Metric, metric
+from tasks.core.ml.objective import objective_for
 from tasks.core.paths import PATHS, find_project_root
 from tasks.core.serving.registry import ModelVersion, RegistryError, open_registry
+
+
+def ranking_metric(card: dict[str, Any]) -> Metric:
+    """The metric a version is shown by: its problem type's ranking metric (ROC-AUC for a
+    card from before problem types, or one whose params no longer validate)."""
+    try:
+        problem = ProblemParams.model_validate((card.get("params") or {}).get("problem"))
+    except ValueError:
+        return metric("roc_auc")
+    objective = objective_for(problem)
+    return objective.metric(objective.FLOOR_METRIC)
 
 
 def describe(version: ModelVersion | None) -> str:
@@ -24,9 +38,10 @@ def describe(version: ModelVersion | None) -> str:
     if version is None:
         return "none"
     m = version.card.get("metrics", {}).get("test", {})
+    ranking = ranking_metric(version.card)
     return (
-        f"{version.version} {version.card.get('model')} test ROC-AUC "
-        f"{m.get('roc_auc', float('nan')):.4f} "
+        f"{version.version} {version.card.get('model')} test {ranking.label} "
+        f"{m.get(ranking.name, float('nan')):.4f} "
         f"(run {version.card.get('flow_run_name')}, experiment {version.card.get('experiment')})"
     )
 
