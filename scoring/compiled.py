@@ -46,6 +46,7 @@ from scoring.fields import (
 from tasks.core.config import CleanParams, ProblemParams
 from tasks.core.data.features import feature_list
 from tasks.core.data.schema import parse_dates, parse_numbers
+from tasks.core.ml.models import is_xgboost
 from tasks.core.ml.objective import objective_for
 
 
@@ -373,15 +374,12 @@ class CompiledModel:
                     self.cat_values.append((j, width + k, mapping, float(target.target_mean_)))
                 width += len(wide)
         self.width = width
-        kind = type(model).__name__
-        self.kind = kind
-        if kind == "LogisticRegression":
-            if len(model.classes_) != 2:
-                raise CompileError("a logistic regression that is not binary")
-            self.coef = np.asarray(model.coef_[0], dtype=float)
-            self.intercept = float(model.intercept_[0])
-            self._predict = self._logistic
-        elif kind == "XGBClassifier":
+        self.kind = type(model).__name__
+        terms = self.objective.linear_terms(model)
+        if terms is not None:  # the margin, then the objective's link
+            self.coef, self.intercept = terms
+            self._predict = self._linear
+        elif is_xgboost(model):
             booster = model.get_booster()
             booster.set_param({"nthread": 1})  # one row: threads cost more than they save
             self.booster = booster
@@ -416,7 +414,7 @@ class CompiledModel:
 
     # each predictor computes every row on its own, so a row's probability does not depend
     # on the other rows of its batch (a single record and a batch agree exactly)
-    def _logistic(self, Z: np.ndarray) -> np.ndarray:
+    def _linear(self, Z: np.ndarray) -> np.ndarray:
         return self.objective.link((Z * self.coef).sum(axis=1) + self.intercept)
 
     def _xgboost(self, Z: np.ndarray) -> np.ndarray:

@@ -30,7 +30,7 @@ from tasks.core.config import CleanParams, ProblemParams
 from tasks.core.data.features import build_features
 from tasks.core.data.pii import key_from_env, protect_record, pseudonym
 from tasks.core.data.schema import parse_dates, parse_numbers, standardise
-from tasks.core.ml.models import model_matrix
+from tasks.core.ml.models import is_xgboost, model_matrix
 from tasks.core.ml.objective import Objective, objective_for
 from tasks.core.serving.registry import ModelVersion, Registry
 
@@ -198,7 +198,7 @@ class LoadedModel:
         std = standardise(
             raw,
             kinds,
-            self.problem.positive_label,
+            self.objective.read_target,
             self.clean.date_formats,
             self.clean.category_aliases,
             [f.model_dump() for f in self.clean.unit_fixes],
@@ -249,14 +249,15 @@ class LoadedModel:
         Z = prep.transform(X)
         Z = Z.toarray() if hasattr(Z, "toarray") else Z  # a linear model's sparse one-hot block
         names = list(prep.get_feature_names_out())
-        if type(model).__name__ == "XGBClassifier":
+        terms = self.objective.linear_terms(model)
+        if is_xgboost(model):
             import xgboost as xgb
 
             values = model.get_booster().predict(
                 xgb.DMatrix(np.asarray(Z, dtype=float)), pred_contribs=True
             )[:, :-1]
-        elif hasattr(model, "coef_"):
-            values = np.asarray(Z, dtype=float) * model.coef_[0]
+        elif terms is not None:
+            values = np.asarray(Z, dtype=float) * terms[0]
         else:
             return [[] for _ in range(len(X))]
         out = []

@@ -34,6 +34,7 @@ from tasks.core.io import (
     write_parts,
     write_text,
 )
+from tasks.core.ml.objective import objective_for
 from tasks.core.paths import PATHS
 from tasks.core.quality.data_docs import DocsTarget
 from tasks.core.quality.suites import Suite, proposal_source, save_proposal, suite_for
@@ -116,7 +117,7 @@ def standardise_kwargs(
     """The arguments :func:`standardise` takes besides the data."""
     return {
         "kinds": kinds,
-        "positive_label": problem.positive_label,
+        "read_target": objective_for(problem).read_target,
         "date_formats": cfg.date_formats,
         "aliases": cfg.category_aliases,
         "unit_fixes": [f.model_dump() for f in cfg.unit_fixes],
@@ -298,16 +299,18 @@ def clean_in_parts(
         results = validate_parts(eng, std_path, spec, "raw", docs, id_column, unique)
         check_results(results, suite.rel, len(suite.new_columns))
         dropped = copies.dropped()
-        rows_out = positives = unlabelled = start = 0
+        objective = objective_for(problem)
+        rows_out = unlabelled = start = 0
+        targets = []
         with write_parts(out_path) as out:
             for part in iter_parts(std_path):
                 kept = part[keep_mask(dropped, start, len(part))]
                 start += len(part)
                 labelled = kept[kept[target].notna()].reset_index(drop=True)
-                labelled[target] = labelled[target].astype("int8")
+                labelled[target] = objective.stored(labelled[target])
                 out.write(labelled)
                 rows_out += len(labelled)
-                positives += int(labelled[target].sum())
+                targets.append(labelled[target])
                 unlabelled += len(kept) - len(labelled)
             out.close()
     counts = {
@@ -318,7 +321,7 @@ def clean_in_parts(
     if id_column is None:
         counts["identical_rows_kept"] = copies.exact
     facts = clean_facts(snapshot, suite, results, sh.rows, counts, rows_out, totals)
-    facts["positive_rate"] = round(positives / rows_out, 6) if rows_out else float("nan")
+    facts |= objective.clean_facts(pd.concat(targets) if targets else pd.Series([], dtype=float))
     eda = pd.concat(sample, ignore_index=True)
     report(root, problem, facts, counts, eda, kinds, {"eda_sample_rows": len(eda)})
 

@@ -41,7 +41,7 @@ from tasks.core.ml.gate import fairness, gate, skipped_columns, slice_metrics, u
 from tasks.core.ml.models import UntrustedModel, load_model, model_matrix
 from tasks.core.ml.objective import Objective, objective_for
 from tasks.core.ml.parts import predict_parts
-from tasks.core.ml.report import curves, figures, model_card
+from tasks.core.ml.report import draw, model_card
 from tasks.core.paths import PATHS
 from tasks.core.runtime.compute import engine
 from tasks.core.step import code_version, run_step
@@ -172,7 +172,7 @@ def slices_and_fairness(
     test = scored.test
     with engine(compute, root, STEP) as eng:
         slices = slice_metrics(test, scored.y, scored.scores, cfg, problem, eng)
-    fair, unfair = fairness(test, scored.y, scored.decision, cfg)
+    fair, unfair = fairness(test, scored.y, scored.decision, cfg, objective_for(problem))
     skipped = skipped_columns(test, cfg) + unjudged_slices(slices, cfg) + unfair
     for s in skipped:
         log.warning("%s: '%s' skipped: %s", s["key"], s["column"], s["reason"])
@@ -284,8 +284,7 @@ def main(
     }
     write_json(root / PATHS.evaluation_json, result)
     write_json(root / PATHS.metrics_json, metrics_summary(result))
-    curves(scored.y, scored.scores, scored.decision, root)
-    figures(scored.y, scored.scores, scored.decision, root / PATHS.figures_dir)
+    draw(objective, scored.y, scored.scores, scored.decision, root)
     card = model_card(problem, meta, result, env_hash, code_version(root))
     write_text(root / PATHS.model_card, card)
     summary = ", ".join(f"{objective.metric(m).label} {metrics[m]:.4f}" for m in objective.SUMMARY)

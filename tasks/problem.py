@@ -171,10 +171,10 @@ def main(root: Path, cfg: ProblemParams) -> None:
     write_json(root / PATHS.problem_json, summary)
     write_text(root / PATHS.problem_brief, render_brief(cfg, summary))
     log.info(
-        "target '%s': %d labelled rows, %.1f%% positive; brief at %s",
+        "target '%s': %d labelled rows, %s; brief at %s",
         cfg.target,
         summary["labelled_rows"],
-        100 * summary["positive_rate"],
+        objective_for(cfg).describe_facts(summary),
         PATHS.problem_brief,
     )
 

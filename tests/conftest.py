@@ -20,6 +20,7 @@ from devtools.project import make_project as copy_project
 from tasks.core.config import Params, parse_params
 from tasks.core.data.schema import kinds_for
 from tasks.core.env import telemetry_off
+from tasks.core.ml.objective import objective_for
 from tasks.core.paths import PATHS, PREDICTION_LOG, PREDICTIONS_DB
 from tests.prefect_server import Server, reset_client_services, start_server, stop
 
@@ -100,7 +101,7 @@ def featured(raw: Any, params: Params) -> Any:
     std = standardise(
         raw,
         kinds_for(raw, p, c),
-        p.positive_label,
+        objective_for(p).read_target,
         c.date_formats,
         c.category_aliases,
         [f.model_dump() for f in c.unit_fixes],

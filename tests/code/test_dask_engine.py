@@ -20,6 +20,7 @@ from tasks.core.data.schema import Standardised, kinds_for, standardise
 from tasks.core.data.simulator import simulate
 from tasks.core.metrics import metric as metric_named
 from tasks.core.ml.models import load_model, save_model
+from tasks.core.ml.objective import objective_for
 from tasks.core.ml.tuning import Tuning, tune
 from tasks.core.quality.validation import propose_suite, validate_frame, validate_partitioned
 from tasks.core.runtime.compute import engine
@@ -49,7 +50,7 @@ def _standardise(raw, kinds, params):
     c = params.clean
     return dict(
         kinds=kinds,
-        positive_label=params.problem.positive_label,
+        read_target=objective_for(params.problem).read_target,
         date_formats=c.date_formats,
         aliases=c.category_aliases,
         unit_fixes=[f.model_dump() for f in c.unit_fixes],

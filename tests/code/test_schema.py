@@ -6,7 +6,7 @@ import pytest
 
 from devtools.project import deep_merge
 from tasks.clean import check_parsing, clean_frame
-from tasks.core.config import parse_params
+from tasks.core.config import ProblemParams, parse_params
 from tasks.core.data.schema import (
     dedupe,
     infer_kinds,
@@ -16,10 +16,12 @@ from tasks.core.data.schema import (
     standardise,
 )
 from tasks.core.errors import StepError
+from tasks.core.ml.objective import objective_for
 from tasks.core.quality.suites import check_schema, suite_path_for
 from tests.conftest import default_params_dict
 
 FORMATS = ["%Y-%m-%d", "%m/%d/%Y", "%b %d, %Y"]
+READ_YES = objective_for(ProblemParams(target="y", positive_label="yes")).read_target
 
 
 def test_category_spellings_collapse_and_aliases_apply():
@@ -77,7 +79,7 @@ def test_kinds_are_inferred_and_standardise_never_touches_its_input():
     std = standardise(
         raw,
         kinds,
-        "yes",
+        READ_YES,
         FORMATS,
         unit_fixes=[{"column": "cents", "above": 1000, "divide_by": 100}],
     )
@@ -115,7 +117,7 @@ def test_schema_breaks_name_the_column():
             pd.DataFrame({"id": [1]}), {"id": "id", "fee": "numeric"}, "expectations/x.raw.json"
         )
     std = standardise(
-        pd.DataFrame({"fee": ["1", "x", "y", "z"]}), {"fee": "numeric"}, "yes", FORMATS
+        pd.DataFrame({"fee": ["1", "x", "y", "z"]}), {"fee": "numeric"}, READ_YES, FORMATS
     )
     with pytest.raises(StepError, match=r"type changed: 'fee' \(25% parse, 3 cells did not\)"):
         check_parsing(std, 0.9)

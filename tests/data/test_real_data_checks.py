@@ -23,6 +23,7 @@ from tasks.core.data.pii import protect_frame
 from tasks.core.data.schema import kinds_for, standardise
 from tasks.core.errors import StepError
 from tasks.core.ml.gate import skipped_columns
+from tasks.core.ml.objective import objective_for
 from tasks.core.ml.report import model_card
 from tasks.core.quality.audit_frame import audit_frame, copies_of
 from tasks.core.quality.leakage_audit import finding, run_audit
@@ -51,7 +52,7 @@ def prepared(raw: pd.DataFrame, params) -> tuple[pd.DataFrame, dict, object]:
     raw, _ = protect_frame(raw, params.collect.pii, b"test-key", "CHURN_PII_KEY")
     p, c = params.problem, params.clean
     kinds = kinds_for(raw, p, c)
-    std = standardise(raw, kinds, p.positive_label, c.date_formats, {}, [])
+    std = standardise(raw, kinds, objective_for(p).read_target, c.date_formats, {}, [])
     clean, _ = clean_frame(std.frame, p)
     features, _ = build_features(clean, p, never_features(params.problem, params.collect))
     return features, kinds, std
@@ -171,7 +172,7 @@ def test_a_column_that_turns_to_text_in_a_later_export_is_named():
     p, c = params.problem, params.clean
     kinds = kinds_for(raw, p, c)
     later = raw.assign(monthly_charges=raw["monthly_charges"].map(lambda v: f"{v:.2f} USD/month"))
-    std = standardise(later, kinds, p.positive_label, c.date_formats, {}, [])
+    std = standardise(later, kinds, objective_for(p).read_target, c.date_formats, {}, [])
     with pytest.raises(StepError, match="'monthly_charges'"):
         check_parsing(std, c.min_parse_share)
 

@@ -15,6 +15,7 @@ from tasks.core.config import parse_params
 from tasks.core.data.features import build_features
 from tasks.core.data.schema import standardise
 from tasks.core.data.simulator import simulate
+from tasks.core.ml.objective import objective_for
 from tasks.core.quality.audit_frame import audit_frame
 from tasks.core.quality.leakage_audit import run_audit
 from tasks.core.quality.validation import load_suite, read_suite_file, validate_frame
@@ -55,7 +56,7 @@ def raw_std() -> pd.DataFrame:
     return standardise(
         raw,
         kinds,
-        "yes",
+        objective_for(PARAMS.problem).read_target,
         c.date_formats,
         c.category_aliases,
         [f.model_dump() for f in c.unit_fixes],

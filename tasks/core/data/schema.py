@@ -9,6 +9,7 @@ as a schema break instead of silently becoming a different column.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.config import CleanParams, ProblemParams
-from tasks.core.data.labels import binarize_target
 
 ISO8601 = "ISO8601"
 """The date format that reads any ISO 8601 date or time stamp (pandas' own parser)."""
@@ -196,7 +196,7 @@ class Standardised:
 def standardise(
     data: pd.DataFrame,
     kinds: dict[str, str],
-    positive_label: Any,
+    read_target: Callable[[pd.Series], pd.Series],
     date_formats: list[str],
     aliases: dict[str, dict[str, str]] | None = None,
     unit_fixes: list[dict[str, Any]] | None = None,
@@ -205,7 +205,8 @@ def standardise(
 
     Numbers stored as text become floats (blank cells missing), dates in any of the
     formats become datetimes, categories are normalised (:func:`normalise_category`), the
-    target becomes 0/1 with missing labels missing, and declared unit bugs are fixed
+    target is read by ``read_target`` (the problem type's: binary makes it 0/1) with missing
+    labels missing, and declared unit bugs are fixed
     (values above ``above`` divided by ``divide_by``). Cells that do not parse become
     missing and are counted.
     """
@@ -223,7 +224,7 @@ def standardise(
         elif kind == "categorical":
             out[column] = normalise_category(values, (aliases or {}).get(column))
         elif kind == "target":
-            out[column] = binarize_target(values, positive_label)
+            out[column] = read_target(values)
         else:
             out[column] = values.astype("string").str.strip()
         if kind in ("numeric", "datetime"):

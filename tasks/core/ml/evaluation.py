@@ -119,7 +119,7 @@ def column_slices(
                 "column": str(values.name),
                 "value": str(value),
                 "rows": int(len(idx)),
-                "positive_rate": float(ys.mean()),
+                **objective.slice_facts(ys),
                 **{m: objective.score(m, ys, ps) if both else None for m in objective.SUMMARY},
                 "checked": bool(both and len(idx) >= min_rows),
             }

@@ -18,7 +18,7 @@ import pandas as pd
 
 from tasks.core.config import ComputeParams, EvaluateParams, ProblemParams
 from tasks.core.ml.evaluation import column_slices, slice_groups
-from tasks.core.ml.objective import objective_for
+from tasks.core.ml.objective import Objective, objective_for
 from tasks.core.runtime.compute import Engine
 
 
@@ -83,14 +83,20 @@ def unjudged_slices(slices: list[dict[str, Any]], cfg: EvaluateParams) -> list[d
 
 
 def fairness(
-    test: pd.DataFrame, y: np.ndarray, decision: np.ndarray, cfg: EvaluateParams
+    test: pd.DataFrame,
+    y: np.ndarray,
+    decision: np.ndarray,
+    cfg: EvaluateParams,
+    objective: Objective | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
-    """TPR and FPR gaps and the selection-rate ratio across groups of each sensitive column.
+    """The objective's gaps across groups of each sensitive column (binary: the TPR and FPR
+    gaps and the selection-rate ratio).
 
     Returns the judged columns, and those that could not be judged with the reason (fewer
     than two groups of ``evaluate.fairness.min_group_rows``). A numeric column with many
     values is judged in ranges (:func:`tasks.core.ml.evaluation.slice_groups`).
     """
+    objective = objective or objective_for(None)
     out, skipped = [], []
     for column in cfg.sensitive:
         if column not in test:
@@ -100,12 +106,9 @@ def fairness(
             if len(idx) < cfg.fairness.min_group_rows:
                 small[str(value)] = int(len(idx))
                 continue
-            ys, ds = y[idx], decision[idx]
             groups[str(value)] = {
                 "rows": int(len(idx)),
-                "tpr": float(ds[ys == 1].mean()) if (ys == 1).any() else 0.0,
-                "fpr": float(ds[ys == 0].mean()) if (ys == 0).any() else 0.0,
-                "selection_rate": float(ds.mean()),
+                **objective.group_figures(y[idx], decision[idx]),
             }
         if len(groups) < 2:
             sizes = ", ".join(f"{v}: {n}" for v, n in list(small.items())[:6])
@@ -119,16 +122,12 @@ def fairness(
                 }
             )
             continue
-        g = groups.values()
-        rates = [v["selection_rate"] for v in g]
         out.append(
             {
                 "column": column,
                 "groups": groups,
                 "small_groups": small,
-                "tpr_gap": max(v["tpr"] for v in g) - min(v["tpr"] for v in g),
-                "fpr_gap": max(v["fpr"] for v in g) - min(v["fpr"] for v in g),
-                "selection_rate_ratio": min(rates) / max(rates) if max(rates) > 0 else 1.0,
+                **objective.fairness_gaps(list(groups.values())),
             }
         )
     return out, skipped
@@ -190,27 +189,10 @@ def gate(
         found = metrics[floor.metric.name]
         bound = "floor" if floor.metric.higher_is_better else "ceiling"
         check(floor.met(found), f"{floor.label} {found:.4f} vs {bound} {floor.value}")
-    judged = objective.metric(objective.FLOOR_METRIC)
     for s in slices:
         if s["checked"]:
-            check(
-                s[judged.name] >= cfg.slice_roc_auc_floor,
-                f"slice {s['column']}={s['value']} ({s['rows']} rows) {judged.label} "
-                f"{s[judged.name]:.4f} vs floor {cfg.slice_roc_auc_floor}",
-            )
+            check(*objective.slice_check(s, metrics, cfg))
     for f in fair:
-        lim = cfg.fairness
-        check(
-            f["tpr_gap"] <= lim.max_tpr_gap,
-            f"{f['column']}: TPR gap {f['tpr_gap']:.4f} vs limit {lim.max_tpr_gap}",
-        )
-        check(
-            f["fpr_gap"] <= lim.max_fpr_gap,
-            f"{f['column']}: FPR gap {f['fpr_gap']:.4f} vs limit {lim.max_fpr_gap}",
-        )
-        check(
-            f["selection_rate_ratio"] >= lim.min_selection_rate_ratio,
-            f"{f['column']}: selection-rate ratio {f['selection_rate_ratio']:.4f} vs minimum "
-            f"{lim.min_selection_rate_ratio}",
-        )
+        for passed, text in objective.fairness_checks(f, cfg.fairness):
+            check(passed, text)
     return GateDecision(ok, tuple(reasons))

@@ -63,6 +63,14 @@ def model_matrix(frame: pd.DataFrame, numeric: list[str], categorical: list[str]
 
 
 # ----------------------------------------------------------------------------- models
+def is_xgboost(model: Any) -> bool:
+    """Whether ``model`` is one of XGBoost's scikit-learn estimators (of any problem type)."""
+    from xgboost import XGBModel
+
+    return isinstance(model, XGBModel)
+
+
+# ----------------------------------------------------------------------------- models
 def _preprocessor(
     numeric: list[str], categorical: list[str], scale: bool, max_categories: int, random_state: int
 ) -> ColumnTransformer:
@@ -148,7 +156,7 @@ def fit_pipeline(
 ) -> Pipeline:
     """Fit; XGBoost stops early on the validation split when it is given."""
     model = pipeline.named_steps["model"]
-    if early_stopping_rounds and X_valid is not None and type(model).__name__ == "XGBClassifier":
+    if early_stopping_rounds and X_valid is not None and is_xgboost(model):
         prep = pipeline.named_steps["prep"]
         # fit_transform, not fit then transform: a target encoding is cross-fitted on the
         # rows it is fitted on (the same matrix for every other transformer)

@@ -5,8 +5,10 @@ never slice a class index or name a metric themselves. An objective answers:
 
 - **the target**: how a delivered label column becomes what the model learns
   (:meth:`Objective.read_target`) and how a split file's labels are read (:meth:`labels`);
-- **the estimators**: the candidate model of each kind (:meth:`estimator`), and the
-  objective the compiled serving path applies to a linear margin (:meth:`link`);
+- **the estimators**: the candidate model of each kind (:meth:`estimator`, and
+  :meth:`dask_xgboost` across a Dask cluster), a linear model's weights
+  (:meth:`linear_terms`) and what the compiled serving path applies to its margin
+  (:meth:`link`);
 - **the scores and the decision**: what a fitted model gives for each row
   (:meth:`scores`) and what is decided from it (:meth:`decide`);
 - **the metrics**: the registry of the type (:mod:`tasks.core.metrics`), the primary one,
@@ -14,6 +16,11 @@ never slice a class index or name a metric themselves. An objective answers:
   the KPI floors of ``problem.kpis`` (:meth:`floors`);
 - **the baselines** (:meth:`baseline_scores`) and **how a split is stratified**
   (:meth:`strata`);
+- **slices and fairness**: what a slice reports and how the gate judges it
+  (:meth:`slice_facts`, :meth:`slice_check`), a group's figures, the gaps between groups
+  and their checks (:meth:`group_figures`, :meth:`fairness_gaps`, :meth:`fairness_checks`);
+- **how the target is read and stored** by clean (:meth:`read_target`, :meth:`stored`,
+  :meth:`clean_facts`);
 - **what the brief and feasibility say of the target**: its facts and risks
   (:meth:`target_facts`, :meth:`feasibility_facts`, :meth:`target_risks`), the type's label
   checks (:meth:`label_checks`) and feasibility's quick model (:meth:`signal`);
@@ -34,10 +41,10 @@ Binary is the only type today (:class:`Binary`). Where the others plug in:
 Each is a subclass registered in :data:`OBJECTIVES` under its ``problem.type``.
 
 Not asked yet, and binary where they stand: the performance estimate before labels
-(:mod:`tasks.monitor.estimate`, CBPE), the leakage audit's single-feature model
-(:mod:`tasks.core.quality.leakage`), the explanations (``scoring.scoring``), fairness's TPR
-and FPR gaps (:mod:`tasks.core.ml.gate`) and the evaluation figures
-(:mod:`tasks.core.ml.report`).
+(:mod:`tasks.monitor.estimate`, CBPE; regression's is direct loss estimation) and the
+leakage audit's single-feature ROC-AUC (:mod:`tasks.core.quality.leakage`, with
+``split.max_single_feature_auc``). The figures and ``dvc plots`` files are drawn per type
+(:data:`tasks.core.ml.report.PLOTS`).
 """
 
 from __future__ import annotations
@@ -49,7 +56,13 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from tasks.core.config import CostMatrix, FeasibilityParams, ProblemParams
+from tasks.core.config import (
+    CostMatrix,
+    EvaluateParams,
+    FairnessLimits,
+    FeasibilityParams,
+    ProblemParams,
+)
 from tasks.core.data.labels import LabelError, binarize_target, observed_labels
 from tasks.core.metrics import Metric, metric, metrics_for
 from tasks.core.ml.baselines import rule_scores
@@ -190,6 +203,14 @@ class Objective(ABC):
         """Risks of the target to name in the feasibility report."""
 
     @abstractmethod
+    def stored(self, y: pd.Series) -> pd.Series:
+        """The read target of labelled rows as the cleaned table stores it."""
+
+    @abstractmethod
+    def clean_facts(self, y: pd.Series) -> dict[str, float]:
+        """The cleaned target's figures in ``reports/clean.json`` (binary: positive rate)."""
+
+    @abstractmethod
     def target_facts(self, y: pd.Series) -> dict[str, Any]:
         """Facts about the read target column (missing: unlabelled) for ``problem.json``."""
 
@@ -204,6 +225,17 @@ class Objective(ABC):
     @abstractmethod
     def estimator(self, kind: str, params: dict[str, Any], random_state: int) -> Any:
         """The unfitted model of ``kind`` with ``params``."""
+
+    @abstractmethod
+    def dask_xgboost(
+        self, config: dict[str, Any], random_state: int, early_stopping_rounds: int
+    ) -> Any:
+        """The ``xgboost.dask`` model of this type, trained across the Dask workers."""
+
+    @abstractmethod
+    def linear_terms(self, model: Any) -> tuple[np.ndarray, float] | None:
+        """A fitted linear model's weights and intercept on the margin :meth:`link` turns
+        into scores (the compiled serving path, explanations); None if not one of this type."""
 
     @abstractmethod
     def scores(self, model: Any, X: Any) -> np.ndarray:
@@ -240,6 +272,31 @@ class Objective(ABC):
     @abstractmethod
     def baseline_scores(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
         """Scores of the configured baselines on ``frame``'s rows."""
+
+    # -- slices and fairness (tasks.core.ml.gate)
+    @abstractmethod
+    def slice_facts(self, y: np.ndarray) -> dict[str, float]:
+        """What a slice's row in the evaluation says of its labels (binary: positive rate)."""
+
+    @abstractmethod
+    def slice_check(
+        self, row: dict[str, Any], metrics: dict[str, float], cfg: EvaluateParams
+    ) -> tuple[bool, str]:
+        """The gate's judgement of one judged slice (``row``) against the whole (``metrics``)."""
+
+    @abstractmethod
+    def group_figures(self, y: np.ndarray, decision: np.ndarray) -> dict[str, float]:
+        """A fairness group's figures (binary: TPR, FPR and selection rate)."""
+
+    @abstractmethod
+    def fairness_gaps(self, groups: list[dict[str, Any]]) -> dict[str, float]:
+        """The gaps between a sensitive column's groups (each from :meth:`group_figures`)."""
+
+    @abstractmethod
+    def fairness_checks(
+        self, judged: dict[str, Any], limits: FairnessLimits
+    ) -> list[tuple[bool, str]]:
+        """The gate's checks of one sensitive column's gaps: ``(passed, reason)`` each."""
 
 
 class Binary(Objective):
@@ -320,6 +377,13 @@ class Binary(Objective):
     def labels(self, values: pd.Series | np.ndarray) -> np.ndarray:
         return np.asarray(values).astype(int)
 
+    def stored(self, y: pd.Series) -> pd.Series:
+        return y.astype("int8")
+
+    def clean_facts(self, y: pd.Series) -> dict[str, float]:
+        rows = len(y)
+        return {"positive_rate": round(int(y.sum()) / rows, 6) if rows else float("nan")}
+
     def target_facts(self, y: pd.Series) -> dict[str, Any]:
         labelled = int(y.notna().sum())
         return {
@@ -393,6 +457,25 @@ class Binary(Objective):
             f"unknown model kind '{kind}'; known: logistic_regression, random_forest, xgboost"
         )
 
+    def dask_xgboost(
+        self, config: dict[str, Any], random_state: int, early_stopping_rounds: int
+    ) -> Any:
+        from xgboost import dask as dxgb
+
+        return dxgb.DaskXGBClassifier(
+            tree_method="hist",
+            random_state=random_state,
+            eval_metric="logloss",
+            early_stopping_rounds=early_stopping_rounds or None,
+            **config,
+        )
+
+    def linear_terms(self, model: Any) -> tuple[np.ndarray, float] | None:
+        coef = getattr(model, "coef_", None)
+        if coef is None or np.ndim(coef) != 2 or len(coef) != 1:  # one margin: two classes
+            return None
+        return np.asarray(coef[0], dtype=float), float(model.intercept_[0])
+
     def scores(self, model: Any, X: Any) -> np.ndarray:
         return np.asarray(model.predict_proba(X)[:, 1], dtype=float)
 
@@ -429,6 +512,55 @@ class Binary(Objective):
         if rule is not None and rule.column in frame:
             out[f"rule:{rule.column}"] = rule_scores(frame[rule.column], rule)
         return out
+
+    def slice_facts(self, y: np.ndarray) -> dict[str, float]:
+        return {"positive_rate": float(y.mean())}
+
+    def slice_check(
+        self, row: dict[str, Any], metrics: dict[str, float], cfg: EvaluateParams
+    ) -> tuple[bool, str]:
+        """The slice's ROC-AUC at least ``evaluate.slice_roc_auc_floor``."""
+        judged = self.metric(self.FLOOR_METRIC)
+        return (
+            row[judged.name] >= cfg.slice_roc_auc_floor,
+            f"slice {row['column']}={row['value']} ({row['rows']} rows) {judged.label} "
+            f"{row[judged.name]:.4f} vs floor {cfg.slice_roc_auc_floor}",
+        )
+
+    def group_figures(self, y: np.ndarray, decision: np.ndarray) -> dict[str, float]:
+        return {
+            "tpr": float(decision[y == 1].mean()) if (y == 1).any() else 0.0,
+            "fpr": float(decision[y == 0].mean()) if (y == 0).any() else 0.0,
+            "selection_rate": float(decision.mean()),
+        }
+
+    def fairness_gaps(self, groups: list[dict[str, Any]]) -> dict[str, float]:
+        rates = [v["selection_rate"] for v in groups]
+        return {
+            "tpr_gap": max(v["tpr"] for v in groups) - min(v["tpr"] for v in groups),
+            "fpr_gap": max(v["fpr"] for v in groups) - min(v["fpr"] for v in groups),
+            "selection_rate_ratio": min(rates) / max(rates) if max(rates) > 0 else 1.0,
+        }
+
+    def fairness_checks(
+        self, judged: dict[str, Any], limits: FairnessLimits
+    ) -> list[tuple[bool, str]]:
+        f, lim = judged, limits
+        return [
+            (
+                f["tpr_gap"] <= lim.max_tpr_gap,
+                f"{f['column']}: TPR gap {f['tpr_gap']:.4f} vs limit {lim.max_tpr_gap}",
+            ),
+            (
+                f["fpr_gap"] <= lim.max_fpr_gap,
+                f"{f['column']}: FPR gap {f['fpr_gap']:.4f} vs limit {lim.max_fpr_gap}",
+            ),
+            (
+                f["selection_rate_ratio"] >= lim.min_selection_rate_ratio,
+                f"{f['column']}: selection-rate ratio {f['selection_rate_ratio']:.4f} vs "
+                f"minimum {lim.min_selection_rate_ratio}",
+            ),
+        ]
 
 
 OBJECTIVES: dict[str, type[Objective]] = {"binary": Binary}

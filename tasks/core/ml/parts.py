@@ -5,7 +5,7 @@ XGBoost learns from a ``QuantileDMatrix`` built from an iterator over the file's
 preprocessing, and only the matrix's compact histogram index stays in memory. The
 preprocessing (median imputation, category lists) is fitted on a seeded sample of the
 training rows. Scores are computed part by part the same way. The fitted booster becomes
-a plain ``XGBClassifier`` in the usual pipeline, so it is stored and served like any other.
+the type's plain XGBoost estimator in the usual pipeline, so it is stored and served like any other.
 """
 
 from __future__ import annotations
@@ -71,11 +71,10 @@ def quantile_matrix(
     return xgb.QuantileDMatrix(parts, ref=ref, nthread=2)
 
 
-def as_classifier(model: Any) -> Any:
-    """A trained booster (or a dask XGBoost model) as a plain ``XGBClassifier``."""
-    from xgboost import XGBClassifier
-
-    local = XGBClassifier()
+def as_estimator(model: Any, objective: Objective) -> Any:
+    """A trained booster (or a dask XGBoost model) as the plain XGBoost estimator of the
+    problem type (``XGBClassifier`` for binary)."""
+    local = type(objective.estimator("xgboost", {}, 0))()
     with tempfile.TemporaryDirectory() as folder:
         model.save_model(Path(folder) / "model.json")
         local.load_model(Path(folder) / "model.json")
@@ -105,7 +104,7 @@ def train_xgboost(
         early_stopping_rounds=early_stopping_rounds or None,
         verbose_eval=False,
     )
-    return as_classifier(booster)
+    return as_estimator(booster, objective)
 
 
 def predict_parts(

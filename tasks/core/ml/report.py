@@ -8,6 +8,7 @@ data fills is escaped for Markdown (:func:`tasks.core.quality.pages.md`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_curve
 
 from tasks.core.config import ProblemParams
 from tasks.core.io import atomic_path
-from tasks.core.ml.objective import objective_for
+from tasks.core.ml.objective import Objective, objective_for
 from tasks.core.paths import PATHS
 from tasks.core.quality.pages import md
 
@@ -136,3 +137,22 @@ def curves(y: np.ndarray, proba: np.ndarray, decision: np.ndarray, root: Path) -
     ):
         with atomic_path(root / path) as tmp:
             frame.round(6).to_csv(tmp, index=False)
+
+
+def binary_plots(y: np.ndarray, scores: np.ndarray, decision: np.ndarray, root: Path) -> None:
+    """A binary model's ``dvc plots`` curves and its figure."""
+    curves(y, scores, decision, root)
+    figures(y, scores, decision, root / PATHS.figures_dir)
+
+
+PLOTS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, Path], None]] = {
+    "binary": binary_plots
+}
+"""What a run draws for each problem type: its ``dvc plots`` files and figures."""
+
+
+def draw(
+    objective: Objective, y: np.ndarray, scores: np.ndarray, decision: np.ndarray, root: Path
+) -> None:
+    """The problem type's plots and figures of the sealed test set (:data:`PLOTS`)."""
+    PLOTS[objective.type](y, scores, decision, root)

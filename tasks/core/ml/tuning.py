@@ -34,7 +34,7 @@ from tasks.core.ml.models import (
 )
 from tasks.core.ml.objective import TRIALS_Y, Objective, objective_for
 from tasks.core.ml.parts import (
-    as_classifier,
+    as_estimator,
     predict_parts,
     quantile_matrix,
     target_column,
@@ -146,30 +146,25 @@ def dask_xgboost_trials(
 
     The preprocessing has no hyperparameters: it is fitted once, and the transformed splits
     are on the shared storage as partitions (``matrices``, from :func:`as_xy`). Each
-    trial trains across all workers, stops early on validation, and becomes a plain
-    ``XGBClassifier`` in the usual pipeline, so it is stored and served like any other.
+    trial trains across all workers, stops early on validation, and becomes the problem
+    type's plain XGBoost estimator in the usual pipeline, stored and served like any other.
     """
-    from xgboost import dask as dxgb
-
+    objective = objective_for(tuning.problem)
     for number, config in enumerate(configs):
         started = time.perf_counter()
-        model = dxgb.DaskXGBClassifier(
-            tree_method="hist",
-            random_state=tuning.cfg.random_state,
-            eval_metric="logloss",
-            early_stopping_rounds=tuning.cfg.early_stopping_rounds or None,
-            **config,
+        model = objective.dask_xgboost(
+            config, tuning.cfg.random_state, tuning.cfg.early_stopping_rounds
         )
         model.client = eng.client
         model.fit(*matrices["train"], eval_set=[matrices["valid"]], verbose=False)
-        local = as_classifier(model)  # the same booster, as a local estimator
+        local = as_estimator(model, objective)  # the same booster, as a local estimator
         pipeline = build_pipeline(
             "xgboost",
             *features,
             config,
             tuning.cfg.random_state,
             tuning.max_categories,
-            objective_for(tuning.problem),
+            objective,
         )
         pipeline.set_params(prep=prep, model=local)
         yield finished(number, config, pipeline, score_valid(pipeline), started)
