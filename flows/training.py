@@ -32,7 +32,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from flows.runtime.experiments import experiment_name, push_data, save_experiment
 from flows.runtime.lock import PipelineBusy, workspace_lock
-from flows.runtime.pipeline import Stage, load_stages
+from flows.runtime.pipeline import Stage, load_stages, missing_params
 from flows.runtime.processes import tool_env
 from flows.runtime.rerun import print_model_summary, remember_run, unchanged_since_last_run
 from flows.runtime.stages import StageFailed, repro_stage, stale_stages
@@ -212,6 +212,14 @@ def training(
     logger = get_run_logger()
     root = Path(project_dir).resolve() if project_dir else find_project_root()
     stages = load_stages(root / "dvc.yaml")
+    missing = missing_params(root, stages)
+    if missing:
+        raise ValueError(
+            "params.yaml lacks keys dvc.yaml lists, and DVC will not run without them: "
+            + "; ".join(missing)
+            + ". Add each (docs/reference/params.md gives its default; problem.type: binary "
+            "for a yes/no outcome, positive_label: null for a regression problem)"
+        )
     logger.info("pipeline from dvc.yaml: %s", " -> ".join(s.name for s in stages))
     run_name = flow_run.get_name() or "training"
     run_id = flow_run.get_id() or "local"

@@ -260,7 +260,7 @@ def main(
     cfg: ChooseParams,
     problem: Annotated[
         ProblemParams,
-        Keys("target", "id_column", "time_column", "primary_metric", "kpis.target_precision"),
+        Keys("type", "target", "id_column", "time_column", "primary_metric"),
     ],
     clean: Annotated[CleanParams, Keys("max_categories")],
     split: Annotated[SplitParams, Keys("group_column")],

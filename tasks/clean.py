@@ -128,7 +128,7 @@ def main(
     root: Path,
     cfg: CleanParams,
     problem: Annotated[
-        ProblemParams, Keys("target", "id_column", "time_column", "positive_label", "name")
+        ProblemParams, Keys("type", "target", "id_column", "time_column", "positive_label", "name")
     ],
     collect: Annotated[CollectParams, Keys("source", "path", "sql.query")],
     compute: ComputeParams,

@@ -74,15 +74,17 @@ def columns_read(columns: list[str], problem: ProblemParams, cfg: EvaluateParams
 
 
 def headline(
-    y: np.ndarray, proba: np.ndarray, threshold: float, problem: ProblemParams, cfg: EvaluateParams
+    y: np.ndarray,
+    proba: np.ndarray,
+    threshold: float | None,
+    problem: ProblemParams,
+    cfg: EvaluateParams,
 ) -> dict[str, float]:
     """Every reported metric of the problem type on one set of predictions, and the expected
-    cost of the decisions at ``threshold``."""
+    cost of the decisions at ``threshold`` (a problem type with a decision rule)."""
     objective = objective_for(problem)
-    return {
-        **objective.headline(y, proba),
-        "expected_cost": objective.expected_cost(y, proba, threshold, cfg.cost),
-    }
+    cost = objective.expected_cost(y, proba, threshold, cfg.cost)
+    return {**objective.headline(y, proba), **({} if cost is None else {"expected_cost": cost})}
 
 
 def oracle_score(
@@ -110,6 +112,7 @@ class Scored:
     """The sealed test rows as the checks see them."""
 
     test: pd.DataFrame  # the columns the checks read
+    train: pd.DataFrame  # the training split's target and rule column (the baselines fit)
     y: np.ndarray
     scores: np.ndarray
     decision: np.ndarray
@@ -127,7 +130,12 @@ def score_test(
     )
     y = objective.labels(test[problem.target])
     log.info("scored the %d test rows part by part; now the baselines and the lift", len(y))
-    return Scored(test, y, scores, objective.decide(scores, meta["threshold"]))
+    rule, train_path = problem.baseline.rule, root / PATHS.train
+    wanted = (problem.target, rule.column if rule else None)
+    train = pd.read_parquet(
+        train_path, columns=[c for c in wanted if c in column_names(train_path)]
+    )
+    return Scored(test, train, y, scores, objective.decide(scores, meta["threshold"]))
 
 
 def baselines_and_lift(
@@ -135,7 +143,7 @@ def baselines_and_lift(
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
     """Each baseline's summary metrics, and the lift over the best of them (paired bootstrap)."""
     objective = objective_for(problem)
-    baselines = objective.baseline_scores(scored.test)
+    baselines = objective.baseline_scores(scored.test, scored.train)
     base_metrics = {
         n: {m: objective.score(m, scored.y, s) for m in objective.SUMMARY}
         for n, s in baselines.items()
@@ -248,7 +256,7 @@ def main(
     cfg: EvaluateParams,
     problem: Annotated[
         ProblemParams,
-        Keys("target", "id_column", "name", "primary_metric", "kpis", "baseline"),
+        Keys("type", "target", "id_column", "name", "primary_metric", "kpis", "baseline"),
     ],
     compute: ComputeParams,
 ) -> None:
@@ -256,7 +264,7 @@ def main(
     objective = objective_for(problem)
     pipeline, meta = load_trained(root)
     scored = score_test(root, problem, cfg, pipeline, meta)
-    metrics = headline(scored.y, scored.scores, meta["threshold"], problem, cfg)
+    metrics = headline(scored.y, scored.scores, meta.get("threshold"), problem, cfg)
     metrics[f"oracle_{objective.FLOOR_METRIC}"] = oracle_score(root, scored.test, problem, scored.y)
     base_metrics, lift = baselines_and_lift(scored, problem, cfg)
     slices, fair, skipped = slices_and_fairness(root, scored, problem, cfg, compute)

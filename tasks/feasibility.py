@@ -151,7 +151,14 @@ def main(
     cfg: FeasibilityParams,
     problem: Annotated[
         ProblemParams,
-        Keys("target", "id_column", "time_column", "positive_label", "post_outcome_columns"),
+        Keys(
+            "type",
+            "target",
+            "id_column",
+            "time_column",
+            "positive_label",
+            "post_outcome_columns",
+        ),
     ],
 ) -> None:
     """Decide go/no-go on the current snapshot."""

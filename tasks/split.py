@@ -34,9 +34,11 @@ from tasks.core.io import (
     write_parts,
     write_text,
 )
+from tasks.core.ml.objective import objective_for
 from tasks.core.paths import PATHS
 from tasks.core.quality.audit_frame import SPLITS, audit_table
 from tasks.core.quality.data_docs import DocsTarget
+from tasks.core.quality.leakage import SINGLE_FEATURE
 from tasks.core.quality.leakage_audit import audit_markdown, finding, run_audit
 from tasks.core.quality.validation import read_suite_file
 from tasks.core.step import run_step
@@ -91,7 +93,7 @@ def assign_splits(frame: pd.DataFrame, cfg: SplitParams, problem: ProblemParams)
         labels.iloc[rest[valid_idx]] = "valid"
         labels.iloc[rest[test_idx]] = "test"
         return labels
-    y = frame[problem.target].to_numpy()
+    y = objective_for(problem).strata(frame[problem.target].to_numpy())
     _, rest = train_test_split(
         positions, test_size=holdout, stratify=y, random_state=cfg.random_state
     )
@@ -152,7 +154,7 @@ def main(
     root: Path,
     cfg: SplitParams,
     problem: Annotated[
-        ProblemParams, Keys("target", "id_column", "time_column", "post_outcome_columns")
+        ProblemParams, Keys("type", "target", "id_column", "time_column", "post_outcome_columns")
     ],
     clean: Annotated[CleanParams, Keys("data_docs_runs")],
 ) -> None:
@@ -179,9 +181,11 @@ def main(
         f"{strategy} split of snapshot {snapshot_id}",
         clean.data_docs_runs,
     )
-    checks = run_audit(audit, cfg, read_suite_file(root / cfg.suite), docs, n_keys or None)
+    single = SINGLE_FEATURE[objective_for(problem).type]
+    suite = read_suite_file(root / cfg.suite)
+    checks = run_audit(audit, cfg, suite, docs, n_keys or None, single)
     top = audit.dropna(subset=["feature_auc"]).nlargest(8, "feature_auc")
-    write_text(root / PATHS.leakage_md, audit_markdown(checks, strategy, counts, top))
+    write_text(root / PATHS.leakage_md, audit_markdown(checks, strategy, counts, top, single.label))
     failed = [c for c in checks if not c["passed"]]
     write_json(
         root / PATHS.leakage_json,
@@ -190,7 +194,7 @@ def main(
             "strategy": strategy,
             **{f"rows_{k}": v for k, v in counts.items()},
             "failed_checks": [c["check"] for c in failed],
-            "max_single_feature_auc": round(float(top["feature_auc"].max()), 6),
+            single.key: round(float(top["feature_auc"].max()), 6),
         },
     )
     if failed:

@@ -84,7 +84,7 @@ def main(
     cfg: TrainParams,
     problem: Annotated[
         ProblemParams,
-        Keys("target", "id_column", "time_column", "primary_metric", "kpis.target_precision"),
+        Keys("type", "target", "id_column", "time_column", "primary_metric"),
     ],
     choose: Annotated[ChooseParams, Keys("params")],
     clean: Annotated[CleanParams, Keys("max_categories")],
@@ -115,23 +115,29 @@ def main(
         "valid": {
             primary: best[TRIALS_Y],
             **{name: best[name] for name in objective.SUMMARY if name != primary},
-            "expected_cost": round(cost, 6),
+            **({} if cost is None else {"expected_cost": round(cost, 6)}),
         },
         "data": hashes,
     }
     write_json(root / PATHS.model_meta, meta)
     write_trials(root, trials)
     summary = {"model": chosen, "n_trials": len(trials), "threshold": threshold}
-    summary |= {f"valid_{primary}": best[TRIALS_Y], "valid_expected_cost": round(cost, 6)}
+    summary[f"valid_{primary}"] = best[TRIALS_Y]
+    if cost is not None:
+        summary["valid_expected_cost"] = round(cost, 6)
     write_json(root / PATHS.train_json, summary)
+    rule = (
+        ""
+        if threshold is None
+        else f"; threshold {threshold:.2f} (expected cost {cost:.3f} on validation)"
+    )
     log.info(
-        "best of %d trials: %s=%.4f with %s; threshold %.2f (expected cost %.3f on validation)",
+        "best of %d trials: %s=%.4f with %s%s",
         len(trials),
         primary,
         best[TRIALS_Y],
         best["config"],
-        threshold,
-        cost,
+        rule,
     )
 
 

@@ -113,3 +113,25 @@ def parse_stages(spec: dict[str, Any]) -> list[Stage]:
 def load_stages(dvc_yaml: Path) -> list[Stage]:
     """Read ``dvc.yaml`` and return its stages in run order (see :func:`parse_stages`)."""
     return parse_stages(yaml.safe_load(Path(dvc_yaml).read_text(encoding="utf-8")) or {})
+
+
+def missing_params(root: Path, stages: list[Stage]) -> list[str]:
+    """The keys ``dvc.yaml`` lists that ``params.yaml`` does not hold, each with its stages.
+
+    The typed config fills a missing key with its default, but DVC reads the file as it is
+    and refuses to run a stage whose key is absent; saying so before any stage runs names
+    the key and the fix (a new key such as ``problem.type``, or ``positive_label: null`` for
+    a regression problem).
+    """
+    raw = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8")) or {}
+    where: dict[str, list[str]] = {}
+    for stage in stages:
+        for listed in stage.params:
+            key = listed.split(":")[-1]
+            node: Any = raw
+            for part in key.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    where.setdefault(key, []).append(stage.name)
+                    break
+                node = node[part]
+    return [f"{key} (read by {', '.join(names)})" for key, names in where.items()]

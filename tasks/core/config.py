@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from tasks.core.metrics import metric
+from tasks.core.metrics import metric, metrics_for
 
 
 class Section(BaseModel):
@@ -57,21 +57,74 @@ class Kpis(Section):
     recall_at_target_precision_min: float = Field(0.3, ge=0, le=1)
 
 
-class RuleBaseline(Section):
-    """A one-column rule: rank rows by ``column`` (reversed if ``higher_is_positive`` is false)."""
+class Bounds(Section):
+    """``problem.kpis`` of a regression problem: a bound per metric, ``<metric>_max`` for a
+    metric where lower is better (``rmse_max``), ``<metric>_min`` where higher is better
+    (``r2_min``). ``{}``: no floors."""
 
-    # the column the rule ranks by
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    @classmethod
+    def of(cls, problem_type: str, raw: dict[str, Any]) -> "Bounds":
+        """The bounds in ``raw``, each key checked against the metrics of ``problem_type``."""
+        table = metrics_for(problem_type)
+        errors, unknown = [], []
+        for key, value in raw.items():
+            name, _, side = str(key).rpartition("_")
+            found = table.get(name)
+            if found is None or side not in ("min", "max"):
+                unknown.append(f"problem.kpis.{key}")
+            elif (side == "min") != found.higher_is_better:
+                better = "higher" if found.higher_is_better else "lower"
+                right = f"{name}_{'min' if found.higher_is_better else 'max'}"
+                errors.append(
+                    f"problem.kpis.{key}: {name} is {better}-is-better, so its bound is {right}"
+                )
+            elif isinstance(value, bool) or not isinstance(value, (int, float)):
+                errors.append(f"problem.kpis.{key}: a number is needed (got {value!r})")
+        if unknown:
+            known = ", ".join(
+                f"{m.name}_{'min' if m.higher_is_better else 'max'}" for m in table.values()
+            )
+            errors.insert(
+                0, f"{', '.join(unknown)}: not a bound of a {problem_type} problem; known: {known}"
+            )
+        if errors:
+            raise ValueError("; ".join(errors))
+        return cls(**{str(k): float(v) for k, v in raw.items()})
+
+    def bounds(self) -> dict[str, float]:
+        """``{"rmse_max": 4.0, ...}``."""
+        return dict(self.model_extra or {})
+
+
+class RuleBaseline(Section):
+    """A one-column rule: rank rows by ``column`` (reversed if ``higher_is_positive`` is false);
+    for a regression problem, a straight-line fit of the target on ``column``."""
+
+    # the column the rule ranks by (regression: the one column the fit uses)
     column: str
-    # true: higher values mean the positive class; false: lower ones
+    # true: higher values mean the positive class; false: lower ones (binary only)
     higher_is_positive: bool = True
 
 
 class Baseline(Section):
-    """The baselines a model has to beat: the majority class and a simple rule."""
+    """The baselines a model has to beat: the majority class (regression: the training mean
+    and median) and a simple rule."""
 
-    # score the majority-class baseline
+    # score the majority-class baseline (binary only; regression always scores the mean and
+    # the median of the training target)
     majority_class: bool = True
     rule: RuleBaseline | None = None
+
+
+PROBLEM_TYPES = ("binary", "multiclass", "regression")
+MODEL_KINDS = {
+    "binary": ("logistic_regression", "random_forest", "xgboost"),
+    "regression": ("ridge", "random_forest", "xgboost"),
+}
+"""The candidate model kinds of each problem type, simplest first (``choose.candidates``)."""
+DEFAULT_METRIC = {"binary": "roc_auc", "regression": "rmse"}
 
 
 class ProblemParams(Section):
@@ -81,10 +134,13 @@ class ProblemParams(Section):
     name: str = "prediction-problem"
     # the question the model answers, in words (problem brief, model card)
     question: str = ""
+    # binary: a yes/no outcome; regression: a number (multiclass: not yet)
+    type: Literal["binary", "multiclass", "regression"] = "binary"
     # the label column
     target: str
-    # YAML 1.1 reads an unquoted Yes/No as a boolean: step 1 matches it to the label it means
-    positive_label: str | int | bool
+    # binary only (null otherwise); YAML 1.1 reads an unquoted Yes/No as a boolean: step 1
+    # matches it to the label it means
+    positive_label: str | int | bool | None = None
     # null: the data has no id column (rows are keyed by position; docs/own-data.md)
     id_column: str | None = None
     time_column: str | None = None
@@ -98,14 +154,58 @@ class ProblemParams(Section):
     # how long after a prediction its label is known (monitoring waits for it); null: not
     # known, taken as 0 (labels judged as soon as they are recorded)
     label_delay_days: int | None = Field(30, ge=0)
-    kpis: Kpis = Kpis()
+    # binary: the floors below; regression: <metric>_max / <metric>_min bounds ({}: none)
+    kpis: Kpis | Bounds = Field(Kpis(), union_mode="left_to_right")
     baseline: Baseline = Baseline()
 
-    @field_validator("primary_metric")
+    @model_validator(mode="before")
     @classmethod
-    def _known_metric(cls, value: str) -> str:
-        metric(value)  # the registry's message lists the metrics there are
-        return value
+    def _by_type(cls, data: Any) -> Any:
+        """A regression problem's default metric, and its ``kpis`` read as bounds."""
+        if not isinstance(data, dict) or data.get("type") not in ("regression",):
+            return data
+        data = dict(data)
+        data.setdefault("primary_metric", DEFAULT_METRIC[data["type"]])
+        kpis = data.get("kpis")
+        if kpis is None or isinstance(kpis, dict):
+            data["kpis"] = Bounds.of(data["type"], kpis or {})
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ProblemParams":
+        """The keys that depend on the type agree with it, each error naming its key."""
+        if self.type == "multiclass":
+            raise ValueError(
+                "problem.type: multiclass is not supported yet; use binary (a yes/no outcome) "
+                "or regression (a number)"
+            )
+        if self.type == "binary":
+            if self.positive_label is None:
+                raise ValueError(
+                    "problem.positive_label: a binary problem needs the label that counts as "
+                    "positive (the outcome the model predicts)"
+                )
+            if not isinstance(self.kpis, Kpis):
+                extra = ", ".join(self.kpis.bounds()) or "?"
+                raise ValueError(
+                    f"problem.kpis: {extra} is not a key of a binary problem's kpis; known: "
+                    + ", ".join(Kpis.model_fields)
+                )
+        elif self.positive_label is not None:
+            raise ValueError(
+                f"problem.positive_label: applies to a binary problem only; set it to null "
+                f"for a {self.type} problem (got {self.positive_label!r})"
+            )
+        try:
+            found = metric(self.primary_metric, self.type)
+        except ValueError as exc:  # names the metrics there are
+            raise ValueError(f"problem.primary_metric: {exc}") from None
+        if not found.selectable:
+            raise ValueError(
+                f"problem.primary_metric: {found.name} {found.not_selectable}; choose one of "
+                + ", ".join(m.name for m in metrics_for(self.type).values() if m.selectable)
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- step 2
@@ -279,7 +379,10 @@ class SplitParams(Section):
     test_size: float = Field(0.15, gt=0, lt=0.5)
     # seed of the stratified or grouped split
     random_state: int = 42
+    # a feature whose ROC-AUC alone reaches this is a leak (binary)
     max_single_feature_auc: float = Field(0.9, gt=0.5, le=1)
+    # a feature whose one-feature model's out-of-fold R² reaches this is a leak (regression)
+    max_single_feature_r2: float = Field(0.95, gt=0, le=1)
     max_cross_split_duplicate_share: float = Field(0.002, ge=0, lt=1)
     # the audit's single-feature and duplicate checks sample at most this many rows
     audit_sample_rows: int = Field(50000, ge=100)
@@ -294,12 +397,14 @@ class SplitParams(Section):
 
 
 # --------------------------------------------------------------------------- step 7
-ModelKind = Literal["logistic_regression", "random_forest", "xgboost"]
+ModelKind = Literal["logistic_regression", "ridge", "random_forest", "xgboost"]
 
 
 class ChooseParams(Section):
     """Step 7: candidates compared by cross-validation on the training split."""
 
+    # simplest first; binary: logistic_regression, random_forest, xgboost; regression:
+    # ridge, random_forest, xgboost
     candidates: list[ModelKind] = Field(
         default_factory=lambda: ["logistic_regression", "random_forest", "xgboost"]
     )
@@ -359,6 +464,10 @@ class FairnessLimits(Section):
     max_fpr_gap: float = Field(0.1, ge=0, le=1)
     # lowest ratio of selection rates (the four-fifths rule)
     min_selection_rate_ratio: float = Field(0.8, ge=0, le=1)
+    # regression: largest ratio of the groups' mean absolute errors (worst / best)
+    max_mae_ratio: float = Field(1.5, ge=1)
+    # regression: largest gap between the groups' mean errors (bias), in units of their MAE
+    max_bias_gap: float = Field(0.5, ge=0)
     # smaller groups are reported, not judged
     min_group_rows: int = Field(100, ge=1)
     # a sensitive column that cannot be judged (not in the data, or fewer than two groups of
@@ -379,8 +488,11 @@ class EvaluateParams(Section):
     slices: list[str] = Field(default_factory=list)
     # smaller groups are reported, not judged
     slice_min_rows: int = Field(200, ge=1)
-    # a group scoring below this fails the gate
+    # a group scoring below this fails the gate (binary)
     slice_roc_auc_floor: float = Field(0.6, ge=0, le=1)
+    # a group whose RMSE is above this many times the whole test set's fails the gate
+    # (regression)
+    slice_max_error_ratio: float = Field(1.5, ge=1)
     # columns whose groups the fairness gaps are measured across
     sensitive: list[str] = Field(default_factory=list)
     fairness: FairnessLimits = FairnessLimits()
@@ -563,6 +675,19 @@ class Params(Section):
     compute: ComputeParams = ComputeParams()
 
     @model_validator(mode="after")
+    def _models_of_the_type(self) -> "Params":
+        """choose.candidates (and choose.params) name models of the problem's type."""
+        kinds = MODEL_KINDS.get(self.problem.type, ())
+        wrong = [k for k in self.choose.candidates if k not in kinds]
+        if wrong:
+            raise ValueError(
+                f"choose.candidates: {', '.join(dict.fromkeys(wrong))} is not a model of a "
+                f"{self.problem.type} problem; its models are {', '.join(kinds)} (set "
+                "choose.candidates and the keys of choose.params to those)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _no_role_for_a_dropped_column(self) -> "Params":
         """A column collect.pii drops cannot be the target, id, time or any named column."""
         dropped = {c for c, action in self.collect.pii.items() if action == "drop"}
@@ -601,8 +726,10 @@ class UndeclaredKey(ParamsError):
 
 def _describe(err: dict[str, Any], known: dict[str, list[str]]) -> str:
     loc = ".".join(str(p) for p in err["loc"] if not str(p).startswith("function-after"))
-    if not loc and err["type"] == "value_error":  # a check across sections names its keys
-        return str(err.get("ctx", {}).get("error", err["msg"]))
+    if err["type"] == "value_error":
+        text = str(err.get("ctx", {}).get("error", err["msg"]))
+        if not loc or text.startswith(f"{loc}."):  # a check across keys names its keys
+            return text
     if err["type"] == "extra_forbidden":
         parent, _, key = loc.rpartition(".")
         hint = difflib.get_close_matches(key, known.get(parent, []), n=1)

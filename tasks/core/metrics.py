@@ -10,10 +10,10 @@ This module sits at the bottom of the base (the typed config validates
 ``problem.primary_metric`` against it), so it imports scikit-learn only inside the
 functions.
 
-Where the other problem types plug in: a ``"regression"`` table (``rmse``, ``mae``, ``r2``,
-``mape``; scores are the predicted values) and a ``"multiclass"`` table (``log_loss``,
+Binary (:data:`BINARY`) and regression (:data:`REGRESSION`; scores are the predicted
+values) have their tables; multiclass plugs in as a ``"multiclass"`` table (``log_loss``,
 ``macro_f1``, ``accuracy``, ``roc_auc_ovr``; scores are one probability per class, one column
-each) beside :data:`BINARY` in :data:`REGISTRY`.
+each) beside them in :data:`REGISTRY`.
 """
 
 from __future__ import annotations
@@ -50,6 +50,10 @@ class Metric:
         (:class:`tasks.core.ml.evaluation.Ranked`).
     reported : bool
         Part of the headline every evaluation reports, whatever the primary metric.
+    options : tuple of str
+        What it needs beyond the rows (``target_precision``); asked only when it is computed.
+    not_selectable : str
+        Empty when it may be ``problem.primary_metric``; else why not (shown to the user).
     """
 
     name: str
@@ -59,6 +63,13 @@ class Metric:
     needs: Needs = "scores"
     ranked: bool = False
     reported: bool = True
+    options: tuple[str, ...] = ()
+    not_selectable: str = ""
+
+    @property
+    def selectable(self) -> bool:
+        """Whether it may be ``problem.primary_metric`` (select and tune models by)."""
+        return not self.not_selectable
 
     def __call__(self, y_true: np.ndarray, scores: np.ndarray, **options: Any) -> float:
         """The metric of ``scores`` against ``y_true``."""
@@ -121,13 +132,51 @@ BINARY: dict[str, Metric] = {
             "recall at precision {target_precision}",
             True,
             _recall_at_precision,
+            options=("target_precision",),
+            not_selectable="is measured at problem.kpis.target_precision, an operating point "
+            "the KPIs set: it is a floor (problem.kpis.recall_at_target_precision_min), not a "
+            "metric to select and tune models by",
         ),
         Metric("f1", "F1 at 0.5", True, _f1, needs="decisions", reported=False),
     )
 }
 """A yes/no outcome; the scores are the positive class's probability."""
 
-REGISTRY: dict[str, dict[str, Metric]] = {"binary": BINARY}
+
+def _rmse(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
+    return float(np.sqrt(np.mean((np.asarray(y, float) - np.asarray(s, float)) ** 2)))
+
+
+def _mae(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
+    return float(np.mean(np.abs(np.asarray(y, float) - np.asarray(s, float))))
+
+
+def _r2(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
+    from sklearn.metrics import r2_score
+
+    return float(r2_score(y, s))
+
+
+def _mape(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
+    y = np.asarray(y, float)
+    if len(y) == 0 or (y <= 0).any():
+        return float("nan")  # a percentage of a value at or below zero means nothing
+    return float(np.mean(np.abs(y - np.asarray(s, float)) / y))
+
+
+REGRESSION: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("rmse", "RMSE", False, _rmse),
+        Metric("mae", "MAE", False, _mae),
+        Metric("r2", "R²", True, _r2),
+        Metric("mape", "MAPE", False, _mape, reported=False),
+    )
+}
+"""A number; the scores are the predicted values. MAPE only when the target is positive
+(``problem.primary_metric: mape`` is refused at step 1 otherwise)."""
+
+REGISTRY: dict[str, dict[str, Metric]] = {"binary": BINARY, "regression": REGRESSION}
 """Each problem type's metrics, by name."""
 
 

@@ -28,7 +28,7 @@ from tasks.core.io import atomic_path
 from tasks.core.ml.encoders import CategoryEncoder
 from tasks.core.ml.objective import Objective, objective_for
 
-COMPLEXITY = {"logistic_regression": 1, "random_forest": 2, "xgboost": 3}
+COMPLEXITY = {"logistic_regression": 1, "ridge": 1, "random_forest": 2, "xgboost": 3}
 """Simplest first: model selection prefers the lowest rank within one standard error."""
 
 
@@ -111,7 +111,7 @@ def build_pipeline(
     (:meth:`tasks.core.ml.objective.Objective.estimator`); binary when not given.
     """
     objective = objective or objective_for(None)
-    scale = kind == "logistic_regression"
+    scale = kind in ("logistic_regression", "ridge")  # the linear models
     return Pipeline(
         [
             ("prep", _preprocessor(numeric, categorical, scale, max_categories, random_state)),
@@ -128,6 +128,8 @@ def sample_params(kind: str, rng: np.random.Generator) -> dict[str, Any]:
 
     if kind == "logistic_regression":
         return {"C": round(loguniform(0.005, 20.0), 5)}
+    if kind == "ridge":
+        return {"alpha": round(loguniform(0.01, 100.0), 5)}
     if kind == "random_forest":
         return {
             "n_estimators": int(rng.integers(100, 401)),
@@ -192,9 +194,11 @@ TRUSTED_TYPES = frozenset(
         "numpy.ndarray",
         "sklearn.compose._column_transformer.ColumnTransformer",
         "sklearn.ensemble._forest.RandomForestClassifier",
+        "sklearn.ensemble._forest.RandomForestRegressor",
         "sklearn.impute._base.MissingIndicator",
         "sklearn.impute._base.SimpleImputer",
         "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.linear_model._ridge.Ridge",
         "sklearn.model_selection._split.KFold",
         "sklearn.pipeline.Pipeline",
         "sklearn.preprocessing._data.StandardScaler",
@@ -202,9 +206,11 @@ TRUSTED_TYPES = frozenset(
         "sklearn.preprocessing._target_encoder.TargetEncoder",
         "tasks.core.ml.encoders.CategoryEncoder",
         "sklearn.tree._classes.DecisionTreeClassifier",
+        "sklearn.tree._classes.DecisionTreeRegressor",
         "sklearn.tree._tree.Tree",
         "xgboost.core.Booster",
         "xgboost.sklearn.XGBClassifier",
+        "xgboost.sklearn.XGBRegressor",
     }
 )
 """The only types a stored model may contain; anything else is refused at load."""

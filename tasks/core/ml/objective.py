@@ -57,6 +57,8 @@ import numpy as np
 import pandas as pd
 
 from tasks.core.config import (
+    MODEL_KINDS,
+    Bounds,
     CostMatrix,
     EvaluateParams,
     FairnessLimits,
@@ -64,6 +66,7 @@ from tasks.core.config import (
     ProblemParams,
 )
 from tasks.core.data.labels import LabelError, binarize_target, observed_labels
+from tasks.core.data.schema import parse_numbers
 from tasks.core.metrics import Metric, metric, metrics_for
 from tasks.core.ml.baselines import rule_scores
 from tasks.core.ml.costs import best_threshold, expected_cost
@@ -148,12 +151,17 @@ class Objective(ABC):
 
     def score(self, name: str, y_true: np.ndarray, scores: np.ndarray) -> float:
         """Metric ``name`` of ``scores`` against ``y_true``."""
-        return self.metric(name)(y_true, scores, **self.options)
+        found = self.metric(name)
+        return found(y_true, scores, **self.options_of(found))
+
+    def options_of(self, found: Metric) -> dict[str, Any]:
+        """The options ``found`` needs (read from params only when it needs them)."""
+        return {k: self.options[k] for k in found.options} if found.options else {}
 
     def headline(self, y_true: np.ndarray, scores: np.ndarray) -> dict[str, float]:
         """Every reported metric of the type, in the registry's order."""
         return {
-            name: m(y_true, scores, **self.options)
+            name: m(y_true, scores, **self.options_of(m))
             for name, m in self.metrics.items()
             if m.reported
         }
@@ -270,8 +278,11 @@ class Objective(ABC):
         """Whether the metrics can judge rows with labels ``y`` (a slice, a resample)."""
 
     @abstractmethod
-    def baseline_scores(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Scores of the configured baselines on ``frame``'s rows."""
+    def baseline_scores(
+        self, frame: pd.DataFrame, train: pd.DataFrame | None = None
+    ) -> dict[str, np.ndarray]:
+        """Scores of the configured baselines on ``frame``'s rows, fitted on ``train``'s
+        (the target and the rule's column; ``frame``'s own rows when not given)."""
 
     # -- slices and fairness (tasks.core.ml.gate)
     @abstractmethod
@@ -504,7 +515,10 @@ class Binary(Objective):
         """Both classes among ``y`` (a ranking metric needs both)."""
         return bool(len(y)) and np.min(y) != np.max(y)
 
-    def baseline_scores(self, frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    def baseline_scores(
+        self, frame: pd.DataFrame, train: pd.DataFrame | None = None
+    ) -> dict[str, np.ndarray]:
+        """The majority class and the rule's ranking (neither learns from ``train``)."""
         out: dict[str, np.ndarray] = {}
         if self.problem.baseline.majority_class:
             out["majority_class"] = np.zeros(len(frame))
@@ -563,14 +577,289 @@ class Binary(Objective):
         ]
 
 
-OBJECTIVES: dict[str, type[Objective]] = {"binary": Binary}
+class Regression(Objective):
+    """A number: the model predicts it, and is judged by its error."""
+
+    type = "regression"
+
+    SUMMARY = ("rmse", "mae", "r2")
+    """The short list scored for each baseline, each slice and each tuning trial."""
+
+    FLOOR_METRIC = "rmse"
+    """The metric a slice (against the whole), the live drop and the shadow are judged on."""
+
+    IMPORTANCE_SCORER = "neg_root_mean_squared_error"
+
+    ORACLE_COLUMN = "oracle_value"
+
+    STRATA = 5
+    """A split and the folds stratify on this many quantile bins of the target."""
+
+    @property
+    def lift_metric(self) -> Metric:
+        """The primary metric: every regression metric compares values, not rankings."""
+        return self.primary
+
+    def floors(self) -> list[Floor]:
+        out = []
+        kpis = self.problem.kpis
+        bounds = kpis.bounds() if isinstance(kpis, Bounds) else {}
+        for key, value in bounds.items():
+            found = self.metric(key.rpartition("_")[0])
+            out.append(Floor(found, key, value, found.label))
+        return out
+
+    # -- the target
+    def read_target(self, values: pd.Series) -> pd.Series:
+        """Numbers (text such as ``"1,234.5"`` parsed); what does not parse is unlabelled."""
+        if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            return values.astype("float64")
+        return parse_numbers(values)[0].astype("float64")
+
+    def check_target(self, values: pd.Series) -> pd.Series:
+        cfg = self.problem
+        y = self.read_target(values)
+        present = values.notna() & (values.astype("string").str.strip() != "")
+        numbers = int(y.notna().sum())
+        if numbers == 0:
+            raise TargetError(
+                "a number",
+                f"'{cfg.target}' holds no numbers ({observed_labels(values)[:10]}): a "
+                "regression target is a number; set problem.target to the column to predict, "
+                "or problem.type to binary for a yes/no outcome",
+            )
+        if numbers < 0.5 * int(present.sum()):
+            raise TargetError(
+                "a number",
+                f"only {numbers} of the {int(present.sum())} values of '{cfg.target}' are "
+                "numbers: is it a class label? Set problem.type to binary for a yes/no outcome",
+            )
+        distinct = int(y.nunique())
+        if distinct < 3:
+            raise TargetError(
+                "many values",
+                f"'{cfg.target}' holds {distinct} distinct value(s): a yes/no outcome, not a "
+                "quantity; set problem.type: binary and problem.positive_label",
+            )
+        if self.primary.name == "mape" and (y.dropna() <= 0).any():
+            raise TargetError(
+                "positive target",
+                f"problem.primary_metric mape divides by the target, and '{cfg.target}' has "
+                "values at or below zero: choose rmse, mae or r2",
+            )
+        return y
+
+    def labels(self, values: pd.Series | np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=float)
+
+    def stored(self, y: pd.Series) -> pd.Series:
+        return y.astype("float64")
+
+    def clean_facts(self, y: pd.Series) -> dict[str, float]:
+        if not len(y):
+            return {"target_mean": float("nan")}
+        return {"target_mean": round(float(y.mean()), 6), "target_std": round(float(y.std()), 6)}
+
+    def target_facts(self, y: pd.Series) -> dict[str, Any]:
+        v = y.dropna()
+        return {
+            "target_mean": float(v.mean()),
+            "target_median": float(v.median()),
+            "target_std": float(v.std()),
+            "target_min": float(v.min()),
+            "target_max": float(v.max()),
+        }
+
+    def describe_target(self) -> str:
+        return "(a number)"
+
+    def describe_facts(self, facts: dict[str, Any]) -> str:
+        return (
+            f"target mean {facts['target_mean']:.4g}, median {facts['target_median']:.4g}, "
+            f"from {facts['target_min']:.4g} to {facts['target_max']:.4g}"
+        )
+
+    # -- feasibility
+    def signal(self, cfg: FeasibilityParams) -> SignalSpec:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+        from sklearn.model_selection import KFold
+
+        return SignalSpec(
+            metric="r2",
+            label="R²",
+            scoring="r2",
+            dummy=0.0,  # predicting the mean has R² 0
+            near_perfect=0.99,
+            model=HistGradientBoostingRegressor(
+                max_iter=50, learning_rate=0.15, random_state=cfg.random_state
+            ),
+            cv=KFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state),
+        )
+
+    def label_checks(self, y: pd.Series, cfg: FeasibilityParams) -> list[dict[str, Any]]:
+        return []
+
+    def feasibility_facts(self, y: pd.Series) -> dict[str, float]:
+        v = y.dropna()
+        return {"target_mean": float(v.mean()), "target_std": float(v.std())}
+
+    def target_risks(self, facts: dict[str, float]) -> list[str]:
+        return []
+
+    # -- the model
+    def estimator(self, kind: str, params: dict[str, Any], random_state: int) -> Any:
+        if kind == "ridge":
+            from sklearn.linear_model import Ridge
+
+            return Ridge(**params)
+        if kind == "random_forest":
+            from sklearn.ensemble import RandomForestRegressor
+
+            return RandomForestRegressor(n_jobs=2, random_state=random_state, **params)
+        if kind == "xgboost":
+            from xgboost import XGBRegressor
+
+            return XGBRegressor(
+                tree_method="hist",
+                n_jobs=2,
+                random_state=random_state,
+                eval_metric="rmse",
+                **params,
+            )
+        raise ValueError(f"unknown model kind '{kind}'; known: {', '.join(MODEL_KINDS[self.type])}")
+
+    def dask_xgboost(
+        self, config: dict[str, Any], random_state: int, early_stopping_rounds: int
+    ) -> Any:
+        from xgboost import dask as dxgb
+
+        return dxgb.DaskXGBRegressor(
+            tree_method="hist",
+            random_state=random_state,
+            eval_metric="rmse",
+            early_stopping_rounds=early_stopping_rounds or None,
+            **config,
+        )
+
+    def linear_terms(self, model: Any) -> tuple[np.ndarray, float] | None:
+        coef = getattr(model, "coef_", None)
+        if coef is None or np.ndim(coef) != 1:
+            return None
+        return np.asarray(coef, dtype=float), float(model.intercept_)
+
+    def scores(self, model: Any, X: Any) -> np.ndarray:
+        return np.asarray(model.predict(X), dtype=float)
+
+    def link(self, margin: np.ndarray) -> np.ndarray:
+        return np.asarray(margin, dtype=float)
+
+    def decide(self, scores: np.ndarray, threshold: float | None) -> np.ndarray:
+        """The prediction is the decision."""
+        return np.asarray(scores, dtype=float)
+
+    def decision_rule(
+        self, y_valid: np.ndarray, scores: np.ndarray, cost: CostMatrix
+    ) -> tuple[float | None, float | None]:
+        """No threshold: the number is the answer (``evaluate.cost`` does not apply)."""
+        return None, None
+
+    def expected_cost(
+        self, y: np.ndarray, scores: np.ndarray, threshold: float | None, cost: CostMatrix
+    ) -> float | None:
+        return None
+
+    def strata(self, y: np.ndarray) -> np.ndarray:
+        """Quantile bins of the target, so each split and fold spans its whole range."""
+        y = np.asarray(y, dtype=float)
+        bins = min(self.STRATA, max(1, len(np.unique(y))))
+        return np.asarray(pd.qcut(pd.Series(y).rank(method="first"), bins, labels=False))
+
+    def judgeable(self, y: np.ndarray) -> bool:
+        """Two rows or more (an R² needs some spread: one value gives nan, not an error)."""
+        return len(y) >= 2
+
+    def baseline_scores(
+        self, frame: pd.DataFrame, train: pd.DataFrame | None = None
+    ) -> dict[str, np.ndarray]:
+        """The training mean and median, and the rule as a straight-line fit of the target
+        on its column (fitted on ``train``'s rows; ``frame``'s own when not given)."""
+        target = self.problem.target
+        fit_on = frame if train is None else train
+        y = self.labels(fit_on[target])
+        y = y[~np.isnan(y)]
+        out = {
+            "mean": np.full(len(frame), float(np.mean(y))),
+            "median": np.full(len(frame), float(np.median(y))),
+        }
+        rule = self.problem.baseline.rule
+        if rule is not None and rule.column in frame and rule.column in fit_on:
+            x = pd.to_numeric(fit_on[rule.column], errors="coerce").to_numpy(float)
+            ys = self.labels(fit_on[target])
+            ok = ~np.isnan(x) & ~np.isnan(ys)
+            if ok.sum() >= 2 and np.ptp(x[ok]) > 0:
+                slope, intercept = np.polyfit(x[ok], ys[ok], 1)
+                new = pd.to_numeric(frame[rule.column], errors="coerce").to_numpy(float)
+                out[f"rule:{rule.column}"] = np.where(
+                    np.isnan(new), float(np.mean(y)), intercept + slope * new
+                )
+        return out
+
+    # -- slices and fairness
+    def slice_facts(self, y: np.ndarray) -> dict[str, float]:
+        return {"target_mean": float(np.mean(y)) if len(y) else float("nan")}
+
+    def slice_check(
+        self, row: dict[str, Any], metrics: dict[str, float], cfg: EvaluateParams
+    ) -> tuple[bool, str]:
+        """The slice's RMSE at most ``evaluate.slice_max_error_ratio`` times the whole's."""
+        judged, ratio = self.metric(self.FLOOR_METRIC), cfg.slice_max_error_ratio
+        whole = metrics[judged.name]
+        return (
+            row[judged.name] <= ratio * whole,
+            f"slice {row['column']}={row['value']} ({row['rows']} rows) {judged.label} "
+            f"{row[judged.name]:.4g} vs {ratio} x the whole's {whole:.4g}",
+        )
+
+    def group_figures(self, y: np.ndarray, decision: np.ndarray) -> dict[str, float]:
+        error = np.asarray(decision, dtype=float) - np.asarray(y, dtype=float)
+        return {"mae": float(np.mean(np.abs(error))), "bias": float(np.mean(error))}
+
+    def fairness_gaps(self, groups: list[dict[str, Any]]) -> dict[str, float]:
+        maes = [g["mae"] for g in groups]
+        biases = [g["bias"] for g in groups]
+        scale = float(np.mean(maes)) or 1.0
+        return {
+            "mae_ratio": max(maes) / min(maes) if min(maes) > 0 else float("inf"),
+            "bias_gap": (max(biases) - min(biases)) / scale,
+        }
+
+    def fairness_checks(
+        self, judged: dict[str, Any], limits: FairnessLimits
+    ) -> list[tuple[bool, str]]:
+        f, lim = judged, limits
+        return [
+            (
+                f["mae_ratio"] <= lim.max_mae_ratio,
+                f"{f['column']}: MAE ratio {f['mae_ratio']:.4f} between groups vs limit "
+                f"{lim.max_mae_ratio}",
+            ),
+            (
+                f["bias_gap"] <= lim.max_bias_gap,
+                f"{f['column']}: bias gap {f['bias_gap']:.4f} (in MAEs) vs limit "
+                f"{lim.max_bias_gap}",
+            ),
+        ]
+
+
+OBJECTIVES: dict[str, type[Objective]] = {"binary": Binary, "regression": Regression}
 """Each ``problem.type``'s objective."""
 
 
 def objective_for(problem: ProblemParams | None) -> Objective:
-    """The objective of ``problem``'s type (binary: the only type so far; ``problem.type``
-    chooses among :data:`OBJECTIVES` once there are more).
+    """The objective of ``problem``'s type (``problem.type``).
 
     ``None``: a model built outside a project (a test, a benchmark) is binary, with the
     default KPI options."""
-    return OBJECTIVES["binary"](problem or ProblemParams(target="label", positive_label=1))
+    if problem is None:
+        return Binary(ProblemParams(target="label", positive_label=1))
+    return OBJECTIVES[problem.type](problem)

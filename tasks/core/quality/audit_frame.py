@@ -17,13 +17,14 @@ import pandas as pd
 
 from tasks.core.config import ProblemParams, SplitParams
 from tasks.core.io import column_names, iter_parts, sample_positions, take_rows
+from tasks.core.ml.objective import objective_for
 from tasks.core.quality.leakage import (
+    SINGLE_FEATURE,
     HeldOutCopies,
     copies_from_hashes,
     feature_hashes,
     held_out_copies,
     row_numbers,
-    single_feature_auc,
 )
 
 SPLITS = ("train", "valid", "test")
@@ -106,12 +107,14 @@ def feature_block(
 ) -> pd.DataFrame:
     """The audit rows of the feature checks, from a sample of the training rows."""
     post = set(problem.post_outcome_columns)
-    y = train[problem.target].to_numpy(int)
+    objective = objective_for(problem)
+    y = objective.labels(train[problem.target])
+    score = SINGLE_FEATURE[objective.type].score
     return pd.DataFrame(
         {
             "subject": [f"feature:{c}" for c in features],
             "post_outcome_present": [float(c in post) for c in features],
-            "feature_auc": [single_feature_auc(train[c], y, cfg.random_state) for c in features],
+            "feature_auc": [score(train[c], y, cfg.random_state) for c in features],
         }
     )
 

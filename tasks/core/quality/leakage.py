@@ -177,6 +177,56 @@ def single_feature_auc(values: pd.Series, y: np.ndarray, seed: int) -> float:
     return float(roc_auc_score(y, x))
 
 
+def single_feature_r2(values: pd.Series, y: np.ndarray, seed: int) -> float:
+    """Out-of-fold R² of one feature alone for a numeric target (at least 0): a small tree
+    on a number (missing: the median), the out-of-fold target mean of a category."""
+    from sklearn.tree import DecisionTreeRegressor
+
+    y = np.asarray(y, dtype=float)
+    fold = np.random.default_rng(seed).integers(0, 2, len(y))
+    predicted = np.full(len(y), float(np.mean(y)) if len(y) else 0.0)
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numeric:
+        x = values.astype(float)
+        x = x.fillna(x.median() if x.notna().any() else 0.0).to_numpy().reshape(-1, 1)
+    else:
+        text = values.astype("string").fillna("<missing>").to_numpy()
+    for k in (0, 1):
+        fit, held = fold != k, fold == k
+        if not fit.any() or not held.any():
+            continue
+        if numeric:
+            tree = DecisionTreeRegressor(max_leaf_nodes=32, min_samples_leaf=20, random_state=0)
+            predicted[held] = tree.fit(x[fit], y[fit]).predict(x[held])
+        else:
+            means = pd.Series(y[fit]).groupby(text[fit]).mean()
+            predicted[held] = (
+                pd.Series(text[held]).map(means).fillna(float(y[fit].mean())).to_numpy()
+            )
+    spread = float(((y - y.mean()) ** 2).sum())
+    if spread == 0:
+        return 0.0
+    return max(0.0, 1.0 - float(((y - predicted) ** 2).sum()) / spread)
+
+
+@dataclass(frozen=True)
+class SingleFeatureCheck:
+    """The leakage audit's single-feature check of a problem type: what one column alone
+    scores, and the ``split`` key that holds its limit."""
+
+    label: str
+    key: str
+    score: Callable[[pd.Series, np.ndarray, int], float]
+
+
+SINGLE_FEATURE = {
+    "binary": SingleFeatureCheck("ROC-AUC", "max_single_feature_auc", single_feature_auc),
+    "regression": SingleFeatureCheck("R²", "max_single_feature_r2", single_feature_r2),
+}
+"""Each problem type's single-feature check (the audit frame's ``feature_auc`` column holds
+its score, whatever the type)."""
+
+
 PARTNER_GAIN = 0.1
 """After a first column that gives the outcome away, another one is named while removing it
 still costs the quick model this much ROC-AUC (and half of it for the first one)."""

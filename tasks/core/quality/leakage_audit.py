@@ -13,8 +13,9 @@ from typing import Any
 import pandas as pd
 
 from tasks.core.config import ProblemParams, SplitParams
+from tasks.core.ml.objective import objective_for
 from tasks.core.quality.data_docs import DocsTarget
-from tasks.core.quality.leakage import HeldOutCopies
+from tasks.core.quality.leakage import SINGLE_FEATURE, HeldOutCopies, SingleFeatureCheck
 from tasks.core.quality.pages import md
 from tasks.core.quality.validation import validate_frame
 
@@ -33,11 +34,14 @@ def run_audit(
     suite: dict[str, Any],
     docs: DocsTarget | None,
     n_keys: int | None = None,
+    single: SingleFeatureCheck = SINGLE_FEATURE["binary"],
 ) -> list[dict[str, Any]]:
     """Validate the audit frame with the leakage suite; one record per check.
 
     ``n_keys``: how many distinct ids the id check covered (its block has one row for all
-    the ids in one split); default, the block's rows.
+    the ids in one split); default, the block's rows. ``single``: the problem type's
+    single-feature check, whose ``split`` key is the suite's ``max_single_feature_auc``
+    parameter (the limit of the ``feature_auc`` column, whatever the score).
     """
     results = validate_frame(
         audit,
@@ -46,12 +50,14 @@ def run_audit(
         docs,
         index_column="subject",
         parameters={
-            "max_single_feature_auc": cfg.max_single_feature_auc,
+            "max_single_feature_auc": getattr(cfg, single.key),
         },
     )
     out = []
     for r in results:
         check, column = CHECK_NAMES.get(r.expectation, (r.expectation, r.column))
+        if column == "feature_auc":
+            check = f"single-feature {single.label}"
         applies = audit[r.column].notna().sum() if r.column in audit else 0
         if column == "id_n_splits" and n_keys is not None:
             applies = n_keys
@@ -90,16 +96,18 @@ def finding(
             f"{name}: {len(ids):,} values of '{key}' occur in more than one split "
             f"(e.g. {', '.join(ids[:5])}); each must stay in one split"
         )
-    if name == "single-feature ROC-AUC":
-        bad = audit[audit["feature_auc"] >= cfg.max_single_feature_auc]
+    single = SINGLE_FEATURE[objective_for(problem).type]
+    if name == f"single-feature {single.label}":
+        limit = getattr(cfg, single.key)
+        bad = audit[audit["feature_auc"] >= limit]
         shown = ", ".join(
             f"'{s.removeprefix('feature:')}' ({a:.3f})"
             for s, a in zip(bad["subject"], bad["feature_auc"])
         )
         return (
-            f"{name}: column(s) {shown} alone predict '{problem.target}' with ROC-AUC at or above "
-            f"split.max_single_feature_auc {cfg.max_single_feature_auc}: a column known only after "
-            "the outcome? List it in problem.post_outcome_columns (or drop it)"
+            f"{name}: column(s) {shown} alone predict '{problem.target}' with {single.label} at "
+            f"or above split.{single.key} {limit}: a column known only after the outcome? List "
+            "it in problem.post_outcome_columns (or drop it)"
         )
     if name == "post-outcome columns absent":
         bad = audit.loc[audit["post_outcome_present"] > 0, "subject"].str.removeprefix("feature:")
@@ -108,7 +116,11 @@ def finding(
 
 
 def audit_markdown(
-    checks: list[dict[str, Any]], strategy: str, counts: dict[str, int], top: pd.DataFrame
+    checks: list[dict[str, Any]],
+    strategy: str,
+    counts: dict[str, int],
+    top: pd.DataFrame,
+    label: str = "ROC-AUC",
 ) -> str:
     """``reports/leakage_audit.md``: the checklist."""
     lines = [
@@ -126,9 +138,9 @@ def audit_markdown(
         "Subjects: what each check looks at (ids for the id check, features for the "
         "single-feature check, rows or groups of rows for the others).",
         "",
-        "## Strongest single features (ROC-AUC alone, on the training split)",
+        f"## Strongest single features ({label} alone, on the training split)",
         "",
-        "| feature | ROC-AUC |",
+        f"| feature | {label} |",
         "|---|---|",
     ]
     lines += [

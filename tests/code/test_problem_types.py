@@ -1,0 +1,109 @@
+"""problem.type: the keys that depend on it agree with it, each error naming its key, and
+the objective of each type answers as its contract says (regression: issue 42)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from devtools.project import deep_merge
+from flows.runtime.pipeline import load_stages, missing_params
+from tasks.core.config import ParamsError, parse_params
+from tasks.core.ml.objective import Regression, TargetError, objective_for
+from tests.conftest import REPO, default_params_dict
+
+REGRESSION = {
+    "problem": {
+        "type": "regression",
+        "target": "spend",
+        "positive_label": None,
+        "primary_metric": "rmse",
+        "kpis": {"rmse_max": 20.0, "r2_min": 0.3},
+        "baseline": {"majority_class": True, "rule": None},
+    },
+    "choose": {"candidates": ["ridge", "random_forest", "xgboost"], "params": {}},
+}
+
+
+def regression_dict() -> dict:
+    raw = deep_merge(default_params_dict(), REGRESSION)
+    raw["problem"]["kpis"] = dict(REGRESSION["problem"]["kpis"])  # not merged with binary's
+    raw["choose"]["params"] = {}
+    return raw
+
+
+def regression(**problem):
+    raw = regression_dict()
+    raw["problem"].update(problem)
+    return parse_params(raw)
+
+
+def refused(**problem) -> str:
+    with pytest.raises(ParamsError) as err:
+        regression(**problem)
+    return str(err.value)
+
+
+def test_a_regression_problem_reads_its_bounds_and_its_default_metric():
+    params = regression()
+    assert params.problem.type == "regression"
+    objective = objective_for(params.problem)
+    assert isinstance(objective, Regression)
+    assert {f.key: f.value for f in objective.floors()} == {"rmse_max": 20.0, "r2_min": 0.3}
+    raw = regression_dict()
+    del raw["problem"]["primary_metric"], raw["problem"]["positive_label"]
+    raw["problem"]["kpis"] = {}
+    found = parse_params(raw).problem  # absent positive_label; kpis {} means no floors
+    assert found.primary_metric == "rmse" and objective_for(found).floors() == []
+
+
+def test_keys_that_do_not_fit_the_type_are_named():
+    assert "problem.positive_label: applies to a binary problem only" in refused(
+        positive_label="yes"
+    )
+    text = refused(kpis={"rmse_min": 1.0, "roc_auc_min": 0.7})
+    assert "problem.kpis.rmse_min: rmse is lower-is-better, so its bound is rmse_max" in text
+    assert "problem.kpis.roc_auc_min: not a bound of a regression problem" in text
+    assert "problem.primary_metric: 'roc_auc' is not a metric of a regression problem" in refused(
+        primary_metric="roc_auc"
+    )
+    raw = regression_dict()
+    raw["choose"]["candidates"] = ["logistic_regression", "xgboost"]
+    with pytest.raises(ParamsError, match="choose.candidates: logistic_regression is not a model"):
+        parse_params(raw)
+    binary = deep_merge(default_params_dict(), {"problem": {"positive_label": None}})
+    with pytest.raises(ParamsError, match="problem.positive_label: a binary problem needs"):
+        parse_params(binary)
+    with pytest.raises(ParamsError, match="recall_at_precision is measured at"):
+        parse_params(
+            deep_merge(
+                default_params_dict(), {"problem": {"primary_metric": "recall_at_precision"}}
+            )
+        )
+
+
+def test_the_regression_objective_reads_scores_and_stratifies_numbers():
+    objective = objective_for(regression().problem)
+    y = objective.check_target(pd.Series(["12.5", "1,300", "", "n/a", "7", "40"]))
+    assert y.iloc[:2].tolist() == [12.5, 1300.0] and y.iloc[2:4].isna().all()
+    with pytest.raises(TargetError, match="distinct value"):
+        objective.check_target(pd.Series([0, 1, 1, 0]))
+    strata = objective.strata(np.arange(100.0))
+    assert sorted(np.unique(strata)) == [0, 1, 2, 3, 4]
+    frame = pd.DataFrame({"spend": [1.0, 2.0, 3.0, 10.0]})
+    base = objective.baseline_scores(frame.iloc[:2], frame)
+    assert base["mean"].tolist() == [4.0, 4.0] and base["median"].tolist() == [2.5, 2.5]
+    headline = objective.headline(np.array([1.0, 2.0, 3.0]), np.array([1.0, 2.0, 5.0]))
+    assert set(headline) == {"rmse", "mae", "r2"}
+    assert headline["mae"] == pytest.approx(2 / 3)
+
+
+def test_a_key_dvc_yaml_lists_and_params_yaml_lacks_is_named_before_any_stage(tmp_path):
+    (tmp_path / "params.yaml").write_text(
+        (REPO / "params.yaml").read_text().replace("  type: binary", "")
+    )
+    stages = load_stages(REPO / "dvc.yaml")
+    found = missing_params(tmp_path, stages)
+    assert found and found[0].startswith("problem.type (read by feasibility, clean, split")
+    assert missing_params(REPO, stages) == []
