@@ -27,7 +27,7 @@ PREFECT_URL  := http://127.0.0.1:$(PREFECT_PORT)/api
 # Use the local Prefect server when one is up (make server); else Prefect starts a temporary one.
 USE_SERVER   = $(PY) -c "import urllib.request,sys; urllib.request.urlopen('$(PREFECT_URL)/health', timeout=1)" 2>/dev/null && export PREFECT_API_URL=$(PREFECT_URL) && echo "using the Prefect server at http://127.0.0.1:$(PREFECT_PORT)";
 
-.PHONY: help install setup docs run init reproduce rollback models reindex serve lineage replay score server deploy worker monitor monitor-ui demo bench lint test test-fast lock clean-venv
+.PHONY: help install setup docs run init plots reproduce rollback models reindex serve lineage replay score server deploy worker monitor monitor-ui demo bench lint test test-fast lock clean-venv
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ setup: install ## install, and prepare git and DVC for recording runs
 
 run: setup ## run the training flow (all dvc.yaml stages) on the built-in simulator
 	@$(USE_SERVER) $(PY) -m flows.training
+
+plots: install ## declare in dvc.yaml the evaluation plots of params.yaml's problem.type (after changing it)
+	@$(PY) -m flows.runtime.plots
 
 init: install ## propose params.yaml's collect and problem for your file: make init DATA=data/external/x.csv [WRITE=1]
 	@test -n "$(DATA)" || { echo "usage: make init DATA=data/external/<file.csv or .parquet> [WRITE=1]"; exit 2; }

@@ -44,6 +44,11 @@ SMALL: dict[str, Any] = {
 }
 
 
+TYPE_BOUND = (("problem", "kpis"), ("choose", "params"))
+"""Keys whose shipped (binary) values mean nothing to another problem type: an override of
+the type replaces them, as a user writing a regression problem's params does."""
+
+
 def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     """``base`` with ``extra`` merged in, recursively (neither is changed)."""
     out = copy.deepcopy(base)
@@ -113,8 +118,15 @@ def make_project(
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
     params = deep_merge(deep_merge(default_params(repo), profile or {}), overrides or {})
+    for section, key in TYPE_BOUND:  # another problem type: its own, not merged with binary's
+        if (overrides or {}).get("problem", {}).get("type", "binary") != "binary":
+            params[section][key] = copy.deepcopy((overrides or {}).get(section, {}).get(key, {}))
     parse_params(params)  # fail here, not in a step, if the params are wrong
     (dest / PATHS.params).write_text(yaml.safe_dump(params, sort_keys=False))
+    if params["problem"].get("type", "binary") != "binary":  # as `make plots` does
+        from flows.runtime.plots import write as declare_plots
+
+        declare_plots(dest)
     (dest / ".dvc" / "tmp").mkdir(parents=True, exist_ok=True)
     git(dest, "init", "-q", "-b", "main")
     git(dest, "config", "user.name", name)

@@ -47,7 +47,7 @@ def score_chunk(
         proba, X = model.score(records)
     except RecordError as exc:  # name the row of the file, not of the chunk
         raise RecordError(int(chunk.index[exc.index]), exc.field, exc.reason) from None
-    decisions = (proba >= model.threshold).astype(int)
+    decisions = model.objective.logged_decisions(proba, model.threshold)
     ids = model.record_ids(records)
     inputs = X.astype(object).where(X.notna(), None)
     inputs.assign(**{_ID: model.logged_ids(ids), _P: proba, _D: decisions}).to_parquet(
@@ -56,8 +56,7 @@ def score_chunk(
     return pd.DataFrame(
         {
             model.problem.id_column or "row": ids if model.problem.id_column else chunk.index,
-            "probability": proba,
-            "decision": decisions,
+            **model.objective.output_columns(proba, model.threshold),
             "model_version": model.version.version,
             "request_id": request_id,
         }
@@ -147,7 +146,7 @@ def batch_scoring(
                 scored = score_chunk(model, chunk, f"{batch_id}-{n:05d}", spool)
                 out.write(scored)
                 rows += len(scored)
-                positive += int(scored["decision"].sum())
+                positive += int(scored["decision"].sum()) if "decision" in scored else 0
                 logger.info("scored %d rows", rows)
             if not rows:
                 raise ValueError(f"{input_path} holds no rows (a header only?): nothing to score")

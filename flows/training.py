@@ -33,6 +33,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from flows.runtime.experiments import experiment_name, push_data, save_experiment
 from flows.runtime.lock import PipelineBusy, workspace_lock
 from flows.runtime.pipeline import Stage, load_stages, missing_params
+from flows.runtime.plots import mismatch as plots_mismatch
 from flows.runtime.processes import tool_env
 from flows.runtime.rerun import print_model_summary, remember_run, unchanged_since_last_run
 from flows.runtime.stages import StageFailed, repro_stage, stale_stages
@@ -220,6 +221,9 @@ def training(
             + ". Add each (docs/reference/params.md gives its default; problem.type: binary "
             "for a yes/no outcome, positive_label: null for a regression problem)"
         )
+    wrong_plots = plots_mismatch(root)
+    if wrong_plots:
+        raise ValueError(wrong_plots)
     logger.info("pipeline from dvc.yaml: %s", " -> ".join(s.name for s in stages))
     run_name = flow_run.get_name() or "training"
     run_id = flow_run.get_id() or "local"

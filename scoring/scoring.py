@@ -112,9 +112,10 @@ class LoadedModel:
         return compiled.score_one(record)
 
     @property
-    def threshold(self) -> float:
-        """Decision threshold chosen on validation."""
-        return float(self.version.card["threshold"])
+    def threshold(self) -> float | None:
+        """Decision threshold chosen on validation (None: a type without one, regression)."""
+        found = self.version.card.get("threshold")
+        return None if found is None else float(found)
 
     def validate(self, records: list[dict[str, Any]]) -> None:
         """Refuse fields the training schema cannot read (numbers that are not numbers...).

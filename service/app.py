@@ -336,8 +336,9 @@ def create_app(
                     422, [{"loc": ["body", "records", exc.index, exc.field], "msg": exc.reason}]
                 ) from None
             break
-        threshold = model.threshold
-        decisions = [int(p >= threshold) for p in proba]
+        threshold, objective = model.threshold, model.objective
+        answers = [objective.answer(p, threshold) for p in proba]
+        decisions = [a.get("decision", 0) for a in answers]  # 0: a type without a decision
         request_id = uuid.uuid4().hex
         ids = model.record_ids(records)
         # the previous champion scores in shadow in the log writer, after the answer is sent
@@ -352,10 +353,7 @@ def create_app(
             records=records,
             signature=signature,
         )
-        out = [
-            {"id": ids[i], "probability": round(proba[i], 6), "decision": decisions[i]}
-            for i in range(len(records))
-        ]
+        out = [{"id": ids[i], **answers[i]} for i in range(len(records))]
         if explain and X is not None:
             contributions = await run_in_threadpool(model.contributions, X, 5)
             for row, contrib in zip(out, contributions):
@@ -364,7 +362,7 @@ def create_app(
         answer = {
             "request_id": request_id,
             "model_version": version,
-            "threshold": threshold,
+            **({} if threshold is None else {"threshold": threshold}),
             "predictions": out,
         }
         # plain values only: serialised directly, without FastAPI's encoder walking them

@@ -294,6 +294,7 @@ def clean_in_parts(
                 cfg.proposal.null_margin,
                 cfg.proposal.mostly,
                 proposal_source(snapshot),
+                objective_for(problem).STORED_VALUES,
             )
             save_proposal(suite, spec, snapshot)
         results = validate_parts(eng, std_path, spec, "raw", docs, id_column, unique)

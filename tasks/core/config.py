@@ -492,7 +492,7 @@ class EvaluateParams(Section):
     slice_roc_auc_floor: float = Field(0.6, ge=0, le=1)
     # a group whose RMSE is above this many times the whole test set's fails the gate
     # (regression)
-    slice_max_error_ratio: float = Field(1.5, ge=1)
+    slice_max_error_ratio: float = Field(2.0, ge=1)
     # columns whose groups the fairness gaps are measured across
     sensitive: list[str] = Field(default_factory=list)
     fairness: FairnessLimits = FairnessLimits()

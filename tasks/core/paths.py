@@ -64,6 +64,8 @@ class Paths:
     pr_csv: str = "reports/plots/pr.csv"
     calibration_csv: str = "reports/plots/calibration.csv"
     confusion_csv: str = "reports/plots/confusion.csv"
+    predicted_csv: str = "reports/plots/predicted.csv"
+    residuals_csv: str = "reports/plots/residuals.csv"
     figures_dir: str = "reports/figures"
     timings_dir: str = "reports/timings"
     env_lock: str = "requirements.lock"

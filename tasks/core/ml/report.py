@@ -78,7 +78,7 @@ def model_card(
             judged=sorted({s["column"] for s in result["slices"] if s["checked"]}),
             fairness=result["fairness"],
             skipped=result.get("skipped_columns", []),
-            importance=objective.metric(objective.IMPORTANCE_SCORER).label,
+            importance=objective.metric(objective.FLOOR_METRIC).label,
             top_features=result["top_features"],
         )
     )
@@ -145,8 +145,94 @@ def binary_plots(y: np.ndarray, scores: np.ndarray, decision: np.ndarray, root: 
     figures(y, scores, decision, root / PATHS.figures_dir)
 
 
+PLOT_ROWS = 2000
+"""A regression plot draws at most this many test rows (a seeded, even sample)."""
+
+
+def regression_plots(y: np.ndarray, predicted: np.ndarray, _: np.ndarray, root: Path) -> None:
+    """A regression model's ``dvc plots`` files (predicted against actual, residuals against
+    predicted) and its figure: those two and the residuals' distribution."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    y, predicted = np.asarray(y, float), np.asarray(predicted, float)
+    residual = y - predicted
+    rows = np.sort(np.random.default_rng(0).choice(len(y), min(len(y), PLOT_ROWS), replace=False))
+    for path, frame in (
+        (PATHS.predicted_csv, pd.DataFrame({"actual": y[rows], "predicted": predicted[rows]})),
+        (
+            PATHS.residuals_csv,
+            pd.DataFrame({"predicted": predicted[rows], "residual": residual[rows]}),
+        ),
+    ):
+        with atomic_path(root / path) as tmp:
+            frame.round(6).to_csv(tmp, index=False)
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), dpi=90)
+    low, high = float(min(y.min(), predicted.min())), float(max(y.max(), predicted.max()))
+    axes[0].scatter(y[rows], predicted[rows], s=4, alpha=0.4)
+    axes[0].plot([low, high], [low, high], ":", color="grey")
+    axes[0].set(title="Predicted against actual", xlabel="actual", ylabel="predicted")
+    axes[1].scatter(predicted[rows], residual[rows], s=4, alpha=0.4)
+    axes[1].axhline(0, linestyle=":", color="grey")
+    axes[1].set(title="Residuals", xlabel="predicted", ylabel="actual - predicted")
+    axes[2].hist(residual, bins=50)
+    axes[2].set(title="Residual distribution", xlabel="actual - predicted", ylabel="rows")
+    fig.tight_layout()
+    folder = root / PATHS.figures_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "evaluation.png") as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+PLOT_FILES: dict[str, list[dict[str, dict[str, str]]]] = {
+    "binary": [
+        {PATHS.roc_csv: {"x": "fpr", "y": "tpr", "title": "ROC (test)"}},
+        {PATHS.pr_csv: {"x": "recall", "y": "precision", "title": "Precision-recall (test)"}},
+        {
+            PATHS.calibration_csv: {
+                "x": "mean_predicted",
+                "y": "observed_rate",
+                "title": "Calibration (test)",
+            }
+        },
+        {
+            PATHS.confusion_csv: {
+                "template": "confusion",
+                "x": "actual",
+                "y": "predicted",
+                "title": "Confusion matrix at the chosen threshold (test)",
+            }
+        },
+    ],
+    "regression": [
+        {
+            PATHS.predicted_csv: {
+                "template": "scatter",
+                "x": "actual",
+                "y": "predicted",
+                "title": "Predicted against actual (test)",
+            }
+        },
+        {
+            PATHS.residuals_csv: {
+                "template": "scatter",
+                "x": "predicted",
+                "y": "residual",
+                "title": "Residuals against predicted (test)",
+            }
+        },
+    ],
+}
+"""The ``dvc plots`` files each problem type's evaluation writes, as the evaluate stage of
+``dvc.yaml`` declares them (``python -m flows.runtime.plots`` writes that list)."""
+
+
 PLOTS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, Path], None]] = {
-    "binary": binary_plots
+    "binary": binary_plots,
+    "regression": regression_plots,
 }
 """What a run draws for each problem type: its ``dvc plots`` files and figures."""
 

@@ -415,7 +415,7 @@ def profile(frame: pd.DataFrame, kinds: dict[str, str]) -> dict[str, dict[str, A
         if kind == "id":
             facts["ids"] = len(present)
             facts["ids_in_repeated_groups"] = int(present.duplicated(keep=False).sum())
-        elif kind == "numeric" and len(present):
+        elif kind in ("numeric", "target") and len(present):
             facts["min"], facts["max"] = float(present.min()), float(present.max())
         elif kind == "categorical":
             facts["values"] = {str(v) for v in present.unique()}
@@ -462,8 +462,13 @@ def propose_from_profile(
     null_margin: float,
     mostly: float,
     source: dict[str, Any],
+    target_values: tuple[float, ...] | None = (0.0, 1.0),
 ) -> dict[str, Any]:
-    """:func:`propose_suite` from a column :func:`profile` (of the whole data, or merged)."""
+    """:func:`propose_suite` from a column :func:`profile` (of the whole data, or merged).
+
+    ``target_values``: the values the stored target may take (binary's 0 and 1); None: a
+    number, bounded by the range this snapshot holds (regression).
+    """
     expectations: list[dict[str, Any]] = []
 
     def add(kind: str, **kwargs: Any) -> None:
@@ -486,8 +491,16 @@ def propose_from_profile(
                 column=column,
                 mostly=min(0.95, math.floor(unique * 100) / 100),
             )
-        elif kind == "target":
-            add("expect_column_values_to_be_in_set", column=column, value_set=[0.0, 1.0])
+        elif kind == "target" and target_values is not None:
+            add("expect_column_values_to_be_in_set", column=column, value_set=list(target_values))
+        elif kind == "target" and "min" in f:
+            add(
+                "expect_column_values_to_be_between",
+                column=column,
+                min_value=f["min"],
+                max_value=f["max"],
+                mostly=mostly,
+            )
         elif kind == "numeric" and "min" in f:
             add(
                 "expect_column_values_to_be_between",
