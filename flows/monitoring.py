@@ -193,7 +193,7 @@ def check_live_performance(served: pd.DataFrame, champion: Any, params: Any) -> 
         {m: floors[m] for m in objective.SUMMARY if m in floors},
         cfg.min_labelled_rows,
         tested.get(objective.FLOOR_METRIC),
-        cfg.max_roc_auc_drop,
+        objective.live_drop_limit(cfg),
         objective,
     )
 
@@ -203,6 +203,15 @@ def check_estimated_performance(
     window: pd.DataFrame, served: pd.DataFrame, champion: Any, params: Any
 ) -> dict[str, Any]:
     """ROC-AUC and cost estimated from the window's scores (CBPE), before its labels arrive."""
+    kind = params.problem.type
+    if kind != "binary":  # CBPE estimates a classifier's figures from its probabilities
+        return {
+            "method": None,
+            "evaluated": False,
+            "reasons": [],
+            "note": f"no estimate before the labels for a {kind} model yet: live figures "
+            "are judged once labels arrive",
+        }
     return estimate.window_estimate(
         window,
         served,

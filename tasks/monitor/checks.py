@@ -50,18 +50,23 @@ def live_performance(
     out["evaluated"] = True
     out.update({m: objective.score(m, y, scores) for m in objective.SUMMARY})
     out["below_floor"] = [
-        f"{m} {out[m]:.4f} < floor {floor}"
+        f"{m} {out[m]:.4f} {'<' if better else '>'} {'floor' if better else 'ceiling'} {floor}"
         for m, floor in floors.items()
-        if m in out and out[m] < floor
+        if m in out
+        for better in [objective.metric(m).higher_is_better]
+        if (out[m] < floor if better else out[m] > floor)
     ]
     if test_roc_auc is not None and max_drop is not None:
         out[f"test_{judged.name}"] = float(test_roc_auc)
         live = out[judged.name]
-        if judged.oriented(test_roc_auc) - judged.oriented(live) >= max_drop:
+        if objective.worse_by(test_roc_auc, live) >= max_drop:
+            limit = (
+                f"a drop of {max_drop}" if judged.higher_is_better else f"{max_drop:.0%} above it"
+            )
             out["below_floor"].append(
                 f"{judged.name} {live:.4f} is {abs(test_roc_auc - live):.4f} "
                 f"{'below' if judged.higher_is_better else 'above'} the champion's test "
-                f"{judged.label} {test_roc_auc:.4f} (alert at a drop of {max_drop})"
+                f"{judged.label} {test_roc_auc:.4f} (alert at {limit})"
             )
     return out
 

@@ -107,3 +107,23 @@ def test_a_key_dvc_yaml_lists_and_params_yaml_lacks_is_named_before_any_stage(tm
     found = missing_params(tmp_path, stages)
     assert found and found[0].startswith("problem.type (read by feasibility, clean, split")
     assert missing_params(REPO, stages) == []
+
+
+def test_live_performance_of_a_regression_model_judges_ceilings_and_the_rise_in_error():
+    from tasks.monitor.checks import live_performance
+
+    objective = objective_for(regression().problem)
+    rng = np.random.default_rng(0)
+    y = rng.normal(100, 20, 400)
+    window = pd.DataFrame({"label": y, "score": y + rng.normal(0, 10, 400)})
+    found = live_performance(window, {"rmse": 5.0, "r2": 0.1}, 200, 7.0, 0.2, objective)
+    assert found["evaluated"] and 9 < found["rmse"] < 11
+    assert (
+        found["below_floor"][0].startswith("rmse ") and "> ceiling 5.0" in found["below_floor"][0]
+    )
+    assert not any(r.startswith("r2") for r in found["below_floor"])  # r2 is above its floor
+    assert (
+        "above the champion's test RMSE 7.0000 (alert at 20% above it)" in found["below_floor"][-1]
+    )
+    calm = live_performance(window, {}, 200, 9.8, 0.2, objective)
+    assert calm["below_floor"] == []  # within 20% of the test RMSE

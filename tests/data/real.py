@@ -26,6 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
@@ -289,3 +290,24 @@ def plain_roc_auc(root, target: str, drop: set[str]) -> float:
             best, best_valid = model, score
     proba = best.predict_proba(test[features].astype({c: str for c in categorical}))[:, 1]
     return float(roc_auc_score(test[target], proba))
+
+
+def plain_rmse(root, target: str, drop: set[str]) -> float:
+    """A hand-made XGBoost regressor's test RMSE on the same split (the split files as the
+    pipeline wrote them; categories one-hot encoded, early stopping on validation)."""
+    from xgboost import XGBRegressor
+
+    train, valid, test = (pd.read_parquet(root / p) for p in (PATHS.train, PATHS.valid, PATHS.test))
+    features = [c for c in train.columns if c not in drop | {target}]
+    categorical = [c for c in features if not pd.api.types.is_numeric_dtype(train[c])]
+    prep = ColumnTransformer(
+        [("cat", OneHotEncoder(handle_unknown="ignore"), categorical)], remainder="passthrough"
+    )
+    frames = [f[features].astype({c: str for c in categorical}) for f in (train, valid, test)]
+    Z_train = prep.fit_transform(frames[0])
+    model = XGBRegressor(n_estimators=2000, learning_rate=0.05, n_jobs=2, early_stopping_rounds=50)
+    model.fit(
+        Z_train, train[target], eval_set=[(prep.transform(frames[1]), valid[target])], verbose=False
+    )
+    predicted = model.predict(prep.transform(frames[2]))
+    return float(np.sqrt(np.mean((test[target].to_numpy(float) - predicted) ** 2)))

@@ -63,6 +63,7 @@ from tasks.core.config import (
     EvaluateParams,
     FairnessLimits,
     FeasibilityParams,
+    MonitorParams,
     ProblemParams,
 )
 from tasks.core.data.labels import LabelError, binarize_target, observed_labels
@@ -300,6 +301,16 @@ class Objective(ABC):
         (the target and the rule's column; ``frame``'s own rows when not given)."""
 
     # -- slices and fairness (tasks.core.ml.gate)
+    # -- monitoring (tasks.monitor)
+    @abstractmethod
+    def worse_by(self, reference: float, found: float) -> float:
+        """How much worse ``found`` is than ``reference`` on :data:`FLOOR_METRIC`, in the
+        units of :meth:`live_drop_limit` (binary: ROC-AUC points)."""
+
+    @abstractmethod
+    def live_drop_limit(self, cfg: MonitorParams) -> float:
+        """The live figure's :meth:`worse_by` the test figure that alerts."""
+
     @abstractmethod
     def slice_facts(self, y: np.ndarray) -> dict[str, float]:
         """What a slice's row in the evaluation says of its labels (binary: positive rate)."""
@@ -552,6 +563,13 @@ class Binary(Objective):
         if rule is not None and rule.column in frame:
             out[f"rule:{rule.column}"] = rule_scores(frame[rule.column], rule)
         return out
+
+    def worse_by(self, reference: float, found: float) -> float:
+        judged = self.metric(self.FLOOR_METRIC)
+        return judged.oriented(reference) - judged.oriented(found)
+
+    def live_drop_limit(self, cfg: MonitorParams) -> float:
+        return cfg.max_roc_auc_drop
 
     def slice_facts(self, y: np.ndarray) -> dict[str, float]:
         return {"positive_rate": float(y.mean())}
@@ -842,6 +860,15 @@ class Regression(Objective):
         return out
 
     # -- slices and fairness
+    def worse_by(self, reference: float, found: float) -> float:
+        """The error's relative rise (0.2: 20% above ``reference``)."""
+        if reference > 0:
+            return found / reference - 1.0
+        return float("inf") if found > 0 else 0.0
+
+    def live_drop_limit(self, cfg: MonitorParams) -> float:
+        return cfg.max_error_rise
+
     def slice_facts(self, y: np.ndarray) -> dict[str, float]:
         return {"target_mean": float(np.mean(y)) if len(y) else float("nan")}
 
