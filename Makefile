@@ -53,9 +53,10 @@ run: setup ## run the training flow (all dvc.yaml stages) on the built-in simula
 plots: install ## declare in dvc.yaml the evaluation plots of params.yaml's problem.type (after changing it)
 	@$(PY) -m flows.runtime.plots
 
-init: install ## propose params.yaml's collect and problem for your file: make init DATA=data/external/x.csv [WRITE=1]
-	@test -n "$(DATA)" || { echo "usage: make init DATA=data/external/<file.csv or .parquet> [WRITE=1]"; exit 2; }
-	@$(PY) -m tasks.core.quality.inspect "$(DATA)" $(if $(WRITE),--write)
+init: install ## propose params.yaml's collect and problem for your file: make init DATA=data/external/x.csv [TARGET=column] [WRITE=1]
+	@test -n "$(DATA)" || { echo "usage: make init DATA=data/external/<file.csv or .parquet> [TARGET=column] [WRITE=1]"; exit 2; }
+	@$(PY) -m tasks.core.quality.inspect "$(DATA)" $(if $(WRITE),--write) $(if $(TARGET),--target "$(TARGET)")
+	@$(if $(WRITE),$(PY) -m flows.runtime.plots,true)
 
 reproduce: setup ## restore a recorded run and recompute it: make reproduce RUN=<experiment>
 	@test -n "$(RUN)" || { echo "usage: make reproduce RUN=<experiment name from dvc exp show>"; exit 2; }

@@ -166,3 +166,33 @@ def test_columns_that_give_the_outcome_away_together_are_flagged(tmp_path):
     notes = "\n".join(proposal["notes"])
     assert "post-outcome? dep_time: a quick model predicts late with ROC-AUC" in notes
     assert "pii" not in proposal["collect"]
+
+
+def test_a_numeric_target_with_many_values_is_proposed_as_regression(tmp_path, capsys):
+    from flows.runtime.plots import mismatch
+    from flows.runtime.plots import write as declare_plots
+
+    root = make_project(tmp_path / "proj", commit=False)
+    write_csv("deliveries", root / "data" / "external")
+    pd.DataFrame({"a": range(30), "b": [f"w{i % 5}" for i in range(30)]}).to_csv(
+        root / "data" / "external" / "x.csv", index=False
+    )
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        file = "data/external/deliveries.csv"
+        assert main([file, "--target", "time_to_delivery", "--write"]) == 0
+        out = capsys.readouterr().out
+        assert "a quantity, so problem.type regression" in out
+        assert mismatch(root) is not None  # the binary plots are still declared
+        declare_plots(root)  # what make init runs after WRITE=1 (make plots)
+        assert main(["data/external/x.csv", "--target", "b"]) == 1
+        assert "5 distinct values that are not a quantity" in capsys.readouterr().err
+        assert main([file, "--target", "nope"]) == 1
+    finally:
+        os.chdir(cwd)
+    params = parse_params(yaml.safe_load((root / "params.yaml").read_text()))
+    assert params.problem.type == "regression" and params.problem.positive_label is None
+    assert params.problem.primary_metric == "rmse" and params.problem.kpis.bounds() == {}
+    assert params.choose.candidates == ["ridge", "random_forest", "xgboost"]
+    assert mismatch(root) is None

@@ -104,6 +104,30 @@ def target_candidates(frame: pd.DataFrame) -> list[str]:
     return sorted(binary, key=lambda c: (not TARGET_NAMES.search(str(c)), list(frame).index(c)))
 
 
+MIN_REGRESSION_VALUES = 20
+"""A numeric target with at least this many distinct values is a quantity (regression)."""
+
+
+def problem_type_of(values: pd.Series) -> tuple[str | None, str]:
+    """``(type, why)`` of a target column: two values are binary, numbers with many distinct
+    values a regression; anything else is not a target this workflow takes (yet)."""
+    distinct = _norm(values.astype("string")).nunique()
+    if distinct == 2:
+        return "binary", "two values: a yes/no outcome (problem.type binary)"
+    numbers = _numbers(values)
+    present = values.notna().sum()
+    share = float(numbers.notna().sum() / present) if present else 0.0
+    if share >= 0.9 and numbers.nunique() >= MIN_REGRESSION_VALUES:
+        return "regression", (
+            f"numbers with {numbers.nunique():,} distinct values: a quantity, so problem.type "
+            "regression (a model predicts the number; judged by RMSE)"
+        )
+    return None, (
+        f"{distinct} distinct values that are not a quantity: a class label (a multiclass "
+        "problem, not supported yet), or map it to two values"
+    )
+
+
 def positive_label(values: pd.Series) -> str:
     """The label that means "it happened": a yes-like word, else the rarer class."""
     counts = _norm(values).value_counts()
@@ -240,16 +264,28 @@ def baseline_floors(
 
 
 def propose(
-    frame: pd.DataFrame, fmt: dict[str, str], path: str, defaults: Params | None = None
+    frame: pd.DataFrame,
+    fmt: dict[str, str],
+    path: str,
+    defaults: Params | None = None,
+    chosen: str | None = None,
 ) -> dict[str, Any]:
     """The proposed sections, and notes that explain each guess.
 
     ``defaults``: the project's current params (the audit's threshold, the KPI precision);
-    the shipped defaults when None.
+    the shipped defaults when None. ``chosen``: the target column the user named (else the
+    likeliest two-valued column); a numeric one with many values is proposed as regression.
     """
     ceiling = defaults.split.max_single_feature_auc if defaults else 0.9
     targets = target_candidates(frame)
-    target = targets[0] if targets else None
+    if chosen is not None and chosen not in frame:
+        raise ValueError(f"TARGET={chosen}: no such column; columns: {', '.join(map(str, frame))}")
+    target = chosen if chosen is not None else (targets[0] if targets else None)
+    kind, kind_why = problem_type_of(frame[target]) if target else (None, "")
+    if target is not None and kind is None:
+        raise ValueError(f"TARGET={target}: {kind_why}")
+    if kind == "regression":
+        return propose_regression(frame, fmt, path, target, kind_why, targets)
     positive = positive_label(frame[target]) if target else None
     personal = looks_personal(frame, exclude={target})
     ids = sorted(id_candidates(frame), key=lambda c: c in personal)  # a personal id last
@@ -327,6 +363,76 @@ def propose(
     }
 
 
+def propose_regression(
+    frame: pd.DataFrame,
+    fmt: dict[str, str],
+    path: str,
+    target: str,
+    why: str,
+    binary_targets: list[str],
+) -> dict[str, Any]:
+    """The proposal for a numeric target: ``problem.type: regression``, its metric and no
+    floors yet, the regression candidates; ids, times, personal data and slices as for a
+    binary one (the post-outcome guess needs a yes/no label: the leakage audit's one-feature
+    R² names such a column at the split)."""
+    personal = looks_personal(frame, exclude={target})
+    ids = sorted(id_candidates(frame), key=lambda c: c in personal)
+    times = time_candidates(frame, CleanParams().date_formats)
+    taken = {target, *ids[:1], *times[:1], *personal}
+    low = [
+        str(c)
+        for c in frame.columns
+        if c not in taken and 2 <= frame[c].nunique() <= 10 and _numbers(frame[c]).isna().all()
+    ]
+    sensitive = [str(c) for c in frame.columns if SENSITIVE_NAMES.search(str(c)) and c not in taken]
+    source = fmt.get("kind", "csv")
+    collect: dict[str, Any] = {"source": source, "path": path, "window": None}
+    if source == "csv":
+        collect["csv"] = {k: v for k, v in fmt.items() if k != "kind"}
+    if source == "sql":
+        collect.update(path=None, sql={"query": fmt["query"]})
+    if personal:
+        collect["pii"] = {c: "pseudonymise" if ids and c == ids[0] else "drop" for c in personal}
+    values = _numbers(frame[target]).dropna()
+    problem = {
+        "name": Path(path).stem,
+        "question": f"How much {target}?",
+        "metric_reason": "",
+        "type": "regression",
+        "target": target,
+        "positive_label": None,
+        "id_column": ids[0] if ids else None,
+        "time_column": times[0] if times else None,
+        "post_outcome_columns": [],
+        "primary_metric": "rmse",
+        "horizon_days": None,
+        "label_delay_days": None,
+        "kpis": {},
+        "baseline": {"majority_class": True, "rule": None},
+    }
+    notes = [
+        f"{len(frame):,} rows x {len(frame.columns)} columns",
+        f"target {target}: {why}; from {values.min():g} to {values.max():g}, median "
+        f"{values.median():g}",
+        f"two-valued columns (binary targets): {binary_targets or 'none'}",
+        f"id candidates (unique): {ids or 'none: id_column null, rows are keyed by position'}",
+        f"time candidates: {times or 'none'}",
+        *[f"personal? {c}: {w} -> collect.pii {collect['pii'][c]}" for c, w in personal.items()],
+        f"evaluate.slices: {low[:5] or 'none'}; evaluate.sensitive: {sensitive or 'none'}",
+        "problem.kpis: {} (no floors: set rmse_max, mae_max or r2_min once you know what is "
+        "useful); choose.candidates: ridge, random_forest, xgboost",
+        "after WRITE=1, make init declares the regression plots in dvc.yaml (make plots)",
+    ]
+    return {
+        "collect": collect,
+        "problem": problem,
+        "choose": {"candidates": ["ridge", "random_forest", "xgboost"], "params": {}},
+        "evaluate": {"slices": [c for c in low if c not in sensitive][:5], "sensitive": sensitive},
+        "reasons": {"pii": personal, "post_outcome_columns": {}, "kpis": ""},
+        "notes": notes,
+    }
+
+
 def render(proposal: dict[str, Any]) -> str:
     """The sections as YAML, every label quoted (YAML would read a bare Yes as true)."""
     notes = "\n".join(f"#   {n}" for n in proposal["notes"])
@@ -334,10 +440,12 @@ def render(proposal: dict[str, Any]) -> str:
         {k: proposal[k] for k in ("collect", "problem")}, sort_keys=False, allow_unicode=True
     )
     ev = proposal["evaluate"]
+    choose = proposal.get("choose")
     return (
         f"# proposed by make init (review before running):\n{notes}\n{body}"
         f"# in the evaluate section:\n#   slices: {ev['slices']}\n"
         f"#   sensitive: {ev['sensitive']}\n"
+        + (f"# in the choose section:\n#   candidates: {choose['candidates']}\n" if choose else "")
     )
 
 
@@ -395,8 +503,15 @@ def write_params(params_file: Path, proposal: dict[str, Any]) -> None:
     reasons = proposal["reasons"]
     for column, why in reasons["pii"].items():
         _comment(collect["pii"], column, why)
+    replace = proposal["problem"].get("type", "binary") != "binary"
+    if "choose" in proposal:
+        for key, value in proposal["choose"].items():
+            data["choose"][key] = _safe(value)
     for key, value in proposal["problem"].items():
-        if key == "kpis" and value:
+        if key == "kpis" and replace:  # another type's bounds, not merged with binary's
+            problem["kpis"] = _safe(value)
+            _comment(problem, "kpis", "no floors yet: set rmse_max, mae_max or r2_min")
+        elif key == "kpis" and value:
             for name, floor in value.items():
                 problem["kpis"][name] = floor
             _comment(problem, "kpis", f"floors from {reasons['kpis']}; raise them to your need")
@@ -455,6 +570,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make init", description=__doc__.splitlines()[0])
     parser.add_argument("data", help="the file, under data/ (e.g. data/external/churn.csv)")
     parser.add_argument("--write", action="store_true", help="update params.yaml in place")
+    parser.add_argument("--target", help="the column to predict (default: a two-valued one)")
     args = parser.parse_args(argv)
     root = find_project_root()
     path = Path(args.data)
@@ -470,7 +586,11 @@ def main(argv: list[str] | None = None) -> int:
         defaults = load_params(root / PATHS.params)
     except ParamsError:
         defaults = None
-    proposal = propose(frame, fmt, path.as_posix(), defaults)
+    try:
+        proposal = propose(frame, fmt, path.as_posix(), defaults, args.target)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
     print(render(proposal))
     if fmt["kind"] == "sql":
         print(
