@@ -26,25 +26,20 @@ never slice a class index or name a metric themselves. An objective answers:
   checks (:meth:`label_checks`) and feasibility's quick model (:meth:`signal`);
 - **what a run draws**: the columns of the tuning-trials plot (:data:`TRIALS_Y`).
 
-Binary is the only type today (:class:`Binary`). Where the others plug in:
-
-- *regression*: ``read_target`` coerces to a number; ``scores`` is ``predict``; ``decide``
-  is the identity; the metrics are the ``"regression"`` table (rmse, mae, r2); the
-  baselines are the training mean and median; ``strata`` bins the target into quantiles;
-  ``link`` is the identity; the monitoring estimate is not available before labels.
-- *multiclass*: ``read_target`` maps labels to the class codes recorded with the model;
-  ``scores`` is the whole ``predict_proba`` matrix (one column per class); ``decide`` is
-  the arg-max, or the least expected cost under ``evaluate.cost_matrix``; the metrics are
-  the ``"multiclass"`` table; the baseline is the class prior; ``strata`` is the class;
-  ``link`` is the soft-max; the monitoring estimate is one-vs-rest CBPE.
+Binary (:class:`Binary`) and regression (:class:`Regression`) are the types today. Where
+multiclass plugs in: ``read_target`` maps labels to the class codes recorded with the
+model; ``scores`` is the whole ``predict_proba`` matrix (one column per class); ``decide`` is
+the arg-max, or the least expected cost under ``evaluate.cost_matrix``; the metrics are the
+``"multiclass"`` table; the baseline is the class prior; ``strata`` is the class; ``link``
+is the soft-max; the monitoring estimate is one-vs-rest CBPE.
 
 Each is a subclass registered in :data:`OBJECTIVES` under its ``problem.type``.
 
-Not asked yet, and binary where they stand: the performance estimate before labels
-(:mod:`tasks.monitor.estimate`, CBPE; regression's is direct loss estimation) and the
-leakage audit's single-feature ROC-AUC (:mod:`tasks.core.quality.leakage`, with
-``split.max_single_feature_auc``). The figures and ``dvc plots`` files are drawn per type
-(:data:`tasks.core.ml.report.PLOTS`).
+Tables keyed by the type, beside their code: the figures and ``dvc plots`` files
+(:data:`tasks.core.ml.report.PLOTS`, ``PLOT_FILES``) and the leakage audit's single-feature
+check (:data:`tasks.core.quality.leakage.SINGLE_FEATURE`). Binary only so far: the
+performance estimate before labels (:mod:`tasks.monitor.estimate`, CBPE; the monitoring flow
+skips it for another type, saying so; regression's is direct loss estimation).
 """
 
 from __future__ import annotations
