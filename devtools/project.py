@@ -44,6 +44,25 @@ SMALL: dict[str, Any] = {
 }
 
 
+SPEND: dict[str, Any] = {
+    "collect": {"simulator": {"target": "spend_next_30d"}},
+    "problem": {
+        "name": "subscriber-spend-30d",
+        "question": "How much will each subscriber spend in the next 30 days?",
+        "type": "regression",
+        "target": "spend_next_30d",
+        "positive_label": None,
+        "post_outcome_columns": [],
+        "primary_metric": "rmse",
+        "metric_reason": "Budgets are planned in dollars: a large miss costs more than a small.",
+        "kpis": {},
+        "baseline": {"majority_class": True, "rule": {"column": "monthly_charges"}},
+    },
+    "choose": {"candidates": ["ridge", "random_forest", "xgboost"], "params": {}},
+}
+"""The simulator's regression problem: the same customers, their next 30 days' spend."""
+
+
 TYPE_BOUND = (("problem", "kpis"), ("choose", "params"))
 """Keys whose shipped (binary) values mean nothing to another problem type: an override of
 the type replaces them, as a user writing a regression problem's params does."""

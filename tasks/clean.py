@@ -130,7 +130,7 @@ def main(
     problem: Annotated[
         ProblemParams, Keys("type", "target", "id_column", "time_column", "positive_label", "name")
     ],
-    collect: Annotated[CollectParams, Keys("source", "path", "sql.query")],
+    collect: Annotated[CollectParams, Keys("source", "path", "sql.query", "simulator.target")],
     compute: ComputeParams,
 ) -> None:
     """Validate, clean and explore the current snapshot, one part at a time (a snapshot of

@@ -271,6 +271,9 @@ class SimulatorParams(Section):
     seed: int = 7
     # rows a simulated day
     customers_per_day: int = Field(100, ge=1)
+    # the outcome simulated: churned_30d (yes/no, a binary problem) or spend_next_30d (the
+    # next 30 days' spend in dollars, a regression problem)
+    target: Literal["churned_30d", "spend_next_30d"] = "churned_30d"
     drift: Drift = Drift()
 
 

@@ -104,3 +104,29 @@ def test_a_regression_champion_answers_predict_with_a_number(regression_run):
     assert one.json()["predictions"][0]["prediction"] == pytest.approx(predicted[0], rel=1e-6)
     error = np.sqrt(np.mean((raw[target].to_numpy(float) - predicted) ** 2))
     assert error < raw[target].std(), (error, raw[target].std())
+
+
+def test_the_simulators_spend_target_runs_as_a_regression_with_a_known_oracle(tmp_path):
+    """The simulator's regression problem (``collect.simulator.target: spend_next_30d``):
+    the same customers, the next 30 days' spend from a known model, so the oracle's RMSE is
+    known; the champion writes a ``prediction`` column in batch scoring."""
+    from devtools.project import SMALL, SPEND, run_in_process
+    from flows.batch_scoring import score_chunk
+    from scoring.scoring import LoadedModel
+    from tasks.core.data.snapshots import current_snapshot
+
+    root = make_project(tmp_path / "spend", SPEND)  # the small profile
+    assert SMALL["collect"]["simulator"]["customers_per_day"] == 40
+    run = {"flow_run_id": "t", "flow_run_name": "t", "experiment": "e", "code_version": "c"}
+    decision = run_in_process(root, run)
+    assert decision is not None and decision.promoted, decision
+    test = json.loads((root / PATHS.metrics_json).read_text())["test"]
+    # the model cannot beat the truth, and comes within a third of its error
+    assert test["oracle_rmse"] <= test["rmse"] <= 1.35 * test["oracle_rmse"], test
+    assert json.loads((root / PATHS.leakage_json).read_text())["passed"]
+    registry = Registry(root / "registry")
+    model = LoadedModel.load(registry, registry.champion())
+    raw = current_snapshot(root / PATHS.raw_dir).read().head(20)
+    scored = score_chunk.fn(model, raw.drop(columns=["spend_next_30d"]), "batch-1", tmp_path)
+    assert "prediction" in scored and "probability" not in scored and "decision" not in scored
+    assert scored["prediction"].between(0, 1000).all()

@@ -1,8 +1,10 @@
-"""A simulated subscription business: customer snapshots with a 30-day churn label.
+"""A simulated subscription business: customer snapshots with a 30-day churn label, or
+(``target="spend_next_30d"``) the next 30 days' spend in dollars to predict.
 
 The label comes from a known generating model with non-linear terms and interactions, so
 the best achievable score is known: :func:`simulate` returns the oracle's churn
-probabilities apart from the features, never as a column a model could see.
+probabilities (or expected spend, :func:`expected_spend`) apart from the features, never as
+a column a model could see.
 
 The output is messy the way real exports are: missing values, duplicate rows, mixed date
 formats, category spelling variants, a unit bug (charges in cents) in a share of rows,
@@ -51,7 +53,8 @@ class SimulatedBatch:
     data : DataFrame
         The messy export, as a source would deliver it.
     oracle : DataFrame
-        ``customer_id`` and ``oracle_proba``: the true churn probability of each customer.
+        ``customer_id`` and ``oracle_proba``: the true churn probability of each customer
+        (``oracle_value``: the expected spend, for the spend target).
     """
 
     data: pd.DataFrame
@@ -163,7 +166,30 @@ def churn_logit(frame: pd.DataFrame, concept_drift: float = 0.0) -> np.ndarray:
     return z
 
 
-def _mess(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+CHURN, SPEND = "churned_30d", "spend_next_30d"
+"""The targets the simulator writes (``collect.simulator.target``)."""
+SPEND_NOISE = 0.2
+"""The spend is the expected spend times ``exp(N(0, SPEND_NOISE))``: the oracle's error."""
+
+
+def expected_spend(
+    frame: pd.DataFrame, churn_proba: np.ndarray, concept: float = 0.0
+) -> np.ndarray:
+    """The expected spend of the next 30 days in dollars (the generating model).
+
+    The plan's price after discount, add-ons per device and metered usage, less what the
+    customers likely to leave will not spend. ``concept`` (1: the drifted relationship)
+    makes usage free and add-ons dearer.
+    """
+    price = frame["monthly_charges"].to_numpy(float)
+    devices = frame["num_devices"].to_numpy(float)
+    usage = np.minimum(frame["usage_hours_30d"].to_numpy(float), 80.0)
+    two = (frame["contract"] == "two-year").to_numpy(float)
+    per_device, per_hour = 4.0 * (1 + 1.5 * concept), 0.6 * (1 - concept)
+    return (price + per_device * devices + per_hour * usage + 5.0 * two) * (1.0 - 0.7 * churn_proba)
+
+
+def _mess(frame: pd.DataFrame, rng: np.random.Generator, label: str = CHURN) -> pd.DataFrame:
     """Make a clean frame look like a real export."""
     out = frame.copy()
     n = len(out)
@@ -208,9 +234,9 @@ def _mess(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     pay = out["payment_method"].astype(object)
     pay[rng.random(n) < 0.02] = None
     out["payment_method"] = pay
-    label = out["churned_30d"].astype(object)
-    label[rng.random(n) < 0.005] = None
-    out["churned_30d"] = label
+    values = out[label].astype(object)
+    values[rng.random(n) < 0.005] = None
+    out[label] = values
 
     dup = out[rng.random(n) < 0.01]
     return pd.concat([out, dup], ignore_index=True)
@@ -253,6 +279,7 @@ def simulate_day(
     drift_kind: str = "none",
     drift_start: dt.date | None = None,
     drift_strength: float = 1.0,
+    target: str = CHURN,
 ) -> SimulatedBatch:
     """Simulate the customers snapshotted on one day.
 
@@ -273,6 +300,9 @@ def simulate_day(
         First drifted day.
     drift_strength : float
         Size of the drift (1 is the documented default).
+    target : {'churned_30d', 'spend_next_30d'}
+        The outcome: churn (with ``cancellation_reason``, known only after it), or the
+        next 30 days' spend (no post-outcome column). The features are the same rows.
 
     Returns
     -------
@@ -308,6 +338,14 @@ def simulate_day(
     latent["last_activity_date"] = snapshot - pd.to_timedelta(
         latent["days_since_last_activity"], unit="D"
     )
+    if target == SPEND:
+        expected = expected_spend(latent, proba, concept)
+        spend = expected * np.exp(rng.normal(0.0, SPEND_NOISE, n))
+        latent[SPEND] = np.round(spend, 2)
+        oracle = pd.DataFrame({"customer_id": ids, "oracle_value": expected})
+        messy = _mess(latent, rng, SPEND)
+        columns = [c for c in COLUMNS if c not in (CHURN, "cancellation_reason")] + [SPEND]
+        return SimulatedBatch(data=messy[columns], oracle=oracle)
     latent["churned_30d"] = np.where(churned, "yes", "no")
     reasons = rng.choice(REASONS, n)
     latent["cancellation_reason"] = np.where(churned, reasons, None)
@@ -324,13 +362,14 @@ def simulate(
     drift_kind: str = "none",
     drift_start: dt.date | None = None,
     drift_strength: float = 1.0,
+    target: str = CHURN,
 ) -> SimulatedBatch:
     """Simulate every day in ``[start, end]``; see :func:`simulate_day` for the parameters."""
     if end < start:
         raise ValueError(f"window end {end} is before start {start}")
     days = [start + dt.timedelta(days=k) for k in range((end - start).days + 1)]
     batches = [
-        simulate_day(d, customers_per_day, seed, drift_kind, drift_start, drift_strength)
+        simulate_day(d, customers_per_day, seed, drift_kind, drift_start, drift_strength, target)
         for d in days
     ]
     data = pd.concat([b.data for b in batches], ignore_index=True)

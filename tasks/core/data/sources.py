@@ -83,6 +83,7 @@ def simulated_parts(params: CollectParams, rows: int) -> Iterator[Part]:
                 sim.drift.kind,
                 sim.drift.start,
                 sim.drift.strength,
+                sim.target,
             )
             for d in days[at : at + per_part]
         ]

@@ -31,8 +31,9 @@ def suite_path_for(clean: CleanParams, collect: CollectParams) -> str:
     """
     if clean.suite:
         return clean.suite
-    if collect.source == "simulator":
-        stem = "simulator"
+    if collect.source == "simulator":  # each simulated outcome has its own columns
+        target = collect.simulator.target
+        stem = "simulator" if target == "churned_30d" else f"simulator-{target.replace('_', '-')}"
     elif collect.source == "sql":
         # one suite per query: the first table it reads, and a hash of the query's words
         words = " ".join(collect.sql.query.lower().split())
