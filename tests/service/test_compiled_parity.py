@@ -134,3 +134,51 @@ def test_target_encoded_wide_columns_give_the_same_answers(
     unseen = [dict(r, plan="platinum-plus", region="mars") for r in sample[:500]]
     assert_same_answers(model, sample + unseen, singles_every=10)
     assert_same_answers(model, tricky_records(model, sample))
+
+
+@pytest.fixture(scope="module")
+def spend_champion(tmp_path_factory) -> tuple[LoadedModel, object]:
+    """The simulator's regression problem trained once (the small profile)."""
+    from devtools.project import SPEND, run_in_process
+    from tests.conftest import make_project
+
+    root = make_project(tmp_path_factory.mktemp("spend") / "proj", SPEND)
+    run = {"flow_run_id": "t", "flow_run_name": "t", "experiment": "e", "code_version": "c"}
+    assert run_in_process(root, run).promoted
+    registry = Registry(root / "registry")
+    return LoadedModel.load(registry, registry.champion()), root
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "compiled_kind"),
+    [
+        ("ridge", {"alpha": 1.0}, "Ridge"),
+        ("xgboost", {"n_estimators": 200, "max_depth": 4, "learning_rate": 0.1}, "XGBRegressor"),
+    ],
+)
+def test_the_regressors_compiled_paths_give_the_same_answers(
+    spend_champion, simulated, kind, params, compiled_kind
+):
+    from tasks.core.ml.objective import objective_for
+
+    champion, root = spend_champion
+    problem = load_params(root / PATHS.params).problem
+    X_train, y_train, _, _ = model_inputs(pd.read_parquet(root / PATHS.train), problem)
+    X_valid, y_valid, _, _ = model_inputs(pd.read_parquet(root / PATHS.valid), problem)
+    card = champion.version.card
+    pipeline = build_pipeline(
+        kind,
+        card["numeric_features"],
+        card["categorical_features"],
+        params,
+        0,
+        50,
+        objective_for(problem),
+    )
+    fit_pipeline(pipeline, X_train, y_train, X_valid, y_valid, early_stopping_rounds=20)
+    model = dataclasses.replace(champion, model=pipeline)
+    object.__setattr__(model, "compiled", CompiledModel(model))
+    assert model.compiled.kind == compiled_kind
+    sample = simulated[:: len(simulated) // 20_000]
+    counts = assert_same_answers(model, sample, singles_every=10)
+    assert counts["scored"] == len(sample)
