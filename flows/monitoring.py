@@ -257,10 +257,12 @@ def check_shadow(
 @task(name="rollback", cache_policy=NO_CACHE)
 def roll_back(registry: Any, champion: str, previous: str, shadow: dict[str, Any], cfg: Any) -> str:
     """Point the champion back at the previous one; emit the rollback event."""
+    name = shadow["metric"]
     target = registry.rollback(
         reason=(
-            f"monitoring: live ROC-AUC of {champion} {shadow['champion_roc_auc']:.4f} trails "
-            f"{previous} {shadow['previous_roc_auc']:.4f} by more than {cfg.rollback_margin}"
+            f"monitoring: live {shadow['metric_label']} of {champion} "
+            f"{shadow[f'champion_{name}']:.4f} trails "
+            f"{previous} {shadow[f'previous_{name}']:.4f} by more than {cfg.rollback_margin}"
         )
     )
     get_run_logger().warning("rolled back from %s to %s: %s", champion, target, shadow)

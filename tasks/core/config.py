@@ -512,7 +512,10 @@ class PromoteParams(Section):
     """Step 10: the registry and the champion/challenger promotion gate."""
 
     registry_dir: str = "registry"
+    # the challenger's gain's lower bound must clear this (in the primary metric's units)
     promotion_margin: float = Field(0.0, ge=0)
+    # a slice the challenger does this much worse on blocks it (binary: metric points;
+    # regression: the error's relative rise, 0.03 = 3%)
     slice_tolerance: float = Field(0.03, ge=0, le=1)
     # resamples of the paired bootstrap of challenger against champion
     bootstrap_samples: int = Field(500, ge=50)
@@ -614,6 +617,8 @@ class MonitorParams(Section):
     # (and again each time as many more have arrived while the alerts go on)
     min_drifted_label_days: float = Field(7.0, ge=0)
     retrain_window_days: int = Field(90, ge=1)
+    # the champion scoring this much worse than the previous one on the same labelled
+    # requests rolls it back (binary: ROC-AUC points; regression: the RMSE's relative rise)
     rollback_margin: float = Field(0.02, ge=0)
     min_window_requests: int = Field(100, ge=1)
     max_p99_latency_ms: float = Field(100.0, gt=0)

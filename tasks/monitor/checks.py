@@ -151,9 +151,12 @@ def shadow_comparison(
     for who, column in (("champion", "score"), ("previous", "shadow_score")):
         value = objective.score(judged.name, y, rows[column].to_numpy(dtype=float))
         out[f"{who}_{judged.name}"] = value
-    out["difference"] = judged.oriented(out[f"champion_{judged.name}"]) - judged.oriented(
-        out[f"previous_{judged.name}"]
+    # how much better the champion does (binary: ROC-AUC points; regression: minus the
+    # error's relative rise over the previous champion's)
+    out["difference"] = -objective.worse_by(
+        out[f"previous_{judged.name}"], out[f"champion_{judged.name}"]
     )
+    out["metric"], out["metric_label"] = judged.name, judged.label
     out["rollback"] = bool(out["difference"] < -margin)
     return out
 

@@ -127,3 +127,24 @@ def test_live_performance_of_a_regression_model_judges_ceilings_and_the_rise_in_
     )
     calm = live_performance(window, {}, 200, 9.8, 0.2, objective)
     assert calm["below_floor"] == []  # within 20% of the test RMSE
+
+
+def test_promotion_judges_a_regression_slice_by_the_errors_relative_rise():
+    from tasks.core.ml.comparison import compare
+
+    raw = regression_dict()
+    raw["evaluate"]["slices"] = ["group"]
+    raw["evaluate"]["slice_min_rows"] = 50
+    params = parse_params(raw)
+    rng = np.random.default_rng(1)
+    y = rng.normal(1000.0, 200.0, 600)
+    frame = pd.DataFrame({"group": np.repeat(["a", "b"], 300)})
+    champion = y + rng.normal(0, 50.0, 600)
+    challenger = y + rng.normal(0, 40.0, 600)  # better everywhere: promoted
+    found = compare(y, challenger, champion, frame, params)
+    assert found["promote"] and found["slice_regressions"] == [], found["reasons"]
+    worse = challenger.copy()
+    worse[300:] = y[300:] + rng.normal(0, 60.0, 300)  # slice b: an RMSE about 20% higher
+    found = compare(y, worse, champion, frame, params)
+    assert [r["slice"] for r in found["slice_regressions"]] == ["group=b"]
+    assert 0.1 < found["slice_regressions"][0]["loss"] < 0.4  # a share, not dollars

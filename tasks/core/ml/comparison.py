@@ -49,8 +49,10 @@ def compare(
             ys = y[idx]
             if len(idx) < params.evaluate.slice_min_rows or not objective.judgeable(ys):
                 continue
-            loss = metric.oriented(objective.score(metric.name, ys, champion[idx])) - (
-                metric.oriented(objective.score(metric.name, ys, challenger[idx]))
+            loss = objective.worse_by(
+                objective.score(metric.name, ys, champion[idx]),
+                objective.score(metric.name, ys, challenger[idx]),
+                metric.name,
             )
             if loss > cfg.slice_tolerance:
                 regressions.append(

@@ -298,9 +298,10 @@ class Objective(ABC):
     # -- slices and fairness (tasks.core.ml.gate)
     # -- monitoring (tasks.monitor)
     @abstractmethod
-    def worse_by(self, reference: float, found: float) -> float:
-        """How much worse ``found`` is than ``reference`` on :data:`FLOOR_METRIC`, in the
-        units of :meth:`live_drop_limit` (binary: ROC-AUC points)."""
+    def worse_by(self, reference: float, found: float, name: str | None = None) -> float:
+        """How much worse ``found`` is than ``reference`` on metric ``name`` (default
+        :data:`FLOOR_METRIC`), in the units of :meth:`live_drop_limit` and of promotion's
+        ``slice_tolerance`` (binary: the metric's points)."""
 
     @abstractmethod
     def live_drop_limit(self, cfg: MonitorParams) -> float:
@@ -559,8 +560,8 @@ class Binary(Objective):
             out[f"rule:{rule.column}"] = rule_scores(frame[rule.column], rule)
         return out
 
-    def worse_by(self, reference: float, found: float) -> float:
-        judged = self.metric(self.FLOOR_METRIC)
+    def worse_by(self, reference: float, found: float, name: str | None = None) -> float:
+        judged = self.metric(name or self.FLOOR_METRIC)
         return judged.oriented(reference) - judged.oriented(found)
 
     def live_drop_limit(self, cfg: MonitorParams) -> float:
@@ -855,8 +856,12 @@ class Regression(Objective):
         return out
 
     # -- slices and fairness
-    def worse_by(self, reference: float, found: float) -> float:
-        """The error's relative rise (0.2: 20% above ``reference``)."""
+    def worse_by(self, reference: float, found: float, name: str | None = None) -> float:
+        """An error's relative rise (0.2: 20% above ``reference``): errors are in the
+        target's units, which no fixed margin fits; R² (a share) by its points."""
+        judged = self.metric(name or self.FLOOR_METRIC)
+        if judged.higher_is_better:
+            return reference - found
         if reference > 0:
             return found / reference - 1.0
         return float("inf") if found > 0 else 0.0
