@@ -246,6 +246,23 @@ def register_and_promote(
             champion=version.version,
             reasons=("no champion yet: the first blessed model becomes champion",),
         )
+    theirs = (champion.card.get("params") or {}).get("problem") or {}
+    answered = (theirs.get("type", "binary"), theirs.get("target"))
+    if answered != (params.problem.type, params.problem.target):
+        # a model of another problem scores other labels: no comparison on the same rows
+        return Promotion(
+            registered=version.version,
+            promoted=False,
+            champion=champion.version,
+            reasons=(
+                f"the champion {champion.version} answers another problem ({answered[0]} "
+                f"'{answered[1]}'), not this run's ({params.problem.type} "
+                f"'{params.problem.target}'): the two cannot be compared, so the champion "
+                f"stays. Serve this model on purpose with `make rollback TO={version.version}`, "
+                "or give this problem its own registry (promote.registry_dir)",
+            ),
+            previous=champion.version,
+        )
     columns = [params.problem.target, *params.evaluate.slices]
     test = pd.read_parquet(
         paths["test"], columns=[c for c in columns if c in column_names(paths["test"])]

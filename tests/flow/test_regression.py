@@ -123,3 +123,24 @@ def test_a_regression_champion_answers_predict_with_a_number(regression_run):
     assert one.json()["predictions"][0]["prediction"] == pytest.approx(predicted[0], rel=1e-6)
     error = np.sqrt(np.mean((raw[target].to_numpy(float) - predicted) ** 2))
     assert error < raw[target].std(), (error, raw[target].std())
+
+
+def test_a_model_of_another_problem_never_replaces_the_champion(tmp_path):
+    """The simulator's churn champion, then a run on its spend target in the same registry:
+    the spend model is registered, not compared with a classifier, and not promoted."""
+    import yaml
+
+    from devtools.project import SMALL, SPEND, TYPE_BOUND, deep_merge
+
+    root = make_project(tmp_path / "proj")  # the small profile, binary churn
+    run = {"flow_run_id": "t", "flow_run_name": "t", "experiment": "e", "code_version": "c"}
+    assert run_in_process(root, run).promoted
+    params = deep_merge(yaml.safe_load((root / PATHS.params).read_text()), SPEND)
+    for section, key in TYPE_BOUND:
+        params[section][key] = SPEND[section][key]
+    (root / PATHS.params).write_text(yaml.safe_dump(params, sort_keys=False))
+    assert SMALL["collect"]["simulator"]["customers_per_day"] == 40
+    decision = run_in_process(root, run)
+    assert decision.registered == "v0002" and not decision.promoted, decision
+    assert decision.champion == "v0001" and "answers another problem" in decision.reasons[0]
+    assert Registry(root / "registry").champion().version == "v0001"
