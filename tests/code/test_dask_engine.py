@@ -109,7 +109,11 @@ def test_cross_validation_in_parallel_matches_local(dask_engine, params, splits)
     cfg = params.choose
     local = cross_validate(train, params.problem, cfg)
     spread = cross_validate(train, params.problem, cfg, dask_engine)
-    assert [r["folds"] for r in spread] == [r["folds"] for r in local]
+    # the fold scores are rounded to six places; a worker's BLAS may sum in another order and
+    # land a score on the other side of a rounding edge (0.8473335), so one unit of the last place
+    assert [r["model"] for r in spread] == [r["model"] for r in local]
+    for far, near in zip(spread, local, strict=True):
+        assert far["folds"] == pytest.approx(near["folds"], abs=1.5e-6)
 
 
 def test_tuning_on_dask_matches_local(dask_engine, params, splits, tmp_path):
