@@ -67,7 +67,7 @@ PREDICTIONS = sa.Table(
     sa.Column("decision", sa.Integer, nullable=False),
     sa.Column("shadow_version", sa.String(32)),
     sa.Column("shadow_score", sa.Float),
-    sa.Column("label", sa.Integer),
+    sa.Column("label", sa.Float),  # 0/1 for a yes/no problem, the number for a regression
     sa.Column("labelled_at", sa.DateTime(timezone=True)),
     sa.Column("labelled_by", sa.String(64)),
 )
@@ -78,8 +78,8 @@ LABEL_EVENTS = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("request_id", sa.String(64), nullable=False, index=True),
     sa.Column("row", sa.Integer, nullable=False),
-    sa.Column("old_label", sa.Integer),
-    sa.Column("new_label", sa.Integer, nullable=False),
+    sa.Column("old_label", sa.Float),
+    sa.Column("new_label", sa.Float, nullable=False),
     sa.Column("labelled_by", sa.String(64), nullable=False),
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
 )
@@ -98,6 +98,9 @@ REQUEST_STATS = sa.Table(
 )
 # columns added after the first release: created on an older store when it opens
 ADDED_COLUMNS = {"predictions": {"labelled_by": "VARCHAR(64)"}}
+# integer label columns of an older store, widened to hold a regression's labels when it opens
+# (PostgreSQL only: SQLite keeps any number in a column of any declared type)
+WIDENED_COLUMNS = {"predictions": ("label",), "label_events": ("old_label", "new_label")}
 
 
 @dataclass(frozen=True)
@@ -331,6 +334,19 @@ class PredictionStore:
                 for name, kind in columns.items():
                     if name not in present:
                         conn.exec_driver_sql(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+        if self.engine.dialect.name != "postgresql":
+            return
+        for table, names in WIDENED_COLUMNS.items():
+            narrow = [
+                c["name"]
+                for c in inspector.get_columns(table)
+                if c["name"] in names and isinstance(c["type"], sa.Integer)
+            ]
+            with self.engine.begin() as conn:
+                for name in narrow:
+                    conn.exec_driver_sql(
+                        f"ALTER TABLE {table} ALTER COLUMN {name} TYPE DOUBLE PRECISION"
+                    )
 
     # ------------------------------------------------------------------ writing
     def _insert(self, requests: list[_Rows], attempts: int = 3) -> None:
@@ -762,7 +778,7 @@ class PredictionStore:
     def add_label(
         self,
         request_id: str,
-        label: int,
+        label: float,
         row: int | None = None,
         by: str = "unknown",
         overwrite: bool = False,
@@ -776,7 +792,7 @@ class PredictionStore:
         condition = PREDICTIONS.c.request_id == request_id
         if row is not None:
             condition = condition & (PREDICTIONS.c.row == row)
-        now, label = self.clock(), int(label)
+        now, label = self.clock(), float(label)
         with self.engine.begin() as conn:
             current = conn.execute(
                 sa.select(PREDICTIONS.c.row, PREDICTIONS.c.label).where(condition)
@@ -807,7 +823,7 @@ class PredictionStore:
         for r, old in todo:
             if old is not None:
                 log.warning(
-                    "label of %s row %d changed %d -> %d by %s", request_id, r, old, label, by
+                    "label of %s row %d changed %s -> %s by %s", request_id, r, old, label, by
                 )
         return LabelOutcome(len(current), len(todo), 0 if overwrite else conflicts)
 

@@ -33,7 +33,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, Field, StrictFloat, StrictInt
 
 from scoring.compiled import InputColumns
 from scoring.fields import RecordError
@@ -98,7 +98,8 @@ class Feedback(BaseModel):
     """Ground truth for an earlier prediction."""
 
     request_id: str = Field(min_length=1, max_length=64)
-    label: StrictInt = Field(ge=0, le=1)
+    # 0 or 1 for a yes/no problem, a number for a regression: the champion's type checks it
+    label: StrictInt | StrictFloat
     row: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
@@ -399,8 +400,15 @@ def create_app(
                 "labels need 'Authorization: Bearer <token>' of CHURN_FEEDBACK_TOKENS "
                 "(name=token,...) or CHURN_ADMIN_TOKEN",
             )
+        current = state["champion"].current
+        objective = current.objective if current is not None else None
         seen: dict[tuple[str, int | None], int] = {}
         for i, f in enumerate(batch.labels):
+            wrong = objective.label_error(f.label) if objective is not None else None
+            if wrong is None and not math.isfinite(f.label):
+                wrong = f"a label is a finite number, not {f.label!r}"
+            if wrong is not None:  # nothing of the batch is stored
+                raise HTTPException(422, [{"loc": ["body", "labels", i, "label"], "msg": wrong}])
             key = (f.request_id, f.row)
             if key in seen and batch.labels[seen[key]].label != f.label:
                 raise HTTPException(

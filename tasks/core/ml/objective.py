@@ -44,6 +44,7 @@ skips it for another type, saying so; regression's is direct loss estimation).
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -192,6 +193,11 @@ class Objective(ABC):
     @abstractmethod
     def labels(self, values: pd.Series | np.ndarray) -> np.ndarray:
         """A split file's (already read) target column as the metrics take it."""
+
+    @abstractmethod
+    def label_error(self, value: float) -> str | None:
+        """Why ``value`` cannot be the ground truth of one prediction (``/feedback``), or
+        None when it can."""
 
     @abstractmethod
     def signal(self, cfg: FeasibilityParams) -> SignalSpec:
@@ -411,6 +417,12 @@ class Binary(Objective):
 
     def labels(self, values: pd.Series | np.ndarray) -> np.ndarray:
         return np.asarray(values).astype(int)
+
+    def label_error(self, value: float) -> str | None:
+        if isinstance(value, int) and value in (0, 1):
+            return None
+        positive = self.problem.positive_label
+        return f"a label of a yes/no problem is 0 or 1 (1: {positive!r}), not {value!r}"
 
     def stored(self, y: pd.Series) -> pd.Series:
         return y.astype("int8")
@@ -693,6 +705,9 @@ class Regression(Objective):
 
     def labels(self, values: pd.Series | np.ndarray) -> np.ndarray:
         return np.asarray(values, dtype=float)
+
+    def label_error(self, value: float) -> str | None:
+        return None if math.isfinite(value) else f"a label is a finite number, not {value!r}"
 
     def stored(self, y: pd.Series) -> pd.Series:
         return y.astype("float64")
