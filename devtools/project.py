@@ -102,6 +102,24 @@ def project_files(repo: Path = REPO, tooling: bool = False) -> list[str]:
     return [name for name in names if tooling or not name.startswith(TOOLING)]
 
 
+def profile_params(
+    profile: dict[str, Any] | None, overrides: dict[str, Any] | None, repo: Path = REPO
+) -> dict[str, Any]:
+    """The shipped params with ``profile`` then ``overrides`` merged in, checked.
+
+    Raises
+    ------
+    pydantic.ValidationError
+        If the merged params are not valid (here, not in a step).
+    """
+    params = deep_merge(deep_merge(default_params(repo), profile or {}), overrides or {})
+    for section, key in TYPE_BOUND:  # another problem type: its own, not merged with binary's
+        if (overrides or {}).get("problem", {}).get("type", "binary") != "binary":
+            params[section][key] = copy.deepcopy((overrides or {}).get(section, {}).get(key, {}))
+    parse_params(params)
+    return params
+
+
 def make_project(
     dest: Path,
     overrides: dict[str, Any] | None = None,
@@ -136,11 +154,7 @@ def make_project(
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
-    params = deep_merge(deep_merge(default_params(repo), profile or {}), overrides or {})
-    for section, key in TYPE_BOUND:  # another problem type: its own, not merged with binary's
-        if (overrides or {}).get("problem", {}).get("type", "binary") != "binary":
-            params[section][key] = copy.deepcopy((overrides or {}).get(section, {}).get(key, {}))
-    parse_params(params)  # fail here, not in a step, if the params are wrong
+    params = profile_params(profile, overrides, repo)
     (dest / PATHS.params).write_text(yaml.safe_dump(params, sort_keys=False))
     if params["problem"].get("type", "binary") != "binary":  # as `make plots` does
         from flows.runtime.plots import write as declare_plots

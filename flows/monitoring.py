@@ -45,7 +45,7 @@ from tasks.core.quality.pages import evidently_html
 from tasks.core.quality.suites import suite_path_for
 from tasks.core.quality.validation import read_suite_file
 from tasks.core.serving.registry import open_registry, registry_dir
-from tasks.monitor import checks, drift, estimate, policy
+from tasks.monitor import checks, drift, estimate, loss_estimate, policy
 
 ALERT_EVENT = "churn.monitoring.alert"
 ROLLBACK_EVENT = "churn.model.rolled-back"
@@ -54,49 +54,68 @@ SERVICE_EVENT = "churn.service.alert"
 EVIDENTLY_PROJECT = "churn monitoring"
 
 
-def evidently_project(workspace_dir: Path) -> tuple[Any, Any]:
-    """The Evidently workspace and its monitoring project, with the dashboard, made once."""
+def evidently_project(workspace_dir: Path, kind: str = "binary") -> tuple[Any, Any]:
+    """The Evidently workspace and its monitoring project, with the dashboard of a problem
+    type's figures, made once."""
     from evidently.ui.workspace import Workspace
 
     ws = Workspace.create(str(workspace_dir))
     found = ws.search_project(EVIDENTLY_PROJECT)
     if found:
-        add_panels(found[0])
+        add_panels(found[0], kind)
         return ws, found[0]
     project = ws.create_project(
         EVIDENTLY_PROJECT, description="Drift and live performance of the champion"
     )
-    add_panels(project)
+    add_panels(project, kind)
     return ws, project
 
 
 ESTIMATE_PANEL = "ROC-AUC estimated before the labels (CBPE), and realised"
+REGRESSION_ESTIMATE_PANEL = "MAE estimated before the labels (DLE), and realised"
 
 
-def add_panels(project: Any) -> None:
-    """The dashboard's panels, each added once (a workspace made by an earlier version gets
-    the ones it lacks)."""
+def add_panels(project: Any, kind: str = "binary") -> None:
+    """The dashboard's panels for a problem type, each added once (a workspace made by an
+    earlier version gets the ones it lacks)."""
     from evidently.sdk.models import PanelMetric
     from evidently.sdk.panels import line_plot_panel
 
     def metric(legend: str, name: str, labels: dict[str, str]) -> Any:
         return PanelMetric(legend=legend, metric=name, metric_labels=labels)
 
-    estimated = {c: {"column": f"estimated_roc_auc{c}"} for c in ("", "_low", "_high")}
+    def band(name: str) -> list[Any]:
+        columns = {c: {"column": f"estimated_{name}{c}"} for c in ("", "_low", "_high")}
+        return [
+            metric("estimated", "MeanValue", columns[""]),
+            metric("band low", "MeanValue", columns["_low"]),
+            metric("band high", "MeanValue", columns["_high"]),
+        ]
+
     panels = {
         "Share of drifted features": [
             metric("drift share", "DriftedColumnsCount", {"value_type": "share"})
         ],
         "Drifted features": [metric("count", "DriftedColumnsCount", {"value_type": "count"})],
-        "Live ROC-AUC (labelled requests)": [metric("ROC-AUC", "RocAuc", {})],
-        "Prediction mean": [metric("mean score", "MeanValue", {"column": drift.PREDICTION})],
-        ESTIMATE_PANEL: [
-            metric("estimated", "MeanValue", estimated[""]),
-            metric("band low", "MeanValue", estimated["_low"]),
-            metric("band high", "MeanValue", estimated["_high"]),
-            metric("realised (labels arrived)", "RocAuc", {}),
-        ],
     }
+    if kind == "regression":
+        mae = metric("realised (labels arrived)", "MAE", {"value_type": "mean"})
+        panels |= {
+            "Live MAE and RMSE (labelled requests)": [
+                metric("MAE", "MAE", {"value_type": "mean"}),
+                metric("RMSE", "RMSE", {}),
+            ],
+            "Prediction mean": [
+                metric("mean prediction", "MeanValue", {"column": drift.PREDICTION})
+            ],
+            REGRESSION_ESTIMATE_PANEL: [*band("mae"), mae],
+        }
+    else:
+        panels |= {
+            "Live ROC-AUC (labelled requests)": [metric("ROC-AUC", "RocAuc", {})],
+            "Prediction mean": [metric("mean score", "MeanValue", {"column": drift.PREDICTION})],
+            ESTIMATE_PANEL: [*band("roc_auc"), metric("realised (labels arrived)", "RocAuc", {})],
+        }
     have = {p.title for p in project.dashboard.model().panels}
     for title, values in panels.items():
         if title not in have:
@@ -107,15 +126,19 @@ def _estimate_line(summary: dict[str, Any]) -> str:
     found = summary.get("estimated_performance") or {}
     if not found.get("evaluated"):
         return found.get("note", "-")
-    line = (
-        f"ROC-AUC {found['roc_auc']} (band {found['roc_auc_band']}), expected cost "
-        f"{found['expected_cost']} per prediction (band {found['expected_cost_band']})"
-    )
+    name = found["metric"]
+    line = f"{found['method']}: {name} {found[name]} (band {found[f'{name}_band']})"
+    if "expected_cost" in found:
+        line += (
+            f", expected cost {found['expected_cost']} per prediction "
+            f"(band {found['expected_cost_band']})"
+        )
     then = found.get("labelled")
     if then:
+        name = then["metric"]
         line += (
             f"; on the {then['rows']} predictions whose labels arrived: estimated "
-            f"{then['estimated_roc_auc']}, realised {then['realised_roc_auc']}"
+            f"{name} {then[f'estimated_{name}']}, realised {then[f'realised_{name}']}"
         )
     return line
 
@@ -137,11 +160,11 @@ def _markdown(summary: dict[str, Any]) -> str:
         f"{(found.get('prediction_mean') or {}).get('reference', '-')}",
         f"- live performance: {perf['labelled_rows']} labelled requests; "
         + (
-            f"ROC-AUC {perf['roc_auc']:.4f}, PR-AUC {perf['pr_auc']:.4f}"
+            ", ".join(f"{m} {perf[m]:.4f}" for m in perf["figures"])
             if perf["evaluated"]
             else perf["note"]
         ),
-        f"- estimated performance (CBPE, before labels): {_estimate_line(summary)}",
+        f"- estimated performance (before labels): {_estimate_line(summary)}",
         f"- input quality: {summary['input_quality']['checks']} checks, "
         f"{len(summary['input_quality']['failed'])} failed",
         f"- shadow: {summary['shadow'].get('note') or summary['shadow']}",
@@ -202,9 +225,21 @@ def check_live_performance(served: pd.DataFrame, champion: Any, params: Any) -> 
 def check_estimated_performance(
     window: pd.DataFrame, served: pd.DataFrame, champion: Any, params: Any
 ) -> dict[str, Any]:
-    """ROC-AUC and cost estimated from the window's scores (CBPE), before its labels arrive."""
+    """The window's performance estimated before its labels arrive: a classifier's ROC-AUC
+    and cost from its scores (CBPE), a regression's MAE and RMSE from its inputs and
+    predictions (DLE)."""
     kind = params.problem.type
-    if kind != "binary":  # CBPE estimates a classifier's figures from its probabilities
+    if kind == "regression":
+        return loss_estimate.window_estimate(
+            window,
+            served,
+            champion.reference(),
+            champion.card,
+            params.problem.target,
+            params.problem.primary_metric,
+            params.monitor,
+        )
+    if kind != "binary":
         return {
             "method": None,
             "evaluated": False,
@@ -445,7 +480,7 @@ def monitoring(
     write_json(out_dir / MONITORING_REPORTS / f"{stamp}.json", summary)
 
     if drift_result is not None or perf["evaluated"]:
-        ws, project = evidently_project(out_dir / "evidently")
+        ws, project = evidently_project(out_dir / "evidently", params.problem.type)
         if drift_result is not None:
             ws.add_run(project.id, drift_result.snapshot, include_data=False)
         if estimated["evaluated"]:
@@ -453,7 +488,9 @@ def monitoring(
         if perf["evaluated"]:
             with_labels = served[served["label"].notna()]
             ws.add_run(
-                project.id, checks.performance_snapshot(with_labels, end), include_data=False
+                project.id,
+                checks.performance_snapshot(with_labels, end, params.problem.type),
+                include_data=False,
             )
     create_markdown_artifact(
         key="monitoring",

@@ -157,6 +157,19 @@ def trained_project(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def spend_project(tmp_path_factory) -> Path:
+    """The simulator's regression problem (``devtools.project.SPEND``) run through every step
+    once on the small profile, its model champion v0001; shared by the tests that read it."""
+    from devtools.project import SPEND
+
+    root = make_project(tmp_path_factory.mktemp("spend") / "proj", SPEND)
+    run = {"flow_run_id": "t", "flow_run_name": "t", "experiment": "e", "code_version": "c"}
+    decision = run_in_process(root, run)
+    assert decision is not None and decision.promoted, decision
+    return root
+
+
 def without_served_state(*more: str) -> Callable[[Any, list[str]], set[str]]:
     """``copytree``'s ignore: a registry's prediction store and log (and ``more`` names)."""
     return shutil.ignore_patterns(f"{PREDICTIONS_DB}*", PREDICTION_LOG, *more)

@@ -48,6 +48,7 @@ def live_performance(
         return out
     scores = labelled["score"].to_numpy(dtype=float)
     out["evaluated"] = True
+    out["figures"] = list(objective.SUMMARY)
     out.update({m: objective.score(m, y, scores) for m in objective.SUMMARY})
     out["below_floor"] = [
         f"{m} {out[m]:.4f} {'<' if better else '>'} {'floor' if better else 'ceiling'} {floor}"
@@ -96,21 +97,35 @@ def unseen_categories(
     return out
 
 
-def performance_snapshot(labelled: pd.DataFrame, timestamp: dt.datetime | None = None) -> Any:
-    """An Evidently snapshot of live ROC-AUC on the labelled requests (for the dashboard)."""
-    from evidently import BinaryClassification, DataDefinition, Dataset, Report
-    from evidently.metrics import RocAuc
+def performance_snapshot(
+    labelled: pd.DataFrame, timestamp: dt.datetime | None = None, kind: str = "binary"
+) -> Any:
+    """An Evidently snapshot of the live figures on the labelled requests (for the
+    dashboard): ROC-AUC for a classifier, MAE and RMSE for a regression."""
+    from evidently import BinaryClassification, DataDefinition, Dataset, Regression, Report
+    from evidently.metrics import MAE, RMSE, RocAuc
 
-    frame = pd.DataFrame(
-        {"label": labelled["label"].astype(int), "score": labelled["score"].astype(float)}
-    )
-    definition = DataDefinition(
-        numerical_columns=["score"],
-        classification=[
-            BinaryClassification(target="label", prediction_probas="score", pos_label=1)
-        ],
-    )
-    return Report([RocAuc()]).run(
+    if kind == "regression":
+        frame = pd.DataFrame(
+            {"label": labelled["label"].astype(float), "score": labelled["score"].astype(float)}
+        )
+        definition = DataDefinition(
+            numerical_columns=["label", "score"],
+            regression=[Regression(target="label", prediction="score")],
+        )
+        metrics: list[Any] = [MAE(), RMSE()]
+    else:
+        frame = pd.DataFrame(
+            {"label": labelled["label"].astype(int), "score": labelled["score"].astype(float)}
+        )
+        definition = DataDefinition(
+            numerical_columns=["score"],
+            classification=[
+                BinaryClassification(target="label", prediction_probas="score", pos_label=1)
+            ],
+        )
+        metrics = [RocAuc()]
+    return Report(metrics).run(
         Dataset.from_pandas(frame, data_definition=definition),
         None,
         timestamp=timestamp,

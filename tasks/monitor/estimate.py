@@ -155,7 +155,13 @@ def window_estimate(
     """
     from sklearn.metrics import roc_auc_score
 
-    out: dict[str, Any] = {"method": METHOD, "evaluated": False, "reasons": []}
+    out: dict[str, Any] = {
+        "method": METHOD,
+        "metric": "roc_auc",
+        "figures": ["roc_auc"],
+        "evaluated": False,
+        "reasons": [],
+    }
     if len(window) < cfg.min_window_rows:
         out["note"] = f"{len(window)} predictions (needs {cfg.min_window_rows})"
         return out
@@ -186,6 +192,7 @@ def window_estimate(
         then = run(known["score"], cfg.random_state + 1)
         realised = float(roc_auc_score(known["label"].astype(int), known["score"].astype(float)))
         out["labelled"] = {
+            "metric": "roc_auc",
             "rows": int(len(known)),
             "estimated_roc_auc": then["roc_auc"],
             "roc_auc_band": then["roc_auc_band"],
@@ -198,7 +205,8 @@ def window_estimate(
 
 
 def estimate_snapshot(found: dict[str, Any], timestamp: Any = None) -> Any:
-    """An Evidently snapshot of the estimate and its band, for the dashboard's ROC-AUC panel.
+    """An Evidently snapshot of an estimate (CBPE's or DLE's) and its band, for the
+    dashboard's estimate panel.
 
     Evidently has no metric for a figure computed elsewhere: each one is the mean of a
     one-row column, which is that figure.
@@ -206,16 +214,17 @@ def estimate_snapshot(found: dict[str, Any], timestamp: Any = None) -> Any:
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import MeanValue
 
-    low, high = found["roc_auc_band"] or [None, None]
-    frame = pd.DataFrame(
-        {
-            "estimated_roc_auc": [found["roc_auc"]],
-            "estimated_roc_auc_low": [low],
-            "estimated_roc_auc_high": [high],
-            "estimated_cost": [found["expected_cost"]],
-        },
-        dtype=float,
-    )
+    figures = {}
+    for name in found["figures"]:
+        low, high = found[f"{name}_band"] or [None, None]
+        figures |= {
+            f"estimated_{name}": [found[name]],
+            f"estimated_{name}_low": [low],
+            f"estimated_{name}_high": [high],
+        }
+    if "expected_cost" in found:
+        figures["estimated_cost"] = [found["expected_cost"]]
+    frame = pd.DataFrame(figures, dtype=float)
     definition = DataDefinition(numerical_columns=list(frame.columns))
     return Report([MeanValue(column=c) for c in frame.columns]).run(
         Dataset.from_pandas(frame, data_definition=definition),

@@ -137,16 +137,10 @@ def test_target_encoded_wide_columns_give_the_same_answers(
 
 
 @pytest.fixture(scope="module")
-def spend_champion(tmp_path_factory) -> tuple[LoadedModel, object]:
-    """The simulator's regression problem trained once (the small profile)."""
-    from devtools.project import SPEND, run_in_process
-    from tests.conftest import make_project
-
-    root = make_project(tmp_path_factory.mktemp("spend") / "proj", SPEND)
-    run = {"flow_run_id": "t", "flow_run_name": "t", "experiment": "e", "code_version": "c"}
-    assert run_in_process(root, run).promoted
-    registry = Registry(root / "registry")
-    return LoadedModel.load(registry, registry.champion()), root
+def spend_champion(spend_project) -> tuple[LoadedModel, object]:
+    """The simulator's regression problem's champion (the session's spend project)."""
+    registry = Registry(spend_project / "registry")
+    return LoadedModel.load(registry, registry.champion()), spend_project
 
 
 @pytest.mark.parametrize(

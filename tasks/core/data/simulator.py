@@ -179,13 +179,14 @@ def expected_spend(
 
     The plan's price after discount, add-ons per device and metered usage, less what the
     customers likely to leave will not spend. ``concept`` (1: the drifted relationship)
-    makes usage free and add-ons dearer.
+    makes usage free and add-ons five times dearer (a repricing: bills of customers with
+    many devices rise, those of heavy users fall).
     """
     price = frame["monthly_charges"].to_numpy(float)
     devices = frame["num_devices"].to_numpy(float)
     usage = np.minimum(frame["usage_hours_30d"].to_numpy(float), 80.0)
     two = (frame["contract"] == "two-year").to_numpy(float)
-    per_device, per_hour = 4.0 * (1 + 1.5 * concept), 0.6 * (1 - concept)
+    per_device, per_hour = 4.0 * (1 + 4.0 * concept), 0.6 * (1 - concept)
     return (price + per_device * devices + per_hour * usage + 5.0 * two) * (1.0 - 0.7 * churn_proba)
 
 
