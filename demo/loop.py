@@ -36,11 +36,12 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from devtools.project import git, make_project
+from devtools.project import SPEND as SPEND_PROBLEM
+from devtools.project import deep_merge, git, make_project
 from devtools.services import Server, serve_deployments, start_api, start_server, stop, wait_for
 from tasks.core.config import parse_params
 from tasks.core.data.labels import binarize_target
-from tasks.core.data.simulator import simulate_day
+from tasks.core.data.simulator import CHURN, SPEND, simulate_day
 from tasks.core.env import telemetry_off
 from tasks.core.io import write_json
 from tasks.core.paths import PATHS, find_project_root
@@ -48,6 +49,55 @@ from tasks.core.serving.registry import Registry
 
 LABEL_TOKEN = secrets.token_urlsafe(16)  # the labelling system the demo plays
 DRIFTS = ("none", "covariate", "new_category", "concept", "uncertain")
+TARGETS = (CHURN, SPEND)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """The live figure the demo follows for a problem type, its oracle's, and its targets."""
+
+    name: str
+    """The metric (``live_<name>``, ``oracle_<name>`` in the summary)."""
+    label: str
+    oracle: str
+    """The simulator's oracle column."""
+    higher_is_better: bool
+    error_target: float
+    """The estimate's mean error per window at most this (absolute, or relative for an error)."""
+    gap_target: float
+    """After retraining, the live figure within this of the oracle's (points, or relative)."""
+
+    def labels(self, values: pd.Series, problem: Any) -> pd.Series:
+        if self.higher_is_better:  # a classifier's labels: 0/1
+            return binarize_target(values, problem.positive_label)
+        return pd.to_numeric(values, errors="coerce")
+
+    def score(self, y: np.ndarray, score: np.ndarray) -> float | None:
+        if len(y) < 50:
+            return None
+        if not self.higher_is_better:
+            return round(float(np.mean(np.abs(y - score))), 4)
+        from sklearn.metrics import roc_auc_score
+
+        return round(float(roc_auc_score(y, score)), 4) if 0 < y.sum() < len(y) else None
+
+    def error(self, estimated: float, realised: float) -> float:
+        """The estimate's error: ROC-AUC points, or an error's share of the realised one."""
+        if self.higher_is_better:
+            return round(abs(estimated - realised), 4)
+        return round(abs(estimated / realised - 1), 4)
+
+    def gap(self, oracle: float, live: float) -> float:
+        """How far the served model is behind the oracle."""
+        if self.higher_is_better:
+            return round(oracle - live, 4)
+        return round(live / oracle - 1, 4)
+
+
+FIGURES = {
+    "binary": Figure("roc_auc", "ROC-AUC", "oracle_proba", True, 0.04, 0.03),
+    "regression": Figure("mae", "MAE", "oracle_value", False, 0.1, 0.35),
+}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -58,6 +108,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--drift", choices=DRIFTS, default="covariate", help="the drift injected")
+    p.add_argument(
+        "--target",
+        choices=TARGETS,
+        default=CHURN,
+        help=f"the simulator's outcome: {CHURN} (yes/no) or {SPEND} (a regression)",
+    )
     p.add_argument(
         "--drift-day", type=int, default=20, help="first drifted day (day 0 is the first served)"
     )
@@ -115,43 +171,48 @@ def demo_overrides(args: argparse.Namespace, day0: dt.date, delay: int) -> dict[
     )
     first_end = day0 - dt.timedelta(days=delay)
     window_rows = int(args.customers * args.window_days * 0.8)
-    return {
-        "problem": {"label_delay_days": delay},
-        "collect": {
-            "source": "simulator",
-            "window": {
-                "start": (first_end - dt.timedelta(days=args.train_days - 1)).isoformat(),
-                "end": first_end.isoformat(),
+    problem = SPEND_PROBLEM if args.target == SPEND else {}
+    return deep_merge(
+        problem,
+        {
+            "problem": {"label_delay_days": delay},
+            "collect": {
+                "source": "simulator",
+                "window": {
+                    "start": (first_end - dt.timedelta(days=args.train_days - 1)).isoformat(),
+                    "end": first_end.isoformat(),
+                },
+                "simulator": {
+                    "target": args.target,
+                    "seed": args.seed,
+                    "customers_per_day": args.customers,
+                    "drift": {"kind": args.drift, "start": drift_start, "strength": 1.0},
+                },
             },
-            "simulator": {
-                "seed": args.seed,
-                "customers_per_day": args.customers,
-                "drift": {"kind": args.drift, "start": drift_start, "strength": 1.0},
+            "feasibility": {
+                "sample_rows": 3000,
+                "n_permutations": 19,
+                "min_labelled_rows": 300,
+                "min_minority_rows": 50,
+            },
+            "choose": {
+                "cv_folds": 3,
+                "sample_rows": 10000,
+                "params": {"random_forest": {"n_estimators": 100, "min_samples_leaf": 5}},
+            },
+            "train": {"n_trials": args.n_trials},
+            "evaluate": {"bootstrap_samples": 200, "importance_rows": 1000, "slice_min_rows": 100},
+            "promote": {"bootstrap_samples": 300},
+            "monitor": {
+                "window_hours": 24 * args.window_days,
+                "min_window_rows": min(500, window_rows),
+                "min_labelled_rows": min(200, window_rows),
+                "cooldown_hours": 24,
+                "min_drifted_label_days": args.min_drifted_label_days,
+                "retrain_window_days": args.retrain_days,
             },
         },
-        "feasibility": {
-            "sample_rows": 3000,
-            "n_permutations": 19,
-            "min_labelled_rows": 300,
-            "min_minority_rows": 50,
-        },
-        "choose": {
-            "cv_folds": 3,
-            "sample_rows": 10000,
-            "params": {"random_forest": {"n_estimators": 100, "min_samples_leaf": 5}},
-        },
-        "train": {"n_trials": args.n_trials},
-        "evaluate": {"bootstrap_samples": 200, "importance_rows": 1000, "slice_min_rows": 100},
-        "promote": {"bootstrap_samples": 300},
-        "monitor": {
-            "window_hours": 24 * args.window_days,
-            "min_window_rows": min(500, window_rows),
-            "min_labelled_rows": min(200, window_rows),
-            "cooldown_hours": 24,
-            "min_drifted_label_days": args.min_drifted_label_days,
-            "retrain_window_days": args.retrain_days,
-        },
-    }
+    )
 
 
 # --------------------------------------------------------------------------- the world, day by day
@@ -167,8 +228,8 @@ class Day:
     labels_arrived: int = 0
     verdict: str = ""
     drift_share: float | None = None
-    live_roc_auc: float | None = None
-    estimated_roc_auc: float | None = None
+    live: float | None = None
+    estimated: float | None = None
     estimated_band: list[float] | None = None
     reasons: list[str] = field(default_factory=list)
     alert: bool = False
@@ -271,14 +332,6 @@ def accept_new_values(project: Path, new_values: dict[str, list[str]]) -> str:
 
 
 # --------------------------------------------------------------------------- the story
-def roc_auc(y: np.ndarray, score: np.ndarray) -> float | None:
-    from sklearn.metrics import roc_auc_score
-
-    return (
-        round(float(roc_auc_score(y, score)), 4) if len(y) >= 50 and 0 < y.sum() < len(y) else None
-    )
-
-
 def live_frame(project: Path, sent: pd.DataFrame) -> pd.DataFrame:
     """Every logged prediction with its label (as the store holds them) and the oracle's
     probability."""
@@ -293,49 +346,50 @@ def live_frame(project: Path, sent: pd.DataFrame) -> pd.DataFrame:
     return store.merge(sent, on=["request_id", "row"], how="inner")
 
 
-def period_scores(frame: pd.DataFrame) -> dict[str, Any]:
-    """Live and oracle ROC-AUC over the labelled predictions of a period."""
+def period_scores(frame: pd.DataFrame, figure: Figure) -> dict[str, Any]:
+    """The live and the oracle's figure over the labelled predictions of a period."""
     labelled = frame[frame["label"].notna()]
-    y = labelled["label"].to_numpy(int)
+    y = labelled["label"].to_numpy(float if not figure.higher_is_better else int)
     return {
         "predictions": int(len(frame)),
         "labelled": int(len(labelled)),
-        "live_roc_auc": roc_auc(y, labelled["score"].to_numpy()),
-        "oracle_roc_auc": roc_auc(y, labelled["oracle_proba"].to_numpy()),
+        f"live_{figure.name}": figure.score(y, labelled["score"].to_numpy()),
+        f"oracle_{figure.name}": figure.score(y, labelled["oracle"].to_numpy()),
     }
 
 
-def day_scores(live: pd.DataFrame, day: int) -> dict[str, float | None]:
-    """Live and oracle ROC-AUC of the predictions made on ``day`` (once their labels are in)."""
-    scores = period_scores(live[live["day"] == day])
+def day_scores(live: pd.DataFrame, day: int, figure: Figure) -> dict[str, float | None]:
+    """The live and oracle figure of the predictions made on ``day`` (once labelled)."""
+    scores = period_scores(live[live["day"] == day], figure)
     return {
-        "live_roc_auc_by_prediction_day": scores["live_roc_auc"],
-        "oracle_roc_auc_by_prediction_day": scores["oracle_roc_auc"],
+        f"{who}_{figure.name}_by_prediction_day": scores[f"{who}_{figure.name}"]
+        for who in ("live", "oracle")
     }
 
 
 def estimate_summary(
-    args: argparse.Namespace, days: list[Day], live: pd.DataFrame
+    args: argparse.Namespace, days: list[Day], live: pd.DataFrame, figure: Figure
 ) -> dict[str, Any]:
-    """The estimate (CBPE, made when the window closed, before any of its labels) against the
-    ROC-AUC the same predictions turned out to have, per monitoring window; and its alerts
-    against the label-based ones."""
+    """The estimate (CBPE or DLE, made when the window closed, before any of its labels)
+    against the figure the same predictions turned out to have, per monitoring window; and
+    its alerts against the label-based ones. ``error``: ROC-AUC points, or for an error the
+    share of the realised one."""
     windows = []
     for d in days:
-        if d.estimated_roc_auc is None:
+        if d.estimated is None:
             continue
         rows = live[(live["day"] > d.day - args.window_days) & (live["day"] <= d.day)]
-        realised = period_scores(rows)["live_roc_auc"]
+        realised = period_scores(rows, figure)[f"live_{figure.name}"]
         if realised is None:
             continue
         low, high = d.estimated_band or (None, None)
         windows.append(
             {
                 "day": d.day,
-                "estimated": d.estimated_roc_auc,
+                "estimated": d.estimated,
                 "band": d.estimated_band,
                 "realised": realised,
-                "error": round(abs(d.estimated_roc_auc - realised), 4),
+                "error": figure.error(d.estimated, realised),
                 "in_band": low is not None and low <= realised <= high,
             }
         )
@@ -383,7 +437,12 @@ def estimate_summary(
 
 
 def summarise(
-    args: argparse.Namespace, days: list[Day], live: pd.DataFrame, delay: int, first_champion: str
+    args: argparse.Namespace,
+    days: list[Day],
+    live: pd.DataFrame,
+    delay: int,
+    first_champion: str,
+    figure: Figure,
 ) -> dict[str, Any]:
     """The summary the issue asks for, with the targets measured."""
     drift = args.drift != "none"
@@ -413,26 +472,29 @@ def summarise(
     retrained = next((d.day for d in days if d.retrain_runs), None)
     after_retraining = live[live["day"] > retrained] if retrained is not None else live.iloc[:0]
     periods = {
-        "before_drift": period_scores(before),
-        "in_drift": period_scores(in_drift),
-        "after_new_champion": period_scores(after),
-        "after_retraining": period_scores(after_retraining),
-    }
-    gap = None
-    if periods["after_retraining"]["live_roc_auc"] is not None:
-        gap = round(
-            periods["after_retraining"]["oracle_roc_auc"]
-            - periods["after_retraining"]["live_roc_auc"],
-            4,
+        name: period_scores(rows, figure)
+        for name, rows in (
+            ("before_drift", before),
+            ("in_drift", in_drift),
+            ("after_new_champion", after),
+            ("after_retraining", after_retraining),
         )
+    }
+    live_key, oracle_key = f"live_{figure.name}", f"oracle_{figure.name}"
+    retrained_scores = periods["after_retraining"]
+    gap = None
+    if retrained_scores[live_key] is not None:
+        gap = figure.gap(retrained_scores[oracle_key], retrained_scores[live_key])
     no_drift_windows = sum(1 for d in days if (not drift or d.day < args.drift_day) and d.verdict)
-    estimated = estimate_summary(args, days, live)
+    estimated = estimate_summary(args, days, live, figure)
     # the new champion's first full window: its reference (its validation split) is what the
     # traffic looks like now, so from there on drift should stay quiet
     quiet_from = first_promotion[0] + args.window_days if first_promotion else None
     after_window = [d for d in days if quiet_from is not None and d.day >= quiet_from]
     alerts_after = [d.day for d in after_window if d.alert]
     return {
+        "target": args.target,
+        "figure": figure.name,
         "drift_kind": args.drift,
         "injection_day": args.drift_day if drift else None,
         "visible_from_day": visible_from if drift else None,
@@ -456,8 +518,8 @@ def summarise(
         "days_without_alert_after_new_champion": sum(1 for d in after_window if not d.alert),
         "alerts_after_new_champion": alerts_after,
         "estimate": estimated,
-        "live_roc_auc": {k: v["live_roc_auc"] for k, v in periods.items()},
-        "oracle_roc_auc": {k: v["oracle_roc_auc"] for k, v in periods.items()},
+        live_key: {k: v[live_key] for k, v in periods.items()},
+        oracle_key: {k: v[oracle_key] for k, v in periods.items()},
         "periods": periods,
         "after_retraining_gap_to_oracle": gap,
         "targets": {
@@ -470,24 +532,26 @@ def summarise(
             "no_false_alert": len(false_alerts) == 0,
             "no_alert_after_new_champion_window": None if not after_window else not alerts_after,
             "no_drift_windows_at_least_20": no_drift_windows >= 20,
-            "after_retraining_within_0.03_of_oracle": None if gap is None else gap <= 0.03,
-            "estimate_error_at_most_0.04": None
+            f"after_retraining_within_{figure.gap_target}_of_oracle": None
+            if gap is None
+            else gap <= figure.gap_target,
+            f"estimate_error_at_most_{figure.error_target}": None
             if estimated["mean_absolute_error_judged"] is None
-            else estimated["mean_absolute_error_judged"] <= 0.04,
+            else estimated["mean_absolute_error_judged"] <= figure.error_target,
         },
         "by_day": [
             {
                 **{k: v for k, v in d.__dict__.items() if k != "retrain_runs"},
-                **day_scores(live, d.day),
+                **day_scores(live, d.day, figure),
             }
             for d in days
         ],
     }
 
 
-def plot(summary: dict[str, Any], path: Path) -> None:
-    """timeline.png: live vs oracle ROC-AUC by prediction day; drift share; alerts, retrains,
-    promotions."""
+def plot(summary: dict[str, Any], path: Path, figure: Figure) -> None:
+    """timeline.png: the live and the oracle's figure by prediction day; drift share; alerts,
+    retrains, promotions."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -499,16 +563,16 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 7), sharex=True, height_ratios=[3, 2])
     top.plot(
         x,
-        [r["live_roc_auc_by_prediction_day"] for r in rows],
+        [r[f"live_{figure.name}_by_prediction_day"] for r in rows],
         marker=".",
-        label="live ROC-AUC (served model)",
+        label=f"live {figure.label} (served model)",
     )
     top.plot(
         x,
-        [r["oracle_roc_auc_by_prediction_day"] for r in rows],
+        [r[f"oracle_{figure.name}_by_prediction_day"] for r in rows],
         ls="--",
         color="grey",
-        label="oracle ROC-AUC",
+        label=f"oracle {figure.label}",
     )
     windows = summary["estimate"]["by_window"]
     if windows:
@@ -523,9 +587,10 @@ def plot(summary: dict[str, Any], path: Path) -> None:
             ms=3,
             color="tab:cyan",
             alpha=0.8,
-            label="estimated before labels (CBPE, window)",
+            label=f"estimated before labels ({'CBPE' if figure.higher_is_better else 'DLE'}, "
+            "window)",
         )
-    top.set_ylabel("ROC-AUC by prediction day")
+    top.set_ylabel(f"{figure.label} by prediction day")
     bottom.plot(
         [r["day"] for r in checked],
         [r["drift_share"] for r in checked],
@@ -547,7 +612,7 @@ def plot(summary: dict[str, Any], path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=8)
     fig.suptitle(
-        f"make demo: {summary['drift_kind']} drift"
+        f"make demo ({summary['target']}): {summary['drift_kind']} drift"
         + (f" from day {summary['injection_day']}" if summary["injection_day"] is not None else "")
         + f", labels {summary['label_delay_days']} days late"
     )
@@ -588,6 +653,7 @@ def main(argv: list[str]) -> int:
         work / "project", demo_overrides(args, day0, delay), repo=repo, name="churn-demo"
     )
     problem = parse_params(yaml.safe_load((project / PATHS.params).read_text())).problem
+    figure = FIGURES[problem.type]
     story = f"{args.drift} drift from day {args.drift_day}" if args.drift != "none" else "no drift"
     log(
         f"demo project in {project}: {story}, {args.days} days of {args.customers} customers, "
@@ -622,8 +688,8 @@ def main(argv: list[str]) -> int:
             )
         first_champion = champion.version
         log(
-            f"champion {first_champion}: test ROC-AUC "
-            f"{champion.card['metrics']['test'].get('roc_auc'):.4f}"
+            f"champion {first_champion}: test {figure.label} "
+            f"{champion.card['metrics']['test'].get(figure.name):.4f}"
         )
 
         clock = Clock(work / "clock")
@@ -646,13 +712,23 @@ def main(argv: list[str]) -> int:
             f"{time.monotonic() - started:.0f} s so far"
         )
         days, sent = run_days(
-            args, day0, delay, problem, project, server, api_url, clock, retrain_id, registry
+            args,
+            day0,
+            delay,
+            problem,
+            figure,
+            project,
+            server,
+            api_url,
+            clock,
+            retrain_id,
+            registry,
         )
         live = live_frame(project, sent)
-        summary = summarise(args, days, live, delay, first_champion)
+        summary = summarise(args, days, live, delay, first_champion, figure)
         summary["wall_seconds"] = round(time.monotonic() - started, 1)
         write_json(out / "summary.json", summary)
-        plot(summary, out / "timeline.png")
+        plot(summary, out / "timeline.png", figure)
     finally:
         for proc in reversed(procs):
             stop(proc)
@@ -665,6 +741,7 @@ def main(argv: list[str]) -> int:
         if k != "estimate"
         else {e: v for e, v in summary[k].items() if e != "by_window"}
         for k in (
+            "target",
             "drift_kind",
             "injection_day",
             "first_alert_day",
@@ -674,8 +751,8 @@ def main(argv: list[str]) -> int:
             "days_without_alert_after_new_champion",
             "alerts_after_new_champion",
             "estimate",
-            "live_roc_auc",
-            "oracle_roc_auc",
+            f"live_{figure.name}",
+            f"oracle_{figure.name}",
             "targets",
         )
     }
@@ -688,6 +765,7 @@ def run_days(
     day0: dt.date,
     delay: int,
     problem: Any,
+    figure: Figure,
     project: Path,
     server: Server,
     api_url: str,
@@ -723,10 +801,11 @@ def run_days(
                     args.drift,
                     drift_start if args.drift != "none" else None,
                     1.0,
+                    args.target,
                 )
                 frame = batch.data
-                labels = binarize_target(frame[problem.target], problem.positive_label)
-                oracle = dict(zip(batch.oracle["customer_id"], batch.oracle["oracle_proba"]))
+                labels = figure.labels(frame[problem.target], problem)
+                oracle = dict(zip(batch.oracle["customer_id"], batch.oracle[figure.oracle]))
                 clock.set(midnight + dt.timedelta(hours=9))
                 rows, feedback = [], []
                 for lo in range(0, len(frame), 500):
@@ -745,12 +824,16 @@ def run_days(
                                 "request_id": body["request_id"],
                                 "row": i,
                                 "day": n,
-                                "oracle_proba": oracle[cid],
+                                "oracle": oracle[cid],
                             }
                         )
                         if not pd.isna(y):
                             feedback.append(
-                                {"request_id": body["request_id"], "row": i, "label": int(y)}
+                                {
+                                    "request_id": body["request_id"],
+                                    "row": i,
+                                    "label": int(y) if figure.higher_is_better else float(y),
+                                }
                             )
                 sent.append(pd.DataFrame(rows))
                 pending[n] = feedback
@@ -788,10 +871,10 @@ def run_days(
             record.verdict = summary["verdict"]
             record.drift_share = (summary.get("drift") or {}).get("drift_share")
             perf = summary["live_performance"]
-            record.live_roc_auc = perf.get("roc_auc") if perf.get("evaluated") else None
+            record.live = perf.get(figure.name) if perf.get("evaluated") else None
             estimated = summary.get("estimated_performance") or {}
-            record.estimated_roc_auc = estimated.get("roc_auc")
-            record.estimated_band = estimated.get("roc_auc_band")
+            record.estimated = estimated.get(figure.name)
+            record.estimated_band = estimated.get(f"{figure.name}_band")
             record.reasons = list(summary.get("reasons") or [])
             record.alert = bool(summary["alert"])
             decision = summary.get("retraining") or {}
@@ -803,8 +886,8 @@ def run_days(
                 line
                 + (f"; drift share {record.drift_share}" if record.drift_share is not None else "")
                 + (
-                    f"; estimated ROC-AUC {record.estimated_roc_auc}"
-                    if record.estimated_roc_auc is not None
+                    f"; estimated {figure.label} {record.estimated}"
+                    if record.estimated is not None
                     else ""
                 )
             )
