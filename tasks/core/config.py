@@ -118,7 +118,6 @@ class Baseline(Section):
     rule: RuleBaseline | None = None
 
 
-PROBLEM_TYPES = ("binary", "multiclass", "regression")
 MODEL_KINDS = {
     "binary": ("logistic_regression", "random_forest", "xgboost"),
     "regression": ("ridge", "random_forest", "xgboost"),

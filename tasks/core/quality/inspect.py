@@ -263,6 +263,40 @@ def baseline_floors(
     )
 
 
+def _roles(frame: pd.DataFrame, target: str | None) -> tuple[dict[str, str], list[str], list[str]]:
+    """Personal columns (with why), id candidates (a personal one last), time candidates."""
+    personal = looks_personal(frame, exclude={target})
+    ids = sorted(id_candidates(frame), key=lambda c: c in personal)
+    return personal, ids, time_candidates(frame, CleanParams().date_formats)
+
+
+def _groups(frame: pd.DataFrame, taken: set[Any]) -> tuple[list[str], list[str]]:
+    """Text columns of 2 to 10 values (slice candidates) and sensitive-looking columns."""
+    low = [
+        str(c)
+        for c in frame.columns
+        if c not in taken and 2 <= frame[c].nunique() <= 10 and _numbers(frame[c]).isna().all()
+    ]
+    sensitive = [str(c) for c in frame.columns if SENSITIVE_NAMES.search(str(c)) and c not in taken]
+    return low, sensitive
+
+
+def _collect(
+    fmt: dict[str, str], path: str, personal: dict[str, str], ids: list[str]
+) -> dict[str, Any]:
+    """The proposed ``collect`` section; an id that is personal is kept as a pseudonym (it
+    still joins), other personal columns dropped."""
+    source = fmt.get("kind", "csv")
+    collect: dict[str, Any] = {"source": source, "path": path, "window": None}
+    if source == "csv":
+        collect["csv"] = {k: v for k, v in fmt.items() if k != "kind"}
+    if source == "sql":
+        collect.update(path=None, sql={"query": fmt["query"]})
+    if personal:
+        collect["pii"] = {c: "pseudonymise" if ids and c == ids[0] else "drop" for c in personal}
+    return collect
+
+
 def propose(
     frame: pd.DataFrame,
     fmt: dict[str, str],
@@ -287,27 +321,13 @@ def propose(
     if kind == "regression":
         return propose_regression(frame, fmt, path, target, kind_why, targets)
     positive = positive_label(frame[target]) if target else None
-    personal = looks_personal(frame, exclude={target})
-    ids = sorted(id_candidates(frame), key=lambda c: c in personal)  # a personal id last
-    times = time_candidates(frame, CleanParams().date_formats)
+    personal, ids, times = _roles(frame, target)
     aucs = column_aucs(frame, target, positive or "") if target else {}
     post = post_outcome_candidates(frame, target, positive or "", ceiling, aucs)
     taken = {target, *ids[:1], *times[:1], *post, *personal}
-    low = [
-        str(c)
-        for c in frame.columns
-        if c not in taken and 2 <= frame[c].nunique() <= 10 and _numbers(frame[c]).isna().all()
-    ]
-    sensitive = [str(c) for c in frame.columns if SENSITIVE_NAMES.search(str(c)) and c not in taken]
+    low, sensitive = _groups(frame, taken)
     slices = [c for c in low if c not in sensitive][:5]
-    source = fmt.get("kind", "csv")
-    collect: dict[str, Any] = {"source": source, "path": path, "window": None}
-    if source == "csv":
-        collect["csv"] = {k: v for k, v in fmt.items() if k != "kind"}
-    if source == "sql":
-        collect.update(path=None, sql={"query": fmt["query"]})
-    if personal:  # an id that is personal is kept as a pseudonym: it still joins
-        collect["pii"] = {c: "pseudonymise" if ids and c == ids[0] else "drop" for c in personal}
+    collect = _collect(fmt, path, personal, ids)
     kpis, floors_from = {}, ""
     if target:
         precision = defaults.problem.kpis.target_precision if defaults else 0.5
@@ -375,24 +395,9 @@ def propose_regression(
     floors yet, the regression candidates; ids, times, personal data and slices as for a
     binary one (the post-outcome guess needs a yes/no label: the leakage audit's one-feature
     R² names such a column at the split)."""
-    personal = looks_personal(frame, exclude={target})
-    ids = sorted(id_candidates(frame), key=lambda c: c in personal)
-    times = time_candidates(frame, CleanParams().date_formats)
-    taken = {target, *ids[:1], *times[:1], *personal}
-    low = [
-        str(c)
-        for c in frame.columns
-        if c not in taken and 2 <= frame[c].nunique() <= 10 and _numbers(frame[c]).isna().all()
-    ]
-    sensitive = [str(c) for c in frame.columns if SENSITIVE_NAMES.search(str(c)) and c not in taken]
-    source = fmt.get("kind", "csv")
-    collect: dict[str, Any] = {"source": source, "path": path, "window": None}
-    if source == "csv":
-        collect["csv"] = {k: v for k, v in fmt.items() if k != "kind"}
-    if source == "sql":
-        collect.update(path=None, sql={"query": fmt["query"]})
-    if personal:
-        collect["pii"] = {c: "pseudonymise" if ids and c == ids[0] else "drop" for c in personal}
+    personal, ids, times = _roles(frame, target)
+    low, sensitive = _groups(frame, {target, *ids[:1], *times[:1], *personal})
+    collect = _collect(fmt, path, personal, ids)
     values = _numbers(frame[target]).dropna()
     problem = {
         "name": Path(path).stem,

@@ -493,15 +493,7 @@ def propose_from_profile(
             )
         elif kind == "target" and target_values is not None:
             add("expect_column_values_to_be_in_set", column=column, value_set=list(target_values))
-        elif kind == "target" and "min" in f:
-            add(
-                "expect_column_values_to_be_between",
-                column=column,
-                min_value=f["min"],
-                max_value=f["max"],
-                mostly=mostly,
-            )
-        elif kind == "numeric" and "min" in f:
+        elif kind in ("numeric", "target") and "min" in f:  # a regression's target: its range
             add(
                 "expect_column_values_to_be_between",
                 column=column,
