@@ -604,7 +604,8 @@ class MonitorParams(Section):
     min_labelled_rows: int = Field(200, ge=1)
     # live ROC-AUC this far below the champion's sealed-test ROC-AUC alerts (concept drift)
     max_roc_auc_drop: float = Field(0.05, gt=0)
-    # regression: a live RMSE this share above the champion's sealed-test RMSE alerts
+    # regression: a live RMSE this share above the champion's sealed-test RMSE alerts; so
+    # does the error estimated before the labels (DLE, tasks.monitor.loss_estimate)
     max_error_rise: float = Field(0.2, gt=0)
     # the same drop on the ROC-AUC estimated from the scores before the labels arrive (CBPE,
     # tasks.monitor.estimate); null: the estimate is reported, never alerts

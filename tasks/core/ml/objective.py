@@ -37,9 +37,10 @@ Each is a subclass registered in :data:`OBJECTIVES` under its ``problem.type``.
 
 Tables keyed by the type, beside their code: the figures and ``dvc plots`` files
 (:data:`tasks.core.ml.report.PLOTS`, ``PLOT_FILES``) and the leakage audit's single-feature
-check (:data:`tasks.core.quality.leakage.SINGLE_FEATURE`). Binary only so far: the
-performance estimate before labels (:mod:`tasks.monitor.estimate`, CBPE; the monitoring flow
-skips it for another type, saying so; regression's is direct loss estimation).
+check (:data:`tasks.core.quality.leakage.SINGLE_FEATURE`). The performance estimate before
+labels is a module of each type in :mod:`tasks.monitor` (binary: CBPE,
+:mod:`tasks.monitor.estimate`; regression: direct loss estimation,
+:mod:`tasks.monitor.loss_estimate`), chosen by the monitoring flow.
 """
 
 from __future__ import annotations
