@@ -10,10 +10,9 @@ This module sits at the bottom of the base (the typed config validates
 ``problem.primary_metric`` against it), so it imports scikit-learn only inside the
 functions.
 
-Binary (:data:`BINARY`) and regression (:data:`REGRESSION`; scores are the predicted
-values) have their tables; multiclass plugs in as a ``"multiclass"`` table (``log_loss``,
-``macro_f1``, ``accuracy``, ``roc_auc_ovr``; scores are one probability per class, one column
-each) beside them in :data:`REGISTRY`.
+Binary (:data:`BINARY`), regression (:data:`REGRESSION`; scores are the predicted values)
+and multiclass (:data:`MULTICLASS`; scores are one probability per class, a column each)
+have their tables in :data:`REGISTRY`.
 """
 
 from __future__ import annotations
@@ -176,7 +175,56 @@ REGRESSION: dict[str, Metric] = {
 """A number; the scores are the predicted values. MAPE only when the target is positive
 (``problem.primary_metric: mape`` is refused at step 1 otherwise)."""
 
-REGISTRY: dict[str, dict[str, Metric]] = {"binary": BINARY, "regression": REGRESSION}
+def _classes(s: np.ndarray) -> list[int]:
+    return list(range(np.asarray(s).shape[1]))
+
+
+def _log_loss(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
+    from sklearn.metrics import log_loss
+
+    return float(log_loss(y, s, labels=_classes(s)))
+
+
+def _macro_f1(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(y, np.argmax(s, axis=1), labels=_classes(s), average="macro"))
+
+
+def _accuracy(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
+    return float(np.mean(np.asarray(y) == np.argmax(s, axis=1)))
+
+
+def _roc_auc_ovr(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
+    """The mean of each class's ROC-AUC against the rest, over the classes present with
+    some rows of another class (a resample or a slice may lack a class)."""
+    from sklearn.metrics import roc_auc_score
+
+    y = np.asarray(y)
+    found = [
+        roc_auc_score(y == k, s[:, k]) for k in _classes(s) if 0 < np.sum(y == k) < len(y)
+    ]
+    return float(np.mean(found)) if found else float("nan")
+
+
+MULTICLASS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        Metric("log_loss", "log loss", False, _log_loss),
+        Metric("macro_f1", "macro-F1", True, _macro_f1),
+        Metric("accuracy", "accuracy", True, _accuracy),
+        Metric("roc_auc_ovr", "ROC-AUC (one vs rest)", True, _roc_auc_ovr),
+    )
+}
+"""One of several classes; the scores are one probability per class (a column each, in the
+order of the classes recorded with the model) and the labels the class's index. The
+decision-based metrics take the most probable class."""
+
+REGISTRY: dict[str, dict[str, Metric]] = {
+    "binary": BINARY,
+    "regression": REGRESSION,
+    "multiclass": MULTICLASS,
+}
 """Each problem type's metrics, by name."""
 
 

@@ -148,3 +148,27 @@ def test_promotion_judges_a_regression_slice_by_the_errors_relative_rise():
     found = compare(y, worse, champion, frame, params)
     assert [r["slice"] for r in found["slice_regressions"]] == ["group=b"]
     assert 0.1 < found["slice_regressions"][0]["loss"] < 0.4  # a share, not dollars
+
+
+def test_the_multiclass_metrics_score_a_probability_matrix_and_survive_a_missing_class():
+    """The multiclass table (issue 43's metrics): the scores are one column per class, the
+    labels the class index; a resample or a slice that lacks a class still scores."""
+    from sklearn.metrics import f1_score, log_loss, roc_auc_score
+
+    from tasks.core.metrics import metrics_for
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    s = rng.dirichlet([1, 1, 1], 300)
+    s[np.arange(300), y] += 0.5  # some signal
+    s /= s.sum(axis=1, keepdims=True)
+    table = metrics_for("multiclass")
+    assert list(table) == ["log_loss", "macro_f1", "accuracy", "roc_auc_ovr"]
+    assert table["log_loss"](y, s) == pytest.approx(log_loss(y, s))
+    assert table["macro_f1"](y, s) == pytest.approx(f1_score(y, s.argmax(1), average="macro"))
+    assert table["accuracy"](y, s) == pytest.approx(np.mean(y == s.argmax(1)))
+    assert table["roc_auc_ovr"](y, s) == pytest.approx(roc_auc_score(y, s, multi_class="ovr"))
+    assert not table["log_loss"].higher_is_better and table["roc_auc_ovr"].higher_is_better
+    two = y != 2  # class 2 missing from the rows
+    for m in table.values():
+        assert np.isfinite(m(y[two], s[two])), m.name
