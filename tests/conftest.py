@@ -33,11 +33,18 @@ telemetry_off()
 LONG_FILES = (
     "flow/test_real_datasets.py",
     "demo/test_demo.py",
+    "flow/test_init_real_tables.py",
+    "flow/test_regression.py",
+    "code/test_partitioned.py",
     "deploy/test_deployments.py",
     "flow/test_training_flow.py",
+    "code/test_partitioned_dask.py",
+    "flow/test_spend.py",
     "faults/test_killed_runs.py",
+    "deploy/test_remote_cluster.py",
     "flow/test_retrain.py",
     "flow/test_foreign_data.py",
+    "deploy/test_worker.py",
     "faults/test_secrets.py",
     "monitor/test_monitoring_flow.py",
     "service/test_compiled_parity.py",
@@ -153,19 +160,6 @@ def trained_project(tmp_path_factory) -> Path:
             "code_version": "test",
         },
     )
-    assert decision is not None and decision.promoted, decision
-    return root
-
-
-@pytest.fixture(scope="session")
-def spend_project(tmp_path_factory) -> Path:
-    """The simulator's regression problem (``devtools.project.SPEND``) run through every step
-    once on the small profile, its model champion v0001; shared by the tests that read it."""
-    from devtools.project import SPEND
-
-    root = make_project(tmp_path_factory.mktemp("spend") / "proj", SPEND)
-    run = {"flow_run_id": "t", "flow_run_name": "t", "experiment": "e", "code_version": "c"}
-    decision = run_in_process(root, run)
     assert decision is not None and decision.promoted, decision
     return root
 

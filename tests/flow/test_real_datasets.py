@@ -57,9 +57,10 @@ EXPECTED = {
 @pytest.fixture(scope="module", params=sorted(REAL))
 def real_run(request, prefect_api, tmp_path_factory):
     name = request.param
-    # the user's edits, and a smaller tuning budget than the shipped 20 trials (the data's
-    # handling is the point here; the model is held to a plain script's all the same)
-    params = {**overrides(name), "train": {"n_trials": 5}}
+    # the user's edits, and smaller budgets than the shipped 20 trials and 39 permutations
+    # (the data's handling is the point here; the model is held to a plain script's all the
+    # same)
+    params = {**overrides(name), "train": {"n_trials": 5}, "feasibility": {"n_permutations": 19}}
     root = make_project(tmp_path_factory.mktemp(f"real-{name}") / "proj", params, small=False)
     write_csv(name, root / "data" / "external")
     env = tool_env({"PREFECT_API_URL": prefect_api.api_url, "CHURN_PII_KEY": PII_KEY})

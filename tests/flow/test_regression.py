@@ -125,16 +125,21 @@ def test_a_regression_champion_answers_predict_with_a_number(regression_run):
     assert error < raw[target].std(), (error, raw[target].std())
 
 
-def test_a_model_of_another_problem_never_replaces_the_champion(tmp_path):
-    """The simulator's churn champion, then a run on its spend target in the same registry:
-    the spend model is registered, not compared with a classifier, and not promoted."""
+def test_a_model_of_another_problem_never_replaces_the_champion(trained_project, tmp_path):
+    """The simulator's churn champion (the session's trained project), then a run on its
+    spend target in the same registry: the spend model is registered, not compared with a
+    classifier, and not promoted."""
+    import shutil
+
     import yaml
 
     from devtools.project import SMALL, SPEND, TYPE_BOUND, deep_merge
+    from tests.conftest import without_served_state
 
-    root = make_project(tmp_path / "proj")  # the small profile, binary churn
+    root = tmp_path / "proj"
+    shutil.copytree(trained_project, root, ignore=without_served_state())
     run = {"flow_run_id": "t", "flow_run_name": "t", "experiment": "e", "code_version": "c"}
-    assert run_in_process(root, run).promoted
+    assert Registry(root / "registry").champion().version == "v0001"
     params = deep_merge(yaml.safe_load((root / PATHS.params).read_text()), SPEND)
     for section, key in TYPE_BOUND:
         params[section][key] = SPEND[section][key]

@@ -12,6 +12,15 @@ from scoring.compiled import InputColumns
 from scoring.fields import RecordError
 from scoring.scoring import LoadedModel
 
+
+def json_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as a JSON client sends them (missing cells as null)."""
+    return [
+        {k: (None if pd.isna(v) else v) for k, v in row.items()}
+        for row in frame.astype(object).to_dict(orient="records")
+    ]
+
+
 # values a source really sends, per kind of field: each replaces one field of a record
 TRICKY: dict[str, list[Any]] = {
     "numeric": [

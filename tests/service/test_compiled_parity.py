@@ -24,17 +24,9 @@ from tasks.core.data.simulator import simulate
 from tasks.core.ml.models import build_pipeline, fit_pipeline, model_inputs
 from tasks.core.paths import PATHS
 from tasks.core.serving.registry import Registry
-from tests.service.parity import assert_same_answers, tricky_records
+from tests.service.parity import assert_same_answers, json_records, tricky_records
 
 pytestmark = pytest.mark.slow
-
-
-def json_records(frame: pd.DataFrame) -> list[dict]:
-    """Rows as a JSON client sends them (missing cells as null)."""
-    return [
-        {k: (None if pd.isna(v) else v) for k, v in row.items()}
-        for row in frame.astype(object).to_dict(orient="records")
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -134,67 +126,3 @@ def test_target_encoded_wide_columns_give_the_same_answers(
     unseen = [dict(r, plan="platinum-plus", region="mars") for r in sample[:500]]
     assert_same_answers(model, sample + unseen, singles_every=10)
     assert_same_answers(model, tricky_records(model, sample))
-
-
-@pytest.fixture(scope="module")
-def spend_champion(spend_project) -> tuple[LoadedModel, object]:
-    """The simulator's regression problem's champion (the session's spend project)."""
-    registry = Registry(spend_project / "registry")
-    return LoadedModel.load(registry, registry.champion()), spend_project
-
-
-@pytest.mark.parametrize(
-    ("kind", "params", "compiled_kind"),
-    [
-        ("ridge", {"alpha": 1.0}, "Ridge"),
-        ("xgboost", {"n_estimators": 200, "max_depth": 4, "learning_rate": 0.1}, "XGBRegressor"),
-    ],
-)
-def test_the_regressors_compiled_paths_give_the_same_answers(
-    spend_champion, simulated, kind, params, compiled_kind
-):
-    from tasks.core.ml.objective import objective_for
-
-    champion, root = spend_champion
-    problem = load_params(root / PATHS.params).problem
-    X_train, y_train, _, _ = model_inputs(pd.read_parquet(root / PATHS.train), problem)
-    X_valid, y_valid, _, _ = model_inputs(pd.read_parquet(root / PATHS.valid), problem)
-    card = champion.version.card
-    pipeline = build_pipeline(
-        kind,
-        card["numeric_features"],
-        card["categorical_features"],
-        params,
-        0,
-        50,
-        objective_for(problem),
-    )
-    fit_pipeline(pipeline, X_train, y_train, X_valid, y_valid, early_stopping_rounds=20)
-    model = dataclasses.replace(champion, model=pipeline)
-    object.__setattr__(model, "compiled", CompiledModel(model))
-    assert model.compiled.kind == compiled_kind
-    sample = simulated[:: len(simulated) // 5_000]
-    counts = assert_same_answers(model, sample, singles_every=10)
-    assert counts["scored"] == len(sample)
-
-
-def test_the_simulators_spend_target_runs_as_a_regression_with_a_known_oracle(
-    spend_champion, tmp_path
-):
-    """The simulator's regression problem (``collect.simulator.target: spend_next_30d``):
-    the same customers, the next 30 days' spend from a known model, so the oracle's RMSE is
-    known; the champion writes a ``prediction`` column in batch scoring."""
-    import json
-
-    from flows.batch_scoring import score_chunk
-    from tasks.core.data.snapshots import current_snapshot
-
-    model, root = spend_champion
-    test = json.loads((root / PATHS.metrics_json).read_text())["test"]
-    # the model cannot beat the truth, and comes within a third of its error
-    assert test["oracle_rmse"] <= test["rmse"] <= 1.35 * test["oracle_rmse"], test
-    assert json.loads((root / PATHS.leakage_json).read_text())["passed"]
-    raw = current_snapshot(root / PATHS.raw_dir).read().head(20)
-    scored = score_chunk.fn(model, raw.drop(columns=["spend_next_30d"]), "batch-1", tmp_path)
-    assert "prediction" in scored and "probability" not in scored and "decision" not in scored
-    assert scored["prediction"].between(0, 1000).all()
