@@ -137,6 +137,23 @@ def estimate_reasons(
     ]
 
 
+def opened(
+    method: str, metric: str, figures: list[str], window_rows: int, cfg: Any
+) -> dict[str, Any]:
+    """An estimate's record before it is made (``evaluated`` false); with a ``note`` when
+    the window is too small to estimate (``monitor.min_window_rows``)."""
+    out: dict[str, Any] = {
+        "method": method,
+        "metric": metric,
+        "figures": figures,
+        "evaluated": False,
+        "reasons": [],
+    }
+    if window_rows < cfg.min_window_rows:
+        out["note"] = f"{window_rows} predictions (needs {cfg.min_window_rows})"
+    return out
+
+
 def window_estimate(
     window: pd.DataFrame,
     labelled: pd.DataFrame,
@@ -155,15 +172,8 @@ def window_estimate(
     """
     from sklearn.metrics import roc_auc_score
 
-    out: dict[str, Any] = {
-        "method": METHOD,
-        "metric": "roc_auc",
-        "figures": ["roc_auc"],
-        "evaluated": False,
-        "reasons": [],
-    }
-    if len(window) < cfg.min_window_rows:
-        out["note"] = f"{len(window)} predictions (needs {cfg.min_window_rows})"
+    out = opened(METHOD, "roc_auc", ["roc_auc"], len(window), cfg)
+    if "note" in out:
         return out
     try:
         calibration = calibrate(reference, target)

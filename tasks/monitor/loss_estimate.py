@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from tasks.monitor.drift import sample_rows
+from tasks.monitor.estimate import opened
 
 METHOD = "DLE (NannyML): gradient-boosted models of the absolute and squared error"
 ESTIMATED = ("mae", "rmse")
@@ -183,15 +184,8 @@ def window_estimate(
     inputs and predictions, and, for the predictions whose labels arrived, the estimate
     they had beside their realised MAE."""
     name = judged_metric(primary)
-    out: dict[str, Any] = {
-        "method": METHOD,
-        "metric": name,
-        "figures": list(ESTIMATED),
-        "evaluated": False,
-        "reasons": [],
-    }
-    if len(window) < cfg.min_window_rows:
-        out["note"] = f"{len(window)} predictions (needs {cfg.min_window_rows})"
+    out = opened(METHOD, name, list(ESTIMATED), len(window), cfg)
+    if "note" in out:
         return out
     try:
         loss = fit_loss_model(
