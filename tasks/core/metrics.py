@@ -175,6 +175,7 @@ REGRESSION: dict[str, Metric] = {
 """A number; the scores are the predicted values. MAPE only when the target is positive
 (``problem.primary_metric: mape`` is refused at step 1 otherwise)."""
 
+
 def _classes(s: np.ndarray) -> list[int]:
     return list(range(np.asarray(s).shape[1]))
 
@@ -201,9 +202,7 @@ def _roc_auc_ovr(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
     from sklearn.metrics import roc_auc_score
 
     y = np.asarray(y)
-    found = [
-        roc_auc_score(y == k, s[:, k]) for k in _classes(s) if 0 < np.sum(y == k) < len(y)
-    ]
+    found = [roc_auc_score(y == k, s[:, k]) for k in _classes(s) if 0 < np.sum(y == k) < len(y)]
     return float(np.mean(found)) if found else float("nan")
 
 
