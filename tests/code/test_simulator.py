@@ -113,3 +113,45 @@ def test_drift_changes_data_or_labels_only_from_its_start(kind):
         assert not np.allclose(
             base.oracle["oracle_proba"][late_b], drifted.oracle["oracle_proba"][late_b]
         )
+
+
+def test_the_next_move_target_has_four_classes_from_a_known_model_on_the_same_customers():
+    """``target="next_move_30d"`` (issue 43's simulator target): the churn rows' customers,
+    each with what they do next (cancel, downgrade, stay, upgrade) drawn from the oracle's
+    probabilities, which beat the class prior's log loss by a known margin; concept drift
+    moves the mix only from its start."""
+    from sklearn.metrics import log_loss
+
+    from tasks.core.data.simulator import MOVE, MOVES
+
+    churn = simulate(D(2024, 1, 1), D(2024, 1, 20), 300, seed=3)
+    moves = simulate(D(2024, 1, 1), D(2024, 1, 20), 300, seed=3, target=MOVE)
+    features = [c for c in COLUMNS if c not in ("churned_30d", "cancellation_reason")]
+    assert list(moves.data.columns) == [*features, MOVE]
+    # the same customers as the churn rows (the messy rendering draws its own noise)
+    assert set(moves.data["customer_id"]) == set(churn.data["customer_id"])
+    shares = moves.data[MOVE].value_counts(normalize=True)
+    assert set(shares.index) == set(MOVES) and shares.min() > 0.05, shares
+    labelled = moves.data.dropna(subset=[MOVE]).drop_duplicates("customer_id")
+    y = labelled[MOVE].map({m: k for k, m in enumerate(MOVES)}).to_numpy()
+    oracle = moves.oracle.set_index("customer_id").loc[labelled["customer_id"]]
+    p = oracle[[f"oracle_{m}" for m in MOVES]].to_numpy()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0)
+    prior = np.tile(np.bincount(y, minlength=4) / len(y), (len(y), 1))
+    assert log_loss(y, p, labels=range(4)) < log_loss(y, prior, labels=range(4)) - 0.2
+    drifted = simulate(
+        D(2024, 1, 1),
+        D(2024, 1, 20),
+        300,
+        seed=3,
+        target=MOVE,
+        drift_kind="concept",
+        drift_start=D(2024, 1, 11),
+    ).data
+    before = drifted[drifted["snapshot_date"] < "2024-01-11"].reset_index(drop=True)
+    after = drifted[drifted["snapshot_date"] >= "2024-01-11"]
+    pd.testing.assert_frame_equal(
+        before, moves.data[moves.data["snapshot_date"] < "2024-01-11"].reset_index(drop=True)
+    )
+    late = moves.data[moves.data["snapshot_date"] >= "2024-01-11"]
+    assert (after[MOVE] == "upgrade").mean() != pytest.approx((late[MOVE] == "upgrade").mean())

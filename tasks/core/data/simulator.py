@@ -1,10 +1,11 @@
 """A simulated subscription business: customer snapshots with a 30-day churn label, or
-(``target="spend_next_30d"``) the next 30 days' spend in dollars to predict.
+(``target="spend_next_30d"``) the next 30 days' spend in dollars to predict, or
+(``target="next_move_30d"``) what each customer does next: cancel, downgrade, stay, upgrade.
 
 The label comes from a known generating model with non-linear terms and interactions, so
 the best achievable score is known: :func:`simulate` returns the oracle's churn
-probabilities (or expected spend, :func:`expected_spend`) apart from the features, never as
-a column a model could see.
+probabilities (or expected spend, :func:`expected_spend`, or each move's probability,
+:func:`move_probabilities`) apart from the features, never as a column a model could see.
 
 The output is messy the way real exports are: missing values, duplicate rows, mixed date
 formats, category spelling variants, a unit bug (charges in cents) in a share of rows,
@@ -54,7 +55,8 @@ class SimulatedBatch:
         The messy export, as a source would deliver it.
     oracle : DataFrame
         ``customer_id`` and ``oracle_proba``: the true churn probability of each customer
-        (``oracle_value``: the expected spend, for the spend target).
+        (``oracle_value``: the expected spend, for the spend target; ``oracle_<move>``: each
+        move's probability, for the next-move target).
     """
 
     data: pd.DataFrame
@@ -166,8 +168,10 @@ def churn_logit(frame: pd.DataFrame, concept_drift: float = 0.0) -> np.ndarray:
     return z
 
 
-CHURN, SPEND = "churned_30d", "spend_next_30d"
+CHURN, SPEND, MOVE = "churned_30d", "spend_next_30d", "next_move_30d"
 """The targets the simulator writes (``collect.simulator.target``)."""
+MOVES = ("cancel", "downgrade", "stay", "upgrade")
+"""What a customer does in the next 30 days (the ``next_move_30d`` target's classes)."""
 SPEND_NOISE = 0.2
 """The spend is the expected spend times ``exp(N(0, SPEND_NOISE))``: the oracle's error."""
 
@@ -188,6 +192,42 @@ def expected_spend(
     two = (frame["contract"] == "two-year").to_numpy(float)
     per_device, per_hour = 4.0 * (1 + 4.0 * concept), 0.6 * (1 - concept)
     return (price + per_device * devices + per_hour * usage + 5.0 * two) * (1.0 - 0.7 * churn_proba)
+
+
+def move_logits(frame: pd.DataFrame, concept: float = 0.0) -> np.ndarray:
+    """The log-odds of each next move against staying, one column per :data:`MOVES` (the
+    generating model of ``next_move_30d``).
+
+    Cancelling follows churn's log-odds; customers who pay much for little use downgrade
+    (premium ones most); heavy users with many devices on a small plan upgrade. ``concept``
+    (1: the drifted relationship) is a new bundle: two-year customers upgrade and devices no
+    longer do.
+    """
+    price = frame["monthly_charges"].to_numpy(float)
+    usage = np.minimum(frame["usage_hours_30d"].to_numpy(float), 80.0)
+    devices = frame["num_devices"].to_numpy(float)
+    tickets = np.minimum(frame["support_tickets_90d"].to_numpy(float), 5.0)
+    basic = (frame["plan"] == "basic").to_numpy(float)
+    premium = (frame["plan"] == "premium").to_numpy(float)
+    two = (frame["contract"] == "two-year").to_numpy(float)
+    cancel = churn_logit(frame, concept)
+    downgrade = -1.7 + 0.03 * (price - 60) - 0.04 * (usage - 20) + 0.3 * tickets + 0.9 * premium
+    upgrade = (
+        -2.3
+        + 0.05 * (usage - 20)
+        + 0.45 * (1 - concept) * (devices - 2)
+        + 1.1 * basic
+        - 0.02 * (price - 60)
+        + 1.5 * concept * two
+    )
+    return np.stack([cancel, downgrade, np.zeros(len(price)), upgrade], axis=1)
+
+
+def move_probabilities(frame: pd.DataFrame, concept: float = 0.0) -> np.ndarray:
+    """Each customer's probability of each of :data:`MOVES` (the soft-max of the log-odds)."""
+    z = move_logits(frame, concept)
+    z = np.exp(z - z.max(axis=1, keepdims=True))
+    return z / z.sum(axis=1, keepdims=True)
 
 
 def _mess(frame: pd.DataFrame, rng: np.random.Generator, label: str = CHURN) -> pd.DataFrame:
@@ -301,9 +341,10 @@ def simulate_day(
         First drifted day.
     drift_strength : float
         Size of the drift (1 is the documented default).
-    target : {'churned_30d', 'spend_next_30d'}
-        The outcome: churn (with ``cancellation_reason``, known only after it), or the
-        next 30 days' spend (no post-outcome column). The features are the same rows.
+    target : {'churned_30d', 'spend_next_30d', 'next_move_30d'}
+        The outcome: churn (with ``cancellation_reason``, known only after it), the next 30
+        days' spend, or the next move (:data:`MOVES`; neither with a post-outcome column).
+        The features are the same rows.
 
     Returns
     -------
@@ -346,6 +387,16 @@ def simulate_day(
         oracle = pd.DataFrame({"customer_id": ids, "oracle_value": expected})
         messy = _mess(latent, rng, SPEND)
         columns = [c for c in COLUMNS if c not in (CHURN, "cancellation_reason")] + [SPEND]
+        return SimulatedBatch(data=messy[columns], oracle=oracle)
+    if target == MOVE:
+        p = move_probabilities(latent, concept)
+        drawn = (rng.random(n)[:, None] > np.cumsum(p, axis=1)[:, :-1]).sum(axis=1)
+        latent[MOVE] = np.array(MOVES)[drawn]
+        oracle = pd.DataFrame(
+            {"customer_id": ids, **{f"oracle_{m}": p[:, k] for k, m in enumerate(MOVES)}}
+        )
+        messy = _mess(latent, rng, MOVE)
+        columns = [c for c in COLUMNS if c not in (CHURN, "cancellation_reason")] + [MOVE]
         return SimulatedBatch(data=messy[columns], oracle=oracle)
     latent["churned_30d"] = np.where(churned, "yes", "no")
     reasons = rng.choice(REASONS, n)
