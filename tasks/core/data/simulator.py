@@ -200,8 +200,8 @@ def move_logits(frame: pd.DataFrame, concept: float = 0.0) -> np.ndarray:
 
     Cancelling follows churn's log-odds; customers who pay much for little use downgrade
     (premium ones most); heavy users with many devices on a small plan upgrade. ``concept``
-    (1: the drifted relationship) is a new bundle: two-year customers upgrade and devices no
-    longer do.
+    (1: the drifted relationship) is a new bundle: two-year customers upgrade, and customers
+    with many devices upgrade less, not more.
     """
     price = frame["monthly_charges"].to_numpy(float)
     usage = np.minimum(frame["usage_hours_30d"].to_numpy(float), 80.0)
@@ -215,10 +215,10 @@ def move_logits(frame: pd.DataFrame, concept: float = 0.0) -> np.ndarray:
     upgrade = (
         -2.3
         + 0.05 * (usage - 20)
-        + 0.45 * (1 - concept) * (devices - 2)
+        + 0.45 * (1 - 2 * concept) * (devices - 2)
         + 1.1 * basic
         - 0.02 * (price - 60)
-        + 1.5 * concept * two
+        + 2.0 * concept * two
     )
     return np.stack([cancel, downgrade, np.zeros(len(price)), upgrade], axis=1)
 
