@@ -36,7 +36,7 @@ from prefect.events import emit_event
 
 from flows.common import project_root
 from scoring.store import open_store
-from tasks.core.config import load_params
+from tasks.core.config import Params, ProblemParams, load_params
 from tasks.core.env import telemetry_off
 from tasks.core.io import read_json, write_json, write_text
 from tasks.core.ml.objective import objective_for
@@ -369,6 +369,19 @@ def raise_alert(
         logger.warning("%s", decision.retraining["note"])
 
 
+def served_problem(params: Params, card: dict[str, Any]) -> Params:
+    """``params`` with the serving champion's own ``problem`` section (its card's).
+
+    The served model answers the question it was trained on, whatever ``params.yaml`` asks
+    now: a project set up for a regression while its classifier still serves (a new problem
+    never replaces the champion) is monitored as the classifier it serves.
+    """
+    problem = (card.get("params") or {}).get("problem")
+    if problem is None:
+        return params
+    return params.model_copy(update={"problem": ProblemParams.model_validate(problem)})
+
+
 @flow(name="monitoring", log_prints=True)
 def monitoring(
     project_dir: str | None = None, now: str | None = None, window_hours: float | None = None
@@ -393,6 +406,7 @@ def monitoring(
     if champion is None:
         logger.warning("no champion model yet: nothing to monitor (run `make run` first)")
         return {"verdict": "no champion"}
+    params = served_problem(params, champion.card)
     end = dt.datetime.fromisoformat(now) if now else dt.datetime.now(dt.timezone.utc)
     end = end if end.tzinfo else end.replace(tzinfo=dt.timezone.utc)
     start = end - dt.timedelta(hours=window_hours or cfg.window_hours)

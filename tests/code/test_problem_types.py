@@ -172,3 +172,18 @@ def test_the_multiclass_metrics_score_a_probability_matrix_and_survive_a_missing
     two = y != 2  # class 2 missing from the rows
     for m in table.values():
         assert np.isfinite(m(y[two], s[two])), m.name
+
+
+def test_monitoring_judges_the_serving_champions_problem_not_a_newer_params_yaml():
+    """A project switched to a regression while its classifier still serves (a model of
+    another problem never replaces the champion): monitoring reads the champion's problem."""
+    from devtools.project import SMALL, SPEND, profile_params
+    from flows.monitoring import served_problem
+
+    regression = parse_params(profile_params(SMALL, SPEND))
+    binary = parse_params(deep_merge(default_params_dict(), SMALL))
+    card = {"params": {"problem": binary.problem.model_dump(mode="json")}}
+    judged = served_problem(regression, card)
+    assert judged.problem == binary.problem and judged.problem.type == "binary"
+    assert judged.monitor == regression.monitor  # the rest is params.yaml's
+    assert served_problem(regression, {}).problem.type == "regression"
