@@ -38,10 +38,9 @@ TABLES = {"hmda": (hmda, "deny"), "flights": (flights, "late")}
 def init_run(request, prefect_api, tmp_path_factory):
     name = request.param
     load, target = TABLES[name]
-    # the shipped params.yaml; a smaller tuning budget than the shipped 20 trials
-    root = make_project(
-        tmp_path_factory.mktemp(f"init-{name}") / "proj", {"train": {"n_trials": 5}}, small=False
-    )
+    # the shipped params.yaml; smaller budgets than the shipped 20 trials and 39 permutations
+    budgets = {"train": {"n_trials": 5}, "feasibility": {"n_permutations": 19}}
+    root = make_project(tmp_path_factory.mktemp(f"init-{name}") / "proj", budgets, small=False)
     load().to_csv(root / "data" / "external" / f"{name}.csv", index=False)
     env = tool_env({"PREFECT_API_URL": prefect_api.api_url})
     init = subprocess.run(
