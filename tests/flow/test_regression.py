@@ -1,8 +1,8 @@
 """Regression on two real public tables through the training flow, as a user runs it
 (``make run``), with only ``collect`` and ``problem`` edited (and ``make plots``; issue 42).
 
-ggplot2's ``diamonds`` (price, 53,940 rows, no id, no time; its steps run in this process)
-and modeldata's ``deliveries`` (time_to_delivery, 10,012 rows, through the training flow).
+ggplot2's ``diamonds`` (price, 53,940 rows, no id, no time; through the training flow) and
+modeldata's ``deliveries`` (time_to_delivery, 10,012 rows; its steps run in this process).
 Each run's test RMSE must be within 10% of a hand-made XGBoost's on the same split, its
 champion answers ``/predict`` with a number, and ``dvc plots show`` draws the
 regression plots.
@@ -28,10 +28,10 @@ from tests.conftest import make_project
 from tests.data.real import REGRESSION_REAL, overrides, plain_rmse, write_csv
 
 pytestmark = pytest.mark.slow
-IN_PROCESS = {"diamonds"}
-"""Run in this process (``devtools.project.run_in_process``, the larger table: the flow's own
-DVC and Prefect work grows with it); deliveries goes through the training flow, as ``make
-run`` does."""
+IN_PROCESS = {"deliveries"}
+"""Run in this process (``devtools.project.run_in_process``: the same steps without the
+flow's own ~50 s of DVC and Prefect work); diamonds goes through the training flow, as
+``make run`` does."""
 
 
 @pytest.fixture(scope="module", params=sorted(REGRESSION_REAL))

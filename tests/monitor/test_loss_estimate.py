@@ -26,7 +26,7 @@ from tasks.monitor.loss_estimate import estimate, estimate_reasons, fit_loss_mod
 from tests.conftest import featured, split_frames
 
 LIVE_FROM = dt.date(2024, 4, 1)
-WINDOWS = 6
+WINDOWS = 4
 
 
 @pytest.fixture(scope="module")
@@ -111,24 +111,24 @@ def test_inputs_moving_to_where_the_model_errs_more_alert_before_any_label(champ
     """The simulator's ``covariate`` drift raises monthly charges by 30%: spend, and with it
     the (multiplicative) noise, grows, so the realised MAE rises; the estimate sees the rise
     from the inputs and the predictions alone."""
-    served = windows(champion, spend_params, "covariate", from_window=3)
+    served = windows(champion, spend_params, "covariate", from_window=2)
     cfg = spend_params.monitor
     test_mae = champion["test_mae"]
     found = [estimated(champion, frame, spend_params) for frame in served]
     alerting = [bool(one["reasons"]) for one in found]
     print([(f["mae"], round(realised(w), 2)) for f, w in zip(found, served, strict=True)])
-    assert min(realised(w) for w in served[3:]) > test_mae * (1 + cfg.max_error_rise)
-    assert alerting == [False] * 3 + [True] * 3, alerting
+    assert min(realised(w) for w in served[2:]) > test_mae * (1 + cfg.max_error_rise)
+    assert alerting == [False] * 2 + [True] * 2, alerting
 
 
 def test_concept_drift_is_invisible_to_the_estimate_as_documented(champion, spend_params):
     """The spend's concept drift reprices usage and add-ons: the same customers' bills change,
     their inputs do not."""
-    served = windows(champion, spend_params, "concept", from_window=3)
+    served = windows(champion, spend_params, "concept", from_window=2)
     before = [estimated(champion, w, spend_params)["mae"] for w in served]
     print([(b, round(realised(w), 2)) for b, w in zip(before, served, strict=True)])
     # the labels show the change, the estimate does not move with it
-    assert np.mean([realised(w) for w in served[3:]]) > 1.2 * np.mean(
-        [realised(w) for w in served[:3]]
+    assert np.mean([realised(w) for w in served[2:]]) > 1.2 * np.mean(
+        [realised(w) for w in served[:2]]
     )
-    assert np.mean(before[3:]) < 1.1 * np.mean(before[:3])
+    assert np.mean(before[2:]) < 1.1 * np.mean(before[:2])
