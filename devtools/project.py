@@ -63,6 +63,25 @@ SPEND: dict[str, Any] = {
 """The simulator's regression problem: the same customers, their next 30 days' spend."""
 
 
+MOVE: dict[str, Any] = {
+    "collect": {"simulator": {"target": "next_move_30d"}},
+    "problem": {
+        "name": "subscriber-next-move-30d",
+        "question": "What will each subscriber do next month: cancel, downgrade, stay or upgrade?",
+        "type": "multiclass",
+        "target": "next_move_30d",
+        "positive_label": None,
+        "post_outcome_columns": [],
+        "primary_metric": "log_loss",
+        "metric_reason": "Offers are planned from the probabilities, so they must be honest.",
+        "kpis": {},
+        "baseline": {"majority_class": True, "rule": None},
+    },
+    "choose": {"candidates": ["logistic_regression", "random_forest", "xgboost"], "params": {}},
+}
+"""The simulator's multiclass problem: the same customers, their next month's move."""
+
+
 TYPE_BOUND = (("problem", "kpis"), ("choose", "params"))
 """Keys whose shipped (binary) values mean nothing to another problem type: an override of
 the type replaces them, as a user writing a regression problem's params does."""

@@ -50,7 +50,8 @@ def score_chunk(
     decisions = model.objective.logged_decisions(proba, model.threshold)
     ids = model.record_ids(records)
     inputs = X.astype(object).where(X.notna(), None)
-    inputs.assign(**{_ID: model.logged_ids(ids), _P: proba, _D: decisions}).to_parquet(
+    logged = model.objective.logged_scores(proba)
+    inputs.assign(**{_ID: model.logged_ids(ids), _P: logged, _D: decisions}).to_parquet(
         spool / f"{request_id}.parquet"
     )
     return pd.DataFrame(

@@ -249,7 +249,7 @@ class CompiledModel:
     def __init__(self, loaded: Loaded) -> None:
         card = loaded.version.card
         problem, clean = loaded.problem, loaded.clean
-        self.objective = objective_for(problem)
+        self.objective = objective_for(problem, card.get("classes"))
         self.kinds = {c: k for c, k in loaded.kinds.items() if c != problem.target}
         self.date_formats = list(clean.date_formats)
         self.aliases = {c: dict(a) for c, a in (clean.category_aliases or {}).items()}
@@ -415,6 +415,9 @@ class CompiledModel:
     # each predictor computes every row on its own, so a row's probability does not depend
     # on the other rows of its batch (a single record and a batch agree exactly)
     def _linear(self, Z: np.ndarray) -> np.ndarray:
+        if self.coef.ndim == 2:  # a margin per class (multinomial)
+            margins = (Z[:, None, :] * self.coef).sum(axis=2)  # row by row, as below
+            return self.objective.link(margins + self.intercept)
         return self.objective.link((Z * self.coef).sum(axis=1) + self.intercept)
 
     def _xgboost(self, Z: np.ndarray) -> np.ndarray:

@@ -48,8 +48,9 @@ class LoadedModel:
 
     @functools.cached_property
     def objective(self) -> Objective:
-        """The problem type's objective (made once per loaded model, not per request)."""
-        return objective_for(self.problem)
+        """The problem type's objective (made once per loaded model, not per request), with
+        the classes recorded with the model (multiclass)."""
+        return objective_for(self.problem, self.version.card.get("classes"))
 
     @classmethod
     def load(cls, registry: Registry, version: ModelVersion) -> "LoadedModel":
@@ -245,7 +246,7 @@ class LoadedModel:
 
     def contributions(self, X: pd.DataFrame, top: int) -> list[list[dict[str, float]]]:
         """Top feature contributions per row (XGBoost SHAP values; else |coef x value| for a
-        linear model)."""
+        linear model); a multiclass model's to the margin of the class it predicts."""
         prep, model = self.model.named_steps["prep"], self.model.named_steps["model"]
         Z = prep.transform(X)
         Z = Z.toarray() if hasattr(Z, "toarray") else Z  # a linear model's sparse one-hot block
@@ -256,11 +257,19 @@ class LoadedModel:
 
             values = model.get_booster().predict(
                 xgb.DMatrix(np.asarray(Z, dtype=float)), pred_contribs=True
-            )[:, :-1]
+            )[..., :-1]
         elif terms is not None:
-            values = np.asarray(Z, dtype=float) * terms[0]
+            weights = terms[0]
+            values = (
+                np.asarray(Z, dtype=float)[:, None, :] * weights
+                if weights.ndim == 2
+                else (np.asarray(Z, dtype=float) * weights)
+            )
         else:
             return [[] for _ in range(len(X))]
+        if values.ndim == 3:  # (rows, classes, features): the predicted class's
+            predicted = self.objective.decide(self.objective.scores(self.model, X), None)
+            values = values[np.arange(len(values)), predicted]
         out = []
         for row in values:
             order = np.argsort(-np.abs(row))[:top]

@@ -662,6 +662,7 @@ class PredictionStore:
                 scores = shadow.compiled.score_rows(rows)
             else:
                 scores = shadow.score_many(items[0].records)[0]
+            scores = shadow.objective.logged_scores(scores)
         except Exception:  # noqa: BLE001 - the shadow never fails a logged prediction
             log.warning(
                 "shadow model %s could not score request(s) %s",

@@ -25,15 +25,16 @@ import os
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import numpy as np
 import sqlalchemy as sa
 from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, Field, StrictFloat, StrictInt, StrictStr
 
 from scoring.compiled import InputColumns
 from scoring.fields import RecordError
@@ -52,6 +53,7 @@ from service.champion import Champion, request_reload
 from service.limits import BodyLimit, JsonOnly, Overload
 from service.metrics import CONTENT_TYPE, CountRequests, Metrics
 from tasks.core.env import refuse_placeholder
+from tasks.core.ml.objective import number_error
 from tasks.core.paths import PATHS
 from tasks.core.serving.registry import Registry, RegistryError, registry_dir
 
@@ -98,8 +100,9 @@ class Feedback(BaseModel):
     """Ground truth for an earlier prediction."""
 
     request_id: str = Field(min_length=1, max_length=64)
-    # 0 or 1 for a yes/no problem, a number for a regression: the champion's type checks it
-    label: StrictInt | StrictFloat
+    # 0 or 1 for a yes/no problem, a number for a regression, the class's name for a
+    # multiclass problem: the champion's type checks it
+    label: StrictInt | StrictFloat | Annotated[StrictStr, Field(max_length=256)]
     row: int | None = Field(None, ge=0, le=2**31 - 1)
 
 
@@ -339,7 +342,7 @@ def create_app(
             break
         threshold, objective = model.threshold, model.objective
         answers = [objective.answer(p, threshold) for p in proba]
-        decisions = [a.get("decision", 0) for a in answers]  # 0: a type without a decision
+        decisions = objective.logged_decisions(np.asarray(proba), threshold).tolist()
         request_id = uuid.uuid4().hex
         ids = model.record_ids(records)
         # the previous champion scores in shadow in the log writer, after the answer is sent
@@ -348,7 +351,7 @@ def create_app(
             version,
             model.logged_ids(ids),
             rows,
-            proba,
+            objective.logged_scores(proba),
             decisions,
             shadow=state["champion"].shadow,
             records=records,
@@ -363,7 +366,7 @@ def create_app(
         answer = {
             "request_id": request_id,
             "model_version": version,
-            **({} if threshold is None else {"threshold": threshold}),
+            **objective.rule_fields(threshold),
             "predictions": out,
         }
         # plain values only: serialised directly, without FastAPI's encoder walking them
@@ -404,9 +407,8 @@ def create_app(
         objective = current.objective if current is not None else None
         seen: dict[tuple[str, int | None], int] = {}
         for i, f in enumerate(batch.labels):
-            wrong = objective.label_error(f.label) if objective is not None else None
-            if wrong is None and not math.isfinite(f.label):
-                wrong = f"a label is a finite number, not {f.label!r}"
+            # no champion: nothing it predicted to label, but a label is at least a number
+            wrong = number_error(f.label) if objective is None else objective.label_error(f.label)
             if wrong is not None:  # nothing of the batch is stored
                 raise HTTPException(422, [{"loc": ["body", "labels", i, "label"], "msg": wrong}])
             key = (f.request_id, f.row)
@@ -422,8 +424,9 @@ def create_app(
                     ],
                 )
             seen[key] = i
+        value = float if objective is None else objective.label_value
         outcomes = [
-            store().add_label(f.request_id, f.label, f.row, who, batch.overwrite)
+            store().add_label(f.request_id, value(f.label), f.row, who, batch.overwrite)
             for f in batch.labels
         ]
         unknown = sorted({f.request_id for f, o in zip(batch.labels, outcomes) if o.matched == 0})

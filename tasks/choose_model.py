@@ -39,7 +39,8 @@ from tasks.core.io import (
 )
 from tasks.core.metrics import Metric
 from tasks.core.ml.models import COMPLEXITY, build_pipeline, model_inputs
-from tasks.core.ml.objective import objective_for
+from tasks.core.ml.objective import Objective, objective_for
+from tasks.core.ml.parts import training_objective
 from tasks.core.paths import PATHS
 from tasks.core.runtime.compute import Engine, engine
 from tasks.core.step import run_step
@@ -129,6 +130,7 @@ def cross_validate(
     strategy: str = "stratified",
     group_column: str | None = None,
     max_categories: int = 50,
+    objective: Objective | None = None,
 ) -> list[dict[str, Any]]:
     """Mean, standard deviation and standard error of the primary metric for each candidate.
 
@@ -137,10 +139,11 @@ def cross_validate(
     """
     if len(train) > cfg.sample_rows:
         train = train.sample(cfg.sample_rows, random_state=cfg.random_state)
-    X, y, numeric, categorical = model_inputs(train, problem)
+    objective = objective or objective_for(problem)
+    X, y, numeric, categorical = model_inputs(train, problem, objective)
     folds = cv_folds(
         X,
-        objective_for(problem).strata(y),
+        objective.strata(y),
         cfg,
         strategy,
         order=train[problem.time_column] if problem.time_column in train else None,
@@ -284,6 +287,7 @@ def main(
             strategy,
             split.group_column,
             clean.max_categories,
+            training_objective(path, problem),
         )
     chosen, reason = pick_simplest(rows, objective_for(problem).primary)
     timings = {r["model"]: r.pop("seconds") for r in rows}  # runtimes vary: kept out of DVC outputs

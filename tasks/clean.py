@@ -128,7 +128,16 @@ def main(
     root: Path,
     cfg: CleanParams,
     problem: Annotated[
-        ProblemParams, Keys("type", "target", "id_column", "time_column", "positive_label", "name")
+        ProblemParams,
+        Keys(
+            "type",
+            "target",
+            "id_column",
+            "time_column",
+            "positive_label",
+            "class_aliases",
+            "name",
+        ),
     ],
     collect: Annotated[CollectParams, Keys("source", "path", "sql.query", "simulator.target")],
     compute: ComputeParams,

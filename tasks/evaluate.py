@@ -77,21 +77,19 @@ def headline(
     y: np.ndarray,
     proba: np.ndarray,
     threshold: float | None,
-    problem: ProblemParams,
+    objective: Objective,
     cfg: EvaluateParams,
 ) -> dict[str, float]:
     """Every reported metric of the problem type on one set of predictions, and the expected
     cost of the decisions at ``threshold`` (a problem type with a decision rule)."""
-    objective = objective_for(problem)
-    cost = objective.expected_cost(y, proba, threshold, cfg.cost)
+    cost = objective.expected_cost(y, proba, threshold, cfg)
     return {**objective.headline(y, proba), **({} if cost is None else {"expected_cost": cost})}
 
 
-def oracle_score(
-    root: Path, test: pd.DataFrame, problem: ProblemParams, y: np.ndarray
-) -> float | None:
+def oracle_score(root: Path, scored: Scored, problem: ProblemParams) -> float | None:
     """The ranking metric of the simulator's truth (its probabilities, for binary) on the test
     rows (None for other sources)."""
+    test, y, objective = scored.test, scored.y, scored.objective
     snapshot = current_snapshot(root / PATHS.raw_dir)
     if snapshot.oracle_path is None or problem.id_column is None:
         return None
@@ -100,11 +98,8 @@ def oracle_score(
         part[part[problem.id_column].isin(ids)] for part in iter_parts(snapshot.oracle_path)
     ).drop_duplicates(problem.id_column)
     merged = test[[problem.id_column]].merge(oracle, on=problem.id_column, how="left")
-    objective = objective_for(problem)
-    if objective.ORACLE_COLUMN not in merged or merged[objective.ORACLE_COLUMN].isna().any():
-        return None
-    truth = merged[objective.ORACLE_COLUMN].to_numpy()
-    return objective.score(objective.FLOOR_METRIC, y, truth)
+    truth = objective.oracle(merged)
+    return None if truth is None else objective.score(objective.FLOOR_METRIC, y, truth)
 
 
 @dataclass(frozen=True)
@@ -116,36 +111,57 @@ class Scored:
     y: np.ndarray
     scores: np.ndarray
     decision: np.ndarray
+    objective: Objective  # with the classes recorded with the model (multiclass)
+    threshold: Any  # the model's decision rule
+    positions: np.ndarray  # of these rows in the test split (a label unseen in training: left out)
+    unseen: dict[str, int]  # the labels left out, with their rows
 
 
 def score_test(
     root: Path, problem: ProblemParams, cfg: EvaluateParams, pipeline: Any, meta: dict[str, Any]
 ) -> Scored:
-    """Score the sealed test split part by part; read only the columns the checks need."""
-    objective = objective_for(problem)
+    """Score the sealed test split part by part; read only the columns the checks need. A
+    test row whose label is no class of the model (a class the training split lacks) is
+    left out of the checks, and named."""
+    objective = objective_for(problem, meta.get("classes"))
     path = root / PATHS.test
     test = read_sealed_test(root, columns_read(column_names(path), problem, cfg))
     scores = predict_parts(
         pipeline, path, meta["numeric_features"], meta["categorical_features"], objective
     )
     y = objective.labels(test[problem.target])
+    positions, unseen = np.arange(len(y)), objective.unseen(test[problem.target])
+    if unseen:
+        log.warning("test rows of classes the training split lacks, left out: %s", unseen)
+        positions = np.flatnonzero(y >= 0)
+        test, y, scores = (
+            test.iloc[positions].reset_index(drop=True),
+            y[positions],
+            scores[positions],
+        )
     log.info("scored the %d test rows part by part; now the baselines and the lift", len(y))
     rule, train_path = problem.baseline.rule, root / PATHS.train
     wanted = (problem.target, rule.column if rule else None)
     train = pd.read_parquet(
         train_path, columns=[c for c in wanted if c in column_names(train_path)]
     )
-    return Scored(test, train, y, scores, objective.decide(scores, meta["threshold"]))
+    decision = objective.decide(scores, meta["threshold"])
+    return Scored(test, train, y, scores, decision, objective, meta["threshold"], positions, unseen)
 
 
 def baselines_and_lift(
     scored: Scored, problem: ProblemParams, cfg: EvaluateParams
-) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    """Each baseline's summary metrics, and the lift over the best of them (paired bootstrap)."""
-    objective = objective_for(problem)
+) -> tuple[dict[str, dict[str, float]], dict[str, Any], dict[str, Any]]:
+    """Each baseline's summary metrics, the lift over the best of them (paired bootstrap), and
+    each baseline's per-class figures (multiclass)."""
+    objective = scored.objective
     baselines = objective.baseline_scores(scored.test, scored.train)
     base_metrics = {
         n: {m: objective.score(m, scored.y, s) for m in objective.SUMMARY}
+        for n, s in baselines.items()
+    }
+    per_class = {
+        n: objective.per_class(scored.y, objective.decide(s, scored.threshold))
         for n, s in baselines.items()
     }
     metric = objective.lift_metric
@@ -170,7 +186,7 @@ def baselines_and_lift(
         metric.name,
         cfg.bootstrap_samples,
     )
-    return base_metrics, lift
+    return base_metrics, lift, per_class
 
 
 def slices_and_fairness(
@@ -180,7 +196,7 @@ def slices_and_fairness(
     test = scored.test
     with engine(compute, root, STEP) as eng:
         slices = slice_metrics(test, scored.y, scored.scores, cfg, problem, eng)
-    fair, unfair = fairness(test, scored.y, scored.decision, cfg, objective_for(problem))
+    fair, unfair = fairness(test, scored.y, scored.decision, cfg, scored.objective)
     skipped = skipped_columns(test, cfg) + unjudged_slices(slices, cfg) + unfair
     for s in skipped:
         log.warning("%s: '%s' skipped: %s", s["key"], s["column"], s["reason"])
@@ -204,7 +220,9 @@ def top_features(
     )
     log.info("slices and fairness checked; now permutation importance on %d rows", len(rows))
     X = model_matrix(  # the rows X.sample draws
-        take_rows(root / PATHS.test, rows), meta["numeric_features"], meta["categorical_features"]
+        take_rows(root / PATHS.test, scored.positions[rows]),
+        meta["numeric_features"],
+        meta["categorical_features"],
     )
     imp = permutation_importance(
         pipeline,
@@ -240,6 +258,8 @@ def metrics_summary(result: dict[str, Any]) -> dict[str, Any]:
             "skipped": len(skipped),
         },
         "skipped": [f"{s['key']} '{s['column']}': {s['reason']}" for s in skipped],
+        **({"per_class": result["per_class"]} if "per_class" in result else {}),
+        **({"unseen_classes": result["unseen_classes"]} if "unseen_classes" in result else {}),
     }
 
 
@@ -261,12 +281,13 @@ def main(
     compute: ComputeParams,
 ) -> None:
     """Evaluate the trained model on the sealed test set and decide the blessing."""
-    objective = objective_for(problem)
     pipeline, meta = load_trained(root)
     scored = score_test(root, problem, cfg, pipeline, meta)
-    metrics = headline(scored.y, scored.scores, meta.get("threshold"), problem, cfg)
-    metrics[f"oracle_{objective.FLOOR_METRIC}"] = oracle_score(root, scored.test, problem, scored.y)
-    base_metrics, lift = baselines_and_lift(scored, problem, cfg)
+    objective = scored.objective
+    metrics = headline(scored.y, scored.scores, meta.get("threshold"), objective, cfg)
+    metrics[f"oracle_{objective.FLOOR_METRIC}"] = oracle_score(root, scored, problem)
+    base_metrics, lift, base_per_class = baselines_and_lift(scored, problem, cfg)
+    per_class = objective.per_class(scored.y, scored.decision)
     slices, fair, skipped = slices_and_fairness(root, scored, problem, cfg, compute)
     verdict = gate(metrics, lift, slices, fair, problem, cfg, skipped)
     env_lock = root / PATHS.env_lock
@@ -283,6 +304,8 @@ def main(
         "fairness": fair,
         "skipped_columns": skipped,
         "top_features": top_features(root, scored, objective, cfg, pipeline, meta),
+        **({} if per_class is None else {"per_class": {"model": per_class, **base_per_class}}),
+        **({"unseen_classes": scored.unseen} if scored.unseen else {}),
         "environment_sha256": env_hash,
         "data": {
             "snapshot_id": current_snapshot(root / PATHS.raw_dir).snapshot_id,

@@ -83,7 +83,7 @@ def decide_on(
         The ``problem`` and ``feasibility`` sections.
     """
     y = pd.Series(y)
-    objective = objective_for(problem)
+    objective = objective_for(problem).for_labels(y)
     spec = objective.signal(cfg)
     checks = label_checks(y, cfg, objective)
     signal: dict[str, Any] | None = None
@@ -157,6 +157,7 @@ def main(
             "id_column",
             "time_column",
             "positive_label",
+            "class_aliases",
             "post_outcome_columns",
         ),
     ],
@@ -192,7 +193,9 @@ def main(
     if not verdict["go"]:
         failed = [c for c in verdict["checks"] if not c["passed"]]
         detail = "; ".join(
-            f"{c['check']} = {c['value']} (needs {c['rule']} {c['threshold']})" for c in failed
+            f"{c['check']} = {c['value']} (needs {c['rule']} {c['threshold']})"
+            + (f": {c['advice']}" if "advice" in c else "")
+            for c in failed
         )
         raise StepError(
             STEP,

@@ -86,7 +86,7 @@ def baseline_scores(
     data: pd.DataFrame, y: pd.Series, cfg: ProblemParams
 ) -> dict[str, dict[str, float]]:
     """Score the configured baselines on the labelled rows (the objective's summary metrics)."""
-    objective = objective_for(cfg)
+    objective = objective_for(cfg).for_labels(y)
     labelled = y.notna().to_numpy()
     y_true = objective.labels(y[labelled])
     return {

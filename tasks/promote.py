@@ -140,6 +140,30 @@ class Promotion:
         return {**asdict(self), "reasons": list(self.reasons)}
 
 
+def incomparable(
+    champion: Any, params: Params, classes: list[str] | None, version: str
+) -> str | None:
+    """Why a new model cannot be compared with the champion on the same rows (it answers
+    another problem, or predicts other classes), or None when it can."""
+    theirs = (champion.card.get("params") or {}).get("problem") or {}
+    answered = (theirs.get("type", "binary"), theirs.get("target"))
+    serve = f"Serve this model on purpose with `make rollback TO={version}`"
+    if answered != (params.problem.type, params.problem.target):
+        return (
+            f"the champion {champion.version} answers another problem ({answered[0]} "
+            f"'{answered[1]}'), not this run's ({params.problem.type} "
+            f"'{params.problem.target}'): the two cannot be compared, so the champion "
+            f"stays. {serve}, or give this problem its own registry (promote.registry_dir)"
+        )
+    if champion.card.get("classes") != classes:
+        return (
+            f"the champion {champion.version} predicts the classes "
+            f"{champion.card.get('classes')}, this run {classes}: their probabilities cannot "
+            f"be compared row by row, so the champion stays. {serve}"
+        )
+    return None
+
+
 def register_and_promote(
     root: Path, params: Params, registry: Registry, run: dict[str, Any]
 ) -> Promotion:
@@ -190,6 +214,7 @@ def register_and_promote(
     from tasks.core.ml.models import load_model
 
     model = load_model(root / PATHS.model_file)
+    objective = objective_for(params.problem, meta.get("classes"))
     # The splits are read part by part or by column, never whole.
     paths = {name: root / getattr(PATHS, name) for name in ("train", "valid", "test")}
     reference, reference_record = reference_from(
@@ -197,12 +222,15 @@ def register_and_promote(
         lambda name, rows: take_rows(paths[name], rows),
         model,
         params,
+        objective,
+        meta["threshold"],
     )
     evaluation = read_json(root / PATHS.evaluation_json)
     card = {
         "model": meta["model"],
         "config": meta["config"],
         "threshold": meta["threshold"],
+        **({"classes": meta["classes"]} if "classes" in meta else {}),
         "numeric_features": meta["numeric_features"],
         "categorical_features": meta["categorical_features"],
         "metrics": metrics,
@@ -246,33 +274,26 @@ def register_and_promote(
             champion=version.version,
             reasons=("no champion yet: the first blessed model becomes champion",),
         )
-    theirs = (champion.card.get("params") or {}).get("problem") or {}
-    answered = (theirs.get("type", "binary"), theirs.get("target"))
-    if answered != (params.problem.type, params.problem.target):
-        # a model of another problem scores other labels: no comparison on the same rows
+    why = incomparable(champion, params, meta.get("classes"), version.version)
+    if why is not None:  # another problem, or other classes: no comparison on the same rows
         return Promotion(
             registered=version.version,
             promoted=False,
             champion=champion.version,
-            reasons=(
-                f"the champion {champion.version} answers another problem ({answered[0]} "
-                f"'{answered[1]}'), not this run's ({params.problem.type} "
-                f"'{params.problem.target}'): the two cannot be compared, so the champion "
-                f"stays. Serve this model on purpose with `make rollback TO={version.version}`, "
-                "or give this problem its own registry (promote.registry_dir)",
-            ),
+            reasons=(why,),
             previous=champion.version,
         )
     columns = [params.problem.target, *params.evaluate.slices]
     test = pd.read_parquet(
         paths["test"], columns=[c for c in columns if c in column_names(paths["test"])]
     )
-    objective = objective_for(params.problem)
+    y = objective.labels(test[params.problem.target])
+    known = y >= 0  # a label no class of the models: left out (multiclass)
     decision = compare(
-        objective.labels(test[params.problem.target]),
-        score_version(model, card, paths["test"], objective),
-        score_version(registry.load(champion), champion.card, paths["test"], objective),
-        test,
+        y[known],
+        score_version(model, card, paths["test"], objective)[known],
+        score_version(registry.load(champion), champion.card, paths["test"], objective)[known],
+        test[known].reset_index(drop=True),
         params,
     )
     if decision["promote"]:

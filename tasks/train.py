@@ -29,6 +29,7 @@ from tasks.core.config import (
     TrainParams,
 )
 from tasks.core.declare import Keys
+from tasks.core.errors import StepError
 from tasks.core.io import (
     atomic_path,
     parquet_rows,
@@ -38,8 +39,8 @@ from tasks.core.io import (
 from tasks.core.ml.models import (
     save_model,
 )
-from tasks.core.ml.objective import TRIALS_Y, objective_for
-from tasks.core.ml.parts import target_column
+from tasks.core.ml.objective import TRIALS_Y
+from tasks.core.ml.parts import target_column, training_objective
 from tasks.core.ml.tuning import Tuning, tune, tune_in_parts
 from tasks.core.paths import PATHS
 from tasks.core.runtime.compute import engine
@@ -88,20 +89,23 @@ def main(
     ],
     choose: Annotated[ChooseParams, Keys("params")],
     clean: Annotated[CleanParams, Keys("max_categories")],
-    evaluate: Annotated[EvaluateParams, Keys("cost")],
+    evaluate: Annotated[EvaluateParams, Keys("cost", "cost_matrix")],
     compute: ComputeParams,
 ) -> None:
     """Tune the chosen model, store the best one and its validation threshold."""
-    objective = objective_for(problem)
+    objective = training_objective(root / PATHS.train, problem)
     primary = objective.primary.name
     chosen = read_json(root / PATHS.selection_json)["chosen"]
     manifest = read_json(root / PATHS.split_manifest)
     hashes = {"train": manifest["train"]["sha256"], "valid": manifest["valid"]["sha256"]}
-    tuning = Tuning(problem, cfg, clean.max_categories)
+    tuning = Tuning(problem, cfg, clean.max_categories, objective.classes)
     base = choose.params.get(chosen, {})
     trials, config, pipeline, scores = search(root, tuning, base, compute, chosen, hashes)
     y_valid = target_column(root / PATHS.valid, objective)
-    threshold, cost = objective.decision_rule(y_valid, scores, evaluate.cost)
+    try:
+        threshold, cost = objective.decision_rule(y_valid, scores, evaluate)
+    except ValueError as exc:  # a cost matrix that does not fit the classes
+        raise StepError(STEP, "decision rule", str(exc)) from None
     save_model(pipeline, root / PATHS.model_file)
     best = max(trials, key=lambda t: objective.primary.oriented(t[TRIALS_Y]))
     prep = pipeline.named_steps["prep"]
@@ -110,6 +114,7 @@ def main(
         "config": config,
         "best_iteration": best["best_iteration"],
         "threshold": threshold,
+        **({} if objective.classes is None else {"classes": list(objective.classes)}),
         "numeric_features": list(prep.transformers[0][2]),
         "categorical_features": list(prep.transformers[1][2]),
         "valid": {
@@ -126,10 +131,11 @@ def main(
     if cost is not None:
         summary["valid_expected_cost"] = round(cost, 6)
     write_json(root / PATHS.train_json, summary)
+    described = objective.describe_rule(threshold)
     rule = (
         ""
-        if threshold is None
-        else f"; threshold {threshold:.2f} (expected cost {cost:.3f} on validation)"
+        if described is None or cost is None
+        else f"; {described[0].lower()} {described[1]}, expected cost {cost:.3f} on validation"
     )
     log.info(
         "best of %d trials: %s=%.4f with %s%s",

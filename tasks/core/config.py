@@ -121,9 +121,10 @@ class Baseline(Section):
 MODEL_KINDS = {
     "binary": ("logistic_regression", "random_forest", "xgboost"),
     "regression": ("ridge", "random_forest", "xgboost"),
+    "multiclass": ("logistic_regression", "random_forest", "xgboost"),
 }
 """The candidate model kinds of each problem type, simplest first (``choose.candidates``)."""
-DEFAULT_METRIC = {"binary": "roc_auc", "regression": "rmse"}
+DEFAULT_METRIC = {"binary": "roc_auc", "regression": "rmse", "multiclass": "log_loss"}
 
 
 class ProblemParams(Section):
@@ -133,7 +134,7 @@ class ProblemParams(Section):
     name: str = "prediction-problem"
     # the question the model answers, in words (problem brief, model card)
     question: str = ""
-    # binary: a yes/no outcome; regression: a number (multiclass: not yet)
+    # binary: a yes/no outcome; multiclass: one of several classes; regression: a number
     type: Literal["binary", "multiclass", "regression"] = "binary"
     # the label column
     target: str
@@ -153,15 +154,19 @@ class ProblemParams(Section):
     # how long after a prediction its label is known (monitoring waits for it); null: not
     # known, taken as 0 (labels judged as soon as they are recorded)
     label_delay_days: int | None = Field(30, ge=0)
-    # binary: the floors below; regression: <metric>_max / <metric>_min bounds ({}: none)
+    # binary: the floors below; regression and multiclass: <metric>_max / <metric>_min
+    # bounds ({}: none)
     kpis: Kpis | Bounds = Field(Kpis(), union_mode="left_to_right")
     baseline: Baseline = Baseline()
+    # read as the class each maps to before anything is learnt (a rare class into another)
+    class_aliases: dict[str, str] = Field(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
     def _by_type(cls, data: Any) -> Any:
-        """A regression problem's default metric, and its ``kpis`` read as bounds."""
-        if not isinstance(data, dict) or data.get("type") not in ("regression",):
+        """A regression or multiclass problem's default metric, and its ``kpis`` read as
+        bounds."""
+        if not isinstance(data, dict) or data.get("type") not in ("regression", "multiclass"):
             return data
         data = dict(data)
         data.setdefault("primary_metric", DEFAULT_METRIC[data["type"]])
@@ -173,10 +178,10 @@ class ProblemParams(Section):
     @model_validator(mode="after")
     def _consistent(self) -> "ProblemParams":
         """The keys that depend on the type agree with it, each error naming its key."""
-        if self.type == "multiclass":
+        if self.class_aliases and self.type != "multiclass":
             raise ValueError(
-                "problem.type: multiclass is not supported yet; use binary (a yes/no outcome) "
-                "or regression (a number)"
+                "problem.class_aliases: applies to a multiclass problem only; remove it for "
+                f"a {self.type} problem"
             )
         if self.type == "binary":
             if self.positive_label is None:
@@ -213,7 +218,7 @@ class FeasibilityParams(Section):
 
     # fewer labelled rows is a no-go
     min_labelled_rows: int = Field(500, ge=1)
-    # fewer rows of the rarer class is a no-go
+    # fewer rows of the rarer class (multiclass: of any class) is a no-go
     min_minority_rows: int = Field(50, ge=1)
     # a larger share of rows without a label is a no-go
     max_missing_label_share: float = Field(0.2, ge=0, le=1)
@@ -225,7 +230,8 @@ class FeasibilityParams(Section):
     n_permutations: int = Field(19, ge=1)
     # the permutation test's p-value must be below this
     max_permutation_p_value: float = Field(0.05, gt=0, le=1)
-    # cross-validated ROC-AUC needed above the dummy baseline
+    # cross-validated ROC-AUC needed above the dummy baseline (regression: R²; multiclass:
+    # ROC-AUC one vs rest)
     min_auc_lift: float = Field(0.02, ge=0, le=0.5)
     # seed of the sampling, folds and permutations
     random_state: int = 42
@@ -270,9 +276,10 @@ class SimulatorParams(Section):
     seed: int = 7
     # rows a simulated day
     customers_per_day: int = Field(100, ge=1)
-    # the outcome simulated: churned_30d (yes/no, a binary problem) or spend_next_30d (the
-    # next 30 days' spend in dollars, a regression problem)
-    target: Literal["churned_30d", "spend_next_30d"] = "churned_30d"
+    # the outcome simulated: churned_30d (yes/no, a binary problem), spend_next_30d (the
+    # next 30 days' spend in dollars, a regression problem) or next_move_30d (cancel,
+    # downgrade, stay or upgrade: a multiclass problem)
+    target: Literal["churned_30d", "spend_next_30d", "next_move_30d"] = "churned_30d"
     drift: Drift = Drift()
 
 
@@ -481,6 +488,8 @@ class EvaluateParams(Section):
     """Step 9: the sealed test set and the blessing gate."""
 
     cost: CostMatrix = CostMatrix()
+    # the decision is then the class of least expected cost on the model's probabilities
+    cost_matrix: dict[str, dict[str, float]] | None = None
     # resamples of the paired bootstrap of the lift over the best baseline
     bootstrap_samples: int = Field(500, ge=50)
     # level of that bootstrap interval; its lower bound must clear min_lift_over_baseline

@@ -183,7 +183,8 @@ def _classes(s: np.ndarray) -> list[int]:
 def _log_loss(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
     from sklearn.metrics import log_loss
 
-    return float(log_loss(y, s, labels=_classes(s)))
+    s = np.asarray(s, dtype=float)  # float32 probabilities (XGBoost's) summed to one again
+    return float(log_loss(y, s / s.sum(axis=1, keepdims=True), labels=_classes(s)))
 
 
 def _macro_f1(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:

@@ -66,6 +66,7 @@ class Paths:
     confusion_csv: str = "reports/plots/confusion.csv"
     predicted_csv: str = "reports/plots/predicted.csv"
     residuals_csv: str = "reports/plots/residuals.csv"
+    top_calibration_csv: str = "reports/plots/top_label_calibration.csv"
     figures_dir: str = "reports/figures"
     timings_dir: str = "reports/timings"
     env_lock: str = "requirements.lock"

@@ -187,3 +187,93 @@ def test_monitoring_judges_the_serving_champions_problem_not_a_newer_params_yaml
     assert judged.problem == binary.problem and judged.problem.type == "binary"
     assert judged.monitor == regression.monitor  # the rest is params.yaml's
     assert served_problem(regression, {}).problem.type == "regression"
+
+
+def multiclass(**problem):
+    from devtools.project import MOVE, SMALL, profile_params
+
+    raw = profile_params(SMALL, MOVE)
+    raw["problem"].update(problem)
+    return parse_params(raw)
+
+
+def test_a_multiclass_problem_reads_text_labels_and_names_what_does_not_fit():
+    """Issue 43: the labels are text (numbers read by value, aliases merged), a class the
+    model never saw is -1 and named, never a crash; two classes or a number are refused
+    with the type to use."""
+    from tasks.core.ml.objective import Multiclass
+
+    params = multiclass(class_aliases={"upgrade ": "upgrade", "up": "upgrade"})
+    assert params.problem.primary_metric == "log_loss" and params.problem.kpis.bounds() == {}
+    objective = objective_for(params.problem)
+    assert isinstance(objective, Multiclass) and objective.classes is None
+    y = objective.check_target(pd.Series(["stay", " cancel", "up", None, "", "downgrade"]))
+    assert y.tolist()[:3] == ["stay", "cancel", "upgrade"] and y.iloc[3:5].isna().all()
+    bound = objective.for_labels(y)
+    assert bound.classes == ("cancel", "downgrade", "stay", "upgrade")
+    assert bound.labels(pd.Series(["stay", "moved", "cancel"])).tolist() == [2, -1, 0]
+    assert bound.unseen(pd.Series(["stay", "moved", "moved", None])) == {"moved": 2}
+    codes = objective.read_target(pd.Series([1, 2.0, 3, "3.0"]))
+    assert codes.tolist() == ["1", "2", "3", "3"]  # integer codes by value
+    with pytest.raises(TargetError, match="problem.type: binary"):
+        objective.check_target(pd.Series(["a", "b", "a"]))
+    with pytest.raises(TargetError, match="problem.type: regression"):
+        objective.check_target(pd.Series(np.arange(200.0) / 7))
+    with pytest.raises(ParamsError, match="problem.class_aliases: applies to a multiclass"):
+        parse_params(deep_merge(default_params_dict(), {"problem": {"class_aliases": {"a": "b"}}}))
+    with pytest.raises(ParamsError, match="'roc_auc' is not a metric of a multiclass problem"):
+        multiclass(primary_metric="roc_auc")
+
+
+def test_the_multiclass_objective_scores_decides_and_answers_by_class_name():
+    objective = objective_for(multiclass().problem, ["cancel", "stay", "upgrade"])
+    scores = np.array([[0.2, 0.5, 0.3], [0.7, 0.2, 0.1]])
+    assert objective.decide(scores, None).tolist() == [1, 0]
+    assert objective.answer(scores[0], None) == {
+        "label": "stay",
+        "probabilities": {"cancel": 0.2, "stay": 0.5, "upgrade": 0.3},
+    }
+    columns = objective.output_columns(scores, None)
+    assert columns["label"].tolist() == ["stay", "cancel"]
+    assert columns["probability_upgrade"].tolist() == [0.3, 0.1]
+    assert objective.logged_scores(scores.tolist()) == [0.5, 0.7]
+    assert objective.label_error("stay") is None
+    assert "one of the classes" in objective.label_error(1)
+    assert objective.label_value("upgrade") == 2.0
+    assert objective.labels(pd.Series([2.0, 0.0])).tolist() == [2, 0]  # the log's indices
+    costs = [[0, 1, 1], [5, 0, 1], [10, 5, 0]]  # true class by row
+    assert objective.decide(scores, costs).tolist() == [2, 2]  # least cost, not the likeliest
+    margins = np.array([[1.0, 2.0, 3.0]])
+    assert objective.link(margins).sum() == pytest.approx(1.0)
+    frame = pd.DataFrame({"next_move_30d": ["stay", "stay", "cancel", "upgrade"]})
+    prior = objective.baseline_scores(frame.iloc[:1], frame)["class_prior"]
+    assert prior.shape == (1, 3) and prior[0] == pytest.approx([0.25, 0.5, 0.25])
+    per_class = objective.per_class(np.array([1, 0, 2]), np.array([1, 0, 0]))
+    assert per_class["upgrade"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "rows": 1}
+    assert per_class["cancel"]["recall"] == 1.0 and per_class["cancel"]["precision"] == 0.5
+    y = np.array([0] * 40 + [1] * 40)
+    groups = [
+        objective.group_figures(y, np.r_[np.zeros(40), np.ones(40)]),
+        objective.group_figures(y, np.r_[np.zeros(30), np.ones(50)]),
+    ]
+    gaps = objective.fairness_gaps(groups)  # upgrade: too few rows in either group to judge
+    assert gaps == {"recall_gap": 0.25, "recall_gap_class": "cancel"}
+
+
+def test_a_rare_class_is_named_with_its_count_and_the_two_ways_out():
+    from tasks.core.ml.objective import Multiclass
+
+    problem = multiclass().problem
+    cfg = multiclass().feasibility
+    y = pd.Series(["stay"] * 400 + ["cancel"] * 200 + ["upgrade"] * 12)
+    (check,) = Multiclass(problem).label_checks(y, cfg)
+    assert not check["passed"] and check["check"] == "rows of the rarest class (upgrade)"
+    assert "'upgrade' (12 rows)" in check["advice"]
+    assert "problem.class_aliases (as in {'upgrade': 'stay'})" in check["advice"]
+    assert "feasibility.min_minority_rows" in check["advice"]
+
+
+def profile_params_small() -> dict:
+    from devtools.project import MOVE, SMALL, profile_params
+
+    return profile_params(SMALL, MOVE)

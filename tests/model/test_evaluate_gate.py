@@ -18,6 +18,7 @@ from tasks.core.ml.models import (
     model_inputs,
     save_model,
 )
+from tasks.core.ml.objective import objective_for
 from tasks.core.paths import PATHS
 from tasks.evaluate import headline, read_sealed_test
 from tests.conftest import REPO, default_params_dict
@@ -42,7 +43,7 @@ def decide(splits, params, proba, y):
         "metric": "roc_auc",
         **paired_bootstrap_lift(y, proba, rule, metric_named("roc_auc"), 200, 0.95, 0),
     }
-    metrics = headline(y, proba, 0.3, params.problem, params.evaluate)
+    metrics = headline(y, proba, 0.3, objective_for(params.problem), params.evaluate)
     slices = slice_metrics(test, y, proba, params.evaluate, params.problem)
     fair, unfair = fairness(test, y, (proba >= 0.3).astype(int), params.evaluate)
     skipped = skipped_columns(test, params.evaluate) + unjudged_slices(slices, params.evaluate)

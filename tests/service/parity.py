@@ -196,10 +196,11 @@ def assert_same_answers(
     got = np.asarray(fast)
     assert got.shape == expected.shape
     if len(got):
-        worst = int(np.argmax(np.abs(got - expected)))
-        assert abs(got[worst] - expected[worst]) <= 1e-9, (kept[worst], got[worst], expected[worst])
-        if model.threshold is not None:  # a type with a decision (binary)
-            assert ((got >= model.threshold) == (expected >= model.threshold)).all()
+        gap = np.abs(got - expected).reshape(len(got), -1).max(axis=1)  # a row's worst class
+        worst = int(np.argmax(gap))
+        assert gap[worst] <= 1e-9, (kept[worst], got[worst], expected[worst])
+        decide = model.objective.logged_decisions  # 0/1, a class, or none (regression)
+        assert (decide(got, model.threshold) == decide(expected, model.threshold)).all()
         wanted = pd.concat(frames, ignore_index=True).to_dict(orient="records")
         for j, (row, want) in enumerate(zip(rows, wanted)):
             bad = {c: (row[c], want[c]) for c in want if not _same(row[c], want[c])}

@@ -62,7 +62,8 @@ def eda_html(
     kinds : dict
         Column kinds.
     target : str
-        The 0/1 target column.
+        The target column (a number: its mean by month; text, a multiclass target: each
+        class's share by month).
     time_column : str, optional
         When given, the label rate is plotted by month.
     facts : dict
@@ -88,9 +89,11 @@ def eda_html(
         )
         sections.append(f"<h2>Missing values</h2>{_img(png, 'missing rates')}")
     if time_column and time_column in frame and frame[target].notna().any():
-        monthly = (
-            frame.dropna(subset=[time_column]).set_index(time_column)[target].resample("MS").mean()
-        )
+        dated = frame.dropna(subset=[time_column]).set_index(time_column)[target]
+        if pd.api.types.is_numeric_dtype(dated):
+            monthly = dated.resample("MS").mean()
+        else:  # one line per class: its share of the month's labelled rows
+            monthly = pd.get_dummies(dated.dropna()).astype(float).resample("MS").mean()
         png = _figure_png(
             lambda ax: (monthly.plot(ax=ax, marker="o"), ax.set_ylabel("label rate")), width=6
         )

@@ -304,15 +304,16 @@ def load_model(path: Path) -> Pipeline:
 
 
 def model_inputs(
-    frame: pd.DataFrame, problem: ProblemParams
+    frame: pd.DataFrame, problem: ProblemParams, objective: Objective | None = None
 ) -> tuple[pd.DataFrame, np.ndarray, list[str], list[str]]:
-    """``(X, y, numeric, categorical)`` from a split file."""
+    """``(X, y, numeric, categorical)`` from a split file (``y`` read by ``objective``, bound
+    to the training split's classes for a multiclass problem)."""
     numeric, categorical = feature_columns(
         frame, {problem.id_column, problem.target, problem.time_column}
     )
     return (
         model_matrix(frame, numeric, categorical),
-        objective_for(problem).labels(frame[problem.target]),
+        (objective or objective_for(problem)).labels(frame[problem.target]),
         numeric,
         categorical,
     )

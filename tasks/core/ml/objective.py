@@ -26,12 +26,12 @@ never slice a class index or name a metric themselves. An objective answers:
   checks (:meth:`label_checks`) and feasibility's quick model (:meth:`signal`);
 - **what a run draws**: the columns of the tuning-trials plot (:data:`TRIALS_Y`).
 
-Binary (:class:`Binary`) and regression (:class:`Regression`) are the types today. Where
-multiclass plugs in: ``read_target`` maps labels to the class codes recorded with the
-model; ``scores`` is the whole ``predict_proba`` matrix (one column per class); ``decide`` is
-the arg-max, or the least expected cost under ``evaluate.cost_matrix``; the metrics are the
-``"multiclass"`` table; the baseline is the class prior; ``strata`` is the class; ``link``
-is the soft-max; the monitoring estimate is one-vs-rest CBPE.
+The types are binary (:class:`Binary`), regression (:class:`Regression`) and multiclass
+(:class:`Multiclass`): its classes are the training split's sorted labels, bound with
+:meth:`Objective.for_labels` (or given to :func:`objective_for` from the model's record);
+``scores`` is the whole ``predict_proba`` matrix (one column per class); ``decide`` is the
+arg-max, or the least expected cost under ``evaluate.cost_matrix``; the baseline is the
+class prior; ``link`` is the soft-max; the monitoring estimate is one-vs-rest CBPE.
 
 Each is a subclass registered in :data:`OBJECTIVES` under its ``problem.type``.
 
@@ -40,7 +40,8 @@ Tables keyed by the type, beside their code: the figures and ``dvc plots`` files
 check (:data:`tasks.core.quality.leakage.SINGLE_FEATURE`). The performance estimate before
 labels is a module of each type in :mod:`tasks.monitor` (binary: CBPE,
 :mod:`tasks.monitor.estimate`; regression: direct loss estimation,
-:mod:`tasks.monitor.loss_estimate`), chosen by the monitoring flow.
+:mod:`tasks.monitor.loss_estimate`; multiclass: :mod:`tasks.monitor.class_estimate`),
+chosen by the monitoring flow.
 """
 
 from __future__ import annotations
@@ -56,7 +57,6 @@ import pandas as pd
 from tasks.core.config import (
     MODEL_KINDS,
     Bounds,
-    CostMatrix,
     EvaluateParams,
     FairnessLimits,
     FeasibilityParams,
@@ -131,9 +131,63 @@ class Objective(ABC):
     """The values the cleaned target may take (a proposed suite checks them); None: a number
     in the range the first snapshot holds."""
 
-    def __init__(self, problem: ProblemParams) -> None:
+    classes: tuple[str, ...] | None = None
+    """The class of each score column (multiclass; None for the other types)."""
+    HAS_CLASSES: ClassVar[bool] = False
+    """Whether the objective needs its classes bound (:meth:`for_labels`) to read labels."""
+    COST_KEY: ClassVar[str | None] = "evaluate.cost"
+    """The ``params.yaml`` key of the decisions' costs (None: a type without decisions)."""
+
+    def __init__(self, problem: ProblemParams, classes: list[str] | None = None) -> None:
         self.problem = problem
         self.metrics: dict[str, Metric] = metrics_for(self.type)
+
+    def for_labels(self, y: pd.Series) -> Objective:
+        """This objective with its classes taken from the read target ``y`` (the training
+        split's, or the data's before a split); itself for a type without classes."""
+        return self
+
+    def unseen(self, values: pd.Series | np.ndarray) -> dict[str, int]:
+        """Labels among ``values`` the model has no class for, with their rows (multiclass:
+        a class that arrived after training; none for the other types)."""
+        return {}
+
+    def per_class(self, y: np.ndarray, decision: np.ndarray) -> dict[str, dict[str, float]] | None:
+        """Each class's precision, recall, F1 and rows of the decisions (multiclass; None for
+        the others)."""
+        return None
+
+    # -- the prediction log, as monitoring reads it
+    LOG_HOLDS_SCORES: ClassVar[bool] = True
+    """Whether the prediction log's ``score`` (and ``shadow_score``) is the whole score
+    (multiclass: the log keeps the top probability; monitoring recomputes each class's from
+    the logged inputs, :func:`tasks.monitor.checks.with_class_scores`, and judges no shadow)."""
+
+    def score_columns(self, scores: np.ndarray) -> dict[str, np.ndarray]:
+        """The scores as named columns (multiclass: ``prediction_<class>`` each)."""
+        return {"prediction": scores}
+
+    def window_scores(self, frame: pd.DataFrame) -> np.ndarray:
+        """The model's scores of logged predictions, as the metrics take them."""
+        return frame["score"].to_numpy(dtype=float)
+
+    def window_predictions(self, frame: pd.DataFrame) -> pd.Series:
+        """What drift compares with the reference sample's ``prediction``: the score
+        (multiclass: the decided class)."""
+        return frame["score"]
+
+    def reference_columns(self, scores: np.ndarray, threshold: Any) -> dict[str, np.ndarray]:
+        """The columns the monitoring reference sample keeps of the model's scores (one
+        ``prediction``; multiclass: the decided class and a ``prediction_<class>`` each)."""
+        return {"prediction": scores}
+
+    def oracle(self, frame: pd.DataFrame) -> np.ndarray | None:
+        """The simulator's true scores of ``frame``'s rows (its oracle columns), or None when
+        they are not all there."""
+        column = self.ORACLE_COLUMN
+        if column not in frame or frame[column].isna().any():
+            return None
+        return frame[column].to_numpy()
 
     # -- metrics
     @property
@@ -196,9 +250,14 @@ class Objective(ABC):
         """A split file's (already read) target column as the metrics take it."""
 
     @abstractmethod
-    def label_error(self, value: float) -> str | None:
+    def label_error(self, value: Any) -> str | None:
         """Why ``value`` cannot be the ground truth of one prediction (``/feedback``), or
         None when it can."""
+
+    def label_value(self, value: Any) -> float:
+        """A ground truth :meth:`label_error` accepted, as the prediction log stores it (a
+        number; multiclass: the class's index)."""
+        return float(value)
 
     @abstractmethod
     def signal(self, cfg: FeasibilityParams) -> SignalSpec:
@@ -273,19 +332,37 @@ class Objective(ABC):
 
     @abstractmethod
     def logged_decisions(self, scores: np.ndarray, threshold: float | None) -> np.ndarray:
-        """The prediction log's decision per row (0/1; 0 for a type without a decision)."""
+        """The prediction log's decision per row (0/1; 0 for a type without a decision;
+        multiclass: the class index)."""
+
+    def logged_scores(self, scores: Any) -> Any:
+        """The prediction log's score per row (a number each: the scores themselves;
+        multiclass: the predicted class's probability)."""
+        return scores
 
     @abstractmethod
     def decision_rule(
-        self, y_valid: np.ndarray, scores: np.ndarray, cost: CostMatrix
-    ) -> tuple[float, float]:
-        """The decision's parameter chosen on validation (a threshold), and its expected cost."""
+        self, y_valid: np.ndarray, scores: np.ndarray, cfg: EvaluateParams
+    ) -> tuple[Any, float | None]:
+        """The decision's parameter chosen on validation (binary: a threshold from
+        ``evaluate.cost``; multiclass: ``evaluate.cost_matrix`` in the classes' order), and
+        its expected cost per row (None without costs). Stored as the model's ``threshold``."""
 
     @abstractmethod
     def expected_cost(
-        self, y: np.ndarray, scores: np.ndarray, threshold: float, cost: CostMatrix
-    ) -> float:
-        """Mean cost per row of the decisions."""
+        self, y: np.ndarray, scores: np.ndarray, threshold: Any, cfg: EvaluateParams
+    ) -> float | None:
+        """Mean cost per row of the decisions (None without costs)."""
+
+    def rule_fields(self, threshold: Any) -> dict[str, Any]:
+        """What ``/predict`` says of the decision rule beside the answers."""
+        return {} if threshold is None else {"threshold": threshold}
+
+    def describe_rule(self, threshold: Any) -> tuple[str, str] | None:
+        """The model card's row for the decision rule: ``(name, value)``; None: no rule."""
+        if threshold is None:
+            return None
+        return "Decision threshold", f"{threshold} (lowest expected cost on validation)"
 
     @abstractmethod
     def strata(self, y: np.ndarray) -> np.ndarray:
@@ -339,7 +416,108 @@ class Objective(ABC):
         """The gate's checks of one sensitive column's gaps: ``(passed, reason)`` each."""
 
 
-class Binary(Objective):
+def number_error(value: Any) -> str | None:
+    """Why ``value`` is not a finite number (a regression's label), or None."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return None
+    return f"a label is a finite number, not {value!r}"
+
+
+def bound_floors(objective: Objective) -> list[Floor]:
+    """The ``<metric>_min`` / ``<metric>_max`` bounds of ``problem.kpis`` (regression and
+    multiclass)."""
+    out = []
+    kpis = objective.problem.kpis
+    bounds = kpis.bounds() if isinstance(kpis, Bounds) else {}
+    for key, value in bounds.items():
+        found = objective.metric(key.rpartition("_")[0])
+        out.append(Floor(found, key, value, found.label))
+    return out
+
+
+class Classifier(Objective):
+    """What the two classifying types share: the candidate classifiers, feasibility's quick
+    classifier and its ROC-AUC (:data:`SIGNAL`), and judging by a ranking metric's points
+    (slices against ``evaluate.slice_roc_auc_floor``, the live drop against
+    ``monitor.max_roc_auc_drop``)."""
+
+    SIGNAL: ClassVar[tuple[str, str, str]]
+    """Feasibility's score: its name, its label and scikit-learn's scorer."""
+    XGBOOST: ClassVar[dict[str, str]]
+    """What the XGBoost classifier is told beside its parameters (its objective, metric)."""
+
+    def signal(self, cfg: FeasibilityParams) -> SignalSpec:
+        from sklearn.ensemble import HistGradientBoostingClassifier
+        from sklearn.model_selection import StratifiedKFold
+
+        name, label, scoring = self.SIGNAL
+        return SignalSpec(
+            metric=name,
+            label=label,
+            scoring=scoring,
+            dummy=0.5,  # a constant score (the majority-class dummy) has ROC-AUC 0.5
+            near_perfect=0.99,
+            model=HistGradientBoostingClassifier(
+                max_iter=50, learning_rate=0.15, random_state=cfg.random_state
+            ),
+            cv=StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state),
+        )
+
+    def estimator(self, kind: str, params: dict[str, Any], random_state: int) -> Any:
+        if kind == "logistic_regression":
+            from sklearn.linear_model import LogisticRegression
+
+            return LogisticRegression(max_iter=2000, random_state=random_state, **params)
+        if kind == "random_forest":
+            from sklearn.ensemble import RandomForestClassifier
+
+            return RandomForestClassifier(n_jobs=2, random_state=random_state, **params)
+        if kind == "xgboost":
+            from xgboost import XGBClassifier
+
+            return XGBClassifier(
+                tree_method="hist",
+                n_jobs=2,
+                random_state=random_state,
+                **self.XGBOOST,
+                **params,
+            )
+        raise ValueError(f"unknown model kind '{kind}'; known: {', '.join(MODEL_KINDS[self.type])}")
+
+    def dask_xgboost(
+        self, config: dict[str, Any], random_state: int, early_stopping_rounds: int
+    ) -> Any:
+        from xgboost import dask as dxgb
+
+        return dxgb.DaskXGBClassifier(
+            tree_method="hist",
+            random_state=random_state,
+            early_stopping_rounds=early_stopping_rounds or None,
+            **self.XGBOOST,
+            **config,
+        )
+
+    def worse_by(self, reference: float, found: float, name: str | None = None) -> float:
+        judged = self.metric(name or self.FLOOR_METRIC)
+        return judged.oriented(reference) - judged.oriented(found)
+
+    def live_drop_limit(self, cfg: MonitorParams) -> float:
+        return cfg.max_roc_auc_drop
+
+    def slice_check(
+        self, row: dict[str, Any], metrics: dict[str, float], cfg: EvaluateParams
+    ) -> tuple[bool, str]:
+        """The slice's ranking metric (:data:`FLOOR_METRIC`) at least
+        ``evaluate.slice_roc_auc_floor``."""
+        judged = self.metric(self.FLOOR_METRIC)
+        return (
+            row[judged.name] >= cfg.slice_roc_auc_floor,
+            f"slice {row['column']}={row['value']} ({row['rows']} rows) {judged.label} "
+            f"{row[judged.name]:.4f} vs floor {cfg.slice_roc_auc_floor}",
+        )
+
+
+class Binary(Classifier):
     """A yes/no outcome: the positive class's probability, cut at a threshold."""
 
     type = "binary"
@@ -355,6 +533,10 @@ class Binary(Objective):
     """scikit-learn's scorer for permutation importance (the drop in this metric)."""
 
     ORACLE_COLUMN = "oracle_proba"
+
+    SIGNAL = ("roc_auc", "ROC-AUC", "roc_auc")
+
+    XGBOOST = {"eval_metric": "logloss"}
 
     STORED_VALUES = (0.0, 1.0)
 
@@ -419,7 +601,7 @@ class Binary(Objective):
     def labels(self, values: pd.Series | np.ndarray) -> np.ndarray:
         return np.asarray(values).astype(int)
 
-    def label_error(self, value: float) -> str | None:
+    def label_error(self, value: Any) -> str | None:
         if isinstance(value, int) and value in (0, 1):
             return None
         positive = self.problem.positive_label
@@ -441,22 +623,6 @@ class Binary(Objective):
 
     def describe_target(self) -> str:
         return f"(positive label `{self.problem.positive_label}`)"
-
-    def signal(self, cfg: FeasibilityParams) -> SignalSpec:
-        from sklearn.ensemble import HistGradientBoostingClassifier
-        from sklearn.model_selection import StratifiedKFold
-
-        return SignalSpec(
-            metric="roc_auc",
-            label="ROC-AUC",
-            scoring="roc_auc",
-            dummy=0.5,  # a constant score (the majority-class dummy) has ROC-AUC 0.5
-            near_perfect=0.99,
-            model=HistGradientBoostingClassifier(
-                max_iter=50, learning_rate=0.15, random_state=cfg.random_state
-            ),
-            cv=StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state),
-        )
 
     def label_checks(self, y: pd.Series, cfg: FeasibilityParams) -> list[dict[str, Any]]:
         minority = int(min((y == 1).sum(), (y == 0).sum()))
@@ -481,42 +647,6 @@ class Binary(Objective):
 
     def describe_facts(self, facts: dict[str, Any]) -> str:
         return f"{facts['positive_rate']:.1%} positive"
-
-    def estimator(self, kind: str, params: dict[str, Any], random_state: int) -> Any:
-        if kind == "logistic_regression":
-            from sklearn.linear_model import LogisticRegression
-
-            return LogisticRegression(max_iter=2000, random_state=random_state, **params)
-        if kind == "random_forest":
-            from sklearn.ensemble import RandomForestClassifier
-
-            return RandomForestClassifier(n_jobs=2, random_state=random_state, **params)
-        if kind == "xgboost":
-            from xgboost import XGBClassifier
-
-            return XGBClassifier(
-                tree_method="hist",
-                n_jobs=2,
-                random_state=random_state,
-                eval_metric="logloss",
-                **params,
-            )
-        raise ValueError(
-            f"unknown model kind '{kind}'; known: logistic_regression, random_forest, xgboost"
-        )
-
-    def dask_xgboost(
-        self, config: dict[str, Any], random_state: int, early_stopping_rounds: int
-    ) -> Any:
-        from xgboost import dask as dxgb
-
-        return dxgb.DaskXGBClassifier(
-            tree_method="hist",
-            random_state=random_state,
-            eval_metric="logloss",
-            early_stopping_rounds=early_stopping_rounds or None,
-            **config,
-        )
 
     def linear_terms(self, model: Any) -> tuple[np.ndarray, float] | None:
         coef = getattr(model, "coef_", None)
@@ -543,16 +673,17 @@ class Binary(Objective):
         return self.decide(scores, threshold)
 
     def decision_rule(
-        self, y_valid: np.ndarray, scores: np.ndarray, cost: CostMatrix
+        self, y_valid: np.ndarray, scores: np.ndarray, cfg: EvaluateParams
     ) -> tuple[float, float]:
-        """The threshold with the lowest expected cost on validation, and that cost."""
-        return best_threshold(y_valid, scores, cost)
+        """The threshold with the lowest expected cost (``evaluate.cost``) on validation,
+        and that cost."""
+        return best_threshold(y_valid, scores, cfg.cost)
 
     def expected_cost(
-        self, y: np.ndarray, scores: np.ndarray, threshold: float, cost: CostMatrix
+        self, y: np.ndarray, scores: np.ndarray, threshold: float, cfg: EvaluateParams
     ) -> float:
         """Mean cost per row of the decisions at ``threshold``."""
-        return expected_cost(y, scores, threshold, cost)
+        return expected_cost(y, scores, threshold, cfg.cost)
 
     def strata(self, y: np.ndarray) -> np.ndarray:
         return np.asarray(y)
@@ -573,26 +704,8 @@ class Binary(Objective):
             out[f"rule:{rule.column}"] = rule_scores(frame[rule.column], rule)
         return out
 
-    def worse_by(self, reference: float, found: float, name: str | None = None) -> float:
-        judged = self.metric(name or self.FLOOR_METRIC)
-        return judged.oriented(reference) - judged.oriented(found)
-
-    def live_drop_limit(self, cfg: MonitorParams) -> float:
-        return cfg.max_roc_auc_drop
-
     def slice_facts(self, y: np.ndarray) -> dict[str, float]:
         return {"positive_rate": float(y.mean())}
-
-    def slice_check(
-        self, row: dict[str, Any], metrics: dict[str, float], cfg: EvaluateParams
-    ) -> tuple[bool, str]:
-        """The slice's ROC-AUC at least ``evaluate.slice_roc_auc_floor``."""
-        judged = self.metric(self.FLOOR_METRIC)
-        return (
-            row[judged.name] >= cfg.slice_roc_auc_floor,
-            f"slice {row['column']}={row['value']} ({row['rows']} rows) {judged.label} "
-            f"{row[judged.name]:.4f} vs floor {cfg.slice_roc_auc_floor}",
-        )
 
     def group_figures(self, y: np.ndarray, decision: np.ndarray) -> dict[str, float]:
         return {
@@ -647,6 +760,8 @@ class Regression(Objective):
 
     STORED_VALUES = None
 
+    COST_KEY = None
+
     STRATA = 5
     """A split and the folds stratify on this many quantile bins of the target."""
 
@@ -656,13 +771,7 @@ class Regression(Objective):
         return self.primary
 
     def floors(self) -> list[Floor]:
-        out = []
-        kpis = self.problem.kpis
-        bounds = kpis.bounds() if isinstance(kpis, Bounds) else {}
-        for key, value in bounds.items():
-            found = self.metric(key.rpartition("_")[0])
-            out.append(Floor(found, key, value, found.label))
-        return out
+        return bound_floors(self)
 
     # -- the target
     def read_target(self, values: pd.Series) -> pd.Series:
@@ -707,8 +816,8 @@ class Regression(Objective):
     def labels(self, values: pd.Series | np.ndarray) -> np.ndarray:
         return np.asarray(values, dtype=float)
 
-    def label_error(self, value: float) -> str | None:
-        return None if math.isfinite(value) else f"a label is a finite number, not {value!r}"
+    def label_error(self, value: Any) -> str | None:
+        return number_error(value)
 
     def stored(self, y: pd.Series) -> pd.Series:
         return y.astype("float64")
@@ -825,13 +934,13 @@ class Regression(Objective):
         return np.zeros(len(scores), dtype=int)  # no decision: the number is the answer
 
     def decision_rule(
-        self, y_valid: np.ndarray, scores: np.ndarray, cost: CostMatrix
-    ) -> tuple[float | None, float | None]:
+        self, y_valid: np.ndarray, scores: np.ndarray, cfg: EvaluateParams
+    ) -> tuple[None, None]:
         """No threshold: the number is the answer (``evaluate.cost`` does not apply)."""
         return None, None
 
     def expected_cost(
-        self, y: np.ndarray, scores: np.ndarray, threshold: float | None, cost: CostMatrix
+        self, y: np.ndarray, scores: np.ndarray, threshold: Any, cfg: EvaluateParams
     ) -> float | None:
         return None
 
@@ -931,15 +1040,398 @@ class Regression(Objective):
         ]
 
 
-OBJECTIVES: dict[str, type[Objective]] = {"binary": Binary, "regression": Regression}
+class Multiclass(Classifier):
+    """One of several classes: a probability per class (a score column each, in the order of
+    :attr:`classes`, the training split's sorted labels recorded with the model); the
+    decision is the most probable class."""
+
+    type = "multiclass"
+
+    SUMMARY = ("log_loss", "macro_f1", "accuracy", "roc_auc_ovr")
+    """Scored for each baseline, each slice and each tuning trial."""
+
+    FLOOR_METRIC = "roc_auc_ovr"
+    """The metric a slice's floor (``evaluate.slice_roc_auc_floor``), the live drop and the
+    shadow are judged on."""
+
+    IMPORTANCE_SCORER = "roc_auc_ovr"
+
+    ORACLE_COLUMN = "oracle_"
+    """The prefix of the simulator's columns of each class's true probability."""
+
+    STORED_VALUES = None
+
+    SIGNAL = ("roc_auc_ovr", "ROC-AUC (one vs rest)", "roc_auc_ovr")
+
+    XGBOOST = {"objective": "multi:softprob", "eval_metric": "mlogloss"}
+
+    HAS_CLASSES = True
+
+    COST_KEY = "evaluate.cost_matrix"
+
+    MAX_CLASSES = 50
+    """More distinct labels than this is a number or an identifier, not a class label."""
+
+    def __init__(self, problem: ProblemParams, classes: list[str] | None = None) -> None:
+        super().__init__(problem)
+        self.classes = None if classes is None else tuple(str(c) for c in classes)
+
+    def for_labels(self, y: pd.Series) -> Objective:
+        return Multiclass(self.problem, sorted(pd.Series(y).dropna().astype(str).unique()))
+
+    @property
+    def known(self) -> tuple[str, ...]:
+        """:attr:`classes`, which a step binds before it needs them."""
+        if self.classes is None:
+            raise RuntimeError("the multiclass objective's classes are not bound (for_labels)")
+        return self.classes
+
+    @property
+    def lift_metric(self) -> Metric:
+        """The primary metric: the class prior is a probability per class, as the model's."""
+        return self.primary
+
+    def floors(self) -> list[Floor]:
+        return bound_floors(self)
+
+    # -- the target
+    def read_target(self, values: pd.Series) -> pd.Series:
+        """The labels as text (``"2.0"`` read as ``"2"``, spaces trimmed), each alias of
+        ``problem.class_aliases`` replaced by its class; a blank is unlabelled."""
+        codes, uniques = pd.factorize(values, use_na_sentinel=True)
+        aliases = self.problem.class_aliases
+        names = []
+        for u in uniques:
+            text = str(u).strip()
+            try:
+                number = float(text)
+                text = str(int(number)) if number.is_integer() else text
+            except ValueError:
+                pass
+            names.append(aliases.get(text, text) if text else None)
+        table = pd.array([*names, None], dtype="string")
+        return pd.Series(table[codes], index=values.index)  # code -1 (missing) takes the last
+
+    def check_target(self, values: pd.Series) -> pd.Series:
+        cfg = self.problem
+        y = self.read_target(values)
+        labels = sorted(y.dropna().unique())
+        if len(labels) < 3:
+            raise TargetError(
+                "several classes",
+                f"'{cfg.target}' holds {len(labels)} class(es) ({labels[:10]}): set "
+                "problem.type: binary and problem.positive_label for a yes/no outcome",
+            )
+        if len(labels) > self.MAX_CLASSES:
+            raise TargetError(
+                "several classes",
+                f"'{cfg.target}' holds {len(labels)} distinct values ({labels[:10]}...): more "
+                f"than {self.MAX_CLASSES} classes is a number or an identifier; set "
+                "problem.type: regression for a number, or merge classes with "
+                "problem.class_aliases",
+            )
+        return y
+
+    def labels(self, values: pd.Series | np.ndarray) -> np.ndarray:
+        """Each label's class index; -1 for a label the model never saw (:meth:`unseen`).
+        Numbers are indices already (the prediction log's labels, :meth:`label_value`)."""
+        values = pd.Series(values)
+        if pd.api.types.is_numeric_dtype(values):
+            return values.to_numpy(dtype=int)
+        index = {c: k for k, c in enumerate(self.known)}
+        text = values.astype("string")
+        return text.map(index).fillna(-1).to_numpy(dtype=int)
+
+    def unseen(self, values: pd.Series | np.ndarray) -> dict[str, int]:
+        """The labels among ``values`` that are not a class of the model, with their rows."""
+        text = pd.Series(values).dropna().astype(str)
+        counts = text[~text.isin(self.known)].value_counts()
+        return {str(k): int(v) for k, v in sorted(counts.items())}
+
+    def per_class(self, y: np.ndarray, decision: np.ndarray) -> dict[str, dict[str, float]] | None:
+        from sklearn.metrics import precision_recall_fscore_support
+
+        k = range(len(self.known))
+        p, r, f, n = precision_recall_fscore_support(y, decision, labels=list(k), zero_division=0)
+        return {
+            c: {
+                "precision": round(float(p[i]), 6),
+                "recall": round(float(r[i]), 6),
+                "f1": round(float(f[i]), 6),
+                "rows": int(n[i]),
+            }
+            for i, c in enumerate(self.known)
+        }
+
+    LOG_HOLDS_SCORES = False
+
+    def score_columns(self, scores: np.ndarray) -> dict[str, np.ndarray]:
+        return {f"prediction_{c}": scores[:, k] for k, c in enumerate(self.known)}
+
+    def window_scores(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame[[f"prediction_{c}" for c in self.known]].to_numpy(dtype=float)
+
+    def window_predictions(self, frame: pd.DataFrame) -> pd.Series:
+        names = np.asarray(self.known, dtype=object)
+        return pd.Series(names[frame["decision"].to_numpy(dtype=int)], index=frame.index)
+
+    def reference_columns(self, scores: np.ndarray, threshold: Any) -> dict[str, np.ndarray]:
+        names = np.asarray(self.known, dtype=object)
+        return {
+            "prediction": names[self.decide(scores, threshold)],
+            **self.score_columns(scores),
+        }
+
+    def oracle(self, frame: pd.DataFrame) -> np.ndarray | None:
+        columns = [f"{self.ORACLE_COLUMN}{c}" for c in self.known]
+        if any(c not in frame for c in columns) or frame[columns].isna().any().any():
+            return None
+        return frame[columns].to_numpy()
+
+    def label_error(self, value: Any) -> str | None:
+        if isinstance(value, str) and value in self.known:
+            return None
+        return f"a label is one of the classes {list(self.known)}, not {value!r}"
+
+    def label_value(self, value: Any) -> float:
+        return float(self.known.index(value))
+
+    def stored(self, y: pd.Series) -> pd.Series:
+        return y.astype("string")
+
+    def clean_facts(self, y: pd.Series) -> dict[str, float]:
+        shares = y.value_counts(normalize=True)
+        return {
+            "classes": int(len(shares)),
+            "rarest_class_share": round(float(shares.min()), 6) if len(shares) else float("nan"),
+        }
+
+    def target_facts(self, y: pd.Series) -> dict[str, Any]:
+        counts = y.dropna().value_counts()
+        return {"class_rows": {str(k): int(counts[k]) for k in sorted(counts.index)}}
+
+    def describe_target(self) -> str:
+        return "(one of several classes)"
+
+    def describe_facts(self, facts: dict[str, Any]) -> str:
+        rows = facts["class_rows"]
+        total = sum(rows.values()) or 1
+        return f"{len(rows)} classes: " + ", ".join(
+            f"`{c}` {n / total:.1%}" for c, n in rows.items()
+        )
+
+    # -- feasibility
+    def label_checks(self, y: pd.Series, cfg: FeasibilityParams) -> list[dict[str, Any]]:
+        """Every class with at least ``feasibility.min_minority_rows`` labelled rows; the
+        rarest is named, with the two ways out."""
+        counts = y.dropna().value_counts()
+        rare = counts[counts < cfg.min_minority_rows]
+        rarest = str(counts.idxmin()) if len(counts) else "?"
+        check: dict[str, Any] = {
+            "check": f"rows of the rarest class ({rarest})",
+            "value": int(counts.min()) if len(counts) else 0,
+            "threshold": cfg.min_minority_rows,
+            "passed": rare.empty,
+            "rule": ">=",
+        }
+        if not rare.empty:
+            named = ", ".join(f"'{c}' ({n} rows)" for c, n in rare.items())
+            common = str(counts.idxmax())
+            check["advice"] = (
+                f"too few rows of {named}: merge a rare class into another with "
+                f"problem.class_aliases (as in {{'{rare.index[0]}': '{common}'}}), or lower "
+                "feasibility.min_minority_rows"
+            )
+        return [check]
+
+    def feasibility_facts(self, y: pd.Series) -> dict[str, float]:
+        shares = y.dropna().value_counts(normalize=True)
+        return {"classes": float(len(shares)), "rarest_class_share": float(shares.min())}
+
+    def target_risks(self, facts: dict[str, float]) -> list[str]:
+        share = facts["rarest_class_share"]
+        if share < 0.05:
+            return [f"a rare class ({share:.1%} of the rows): watch its recall and macro-F1"]
+        return []
+
+    # -- the model
+    def linear_terms(self, model: Any) -> tuple[np.ndarray, np.ndarray] | None:
+        """A multinomial model's weights (a row per class) and intercepts."""
+        coef = getattr(model, "coef_", None)
+        if coef is None or np.ndim(coef) != 2 or len(coef) != len(self.known):
+            return None
+        return np.asarray(coef, dtype=float), np.asarray(model.intercept_, dtype=float)
+
+    def scores(self, model: Any, X: Any) -> np.ndarray:
+        """The probability of each class, a column each (:attr:`classes`' order)."""
+        return np.asarray(model.predict_proba(X), dtype=float)
+
+    def link(self, margin: np.ndarray) -> np.ndarray:
+        """The soft-max of each row's margins."""
+        z = np.asarray(margin, dtype=float)
+        z = np.exp(z - z.max(axis=-1, keepdims=True))
+        return z / z.sum(axis=-1, keepdims=True)
+
+    def decide(self, scores: np.ndarray, threshold: Any) -> np.ndarray:
+        """The index of the most probable class; with a cost table (``threshold``, true
+        class by row), of the class whose expected cost is least."""
+        scores = np.asarray(scores, dtype=float)
+        if threshold is None:
+            return np.argmax(scores, axis=-1)
+        return np.argmin(scores @ np.asarray(threshold, dtype=float), axis=-1)
+
+    def answer(self, score: Any, threshold: Any) -> dict[str, Any]:
+        p = np.asarray(score, dtype=float)
+        return {
+            "label": self.known[int(self.decide(p, threshold))],
+            "probabilities": {c: round(float(v), 6) for c, v in zip(self.known, p, strict=True)},
+        }
+
+    def output_columns(self, scores: np.ndarray, threshold: float | None) -> dict[str, np.ndarray]:
+        names = np.asarray(self.known, dtype=object)
+        return {
+            "label": names[self.decide(scores, threshold)],
+            **{f"probability_{c}": scores[:, k] for k, c in enumerate(self.known)},
+        }
+
+    def logged_decisions(self, scores: np.ndarray, threshold: float | None) -> np.ndarray:
+        return self.decide(np.asarray(scores), threshold)
+
+    def logged_scores(self, scores: Any) -> Any:
+        return np.asarray(scores, dtype=float).max(axis=-1).tolist()
+
+    def cost_table(self, cfg: EvaluateParams) -> list[list[float]] | None:
+        """``evaluate.cost_matrix`` as a table in the classes' order (true class by row,
+        predicted class by column); None when not set.
+
+        Raises
+        ------
+        ValueError
+            Naming the classes the matrix leaves out or does not know.
+        """
+        given = cfg.cost_matrix
+        if given is None:
+            return None
+        wanted = set(self.known)
+        rows_missing = sorted(wanted - set(given))
+        cells_missing = sorted(
+            {c for row in given.values() for c in wanted - set(row)} if given else wanted
+        )
+        unknown = sorted(
+            (set(given) | {c for row in given.values() for c in row}) - wanted, key=str
+        )
+        if rows_missing or cells_missing or unknown:
+            raise ValueError(
+                "evaluate.cost_matrix needs a cost for every true class (a key) and every "
+                f"predicted class (a key of each row) among {list(self.known)}"
+                + (f"; true classes missing: {rows_missing}" if rows_missing else "")
+                + (f"; predicted classes missing: {cells_missing}" if cells_missing else "")
+                + (f"; not classes of the training split: {unknown}" if unknown else "")
+            )
+        return [[float(given[t][p]) for p in self.known] for t in self.known]
+
+    def decision_rule(
+        self, y_valid: np.ndarray, scores: np.ndarray, cfg: EvaluateParams
+    ) -> tuple[list[list[float]] | None, float | None]:
+        """``evaluate.cost_matrix`` in the classes' order (the decision: least expected
+        cost), and its expected cost on validation; without it, the most probable class."""
+        table = self.cost_table(cfg)
+        if table is None:
+            return None, None
+        return table, self.expected_cost(y_valid, scores, table, cfg)
+
+    def expected_cost(
+        self, y: np.ndarray, scores: np.ndarray, threshold: Any, cfg: EvaluateParams
+    ) -> float | None:
+        if threshold is None:
+            return None
+        y = np.asarray(y)
+        return float(np.mean(np.asarray(threshold)[y, self.decide(scores, threshold)]))
+
+    def rule_fields(self, threshold: Any) -> dict[str, Any]:
+        return {}  # the answer's label is the decision, whichever rule made it
+
+    def describe_rule(self, threshold: Any) -> tuple[str, str] | None:
+        if threshold is None:
+            return "Decision", "the most probable class"
+        return "Decision", "the class of least expected cost under evaluate.cost_matrix"
+
+    def strata(self, y: np.ndarray) -> np.ndarray:
+        """The class (a missing label is a stratum of its own)."""
+        return pd.Series(y).astype("string").fillna("").to_numpy(dtype=object)
+
+    def judgeable(self, y: np.ndarray) -> bool:
+        """Two classes or more among ``y``."""
+        return len(np.unique(y)) >= 2
+
+    def baseline_scores(
+        self, frame: pd.DataFrame, train: pd.DataFrame | None = None
+    ) -> dict[str, np.ndarray]:
+        """The class prior: each class's share of ``train``'s labelled rows (``frame``'s own
+        when not given), the same for every row."""
+        fit_on = frame if train is None else train
+        y = self.labels(fit_on[self.problem.target])
+        counts = np.bincount(y[y >= 0], minlength=len(self.known)).astype(float)
+        prior = (counts + 1e-9) / (counts + 1e-9).sum()
+        return {"class_prior": np.tile(prior, (len(frame), 1))}
+
+    # -- slices and fairness
+    def slice_facts(self, y: np.ndarray) -> dict[str, float]:
+        y = np.asarray(y)
+        return {"classes": int(len(np.unique(y)))}
+
+    GROUP_CLASS_ROWS = 30
+    """A class's recall in a group is judged from this many of its rows in the group (fewer:
+    too noisy to compare, left out of the gap)."""
+
+    def group_figures(self, y: np.ndarray, decision: np.ndarray) -> dict[str, float]:
+        """Each class's recall in the group (nan for a class with too few rows in it)."""
+        y, decision = np.asarray(y), np.asarray(decision)
+        return {
+            f"recall_{c}": float(np.mean(decision[y == k] == k))
+            if (y == k).sum() >= self.GROUP_CLASS_ROWS
+            else math.nan
+            for k, c in enumerate(self.known)
+        }
+
+    def fairness_gaps(self, groups: list[dict[str, Any]]) -> dict[str, float]:
+        """The largest gap in a class's recall between groups (classes every group has)."""
+        gaps = {}
+        for c in self.known:
+            found = [g[f"recall_{c}"] for g in groups if not math.isnan(g[f"recall_{c}"])]
+            if len(found) >= 2:
+                gaps[c] = max(found) - min(found)
+        worst = max(gaps, key=gaps.__getitem__) if gaps else None
+        return {"recall_gap": gaps[worst] if worst else 0.0, "recall_gap_class": worst}
+
+    def fairness_checks(
+        self, judged: dict[str, Any], limits: FairnessLimits
+    ) -> list[tuple[bool, str]]:
+        f, lim = judged, limits
+        return [
+            (
+                f["recall_gap"] <= lim.max_tpr_gap,
+                f"{f['column']}: recall gap {f['recall_gap']:.4f} (class "
+                f"{f['recall_gap_class']}) vs limit {lim.max_tpr_gap}",
+            )
+        ]
+
+
+OBJECTIVES: dict[str, type[Objective]] = {
+    "binary": Binary,
+    "regression": Regression,
+    "multiclass": Multiclass,
+}
 """Each ``problem.type``'s objective."""
 
 
-def objective_for(problem: ProblemParams | None) -> Objective:
-    """The objective of ``problem``'s type (``problem.type``).
+def objective_for(problem: ProblemParams | None, classes: list[str] | None = None) -> Objective:
+    """The objective of ``problem``'s type (``problem.type``); a multiclass one with the
+    ``classes`` recorded with its model (``models/model_meta.json``, the card), or bound
+    later (:meth:`Objective.for_labels`).
 
     ``None``: a model built outside a project (a test, a benchmark) is binary, with the
     default KPI options."""
     if problem is None:
         return Binary(ProblemParams(target="label", positive_label=1))
-    return OBJECTIVES[problem.type](problem)
+    return OBJECTIVES[problem.type](problem, classes)

@@ -19,9 +19,10 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.pipeline import Pipeline
 
+from tasks.core.config import ProblemParams
 from tasks.core.io import iter_parts
 from tasks.core.ml.models import model_matrix
-from tasks.core.ml.objective import Objective
+from tasks.core.ml.objective import Objective, objective_for
 
 
 class _Parts(xgb.DataIter):
@@ -121,6 +122,15 @@ def predict_parts(
             for part in iter_parts(path)
         ]
     )
+
+
+def training_objective(path: Path, problem: ProblemParams) -> Objective:
+    """``problem``'s objective, its classes (multiclass) the sorted labels of the training
+    split at ``path`` (its target column only is read)."""
+    objective = objective_for(problem)
+    if not objective.HAS_CLASSES:
+        return objective
+    return objective.for_labels(pd.read_parquet(path, columns=[problem.target])[problem.target])
 
 
 def target_column(path: Path, objective: Objective) -> np.ndarray:

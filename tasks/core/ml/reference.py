@@ -16,7 +16,7 @@ import pandas as pd
 from tasks.core.config import Params
 from tasks.core.io import sample_positions
 from tasks.core.ml.models import model_inputs
-from tasks.core.ml.objective import objective_for
+from tasks.core.ml.objective import Objective, objective_for
 
 MIN_REFERENCE_ROWS = 500
 
@@ -48,11 +48,15 @@ def reference_from(
     rows_of: Callable[[str, np.ndarray], pd.DataFrame],
     model: Any,
     params: Params,
+    objective: Objective | None = None,
+    threshold: Any = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """:func:`reference_sample` from splits that need not be in memory.
 
     ``sizes``: rows per split; ``rows_of(split, positions)``: those rows of a split. The
-    sample is the one ``DataFrame.sample`` draws from the splits put together.
+    sample is the one ``DataFrame.sample`` draws from the splits put together. ``objective``:
+    the model's (multiclass: with its classes), by default the problem's; ``threshold``: its
+    decision rule (multiclass: the decided class is kept).
     """
     cfg = params.promote
     split = cfg.reference_split
@@ -67,9 +71,11 @@ def reference_from(
         pieces.append(rows_of(name, drawn[mine] - offset).set_axis(np.flatnonzero(mine)))
         offset += sizes[name]
     sample = pd.concat(pieces).sort_index()
-    X, _, _, _ = model_inputs(sample, params.problem)
-    scores = objective_for(params.problem).scores(model, X)
-    reference = sample.assign(prediction=scores).reset_index(drop=True)
+    objective = objective or objective_for(params.problem)
+    X, _, _, _ = model_inputs(sample, params.problem, objective)
+    scores = objective.scores(model, X)
+    columns = objective.reference_columns(scores, threshold)
+    reference = sample.assign(**columns).reset_index(drop=True)
     record: dict[str, Any] = {"split": split, "rows": int(len(reference))}
     time_column = params.problem.time_column
     if time_column and time_column in sample:

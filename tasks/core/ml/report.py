@@ -67,6 +67,9 @@ def model_card(
             meta=meta,
             data=result["data"],
             version=version,
+            rule=objective.describe_rule(meta["threshold"]),
+            cost_key=objective.COST_KEY,
+            per_class=(result.get("per_class") or {}).get("model"),
             env_hash=env_hash,
             headline=headline,
             test=t,
@@ -139,7 +142,9 @@ def curves(y: np.ndarray, proba: np.ndarray, decision: np.ndarray, root: Path) -
             frame.round(6).to_csv(tmp, index=False)
 
 
-def binary_plots(y: np.ndarray, scores: np.ndarray, decision: np.ndarray, root: Path) -> None:
+def binary_plots(
+    _: Objective, y: np.ndarray, scores: np.ndarray, decision: np.ndarray, root: Path
+) -> None:
     """A binary model's ``dvc plots`` curves and its figure."""
     curves(y, scores, decision, root)
     figures(y, scores, decision, root / PATHS.figures_dir)
@@ -149,7 +154,9 @@ PLOT_ROWS = 2000
 """A regression plot draws at most this many test rows (a seeded, even sample)."""
 
 
-def regression_plots(y: np.ndarray, predicted: np.ndarray, _: np.ndarray, root: Path) -> None:
+def regression_plots(
+    _: Objective, y: np.ndarray, predicted: np.ndarray, __: np.ndarray, root: Path
+) -> None:
     """A regression model's ``dvc plots`` files (predicted against actual, residuals against
     predicted) and its figure: those two and the residuals' distribution."""
     import matplotlib
@@ -179,6 +186,57 @@ def regression_plots(y: np.ndarray, predicted: np.ndarray, _: np.ndarray, root: 
     axes[1].set(title="Residuals", xlabel="predicted", ylabel="actual - predicted")
     axes[2].hist(residual, bins=50)
     axes[2].set(title="Residual distribution", xlabel="actual - predicted", ylabel="rows")
+    fig.tight_layout()
+    folder = root / PATHS.figures_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "evaluation.png") as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+
+
+def multiclass_plots(
+    objective: Objective, y: np.ndarray, proba: np.ndarray, decision: np.ndarray, root: Path
+) -> None:
+    """A multiclass model's ``dvc plots`` files (the confusion matrix by class name, the
+    top-label calibration) and its figure: those two and each class's precision and recall."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import precision_recall_fscore_support
+
+    names = np.asarray(objective.known, dtype=object)
+    k = len(names)
+    top = proba.max(axis=1)
+    right = (decision == y).astype(float)
+    observed, predicted = calibration_curve(right, top, n_bins=10, strategy="quantile")
+    with atomic_path(root / PATHS.confusion_csv) as tmp:
+        pd.DataFrame({"actual": names[y], "predicted": names[decision]}).to_csv(tmp, index=False)
+    with atomic_path(root / PATHS.top_calibration_csv) as tmp:
+        pd.DataFrame({"mean_top_probability": predicted, "observed_accuracy": observed}).round(
+            6
+        ).to_csv(tmp, index=False)
+    cm = confusion_matrix(y, decision, labels=range(k))
+    precision, recall, _, _ = precision_recall_fscore_support(
+        y, decision, labels=range(k), zero_division=0
+    )
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), dpi=90)
+    axes[0].imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        shade = "white" if v > cm.max() / 2 else "black"
+        axes[0].text(j, i, str(v), ha="center", va="center", color=shade)
+    axes[0].set(title="Confusion matrix", xlabel="predicted", ylabel="actual")
+    axes[0].set_xticks(range(k), names, rotation=45, ha="right")
+    axes[0].set_yticks(range(k), names)
+    axes[1].plot(predicted, observed, marker="o")
+    axes[1].plot([0, 1], [0, 1], ":", color="grey")
+    axes[1].set(title="Top-label calibration", xlabel="top probability", ylabel="accuracy")
+    at = np.arange(k)
+    axes[2].bar(at - 0.2, precision, 0.4, label="precision")
+    axes[2].bar(at + 0.2, recall, 0.4, label="recall")
+    axes[2].set_xticks(at, names, rotation=45, ha="right")
+    axes[2].set(title="Per class", ylim=(0, 1))
+    axes[2].legend()
     fig.tight_layout()
     folder = root / PATHS.figures_dir
     folder.mkdir(parents=True, exist_ok=True)
@@ -225,14 +283,32 @@ PLOT_FILES: dict[str, list[dict[str, dict[str, str]]]] = {
             }
         },
     ],
+    "multiclass": [
+        {
+            PATHS.confusion_csv: {
+                "template": "confusion",
+                "x": "actual",
+                "y": "predicted",
+                "title": "Confusion matrix, most probable class (test)",
+            }
+        },
+        {
+            PATHS.top_calibration_csv: {
+                "x": "mean_top_probability",
+                "y": "observed_accuracy",
+                "title": "Top-label calibration (test)",
+            }
+        },
+    ],
 }
 """The ``dvc plots`` files each problem type's evaluation writes, as the evaluate stage of
 ``dvc.yaml`` declares them (``python -m flows.runtime.plots`` writes that list)."""
 
 
-PLOTS: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, Path], None]] = {
+PLOTS: dict[str, Callable[[Objective, np.ndarray, np.ndarray, np.ndarray, Path], None]] = {
     "binary": binary_plots,
     "regression": regression_plots,
+    "multiclass": multiclass_plots,
 }
 """What a run draws for each problem type: its ``dvc plots`` files and figures."""
 
@@ -241,4 +317,4 @@ def draw(
     objective: Objective, y: np.ndarray, scores: np.ndarray, decision: np.ndarray, root: Path
 ) -> None:
     """The problem type's plots and figures of the sealed test set (:data:`PLOTS`)."""
-    PLOTS[objective.type](y, scores, decision, root)
+    PLOTS[objective.type](objective, y, scores, decision, root)

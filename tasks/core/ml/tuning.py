@@ -54,6 +54,13 @@ class Tuning:
     problem: ProblemParams
     cfg: TrainParams
     max_categories: int
+    classes: tuple[str, ...] | None = None
+    """The training split's classes (multiclass), recorded with the model."""
+
+    @property
+    def objective(self) -> Objective:
+        """The problem's objective, with the training split's classes."""
+        return objective_for(self.problem, self.classes)
 
     @classmethod
     def of(cls, params: Params) -> "Tuning":
@@ -94,7 +101,7 @@ def trial_score(
     """
     number, config = job
     started = time.perf_counter()
-    objective = objective_for(tuning.problem)
+    objective = tuning.objective
     pipeline = build_pipeline(
         kind,
         data["numeric"],
@@ -149,7 +156,7 @@ def dask_xgboost_trials(
     trial trains across all workers, stops early on validation, and becomes the problem
     type's plain XGBoost estimator in the usual pipeline, stored and served like any other.
     """
-    objective = objective_for(tuning.problem)
+    objective = tuning.objective
     for number, config in enumerate(configs):
         started = time.perf_counter()
         model = objective.dask_xgboost(
@@ -244,12 +251,12 @@ def tune_in_parts(
     the shared storage as one partition once preprocessed; other kinds run here.
     """
     problem, cfg = tuning.problem, tuning.cfg
-    objective = objective_for(problem)
+    objective = tuning.objective
     max_categories = tuning.max_categories
     train_path, valid_path = root / PATHS.train, root / PATHS.valid
     n_rows = parquet_rows(train_path)
     sample = take_rows(train_path, sample_positions(n_rows, cfg.in_memory_rows, cfg.random_state))
-    X_sample, y_sample, numeric, categorical = model_inputs(sample, problem)
+    X_sample, y_sample, numeric, categorical = model_inputs(sample, problem, objective)
     del sample
     log.info(
         "training split of %d rows, over train.in_memory_rows (%d): %s",
@@ -333,11 +340,11 @@ def tune(
     here, which gives the same model.
     """
     problem, cfg = tuning.problem, tuning.cfg
-    objective = objective_for(problem)
+    objective = tuning.objective
     max_categories = tuning.max_categories
     eng = eng or Engine(ComputeParams())
-    X_train, y_train, numeric, categorical = model_inputs(train, problem)
-    X_valid, y_valid, _, _ = model_inputs(valid, problem)
+    X_train, y_train, numeric, categorical = model_inputs(train, problem, objective)
+    X_valid, y_valid, _, _ = model_inputs(valid, problem, objective)
     data = {
         "X_train": X_train,
         "y_train": y_train,

@@ -107,7 +107,7 @@ def feature_block(
 ) -> pd.DataFrame:
     """The audit rows of the feature checks, from a sample of the training rows."""
     post = set(problem.post_outcome_columns)
-    objective = objective_for(problem)
+    objective = objective_for(problem).for_labels(train[problem.target])
     y = objective.labels(train[problem.target])
     score = SINGLE_FEATURE[objective.type].score
     return pd.DataFrame(

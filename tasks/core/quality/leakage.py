@@ -209,6 +209,16 @@ def single_feature_r2(values: pd.Series, y: np.ndarray, seed: int) -> float:
     return max(0.0, 1.0 - float(((y - predicted) ** 2).sum()) / spread)
 
 
+def single_feature_auc_ovr(values: pd.Series, y: np.ndarray, seed: int) -> float:
+    """The highest one-vs-rest ROC-AUC of one feature alone over the classes (class
+    indices ``y``): a feature that alone singles out one class gives it away."""
+    y = np.asarray(y)
+    return max(
+        (single_feature_auc(values, (y == k).astype(int), seed) for k in np.unique(y)),
+        default=0.5,
+    )
+
+
 @dataclass(frozen=True)
 class SingleFeatureCheck:
     """The leakage audit's single-feature check of a problem type: what one column alone
@@ -222,6 +232,9 @@ class SingleFeatureCheck:
 SINGLE_FEATURE = {
     "binary": SingleFeatureCheck("ROC-AUC", "max_single_feature_auc", single_feature_auc),
     "regression": SingleFeatureCheck("R²", "max_single_feature_r2", single_feature_r2),
+    "multiclass": SingleFeatureCheck(
+        "ROC-AUC (one vs rest)", "max_single_feature_auc", single_feature_auc_ovr
+    ),
 }
 """Each problem type's single-feature check (the audit frame's ``feature_auc`` column holds
 its score, whatever the type)."""
