@@ -23,6 +23,7 @@ emits ``churn.model.rolled-back``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import sys
 from pathlib import Path
@@ -39,13 +40,13 @@ from scoring.store import open_store
 from tasks.core.config import Params, ProblemParams, load_params
 from tasks.core.env import telemetry_off
 from tasks.core.io import read_json, write_json, write_text
-from tasks.core.ml.objective import objective_for
+from tasks.core.ml.objective import Objective, objective_for
 from tasks.core.paths import MONITORING_REPORTS, PATHS
 from tasks.core.quality.pages import evidently_html
 from tasks.core.quality.suites import suite_path_for
 from tasks.core.quality.validation import read_suite_file
 from tasks.core.serving.registry import open_registry, registry_dir
-from tasks.monitor import checks, drift, estimate, loss_estimate, policy
+from tasks.monitor import checks, class_estimate, drift, estimate, loss_estimate, policy
 
 ALERT_EVENT = "churn.monitoring.alert"
 ROLLBACK_EVENT = "churn.model.rolled-back"
@@ -73,6 +74,7 @@ def evidently_project(workspace_dir: Path, kind: str = "binary") -> tuple[Any, A
 
 ESTIMATE_PANEL = "ROC-AUC estimated before the labels (CBPE), and realised"
 REGRESSION_ESTIMATE_PANEL = "MAE estimated before the labels (DLE), and realised"
+MULTICLASS_ESTIMATE_PANEL = "Macro-F1 estimated before the labels (CBPE), and realised"
 
 
 def add_panels(project: Any, kind: str = "binary") -> None:
@@ -98,7 +100,19 @@ def add_panels(project: Any, kind: str = "binary") -> None:
         ],
         "Drifted features": [metric("count", "DriftedColumnsCount", {"value_type": "count"})],
     }
-    if kind == "regression":
+    if kind == "multiclass":
+        f1 = metric("realised (labels arrived)", "F1Score", {})
+        panels |= {
+            "Live accuracy and macro-F1 (labelled requests)": [
+                metric("accuracy", "Accuracy", {}),
+                metric("macro-F1", "F1Score", {}),
+            ],
+            "Predicted class mix drift": [
+                metric("distance", "ValueDrift", {"column": drift.PREDICTION})
+            ],
+            MULTICLASS_ESTIMATE_PANEL: [*band("macro_f1"), f1],
+        }
+    elif kind == "regression":
         mae = metric("realised (labels arrived)", "MAE", {"value_type": "mean"})
         panels |= {
             "Live MAE and RMSE (labelled requests)": [
@@ -187,13 +201,14 @@ def _markdown(summary: dict[str, Any]) -> str:
 
 @task(name="drift", cache_policy=NO_CACHE)
 def check_drift(
-    window: pd.DataFrame, champion: Any, cfg: Any, end: dt.datetime
+    window: pd.DataFrame, champion: Any, cfg: Any, end: dt.datetime, objective: Objective
 ) -> drift.DriftResult | None:
-    """Data and prediction drift of the window against the champion's reference sample."""
+    """Data and prediction drift of the window against the champion's reference sample
+    (the prediction: the score, or a multiclass model's decided class)."""
     if window.empty:
         return None
     card = champion.card
-    current = window.rename(columns={"score": drift.PREDICTION})
+    current = window.assign(**{drift.PREDICTION: objective.window_predictions(window)})
     return drift.drift_check(
         champion.reference(),
         current,
@@ -205,10 +220,12 @@ def check_drift(
 
 
 @task(name="live-performance", cache_policy=NO_CACHE)
-def check_live_performance(served: pd.DataFrame, champion: Any, params: Any) -> dict[str, Any]:
+def check_live_performance(
+    served: pd.DataFrame, champion: Any, params: Any, objective: Objective
+) -> dict[str, Any]:
     """The objective's summary metrics on the labels that arrived, against the KPI floors and
     the card."""
-    objective, cfg = objective_for(params.problem), params.monitor
+    cfg = params.monitor
     floors = {f.metric.name: f.value for f in objective.floors()}
     tested = (champion.card.get("metrics") or {}).get("test", {})
     return checks.live_performance(
@@ -223,12 +240,17 @@ def check_live_performance(served: pd.DataFrame, champion: Any, params: Any) -> 
 
 @task(name="estimated-performance", cache_policy=NO_CACHE)
 def check_estimated_performance(
-    window: pd.DataFrame, served: pd.DataFrame, champion: Any, params: Any
+    window: pd.DataFrame, served: pd.DataFrame, champion: Any, params: Any, objective: Objective
 ) -> dict[str, Any]:
     """The window's performance estimated before its labels arrive: a classifier's ROC-AUC
-    and cost from its scores (CBPE), a regression's MAE and RMSE from its inputs and
+    and cost from its scores (CBPE), a multiclass one's accuracy and macro-F1 from its
+    probabilities (multiclass CBPE), a regression's MAE and RMSE from its inputs and
     predictions (DLE)."""
     kind = params.problem.type
+    if kind == "multiclass":
+        return class_estimate.window_estimate(
+            window, served, champion.reference(), champion.card, objective, params.monitor
+        )
     if kind == "regression":
         return loss_estimate.window_estimate(
             window,
@@ -275,7 +297,11 @@ def check_unseen_categories(window: pd.DataFrame, champion: Any) -> dict[str, An
 
 @task(name="shadow", cache_policy=NO_CACHE)
 def check_shadow(
-    labelled: pd.DataFrame, champion: str, previous: str | None, params: Any
+    labelled: pd.DataFrame,
+    champion: str,
+    previous: str | None,
+    params: Any,
+    objective: Objective,
 ) -> dict[str, Any]:
     """The champion against the previous one on the same labelled requests."""
     cfg = params.monitor
@@ -285,7 +311,7 @@ def check_shadow(
         previous,
         cfg.min_labelled_rows,
         cfg.rollback_margin,
-        objective_for(params.problem),
+        objective,
     )
 
 
@@ -407,6 +433,7 @@ def monitoring(
         logger.warning("no champion model yet: nothing to monitor (run `make run` first)")
         return {"verdict": "no champion"}
     params = served_problem(params, champion.card)
+    objective = objective_for(params.problem, champion.card.get("classes"))
     end = dt.datetime.fromisoformat(now) if now else dt.datetime.now(dt.timezone.utc)
     end = end if end.tzinfo else end.replace(tzinfo=dt.timezone.utc)
     start = end - dt.timedelta(hours=window_hours or cfg.window_hours)
@@ -432,14 +459,19 @@ def monitoring(
         len(labelled),
     )
 
-    drift_result = check_drift(window, champion, cfg, end)
-    drifted = drift_result.summary if drift_result else None
     served = labelled[labelled["model_version"] == champion.version] if len(labelled) else labelled
-    perf = check_live_performance(served, champion, params)
-    estimated = check_estimated_performance(window, served, champion, params)
+    model = functools.cache(lambda: registry.load(champion))  # multiclass only: see below
+    window, served = (  # each class's probability, when the log keeps the top one only
+        checks.with_class_scores(frame, model, champion.card, objective)
+        for frame in (window, served)
+    )
+    drift_result = check_drift(window, champion, cfg, end, objective)
+    drifted = drift_result.summary if drift_result else None
+    perf = check_live_performance(served, champion, params, objective)
+    estimated = check_estimated_performance(window, served, champion, params, objective)
     quality = check_input_quality(window, root, params)
     previous = registry.aliases().get("previous_champion")
-    shadow = check_shadow(labelled, champion.version, previous, params)
+    shadow = check_shadow(labelled, champion.version, previous, params, objective)
     unseen = check_unseen_categories(window, champion)
     reasons = policy.alert_reasons(drifted, perf, len(window), cfg, quality, unseen, estimated)
     service["alerts"] = check_service(service, champion.version, end, cfg)

@@ -13,6 +13,21 @@ from tasks.core.ml.objective import Objective, objective_for
 from tasks.monitor.drift import sample_rows
 
 
+def with_class_scores(
+    frame: pd.DataFrame, load_model: Any, card: dict[str, Any], objective: Objective
+) -> pd.DataFrame:
+    """Logged predictions with every score the metrics need: as logged, unless the log
+    keeps only part of it (multiclass: each class's probability is recomputed by the model,
+    ``load_model()``, from the logged inputs: the same model on the same inputs gives the
+    probabilities it served)."""
+    if objective.LOG_HOLDS_SCORES or frame.empty:
+        return frame
+    from tasks.core.ml.models import model_matrix
+
+    X = model_matrix(frame, card["numeric_features"], card["categorical_features"])
+    return frame.assign(**objective.score_columns(objective.scores(load_model(), X)))
+
+
 def live_performance(
     window: pd.DataFrame,
     floors: dict[str, float],
@@ -46,7 +61,7 @@ def live_performance(
             "live performance not judged"
         )
         return out
-    scores = labelled["score"].to_numpy(dtype=float)
+    scores = objective.window_scores(labelled)
     out["evaluated"] = True
     out["figures"] = list(objective.SUMMARY)
     out.update({m: objective.score(m, y, scores) for m in objective.SUMMARY})
@@ -101,11 +116,33 @@ def performance_snapshot(
     labelled: pd.DataFrame, timestamp: dt.datetime | None = None, kind: str = "binary"
 ) -> Any:
     """An Evidently snapshot of the live figures on the labelled requests (for the
-    dashboard): ROC-AUC for a classifier, MAE and RMSE for a regression."""
-    from evidently import BinaryClassification, DataDefinition, Dataset, Regression, Report
-    from evidently.metrics import MAE, RMSE, RocAuc
+    dashboard): ROC-AUC for a yes/no classifier, accuracy and macro-F1 for a multiclass one
+    (its ``decision``: the class index), MAE and RMSE for a regression."""
+    from evidently import (
+        BinaryClassification,
+        DataDefinition,
+        Dataset,
+        MulticlassClassification,
+        Regression,
+        Report,
+    )
+    from evidently.metrics import MAE, RMSE, Accuracy, F1Score, RocAuc
 
-    if kind == "regression":
+    if kind == "multiclass":
+        frame = pd.DataFrame(
+            {
+                "label": labelled["label"].astype(int).astype(str),
+                "predicted": labelled["decision"].astype(int).astype(str),
+            }
+        )
+        definition = DataDefinition(
+            categorical_columns=["label", "predicted"],
+            classification=[
+                MulticlassClassification(target="label", prediction_labels="predicted")
+            ],
+        )
+        metrics: list[Any] = [Accuracy(), F1Score()]
+    elif kind == "regression":
         frame = pd.DataFrame(
             {"label": labelled["label"].astype(float), "score": labelled["score"].astype(float)}
         )
@@ -113,7 +150,7 @@ def performance_snapshot(
             numerical_columns=["label", "score"],
             regression=[Regression(target="label", prediction="score")],
         )
-        metrics: list[Any] = [MAE(), RMSE()]
+        metrics = [MAE(), RMSE()]
     else:
         frame = pd.DataFrame(
             {"label": labelled["label"].astype(int), "score": labelled["score"].astype(float)}
@@ -150,6 +187,11 @@ def shadow_comparison(
     out: dict[str, Any] = {"champion": champion, "previous": previous, "rollback": False}
     if previous is None or window.empty or "shadow_version" not in window:
         out["note"] = "no previous champion scored in shadow"
+        return out
+    if not objective.LOG_HOLDS_SCORES:
+        out["note"] = (
+            f"a {objective.type} shadow is not judged: the log keeps its top probability only"
+        )
         return out
     rows = window[
         (window["model_version"] == champion)

@@ -25,6 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
+
+from tasks.core.ml.objective import Objective
+from tasks.monitor.drift import sample_rows
+from tasks.monitor.estimate import opened
 
 METHOD = "CBPE (NannyML, multiclass): one-vs-rest isotonic calibration on the reference sample"
 
@@ -113,12 +118,14 @@ def estimate(
     n_draws: int = 200,
     confidence: float = 0.95,
     seed: int = 0,
+    predicted: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Estimated accuracy and macro-F1 of a window's probabilities (a column per class),
-    with their bands, and the class mix the calibration expects."""
+    with their bands, and the class mix the calibration expects. ``predicted``: the
+    decided classes (default: the most probable)."""
     proba = np.asarray(proba, dtype=float)
     q = calibration(proba)
-    predicted = proba.argmax(axis=1)
+    predicted = proba.argmax(axis=1) if predicted is None else np.asarray(predicted, dtype=int)
     found = expected_figures(q, predicted)
     draws = _drawn(q, predicted, n_draws, seed)
     tail = (1 - confidence) / 2 * 100
@@ -140,3 +147,82 @@ def estimate(
         "confidence": confidence,
         "draws": n_draws,
     }
+
+
+def estimate_reasons(
+    found: dict[str, Any], tested: float | None, max_drop: float | None
+) -> list[str]:
+    """Why the estimate alone calls for attention: the estimated macro-F1 that far below
+    the champion's test figure (``monitor.max_estimated_roc_auc_drop``, in points)."""
+    if max_drop is None or tested is None or found.get("macro_f1") is None:
+        return []
+    drop = tested - found["macro_f1"]
+    if drop < max_drop:
+        return []
+    return [
+        f"estimated macro_f1 {found['macro_f1']:.4f} (CBPE, band {found['macro_f1_band']}) is "
+        f"{drop:.4f} below the champion's test macro-F1 {tested:.4f} (alert at a drop of "
+        f"{max_drop})"
+    ]
+
+
+def window_estimate(
+    window: pd.DataFrame,
+    labelled: pd.DataFrame,
+    reference: pd.DataFrame,
+    card: dict[str, Any],
+    objective: Objective,
+    cfg: Any,
+) -> dict[str, Any]:
+    """The monitoring flow's estimate of a multiclass champion: the window's accuracy and
+    macro-F1 before their labels, and, for the predictions whose labels arrived, the
+    estimate they had beside the realised figure.
+
+    ``window`` and ``labelled`` hold each class's probability (``objective.window_scores``);
+    the reference sample, its ``prediction_<class>`` columns and the target.
+    """
+    from sklearn.metrics import f1_score
+
+    out = opened(METHOD, "macro_f1", ["accuracy", "macro_f1"], len(window), cfg)
+    if "note" in out:
+        return out
+    target = objective.problem.target
+    y = objective.labels(reference[target]) if target in reference else np.array([], int)
+    known = (y >= 0) & reference[target].notna().to_numpy() if len(y) else y.astype(bool)
+    try:
+        calibration = calibrate_classes(objective.window_scores(reference)[known], y[known])
+    except ValueError as exc:
+        out["note"] = f"no estimate: {exc}"
+        return out
+    threshold = card.get("threshold")
+
+    def run(frame: pd.DataFrame, seed: int) -> dict[str, Any]:
+        proba = objective.window_scores(frame)
+        predicted = objective.decide(proba, threshold)
+        found = estimate(proba, calibration, cfg.estimate_draws, seed=seed, predicted=predicted)
+        for mix in ("expected_class_mix", "predicted_class_mix"):
+            found[mix] = dict(zip(objective.known, found[mix], strict=True))
+        found["f1_by_class"] = dict(zip(objective.known, found["f1_by_class"], strict=True))
+        return found
+
+    sample = sample_rows(window, cfg.max_window_rows, cfg.random_state)
+    out.update(run(sample, cfg.random_state), evaluated=True, calibration_rows=calibration.rows)
+    tested = ((card.get("metrics") or {}).get("test") or {}).get("macro_f1")
+    out["test_macro_f1"] = tested
+    out["reasons"] = estimate_reasons(out, tested, cfg.max_estimated_roc_auc_drop)
+    done = labelled[labelled["label"].notna()] if len(labelled) else labelled
+    if len(done) >= cfg.min_labelled_rows:
+        then = run(done, cfg.random_state + 1)
+        truth = objective.labels(done["label"])
+        decided = objective.decide(objective.window_scores(done), threshold)
+        k = list(range(len(objective.known)))
+        realised = float(f1_score(truth, decided, labels=k, average="macro", zero_division=0))
+        out["labelled"] = {
+            "metric": "macro_f1",
+            "rows": int(len(done)),
+            "estimated_macro_f1": then["macro_f1"],
+            "macro_f1_band": then["macro_f1_band"],
+            "realised_macro_f1": round(realised, 4),
+            "absolute_error": round(abs(then["macro_f1"] - realised), 4),
+        }
+    return out

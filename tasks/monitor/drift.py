@@ -93,6 +93,25 @@ def prediction_noise_floor(reference: np.ndarray, n: int, cfg: MonitorParams) ->
     return float(largest * NOISE_MARGIN * np.sqrt(1 + n / reference.size))
 
 
+def class_noise_floor(reference: np.ndarray, n: int, cfg: MonitorParams) -> float | None:
+    """:func:`prediction_noise_floor` for a predicted class (multiclass): the Jensen-Shannon
+    distance of the class mix that sampling ``n`` rows alone produces. None for methods other
+    than Jensen-Shannon."""
+    from scipy.spatial.distance import jensenshannon
+
+    if cfg.cat_method != "jensenshannon" or n < 1 or not reference.size:
+        return None
+    classes, counts = np.unique(reference.astype(str), return_counts=True)
+    if len(classes) < 2:
+        return None
+    share = counts / counts.sum()
+    rng = np.random.default_rng(cfg.random_state)
+    largest = max(
+        float(jensenshannon(share, rng.multinomial(n, share) / n)) for _ in range(NOISE_ROUNDS)
+    )
+    return float(largest * NOISE_MARGIN * np.sqrt(1 + n / reference.size))
+
+
 def drift_check(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -103,7 +122,9 @@ def drift_check(
 ) -> DriftResult:
     """Per-feature and prediction drift of ``current`` against ``reference``.
 
-    Both frames hold the model's input columns and a ``prediction`` column (the score).
+    Both frames hold the model's input columns and a ``prediction`` column: the score, or
+    the decided class of a multiclass model (its drift is the predicted class mix's, with
+    ``monitor.cat_method``).
     """
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import MeanValue, ValueDrift
@@ -131,13 +152,19 @@ def drift_check(
     cur = sample_rows(current[columns], cfg.max_window_rows, cfg.random_state + 1)
     for c in flat_now:  # float noise of 1e-16 would make a 10-bin histogram fail
         cur[c] = cur[c].where(cur[c].isna(), float(cur[c].median()))
-    for c in categorical:  # one category type on both sides, missing as its own value
+    classes = not pd.api.types.is_numeric_dtype(reference[PREDICTION])  # a predicted class
+    for c in [*categorical, PREDICTION] if classes else categorical:
+        # one category type on both sides, missing as its own value
         ref[c] = ref[c].astype("string").fillna("(missing)")
         cur[c] = cur[c].astype("string").fillna("(missing)")
     definition = DataDefinition(
-        numerical_columns=[*numeric, PREDICTION], categorical_columns=categorical
+        numerical_columns=numeric if classes else [*numeric, PREDICTION],
+        categorical_columns=[*categorical, PREDICTION] if classes else categorical,
     )
-    noise = prediction_noise_floor(ref[PREDICTION].to_numpy(dtype=float), len(cur), cfg)
+    if classes:
+        noise = class_noise_floor(ref[PREDICTION].to_numpy(), len(cur), cfg)
+    else:
+        noise = prediction_noise_floor(ref[PREDICTION].to_numpy(dtype=float), len(cur), cfg)
     thresholds = {
         **{c: cfg.drift_threshold for c in numeric + categorical},
         PREDICTION: max(cfg.prediction_drift_threshold, noise or 0.0),
@@ -157,10 +184,10 @@ def drift_check(
             ),
             ValueDrift(
                 column=PREDICTION,
-                method=cfg.num_method,
+                method=cfg.cat_method if classes else cfg.num_method,
                 threshold=cfg.prediction_drift_threshold,
             ),
-            MeanValue(column=PREDICTION),
+            *([] if classes else [MeanValue(column=PREDICTION)]),
         ]
     )
     snapshot = report.run(
@@ -191,9 +218,18 @@ def drift_check(
         "prediction_drifted": bool(distances.get(PREDICTION, 0.0) >= thresholds[PREDICTION]),
         "prediction_threshold": round(thresholds[PREDICTION], 5),
         "prediction_noise_floor": None if noise is None else round(noise, 5),
-        "prediction_mean": {
+    }
+    if classes:
+        summary["prediction_mix"] = {
+            side: {
+                str(k): round(float(v), 4)
+                for k, v in frame[PREDICTION].value_counts(normalize=True).sort_index().items()
+            }
+            for side, frame in (("reference", ref), ("current", cur))
+        }
+    else:
+        summary["prediction_mean"] = {
             "reference": float(np.mean(ref[PREDICTION])),
             "current": float(np.mean(cur[PREDICTION])),
-        },
-    }
+        }
     return DriftResult(snapshot, summary)
