@@ -174,7 +174,7 @@ def test_a_numeric_target_with_many_values_is_proposed_as_regression(tmp_path, c
 
     root = make_project(tmp_path / "proj", commit=False)
     write_csv("deliveries", root / "data" / "external")
-    pd.DataFrame({"a": range(30), "b": [f"w{i % 5}" for i in range(30)]}).to_csv(
+    pd.DataFrame({"a": range(30), "b": [i % 5 + 0.5 for i in range(30)]}).to_csv(
         root / "data" / "external" / "x.csv", index=False
     )
     cwd = os.getcwd()
@@ -187,7 +187,7 @@ def test_a_numeric_target_with_many_values_is_proposed_as_regression(tmp_path, c
         assert mismatch(root) is not None  # the binary plots are still declared
         declare_plots(root)  # what make init runs after WRITE=1 (make plots)
         assert main(["data/external/x.csv", "--target", "b"]) == 1
-        assert "5 distinct values that are not a quantity" in capsys.readouterr().err
+        assert "5 distinct values: neither a yes/no outcome" in capsys.readouterr().err
         assert main([file, "--target", "nope"]) == 1
     finally:
         os.chdir(cwd)
@@ -195,4 +195,38 @@ def test_a_numeric_target_with_many_values_is_proposed_as_regression(tmp_path, c
     assert params.problem.type == "regression" and params.problem.positive_label is None
     assert params.problem.primary_metric == "rmse" and params.problem.kpis.bounds() == {}
     assert params.choose.candidates == ["ridge", "random_forest", "xgboost"]
+    assert mismatch(root) is None
+
+
+def test_a_few_labels_or_codes_are_proposed_as_multiclass_and_say_why(tmp_path, capsys):
+    """hpc_data has no yes/no column: its ``class`` (four labels) is found by its name; WVS's
+    ``poverty`` is named; whole-number codes are classes too, decimals are not."""
+    from flows.runtime.plots import mismatch
+    from flows.runtime.plots import write as declare_plots
+
+    folder = tmp_path / "external"
+    hpc = proposal_for(write_csv("hpc", folder))
+    assert hpc["problem"]["type"] == "multiclass" and hpc["problem"]["target"] == "class"
+    assert "4 distinct labels (F, L, M, VF): one of several classes" in hpc["notes"][1]
+    assert hpc["problem"]["primary_metric"] == "log_loss" and hpc["problem"]["kpis"] == {}
+    assert hpc["choose"]["candidates"] == ["logistic_regression", "random_forest", "xgboost"]
+    codes = pd.DataFrame({"a": range(60), "grade": [i % 4 + 1 for i in range(60)]})
+    codes.to_csv(folder / "codes.csv", index=False)
+    frame, fmt = read(folder / "codes.csv")
+    found = propose(frame, fmt, "data/external/codes.csv", chosen="grade")
+    assert found["problem"]["type"] == "multiclass"
+    assert "4 distinct whole-number codes (1, 2, 3, 4)" in found["notes"][1]
+    root = make_project(tmp_path / "proj", commit=False)
+    write_csv("wvs", root / "data" / "external")
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert main(["data/external/wvs.csv", "--target", "poverty", "--write"]) == 0
+        assert "one of several classes, so problem.type multiclass" in capsys.readouterr().out
+        declare_plots(root)  # what make init runs after WRITE=1 (make plots)
+    finally:
+        os.chdir(cwd)
+    params = parse_params(yaml.safe_load((root / "params.yaml").read_text()))
+    assert params.problem.type == "multiclass" and params.problem.target == "poverty"
+    assert params.problem.positive_label is None and params.problem.kpis.bounds() == {}
     assert mismatch(root) is None

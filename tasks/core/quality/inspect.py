@@ -104,13 +104,26 @@ def target_candidates(frame: pd.DataFrame) -> list[str]:
     return sorted(binary, key=lambda c: (not TARGET_NAMES.search(str(c)), list(frame).index(c)))
 
 
+def class_candidates(frame: pd.DataFrame) -> list[str]:
+    """Columns of a few classes (:func:`problem_type_of`) with a target-like name, the
+    likeliest first (a name that only ends in ``y`` last)."""
+    found = [(c, TARGET_NAMES.search(str(c))) for c in frame.columns]
+    named = [(c, m) for c, m in found if m and problem_type_of(frame[c])[0] == "multiclass"]
+    return [c for c, m in sorted(named, key=lambda cm: cm[1].group().lower() == "y")]
+
+
 MIN_REGRESSION_VALUES = 20
 """A numeric target with at least this many distinct values is a quantity (regression)."""
+
+MAX_CLASSES = 20
+"""A text target with 3 to this many distinct labels (or whole numbers with as many distinct
+codes) is one of several classes (multiclass)."""
 
 
 def problem_type_of(values: pd.Series) -> tuple[str | None, str]:
     """``(type, why)`` of a target column: two values are binary, numbers with many distinct
-    values a regression; anything else is not a target this workflow takes (yet)."""
+    values a regression, a few distinct labels (or whole-number codes) multiclass; anything
+    else is not a target this workflow takes."""
     distinct = _norm(values.astype("string")).nunique()
     if distinct == 2:
         return "binary", "two values: a yes/no outcome (problem.type binary)"
@@ -122,9 +135,18 @@ def problem_type_of(values: pd.Series) -> tuple[str | None, str]:
             f"numbers with {numbers.nunique():,} distinct values: a quantity, so problem.type "
             "regression (a model predicts the number; judged by RMSE)"
         )
+    codes = numbers.dropna()
+    whole = share >= 0.9 and bool((codes == codes.round()).all())
+    if 3 <= distinct <= MAX_CLASSES and (share < 0.9 or whole):
+        shown = ", ".join(sorted(values.dropna().astype("string").str.strip().unique())[:8])
+        what = "whole-number codes" if share >= 0.9 else "labels"
+        return "multiclass", (
+            f"{distinct} distinct {what} ({shown}): one of several classes, so problem.type "
+            "multiclass (a probability per class; judged by log loss)"
+        )
     return None, (
-        f"{distinct} distinct values that are not a quantity: a class label (a multiclass "
-        "problem, not supported yet), or map it to two values"
+        f"{distinct} distinct values: neither a yes/no outcome, a few classes (3 to "
+        f"{MAX_CLASSES}) nor a quantity; map it to fewer classes in the export"
     )
 
 
@@ -308,18 +330,21 @@ def propose(
 
     ``defaults``: the project's current params (the audit's threshold, the KPI precision);
     the shipped defaults when None. ``chosen``: the target column the user named (else the
-    likeliest two-valued column); a numeric one with many values is proposed as regression.
+    likeliest two-valued column, or a target-like name with a few classes); a numeric one
+    with many values is proposed as regression, a few labels or codes as multiclass.
     """
     ceiling = defaults.split.max_single_feature_auc if defaults else 0.9
     targets = target_candidates(frame)
     if chosen is not None and chosen not in frame:
         raise ValueError(f"TARGET={chosen}: no such column; columns: {', '.join(map(str, frame))}")
     target = chosen if chosen is not None else (targets[0] if targets else None)
+    if target is None:  # no yes/no column: a target-like name of a few classes
+        target = next(iter(class_candidates(frame)), None)
     kind, kind_why = problem_type_of(frame[target]) if target else (None, "")
     if target is not None and kind is None:
         raise ValueError(f"TARGET={target}: {kind_why}")
-    if kind == "regression":
-        return propose_regression(frame, fmt, path, target, kind_why, targets)
+    if kind in PROPOSED:
+        return propose_other(frame, fmt, path, target, kind, kind_why, targets)
     positive = positive_label(frame[target]) if target else None
     personal, ids, times = _roles(frame, target)
     aucs = column_aucs(frame, target, positive or "") if target else {}
@@ -383,33 +408,63 @@ def propose(
     }
 
 
-def propose_regression(
+def _quantity(values: pd.Series) -> str:
+    numbers = _numbers(values).dropna()
+    return f"from {numbers.min():g} to {numbers.max():g}, median {numbers.median():g}"
+
+
+def _classes(values: pd.Series) -> str:
+    shares = values.dropna().astype("string").str.strip().value_counts(normalize=True)
+    return "classes " + ", ".join(f"{c} {s:.1%}" for c, s in shares.items())
+
+
+PROPOSED: dict[str, dict[str, Any]] = {
+    "regression": {
+        "question": "How much {target}?",
+        "metric": "rmse",
+        "candidates": ["ridge", "random_forest", "xgboost"],
+        "facts": _quantity,
+        "bounds": "rmse_max, mae_max or r2_min",
+    },
+    "multiclass": {
+        "question": "Which class of {target} will each row have?",
+        "metric": "log_loss",
+        "candidates": ["logistic_regression", "random_forest", "xgboost"],
+        "facts": _classes,
+        "bounds": "log_loss_max, macro_f1_min or accuracy_min",
+    },
+}
+"""What :func:`propose_other` proposes for a target of each type but binary."""
+
+
+def propose_other(
     frame: pd.DataFrame,
     fmt: dict[str, str],
     path: str,
     target: str,
+    kind: str,
     why: str,
     binary_targets: list[str],
 ) -> dict[str, Any]:
-    """The proposal for a numeric target: ``problem.type: regression``, its metric and no
-    floors yet, the regression candidates; ids, times, personal data and slices as for a
-    binary one (the post-outcome guess needs a yes/no label: the leakage audit's one-feature
-    R² names such a column at the split)."""
+    """The proposal for a target of ``kind`` (:data:`PROPOSED`): its ``problem.type``, its
+    metric and no floors yet, its candidates; ids, times, personal data and slices as for a
+    binary one (the post-outcome guess needs a yes/no label: the leakage audit's
+    one-feature check names such a column at the split)."""
+    spec = PROPOSED[kind]
     personal, ids, times = _roles(frame, target)
     low, sensitive = _groups(frame, {target, *ids[:1], *times[:1], *personal})
     collect = _collect(fmt, path, personal, ids)
-    values = _numbers(frame[target]).dropna()
     problem = {
         "name": Path(path).stem,
-        "question": f"How much {target}?",
+        "question": spec["question"].format(target=target),
         "metric_reason": "",
-        "type": "regression",
+        "type": kind,
         "target": target,
         "positive_label": None,
         "id_column": ids[0] if ids else None,
         "time_column": times[0] if times else None,
         "post_outcome_columns": [],
-        "primary_metric": "rmse",
+        "primary_metric": spec["metric"],
         "horizon_days": None,
         "label_delay_days": None,
         "kpis": {},
@@ -417,21 +472,20 @@ def propose_regression(
     }
     notes = [
         f"{len(frame):,} rows x {len(frame.columns)} columns",
-        f"target {target}: {why}; from {values.min():g} to {values.max():g}, median "
-        f"{values.median():g}",
+        f"target {target}: {why}; {spec['facts'](frame[target])}",
         f"two-valued columns (binary targets): {binary_targets or 'none'}",
         f"id candidates (unique): {ids or 'none: id_column null, rows are keyed by position'}",
         f"time candidates: {times or 'none'}",
         *[f"personal? {c}: {w} -> collect.pii {collect['pii'][c]}" for c, w in personal.items()],
         f"evaluate.slices: {low[:5] or 'none'}; evaluate.sensitive: {sensitive or 'none'}",
-        "problem.kpis: {} (no floors: set rmse_max, mae_max or r2_min once you know what is "
-        "useful); choose.candidates: ridge, random_forest, xgboost",
-        "after WRITE=1, make init declares the regression plots in dvc.yaml (make plots)",
+        f"problem.kpis: {{}} (no floors: set {spec['bounds']} once you know what is "
+        f"useful); choose.candidates: {', '.join(spec['candidates'])}",
+        f"after WRITE=1, make init declares the {kind} plots in dvc.yaml (make plots)",
     ]
     return {
         "collect": collect,
         "problem": problem,
-        "choose": {"candidates": ["ridge", "random_forest", "xgboost"], "params": {}},
+        "choose": {"candidates": spec["candidates"], "params": {}},
         "evaluate": {"slices": [c for c in low if c not in sensitive][:5], "sensitive": sensitive},
         "reasons": {"pii": personal, "post_outcome_columns": {}, "kpis": ""},
         "notes": notes,
