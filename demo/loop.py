@@ -36,12 +36,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from devtools.project import MOVE as MOVE_PROBLEM
 from devtools.project import SPEND as SPEND_PROBLEM
 from devtools.project import deep_merge, git, make_project
 from devtools.services import Server, serve_deployments, start_api, start_server, stop, wait_for
 from tasks.core.config import parse_params
 from tasks.core.data.labels import binarize_target
-from tasks.core.data.simulator import CHURN, SPEND, simulate_day
+from tasks.core.data.simulator import CHURN, MOVE, MOVES, SPEND, simulate_day
 from tasks.core.env import telemetry_off
 from tasks.core.io import write_json
 from tasks.core.paths import PATHS, find_project_root
@@ -49,7 +50,9 @@ from tasks.core.serving.registry import Registry
 
 LABEL_TOKEN = secrets.token_urlsafe(16)  # the labelling system the demo plays
 DRIFTS = ("none", "covariate", "new_category", "concept", "uncertain")
-TARGETS = (CHURN, SPEND)
+TARGETS = (CHURN, SPEND, MOVE)
+PROBLEMS = {CHURN: {}, SPEND: SPEND_PROBLEM, MOVE: MOVE_PROBLEM}
+"""The params each simulated outcome's problem takes (churn's are the shipped ones)."""
 
 
 @dataclass(frozen=True)
@@ -66,15 +69,39 @@ class Figure:
     """The estimate's mean error per window at most this (absolute, or relative for an error)."""
     gap_target: float
     """After retraining, the live figure within this of the oracle's (points, or relative)."""
+    logged: str = "score"
+    """The prediction log's column the figure judges (multiclass: the decided class)."""
+    estimate: str = "CBPE"
 
     def labels(self, values: pd.Series, problem: Any) -> pd.Series:
+        if self.name == "macro_f1":  # a class's name, as /feedback takes it
+            return values.astype("string").str.strip().replace("", pd.NA)
         if self.higher_is_better:  # a classifier's labels: 0/1
             return binarize_target(values, problem.positive_label)
         return pd.to_numeric(values, errors="coerce")
 
+    def feedback(self, y: Any) -> Any:
+        """One label as ``/feedback`` takes it."""
+        if self.name == "macro_f1":
+            return str(y)
+        return int(y) if self.higher_is_better else float(y)
+
+    def oracle_of(self, oracle: pd.DataFrame) -> pd.Series:
+        """The oracle's answer per row of the simulator's oracle frame (multiclass: the
+        index of its most probable move, the classes' order)."""
+        if self.name == "macro_f1":
+            return oracle[[f"{self.oracle}{m}" for m in MOVES]].to_numpy().argmax(axis=1)
+        return oracle[self.oracle]
+
     def score(self, y: np.ndarray, score: np.ndarray) -> float | None:
         if len(y) < 50:
             return None
+        if self.name == "macro_f1":
+            from sklearn.metrics import f1_score
+
+            classes = list(range(len(MOVES)))
+            found = f1_score(y, score.astype(int), labels=classes, average="macro")
+            return round(float(found), 4)
         if not self.higher_is_better:
             return round(float(np.mean(np.abs(y - score))), 4)
         from sklearn.metrics import roc_auc_score
@@ -96,7 +123,8 @@ class Figure:
 
 FIGURES = {
     "binary": Figure("roc_auc", "ROC-AUC", "oracle_proba", True, 0.04, 0.03),
-    "regression": Figure("mae", "MAE", "oracle_value", False, 0.1, 0.35),
+    "regression": Figure("mae", "MAE", "oracle_value", False, 0.1, 0.35, estimate="DLE"),
+    "multiclass": Figure("macro_f1", "macro-F1", "oracle_", True, 0.04, 0.05, "decision"),
 }
 
 
@@ -112,7 +140,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--target",
         choices=TARGETS,
         default=CHURN,
-        help=f"the simulator's outcome: {CHURN} (yes/no) or {SPEND} (a regression)",
+        help=f"the simulator's outcome: {CHURN} (yes/no), {SPEND} (a regression) or {MOVE} "
+        "(one of several classes)",
     )
     p.add_argument(
         "--drift-day", type=int, default=20, help="first drifted day (day 0 is the first served)"
@@ -171,7 +200,7 @@ def demo_overrides(args: argparse.Namespace, day0: dt.date, delay: int) -> dict[
     )
     first_end = day0 - dt.timedelta(days=delay)
     window_rows = int(args.customers * args.window_days * 0.8)
-    problem = SPEND_PROBLEM if args.target == SPEND else {}
+    problem = PROBLEMS[args.target]
     return deep_merge(
         problem,
         {
@@ -340,7 +369,8 @@ def live_frame(project: Path, sent: pd.DataFrame) -> pd.DataFrame:
     engine = sa.create_engine(f"sqlite:///{project / 'registry' / 'predictions.db'}")
     with engine.connect() as conn:
         store = pd.read_sql(
-            "SELECT request_id, row, model_version, score, label FROM predictions", conn
+            "SELECT request_id, row, model_version, score, decision, label FROM predictions",
+            conn,
         )
     engine.dispose()
     return store.merge(sent, on=["request_id", "row"], how="inner")
@@ -353,7 +383,7 @@ def period_scores(frame: pd.DataFrame, figure: Figure) -> dict[str, Any]:
     return {
         "predictions": int(len(frame)),
         "labelled": int(len(labelled)),
-        f"live_{figure.name}": figure.score(y, labelled["score"].to_numpy()),
+        f"live_{figure.name}": figure.score(y, labelled[figure.logged].to_numpy()),
         f"oracle_{figure.name}": figure.score(y, labelled["oracle"].to_numpy()),
     }
 
@@ -587,8 +617,7 @@ def plot(summary: dict[str, Any], path: Path, figure: Figure) -> None:
             ms=3,
             color="tab:cyan",
             alpha=0.8,
-            label=f"estimated before labels ({'CBPE' if figure.higher_is_better else 'DLE'}, "
-            "window)",
+            label=f"estimated before labels ({figure.estimate}, window)",
         )
     top.set_ylabel(f"{figure.label} by prediction day")
     bottom.plot(
@@ -805,7 +834,7 @@ def run_days(
                 )
                 frame = batch.data
                 labels = figure.labels(frame[problem.target], problem)
-                oracle = dict(zip(batch.oracle["customer_id"], batch.oracle[figure.oracle]))
+                oracle = dict(zip(batch.oracle["customer_id"], figure.oracle_of(batch.oracle)))
                 clock.set(midnight + dt.timedelta(hours=9))
                 rows, feedback = [], []
                 for lo in range(0, len(frame), 500):
@@ -832,7 +861,7 @@ def run_days(
                                 {
                                     "request_id": body["request_id"],
                                     "row": i,
-                                    "label": int(y) if figure.higher_is_better else float(y),
+                                    "label": figure.feedback(y),
                                 }
                             )
                 sent.append(pd.DataFrame(rows))

@@ -251,10 +251,10 @@ def test_the_multiclass_objective_scores_decides_and_answers_by_class_name():
     per_class = objective.per_class(np.array([1, 0, 2]), np.array([1, 0, 0]))
     assert per_class["upgrade"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "rows": 1}
     assert per_class["cancel"]["recall"] == 1.0 and per_class["cancel"]["precision"] == 0.5
-    y = np.array([0] * 40 + [1] * 40)
+    y = np.array([0] * 60 + [1] * 60 + [2] * 40)
     groups = [
-        objective.group_figures(y, np.r_[np.zeros(40), np.ones(40)]),
-        objective.group_figures(y, np.r_[np.zeros(30), np.ones(50)]),
+        objective.group_figures(y, np.r_[np.zeros(60), np.ones(60), np.full(40, 2)]),
+        objective.group_figures(y, np.r_[np.zeros(45), np.ones(75), np.zeros(40)]),
     ]
     gaps = objective.fairness_gaps(groups)  # upgrade: too few rows in either group to judge
     assert gaps == {"recall_gap": 0.25, "recall_gap_class": "cancel"}
