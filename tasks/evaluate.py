@@ -41,7 +41,7 @@ from tasks.core.ml.gate import fairness, gate, skipped_columns, slice_metrics, u
 from tasks.core.ml.models import UntrustedModel, load_model, model_matrix
 from tasks.core.ml.objective import Objective, objective_for
 from tasks.core.ml.parts import predict_parts
-from tasks.core.ml.report import draw, model_card
+from tasks.core.ml.report import draw, metrics_summary, model_card
 from tasks.core.paths import PATHS
 from tasks.core.runtime.compute import engine
 from tasks.core.step import code_version, run_step
@@ -237,30 +237,6 @@ def top_features(
     return [
         {"feature": str(X.columns[i]), "importance": float(imp.importances_mean[i])} for i in order
     ]
-
-
-def metrics_summary(result: dict[str, Any]) -> dict[str, Any]:
-    """``reports/metrics.json``: the headline, the baselines, the lift and the checks."""
-    reasons, skipped = result["gate_reasons"], result["skipped_columns"]
-    return {
-        "blessed": result["blessed"],
-        "model": result["model"],
-        "test": {
-            k: (round(v, 6) if isinstance(v, float) else v) for k, v in result["test"].items()
-        },
-        "baseline": {
-            n: {k: round(v, 6) for k, v in b.items()} for n, b in result["baselines"].items()
-        },
-        "lift_lower_bound": round(result["lift"]["lower"], 6),
-        "checks": {
-            "passed": sum(r.startswith("PASS") for r in reasons),
-            "failed": sum(r.startswith("FAIL") for r in reasons),
-            "skipped": len(skipped),
-        },
-        "skipped": [f"{s['key']} '{s['column']}': {s['reason']}" for s in skipped],
-        **({"per_class": result["per_class"]} if "per_class" in result else {}),
-        **({"unseen_classes": result["unseen_classes"]} if "unseen_classes" in result else {}),
-    }
 
 
 def load_trained(root: Path) -> tuple[Any, dict[str, Any]]:

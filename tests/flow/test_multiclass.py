@@ -207,6 +207,33 @@ def test_a_rare_class_stops_feasibility_naming_it_and_the_two_ways_out(
     assert "lower feasibility.min_minority_rows" in err
 
 
+def test_a_test_label_the_training_split_never_saw_is_named_and_left_out(move_project, tmp_path):
+    import os
+
+    from tasks import evaluate
+    from tasks.core.io import file_sha256
+
+    root = tmp_path / "proj"
+    shutil.copytree(move_project, root, ignore=without_served_state(".git"))
+    test = pd.read_parquet(root / PATHS.test)
+    test.loc[:4, MOVE] = "moved abroad"  # a class that arrived after training
+    test.to_parquet(root / PATHS.test, index=False)
+    manifest = json.loads((root / PATHS.split_manifest).read_text())
+    manifest["test"]["sha256"] = file_sha256(root / PATHS.test)
+    (root / PATHS.split_manifest).write_text(json.dumps(manifest))
+    before = Path.cwd()
+    os.chdir(root)
+    try:
+        assert run_step("evaluate", evaluate.main) == 0
+    finally:
+        os.chdir(before)
+    metrics = json.loads((root / PATHS.metrics_json).read_text())
+    assert metrics["unseen_classes"] == {"moved abroad": 5}
+    evaluation = json.loads((root / PATHS.evaluation_json).read_text())
+    assert evaluation["data"]["test_rows"] == len(test) - 5
+    assert sum(c["rows"] for c in metrics["per_class"]["model"].values()) == len(test) - 5
+
+
 def test_monitoring_judges_class_labels_the_class_mix_and_the_estimate_before_labels(
     move_project, prefect_api, tmp_path
 ):
@@ -269,9 +296,14 @@ def test_monitoring_judges_class_labels_the_class_mix_and_the_estimate_before_la
 @pytest.fixture(scope="module", params=sorted(MULTICLASS_REAL))
 def real_run(request, tmp_path_factory) -> tuple[str, Path, object]:
     name = request.param
-    params = {
+    params = {  # small budgets: the linear model and XGBoost (the forest is tried on the
+        # simulator's target above), 3 folds, 4 tuning trials, importance on 1,000 test rows
         **overrides(name),
-        "choose": {**overrides(name)["choose"], "cv_folds": 3},
+        "choose": {
+            **overrides(name)["choose"],
+            "candidates": ["logistic_regression", "xgboost"],
+            "cv_folds": 3,
+        },
         "train": {"n_trials": 4},
         "feasibility": {"n_permutations": 19},
         "evaluate": {**overrides(name)["evaluate"], "importance_rows": 1000},
@@ -283,8 +315,12 @@ def real_run(request, tmp_path_factory) -> tuple[str, Path, object]:
     return name, root, decision
 
 
-def test_a_real_multiclass_table_runs_end_to_end_and_matches_a_hand_made_xgboost(real_run):
+def test_a_real_multiclass_table_runs_end_to_end_and_matches_a_hand_made_xgboost(real_run, capsys):
+    from flows.runtime.rerun import print_model_summary
+
     name, root, decision = real_run
+    print_model_summary(root)  # what `make run` prints last: the type's metrics
+    assert "test log loss" in capsys.readouterr().out
     metrics = json.loads((root / PATHS.metrics_json).read_text())
     target = MULTICLASS_REAL[name]["params"]["problem"]["target"]
     plain, found = plain_log_loss(root, target), metrics["test"]["log_loss"]

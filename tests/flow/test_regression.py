@@ -1,8 +1,8 @@
-"""Regression on two real public tables through the training flow, as a user runs it
-(``make run``), with only ``collect`` and ``problem`` edited (and ``make plots``; issue 42).
+"""Regression on two real public tables through every step, as a user runs them (``make
+run``), with only ``collect`` and ``problem`` edited (and ``make plots``; issue 42).
 
-ggplot2's ``diamonds`` (price, 53,940 rows, no id, no time; through the training flow) and
-modeldata's ``deliveries`` (time_to_delivery, 10,012 rows; its steps run in this process).
+ggplot2's ``diamonds`` (price, 53,940 rows, no id, no time) and modeldata's ``deliveries``
+(time_to_delivery, 10,012 rows); their steps run in this process.
 Each run's test RMSE must be within 10% of a hand-made XGBoost's on the same split, its
 champion answers ``/predict`` with a number, and ``dvc plots show`` draws the
 regression plots.
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -21,6 +20,7 @@ from fastapi.testclient import TestClient
 
 from devtools.project import run_in_process
 from flows.runtime.processes import tool_env
+from flows.runtime.rerun import print_model_summary
 from service.app import create_app
 from tasks.core.paths import PATHS
 from tasks.core.serving.registry import Registry
@@ -28,14 +28,10 @@ from tests.conftest import make_project
 from tests.data.real import REGRESSION_REAL, overrides, plain_rmse, write_csv
 
 pytestmark = pytest.mark.slow
-IN_PROCESS = {"deliveries"}
-"""Run in this process (``devtools.project.run_in_process``: the same steps without the
-flow's own ~50 s of DVC and Prefect work); diamonds goes through the training flow, as
-``make run`` does."""
 
 
 @pytest.fixture(scope="module", params=sorted(REGRESSION_REAL))
-def regression_run(request, prefect_api, tmp_path_factory):
+def regression_run(request, tmp_path_factory):
     name = request.param
     params = {
         **overrides(name),
@@ -54,44 +50,32 @@ def regression_run(request, prefect_api, tmp_path_factory):
     }
     root = make_project(tmp_path_factory.mktemp(f"reg-{name}") / "proj", params, small=False)
     write_csv(name, root / "data" / "external")
-    if name in IN_PROCESS:  # every step's code, without the flow's own ~25 s
-        run = {"flow_run_id": "t", "flow_run_name": "t", "experiment": "e", "code_version": "c"}
-        decision = run_in_process(root, run)
-        assert decision is not None, "a step failed (its message is on stderr)"
-        promoted = "promoted to champion" if decision.promoted else "not promoted"
-        return name, root, subprocess.CompletedProcess([], 0, promoted, "")
-    env = tool_env({"PREFECT_API_URL": prefect_api.api_url})
-    env.pop("CHURN_ADMIN_TOKEN", None)
-    proc = subprocess.run(
-        [sys.executable, "-m", "flows.training"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=900,
-    )
-    return name, root, proc
+    # every step's code in this process (devtools.project.run_in_process), without the flow's
+    # own ~50 s of DVC and Prefect work: the flow is the same for every problem type, and the
+    # binary tables and the training-flow test run it
+    run = {"flow_run_id": "t", "flow_run_name": "t", "experiment": "e", "code_version": "c"}
+    decision = run_in_process(root, run)
+    assert decision is not None, "a step failed (its message is on stderr)"
+    return name, root, decision
 
 
 def test_a_real_regression_table_runs_end_to_end_and_matches_a_hand_made_xgboost(
-    regression_run,
+    regression_run, capsys
 ):
-    name, root, proc = regression_run
-    out = proc.stdout + proc.stderr
-    assert proc.returncode == 0, out[-4000:]
+    name, root, decision = regression_run
     metrics = json.loads((root / PATHS.metrics_json).read_text())
     assert {"rmse", "mae", "r2"} <= set(metrics["test"])
     assert {"mean", "median"} <= set(metrics["baseline"])
     target = REGRESSION_REAL[name]["params"]["problem"]["target"]
     plain = plain_rmse(root, target, set())
     print(f"{name}: workflow test RMSE {metrics['test']['rmse']:.4f}, hand-made {plain:.4f}")
-    print(out[out.find("=== training run summary") :][:900])
     assert metrics["test"]["rmse"] <= 1.10 * plain, (metrics["test"], plain)
     assert metrics["blessed"], json.loads((root / PATHS.evaluation_json).read_text())[
         "gate_reasons"
     ]
-    assert Registry(root / "registry").champion() is not None and "promoted to champion" in out
-    assert name in IN_PROCESS or "test RMSE" in out  # the summary names the type's metrics
+    assert Registry(root / "registry").champion() is not None and decision.promoted
+    print_model_summary(root)  # what `make run` prints last: the type's metrics
+    assert "test RMSE" in capsys.readouterr().out
     plots = subprocess.run(
         ["dvc", "plots", "show", "--json"],
         cwd=root,

@@ -1,5 +1,5 @@
 """What evaluate writes for people: the model card (from a Jinja2 template), the figures and
-the curves ``dvc plots`` draws.
+the curves ``dvc plots`` draws, and ``reports/metrics.json``.
 
 The card's layout is ``templates/model_card.md.j2``; the metric rows and their labels come
 from the problem's objective (:mod:`tasks.core.ml.objective`), and every cell that a user's
@@ -85,6 +85,30 @@ def model_card(
             top_features=result["top_features"],
         )
     )
+
+
+def metrics_summary(result: dict[str, Any]) -> dict[str, Any]:
+    """``reports/metrics.json``: the headline, the baselines, the lift and the checks."""
+    reasons, skipped = result["gate_reasons"], result["skipped_columns"]
+    return {
+        "blessed": result["blessed"],
+        "model": result["model"],
+        "test": {
+            k: (round(v, 6) if isinstance(v, float) else v) for k, v in result["test"].items()
+        },
+        "baseline": {
+            n: {k: round(v, 6) for k, v in b.items()} for n, b in result["baselines"].items()
+        },
+        "lift_lower_bound": round(result["lift"]["lower"], 6),
+        "checks": {
+            "passed": sum(r.startswith("PASS") for r in reasons),
+            "failed": sum(r.startswith("FAIL") for r in reasons),
+            "skipped": len(skipped),
+        },
+        "skipped": [f"{s['key']} '{s['column']}': {s['reason']}" for s in skipped],
+        **({"per_class": result["per_class"]} if "per_class" in result else {}),
+        **({"unseen_classes": result["unseen_classes"]} if "unseen_classes" in result else {}),
+    }
 
 
 def figures(y: np.ndarray, proba: np.ndarray, decision: np.ndarray, folder: Path) -> None:
