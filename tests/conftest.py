@@ -34,6 +34,7 @@ LONG_FILES = (
     "flow/test_real_datasets.py",
     "demo/test_demo.py",
     "flow/test_init_real_tables.py",
+    "flow/test_multiclass.py",
     "flow/test_regression.py",
     "code/test_partitioned.py",
     "deploy/test_deployments.py",
