@@ -75,7 +75,7 @@ MOVE: dict[str, Any] = {
         "primary_metric": "log_loss",
         "metric_reason": "Offers are planned from the probabilities, so they must be honest.",
         "kpis": {},
-        "baseline": {"majority_class": True, "rule": None},
+        "baseline": {"majority_class": True, "rule": {"column": "contract"}},
     },
     "choose": {"candidates": ["logistic_regression", "random_forest", "xgboost"], "params": {}},
 }

@@ -159,6 +159,7 @@ def main(
             "positive_label",
             "class_aliases",
             "post_outcome_columns",
+            "primary_metric",
         ),
     ],
 ) -> None:

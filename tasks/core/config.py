@@ -100,7 +100,8 @@ class Bounds(Section):
 
 class RuleBaseline(Section):
     """A one-column rule: rank rows by ``column`` (reversed if ``higher_is_positive`` is false);
-    for a regression problem, a straight-line fit of the target on ``column``."""
+    for a regression problem, a straight-line fit of the target on ``column``; for a
+    multiclass one, the class shares within each of its values (or ranges)."""
 
     # the column the rule ranks by (regression: the one column the fit uses)
     column: str
@@ -113,7 +114,7 @@ class Baseline(Section):
     and median) and a simple rule."""
 
     # score the majority-class baseline (binary only; regression always scores the mean and
-    # the median of the training target)
+    # the median of the training target, multiclass the class prior)
     majority_class: bool = True
     rule: RuleBaseline | None = None
 
@@ -231,7 +232,7 @@ class FeasibilityParams(Section):
     # the permutation test's p-value must be below this
     max_permutation_p_value: float = Field(0.05, gt=0, le=1)
     # cross-validated ROC-AUC needed above the dummy baseline (regression: R²; multiclass:
-    # ROC-AUC one vs rest)
+    # the primary metric, log loss negated, above the class prior's)
     min_auc_lift: float = Field(0.02, ge=0, le=0.5)
     # seed of the sampling, folds and permutations
     random_state: int = 42

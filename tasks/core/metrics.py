@@ -180,21 +180,30 @@ def _classes(s: np.ndarray) -> list[int]:
     return list(range(np.asarray(s).shape[1]))
 
 
+def _known(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows whose label is a class of the model (-1: a label it never saw, as a later
+    split can hold: not scored)."""
+    y, s = np.asarray(y), np.asarray(s, dtype=float)
+    return (y, s) if (y >= 0).all() else (y[y >= 0], s[y >= 0])
+
+
 def _log_loss(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
     from sklearn.metrics import log_loss
 
-    s = np.asarray(s, dtype=float)  # float32 probabilities (XGBoost's) summed to one again
+    y, s = _known(y, s)  # float32 probabilities (XGBoost's) summed to one again below
     return float(log_loss(y, s / s.sum(axis=1, keepdims=True), labels=_classes(s)))
 
 
 def _macro_f1(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
     from sklearn.metrics import f1_score
 
+    y, s = _known(y, s)
     return float(f1_score(y, np.argmax(s, axis=1), labels=_classes(s), average="macro"))
 
 
 def _accuracy(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
-    return float(np.mean(np.asarray(y) == np.argmax(s, axis=1)))
+    y, s = _known(y, s)
+    return float(np.mean(y == np.argmax(s, axis=1)))
 
 
 def _roc_auc_ovr(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
@@ -202,7 +211,7 @@ def _roc_auc_ovr(y: np.ndarray, s: np.ndarray, _: Mapping[str, Any]) -> float:
     some rows of another class (a resample or a slice may lack a class)."""
     from sklearn.metrics import roc_auc_score
 
-    y = np.asarray(y)
+    y, s = _known(y, s)
     found = [roc_auc_score(y == k, s[:, k]) for k in _classes(s) if 0 < np.sum(y == k) < len(y)]
     return float(np.mean(found)) if found else float("nan")
 

@@ -277,3 +277,35 @@ def profile_params_small() -> dict:
     from devtools.project import MOVE, SMALL, profile_params
 
     return profile_params(SMALL, MOVE)
+
+
+def test_the_multiclass_rule_baseline_and_feasibility_judge_against_the_class_prior():
+    """The rule (``problem.baseline.rule``) of a multiclass problem: the class shares within
+    each value of its column, smoothed toward the prior; feasibility's signal is the primary
+    metric against the class prior's on the same labels."""
+    from sklearn.metrics import f1_score, log_loss
+
+    from tasks.core.ml.objective import prior_accuracy, prior_macro_f1, prior_neg_log_loss
+
+    problem = multiclass(baseline={"majority_class": True, "rule": {"column": "contract"}}).problem
+    objective = objective_for(problem, ["cancel", "stay"])
+    train = pd.DataFrame(
+        {
+            "next_move_30d": ["cancel"] * 30 + ["stay"] * 10 + ["stay"] * 40,
+            "contract": ["m"] * 40 + ["y"] * 40,
+        }
+    )
+    rows = pd.DataFrame({"contract": ["m", "y", "two-year"], "next_move_30d": ["stay"] * 3})
+    found = objective.baseline_scores(rows, train)
+    prior = np.array([30, 50]) / 80
+    assert found["class_prior"][0] == pytest.approx(prior)
+    rule = found["rule:contract"]
+    assert rule[0] == pytest.approx((np.array([30, 10]) + 10 * prior) / 50)
+    assert rule[1] == pytest.approx((np.array([0, 40]) + 10 * prior) / 50)
+    assert rule[2] == pytest.approx(prior)  # a contract the training rows lack
+    y = np.array([0, 0, 1, 2])
+    assert prior_neg_log_loss(y) == pytest.approx(-log_loss(y, np.tile([0.5, 0.25, 0.25], (4, 1))))
+    assert prior_accuracy(y) == 0.5
+    assert prior_macro_f1(y) == pytest.approx(f1_score(y, np.zeros(4), average="macro"))
+    name, _, scoring, dummy, _ = objective.signal_score()
+    assert (name, scoring, dummy) == ("neg_log_loss", "neg_log_loss", prior_neg_log_loss)

@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -105,8 +106,8 @@ class SignalSpec:
     label: str
     scoring: str
     """scikit-learn's scorer, cross-validated and permutation-tested."""
-    dummy: float
-    """A constant model's score."""
+    dummy: float | Callable[[np.ndarray], float]
+    """A constant model's score, or, from the labels, the class prior's."""
     near_perfect: float
     """Above this, the quick model is too good to be true (a leaking column?)."""
     model: Any
@@ -416,6 +417,52 @@ class Objective(ABC):
         """The gate's checks of one sensitive column's gaps: ``(passed, reason)`` each."""
 
 
+def _shares(y: np.ndarray) -> np.ndarray:
+    counts = np.unique(np.asarray(y), return_counts=True)[1]
+    return counts / counts.sum()
+
+
+def prior_neg_log_loss(y: np.ndarray) -> float:
+    """The class prior's negated log loss on labels ``y`` (minus their entropy)."""
+    p = _shares(y)
+    return float(np.sum(p * np.log(p)))
+
+
+def prior_macro_f1(y: np.ndarray) -> float:
+    """The macro-F1 of always answering the most frequent class of ``y``."""
+    p = _shares(y)
+    return float(2 * p.max() / (1 + p.max()) / len(p))
+
+
+def prior_accuracy(y: np.ndarray) -> float:
+    """The accuracy of always answering the most frequent class of ``y``."""
+    return float(_shares(y).max())
+
+
+RULE_PRIOR_ROWS = 10
+"""A multiclass rule's group counts as this many rows of the class prior besides its own."""
+
+
+def rule_groups(fit_on: pd.Series, values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The group of each row of a rule's column, for the rows it is fitted on and for
+    ``values``: the value itself (missing: its own group), or for numbers with more than ten
+    values, which of five quantile ranges of ``fit_on`` it falls in."""
+    numeric = pd.api.types.is_numeric_dtype(fit_on) and not pd.api.types.is_bool_dtype(fit_on)
+    if numeric and fit_on.nunique() > 10:
+        edges = np.unique(np.nanquantile(fit_on.to_numpy(float), [0.2, 0.4, 0.6, 0.8]))
+
+        def cut(v: pd.Series) -> np.ndarray:
+            x = pd.to_numeric(v, errors="coerce").to_numpy(float)
+            return np.where(np.isnan(x), -1, np.searchsorted(edges, x, side="right"))
+
+        return cut(fit_on), cut(values)
+
+    def text(v: pd.Series) -> np.ndarray:
+        return v.astype("string").fillna("<missing>").to_numpy(dtype=object)
+
+    return text(fit_on), text(values)
+
+
 def number_error(value: Any) -> str | None:
     """Why ``value`` is not a finite number (a regression's label), or None."""
     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
@@ -437,29 +484,32 @@ def bound_floors(objective: Objective) -> list[Floor]:
 
 class Classifier(Objective):
     """What the two classifying types share: the candidate classifiers, feasibility's quick
-    classifier and its ROC-AUC (:data:`SIGNAL`), and judging by a ranking metric's points
+    classifier (its score: :meth:`signal_score`), and judging by a ranking metric's points
     (slices against ``evaluate.slice_roc_auc_floor``, the live drop against
     ``monitor.max_roc_auc_drop``)."""
 
-    SIGNAL: ClassVar[tuple[str, str, str]]
-    """Feasibility's score: its name, its label and scikit-learn's scorer."""
     XGBOOST: ClassVar[dict[str, str]]
     """What the XGBoost classifier is told beside its parameters (its objective, metric)."""
+    QUICK_MODEL: ClassVar[dict[str, Any]] = {"max_iter": 50, "learning_rate": 0.15}
+    """Feasibility's gradient-boosted classifier."""
+
+    @abstractmethod
+    def signal_score(self) -> tuple[str, str, str, Any, float]:
+        """Feasibility's score: its name, its label, scikit-learn's scorer, the dummy's
+        score (a number, or a function of the labels) and the too-good-to-be-true mark."""
 
     def signal(self, cfg: FeasibilityParams) -> SignalSpec:
         from sklearn.ensemble import HistGradientBoostingClassifier
         from sklearn.model_selection import StratifiedKFold
 
-        name, label, scoring = self.SIGNAL
+        name, label, scoring, dummy, near_perfect = self.signal_score()
         return SignalSpec(
             metric=name,
             label=label,
             scoring=scoring,
-            dummy=0.5,  # a constant score (the majority-class dummy) has ROC-AUC 0.5
-            near_perfect=0.99,
-            model=HistGradientBoostingClassifier(
-                max_iter=50, learning_rate=0.15, random_state=cfg.random_state
-            ),
+            dummy=dummy,
+            near_perfect=near_perfect,
+            model=HistGradientBoostingClassifier(random_state=cfg.random_state, **self.QUICK_MODEL),
             cv=StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state),
         )
 
@@ -534,9 +584,11 @@ class Binary(Classifier):
 
     ORACLE_COLUMN = "oracle_proba"
 
-    SIGNAL = ("roc_auc", "ROC-AUC", "roc_auc")
-
     XGBOOST = {"eval_metric": "logloss"}
+
+    def signal_score(self) -> tuple[str, str, str, Any, float]:
+        """ROC-AUC: a constant score (the majority-class dummy) has 0.5."""
+        return "roc_auc", "ROC-AUC", "roc_auc", 0.5, 0.99
 
     STORED_VALUES = (0.0, 1.0)
 
@@ -1061,9 +1113,29 @@ class Multiclass(Classifier):
 
     STORED_VALUES = None
 
-    SIGNAL = ("roc_auc_ovr", "ROC-AUC (one vs rest)", "roc_auc_ovr")
-
     XGBOOST = {"objective": "multi:softprob", "eval_metric": "mlogloss"}
+
+    QUICK_MODEL = {
+        "max_iter": 100,
+        "learning_rate": 0.05,
+        "max_leaf_nodes": 8,
+        "min_samples_leaf": 40,
+    }
+    """Slower and smaller trees than binary's: log loss needs honest probabilities (on the
+    simulator's next move, 2,400 rows, the binary settings' log loss is worse than the class
+    prior's, these 0.21 better)."""
+
+    def signal_score(self) -> tuple[str, str, str, Any, float]:
+        """The primary metric, against the class prior's on the same labels (log loss
+        negated, as scikit-learn scores it: higher is better)."""
+        name = self.primary.name
+        if name == "log_loss":
+            return "neg_log_loss", "negative log loss", "neg_log_loss", prior_neg_log_loss, -0.01
+        if name == "macro_f1":
+            return "macro_f1", "macro-F1", "f1_macro", prior_macro_f1, 0.99
+        if name == "accuracy":
+            return "accuracy", "accuracy", "accuracy", prior_accuracy, 0.99
+        return "roc_auc_ovr", "ROC-AUC (one vs rest)", "roc_auc_ovr", 0.5, 0.99
 
     HAS_CLASSES = True
 
@@ -1345,8 +1417,9 @@ class Multiclass(Classifier):
     ) -> float | None:
         if threshold is None:
             return None
-        y = np.asarray(y)
-        return float(np.mean(np.asarray(threshold)[y, self.decide(scores, threshold)]))
+        y, known = np.asarray(y), np.asarray(y) >= 0  # -1: a label the model never saw
+        decided = self.decide(np.asarray(scores)[known], threshold)
+        return float(np.mean(np.asarray(threshold)[y[known], decided]))
 
     def rule_fields(self, threshold: Any) -> dict[str, Any]:
         return {}  # the answer's label is the decision, whichever rule made it
@@ -1368,12 +1441,26 @@ class Multiclass(Classifier):
         self, frame: pd.DataFrame, train: pd.DataFrame | None = None
     ) -> dict[str, np.ndarray]:
         """The class prior: each class's share of ``train``'s labelled rows (``frame``'s own
-        when not given), the same for every row."""
+        when not given), the same for every row; and the rule: the class shares within each
+        value of its column (numbers: within five quantile ranges), smoothed toward the
+        prior (a value ``train`` lacks gets the prior)."""
         fit_on = frame if train is None else train
         y = self.labels(fit_on[self.problem.target])
-        counts = np.bincount(y[y >= 0], minlength=len(self.known)).astype(float)
+        known = y >= 0
+        k = len(self.known)
+        counts = np.bincount(y[known], minlength=k).astype(float)
         prior = (counts + 1e-9) / (counts + 1e-9).sum()
-        return {"class_prior": np.tile(prior, (len(frame), 1))}
+        out = {"class_prior": np.tile(prior, (len(frame), 1))}
+        rule = self.problem.baseline.rule
+        if rule is not None and rule.column in frame and rule.column in fit_on:
+            seen, new = rule_groups(fit_on[rule.column], frame[rule.column])
+            table = pd.crosstab(seen[known], y[known]).reindex(columns=range(k), fill_value=0)
+            smoothed = (table.to_numpy() + RULE_PRIOR_ROWS * prior) / (
+                table.to_numpy().sum(axis=1, keepdims=True) + RULE_PRIOR_ROWS
+            )
+            shares = dict(zip(table.index, smoothed, strict=True))
+            out[f"rule:{rule.column}"] = np.array([shares.get(g, prior) for g in new])
+        return out
 
     # -- slices and fairness
     def slice_facts(self, y: np.ndarray) -> dict[str, float]:

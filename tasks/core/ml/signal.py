@@ -129,11 +129,12 @@ def signal_check(
             random_state=cfg.random_state,
             n_jobs=n_jobs,
         )
+    dummy = spec.dummy(y) if callable(spec.dummy) else spec.dummy
     return {
         "sample_rows": int(len(y)),
         f"cv_{spec.metric}": float(score),
-        f"dummy_{spec.metric}": spec.dummy,
-        "lift": float(score - spec.dummy),
+        f"dummy_{spec.metric}": dummy,
+        "lift": float(score - dummy),
         "permutation_p_value": float(p_value),
         "n_permutations": cfg.n_permutations,
     }
