@@ -299,16 +299,16 @@ def test_monitoring_judges_class_labels_the_class_mix_and_the_estimate_before_la
 def real_run(request, tmp_path_factory) -> tuple[str, Path, object]:
     name = request.param
     params = {  # small budgets: the linear model and XGBoost (the forest is tried on the
-        # simulator's target above), 3 folds, 4 tuning trials, importance on 1,000 test rows
+        # simulator's target above), 3 folds, 3 tuning trials, importance on 500 test rows
         **overrides(name),
         "choose": {
             **overrides(name)["choose"],
             "candidates": ["logistic_regression", "xgboost"],
             "cv_folds": 3,
         },
-        "train": {"n_trials": 4},
+        "train": {"n_trials": 3},
         "feasibility": {"n_permutations": 19},
-        "evaluate": {**overrides(name)["evaluate"], "importance_rows": 1000},
+        "evaluate": {**overrides(name)["evaluate"], "importance_rows": 500},
     }
     root = make_project(tmp_path_factory.mktemp(f"mc-{name}") / "proj", params, small=False)
     write_csv(name, root / "data" / "external")
