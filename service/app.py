@@ -53,7 +53,7 @@ from service.champion import Champion, request_reload
 from service.limits import BodyLimit, JsonOnly, Overload
 from service.metrics import CONTENT_TYPE, CountRequests, Metrics
 from tasks.core.env import refuse_placeholder
-from tasks.core.ml.objective import number_error
+from tasks.core.ml.objectives.regression import number_error
 from tasks.core.paths import PATHS
 from tasks.core.serving.registry import Registry, RegistryError, registry_dir
 

@@ -285,7 +285,11 @@ def test_the_multiclass_rule_baseline_and_feasibility_judge_against_the_class_pr
     metric against the class prior's on the same labels."""
     from sklearn.metrics import f1_score, log_loss
 
-    from tasks.core.ml.objective import prior_accuracy, prior_macro_f1, prior_neg_log_loss
+    from tasks.core.ml.objectives.multiclass import (
+        prior_accuracy,
+        prior_macro_f1,
+        prior_neg_log_loss,
+    )
 
     problem = multiclass(baseline={"majority_class": True, "rule": {"column": "contract"}}).problem
     objective = objective_for(problem, ["cancel", "stay"])
@@ -309,3 +313,24 @@ def test_the_multiclass_rule_baseline_and_feasibility_judge_against_the_class_pr
     assert prior_macro_f1(y) == pytest.approx(f1_score(y, np.zeros(4), average="macro"))
     name, _, scoring, dummy, _ = objective.signal_score()
     assert (name, scoring, dummy) == ("neg_log_loss", "neg_log_loss", prior_neg_log_loss)
+
+
+@pytest.mark.parametrize("kind", ["binary", "regression", "multiclass"])
+def test_each_type_builds_every_model_kind_it_offers_seeded_and_told_its_objective(kind):
+    from tasks.core.config import MODEL_KINDS, ProblemParams
+    from tasks.core.ml.objective import OBJECTIVES
+
+    objective = OBJECTIVES[kind](ProblemParams(target="y", positive_label=1))
+    assert tuple(objective.ESTIMATORS) == MODEL_KINDS[kind]
+    for name in MODEL_KINDS[kind]:
+        built = objective.estimator(name, {}, random_state=7).get_params()
+        seeded = objective.ESTIMATORS[name].seeded  # Ridge's default solver draws nothing
+        assert built["random_state"] == (7 if seeded else None)
+    xgb = objective.estimator("xgboost", {"max_depth": 3}, random_state=7).get_params()
+    assert xgb["max_depth"] == 3 and xgb["tree_method"] == "hist"
+    assert {k: xgb[k] for k in objective.XGBOOST} == objective.XGBOOST
+    dask = objective.dask_xgboost({"max_depth": 3}, random_state=7, early_stopping_rounds=0)
+    assert type(dask).__name__ == objective.DASK_XGBOOST
+    assert dask.get_params()["early_stopping_rounds"] is None
+    with pytest.raises(ValueError, match="unknown model kind 'svm'; known: "):
+        objective.estimator("svm", {}, random_state=7)
