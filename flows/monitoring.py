@@ -238,6 +238,14 @@ def check_live_performance(
     )
 
 
+ESTIMATES = {
+    "binary": estimate.window_estimate,
+    "regression": loss_estimate.window_estimate,
+    "multiclass": class_estimate.window_estimate,
+}
+"""Each problem type's estimate of a window's performance before its labels."""
+
+
 @task(name="estimated-performance", cache_policy=NO_CACHE)
 def check_estimated_performance(
     window: pd.DataFrame, served: pd.DataFrame, champion: Any, params: Any, objective: Objective
@@ -246,37 +254,15 @@ def check_estimated_performance(
     and cost from its scores (CBPE), a multiclass one's accuracy and macro-F1 from its
     probabilities (multiclass CBPE), a regression's MAE and RMSE from its inputs and
     predictions (DLE)."""
-    kind = params.problem.type
-    if kind == "multiclass":
-        return class_estimate.window_estimate(
-            window, served, champion.reference(), champion.card, objective, params.monitor
-        )
-    if kind == "regression":
-        return loss_estimate.window_estimate(
-            window,
-            served,
-            champion.reference(),
-            champion.card,
-            params.problem.target,
-            params.problem.primary_metric,
-            params.monitor,
-        )
-    if kind != "binary":
-        return {
-            "method": None,
-            "evaluated": False,
-            "reasons": [],
-            "note": f"no estimate before the labels for a {kind} model yet: live figures "
-            "are judged once labels arrive",
-        }
-    return estimate.window_estimate(
+    estimate_of = ESTIMATES[objective.type]
+    return estimate_of(
         window,
         served,
         champion.reference(),
         champion.card,
-        params.problem.target,
-        params.evaluate.cost,
+        objective,
         params.monitor,
+        params.evaluate,
     )
 
 

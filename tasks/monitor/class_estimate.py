@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks.core.config import EvaluateParams, MonitorParams
 from tasks.core.ml.objective import Objective
 from tasks.monitor.drift import sample_rows
 from tasks.monitor.estimate import opened
@@ -172,7 +173,8 @@ def window_estimate(
     reference: pd.DataFrame,
     card: dict[str, Any],
     objective: Objective,
-    cfg: Any,
+    cfg: MonitorParams,
+    evaluate: EvaluateParams,
 ) -> dict[str, Any]:
     """The monitoring flow's estimate of a multiclass champion: the window's accuracy and
     macro-F1 before their labels, and, for the predictions whose labels arrived, the

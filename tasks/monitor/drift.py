@@ -10,7 +10,6 @@ by sampling noise only.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,31 +30,6 @@ class DriftResult:
 
     snapshot: Any
     summary: dict[str, Any]
-
-
-def window_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Logged predictions (store rows) as a frame: their model inputs, score and label."""
-    if not rows:
-        return pd.DataFrame()
-    features = pd.DataFrame.from_records([json.loads(r["features"]) for r in rows])
-    meta = pd.DataFrame.from_records(
-        [
-            {
-                k: r[k]
-                for k in (
-                    "request_id",
-                    "created_at",
-                    "model_version",
-                    "score",
-                    "label",
-                    "shadow_version",
-                    "shadow_score",
-                )
-            }
-            for r in rows
-        ]
-    )
-    return pd.concat([features, meta], axis=1)
 
 
 def sample_rows(frame: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:

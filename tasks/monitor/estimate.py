@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tasks.core.config import CostMatrix
+from tasks.core.config import CostMatrix, EvaluateParams, MonitorParams
+from tasks.core.ml.objective import Objective
 from tasks.monitor.drift import sample_rows
 
 METHOD = "CBPE (NannyML), isotonic calibration on the reference sample"
@@ -159,9 +160,9 @@ def window_estimate(
     labelled: pd.DataFrame,
     reference: pd.DataFrame,
     card: dict[str, Any],
-    target: str,
-    cost: CostMatrix,
-    cfg: Any,
+    objective: Objective,
+    cfg: MonitorParams,
+    evaluate: EvaluateParams,
 ) -> dict[str, Any]:
     """The monitoring flow's estimate: the window's predictions, and the check against labels.
 
@@ -175,6 +176,7 @@ def window_estimate(
     out = opened(METHOD, "roc_auc", ["roc_auc"], len(window), cfg)
     if "note" in out:
         return out
+    target, cost = objective.problem.target, evaluate.cost
     try:
         calibration = calibrate(reference, target)
     except ValueError as exc:

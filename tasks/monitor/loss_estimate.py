@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks.core.config import EvaluateParams, MonitorParams
+from tasks.core.ml.objective import Objective
 from tasks.monitor.drift import sample_rows
 from tasks.monitor.estimate import opened
 
@@ -176,14 +178,15 @@ def window_estimate(
     labelled: pd.DataFrame,
     reference: pd.DataFrame,
     card: dict[str, Any],
-    target: str,
-    primary: str,
-    cfg: Any,
+    objective: Objective,
+    cfg: MonitorParams,
+    evaluate: EvaluateParams,
 ) -> dict[str, Any]:
     """The monitoring flow's estimate for a regression: the window's MAE and RMSE from its
     inputs and predictions, and, for the predictions whose labels arrived, the estimate
     they had beside their realised MAE."""
-    name = judged_metric(primary)
+    target = objective.problem.target
+    name = judged_metric(objective.problem.primary_metric)
     out = opened(METHOD, name, list(ESTIMATED), len(window), cfg)
     if "note" in out:
         return out

@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 
 from tasks.core.data.simulator import simulate
 from tasks.core.ml.models import build_pipeline, model_inputs
+from tasks.core.ml.objective import objective_for
 from tasks.core.ml.reference import reference_sample
 from tasks.monitor.estimate import calibrate, estimate, window_estimate
 from tasks.monitor.policy import alert_reasons
@@ -69,9 +70,9 @@ def estimated(champion, frame, params):
         frame.iloc[:0],
         champion["reference"],
         champion["card"],
-        params.problem.target,
-        params.evaluate.cost,
+        objective_for(params.problem),
         params.monitor,
+        params.evaluate,
     )
 
 
@@ -168,8 +169,8 @@ def test_a_reference_without_labels_of_both_classes_gives_no_estimate_and_says_w
         pd.DataFrame(),
         one_class,
         champion["card"],
-        params.problem.target,
-        params.evaluate.cost,
+        objective_for(params.problem),
         params.monitor,
+        params.evaluate,
     )
     assert not found["evaluated"] and "one class" in found["note"], found
