@@ -197,7 +197,7 @@ def slices_and_fairness(
     with engine(compute, root, STEP) as eng:
         slices = slice_metrics(test, scored.y, scored.scores, cfg, problem, eng)
     fair, unfair = fairness(test, scored.y, scored.decision, cfg, scored.objective)
-    skipped = skipped_columns(test, cfg) + unjudged_slices(slices, cfg) + unfair
+    skipped = skipped_columns(test, cfg) + unjudged_slices(slices, cfg, scored.objective) + unfair
     for s in skipped:
         log.warning("%s: '%s' skipped: %s", s["key"], s["column"], s["reason"])
     if not any(s["checked"] for s in slices) and not fair:

@@ -334,3 +334,16 @@ def test_each_type_builds_every_model_kind_it_offers_seeded_and_told_its_objecti
     assert dask.get_params()["early_stopping_rounds"] is None
     with pytest.raises(ValueError, match="unknown model kind 'svm'; known: "):
         objective.estimator("svm", {}, random_state=7)
+
+
+def test_an_unjudged_slice_is_explained_in_the_types_words():
+    from tasks.core.ml.gate import unjudged_slices
+
+    slices = [{"column": "plan", "value": "pro", "rows": 12, "checked": False}]
+    cfg = regression().evaluate
+    (numbers,) = unjudged_slices(slices, cfg, objective_for(regression().problem))
+    assert "under evaluate.slice_min_rows=" in numbers["reason"]
+    assert "class" not in numbers["reason"], numbers
+    classes = parse_params(default_params_dict())
+    (binary,) = unjudged_slices(slices, classes.evaluate, objective_for(classes.problem))
+    assert "or of one class (largest of them 12 rows)" in binary["reason"]

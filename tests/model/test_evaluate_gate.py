@@ -46,7 +46,9 @@ def decide(splits, params, proba, y):
     metrics = headline(y, proba, 0.3, objective_for(params.problem), params.evaluate)
     slices = slice_metrics(test, y, proba, params.evaluate, params.problem)
     fair, unfair = fairness(test, y, (proba >= 0.3).astype(int), params.evaluate)
-    skipped = skipped_columns(test, params.evaluate) + unjudged_slices(slices, params.evaluate)
+    skipped = skipped_columns(test, params.evaluate) + unjudged_slices(
+        slices, params.evaluate, objective_for(params.problem)
+    )
     return gate(metrics, lift, slices, fair, params.problem, params.evaluate, skipped + unfair)
 
 

@@ -60,8 +60,12 @@ def skipped_columns(test: pd.DataFrame, cfg: EvaluateParams) -> list[dict[str, s
     return out
 
 
-def unjudged_slices(slices: list[dict[str, Any]], cfg: EvaluateParams) -> list[dict[str, str]]:
-    """Slice columns with groups the gate could not judge (too few rows, or one class)."""
+def unjudged_slices(
+    slices: list[dict[str, Any]], cfg: EvaluateParams, objective: Objective
+) -> list[dict[str, str]]:
+    """Slice columns with groups the gate could not judge (too few rows, or labels the
+    metrics cannot judge: :attr:`Objective.UNJUDGEABLE`)."""
+    also = f" or {objective.UNJUDGEABLE}" if objective.UNJUDGEABLE else ""
     out = []
     for column in dict.fromkeys(s["column"] for s in slices):
         groups = [s for s in slices if s["column"] == column]
@@ -74,8 +78,8 @@ def unjudged_slices(slices: list[dict[str, Any]], cfg: EvaluateParams) -> list[d
                 "key": "evaluate.slices",
                 "column": column,
                 "reason": f"{len(left)} of {len(groups)} groups not judged: under "
-                f"evaluate.slice_min_rows={cfg.slice_min_rows} or of one class (largest of "
-                f"them {largest} rows)"
+                f"evaluate.slice_min_rows={cfg.slice_min_rows}{also} (largest of them "
+                f"{largest} rows)"
                 + ("; no group of this column was judged" if len(left) == len(groups) else ""),
             }
         )

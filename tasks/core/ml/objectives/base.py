@@ -393,6 +393,10 @@ class Objective(ABC):
     def strata(self, y: np.ndarray) -> np.ndarray:
         """The values a split and the cross-validation folds stratify on."""
 
+    UNJUDGEABLE: ClassVar[str | None] = None
+    """What makes labels unjudgeable, beside too few rows, as the gate names it (the labels
+    :meth:`judgeable` refuses)."""
+
     @abstractmethod
     def judgeable(self, y: np.ndarray) -> bool:
         """Whether the metrics can judge rows with labels ``y`` (a slice, a resample)."""

@@ -25,6 +25,7 @@ class Classifier(Objective):
     ``monitor.max_roc_auc_drop``)."""
 
     DASK_XGBOOST = "DaskXGBClassifier"
+    UNJUDGEABLE = "of one class"
     QUICK_MODEL: ClassVar[dict[str, Any]] = {"max_iter": 50, "learning_rate": 0.15}
     """Feasibility's gradient-boosted classifier."""
 
