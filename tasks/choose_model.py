@@ -29,6 +29,7 @@ from tasks.core.config import (
     SplitParams,
 )
 from tasks.core.declare import Keys
+from tasks.core.errors import StepError
 from tasks.core.io import (
     parquet_rows,
     read_json,
@@ -122,6 +123,53 @@ def cv_folds(
     )
 
 
+def usable_folds(
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    y: np.ndarray,
+    objective: Objective,
+    sampled: bool,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The folds whose training rows hold every class: a model fitted without a class
+    cannot score it (XGBoost refuses the labels). A class that appears late in a
+    time-ordered training split is missing from the earliest folds; each left out is logged.
+
+    Raises
+    ------
+    StepError
+        When fewer than two folds are left, naming the classes and the ways out.
+    """
+    usable, lacking = [], {}
+    for k, (fit, val) in enumerate(folds):
+        missing = objective.missing_classes(y[fit])
+        if missing:
+            lacking[k + 1] = missing
+            log.warning(
+                "fold %d/%d left out: its %d training rows hold no row of class %s",
+                k + 1,
+                len(folds),
+                len(fit),
+                ", ".join(missing),
+            )
+        else:
+            usable.append((fit, val))
+    if len(usable) < 2:
+        named = "; ".join(f"fold {k}: {', '.join(c)}" for k, c in lacking.items())
+        raise StepError(
+            STEP,
+            "every class in the folds",
+            f"only {len(usable)} of {len(folds)} cross-validation folds hold every class in "
+            f"their training rows (missing: {named}), and the candidates are compared on two "
+            "or more: merge a rare or late class into another with problem.class_aliases, "
+            "use fewer choose.cv_folds, or split.strategy: stratified"
+            + (
+                ", or raise choose.sample_rows (the comparison samples the training split)"
+                if sampled
+                else ""
+            ),
+        )
+    return usable
+
+
 def cross_validate(
     train: pd.DataFrame,
     problem: ProblemParams,
@@ -137,7 +185,8 @@ def cross_validate(
     Every (candidate, fold) fit is independent: on the Dask engine they run in parallel.
     The folds follow the split's ``strategy`` (:func:`cv_folds`).
     """
-    if len(train) > cfg.sample_rows:
+    sampled = len(train) > cfg.sample_rows
+    if sampled:
         train = train.sample(cfg.sample_rows, random_state=cfg.random_state)
     objective = objective or objective_for(problem)
     X, y, numeric, categorical = model_inputs(train, problem, objective)
@@ -149,6 +198,7 @@ def cross_validate(
         order=train[problem.time_column] if problem.time_column in train else None,
         groups=train[group_column] if group_column in train else None,
     )
+    folds = usable_folds(folds, y, objective, sampled)
     jobs = [(kind, k) for kind in cfg.candidates for k in range(len(folds))]
     log.info(
         "%d candidates x %d %s folds on %d rows: %d fits",
@@ -241,8 +291,9 @@ def selection_markdown(
     metric: str,
     folds: int,
     strategy: str = "stratified",
+    of: int | None = None,
 ) -> str:
-    """``reports/model_selection.md``."""
+    """``reports/model_selection.md``: ``folds`` of the ``of`` folds cross-validated on."""
     table = "\n".join(
         f"| {'**' + r['model'] + '**' if r['model'] == chosen else r['model']} | {r['complexity']} "
         "| "
@@ -250,9 +301,14 @@ def selection_markdown(
         for r in rows
     )
     kind = FOLD_KINDS.get(strategy, "stratified")
+    left_out = (
+        ""
+        if of is None or of == folds
+        else f" ({of - folds} of {of} folds left out: their training rows lack a class)"
+    )
     return (
-        f"# Model selection\n\n{folds}-fold {kind} cross-validation on the training split, "
-        f"metric **{metric}**.\n\n"
+        f"# Model selection\n\n{folds}-fold {kind} cross-validation on the training split"
+        f"{left_out}, metric **{metric}**.\n\n"
         f"| model | complexity | mean | std | SE |\n|---|---|---|---|---|\n{table}\n\n"
         f"**Chosen: {chosen}.** {reason}.\n"
     )
@@ -304,7 +360,15 @@ def main(
     )
     write_text(
         root / PATHS.selection_md,
-        selection_markdown(rows, chosen, reason, problem.primary_metric, cfg.cv_folds, strategy),
+        selection_markdown(
+            rows,
+            chosen,
+            reason,
+            problem.primary_metric,
+            len(rows[0]["folds"]),
+            strategy,
+            cfg.cv_folds,
+        ),
     )
     log.info("chosen: %s (%s)", chosen, reason)
 

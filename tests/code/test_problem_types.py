@@ -347,3 +347,41 @@ def test_an_unjudged_slice_is_explained_in_the_types_words():
     classes = parse_params(default_params_dict())
     (binary,) = unjudged_slices(slices, classes.evaluate, objective_for(classes.problem))
     assert "or of one class (largest of them 12 rows)" in binary["reason"]
+
+
+def late_class_frame(first_share: float) -> tuple[pd.DataFrame, object]:
+    """2,000 hourly rows of a multiclass target whose class 'c' only appears after
+    ``first_share`` of them, and the problem's params (a time split's folds)."""
+    from devtools.project import MOVE
+
+    raw = deep_merge(default_params_dict(), MOVE)
+    raw["problem"].update(target="y", time_column="t", id_column="id", kpis={})
+    raw["problem"]["baseline"] = {"majority_class": True, "rule": None}
+    raw["choose"].update(cv_folds=4, candidates=["logistic_regression", "xgboost"], params={})
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=2000)
+    y = np.where(x > 0.5, "b", "a").astype(object)
+    y[(np.arange(2000) > first_share * 2000) & (rng.random(2000) < 0.2)] = "c"
+    t = pd.date_range("2024-01-01", periods=2000, freq="h")
+    frame = pd.DataFrame({"id": np.arange(2000), "t": t, "x": x, "y": y})
+    return frame, parse_params(raw)
+
+
+def test_a_fold_whose_training_rows_lack_a_late_class_is_left_out_and_too_few_is_named(caplog):
+    from tasks.choose_model import cross_validate, selection_markdown
+    from tasks.core.errors import StepError
+
+    frame, params = late_class_frame(0.3)
+    objective = objective_for(params.problem).for_labels(frame["y"])
+    rows = cross_validate(frame, params.problem, params.choose, None, "time", None, 50, objective)
+    assert "fold 1/4 left out: its 400 training rows hold no row of class c" in caplog.text
+    assert [len(r["folds"]) for r in rows] == [3, 3]  # XGBoost fitted on every class left
+    text = selection_markdown(rows, "xgboost", "why", "log_loss", 3, "time", 4)
+    assert "3-fold time-ordered" in text and "1 of 4 folds left out" in text
+
+    frame, params = late_class_frame(0.7)
+    objective = objective_for(params.problem).for_labels(frame["y"])
+    with pytest.raises(StepError, match="only 1 of 4 cross-validation folds") as err:
+        cross_validate(frame, params.problem, params.choose, None, "time", None, 50, objective)
+    assert "fold 1: c; fold 2: c; fold 3: c" in str(err.value)
+    assert "problem.class_aliases" in str(err.value)

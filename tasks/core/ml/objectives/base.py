@@ -393,6 +393,11 @@ class Objective(ABC):
     def strata(self, y: np.ndarray) -> np.ndarray:
         """The values a split and the cross-validation folds stratify on."""
 
+    def missing_classes(self, y_fit: np.ndarray) -> list[str]:
+        """The classes that none of ``y_fit``'s rows (a fold's training rows) holds: a model
+        fitted on them cannot score those (none for a number)."""
+        return []
+
     UNJUDGEABLE: ClassVar[str | None] = None
     """What makes labels unjudgeable, beside too few rows, as the gate names it (the labels
     :meth:`judgeable` refuses)."""

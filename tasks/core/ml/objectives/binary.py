@@ -100,6 +100,11 @@ class Binary(Classifier):
             )
         return y
 
+    def class_names(self) -> tuple[str, ...]:
+        """1: the positive label (named by ``problem.positive_label``, which a step that
+        only fits models does not read)."""
+        return "0", "1"
+
     def labels(self, values: pd.Series | np.ndarray) -> np.ndarray:
         return np.asarray(values).astype(int)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import Any, ClassVar
 
+import numpy as np
+
 from tasks.core.config import EvaluateParams, FeasibilityParams, MonitorParams
 from tasks.core.ml.objectives.base import Kind, Objective, SignalSpec
 
@@ -48,6 +50,14 @@ class Classifier(Objective):
             model=HistGradientBoostingClassifier(random_state=cfg.random_state, **self.QUICK_MODEL),
             cv=StratifiedKFold(cfg.cv_folds, shuffle=True, random_state=cfg.random_state),
         )
+
+    @abstractmethod
+    def class_names(self) -> tuple[str, ...]:
+        """Each class index's name, as a message names it."""
+
+    def missing_classes(self, y_fit: np.ndarray) -> list[str]:
+        present = set(np.unique(np.asarray(y_fit)).tolist())
+        return [name for k, name in enumerate(self.class_names()) if k not in present]
 
     def worse_by(self, reference: float, found: float, name: str | None = None) -> float:
         judged = self.metric(name or self.FLOOR_METRIC)

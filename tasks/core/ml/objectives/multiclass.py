@@ -174,6 +174,9 @@ class Multiclass(Classifier):
         text = values.astype("string")
         return text.map(index).fillna(-1).to_numpy(dtype=int)
 
+    def class_names(self) -> tuple[str, ...]:
+        return self.known
+
     def unseen(self, values: pd.Series | np.ndarray) -> dict[str, int]:
         """The labels among ``values`` that are not a class of the model, with their rows."""
         text = pd.Series(values).dropna().astype(str)
