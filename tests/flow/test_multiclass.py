@@ -39,10 +39,10 @@ from tasks.core.serving.registry import Registry
 from tasks.core.step import run_step
 from tests.conftest import make_project, without_served_state
 from tests.data.real import MULTICLASS_REAL, overrides, plain_log_loss, write_csv
+from tests.service.live import AUTH, live_customers, predict_then_label
 from tests.service.parity import assert_same_answers, json_records
 
 pytestmark = pytest.mark.slow
-AUTH = {"Authorization": "Bearer t"}
 RUN = {"flow_run_id": "t", "flow_run_name": "t", "experiment": "e", "code_version": "c"}
 # a 358-row test set: a class's recall in a gender group rests on 30 to 80 rows, whose noise
 # alone spreads the groups by about 0.1 (the shipped limit, for the full data)
@@ -242,29 +242,14 @@ def test_monitoring_judges_class_labels_the_class_mix_and_the_estimate_before_la
     """Live accuracy and macro-F1 once class labels arrive, the predicted class mix's drift,
     and multiclass CBPE's estimate beside the realised macro-F1."""
     from flows.monitoring import MULTICLASS_ESTIMATE_PANEL, monitoring
-    from tasks.core.data.snapshots import current_snapshot
     from tests.monitor.dashboard import panel_series
 
     root = tmp_path / "proj"
     shutil.copytree(move_project, root, ignore=without_served_state(".git"))
-    last = pd.to_datetime(current_snapshot(root / PATHS.raw_dir).read()["snapshot_date"]).max()
-    start = last.date() + dt.timedelta(days=1)
-    raw = simulate(start, start + dt.timedelta(days=3), 300, seed=11, target=MOVE).data
-    raw = raw[raw[MOVE].notna()].reset_index(drop=True)
-    truth = raw[MOVE].astype(str).tolist()
-    records = json_records(raw.drop(columns=[MOVE]))
+    records, truth = live_customers(root, MOVE, lambda moves: moves.astype("string"))
     app = create_app(root / "registry", poll_s=0.1, feedback_tokens={"t": "tests"})
-    served = []
     with TestClient(app) as client:
-        for at in range(0, len(records), 200):
-            body = client.post("/predict", json={"records": records[at : at + 200]}).json()
-            served += [p["label"] for p in body["predictions"]]
-            labels = [
-                {"request_id": body["request_id"], "row": i, "label": y}
-                for i, y in enumerate(truth[at : at + 200])
-            ]
-            reply = client.post("/feedback", json={"labels": labels}, headers=AUTH)
-            assert reply.status_code == 200 and reply.json()["labelled_rows"] == len(labels)
+        served = [p["label"] for p in predict_then_label(client, records, truth)]
     now = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1)).isoformat()
     summary = monitoring(project_dir=str(root), now=now, window_hours=1)
     prefect_api.check_alive()

@@ -30,10 +30,10 @@ from tasks.core.ml.models import build_pipeline, fit_pipeline, model_inputs
 from tasks.core.paths import PATHS
 from tasks.core.serving.registry import Registry
 from tests.conftest import make_project, without_served_state
+from tests.service.live import AUTH, live_customers, predict_then_label
 from tests.service.parity import assert_same_answers, json_records
 
 pytestmark = pytest.mark.slow
-AUTH = {"Authorization": "Bearer t"}
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +109,6 @@ def test_the_simulators_spend_target_runs_as_a_regression_with_a_known_oracle(
     the same customers, the next 30 days' spend from a known model, so the oracle's RMSE is
     known; the champion writes a ``prediction`` column in batch scoring."""
     from flows.batch_scoring import score_chunk
-    from tasks.core.data.snapshots import current_snapshot
 
     model, root = spend_champion
     test = json.loads((root / PATHS.metrics_json).read_text())["test"]
@@ -129,12 +128,7 @@ def test_numeric_labels_give_live_errors_and_the_estimate_before_them(
     shutil.copytree(spend_project, root, ignore=without_served_state(".git"))
     # live customers the model never saw: the days after its data (its training rows would
     # show a smaller error than the reference's, which the estimate learns from)
-    last = pd.to_datetime(current_snapshot(root / PATHS.raw_dir).read()["snapshot_date"]).max()
-    start = last.date() + dt.timedelta(days=1)
-    raw = simulate(start, start + dt.timedelta(days=3), 300, seed=11, target=SPEND).data
-    raw = raw[pd.to_numeric(raw[SPEND], errors="coerce").notna()].reset_index(drop=True)
-    truth = pd.to_numeric(raw[SPEND]).astype(float).tolist()
-    records = json.loads(raw.drop(columns=[SPEND]).to_json(orient="records"))
+    records, truth = live_customers(root, SPEND, lambda s: pd.to_numeric(s, errors="coerce"))
     app = create_app(root / "registry", poll_s=0.1, feedback_tokens={"t": "tests"})
     with TestClient(app) as client:
         # a yes/no label, NaN or text is refused for a regression, naming the label
@@ -149,14 +143,7 @@ def test_numeric_labels_give_live_errors_and_the_estimate_before_them(
             )
             assert reply.status_code == 422, (wrong, reply.text)
             assert reply.json()["detail"][0]["loc"][:4] == ["body", "labels", 0, "label"]
-        for start in range(0, len(records), 200):
-            body = client.post("/predict", json={"records": records[start : start + 200]}).json()
-            labels = [
-                {"request_id": body["request_id"], "row": i, "label": y}
-                for i, y in enumerate(truth[start : start + 200])
-            ]
-            reply = client.post("/feedback", json={"labels": labels}, headers=AUTH)
-            assert reply.status_code == 200 and reply.json()["labelled_rows"] == len(labels)
+        predict_then_label(client, records, truth)
     now = (dt.datetime.now(dt.timezone.utc) + dt.timedelta(minutes=1)).isoformat()
     summary = monitoring(project_dir=str(root), now=now, window_hours=1)
     prefect_api.check_alive()
