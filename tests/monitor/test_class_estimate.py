@@ -9,17 +9,15 @@ two days of 600 customers, as in ``make demo``.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pytest
 from sklearn.metrics import f1_score
 
 from tasks.core.data.schema import kinds_for, standardise
-from tasks.core.data.simulator import MOVE, MOVES, simulate
+from tasks.core.data.simulator import MOVE, MOVES
 from tasks.monitor.class_estimate import calibrate_classes, estimate
+from tests.monitor.simulated import history, live_windows
 
-LIVE_FROM = dt.date(2024, 4, 1)
 WINDOWS = 4
 CODES = {m: k for k, m in enumerate(MOVES)}
 
@@ -46,10 +44,7 @@ def champion(params):
     from sklearn.preprocessing import OneHotEncoder
     from xgboost import XGBClassifier
 
-    history = simulate(
-        dt.date(2024, 1, 1), LIVE_FROM - dt.timedelta(days=1), 100, seed=5, target=MOVE
-    ).data
-    X, y, numeric, categorical = prepared(history, params)
+    X, y, numeric, categorical = prepared(history(MOVE), params)
     cut = int(len(X) * 0.7)
     model = make_pipeline(
         ColumnTransformer(
@@ -64,17 +59,7 @@ def champion(params):
 
 def windows(model, params, drift_kind="none", from_window=0):
     out = []
-    for w in range(WINDOWS):
-        start = LIVE_FROM + dt.timedelta(days=2 * w)
-        raw = simulate(
-            start,
-            start + dt.timedelta(days=1),
-            600,
-            seed=9,
-            drift_kind=drift_kind,
-            drift_start=LIVE_FROM + dt.timedelta(days=2 * from_window),
-            target=MOVE,
-        ).data
+    for raw in live_windows(WINDOWS, MOVE, drift_kind, from_window):
         X, y, _, _ = prepared(raw, params)
         out.append((model.predict_proba(X), y))
     return out

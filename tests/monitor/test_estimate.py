@@ -9,29 +9,25 @@ as ``register_and_promote`` takes it. Each window is two days of 600 customers, 
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from tasks.core.data.simulator import simulate
 from tasks.core.ml.models import build_pipeline, model_inputs
 from tasks.core.ml.objective import objective_for
 from tasks.core.ml.reference import reference_sample
 from tasks.monitor.estimate import calibrate, estimate, window_estimate
 from tasks.monitor.policy import alert_reasons
 from tests.conftest import featured, split_frames
+from tests.monitor.simulated import history, live_windows
 
-LIVE_FROM = dt.date(2024, 4, 1)
 WINDOWS = 8
 
 
 @pytest.fixture(scope="module")
 def champion(params):
-    history = simulate(dt.date(2024, 1, 1), LIVE_FROM - dt.timedelta(days=1), 100, seed=5).data
-    frames = split_frames(featured(history, params), params)
+    frames = split_frames(featured(history(), params), params)
     X, y, numeric, categorical = model_inputs(frames["train"], params.problem)
     model = build_pipeline(
         "xgboost", numeric, categorical, {"n_estimators": 200, "max_depth": 3}, 0
@@ -47,16 +43,7 @@ def windows(champion, params, drift_kind="none", from_window=0):
     """``WINDOWS`` windows of served predictions with their true labels (``score``, ``label``),
     the drift starting with window ``from_window``."""
     out = []
-    for w in range(WINDOWS):
-        start = LIVE_FROM + dt.timedelta(days=2 * w)
-        raw = simulate(
-            start,
-            start + dt.timedelta(days=1),
-            600,
-            seed=9,
-            drift_kind=drift_kind,
-            drift_start=LIVE_FROM + dt.timedelta(days=2 * from_window),
-        ).data
+    for raw in live_windows(WINDOWS, drift_kind=drift_kind, from_window=from_window):
         live = featured(raw, params)
         X, y, _, _ = model_inputs(live, params.problem)
         scores = champion["model"].predict_proba(X)[:, 1]

@@ -9,8 +9,6 @@ days of 600 customers, as in ``make demo``.
 
 from __future__ import annotations
 
-import datetime as dt
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -18,14 +16,13 @@ import pytest
 from devtools.project import SMALL, SPEND, profile_params
 from tasks.core.config import parse_params
 from tasks.core.data.simulator import SPEND as TARGET
-from tasks.core.data.simulator import simulate
 from tasks.core.ml.models import build_pipeline, model_inputs
 from tasks.core.ml.objective import objective_for
 from tasks.core.ml.reference import reference_sample
 from tasks.monitor.loss_estimate import estimate, estimate_reasons, fit_loss_model
 from tests.conftest import featured, split_frames
+from tests.monitor.simulated import history, live_windows
 
-LIVE_FROM = dt.date(2024, 4, 1)
 WINDOWS = 4
 
 
@@ -37,10 +34,7 @@ def spend_params():
 @pytest.fixture(scope="module")
 def champion(spend_params):
     params = spend_params
-    history = simulate(
-        dt.date(2024, 1, 1), LIVE_FROM - dt.timedelta(days=1), 100, seed=5, target=TARGET
-    ).data
-    frames = split_frames(featured(history, params), params)
+    frames = split_frames(featured(history(TARGET), params), params)
     X, y, numeric, categorical = model_inputs(frames["train"], params.problem)
     model = build_pipeline(
         "xgboost",
@@ -62,18 +56,7 @@ def windows(champion, params, drift_kind="none", from_window=0, strength=1.0):
     """``WINDOWS`` windows of served predictions (inputs, ``score``) with their true ``label``,
     the drift starting with window ``from_window``."""
     out = []
-    for w in range(WINDOWS):
-        start = LIVE_FROM + dt.timedelta(days=2 * w)
-        raw = simulate(
-            start,
-            start + dt.timedelta(days=1),
-            600,
-            seed=9,
-            drift_kind=drift_kind,
-            drift_start=LIVE_FROM + dt.timedelta(days=2 * from_window),
-            drift_strength=strength,
-            target=TARGET,
-        ).data
+    for raw in live_windows(WINDOWS, TARGET, drift_kind, from_window, strength):
         live = featured(raw, params)
         X, y, _, _ = model_inputs(live, params.problem)
         out.append(X.assign(score=champion["model"].predict(X), label=np.asarray(y, float)))
