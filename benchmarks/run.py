@@ -175,7 +175,7 @@ def other_models(root: Path, records: list[dict[str, Any]], n: int) -> dict[str,
     import pandas as pd
 
     from scoring.compiled import CompiledModel
-    from tasks.core.ml.models import build_pipeline, fit_pipeline, model_inputs
+    from tasks.core.ml.models import build_pipeline, model_inputs
     from tasks.core.ml.objective import objective_for
     from tasks.core.paths import PATHS
 
@@ -209,7 +209,7 @@ def other_models(root: Path, records: list[dict[str, Any]], n: int) -> dict[str,
             0,
             objective=objective,
         )
-        fit_pipeline(pipeline, X, objective.labels(y))
+        pipeline.fit(X, objective.labels(y))
         other = dataclasses.replace(model, model=pipeline, problem=problem)
         object.__setattr__(other, "compiled", CompiledModel(other))
         out[name] = per_record(other.score_one, records, n)

@@ -32,7 +32,6 @@ from tasks.core.declare import Keys
 from tasks.core.errors import StepError
 from tasks.core.io import (
     atomic_path,
-    parquet_rows,
     read_json,
     write_json,
 )
@@ -41,7 +40,7 @@ from tasks.core.ml.models import (
 )
 from tasks.core.ml.objective import TRIALS_Y
 from tasks.core.ml.parts import target_column, training_objective
-from tasks.core.ml.tuning import Tuning, tune, tune_in_parts
+from tasks.core.ml.tuning import Tuning, tune
 from tasks.core.paths import PATHS
 from tasks.core.runtime.compute import engine
 from tasks.core.step import run_step
@@ -59,15 +58,10 @@ def search(
     hashes: dict[str, str],
 ) -> tuple[list[dict[str, Any]], dict[str, Any], Any, np.ndarray]:
     """The trials of the chosen kind from its starting parameters ``base``: ``(trial log,
-    best config, its pipeline, its validation scores)``; part by part when the training
-    split is over ``train.in_memory_rows``."""
+    best config, its pipeline, its validation scores)``."""
     with engine(compute, root, STEP) as eng:
-        if parquet_rows(root / PATHS.train) > tuning.cfg.in_memory_rows:
-            trials, best = tune_in_parts(chosen, base, root, tuning, hashes, eng)
-        else:
-            train = pd.read_parquet(root / PATHS.train)
-            valid = pd.read_parquet(root / PATHS.valid)
-            trials, best = tune(chosen, base, train, valid, tuning, hashes, eng)
+        train, valid = root / PATHS.train, root / PATHS.valid
+        trials, best = tune(chosen, base, train, valid, tuning, hashes, eng)
     return trials, *best
 
 

@@ -99,6 +99,45 @@ def splits(params) -> dict[str, Any]:
     return split_frames(featured(raw, params), params)
 
 
+def fit_in_memory(
+    pipeline: Any,
+    X_train: Any,
+    y_train: Any,
+    X_valid: Any = None,
+    y_valid: Any = None,
+    early_stopping_rounds: int = 0,
+) -> Any:
+    """Fit in memory, as scikit-learn's API does (the reference train's one data path is held
+    to); XGBoost stops early on the validation split when it is given."""
+    from tasks.core.ml.models import is_xgboost
+
+    model = pipeline.named_steps["model"]
+    if early_stopping_rounds and X_valid is not None and is_xgboost(model):
+        prep = pipeline.named_steps["prep"]
+        # fit_transform, not fit then transform: a target encoding is cross-fitted on the
+        # rows it is fitted on (the same matrix for every other transformer)
+        Z_train = prep.fit_transform(X_train, y_train)
+        model.set_params(early_stopping_rounds=early_stopping_rounds)
+        model.fit(
+            Z_train,
+            y_train,
+            eval_set=[(prep.transform(X_valid), y_valid)],
+            verbose=False,
+        )
+        return pipeline
+    return pipeline.fit(X_train, y_train)
+
+
+@pytest.fixture(scope="session")
+def split_files(splits, tmp_path_factory) -> dict[str, Path]:
+    """``splits`` as the split step writes them: a Parquet file each (train and tune read
+    files)."""
+    folder = tmp_path_factory.mktemp("splits")
+    for name, frame in splits.items():
+        frame.to_parquet(folder / f"{name}.parquet", index=False)
+    return {name: folder / f"{name}.parquet" for name in splits}
+
+
 def featured(raw: Any, params: Params) -> Any:
     """Raw rows standardised, cleaned and with features, as the pipeline's steps 4 and 5 do."""
     from tasks.clean import clean_frame

@@ -443,9 +443,9 @@ class TrainParams(Section):
 
     n_trials: int = Field(20, ge=1)
     early_stopping_rounds: int = Field(50, ge=0)
-    # a larger training split is read part by part: XGBoost learns from every row through a
-    # histogram matrix built part by part; the preprocessing, and other models, are fitted
-    # on a seeded sample of this many rows
+    # train reads the splits part by part: XGBoost learns from every training row through a
+    # histogram matrix; the preprocessing, and other models, are fitted on the whole
+    # training split up to this many rows, and on a seeded sample of this many above it
     in_memory_rows: int = Field(500_000, ge=1000)
     # seed of the search and the model
     random_state: int = 42

@@ -116,25 +116,26 @@ def test_cross_validation_in_parallel_matches_local(dask_engine, params, splits)
         assert far["folds"] == pytest.approx(near["folds"], abs=1.5e-6)
 
 
-def test_tuning_on_dask_matches_local(dask_engine, params, splits, tmp_path):
+def test_tuning_on_dask_matches_local(dask_engine, params, splits, split_files, tmp_path):
     tuning = Tuning.of(params)
-    train, valid = splits["train"], splits["valid"]
+    valid = splits["valid"]
+    train, valid_file = split_files["train"], split_files["valid"]
     hashes = {"train": "0" * 16, "valid": "0" * 16}
     # logistic regression: parallel trials, then the best refitted here - the same model exactly
     local_trials, (_, _, local_proba) = tune(
-        "logistic_regression", {}, train, valid, tuning, hashes
+        "logistic_regression", {}, train, valid_file, tuning, hashes
     )
     dask_trials, (_, pipeline, dask_proba) = tune(
-        "logistic_regression", {}, train, valid, tuning, hashes, dask_engine
+        "logistic_regression", {}, train, valid_file, tuning, hashes, dask_engine
     )
     assert [t["roc_auc"] for t in dask_trials] == [t["roc_auc"] for t in local_trials]
     np.testing.assert_allclose(pipeline.predict_proba(_x(valid, params))[:, 1], dask_proba)
 
     # xgboost.dask: trained across both workers; the same search within noise
     base = params.choose.params.get("xgboost", {})
-    local_trials, (_, _, local_proba) = tune("xgboost", base, train, valid, tuning, hashes)
+    local_trials, (_, _, local_proba) = tune("xgboost", base, train, valid_file, tuning, hashes)
     dask_trials, (_, pipeline, dask_proba) = tune(
-        "xgboost", base, train, valid, tuning, hashes, dask_engine
+        "xgboost", base, train, valid_file, tuning, hashes, dask_engine
     )
     roc = metric_named("roc_auc")
     y_valid = valid[params.problem.target].to_numpy(int)

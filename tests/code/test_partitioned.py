@@ -5,8 +5,8 @@ stage holds one part (or one bucket of the id shuffle, or a sample) at a time. A
 many parts must give what the same snapshot in one part gives (clean has one path for both;
 features, split and the later stages read the parts they are given), on the test profile,
 row for row and metric for metric.
-A training split over ``train.in_memory_rows`` is trained on from its parts: a model within
-the noise of the in-memory one.
+A training split over ``train.in_memory_rows`` has its preprocessing fitted on a sample: an
+XGBoost model within the noise of the one fitted with every row.
 """
 
 from __future__ import annotations

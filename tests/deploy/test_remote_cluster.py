@@ -188,7 +188,7 @@ def test_the_training_flow_runs_on_a_remote_dask_cluster_with_s3_storage_and_dvc
 
 
 def test_xgboost_dask_trains_on_the_remote_workers_from_partitions_in_the_bucket(
-    cluster, params, splits
+    cluster, params, splits, split_files
 ):
     """The training flow above chose logistic regression; XGBoost takes the xgboost.dask path."""
     from tasks.core.config import ComputeParams
@@ -196,7 +196,7 @@ def test_xgboost_dask_trains_on_the_remote_workers_from_partitions_in_the_bucket
     from tasks.core.ml.tuning import Tuning, tune
     from tasks.core.runtime.compute import engine
 
-    train, valid = splits["train"], splits["valid"]
+    train, valid = split_files["train"], split_files["valid"]
     hashes = {"train": "0" * 16, "valid": "0" * 16}
     base = params.choose.params.get("xgboost", {})
     before = cluster["logs"]["s3"].read_text().count("/dask-scratch/xgb-")
@@ -207,7 +207,7 @@ def test_xgboost_dask_trains_on_the_remote_workers_from_partitions_in_the_bucket
         assert {w["name"] for w in workers} == {"worker-1", "worker-2"}  # the remote ones
         _, (_, _, dask_proba) = tune("xgboost", base, train, valid, Tuning.of(params), hashes, eng)
     roc = metric_named("roc_auc")
-    y_valid = valid[params.problem.target].to_numpy(int)
+    y_valid = splits["valid"][params.problem.target].to_numpy(int)
     assert abs(roc(y_valid, dask_proba) - roc(y_valid, local_proba)) < 0.02
     assert cluster["logs"]["s3"].read_text().count("/dask-scratch/xgb-") > before
     assert objects(cluster["s3"], "dask-scratch/") == []

@@ -31,13 +31,13 @@ from scoring.scoring import LoadedModel
 from service.app import create_app
 from tasks.core.config import load_params
 from tasks.core.data.simulator import MOVE, MOVES, simulate
-from tasks.core.ml.models import build_pipeline, fit_pipeline, model_inputs
+from tasks.core.ml.models import build_pipeline, model_inputs
 from tasks.core.ml.objective import objective_for
 from tasks.core.ml.report import PLOT_FILES
 from tasks.core.paths import PATHS
 from tasks.core.serving.registry import Registry
 from tasks.core.step import run_step
-from tests.conftest import make_project, without_served_state
+from tests.conftest import fit_in_memory, make_project, without_served_state
 from tests.data.real import MULTICLASS_REAL, overrides, plain_log_loss, write_csv
 from tests.service.live import AUTH, live_customers, predict_then_label
 from tests.service.parity import assert_same_answers, json_records
@@ -141,7 +141,7 @@ def test_a_multiclass_champion_answers_by_class_name_on_both_paths(
         50,
         objective,
     )
-    fit_pipeline(pipeline, X_train, y_train, X_valid, y_valid, early_stopping_rounds=20)
+    fit_in_memory(pipeline, X_train, y_train, X_valid, y_valid, early_stopping_rounds=20)
     xgb_model = dataclasses.replace(move_champion, model=pipeline)
     object.__setattr__(xgb_model, "compiled", CompiledModel(xgb_model))
     assert xgb_model.compiled.kind == "XGBClassifier"

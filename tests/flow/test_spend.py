@@ -26,10 +26,10 @@ from service.app import create_app
 from tasks.core.config import load_params
 from tasks.core.data.simulator import SPEND, simulate
 from tasks.core.data.snapshots import current_snapshot
-from tasks.core.ml.models import build_pipeline, fit_pipeline, model_inputs
+from tasks.core.ml.models import build_pipeline, model_inputs
 from tasks.core.paths import PATHS
 from tasks.core.serving.registry import Registry
-from tests.conftest import make_project, without_served_state
+from tests.conftest import fit_in_memory, make_project, without_served_state
 from tests.service.live import AUTH, live_customers, predict_then_label
 from tests.service.parity import assert_same_answers, json_records
 
@@ -94,7 +94,7 @@ def test_the_regressors_compiled_paths_give_the_same_answers(
         50,
         objective_for(problem),
     )
-    fit_pipeline(pipeline, X_train, y_train, X_valid, y_valid, early_stopping_rounds=20)
+    fit_in_memory(pipeline, X_train, y_train, X_valid, y_valid, early_stopping_rounds=20)
     model = dataclasses.replace(champion, model=pipeline)
     object.__setattr__(model, "compiled", CompiledModel(model))
     assert model.compiled.kind == compiled_kind

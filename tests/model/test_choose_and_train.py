@@ -9,6 +9,7 @@ from tasks.core.metrics import metric
 from tasks.core.ml.costs import best_threshold, expected_cost
 from tasks.core.ml.models import build_pipeline, load_model, model_inputs, save_model
 from tasks.core.ml.tuning import Tuning, tune
+from tests.conftest import fit_in_memory
 
 
 def test_the_simplest_candidate_within_one_standard_error_wins():
@@ -46,10 +47,13 @@ def test_preprocessing_is_fitted_on_the_training_split_only(splits, params):
     assert not np.allclose(imputer.statistics_, both[numeric].median().to_numpy())
 
 
-def test_an_early_stopped_xgboost_round_trips_through_the_safe_format(tmp_path, splits, params):
+def test_an_early_stopped_xgboost_round_trips_through_the_safe_format(
+    tmp_path, splits, split_files, params
+):
     hashes = {"train": "a" * 64, "valid": "b" * 64}
+    files = split_files["train"], split_files["valid"]
     _, (_, pipeline, proba) = tune(
-        "xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], Tuning.of(params), hashes
+        "xgboost", {"n_estimators": 50}, *files, Tuning.of(params), hashes
     )
     save_model(pipeline, tmp_path / "m.skops")
     X_valid = model_inputs(splits["valid"], params.problem)[0]
@@ -58,14 +62,13 @@ def test_an_early_stopped_xgboost_round_trips_through_the_safe_format(tmp_path, 
     )
 
 
-def test_tuning_is_reproducible_and_logs_every_trial(splits, params):
+def test_tuning_is_reproducible_and_logs_every_trial(split_files, params):
     hashes = {"train": "a" * 64, "valid": "b" * 64}
+    files = split_files["train"], split_files["valid"]
     first, (config, _, proba) = tune(
-        "xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], Tuning.of(params), hashes
+        "xgboost", {"n_estimators": 50}, *files, Tuning.of(params), hashes
     )
-    second, _ = tune(
-        "xgboost", {"n_estimators": 50}, splits["train"], splits["valid"], Tuning.of(params), hashes
-    )
+    second, _ = tune("xgboost", {"n_estimators": 50}, *files, Tuning.of(params), hashes)
     strip = [{k: v for k, v in t.items() if k != "seconds"} for t in first]
     assert strip == [{k: v for k, v in t.items() if k != "seconds"} for t in second]
     assert len(first) == params.train.n_trials
@@ -154,3 +157,22 @@ def test_a_linear_model_takes_its_one_hot_block_sparse_with_the_same_answers():
     )
     trees = build_pipeline("xgboost", ["x"], ["city"], {"n_estimators": 5}, 0).fit(X, y)
     assert not sp.issparse(trees.named_steps["prep"].transform(X))  # absent != missing
+
+
+def test_a_split_of_one_part_gives_the_model_an_in_memory_fit_gives(split_files, splits, params):
+    """One data path (issue 41): XGBoost learns from the histogram matrix built part by
+    part, and the rows the preprocessing was fitted on keep their cross-fitted target
+    encoding; on a split of one part that is the in-memory fit, score for score. A
+    category cap of 3 target-encodes every wider column."""
+    tuning = Tuning(params.problem, params.train.model_copy(update={"n_trials": 2}), 3)
+    hashes = {"train": "a" * 64, "valid": "b" * 64}
+    files = split_files["train"], split_files["valid"]
+    _, (config, pipeline, proba) = tune("xgboost", {"n_estimators": 60}, *files, tuning, hashes)
+    X_train, y_train, numeric, categorical = model_inputs(splits["train"], params.problem)
+    X_valid, y_valid, _, _ = model_inputs(splits["valid"], params.problem)
+    encoder = pipeline.named_steps["prep"].named_transformers_["cat"].named_steps["encode"]
+    assert encoder.wide_, "some column is target encoded"
+    random_state, stop = params.train.random_state, params.train.early_stopping_rounds
+    in_memory = build_pipeline("xgboost", numeric, categorical, config, random_state, 3)
+    fit_in_memory(in_memory, X_train, y_train, X_valid, y_valid, stop)
+    np.testing.assert_array_equal(in_memory.predict_proba(X_valid)[:, 1], proba)

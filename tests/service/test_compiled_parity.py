@@ -21,9 +21,10 @@ from scoring.compiled import CompiledModel
 from scoring.scoring import LoadedModel
 from tasks.core.config import load_params
 from tasks.core.data.simulator import simulate
-from tasks.core.ml.models import build_pipeline, fit_pipeline, model_inputs
+from tasks.core.ml.models import build_pipeline, model_inputs
 from tasks.core.paths import PATHS
 from tasks.core.serving.registry import Registry
+from tests.conftest import fit_in_memory
 from tests.service.parity import assert_same_answers, json_records, tricky_records
 
 pytestmark = pytest.mark.slow
@@ -61,7 +62,7 @@ def refit(
     pipeline = build_pipeline(
         kind, card["numeric_features"], card["categorical_features"], params, 0, max_categories
     )
-    fit_pipeline(pipeline, X_train, y_train, X_valid, y_valid, early_stopping_rounds=20)
+    fit_in_memory(pipeline, X_train, y_train, X_valid, y_valid, early_stopping_rounds=20)
     model = dataclasses.replace(champion, model=pipeline)
     object.__setattr__(model, "compiled", CompiledModel(model))
     return model

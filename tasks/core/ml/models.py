@@ -148,32 +148,6 @@ def sample_params(kind: str, rng: np.random.Generator) -> dict[str, Any]:
     }
 
 
-def fit_pipeline(
-    pipeline: Pipeline,
-    X_train: pd.DataFrame,
-    y_train: np.ndarray,
-    X_valid: pd.DataFrame | None = None,
-    y_valid: np.ndarray | None = None,
-    early_stopping_rounds: int = 0,
-) -> Pipeline:
-    """Fit; XGBoost stops early on the validation split when it is given."""
-    model = pipeline.named_steps["model"]
-    if early_stopping_rounds and X_valid is not None and is_xgboost(model):
-        prep = pipeline.named_steps["prep"]
-        # fit_transform, not fit then transform: a target encoding is cross-fitted on the
-        # rows it is fitted on (the same matrix for every other transformer)
-        Z_train = prep.fit_transform(X_train, y_train)
-        model.set_params(early_stopping_rounds=early_stopping_rounds)
-        model.fit(
-            Z_train,
-            y_train,
-            eval_set=[(prep.transform(X_valid), y_valid)],
-            verbose=False,
-        )
-        return pipeline
-    return pipeline.fit(X_train, y_train)
-
-
 # ----------------------------------------------------------------------------- persistence
 TRUSTED_TYPES = frozenset(
     {

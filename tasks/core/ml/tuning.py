@@ -1,12 +1,11 @@
 """Tuning: the seeded random search of one model kind, each trial scored on validation.
 
-Five ways to run the same search, chosen by :mod:`tasks.train` from the data's size and the
-compute engine: in memory one trial at a time (:func:`tune`), in memory with the trials in
-parallel on Dask, XGBoost across the Dask workers with ``xgboost.dask``, and, for a
-training split over ``train.in_memory_rows``, part by part (:func:`tune_in_parts`; XGBoost
-from a histogram matrix built per part, with or without ``xgboost.dask``). Every finished
-trial goes through :func:`record_trials`, which scores it with the objective's primary
-metric and keeps the best pipeline only.
+One data path (:func:`tune`): the split files read part by part, the preprocessing fitted
+on the training rows that fit in memory (all of them, or a seeded sample), XGBoost learning
+from every row through a histogram matrix. The compute engine only decides where the trials
+run: here one at a time, in parallel on Dask workers, or XGBoost across them with
+``xgboost.dask``. Every finished trial goes through :func:`record_trials`, which scores it
+with the objective's primary metric and keeps the best pipeline only.
 """
 
 from __future__ import annotations
@@ -24,23 +23,22 @@ import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from tasks.core.config import ComputeParams, Params, ProblemParams, TrainParams
-from tasks.core.io import iter_parts, parquet_rows, sample_positions, take_rows
+from tasks.core.io import parquet_rows
 from tasks.core.ml.models import (
     build_pipeline,
-    fit_pipeline,
     model_inputs,
-    model_matrix,
     sample_params,
 )
 from tasks.core.ml.objective import TRIALS_Y, Objective, objective_for
 from tasks.core.ml.parts import (
+    FitRows,
     as_estimator,
     predict_parts,
+    prepared_parts,
     quantile_matrix,
     target_column,
     train_xgboost,
 )
-from tasks.core.paths import PATHS
 from tasks.core.runtime.compute import Engine
 
 log = logging.getLogger("churn.train")  # the train step's log: tuning is its story
@@ -88,17 +86,10 @@ def finished(
 
 
 def trial_score(
-    job: tuple[int, dict[str, Any]],
-    kind: str,
-    data: dict[str, Any],
-    tuning: Tuning,
-    keep: bool = False,
+    job: tuple[int, dict[str, Any]], kind: str, data: dict[str, Any], tuning: Tuning
 ) -> dict[str, Any]:
-    """Fit one trial's configuration and score it on validation (a task of its own on Dask).
-
-    The fitted pipeline is returned only with ``keep`` (in-process); from a worker only
-    the validation probabilities travel back.
-    """
+    """Fit one trial's configuration on the fitted rows and score it on validation: a task
+    of its own on a Dask worker, from which only the validation scores travel back."""
     number, config = job
     started = time.perf_counter()
     objective = tuning.objective
@@ -110,17 +101,9 @@ def trial_score(
         tuning.cfg.random_state,
         tuning.max_categories,
         objective,
-    )
-    fit_pipeline(
-        pipeline,
-        data["X_train"],
-        data["y_train"],
-        data["X_valid"],
-        data["y_valid"],
-        tuning.cfg.early_stopping_rounds,
-    )
-    proba = objective.scores(pipeline, data["X_valid"])
-    return finished(number, config, pipeline, proba, started, keep)
+    ).fit(data["X_train"], data["y_train"])
+    scores = objective.scores(pipeline, data["X_valid"])
+    return finished(number, config, pipeline, scores, started, keep=False)
 
 
 def as_xy(staged: Any) -> tuple[Any, Any]:
@@ -133,11 +116,6 @@ def as_xy(staged: Any) -> tuple[Any, Any]:
 def labelled(Z: Any, y: np.ndarray) -> pd.DataFrame:
     """A preprocessed matrix as a frame with its labels (the Dask engine's partitions)."""
     return pd.DataFrame(Z).rename(columns=str).assign(label=y)
-
-
-def prepared(prep: Any, X: pd.DataFrame, y: np.ndarray) -> pd.DataFrame:
-    """``X`` through the fitted preprocessing, with the labels as a last column."""
-    return labelled(prep.transform(X), y)
 
 
 def dask_xgboost_trials(
@@ -234,155 +212,160 @@ def trial_configs(kind: str, base: dict[str, Any], cfg: TrainParams) -> list[dic
     return [dict(base)] + [sample_params(kind, rng) for _ in range(cfg.n_trials - 1)]
 
 
-def tune_in_parts(
-    kind: str,
-    base: dict[str, Any],
-    root: Path,
-    tuning: Tuning,
-    data_hashes: dict[str, str],
-    eng: Engine,
-) -> tuple[list[dict[str, Any]], Any]:
-    """:func:`tune` for a training split larger than ``train.in_memory_rows``, read in parts.
+@dataclass
+class Search:
+    """One kind's trials over the split files at ``train`` and ``valid``, the preprocessing
+    and any model but XGBoost fitted on ``rows``; each way to run them yields the finished
+    trials."""
 
-    XGBoost learns from all training rows through a histogram matrix built part by part
-    (:mod:`tasks.core.ml.parts`); its preprocessing, and any other model kind, is fitted on
-    a seeded sample of ``in_memory_rows`` training rows. Validation is scored part by part.
-    On the Dask engine, XGBoost trains with ``xgboost.dask`` on the parts, each staged on
-    the shared storage as one partition once preprocessed; other kinds run here.
-    """
-    problem, cfg = tuning.problem, tuning.cfg
-    objective = tuning.objective
-    max_categories = tuning.max_categories
-    train_path, valid_path = root / PATHS.train, root / PATHS.valid
-    n_rows = parquet_rows(train_path)
-    sample = take_rows(train_path, sample_positions(n_rows, cfg.in_memory_rows, cfg.random_state))
-    X_sample, y_sample, numeric, categorical = model_inputs(sample, problem, objective)
-    del sample
-    log.info(
-        "training split of %d rows, over train.in_memory_rows (%d): %s",
-        n_rows,
-        cfg.in_memory_rows,
-        "XGBoost reads it part by part; preprocessing fitted on a sample of that many"
-        if kind == "xgboost"
-        else f"{kind} is fitted on a sample of that many rows",
-    )
-    y_valid = target_column(valid_path, objective)
-    configs = trial_configs(kind, base, cfg)
+    kind: str
+    configs: list[dict[str, Any]]
+    train: Path
+    valid: Path
+    rows: FitRows
+    tuning: Tuning
 
-    def score_valid(pipeline: Pipeline) -> np.ndarray:
-        return predict_parts(pipeline, valid_path, numeric, categorical, objective)
-
-    if kind == "xgboost":
-        prep = build_pipeline(
-            kind, numeric, categorical, {}, cfg.random_state, max_categories, objective
-        ).named_steps["prep"]
-        prep.fit(X_sample, y_sample)
-
-    def staged(path: Path) -> tuple[Any, Any]:
-        frames = (
-            prepared(
-                prep,
-                model_matrix(part, numeric, categorical),
-                objective.labels(part[problem.target]),
-            )
-            for part in iter_parts(path)
+    def pipeline(self, config: dict[str, Any]) -> Pipeline:
+        """The kind's unfitted pipeline with ``config``."""
+        t, rows = self.tuning, self.rows
+        return build_pipeline(
+            self.kind,
+            rows.numeric,
+            rows.categorical,
+            config,
+            t.cfg.random_state,
+            t.max_categories,
+            t.objective,
         )
-        return as_xy(eng.partitions_from(frames, path.stem))
 
-    def trials() -> Iterator[dict[str, Any]]:
-        if kind == "xgboost":
-            dtrain = quantile_matrix(train_path, prep, numeric, categorical, objective)
-            dvalid = quantile_matrix(valid_path, prep, numeric, categorical, objective, ref=dtrain)
-        for number, config in enumerate(configs):
+    def score_valid(self, pipeline: Pipeline) -> np.ndarray:
+        """The pipeline's scores of the validation rows, part by part."""
+        rows = self.rows
+        return predict_parts(
+            pipeline, self.valid, rows.numeric, rows.categorical, self.tuning.objective
+        )
+
+    def fitted_here(self) -> Iterator[dict[str, Any]]:
+        """Each trial fitted on the rows, one at a time."""
+        for number, config in enumerate(self.configs):
             started = time.perf_counter()
-            pipeline = build_pipeline(
-                kind, numeric, categorical, config, cfg.random_state, max_categories, objective
-            )
-            if kind == "xgboost":
-                model = train_xgboost(
-                    config, cfg.random_state, dtrain, dvalid, cfg.early_stopping_rounds, objective
-                )
-                pipeline.set_params(prep=prep, model=model)
-            else:
-                pipeline.fit(X_sample, y_sample)
-            yield finished(number, config, pipeline, score_valid(pipeline), started)
+            pipeline = self.pipeline(config).fit(self.rows.X, self.rows.y)
+            yield finished(number, config, pipeline, self.score_valid(pipeline), started)
 
-    if eng.is_dask and kind == "xgboost":
-        matrices = {"train": staged(train_path), "valid": staged(valid_path)}
+    def fitted_on_workers(self, eng: Engine) -> list[dict[str, Any]]:
+        """The trials in parallel on the Dask workers, the validation rows sent along."""
+        t, rows = self.tuning, self.rows
+        X_valid = model_inputs(pd.read_parquet(self.valid), t.problem, t.objective)[0]
+        data = {
+            "X_train": rows.X,
+            "y_train": rows.y,
+            "X_valid": X_valid,
+            "numeric": rows.numeric,
+            "categorical": rows.categorical,
+        }
+        jobs = list(enumerate(self.configs))
+        return eng.map(trial_score, jobs, kind=self.kind, data=data, tuning=t)
+
+    def preprocessed(self) -> tuple[Any, Callable[..., Iterator[tuple[np.ndarray, np.ndarray]]]]:
+        """XGBoost's preprocessing fitted on the rows, and the split files through it, part
+        by part (the training split's fitted rows keeping their cross-fitted encoding)."""
+        rows, objective = self.rows, self.tuning.objective
+        prep = self.pipeline({}).named_steps["prep"]
+        fitted = (rows, prep.fit_transform(rows.X, rows.y))
+
+        def parts(path: Path) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            own = fitted if path == self.train else None
+            return prepared_parts(path, prep, rows.numeric, rows.categorical, objective, own)
+
+        return prep, parts
+
+    def xgboost_here(self) -> Iterator[dict[str, Any]]:
+        """XGBoost's trials from histogram matrices built part by part, one at a time."""
+        cfg, objective = self.tuning.cfg, self.tuning.objective
+        prep, parts = self.preprocessed()
+        dtrain = quantile_matrix(lambda: parts(self.train))
+        dvalid = quantile_matrix(lambda: parts(self.valid), ref=dtrain)
+        for number, config in enumerate(self.configs):
+            started = time.perf_counter()
+            model = train_xgboost(
+                config, cfg.random_state, dtrain, dvalid, cfg.early_stopping_rounds, objective
+            )
+            pipeline = self.pipeline(config).set_params(prep=prep, model=model)
+            yield finished(number, config, pipeline, self.score_valid(pipeline), started)
+
+    def xgboost_on_workers(self, eng: Engine) -> Iterator[dict[str, Any]]:
+        """XGBoost's trials with ``xgboost.dask`` from the preprocessed parts, staged on the
+        shared storage in partitions of at most ``compute.partition_rows`` rows."""
+        prep, parts = self.preprocessed()
+        chunk = eng.cfg.partition_rows
+
+        def staged(path: Path) -> tuple[Any, Any]:
+            frames = (
+                labelled(Z[at : at + chunk], y[at : at + chunk])
+                for Z, y in parts(path)
+                for at in range(0, len(y), chunk)
+            )
+            return as_xy(eng.partitions_from(frames, path.stem))
+
+        matrices = {"train": staged(self.train), "valid": staged(self.valid)}
         log.info(
             "xgboost.dask on %d + %d staged partitions",
             matrices["train"][0].numblocks[0],
             matrices["valid"][0].numblocks[0],
         )
-        done = dask_xgboost_trials(
-            eng, configs, prep, matrices, (numeric, categorical), score_valid, tuning
+        features = (self.rows.numeric, self.rows.categorical)
+        return dask_xgboost_trials(
+            eng, self.configs, prep, matrices, features, self.score_valid, self.tuning
         )
-    else:
-        done = trials()
-    log_, best = record_trials(done, kind, len(configs), y_valid, objective, data_hashes)
-    return log_, (best["config"], best["pipeline"], best["proba"])
 
 
 def tune(
     kind: str,
     base: dict[str, Any],
-    train: pd.DataFrame,
-    valid: pd.DataFrame,
+    train_path: Path,
+    valid_path: Path,
     tuning: Tuning,
     data_hashes: dict[str, str],
     eng: Engine | None = None,
 ) -> tuple[list[dict[str, Any]], Any]:
-    """Run the trials: the trial log, and the best ``(config, fitted pipeline, validation proba)``.
+    """Run the trials: the trial log, and the best ``(config, fitted pipeline, validation
+    scores)``.
 
-    Trials are independent: on the Dask engine they run in parallel (XGBoost instead
-    trains each one across the workers with ``xgboost.dask``). From parallel trials only
-    validation probabilities travel back; the best configuration is then fitted once more
-    here, which gives the same model.
+    One data path, whatever the size: the preprocessing, and any model but XGBoost, is
+    fitted on :class:`~tasks.core.ml.parts.FitRows` (the whole training split, or a seeded
+    sample of ``train.in_memory_rows`` rows when it is larger). XGBoost learns from every
+    training row through a histogram matrix built part by part, the fitted rows keeping
+    their cross-fitted encoding, and stops early on validation. Validation is scored part
+    by part. A single part is the whole split: the model an in-memory fit gives.
+
+    The engine decides only where the trials run: here one at a time; on Dask, XGBoost
+    trains each trial across the workers (``xgboost.dask``), and the other kinds' trials
+    run in parallel when the validation split fits in memory (only their validation scores
+    travel back; the best configuration is fitted once more here: the same model).
     """
-    problem, cfg = tuning.problem, tuning.cfg
-    objective = tuning.objective
-    max_categories = tuning.max_categories
+    cfg, objective = tuning.cfg, tuning.objective
     eng = eng or Engine(ComputeParams())
-    X_train, y_train, numeric, categorical = model_inputs(train, problem, objective)
-    X_valid, y_valid, _, _ = model_inputs(valid, problem, objective)
-    data = {
-        "X_train": X_train,
-        "y_train": y_train,
-        "X_valid": X_valid,
-        "y_valid": y_valid,
-        "numeric": numeric,
-        "categorical": categorical,
-    }
-    configs = trial_configs(kind, base, cfg)
-    jobs = list(enumerate(configs))
-    if eng.is_dask and kind == "xgboost":
-        prep = build_pipeline(
-            kind, numeric, categorical, {}, cfg.random_state, max_categories, objective
-        ).named_steps["prep"]
-        # the training rows as the fit sees them (a target encoding is cross-fitted on them)
-        Z_train = prep.fit_transform(X_train, y_train)
-        matrices = {
-            "train": as_xy(eng.partitions(labelled(Z_train, y_train), "train")),
-            "valid": as_xy(eng.partitions(prepared(prep, X_valid, y_valid), "valid")),
-        }
-        done: Iterable[dict[str, Any]] = dask_xgboost_trials(
-            eng,
-            configs,
-            prep,
-            matrices,
-            (numeric, categorical),
-            lambda pipeline: objective.scores(pipeline, X_valid),
-            tuning,
+    rows = FitRows.read(train_path, objective, cfg.in_memory_rows, cfg.random_state)
+    if rows.positions is not None:
+        log.info(
+            "training split of %d rows, over train.in_memory_rows (%d): %s",
+            parquet_rows(train_path),
+            cfg.in_memory_rows,
+            "XGBoost reads it part by part; preprocessing fitted on a sample of that many"
+            if kind == "xgboost"
+            else f"{kind} is fitted on a sample of that many rows",
         )
-    elif eng.is_dask:
-        done = eng.map(trial_score, jobs, kind=kind, data=data, tuning=tuning)
-    else:  # one at a time, keeping only the best fitted pipeline in memory
-        done = (trial_score(job, kind, data, tuning, keep=True) for job in jobs)
-    trials, best = record_trials(done, kind, len(configs), y_valid, objective, data_hashes)
+    search = Search(kind, trial_configs(kind, base, cfg), train_path, valid_path, rows, tuning)
+    done: Iterable[dict[str, Any]]
+    if kind == "xgboost":
+        done = search.xgboost_on_workers(eng) if eng.is_dask else search.xgboost_here()
+    elif eng.is_dask and parquet_rows(valid_path) <= cfg.in_memory_rows:
+        done = search.fitted_on_workers(eng)
+    else:
+        done = search.fitted_here()
+    y_valid = target_column(valid_path, objective)
+    trials, best = record_trials(done, kind, len(search.configs), y_valid, objective, data_hashes)
     pipeline = best["pipeline"]
     if pipeline is None:  # trained on a worker: fit the best configuration again here
-        pipeline = build_pipeline(
-            kind, numeric, categorical, best["config"], cfg.random_state, max_categories, objective
-        )
-        fit_pipeline(pipeline, X_train, y_train, X_valid, y_valid, cfg.early_stopping_rounds)
+        pipeline = search.pipeline(best["config"]).fit(rows.X, rows.y)
     return trials, (best["config"], pipeline, best["proba"])

@@ -316,6 +316,12 @@ class Objective(ABC):
             raise ValueError(f"unknown model kind '{kind}'; known: {known}")
         return self.ESTIMATORS[kind].build(params, random_state)
 
+    def booster_params(self, config: dict[str, Any], random_state: int) -> dict[str, Any]:
+        """What ``xgboost.train`` is told for the type's XGBoost with ``config``: what its
+        scikit-learn estimator would pass."""
+        params = self.estimator("xgboost", config, random_state).get_xgb_params()
+        return {k: v for k, v in params.items() if v is not None}
+
     def dask_xgboost(
         self, config: dict[str, Any], random_state: int, early_stopping_rounds: int
     ) -> Any:

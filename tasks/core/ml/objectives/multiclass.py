@@ -297,6 +297,10 @@ class Multiclass(Classifier):
             return None
         return np.asarray(coef, dtype=float), np.asarray(model.intercept_, dtype=float)
 
+    def booster_params(self, config: dict[str, Any], random_state: int) -> dict[str, Any]:
+        """With the number of classes, which the estimator learns from the labels it sees."""
+        return {**super().booster_params(config, random_state), "num_class": len(self.known)}
+
     def scores(self, model: Any, X: Any) -> np.ndarray:
         """The probability of each class, a column each (:attr:`classes`' order)."""
         return np.asarray(model.predict_proba(X), dtype=float)
