@@ -22,7 +22,7 @@ import pandas as pd
 
 from tasks.core.config import CleanParams, CollectParams, ComputeParams, ProblemParams
 from tasks.core.data.eda import eda_html
-from tasks.core.data.schema import Standardised, dedupe, standardise
+from tasks.core.data.schema import Standardised, standardise
 from tasks.core.data.shuffle import Copies, keep_mask, shuffle
 from tasks.core.data.snapshots import Snapshot, current_snapshot
 from tasks.core.declare import Keys
@@ -67,21 +67,6 @@ def check_parsing(std: Standardised, min_parse_share: float) -> None:
             f"{detail}; clean.min_parse_share is {min_parse_share}. The column's type changed in "
             "the source.",
         )
-
-
-def clean_frame(std: pd.DataFrame, problem: ProblemParams) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Remove duplicates and unlabelled rows from a standardised frame (returns a new frame)."""
-    deduped, exact, repeats = dedupe(std, problem.id_column)
-    labelled = deduped[deduped[problem.target].notna()].reset_index(drop=True)
-    labelled[problem.target] = labelled[problem.target].astype("int8")
-    counts = {
-        "duplicate_rows_removed": exact,
-        "repeated_ids_removed": repeats,
-        "unlabelled_rows_removed": int(len(deduped) - len(labelled)),
-    }
-    if problem.id_column is None:
-        counts["identical_rows_kept"] = int(std.duplicated(keep="first").sum())
-    return labelled, counts
 
 
 def copies_finding(std: pd.DataFrame, id_column: str | None) -> str | None:
@@ -243,8 +228,8 @@ def clean_in_parts(
     2. Each bucket gives its exact copies, id repeats and id uniqueness counts (GX on the
        bucket); a proposed suite is made from the parts' profiles and those counts.
     3. The suite is checked part by part (:func:`validate_parts`).
-    4. The cleaned parts are written, in the snapshot's order, with the rows
-       :func:`clean_frame` keeps of the whole frame.
+    4. The cleaned parts are written, in the snapshot's order: each id's first row once,
+       labelled rows only (what ``tests/whole_frame.py`` keeps of the frame whole).
     """
     suite = suite_for(root, cfg, problem, collect, next(iter_parts(snapshot.data_path)))
     kinds, id_column, target = suite.kinds, problem.id_column, problem.target

@@ -140,9 +140,9 @@ def split_files(splits, tmp_path_factory) -> dict[str, Path]:
 
 def featured(raw: Any, params: Params) -> Any:
     """Raw rows standardised, cleaned and with features, as the pipeline's steps 4 and 5 do."""
-    from tasks.clean import clean_frame
     from tasks.core.data.features import build_features
     from tasks.core.data.schema import standardise
+    from tests.whole_frame import clean_frame
 
     p, c = params.problem, params.clean
     std = standardise(

@@ -23,9 +23,9 @@ import yaml
 from devtools.project import SMALL, make_project
 from flows.runtime.processes import tool_env
 from flows.runtime.warm import active_env, warm_steps
-from tasks.core.data.schema import dedupe
 from tasks.core.data.shuffle import Copies, keep_mask, shuffle
 from tasks.core.paths import PATHS
+from tests.whole_frame import dedupe
 
 pytestmark = pytest.mark.slow
 

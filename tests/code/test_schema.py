@@ -5,10 +5,9 @@ import pandas as pd
 import pytest
 
 from devtools.project import deep_merge
-from tasks.clean import check_parsing, clean_frame
+from tasks.clean import check_parsing
 from tasks.core.config import ProblemParams, parse_params
 from tasks.core.data.schema import (
-    dedupe,
     infer_kinds,
     normalise_category,
     parse_dates,
@@ -19,6 +18,7 @@ from tasks.core.errors import StepError
 from tasks.core.ml.objective import objective_for
 from tasks.core.quality.suites import check_schema, suite_path_for
 from tests.conftest import default_params_dict
+from tests.whole_frame import dedupe
 
 FORMATS = ["%Y-%m-%d", "%m/%d/%Y", "%b %d, %Y"]
 READ_YES = objective_for(ProblemParams(target="y", positive_label="yes")).read_target
@@ -97,18 +97,33 @@ def test_dedupe_removes_exact_duplicates_then_repeated_ids():
     assert out["id"].tolist() == ["a", "b"] and (exact, repeats) == (1, 1)
 
 
-def test_clean_frame_drops_unlabelled_rows_and_counts_everything():
-    std = pd.DataFrame({"id": ["a", "a", "b", "c"], "y": [1.0, 1.0, np.nan, 0.0]})
-    problem = parse_params(
-        deep_merge(default_params_dict(), {"problem": {"id_column": "id", "target": "y"}})
-    ).problem
-    out, counts = clean_frame(std, problem)
-    assert out["id"].tolist() == ["a", "c"] and out["y"].dtype == "int8"
-    assert counts == {
-        "duplicate_rows_removed": 1,
-        "repeated_ids_removed": 0,
-        "unlabelled_rows_removed": 1,
-    }
+def test_the_clean_step_drops_copies_repeats_and_unlabelled_rows_and_counts_each(
+    project, monkeypatch
+):
+    """The clean step itself on a CSV of 60 accounts, 3 of them sent twice, 2 ids sent
+    again with other values (the first kept) and 4 without a label."""
+    import json
+
+    from tasks import clean, collect
+    from tasks.core.paths import PATHS
+    from tasks.core.step import run_step
+    from tests.data.foreign import FOREIGN_PARAMS, foreign_frame, write_csv
+
+    root = project(FOREIGN_PARAMS, commit=False)
+    frame = foreign_frame(60).iloc[:60].reset_index(drop=True)
+    frame.loc[:3, "Left?"] = ""
+    again = frame.iloc[[10, 11]].assign(**{"Support Calls": "9"})
+    write_csv(root / "data/external/telco_like.csv", pd.concat([frame, frame[20:23], again]))
+    monkeypatch.chdir(root)
+    assert run_step("collect", collect.main) == 0
+    assert run_step("clean", clean.main) == 0
+    facts = json.loads((root / PATHS.clean_json).read_text())
+    assert (facts["rows_in"], facts["rows_out"]) == (65, 56), facts
+    assert facts["duplicate_rows_removed"] == 3 and facts["repeated_ids_removed"] == 2
+    assert facts["unlabelled_rows_removed"] == 4
+    cleaned = pd.read_parquet(root / PATHS.interim_clean)
+    assert cleaned["AcctNo"].is_unique and set(cleaned["Left?"].unique()) <= {0, 1}
+    assert cleaned.loc[cleaned["AcctNo"] == frame["AcctNo"][10], "Support Calls"].item() != 9
 
 
 def test_schema_breaks_name_the_column():

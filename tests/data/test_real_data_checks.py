@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from devtools.project import deep_merge
-from tasks.clean import check_parsing, clean_frame, copies_finding
+from tasks.clean import check_parsing, copies_finding
 from tasks.core.config import ParamsError, parse_params
 from tasks.core.data.features import build_features
 from tasks.core.data.pii import protect_frame
@@ -33,6 +33,7 @@ from tasks.problem import validate_problem
 from tasks.split import assign_splits
 from tests.conftest import REPO, default_params_dict
 from tests.data.real import REAL, overrides
+from tests.whole_frame import clean_frame
 
 
 def params_for(name: str, extra: dict | None = None):

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.clean import clean_frame
 from tasks.core.config import parse_params
 from tasks.core.data.features import build_features
 from tasks.core.data.schema import standardise
@@ -23,6 +22,7 @@ from tasks.split import assign_splits
 from tasks.suites import SuiteEditError, accept_values
 from tasks.suites import main as suites_main
 from tests.conftest import REPO, default_params_dict
+from tests.whole_frame import clean_frame
 
 PARAMS = parse_params(default_params_dict())
 SUITES = sorted((REPO / "expectations").glob("*.json"))

@@ -242,25 +242,6 @@ def standardise(
     return result
 
 
-def dedupe(frame: pd.DataFrame, id_column: str | None) -> tuple[pd.DataFrame, int, int]:
-    """Drop exact duplicate rows, then later rows of a repeated id.
-
-    Without an id column nothing is dropped: two identical rows may be two customers with
-    the same attributes (common in tables of categories), and nothing tells them apart.
-
-    Returns
-    -------
-    (DataFrame, int, int)
-        The frame, exact duplicates removed, and conflicting id repeats removed.
-    """
-    if id_column is None:
-        return frame.reset_index(drop=True), 0, 0
-    exact = frame.duplicated(keep="first")
-    once = frame[~exact]
-    repeat = once[id_column].duplicated(keep="first")
-    return once[~repeat].reset_index(drop=True), int(exact.sum()), int(repeat.sum())
-
-
 def numeric_range(values: pd.Series) -> tuple[float, float] | None:
     """Observed min and max, or None for an all-missing column."""
     clean = values.dropna()
