@@ -55,28 +55,6 @@ def check_field_sizes(data: pd.DataFrame, max_chars: int, first_row: int = 0) ->
             )
 
 
-def check_batch(data: pd.DataFrame, id_column: str | None, target: str) -> None:
-    """Refuse a batch that cannot be a snapshot of this problem.
-
-    Parameters
-    ----------
-    data : DataFrame
-        The batch as delivered.
-    id_column : str or None
-        The id column (None: the data has none).
-    target : str
-        From ``problem``; both must be present.
-
-    Raises
-    ------
-    StepError
-        On an empty batch or a missing id or target column.
-    """
-    if data.empty:
-        raise StepError(STEP, "empty batch", "the source returned no rows for this window")
-    check_columns(data, id_column, target)
-
-
 def check_columns(data: pd.DataFrame, id_column: str | None, target: str) -> None:
     """Refuse a batch without the id or the target column."""
     missing = [c for c in (id_column, target) if c is not None and c not in data.columns]

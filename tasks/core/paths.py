@@ -125,11 +125,6 @@ MONITORING_REPORTS = "reports"
 """Inside ``monitor.workspace_dir``: each monitoring run's HTML and JSON report."""
 
 
-def snapshot_dir(raw_dir: Path, snapshot_id: str) -> Path:
-    """Directory of one immutable raw snapshot."""
-    return raw_dir / snapshot_id
-
-
 def find_project_root(start: Path | None = None) -> Path:
     """Walk up from ``start`` (default: cwd) to the folder holding ``dvc.yaml``.
 

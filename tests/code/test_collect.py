@@ -8,9 +8,14 @@ import pandas as pd
 import pytest
 
 from devtools.project import SMALL, deep_merge
-from tasks.collect import check_batch
+from tasks.collect import checked_parts
 from tasks.core.config import parse_params
-from tasks.core.data.snapshots import current_snapshot, list_snapshots, set_current, write_snapshot
+from tasks.core.data.snapshots import (
+    current_snapshot,
+    list_snapshots,
+    set_current,
+    write_snapshot_parts,
+)
 from tasks.core.data.sources import collect_from_source, safe_source_path
 from tasks.core.errors import StepError
 from tasks.core.io import file_sha256
@@ -23,7 +28,8 @@ def params_with(**collect):
 
 def store(raw_dir, cfg, root, when):
     got = collect_from_source(cfg, root)
-    snap, created = write_snapshot(raw_dir, got.data, {"source": got.source}, got.oracle, now=when)
+    parts = [(got.data, got.oracle)]
+    snap, created = write_snapshot_parts(raw_dir, parts, {"source": got.source}, now=when)
     set_current(raw_dir, snap)
     return snap, created
 
@@ -139,11 +145,20 @@ def test_sql_source_binds_the_window_as_parameters(tmp_path, monkeypatch):
         collect_from_source(cfg, tmp_path).data  # noqa: B018
 
 
-def test_batch_checks_name_the_missing_column():
+def test_batch_checks_name_the_missing_column_and_refuse_an_empty_batch(params):
+    from tasks.core.data.sources import Collected, sliced
+
+    problem = params.problem.model_copy(update={"id_column": "id", "target": "y"})
+
+    def parts(frame):
+        batch = Collected(lambda: sliced(frame, 10), {"kind": "test"})
+        return list(checked_parts(batch, params.collect, problem, {}))
+
     with pytest.raises(StepError, match="empty batch"):
-        check_batch(pd.DataFrame({"id": [], "y": []}), "id", "y")
+        parts(pd.DataFrame({"id": [], "y": []}))
     with pytest.raises(StepError, match=r"\['y'\].*problem.target"):
-        check_batch(pd.DataFrame({"id": [1]}), "id", "y")
+        parts(pd.DataFrame({"id": [1]}))
+    assert len(parts(pd.DataFrame({"id": range(25), "y": 0}))) == 3
 
 
 def test_earlier_snapshots_stay_read_only_and_unchanged_through_dvc_repro(project):

@@ -240,11 +240,3 @@ def standardise(
             result.unit_fixed[column] = int(wrong.sum())
     result.frame = frame
     return result
-
-
-def numeric_range(values: pd.Series) -> tuple[float, float] | None:
-    """Observed min and max, or None for an all-missing column."""
-    clean = values.dropna()
-    if clean.empty:
-        return None
-    return float(np.min(clean)), float(np.max(clean))

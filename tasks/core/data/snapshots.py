@@ -110,17 +110,6 @@ def schema_of(frame: pd.DataFrame) -> dict[str, str]:
     return {str(c): str(t) for c, t in frame.dtypes.items()}
 
 
-def write_snapshot(
-    raw_dir: Path,
-    data: pd.DataFrame,
-    provenance: dict[str, Any],
-    oracle: pd.DataFrame | None = None,
-    now: dt.datetime | None = None,
-) -> tuple[Snapshot, bool]:
-    """:func:`write_snapshot_parts` for a batch held in memory (one part)."""
-    return write_snapshot_parts(raw_dir, [(data, oracle)], provenance, now)
-
-
 class _ContentHash:
     """:func:`tasks.core.io.frame_sha256` of the parts put together, one part at a time.
 

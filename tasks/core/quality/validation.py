@@ -271,35 +271,6 @@ def combine_counts(expectation: dict[str, Any], counts: list[dict[str, Any]]) ->
     return CheckResult(kind, kwargs.get("column"), bool(success), observed)
 
 
-def validate_partitioned(
-    eng: Any, frame: pd.DataFrame, spec: dict[str, Any], name: str, docs: DocsTarget | None = None
-) -> list[CheckResult]:
-    """:func:`validate_frame` on the Dask engine, with the same outcome.
-
-    Row-level expectations run on each partition (on the workers) and their counts are
-    added up and judged against ``mostly`` over all rows (:func:`combine_counts`); the
-    rest (uniqueness, whole-column statistics) run once on the whole frame, which also
-    builds the Data Docs. Results keep the suite's order.
-    """
-    expectations = spec["expectations"]
-    rows = [
-        i for i, e in enumerate(expectations) if e["type"] in ROW_LEVEL and not _has_parameters(e)
-    ]
-    rest = sorted(set(range(len(expectations))) - set(rows))
-    out: dict[int, CheckResult] = {}
-    if rows:
-        row_spec = {**spec, "expectations": [expectations[i] for i in rows]}
-        per_part = eng.map_partitions(partition_counts, frame, f"{name}-checks", spec=row_spec)
-        for k, i in enumerate(rows):
-            out[i] = combine_counts(expectations[i], [part[k] for part in per_part])
-    if rest:
-        whole = validate_frame(
-            frame, {**spec, "expectations": [expectations[i] for i in rest]}, name, docs
-        )
-        out.update(zip(rest, whole, strict=True))
-    return [out[i] for i in range(len(expectations))]
-
-
 SCHEMA_LEVEL = frozenset(
     {
         "expect_column_to_exist",
