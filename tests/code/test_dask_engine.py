@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.choose_model import cross_validate
 from tasks.core.config import ComputeParams
 from tasks.core.data.features import build_features, features_only
 from tasks.core.data.schema import Standardised, kinds_for, standardise
 from tasks.core.data.simulator import simulate
 from tasks.core.metrics import metric as metric_named
+from tasks.core.ml.crossval import cross_validate
 from tasks.core.ml.models import load_model, save_model
 from tasks.core.ml.objective import objective_for
 from tasks.core.ml.tuning import Tuning, tune

@@ -368,8 +368,9 @@ def late_class_frame(first_share: float) -> tuple[pd.DataFrame, object]:
 
 
 def test_a_fold_whose_training_rows_lack_a_late_class_is_left_out_and_too_few_is_named(caplog):
-    from tasks.choose_model import cross_validate, selection_markdown
+    from tasks.choose_model import selection_markdown
     from tasks.core.errors import StepError
+    from tasks.core.ml.crossval import cross_validate
 
     frame, params = late_class_frame(0.3)
     objective = objective_for(params.problem).for_labels(frame["y"])

@@ -3,10 +3,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from tasks.choose_model import cross_validate, pick_simplest
+from tasks.choose_model import pick_simplest
 from tasks.core.config import CostMatrix
 from tasks.core.metrics import metric
 from tasks.core.ml.costs import best_threshold, expected_cost
+from tasks.core.ml.crossval import cross_validate
 from tasks.core.ml.models import build_pipeline, load_model, model_inputs, save_model
 from tasks.core.ml.tuning import Tuning, tune
 from tests.conftest import fit_in_memory
@@ -97,8 +98,8 @@ def test_threshold_minimises_the_expected_cost():
 
 
 def test_folds_follow_the_split_strategy():
-    from tasks.choose_model import cv_folds
     from tasks.core.config import ChooseParams
+    from tasks.core.ml.crossval import cv_folds
 
     rng = np.random.default_rng(0)
     n = 600
