@@ -143,3 +143,32 @@ def test_text_columns_read_compact_keep_their_values_and_give_the_same_rule_scor
     np.testing.assert_array_equal(
         rule_scores(compact["tenure"], rule), rule_scores(whole["tenure"], rule)
     )
+
+
+def test_the_training_parts_keep_the_fitted_rows_matrix_in_place(tmp_path, params):
+    """XGBoost's training matrix, part by part: the sampled rows the preprocessing was
+    fitted on take their rows of its fit_transform (a cross-fitted encoding), wherever they
+    fall among the parts; the other rows are transformed."""
+    from tasks.core.ml.objective import objective_for
+    from tasks.core.ml.parts import FitRows, prepared_parts
+
+    class Prep:  # transform: the row's k, negated; the fit's rows are told apart by sign
+        def transform(self, X):
+            return -X[["k"]].to_numpy(float)
+
+    frame = pd.DataFrame({"k": np.arange(1000.0), "churned_30d": np.arange(1000) % 2})
+    path = parted(tmp_path, frame, 128)
+    objective = objective_for(params.problem.model_copy(update={"target": "churned_30d"}))
+    rows = FitRows.read(path, objective, limit=300, random_state=4)
+    assert rows.positions is not None and len(rows.y) == 300
+    Z_fit = rows.X[["k"]].to_numpy(float)  # the fit's matrix: the row's k itself
+    parts = list(prepared_parts(path, Prep(), ["k"], [], objective, (rows, Z_fit)))
+    assert [len(z) for z, _ in parts] == [128] * 7 + [104]
+    Z = np.concatenate([z for z, _ in parts])[:, 0]
+    fitted = np.zeros(1000, bool)
+    fitted[rows.positions] = True
+    assert np.array_equal(Z[fitted], np.arange(1000.0)[fitted])
+    assert np.array_equal(Z[~fitted], -np.arange(1000.0)[~fitted])
+    assert np.array_equal(np.concatenate([y for _, y in parts]), frame["churned_30d"])
+    whole = FitRows.read(path, objective, limit=1000, random_state=4)
+    assert whole.positions is None and len(whole.y) == 1000

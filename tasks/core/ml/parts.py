@@ -67,21 +67,19 @@ def prepared_parts(
     label sets its encoding), as a model fitted in memory sees them; the others are
     transformed.
     """
-    if fitted is not None:
+    if fitted is None:
+        Z_fit, positions = None, np.array([], dtype=np.int64)
+    else:
         rows, Z_fit = fitted
-        n_fit = len(rows.y)
-        positions = np.arange(n_fit) if rows.positions is None else rows.positions
-        order = np.argsort(positions, kind="stable")
-        ordered = positions[order]
+        positions = np.arange(len(rows.y)) if rows.positions is None else rows.positions
+    order = np.argsort(positions, kind="stable")
+    ordered = positions[order]
     start = 0
     for part in iter_parts(path):
         n = len(part)
         labels = objective.labels(part[objective.problem.target])
-        if fitted is None:
-            lo = hi = 0
-        else:
-            lo, hi = np.searchsorted(ordered, [start, start + n])
-        if hi - lo == n:  # every row of the part was fitted on: the fit's own matrix
+        lo, hi = np.searchsorted(ordered, [start, start + n])
+        if n and hi - lo == n:  # every row of the part was fitted on: the fit's own matrix
             Z = np.asarray(Z_fit[order[lo:hi]], dtype=np.float32)
         else:
             Z = np.asarray(
