@@ -24,6 +24,7 @@ from tasks.core.declare import Keys
 from tasks.core.errors import StepError
 from tasks.core.io import take_rows, write_json, write_text
 from tasks.core.ml.objective import Objective, objective_for
+from tasks.core.ml.objectives.base import threshold_check
 from tasks.core.ml.signal import quick_matrix, signal_check, signal_sample
 from tasks.core.paths import PATHS
 from tasks.core.step import run_step
@@ -40,21 +41,9 @@ def label_checks(
     labelled = int(y.notna().sum())
     missing_share = float(y.isna().mean())
     return [
-        {
-            "check": "labelled rows",
-            "value": labelled,
-            "threshold": cfg.min_labelled_rows,
-            "passed": labelled >= cfg.min_labelled_rows,
-            "rule": ">=",
-        },
+        threshold_check("labelled rows", labelled, cfg.min_labelled_rows, ">="),
         *objective.label_checks(y, cfg),
-        {
-            "check": "missing-label share",
-            "value": round(missing_share, 4),
-            "threshold": cfg.max_missing_label_share,
-            "passed": missing_share <= cfg.max_missing_label_share,
-            "rule": "<=",
-        },
+        threshold_check("missing-label share", missing_share, cfg.max_missing_label_share, "<=", 4),
     ]
 
 
@@ -93,20 +82,16 @@ def decide_on(
         X = quick_matrix(rows(keep).reset_index(drop=True), problem)
         signal = signal_check(X, objective.labels(y.to_numpy()[keep]), cfg, spec)
         checks += [
-            {
-                "check": f"{spec.label} lift over dummy",
-                "value": round(signal["lift"], 4),
-                "threshold": cfg.min_auc_lift,
-                "passed": signal["lift"] >= cfg.min_auc_lift,
-                "rule": ">=",
-            },
-            {
-                "check": "permutation p-value",
-                "value": round(signal["permutation_p_value"], 4),
-                "threshold": cfg.max_permutation_p_value,
-                "passed": signal["permutation_p_value"] <= cfg.max_permutation_p_value,
-                "rule": "<=",
-            },
+            threshold_check(
+                f"{spec.label} lift over dummy", signal["lift"], cfg.min_auc_lift, ">=", 4
+            ),
+            threshold_check(
+                "permutation p-value",
+                signal["permutation_p_value"],
+                cfg.max_permutation_p_value,
+                "<=",
+                4,
+            ),
         ]
     facts = objective.feasibility_facts(y)
     risks = objective.target_risks(facts)

@@ -186,32 +186,26 @@ def test_batch_scoring_writes_the_label_and_a_probability_per_class(move_champio
 
 
 def test_a_rare_class_stops_feasibility_naming_it_and_the_two_ways_out(
-    move_project, tmp_path, capsys
+    move_project, tmp_path, capsys, monkeypatch
 ):
     root = tmp_path / "proj"
     shutil.copytree(move_project, root, ignore=without_served_state(".git"))
     params = yaml.safe_load((root / PATHS.params).read_text())
     params["feasibility"]["min_minority_rows"] = 350  # cancel: 322 labelled rows
     (root / PATHS.params).write_text(yaml.safe_dump(params, sort_keys=False))
-    import os
-
     from tasks import feasibility
 
-    before = Path.cwd()
-    os.chdir(root)
-    try:
-        assert run_step("feasibility", feasibility.main) == 1
-    finally:
-        os.chdir(before)
+    monkeypatch.chdir(root)
+    assert run_step("feasibility", feasibility.main) == 1
     err = capsys.readouterr().err
     assert "rows of the rarest class (cancel) = 322 (needs >= 350)" in err, err[-2000:]
     assert "problem.class_aliases (as in {'cancel': 'stay'})" in err
     assert "lower feasibility.min_minority_rows" in err
 
 
-def test_a_test_label_the_training_split_never_saw_is_named_and_left_out(move_project, tmp_path):
-    import os
-
+def test_a_test_label_the_training_split_never_saw_is_named_and_left_out(
+    move_project, tmp_path, monkeypatch
+):
     from tasks import evaluate
     from tasks.core.io import file_sha256
 
@@ -223,12 +217,8 @@ def test_a_test_label_the_training_split_never_saw_is_named_and_left_out(move_pr
     manifest = json.loads((root / PATHS.split_manifest).read_text())
     manifest["test"]["sha256"] = file_sha256(root / PATHS.test)
     (root / PATHS.split_manifest).write_text(json.dumps(manifest))
-    before = Path.cwd()
-    os.chdir(root)
-    try:
-        assert run_step("evaluate", evaluate.main) == 0
-    finally:
-        os.chdir(before)
+    monkeypatch.chdir(root)
+    assert run_step("evaluate", evaluate.main) == 0
     metrics = json.loads((root / PATHS.metrics_json).read_text())
     assert metrics["unseen_classes"] == {"moved abroad": 5}
     evaluation = json.loads((root / PATHS.evaluation_json).read_text())

@@ -96,6 +96,16 @@ class SignalSpec:
     """The folds."""
 
 
+def threshold_check(
+    check: str, value: float, threshold: float, rule: str, digits: int | None = None
+) -> dict[str, Any]:
+    """One row of feasibility's checks: ``value`` against ``threshold`` by ``rule`` (``">="``
+    or ``"<="``), judged before it is rounded to ``digits`` for the report."""
+    passed = value >= threshold if rule == ">=" else value <= threshold
+    shown = value if digits is None else round(value, digits)
+    return {"check": check, "value": shown, "threshold": threshold, "passed": passed, "rule": rule}
+
+
 @dataclass(frozen=True)
 class Kind:
     """A candidate model of a type: its class (``module.Name``, imported when first built)

@@ -12,7 +12,7 @@ from tasks.core.data.labels import LabelError, binarize_target, observed_labels
 from tasks.core.metrics import Metric
 from tasks.core.ml.baselines import rule_scores
 from tasks.core.ml.costs import best_threshold, expected_cost
-from tasks.core.ml.objectives.base import Floor, TargetError
+from tasks.core.ml.objectives.base import Floor, TargetError, threshold_check
 from tasks.core.ml.objectives.classifier import Classifier, classifiers
 
 
@@ -133,15 +133,7 @@ class Binary(Classifier):
 
     def label_checks(self, y: pd.Series, cfg: FeasibilityParams) -> list[dict[str, Any]]:
         minority = int(min((y == 1).sum(), (y == 0).sum()))
-        return [
-            {
-                "check": "minority-class rows",
-                "value": minority,
-                "threshold": cfg.min_minority_rows,
-                "passed": minority >= cfg.min_minority_rows,
-                "rule": ">=",
-            }
-        ]
+        return [threshold_check("minority-class rows", minority, cfg.min_minority_rows, ">=")]
 
     def feasibility_facts(self, y: pd.Series) -> dict[str, float]:
         return {"positive_rate": float((y == 1).sum() / max(int(y.notna().sum()), 1))}
